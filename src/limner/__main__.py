@@ -1,0 +1,3 @@
+from limner.cli.app import main
+
+main()

@@ -1,0 +1,279 @@
+"""Settings model and loader.
+
+Precedence, highest first: command-line overrides, environment variables,
+``.env`` in the project directory, ``limner.toml``, built-in defaults.
+
+Environment names are ``LIMNER_<FIELD>`` for top-level fields and
+``LIMNER_<SECTION>_<FIELD>`` for sections, e.g. ``LIMNER_CATALOG``,
+``LIMNER_PROVIDER``, ``LIMNER_DATABASE_URL``, ``LIMNER_STORAGE_URL``,
+``LIMNER_GENERATE_CONCURRENCY``. Every setting is listed in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from limner.errors import ConfigError
+
+CONFIG_FILENAME = "limner.toml"
+STATE_DIRNAME = ".limner"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProjectSettings(_Section):
+    #: style used by entries that name none (and whose era has no mapping)
+    default_style: str = "illuminated-manuscript"
+    #: era -> style, applied before ``default_style``
+    era_styles: dict[str, str] = Field(default_factory=dict)
+    #: folder of project style files (``*.toml``), relative to the project
+    styles_dir: str = "styles"
+
+
+class GenerateSettings(_Section):
+    #: long side of generated images, in pixels
+    size: int = Field(1024, ge=64, le=4096)
+    #: aspect ratio when neither the entry nor its style gives one
+    aspect: str = "3:2"
+    #: concurrent provider calls when the provider section sets none
+    concurrency: int = Field(4, ge=1, le=256)
+    #: attempts per entry for retryable errors (429, 5xx, timeouts, blank images)
+    max_attempts: int = Field(4, ge=1, le=20)
+    #: first backoff in seconds; doubles each attempt, with jitter
+    backoff_initial_s: float = Field(1.0, ge=0)
+    #: longest single backoff in seconds
+    backoff_max_s: float = Field(60.0, ge=0)
+    #: stop starting calls once spend would pass this (USD); none = no cap
+    budget_usd: float | None = Field(None, ge=0)
+    #: CPU workers for validation and derivation (0 = number of CPUs)
+    workers: int = Field(0, ge=0, le=64)
+    #: variant widths and formats
+    widths: list[int] = Field(default_factory=lambda: [240, 480, 768, 1024, 1536, 2048])
+    formats: list[Literal["avif", "webp", "jpeg"]] = Field(default_factory=lambda: ["avif", "webp", "jpeg"])
+    #: decoding caps against decompression bombs
+    max_image_bytes: int = 50_000_000
+    max_image_pixels: int = 40_000_000
+
+
+class ProviderSettings(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = None
+    concurrency: int | None = Field(None, ge=1, le=256)
+    rate_limit_per_minute: float | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0)
+    price_usd: float | None = Field(None, ge=0)
+
+
+class DatabaseSettings(_Section):
+    #: SQLAlchemy URL; relative sqlite paths are relative to the project directory
+    url: str = f"sqlite:///{STATE_DIRNAME}/limner.db"
+
+
+class StorageSettings(_Section):
+    #: where masters and variants go: a folder path or file:// URL (s3:// and supabase:// come with plugins)
+    url: str = f"{STATE_DIRNAME}/media"
+    #: base URL the files are served from (manifest URLs); defaults to file:// URLs
+    public_base_url: str | None = None
+    #: CDN base URL, when a CDN fronts the public URL
+    cdn_base_url: str | None = None
+    endpoint_url: str | None = None
+    region: str | None = None
+
+
+class SyncSettings(_Section):
+    #: where git placeholders are written (committed with the app)
+    placeholder_dir: str = "frontend/public/images/events"
+    #: URL path the app serves that folder under
+    placeholder_url_prefix: str = "/images/events"
+    placeholder_format: Literal["webp", "jpeg"] = "webp"
+    placeholder_width: int = Field(480, ge=16, le=2048)
+    placeholder_max_bytes: int = Field(100_000, ge=1_000)
+    #: the manifest JSON the app reads; its JSON Schema is written beside it
+    manifest: str = "frontend/src/data/limner-manifest.json"
+
+
+class Settings(BaseSettings):
+    """All of Limner's settings. See docs/configuration.md."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LIMNER_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    #: catalogue file (YAML, JSON, JSONL or CSV), relative to the project directory
+    catalog: str = "catalog.yaml"
+    #: default provider; ``sketch`` (offline) when unset
+    provider: str | None = None
+    project: ProjectSettings = Field(default_factory=ProjectSettings)
+    generate: GenerateSettings = Field(default_factory=GenerateSettings)
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    styles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    #: extra plugin modules to load (comma separated in LIMNER_PLUGINS)
+    plugins: list[str] = Field(default_factory=list)
+
+    # not settings: where they came from
+    project_dir: Path = Field(default=Path("."), exclude=True)
+    config_file: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("plugins", mode="before")
+    @classmethod
+    def _split_plugins(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_data = _TOML_DATA.get("data", {})
+        return (init_settings, env_settings, dotenv_settings, InitSettingsSource(settings_cls, toml_data))
+
+    # ----- paths -------------------------------------------------------------------
+    def path(self, value: str | Path) -> Path:
+        """Resolve ``value`` against the project directory."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.project_dir / p)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.project_dir / STATE_DIRNAME
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.path(self.catalog)
+
+    @property
+    def database_url(self) -> str:
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith("sqlite:////") and ":memory:" not in url:
+            return prefix + str(self.path(url[len(prefix):]).resolve())
+        return url
+
+    def provider_settings(self, name: str) -> ProviderSettings:
+        return self.providers.get(name) or ProviderSettings()
+
+    # ----- secrets -----------------------------------------------------------------
+    def secret(self, name: str) -> str | None:
+        """A secret from the environment, else from the project's ``.env``. Never logged."""
+        value = os.environ.get(name)
+        if value:
+            return value
+        return _dotenv(self.project_dir).get(name) or None
+
+    def __repr_args__(self):  # keep reprs short; settings hold no secrets but stay tidy
+        yield "project_dir", self.project_dir
+        yield "config_file", self.config_file
+
+
+_TOML_DATA: dict[str, Any] = {}
+
+
+def _dotenv(project_dir: Path) -> dict[str, str | None]:
+    env_file = project_dir / ".env"
+    return dotenv_values(env_file) if env_file.is_file() else {}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+
+
+def _toml_line(path: Path, section: tuple[str, ...]) -> int | None:
+    """Best-effort line of a dotted key in a TOML file, for error messages."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    header = None
+    for i, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if line.startswith("["):
+            header = line.strip("[]").strip()
+            continue
+        key = line.split("=", 1)[0].strip() if "=" in line else None
+        if key is None:
+            continue
+        if len(section) >= 2 and header == ".".join(section[:-1]) and key == section[-1]:
+            return i
+        if len(section) == 1 and header is None and key == section[0]:
+            return i
+    for i, raw in enumerate(lines, 1):
+        if raw.strip().strip("[]").strip() == ".".join(section):
+            return i
+    return None
+
+
+def load_settings(
+    config: str | Path | None = None,
+    *,
+    project_dir: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Load settings for a project.
+
+    ``config`` is a path to ``limner.toml``; its folder is the project directory.
+    Without it, ``./limner.toml`` is used when present (the project is then the
+    current directory) and built-in defaults otherwise.
+    """
+    if config is not None:
+        config_file: Path | None = Path(config).expanduser().resolve()
+        if not config_file.is_file():
+            raise ConfigError(f"{config}: configuration file not found", hint="run `limner init` to create one")
+        root = config_file.parent
+    else:
+        root = Path(project_dir or os.getcwd()).resolve()
+        candidate = root / CONFIG_FILENAME
+        config_file = candidate if candidate.is_file() else None
+    data = _read_toml(config_file) if config_file else {}
+    _TOML_DATA["data"] = data
+    try:
+        settings = Settings(
+            _env_file=root / ".env" if (root / ".env").is_file() else None,
+            **(overrides or {}),
+        )
+    except ValidationError as exc:
+        messages = []
+        for err in exc.errors():
+            loc = tuple(str(x) for x in err["loc"])
+            where = str(config_file or "settings")
+            line = _toml_line(config_file, loc) if config_file else None
+            if line:
+                where += f":{line}"
+            messages.append(f"{where}: setting {'.'.join(loc)!r}: {err['msg']}")
+        raise ConfigError("invalid configuration; nothing was changed:\n  " + "\n  ".join(messages)) from None
+    finally:
+        _TOML_DATA.pop("data", None)
+    unknown = sorted(set(data) - set(Settings.model_fields) - {"project_dir", "config_file"})
+    if unknown:
+        raise ConfigError(f"{config_file}: unknown setting(s) {', '.join(map(repr, unknown))}; see docs/configuration.md")
+    settings.project_dir = root
+    settings.config_file = config_file
+    return settings

@@ -1,0 +1,97 @@
+"""Open the database, apply migrations, and hand out sessions.
+
+SQLite is opened in WAL mode with foreign keys on and a busy timeout, so a
+``limner status`` can read while ``limner generate`` writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from limner.errors import LimnerError
+
+MIGRATIONS = str(Path(__file__).with_name("migrations"))
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", MIGRATIONS)
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    return cfg
+
+
+class Database:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        with self._sessions() as s:
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    def migrate(self) -> None:
+        cfg = alembic_config(self.engine)
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        if current == head:
+            return
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"<Database {self.engine.url.render_as_string(hide_password=True)}>"
+
+
+def create_db_engine(url: str) -> Engine:
+    sa_url = make_url(url)
+    if sa_url.get_backend_name() == "sqlite":
+        db = sa_url.database
+        if db and db != ":memory:":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(sa_url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(sa_url, pool_pre_ping=True)
+
+
+def open_database(url: str, *, migrate: bool = True) -> Database:
+    try:
+        database = Database(create_db_engine(url))
+        if migrate:
+            database.migrate()
+    except OperationalError as exc:
+        safe = make_url(url).render_as_string(hide_password=True)
+        raise LimnerError(f"cannot open database {safe}: {exc.orig}") from None
+    return database

@@ -1,0 +1,152 @@
+"""Tables. The schema runs on SQLite (default) and Postgres.
+
+Per entry, a state machine::
+
+    missing -> queued -> generating -> generated -> published
+                  \\-> failed (reason, attempts, retryable)
+    published -> stale (fingerprint changed) -> queued ...
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class EntryState(str, enum.Enum):
+    missing = "missing"
+    queued = "queued"
+    generating = "generating"
+    generated = "generated"
+    published = "published"
+    failed = "failed"
+    stale = "stale"
+
+
+class RenderStatus(str, enum.Enum):
+    generated = "generated"  # master stored and recorded; paid for
+    derived = "derived"  # variants stored
+    published = "published"  # the entry's current image
+    superseded = "superseded"  # was published, replaced by a newer render
+    rejected = "rejected"  # failed validation (blank, corrupt)
+
+
+class EntryRow(Base):
+    __tablename__ = "entries"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    style: Mapped[str | None] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16), default=EntryState.missing.value, index=True)
+    #: fingerprint of the job queued or running now
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    published_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    published_render_id: Mapped[int | None] = mapped_column(ForeignKey("renders.id", use_alter=True, name="fk_entries_published_render"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    retryable: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    published_render: Mapped[Render | None] = relationship(foreign_keys=[published_render_id], post_update=True)
+
+
+class Template(Base):
+    """Every style template version ever used, by digest."""
+
+    __tablename__ = "templates"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    style: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(64))
+    positive: Mapped[str] = mapped_column(Text)
+    negative: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Render(Base):
+    """One generated image: what was asked, what it cost, where the master is."""
+
+    __tablename__ = "renders"
+    __table_args__ = (Index("ix_renders_entry_fingerprint", "entry_id", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=RenderStatus.generated.value)
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(256))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    prompt: Mapped[str] = mapped_column(Text)
+    negative_prompt: Mapped[str] = mapped_column(Text, default="")
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    style: Mapped[str] = mapped_column(String(128))
+    style_version: Mapped[str] = mapped_column(String(64))
+    template_sha: Mapped[str] = mapped_column(ForeignKey("templates.sha256"))
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[str | None] = mapped_column(Text)
+    provider_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    master_sha256: Mapped[str] = mapped_column(String(64))
+    master_key: Mapped[str] = mapped_column(Text)
+    master_format: Mapped[str] = mapped_column(String(8))
+    master_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    phash: Mapped[str | None] = mapped_column(String(64))
+    near_duplicate_of: Mapped[str | None] = mapped_column(String(128))
+    blurhash: Mapped[str | None] = mapped_column(String(128))
+    thumbhash: Mapped[str | None] = mapped_column(String(128))
+    dominant_color: Mapped[str | None] = mapped_column(String(7))
+    placeholder_key: Mapped[str | None] = mapped_column(Text)
+    placeholder_width: Mapped[int | None] = mapped_column(Integer)
+    placeholder_height: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    published_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    variants: Mapped[list[Variant]] = relationship(back_populates="render", cascade="all, delete-orphan", order_by="Variant.width")
+
+
+class Variant(Base):
+    __tablename__ = "variants"
+    __table_args__ = (UniqueConstraint("render_id", "width", "format", name="uq_variants_render_width_format"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    render_id: Mapped[int] = mapped_column(ForeignKey("renders.id", ondelete="CASCADE"), index=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(8))
+    key: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(Integer)
+
+    render: Mapped[Render] = relationship(back_populates="variants")
+
+
+class LedgerRow(Base):
+    """Every paid (or billed) provider call, including failed ones that were billed."""
+
+    __tablename__ = "ledger"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[str] = mapped_column(String(128), index=True)
+    render_id: Mapped[int | None] = mapped_column(ForeignKey("renders.id", ondelete="SET NULL"))
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(256))
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    outcome: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,46 @@
+"""Create the plugin manager: built-ins first, then entry points, then ``LIMNER_PLUGINS``."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterable
+
+import pluggy
+
+from limner.errors import PluginError
+from limner.plugins import hookspecs
+
+BUILTIN_PLUGINS = ("limner.providers.builtin", "limner.storage.builtin")
+
+_pm: pluggy.PluginManager | None = None
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    global _pm
+    if _pm is None:
+        pm = pluggy.PluginManager("limner")
+        pm.add_hookspecs(hookspecs)
+        for name in BUILTIN_PLUGINS:
+            pm.register(importlib.import_module(name), name=name.rsplit(".", 2)[-2] + "_builtin")
+        pm.load_setuptools_entrypoints("limner")
+        _pm = pm
+        load_plugins(p for p in os.environ.get("LIMNER_PLUGINS", "").split(",") if p.strip())
+    return _pm
+
+
+def load_plugins(modules: Iterable[str]) -> None:
+    """Load extra plugin modules by import path (idempotent)."""
+    pm = get_plugin_manager()
+    for module_name in modules:
+        module_name = module_name.strip()
+        if pm.has_plugin(module_name):
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise PluginError(f"cannot load plugin {module_name!r}: {exc}") from None
+        pm.register(module, name=module_name)
+    from limner.registry import reset_caches
+
+    reset_caches()

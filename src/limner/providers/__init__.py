@@ -1,0 +1,20 @@
+"""Providers turn a prompt into image bytes. See :mod:`limner.providers.base`."""
+
+from limner.providers.base import Capabilities, GenerationRequest, GenerationResult, Provider
+from limner.providers.errors import AuthFailed, ContentRefused, InvalidRequest, ProviderError, RateLimited, Transient
+
+DEFAULT_PROVIDER = "sketch"
+
+__all__ = [
+    "DEFAULT_PROVIDER",
+    "AuthFailed",
+    "Capabilities",
+    "ContentRefused",
+    "GenerationRequest",
+    "GenerationResult",
+    "InvalidRequest",
+    "Provider",
+    "ProviderError",
+    "RateLimited",
+    "Transient",
+]

@@ -1,0 +1,88 @@
+"""The provider contract: an async call from a request to image bytes.
+
+A provider is a class with a ``name``, its :class:`Capabilities`, and an async
+``generate(request) -> GenerationResult``. It raises only the typed errors of
+:mod:`limner.providers.errors`. Providers are registered through the plugin
+hook ``register_providers`` (see :mod:`limner.plugins`), built-ins included.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What the runner asks a provider for. Everything that shapes the image is here."""
+
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    seed: int
+    model: str
+    #: provider parameters from the style / entry (steps, guidance, ...)
+    params: dict[str, Any] = field(default_factory=dict)
+    #: catalogue context (id, title, year, era, ...) for providers that draw from it
+    context: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def aspect(self) -> str:
+        from math import gcd
+
+        g = gcd(self.width, self.height) or 1
+        return f"{self.width // g}:{self.height // g}"
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """What a provider answers: the image bytes and what the call cost."""
+
+    data: bytes
+    seed: int
+    cost_usd: float = 0.0
+    model: str = ""
+    #: anything the provider reports worth keeping (prediction id, timings, ...); no secrets
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    supports_seed: bool = True
+    supports_negative_prompt: bool = True
+    max_concurrency: int = 4
+    rate_limit_per_minute: float | None = None
+    #: largest side in pixels the provider accepts
+    max_side: int = 2048
+    #: sizes are snapped to multiples of this
+    size_multiple: int = 16
+
+
+class Provider(ABC):
+    """Base class for providers. Subclasses set ``name`` and implement ``generate``."""
+
+    name: ClassVar[str]
+    default_model: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    #: USD per image, for ``plan`` estimates and the ledger
+    price_usd: ClassVar[float] = 0.0
+    #: environment variables this provider needs (names only, never values)
+    required_env: ClassVar[tuple[str, ...]] = ()
+    #: true when the provider needs neither network nor GPU (used as default)
+    offline: ClassVar[bool] = False
+
+    def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
+        self.model = model or self.default_model
+        self.settings = dict(settings or {})
+
+    @abstractmethod
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        """Produce one image. Raise only :mod:`limner.providers.errors` types."""
+
+    async def aclose(self) -> None:  # pragma: no cover - default does nothing
+        return None
+
+    def __repr__(self) -> str:  # never show settings: they may hold secrets
+        return f"<{type(self).__name__} name={self.name!r} model={self.model!r}>"

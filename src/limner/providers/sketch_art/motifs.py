@@ -1,0 +1,415 @@
+"""Silhouette motifs for the sketch renderer: buildings, trees, figures, animals.
+
+Every function draws onto an ``ImageDraw.Draw(img, "RGBA")`` standing on
+ground point ``(x, y)`` with size ``s`` in pixels, and takes its colours and
+random choices from a :class:`Pen`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+from PIL import ImageDraw
+
+from .palettes import RGB, mix, shade
+
+Pt = tuple[float, float]
+
+
+@dataclass
+class Pen:
+    draw: ImageDraw.ImageDraw
+    rng: random.Random
+    #: ink colour for outlines, or None when the style draws no lines
+    ink: RGB | None
+    lw: int
+    fill: RGB
+    dark: RGB
+    light: RGB
+    foliage: RGB
+    accent: RGB
+    sky: RGB
+    ink_alpha: int = 190
+
+    def poly(self, pts: list[Pt], fill: RGB | None = None, outline: bool = True) -> None:
+        d = self.draw
+        d.polygon(pts, fill=fill if fill is not None else self.fill)
+        if outline and self.ink is not None and len(pts) > 2:
+            self.sketch_line(pts + [pts[0]])
+
+    def rect(self, x0: float, y0: float, x1: float, y1: float, fill: RGB | None = None, outline: bool = True) -> None:
+        self.poly([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], fill, outline)
+
+    def sketch_line(self, pts: list[Pt], alpha: int | None = None, width: int | None = None, jitter: float = 0.6) -> None:
+        """An ink line drawn twice with a little wobble, like a quick pen stroke."""
+        if self.ink is None or len(pts) < 2:
+            return
+        a = self.ink_alpha if alpha is None else alpha
+        w = self.lw if width is None else width
+        r = self.rng
+        self.draw.line(pts, fill=(*self.ink, a), width=w, joint="curve")
+        j = max(0.8, w * jitter * 1.5)
+        pts2 = [(x + r.uniform(-j, j), y + r.uniform(-j, j)) for x, y in pts]
+        self.draw.line(pts2, fill=(*self.ink, a // 3), width=max(1, w // 2 + (w > 2)))
+
+    def ellipse(self, cx: float, cy: float, rx: float, ry: float, fill: RGB | None = None, outline: bool = True) -> None:
+        box = (cx - rx, cy - ry, cx + rx, cy + ry)
+        self.draw.ellipse(box, fill=fill if fill is not None else self.fill)
+        if outline and self.ink is not None and rx > 2:
+            self.draw.ellipse(box, outline=(*self.ink, self.ink_alpha), width=self.lw)
+
+
+# --- buildings ---------------------------------------------------------------------------------
+
+def tent(p: Pen, x: float, y: float, s: float) -> None:
+    r = p.rng
+    w = s * r.uniform(1.1, 1.6)
+    h = s * r.uniform(0.55, 0.8)
+    peak = x + w * r.uniform(-0.1, 0.1)
+    p.poly([(x - w / 2, y), (peak - w * 0.08, y - h), (peak + w * 0.12, y - h * 0.96), (x + w / 2, y)], p.fill)
+    p.poly([(x - w / 2, y), (peak - w * 0.08, y - h), (x - w * 0.05, y)], p.light, outline=False)
+    door = w * 0.13
+    p.poly([(peak - door, y), (peak, y - h * 0.55), (peak + door, y)], p.dark, outline=False)
+    if p.ink is not None:
+        p.sketch_line([(peak - w * 0.08, y - h), (peak - w * 0.08, y - h - s * 0.12)], width=max(1, p.lw - 1))
+
+
+def pyramid(p: Pen, x: float, y: float, s: float) -> None:
+    w = s * p.rng.uniform(2.2, 3.2)
+    h = w * 0.62
+    apex = (x + w * 0.05, y - h)
+    p.poly([(x - w / 2, y), apex, (x + w / 2, y)], p.fill)
+    p.poly([apex, (x + w / 2, y), (x + w * 0.15, y)], p.dark, outline=False)
+
+
+def house(p: Pen, x: float, y: float, s: float, roof: str = "gable") -> None:
+    r = p.rng
+    w = s * r.uniform(0.8, 1.3)
+    h = s * r.uniform(0.55, 0.9)
+    x0, x1 = x - w / 2, x + w / 2
+    p.rect(x0, y - h, x1, y, p.fill)
+    p.rect(x0 + w * 0.62, y - h, x1, y, mix(p.fill, p.dark, 0.35), outline=False)
+    if roof == "gable":
+        p.poly([(x0 - w * 0.08, y - h), (x - w * 0.1, y - h - s * 0.45), (x1 + w * 0.08, y - h)], p.dark)
+    elif roof == "dome":
+        p.draw.pieslice((x - w * 0.3, y - h - w * 0.3, x + w * 0.3, y - h + w * 0.3), 180, 360, fill=p.light)
+        if p.ink is not None:
+            p.draw.arc((x - w * 0.3, y - h - w * 0.3, x + w * 0.3, y - h + w * 0.3), 180, 360, fill=(*p.ink, p.ink_alpha), width=p.lw)
+    _windows(p, x0, y - h, x1, y, rows=r.choice((1, 1, 2)), cols=r.choice((1, 2, 2, 3)))
+
+
+def _windows(p: Pen, x0: float, y0: float, x1: float, y1: float, rows: int, cols: int, lit: bool = False) -> None:
+    w, h = x1 - x0, y1 - y0
+    if w < 6 or h < 6:
+        return
+    cw, ch = w / (cols * 2 + 1), h / (rows * 2 + 1)
+    col = mix(p.accent, (255, 220, 140), 0.6) if lit else p.dark
+    for i in range(rows):
+        for j in range(cols):
+            if p.rng.random() < 0.15:
+                continue
+            wx, wy = x0 + cw * (2 * j + 1), y0 + ch * (2 * i + 1)
+            p.draw.rectangle((wx, wy, wx + cw * 0.8, wy + ch * 0.9), fill=col)
+
+
+def flat_house(p: Pen, x: float, y: float, s: float) -> None:
+    """A cubic stone house with a flat roof (Levant, modern Israel)."""
+    r = p.rng
+    w = s * r.uniform(0.7, 1.4)
+    h = s * r.uniform(0.5, 1.1)
+    x0, x1 = x - w / 2, x + w / 2
+    p.rect(x0, y - h, x1, y, p.light)
+    p.rect(x0 + w * 0.7, y - h, x1, y, mix(p.light, p.dark, 0.3), outline=False)
+    p.draw.rectangle((x0 - w * 0.03, y - h - s * 0.05, x1 + w * 0.03, y - h), fill=mix(p.light, p.dark, 0.2))
+    _windows(p, x0, y - h, x1, y, rows=max(1, int(h / (s * 0.35))), cols=r.choice((2, 3)))
+
+
+def block(p: Pen, x: float, y: float, s: float, lit: bool = False) -> None:
+    """An apartment / office block."""
+    r = p.rng
+    w = s * r.uniform(0.8, 1.3)
+    h = s * r.uniform(1.2, 2.4)
+    p.rect(x - w / 2, y - h, x + w / 2, y, p.fill)
+    p.rect(x + w * 0.2, y - h, x + w / 2, y, mix(p.fill, p.dark, 0.4), outline=False)
+    _windows(p, x - w / 2, y - h, x + w / 2, y, rows=max(2, int(h / (s * 0.3))), cols=3, lit=lit)
+
+
+def tower(p: Pen, x: float, y: float, s: float, top: str = "crenel") -> None:
+    r = p.rng
+    w = s * r.uniform(0.4, 0.6)
+    h = s * r.uniform(1.4, 2.2)
+    x0, x1 = x - w / 2, x + w / 2
+    p.rect(x0, y - h, x1, y, p.fill)
+    p.rect(x0 + w * 0.6, y - h, x1, y, mix(p.fill, p.dark, 0.35), outline=False)
+    if top == "crenel":
+        n = 3
+        cw = w / (2 * n - 1)
+        for i in range(n):
+            p.rect(x0 + 2 * i * cw, y - h - cw, x0 + (2 * i + 1) * cw, y - h, p.fill)
+    elif top == "spire":
+        p.poly([(x0 - w * 0.05, y - h), (x, y - h - w * 1.6), (x1 + w * 0.05, y - h)], p.dark)
+    elif top == "dome":
+        p.draw.pieslice((x0, y - h - w / 2, x1, y - h + w / 2), 180, 360, fill=p.dark)
+    p.draw.rectangle((x - w * 0.1, y - h * 0.7, x + w * 0.1, y - h * 0.55), fill=p.dark)
+
+
+def wall(p: Pen, x0: float, x1: float, y: float, s: float) -> None:
+    h = s * 0.45
+    p.rect(x0, y - h, x1, y, mix(p.fill, p.dark, 0.15))
+    cw = s * 0.12
+    xx = x0
+    while xx + cw <= x1:
+        p.draw.rectangle((xx, y - h - cw * 0.8, xx + cw, y - h), fill=mix(p.fill, p.dark, 0.15))
+        xx += cw * 2
+
+
+def temple(p: Pen, x: float, y: float, s: float, pediment: bool = True) -> None:
+    r = p.rng
+    w = s * r.uniform(1.6, 2.2)
+    h = s * r.uniform(0.8, 1.0)
+    x0, x1 = x - w / 2, x + w / 2
+    p.rect(x0 - w * 0.06, y - h * 0.12, x1 + w * 0.06, y, p.light)
+    p.rect(x0, y - h, x1, y - h * 0.12, mix(p.light, p.dark, 0.45), outline=False)
+    n = r.choice((4, 5, 6))
+    cw = w / (2 * n - 1)
+    for i in range(n):
+        p.rect(x0 + 2 * i * cw, y - h, x0 + (2 * i + 1) * cw, y - h * 0.12, p.light, outline=False)
+    p.rect(x0 - w * 0.04, y - h * 1.12, x1 + w * 0.04, y - h, p.light)
+    if pediment:
+        p.poly([(x0 - w * 0.05, y - h * 1.12), (x, y - h * 1.5), (x1 + w * 0.05, y - h * 1.12)], p.light)
+    if p.ink is not None:
+        for i in range(n):
+            xx = x0 + (2 * i + 0.5) * cw
+            p.sketch_line([(xx, y - h), (xx, y - h * 0.12)], alpha=90, width=1)
+
+
+def ziggurat(p: Pen, x: float, y: float, s: float) -> None:
+    w = s * p.rng.uniform(2.0, 2.8)
+    steps = p.rng.choice((3, 4, 5))
+    sh = s * 0.32
+    for i in range(steps):
+        ww = w * (1 - i / (steps + 0.6))
+        yy = y - i * sh
+        p.rect(x - ww / 2, yy - sh, x + ww / 2, yy, mix(p.fill, p.light, 0.15 * i))
+        p.rect(x + ww * 0.25, yy - sh, x + ww / 2, yy, mix(p.fill, p.dark, 0.4), outline=False)
+    p.rect(x - w * 0.04, y - steps * sh, x + w * 0.04, y, p.dark, outline=False)
+
+
+def aqueduct(p: Pen, x0: float, x1: float, y: float, s: float) -> None:
+    h = s * 1.1
+    n = max(2, int((x1 - x0) / (s * 0.55)))
+    span = (x1 - x0) / n
+    pier = span * 0.22
+    col = p.light
+    p.rect(x0, y - h, x1, y - h * 0.8, col)
+    for i in range(n + 1):
+        xx = x0 + i * span
+        p.draw.rectangle((xx - pier / 2, y - h * 0.8, xx + pier / 2, y), fill=col)
+        if i < n:
+            arc = (xx + pier / 2, y - h * 0.8 - span * 0.1, xx + span - pier / 2, y - h * 0.8 + span * 0.5)
+            p.draw.chord(arc, 0, 180, fill=col)
+            p.draw.pieslice(arc, 0, 180, fill=col)
+    if p.ink is not None:
+        p.sketch_line([(x0, y - h), (x1, y - h)], width=max(1, p.lw - 1))
+        p.sketch_line([(x0, y - h * 0.8), (x1, y - h * 0.8)], alpha=110, width=1)
+
+
+def column(p: Pen, x: float, y: float, s: float) -> None:
+    w = s * 0.16
+    h = s * p.rng.uniform(1.0, 1.7)
+    p.rect(x - w / 2, y - h, x + w / 2, y, p.light)
+    p.rect(x - w, y - h - w * 0.5, x + w, y - h, p.light)
+    p.rect(x - w * 0.8, y - w * 0.4, x + w * 0.8, y, p.light)
+
+
+def factory(p: Pen, x: float, y: float, s: float, smoke: Callable[[float, float, float], None] | None = None) -> None:
+    r = p.rng
+    w = s * r.uniform(1.6, 2.4)
+    h = s * r.uniform(0.6, 0.8)
+    x0, x1 = x - w / 2, x + w / 2
+    p.rect(x0, y - h, x1, y, p.fill)
+    teeth = r.choice((3, 4, 5))
+    tw = w / teeth
+    for i in range(teeth):
+        p.poly([(x0 + i * tw, y - h), (x0 + i * tw, y - h - s * 0.25), (x0 + (i + 1) * tw, y - h)], p.dark)
+    cx = x0 + w * r.uniform(0.6, 0.85)
+    ch = s * r.uniform(1.3, 1.9)
+    p.rect(cx - s * 0.07, y - ch, cx + s * 0.07, y - h, p.dark)
+    if smoke is not None:
+        smoke(cx, y - ch, s)
+    _windows(p, x0, y - h * 0.8, x1, y - h * 0.1, rows=1, cols=teeth + 1)
+
+
+def barracks(p: Pen, x: float, y: float, s: float) -> None:
+    w = s * p.rng.uniform(2.0, 3.0)
+    h = s * 0.38
+    x0, x1 = x - w / 2, x + w / 2
+    p.rect(x0, y - h, x1, y, p.fill)
+    p.poly([(x0 - s * 0.05, y - h), (x0 + s * 0.15, y - h - s * 0.22), (x1 - s * 0.15, y - h - s * 0.22), (x1 + s * 0.05, y - h)], p.dark)
+    n = int(w / (s * 0.35))
+    for i in range(1, n):
+        xx = x0 + i * w / n
+        p.draw.rectangle((xx - s * 0.04, y - h * 0.7, xx + s * 0.04, y - h * 0.4), fill=p.dark)
+
+
+def watchtower(p: Pen, x: float, y: float, s: float) -> None:
+    h = s * 1.8
+    w = s * 0.45
+    col = p.dark
+    p.draw.line([(x - w / 2, y), (x - w * 0.3, y - h)], fill=col, width=max(1, p.lw))
+    p.draw.line([(x + w / 2, y), (x + w * 0.3, y - h)], fill=col, width=max(1, p.lw))
+    p.draw.line([(x - w * 0.45, y - h * 0.3), (x + w * 0.38, y - h * 0.75)], fill=col, width=max(1, p.lw - 1))
+    p.rect(x - w * 0.45, y - h - s * 0.35, x + w * 0.45, y - h, col)
+    p.poly([(x - w * 0.6, y - h - s * 0.35), (x, y - h - s * 0.6), (x + w * 0.6, y - h - s * 0.35)], col)
+
+
+def fence(p: Pen, x0: float, x1: float, y_at: Callable[[float], float], s: float) -> None:
+    step = s * 0.5
+    h = s * 0.7
+    col = (*p.dark, 220)
+    posts: list[Pt] = []
+    xx = x0
+    while xx <= x1:
+        gy = y_at(xx)
+        p.draw.line([(xx, gy), (xx, gy - h)], fill=col, width=max(1, p.lw))
+        p.draw.line([(xx, gy - h), (xx + s * 0.08, gy - h - s * 0.08)], fill=col, width=1)
+        posts.append((xx, gy))
+        xx += step
+    for k in (0.25, 0.5, 0.75, 0.95):
+        if len(posts) > 1:
+            p.draw.line([(px, py - h * k) for px, py in posts], fill=(*p.dark, 160), width=1)
+
+
+def windmill(p: Pen, x: float, y: float, s: float) -> None:
+    w = s * 0.5
+    h = s * 1.3
+    p.poly([(x - w / 2, y), (x - w * 0.3, y - h), (x + w * 0.3, y - h), (x + w / 2, y)], p.fill)
+    p.poly([(x - w * 0.35, y - h), (x, y - h - w * 0.45), (x + w * 0.35, y - h)], p.dark)
+    hub = (x, y - h - w * 0.1)
+    a0 = p.rng.uniform(0, math.pi / 2)
+    for k in range(4):
+        a = a0 + k * math.pi / 2
+        ex, ey = hub[0] + math.cos(a) * s * 0.9, hub[1] + math.sin(a) * s * 0.9
+        p.draw.line([hub, (ex, ey)], fill=p.dark, width=max(1, p.lw))
+        nx, ny = -math.sin(a) * s * 0.12, math.cos(a) * s * 0.12
+        mx, my = hub[0] + math.cos(a) * s * 0.3, hub[1] + math.sin(a) * s * 0.3
+        p.poly([(mx, my), (ex, ey), (ex + nx, ey + ny), (mx + nx, my + ny)], p.light)
+
+
+def poles(p: Pen, x0: float, x1: float, y_at: Callable[[float], float], s: float) -> None:
+    """Telegraph poles with sagging wires."""
+    step = s * 1.6
+    tops: list[Pt] = []
+    xx = x0
+    while xx <= x1:
+        gy = y_at(xx)
+        p.draw.line([(xx, gy), (xx, gy - s)], fill=p.dark, width=max(1, p.lw))
+        p.draw.line([(xx - s * 0.15, gy - s * 0.9), (xx + s * 0.15, gy - s * 0.9)], fill=p.dark, width=1)
+        tops.append((xx, gy - s * 0.9))
+        xx += step
+    for (ax, ay), (bx, by) in zip(tops, tops[1:]):
+        pts = [(ax + (bx - ax) * t, ay + (by - ay) * t + math.sin(math.pi * t) * s * 0.12) for t in (0, 0.25, 0.5, 0.75, 1)]
+        p.draw.line(pts, fill=(*p.dark, 170), width=1)
+
+
+# --- nature ------------------------------------------------------------------------------------
+
+def palm(p: Pen, x: float, y: float, s: float) -> None:
+    r = p.rng
+    h = s * r.uniform(1.4, 2.0)
+    lean = s * r.uniform(-0.35, 0.35)
+    pts = [(x + lean * (t * t), y - h * t) for t in (0, 0.25, 0.5, 0.75, 1)]
+    p.draw.line(pts, fill=shade(p.foliage, 0.55), width=max(2, int(s * 0.07)), joint="curve")
+    top = pts[-1]
+    col = p.foliage
+    for k in range(r.randint(6, 8)):
+        a = math.pi * (1.05 + k * 0.9 / 7) + r.uniform(-0.12, 0.12)
+        a = a if k % 2 == 0 else a + math.pi * 0.1
+        length = s * r.uniform(0.7, 1.0)
+        ex, ey = top[0] + math.cos(a) * length, top[1] + math.sin(a) * length * 0.45
+        droop = s * 0.35
+        frond = [top, ((top[0] + ex) / 2, min(top[1], ey) - s * 0.12), (ex, ey + droop)]
+        p.draw.line(frond, fill=col, width=max(2, int(s * 0.09)), joint="curve")
+        p.draw.line([(2 * top[0] - px, py) for px, py in frond], fill=shade(col, 0.85), width=max(2, int(s * 0.09)), joint="curve")
+
+
+def cypress(p: Pen, x: float, y: float, s: float) -> None:
+    h = s * p.rng.uniform(1.5, 2.3)
+    w = h * 0.2
+    pts = [(x, y - h), (x + w * 0.45, y - h * 0.7), (x + w * 0.5, y - h * 0.3), (x + w * 0.25, y), (x - w * 0.25, y), (x - w * 0.5, y - h * 0.3), (x - w * 0.45, y - h * 0.7)]
+    p.poly(pts, p.foliage)
+    p.poly([(x, y - h), (x + w * 0.45, y - h * 0.7), (x + w * 0.5, y - h * 0.3), (x + w * 0.25, y), (x, y)], shade(p.foliage, 0.8), outline=False)
+
+
+def round_tree(p: Pen, x: float, y: float, s: float) -> None:
+    """An olive / oak: a short trunk and a clustered crown."""
+    r = p.rng
+    h = s * r.uniform(0.5, 0.7)
+    p.draw.line([(x, y), (x + s * 0.05, y - h)], fill=shade(p.foliage, 0.5), width=max(2, int(s * 0.1)))
+    cx, cy = x + s * 0.05, y - h - s * 0.3
+    for _ in range(r.randint(4, 6)):
+        ox, oy = r.uniform(-0.45, 0.45) * s, r.uniform(-0.25, 0.15) * s
+        rr = s * r.uniform(0.25, 0.38)
+        p.ellipse(cx + ox, cy + oy, rr, rr * 0.8, mix(p.foliage, p.light, r.uniform(0.0, 0.2)), outline=False)
+    if p.ink is not None:
+        p.draw.arc((cx - s * 0.6, cy - s * 0.45, cx + s * 0.6, cy + s * 0.4), 200, 340, fill=(*p.ink, 120), width=1)
+
+
+def bare_tree(p: Pen, x: float, y: float, s: float) -> None:
+    r = p.rng
+    col = (*p.dark, 230)
+
+    def branch(x0: float, y0: float, a: float, length: float, w: int, depth: int) -> None:
+        x1, y1 = x0 + math.cos(a) * length, y0 + math.sin(a) * length
+        p.draw.line([(x0, y0), (x1, y1)], fill=col, width=max(1, w))
+        if depth > 0:
+            for da in (-r.uniform(0.3, 0.6), r.uniform(0.3, 0.6)):
+                branch(x1, y1, a + da, length * r.uniform(0.6, 0.75), int(w * 0.65), depth - 1)
+
+    branch(x, y, -math.pi / 2 + r.uniform(-0.1, 0.1), s * 0.7, max(2, int(s * 0.09)), 4)
+
+
+def figure(p: Pen, x: float, y: float, s: float, staff: bool | None = None) -> None:
+    """A robed human silhouette, ``s`` tall."""
+    r = p.rng
+    col = p.dark
+    head = s * 0.11
+    shoulders = y - s * 0.78
+    w = s * r.uniform(0.16, 0.22)
+    p.draw.polygon([(x - w * 0.55, shoulders), (x + w * 0.55, shoulders), (x + w, y), (x - w, y)], fill=col)
+    p.draw.ellipse((x - head, shoulders - head * 2, x + head, shoulders), fill=col)
+    if r.random() < 0.5:  # head cover / shawl
+        p.draw.polygon([(x - head * 1.2, shoulders - head * 0.6), (x, shoulders - head * 2.3), (x + head * 1.2, shoulders - head * 0.6), (x + w * 0.7, shoulders + s * 0.15), (x - w * 0.7, shoulders + s * 0.15)], fill=col)
+    if staff if staff is not None else r.random() < 0.45:
+        sx = x + w * 1.1
+        p.draw.line([(sx, y), (sx + s * 0.05, shoulders - s * 0.2)], fill=col, width=max(1, int(s * 0.035)))
+
+
+def camel(p: Pen, x: float, y: float, s: float) -> None:
+    col = p.dark
+    lw = max(1, int(s * 0.07))
+    by = y - s * 0.75
+    p.draw.ellipse((x - s * 0.45, by - s * 0.2, x + s * 0.35, by + s * 0.15), fill=col)
+    p.draw.ellipse((x - s * 0.25, by - s * 0.42, x + s * 0.1, by), fill=col)
+    for lx in (-0.35, -0.22, 0.15, 0.27):
+        p.draw.line([(x + lx * s, by), (x + lx * s + s * 0.02, y)], fill=col, width=lw)
+    neck = [(x + s * 0.3, by - s * 0.02), (x + s * 0.5, by - s * 0.2), (x + s * 0.55, by - s * 0.45)]
+    p.draw.line(neck, fill=col, width=int(lw * 1.8), joint="curve")
+    p.draw.ellipse((x + s * 0.5, by - s * 0.52, x + s * 0.7, by - s * 0.4), fill=col)
+
+
+def boat(p: Pen, x: float, y: float, s: float) -> None:
+    col = p.dark
+    w = s * 1.2
+    p.draw.polygon([(x - w / 2, y - s * 0.15), (x + w / 2, y - s * 0.15), (x + w * 0.35, y), (x - w * 0.38, y)], fill=col)
+    p.draw.line([(x, y - s * 0.15), (x, y - s * 1.1)], fill=col, width=max(1, int(s * 0.04)))
+    p.draw.polygon([(x + s * 0.04, y - s * 1.05), (x + s * 0.5, y - s * 0.25), (x + s * 0.04, y - s * 0.25)], fill=mix(p.light, p.sky, 0.2))
+
+
+def bird(p: Pen, x: float, y: float, s: float) -> None:
+    col = (*(p.ink or p.dark), 170)
+    p.draw.line([(x - s, y - s * 0.3), (x - s * 0.45, y - s * 0.45), (x, y)], fill=col, width=max(1, int(s * 0.18)), joint="curve")
+    p.draw.line([(x, y), (x + s * 0.45, y - s * 0.45), (x + s, y - s * 0.3)], fill=col, width=max(1, int(s * 0.18)), joint="curve")

@@ -1,0 +1,93 @@
+"""Registries of providers and storages, filled by plugin hooks and imported lazily.
+
+A spec names its implementation as ``"module:Class"`` so optional dependencies
+are imported only when the backend is used; a missing one gives an install hint
+such as ``pip install 'limner[replicate]'``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from limner.errors import ConfigError, LimnerError
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    name: str
+    target: str  # "module:Class"
+    description: str = ""
+    #: the pip extra that brings its dependencies, for the install hint
+    extra: str | None = None
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    scheme: str
+    target: str
+    description: str = ""
+    extra: str | None = None
+
+
+_providers: dict[str, ProviderSpec] | None = None
+_storages: dict[str, StorageSpec] | None = None
+
+
+def reset_caches() -> None:
+    global _providers, _storages
+    _providers = None
+    _storages = None
+
+
+def _collect(hook_name: str, key: str) -> dict[str, Any]:
+    from limner.plugins import get_plugin_manager
+
+    found: dict[str, Any] = {}
+
+    def register(spec: Any) -> None:
+        found[getattr(spec, key)] = spec
+
+    getattr(get_plugin_manager().hook, hook_name)(register=register)
+    return found
+
+
+def provider_specs() -> dict[str, ProviderSpec]:
+    global _providers
+    if _providers is None:
+        _providers = _collect("register_providers", "name")
+    return _providers
+
+
+def storage_specs() -> dict[str, StorageSpec]:
+    global _storages
+    if _storages is None:
+        _storages = _collect("register_storages", "scheme")
+    return _storages
+
+
+def load_target(target: str, *, what: str, name: str, extra: str | None) -> Any:
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = f"pip install 'limner[{extra}]'" if extra else None
+        raise LimnerError(f"{what} {name!r} needs a package that is not installed ({exc.name})", hint=hint) from None
+    return getattr(module, attr)
+
+
+def provider_class(name: str) -> Any:
+    specs = provider_specs()
+    if name not in specs:
+        raise ConfigError(f"unknown provider {name!r}; available: {', '.join(sorted(specs))}", hint="run `limner providers` to list them")
+    spec = specs[name]
+    return load_target(spec.target, what="provider", name=name, extra=spec.extra)
+
+
+def storage_class(scheme: str) -> Any:
+    specs = storage_specs()
+    if scheme not in specs:
+        raise ConfigError(f"unknown storage scheme {scheme + '://'!r}; available: {', '.join(s + '://' for s in sorted(specs))}")
+    spec = specs[scheme]
+    return load_target(spec.target, what="storage", name=scheme, extra=spec.extra)

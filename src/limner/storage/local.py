@@ -1,0 +1,81 @@
+"""Local folder storage: atomic writes (temp file + fsync + rename), file:// or configured public URLs."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from limner.storage.base import Storage, StorageError
+
+
+class LocalStorage(Storage):
+    scheme = "file"
+
+    def __init__(self, root: str | Path, *, public_base_url: str | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+
+    def _path(self, key: str) -> Path:
+        pure = PurePosixPath(key)
+        if pure.is_absolute() or ".." in pure.parts or not key:
+            raise StorageError(f"invalid storage key {key!r}")
+        return self.root.joinpath(*pure.parts)
+
+    def put(self, key: str, data: bytes, *, content_type: str) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StorageError(f"cannot write {key!r} under {self.root}: {exc.strerror}", retryable=False) from None
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise StorageError(f"object {key!r} not found in {self.root}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {key!r}: {exc.strerror}") from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        base = self.root
+        if not base.is_dir():
+            return
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                if name.startswith(".tmp-"):
+                    continue
+                key = Path(dirpath, name).relative_to(base).as_posix()
+                if key.startswith(prefix):
+                    yield key
+
+    def url(self, key: str) -> str:
+        if self.public_base_url:
+            return f"{self.public_base_url}/{key}"
+        return self._path(key).as_uri()
+
+    def __repr__(self) -> str:
+        return f"<LocalStorage root={str(self.root)!r}>"

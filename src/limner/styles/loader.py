@@ -1,0 +1,46 @@
+"""Collect styles: built-ins, then ``styles/*.toml`` in the project, then ``[styles.NAME]`` in limner.toml.
+
+Later definitions of the same name replace earlier ones, so a project can restyle a built-in.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from limner.errors import StyleError
+from limner.styles.builtin import BUILTIN_STYLES
+from limner.styles.models import Style
+
+
+def _build(data: dict[str, Any], *, name: str, source: str) -> Style:
+    try:
+        return Style.model_validate({**data, "name": data.get("name", name), "source": source})
+    except ValidationError as exc:
+        msgs = "; ".join(f"field {'.'.join(map(str, e['loc'])) or '?'!r}: {e['msg']}" for e in exc.errors())
+        raise StyleError(f"{source}: style {name!r}: {msgs}") from None
+
+
+def load_styles(styles_dir: Path | None = None, inline: dict[str, dict[str, Any]] | None = None, *, config_name: str = "limner.toml") -> dict[str, Style]:
+    styles = {s.name: s for s in BUILTIN_STYLES}
+    if styles_dir is not None and styles_dir.is_dir():
+        for path in sorted(styles_dir.glob("*.toml")):
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as exc:
+                raise StyleError(f"{path}: invalid TOML: {exc}") from None
+            style = _build(data, name=path.stem, source=str(path))
+            styles[style.name] = style
+    for name, data in (inline or {}).items():
+        if not isinstance(data, dict):
+            raise StyleError(f"{config_name}: [styles.{name}] must be a table")
+        style = _build(data, name=name, source=f"{config_name} [styles.{name}]")
+        styles[style.name] = style
+    # compile every template now so a broken one is reported before any work starts
+    from limner.styles.templates import PromptRenderer
+
+    PromptRenderer(styles)
+    return styles

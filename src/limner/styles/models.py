@@ -1,0 +1,42 @@
+"""A style: positive and negative prompt templates, a version, a default aspect, provider parameters."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from limner.catalog.models import SLUG_PATTERN
+
+
+class Style(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=SLUG_PATTERN)
+    #: bump when you change the look on purpose; recorded with every render
+    version: str = "1"
+    description: str = ""
+    #: Jinja2 template for the positive prompt (sandboxed); entry fields are variables
+    positive: str = Field(min_length=1)
+    #: Jinja2 template for the negative prompt
+    negative: str = ""
+    #: default aspect ratio for entries of this style
+    aspect: str | None = None
+    #: provider parameters (steps, guidance, ...), passed through to the provider
+    params: dict[str, Any] = Field(default_factory=dict)
+    #: provider override for entries of this style
+    provider: str | None = None
+    #: where it was defined: "builtin", "limner.toml" or a file path
+    source: str = "builtin"
+
+    @property
+    def template_sha(self) -> str:
+        """Digest of everything in the style that shapes a prompt (not its description or source)."""
+        payload = json.dumps(
+            {"positive": self.positive, "negative": self.negative, "version": self.version, "params": self.params, "aspect": self.aspect},
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()

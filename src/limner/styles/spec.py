@@ -1,0 +1,110 @@
+"""A render spec: everything that shapes one image, and its fingerprint.
+
+The fingerprint is the sha256 of the rendered prompt, negative prompt, provider,
+model, parameters, seed, size and the style's template digest. When it changes,
+the published image is stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from limner.catalog.models import Entry
+from limner.styles.models import Style
+from limner.styles.templates import PromptRenderer
+
+_ASPECT = re.compile(r"^(\d+):(\d+)$")
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    entry_id: str
+    style: str
+    style_version: str
+    template_sha: str
+    prompt: str
+    negative_prompt: str
+    provider: str
+    model: str
+    seed: int
+    width: int
+    height: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint_of(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fingerprint_of(spec: RenderSpec) -> str:
+    payload = json.dumps(
+        {
+            "prompt": spec.prompt,
+            "negative": spec.negative_prompt,
+            "provider": spec.provider,
+            "model": spec.model,
+            "params": spec.params,
+            "seed": spec.seed,
+            "size": [spec.width, spec.height],
+            "template": spec.template_sha,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def derive_seed(entry_id: str) -> int:
+    """A stable seed from the entry id, for entries that give none (recorded like any other)."""
+    return int.from_bytes(hashlib.sha256(f"limner-seed:{entry_id}".encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def size_for_aspect(aspect: str, long_side: int, multiple: int = 16) -> tuple[int, int]:
+    m = _ASPECT.match(aspect.replace(" ", ""))
+    if not m:
+        raise ValueError(f"bad aspect {aspect!r}")
+    a, b = int(m.group(1)), int(m.group(2))
+
+    def snap(v: float) -> int:
+        return max(multiple, int(round(v / multiple)) * multiple)
+
+    if a >= b:
+        return snap(long_side), snap(long_side * b / a)
+    return snap(long_side * a / b), snap(long_side)
+
+
+def build_spec(
+    entry: Entry,
+    style: Style,
+    renderer: PromptRenderer,
+    *,
+    provider: str,
+    model: str,
+    long_side: int,
+    default_aspect: str,
+    size_multiple: int = 16,
+) -> RenderSpec:
+    prompt, negative = renderer.render(style, entry)
+    width, height = size_for_aspect(entry.aspect or style.aspect or default_aspect, long_side, size_multiple)
+    return RenderSpec(
+        entry_id=entry.id,
+        style=style.name,
+        style_version=style.version,
+        template_sha=style.template_sha,
+        prompt=prompt,
+        negative_prompt=negative,
+        provider=provider,
+        model=model,
+        seed=entry.seed if entry.seed is not None else derive_seed(entry.id),
+        width=width,
+        height=height,
+        params=dict(style.params),
+    )
