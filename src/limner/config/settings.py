@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, InitSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from limner.errors import ConfigError
 
@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     #: extra plugin modules to load (comma separated in LIMNER_PLUGINS)
-    plugins: list[str] = Field(default_factory=list)
+    plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # not settings: where they came from
     project_dir: Path = Field(default=Path("."), exclude=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -81,8 +82,24 @@ def _check_caps(data: bytes, max_bytes: int) -> str:
     return fmt
 
 
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ImageRejected(
+            "too_many_pixels", f"{width}x{height} = {width * height} pixels exceeds the cap of {max_pixels}"
+        )
+
+
+def _png_ihdr_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height straight from the PNG IHDR chunk (needs no other chunk)."""
+    if len(data) >= 24 and data[12:16] == b"IHDR":
+        return struct.unpack(">II", data[16:24])
+    return None
+
+
 def _open_header(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
     """Parse only the header and enforce the pixel cap before any decoding."""
+    if fmt == "png" and (size := _png_ihdr_size(data)):
+        _check_pixels(*size, max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -94,10 +111,7 @@ def _open_header(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
     width, height = im.size
     if width <= 0 or height <= 0:
         raise ImageRejected("corrupt", f"invalid dimensions {width}x{height}")
-    if width * height > max_pixels:
-        raise ImageRejected(
-            "too_many_pixels", f"{width}x{height} = {width * height} pixels exceeds the cap of {max_pixels}"
-        )
+    _check_pixels(width, height, max_pixels)
     return im
 
 
@@ -111,7 +125,6 @@ def safe_open(
         im.load()
     except Exception as exc:  # noqa: BLE001 - truncated/garbled data in any codec
         raise ImageRejected("corrupt", f"cannot decode {fmt} data: {exc}") from None
-    im.info["limner_format"] = fmt
     return im
 
 
@@ -124,5 +137,6 @@ def inspect_image(
 
 
 def info_for(data: bytes, im: Image.Image) -> ImageInfo:
-    fmt = im.info.get("limner_format") or sniff_format(data)
+    """Describe already-opened ``im`` decoded from ``data``."""
+    fmt = sniff_format(data)
     return ImageInfo(format=fmt, mime=SUPPORTED_FORMATS[fmt][1], width=im.width, height=im.height, bytes=len(data))

@@ -23,10 +23,25 @@ def get_plugin_manager() -> pluggy.PluginManager:
         pm.add_hookspecs(hookspecs)
         for name in BUILTIN_PLUGINS:
             pm.register(importlib.import_module(name), name=name.rsplit(".", 2)[-2] + "_builtin")
-        pm.load_setuptools_entrypoints("limner")
+        _load_entry_points(pm)
         _pm = pm
         load_plugins(p for p in os.environ.get("LIMNER_PLUGINS", "").split(",") if p.strip())
     return _pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Third-party plugins from the ``limner`` entry-point group."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="limner"):
+        if pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+        except ImportError as exc:
+            raise PluginError(f"cannot load plugin {ep.name!r} ({ep.value}): {exc}") from None
+        if not pm.is_registered(plugin):
+            pm.register(plugin, name=ep.name)
 
 
 def load_plugins(modules: Iterable[str]) -> None:

@@ -33,6 +33,7 @@ class LocalStorage(Storage):
                     fh.write(data)
                     fh.flush()
                     os.fsync(fh.fileno())
+                os.chmod(tmp, 0o644)
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)

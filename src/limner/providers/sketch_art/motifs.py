@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
-from PIL import ImageDraw
+from PIL import Image, ImageDraw
 
 from .palettes import RGB, mix, shade
 
@@ -21,6 +21,7 @@ Pt = tuple[float, float]
 
 @dataclass
 class Pen:
+    img: Image.Image
     draw: ImageDraw.ImageDraw
     rng: random.Random
     #: ink colour for outlines, or None when the style draws no lines
@@ -54,6 +55,19 @@ class Pen:
         j = max(0.8, w * jitter * 1.5)
         pts2 = [(x + r.uniform(-j, j), y + r.uniform(-j, j)) for x, y in pts]
         self.draw.line(pts2, fill=(*self.ink, a // 3), width=max(1, w // 2 + (w > 2)))
+
+    def stencil(self, box: tuple[float, float, float, float], fn: Callable[[ImageDraw.ImageDraw, float, float], None], fill: RGB) -> None:
+        """Paint ``fill`` through a mask drawn by ``fn(draw, ox, oy)`` (255 = paint, 0 = hole).
+
+        ``fn`` draws in image coordinates minus (ox, oy); the mask only covers ``box``.
+        """
+        x0, y0 = int(math.floor(box[0])), int(math.floor(box[1]))
+        x1, y1 = int(math.ceil(box[2])), int(math.ceil(box[3]))
+        if x1 <= x0 or y1 <= y0:
+            return
+        mask = Image.new("L", (x1 - x0, y1 - y0), 0)
+        fn(ImageDraw.Draw(mask), x0, y0)
+        self.img.paste(Image.new("RGB", mask.size, fill), (x0, y0), mask)
 
     def ellipse(self, cx: float, cy: float, rx: float, ry: float, fill: RGB | None = None, outline: bool = True) -> None:
         box = (cx - rx, cy - ry, cx + rx, cy + ry)
@@ -200,21 +214,31 @@ def ziggurat(p: Pen, x: float, y: float, s: float) -> None:
 
 def aqueduct(p: Pen, x0: float, x1: float, y: float, s: float) -> None:
     h = s * 1.1
-    n = max(2, int((x1 - x0) / (s * 0.55)))
+    n = max(2, int((x1 - x0) / (s * 0.6)))
     span = (x1 - x0) / n
-    pier = span * 0.22
-    col = p.light
-    p.rect(x0, y - h, x1, y - h * 0.8, col)
-    for i in range(n + 1):
-        xx = x0 + i * span
-        p.draw.rectangle((xx - pier / 2, y - h * 0.8, xx + pier / 2, y), fill=col)
-        if i < n:
-            arc = (xx + pier / 2, y - h * 0.8 - span * 0.1, xx + span - pier / 2, y - h * 0.8 + span * 0.5)
-            p.draw.chord(arc, 0, 180, fill=col)
-            p.draw.pieslice(arc, 0, 180, fill=col)
+    pier = span * 0.24
+    spring = y - h * 0.45  # where the arches spring from the piers
+    crown = y - h * 0.82
+
+    def fn(d: ImageDraw.ImageDraw, ox: float, oy: float) -> None:
+        d.rectangle((x0 - ox, y - h - oy, x1 - ox, y - oy), fill=255)
+        for i in range(n):
+            a0, a1 = x0 + i * span + pier / 2, x0 + (i + 1) * span - pier / 2
+            rx = (a1 - a0) / 2
+            d.rectangle((a0 - ox, spring - oy, a1 - ox, y - oy + 1), fill=0)
+            d.pieslice((a0 - ox, crown - oy, a1 - ox, crown + 2 * (spring - crown) - oy), 180, 360, fill=0)
+            del rx
+
+    pad = p.lw + 2
+    p.stencil((x0 - pier / 2 - pad, y - h - pad, x1 + pier / 2 + pad, y + pad), fn, p.light)
+    p.draw.rectangle((x0, y - h, x1, y - h * 0.92), fill=mix(p.light, p.dark, 0.25))
     if p.ink is not None:
-        p.sketch_line([(x0, y - h), (x1, y - h)], width=max(1, p.lw - 1))
-        p.sketch_line([(x0, y - h * 0.8), (x1, y - h * 0.8)], alpha=110, width=1)
+        p.sketch_line([(x0, y - h), (x1, y - h), (x1, y), (x0, y), (x0, y - h)], width=max(1, p.lw - 1), alpha=140)
+        for i in range(n):
+            a0, a1 = x0 + i * span + pier / 2, x0 + (i + 1) * span - pier / 2
+            p.draw.arc((a0, crown, a1, crown + 2 * (spring - crown)), 180, 360, fill=(*p.ink, 140), width=1)
+            p.draw.line([(a0, spring), (a0, y)], fill=(*p.ink, 110), width=1)
+            p.draw.line([(a1, spring), (a1, y)], fill=(*p.ink, 110), width=1)
 
 
 def column(p: Pen, x: float, y: float, s: float) -> None:
@@ -317,23 +341,45 @@ def poles(p: Pen, x0: float, x1: float, y_at: Callable[[float], float], s: float
 
 # --- nature ------------------------------------------------------------------------------------
 
+def _leaf(p: Pen, x: float, y: float, angle: float, length: float, droop: float, width: float, color: RGB) -> None:
+    """A tapered, drooping frond from (x, y)."""
+    ca, sa = math.cos(angle), math.sin(angle)
+    upper: list[Pt] = []
+    lower: list[Pt] = []
+    for i in range(7):
+        t = i / 6
+        cx = x + ca * length * t
+        cy = y + sa * length * t + droop * t * t
+        # normal of the centre line
+        dx = ca * length
+        dy = sa * length + 2 * droop * t
+        n = math.hypot(dx, dy) or 1.0
+        nx, ny = -dy / n, dx / n
+        half = width * math.sin(math.pi * min(1.0, t * 1.15)) * (1 - 0.4 * t)
+        upper.append((cx + nx * half, cy + ny * half))
+        lower.append((cx - nx * half, cy - ny * half))
+    p.draw.polygon(upper + lower[::-1], fill=color)
+
+
 def palm(p: Pen, x: float, y: float, s: float) -> None:
     r = p.rng
     h = s * r.uniform(1.4, 2.0)
     lean = s * r.uniform(-0.35, 0.35)
-    pts = [(x + lean * (t * t), y - h * t) for t in (0, 0.25, 0.5, 0.75, 1)]
-    p.draw.line(pts, fill=shade(p.foliage, 0.55), width=max(2, int(s * 0.07)), joint="curve")
+    pts = [(x + lean * (t * t), y - h * t) for t in (0, 0.2, 0.4, 0.6, 0.8, 1)]
+    trunk = shade(p.foliage, 0.55) if p.ink is None else mix(shade(p.foliage, 0.5), p.ink, 0.3)
+    tw = max(2, int(s * 0.08))
+    p.draw.line(pts, fill=trunk, width=tw, joint="curve")
+    for px, py in pts[1:-1]:
+        p.draw.line([(px - tw * 0.6, py), (px + tw * 0.6, py - tw * 0.3)], fill=shade(trunk, 0.7), width=1)
     top = pts[-1]
-    col = p.foliage
-    for k in range(r.randint(6, 8)):
-        a = math.pi * (1.05 + k * 0.9 / 7) + r.uniform(-0.12, 0.12)
-        a = a if k % 2 == 0 else a + math.pi * 0.1
-        length = s * r.uniform(0.7, 1.0)
-        ex, ey = top[0] + math.cos(a) * length, top[1] + math.sin(a) * length * 0.45
-        droop = s * 0.35
-        frond = [top, ((top[0] + ex) / 2, min(top[1], ey) - s * 0.12), (ex, ey + droop)]
-        p.draw.line(frond, fill=col, width=max(2, int(s * 0.09)), joint="curve")
-        p.draw.line([(2 * top[0] - px, py) for px, py in frond], fill=shade(col, 0.85), width=max(2, int(s * 0.09)), joint="curve")
+    n = r.randint(7, 9)
+    for k in range(n):
+        a = math.pi + (k + 0.5) * math.pi / n + r.uniform(-0.1, 0.1)
+        ax = math.cos(a)
+        length = s * r.uniform(0.65, 0.95) * (0.75 + 0.35 * abs(ax))
+        col = mix(p.foliage, p.light, 0.18) if k % 2 else shade(p.foliage, 0.85)
+        _leaf(p, top[0], top[1], math.atan2(math.sin(a) * 0.5, ax), length, s * 0.45 * abs(ax) + s * 0.05, s * 0.075, col)
+    p.draw.ellipse((top[0] - tw, top[1] - tw * 0.8, top[0] + tw, top[1] + tw * 0.8), fill=shade(p.foliage, 0.6))
 
 
 def cypress(p: Pen, x: float, y: float, s: float) -> None:
@@ -378,7 +424,7 @@ def figure(p: Pen, x: float, y: float, s: float, staff: bool | None = None) -> N
     col = p.dark
     head = s * 0.11
     shoulders = y - s * 0.78
-    w = s * r.uniform(0.16, 0.22)
+    w = s * r.uniform(0.12, 0.16)
     p.draw.polygon([(x - w * 0.55, shoulders), (x + w * 0.55, shoulders), (x + w, y), (x - w, y)], fill=col)
     p.draw.ellipse((x - head, shoulders - head * 2, x + head, shoulders), fill=col)
     if r.random() < 0.5:  # head cover / shawl
@@ -389,16 +435,20 @@ def figure(p: Pen, x: float, y: float, s: float, staff: bool | None = None) -> N
 
 
 def camel(p: Pen, x: float, y: float, s: float) -> None:
+    """A camel in profile, ``s`` tall at the hump, facing a random way."""
     col = p.dark
-    lw = max(1, int(s * 0.07))
-    by = y - s * 0.75
-    p.draw.ellipse((x - s * 0.45, by - s * 0.2, x + s * 0.35, by + s * 0.15), fill=col)
-    p.draw.ellipse((x - s * 0.25, by - s * 0.42, x + s * 0.1, by), fill=col)
-    for lx in (-0.35, -0.22, 0.15, 0.27):
-        p.draw.line([(x + lx * s, by), (x + lx * s + s * 0.02, y)], fill=col, width=lw)
-    neck = [(x + s * 0.3, by - s * 0.02), (x + s * 0.5, by - s * 0.2), (x + s * 0.55, by - s * 0.45)]
-    p.draw.line(neck, fill=col, width=int(lw * 1.8), joint="curve")
-    p.draw.ellipse((x + s * 0.5, by - s * 0.52, x + s * 0.7, by - s * 0.4), fill=col)
+    f = p.rng.choice((-1, 1))
+    lw = max(1, int(s * 0.06))
+    body_top, body_bot = y - s * 0.78, y - s * 0.5
+    X = lambda dx: x + f * dx * s  # noqa: E731
+    p.draw.ellipse((min(X(-0.42), X(0.3)), body_top, max(X(-0.42), X(0.3)), body_bot), fill=col)
+    p.draw.ellipse((min(X(-0.25), X(0.12)), y - s * 1.0, max(X(-0.25), X(0.12)), body_top + s * 0.12), fill=col)
+    for lx in (-0.34, -0.24, 0.16, 0.24):
+        p.draw.line([(X(lx), body_bot - s * 0.04), (X(lx * 1.05), y)], fill=col, width=lw)
+    neck = [(X(0.26), y - s * 0.62), (X(0.42), y - s * 0.66), (X(0.5), y - s * 0.82), (X(0.52), y - s * 0.95)]
+    p.draw.line(neck, fill=col, width=int(lw * 2.2), joint="curve")
+    p.draw.polygon([(X(0.47), y - s * 1.0), (X(0.66), y - s * 0.96), (X(0.66), y - s * 0.91), (X(0.5), y - s * 0.9)], fill=col)
+    p.draw.line([(X(-0.42), y - s * 0.7), (X(-0.48), y - s * 0.5)], fill=col, width=max(1, lw // 2))
 
 
 def boat(p: Pen, x: float, y: float, s: float) -> None:

@@ -1,0 +1,1 @@
+"""The ``limner`` command line (Typer). One module per command under ``commands/``."""

@@ -1,0 +1,23 @@
+"""Options shared by ``plan`` and ``generate``: which entries to consider."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from limner.runner import Selection
+
+MissingOpt = Annotated[bool, typer.Option("--missing", help="Only entries without an image (and retryable failures). Default: missing and stale.")]
+AllOpt = Annotated[bool, typer.Option("--all", help="Every entry, regenerating published ones too.")]
+IdOpt = Annotated[Optional[list[str]], typer.Option("--id", help="Only this entry (repeatable); regenerates it even if published.")]
+StaleOpt = Annotated[bool, typer.Option("--stale", help="Only entries whose prompt, style, provider or seed changed.")]
+ProviderOpt = Annotated[Optional[str], typer.Option("--provider", "-p", help="Provider for this run (overrides LIMNER_PROVIDER and limner.toml).")]
+LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=0, help="At most this many entries.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (progress and logs go to stderr).")]
+
+
+def selection(missing: bool, stale: bool, all_: bool, ids: list[str] | None, provider: str | None, limit: int | None) -> Selection:
+    if not missing and not stale:
+        missing = stale = True
+    return Selection(missing=missing, stale=stale, all=all_, ids=tuple(ids or ()), provider=provider, limit=limit)

@@ -1,0 +1,67 @@
+"""``limner generate``: plan, then run one unit of work per entry."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from limner.cli.commands._selection import AllOpt, IdOpt, JsonOpt, LimitOpt, MissingOpt, ProviderOpt, StaleOpt, selection
+from limner.cli.commands.plan import plan_dict, print_plan
+from limner.cli.context import err, friendly, get_project, out, print_json
+from limner.runner import RunOptions, build_plan, run_plan
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("generate")
+    @friendly
+    def generate_cmd(
+        ctx: typer.Context,
+        missing: MissingOpt = False,
+        all_: AllOpt = False,
+        ids: IdOpt = None,
+        stale: StaleOpt = False,
+        provider: ProviderOpt = None,
+        limit: LimitOpt = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; call nothing, change nothing.")] = False,
+        budget: Annotated[Optional[float], typer.Option("--budget", min=0, help="Stop starting calls that would take spend (done + in flight) over this many USD.")] = None,
+        as_json: JsonOpt = False,
+        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
+    ) -> None:
+        """Generate images for entries that need them (missing and stale by default)."""
+        project = get_project(ctx)
+        try:
+            plan = build_plan(project, selection(missing, stale, all_, ids, provider, limit))
+            cap = budget if budget is not None else project.settings.generate.budget_usd
+            if dry_run:
+                if as_json:
+                    print_json({**plan_dict(plan, cap), "dry_run": True})
+                else:
+                    print_plan(project, plan)
+                    out.print("Dry run: nothing was generated.")
+                return
+            if project.provider_is_default and not provider and any(i.spec.provider == "sketch" for i in plan.items):
+                err.print("No provider configured: using the offline 'sketch' provider (set LIMNER_PROVIDER or `provider` in limner.toml).",
+                          highlight=False)
+            summary = run_plan(project, plan, RunOptions(budget_usd=cap, progress=progress))
+        finally:
+            project.close()
+
+        if as_json:
+            print_json(summary.to_dict())
+        else:
+            out.print(f"Generated {summary.generated} of {summary.planned} planned ({summary.resumed} resumed), "
+                      f"{summary.skipped} up to date, {summary.failed} failed; {summary.provider_calls} provider calls, "
+                      f"spend ${summary.spend_usd:.4f}, {summary.elapsed_s:.1f}s.", highlight=False)
+            for failure in summary.failures[:20]:
+                out.print(f"  failed {failure['id']}: {failure['error']}", highlight=False, markup=False)
+        if summary.auth_error:
+            err.print(f"error: {summary.auth_error}. The run stopped; fix the credentials (see `limner providers`) and re-run.",
+                      highlight=False, markup=False)
+        if summary.budget_stopped:
+            err.print(f"Budget of ${cap:.2f} reached: {summary.not_started} entries not started. Raise --budget and re-run to continue.",
+                      highlight=False)
+        if summary.interrupted:
+            err.print(f"Interrupted: {summary.generated} published this run. Run `limner generate` again to resume; "
+                      "nothing already paid for is lost.", highlight=False)
+        raise typer.Exit(summary.exit_code)

@@ -1,0 +1,81 @@
+"""``limner plan``: what would run, and what it would cost. Changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from limner.cli.commands._selection import AllOpt, IdOpt, JsonOpt, LimitOpt, MissingOpt, ProviderOpt, StaleOpt, selection
+from limner.cli.context import err, friendly, get_project, out, print_json
+from limner.project import Project
+from limner.runner import Plan, build_plan
+
+
+def plan_dict(plan: Plan, budget: float | None = None) -> dict[str, Any]:
+    return {
+        "total": plan.total,
+        "planned": len(plan.items),
+        "up_to_date": plan.up_to_date,
+        "by_reason": dict(plan.reasons),
+        "by_provider": dict(plan.by_provider()),
+        "held_back": plan.held_back,
+        "stale_not_selected": len(plan.stale_not_selected),
+        "estimated_cost_usd": plan.estimated_cost,
+        "budget_usd": budget,
+        "items": [
+            {"id": i.entry.id, "reason": i.reason, "style": i.style.name, "provider": i.spec.provider, "model": i.spec.model,
+             "seed": i.spec.seed, "width": i.spec.width, "height": i.spec.height, "price_usd": i.price_usd,
+             "fingerprint": i.fingerprint}
+            for i in plan.items
+        ],
+    }
+
+
+def print_plan(project: Project, plan: Plan, *, show_items: int = 20) -> None:
+    if project.provider_is_default and any(i.spec.provider == "sketch" for i in plan.items):
+        err.print("No provider configured: using the offline 'sketch' provider (set LIMNER_PROVIDER or `provider` in limner.toml).",
+                  highlight=False)
+    out.print(f"{plan.total} entries in the catalogue: {len(plan.items)} to generate, {plan.up_to_date} up to date.", highlight=False)
+    if plan.reasons:
+        out.print("  " + ", ".join(f"{n} {r}" for r, n in sorted(plan.reasons.items())), highlight=False)
+    if plan.held_back:
+        out.print(f"  {len(plan.held_back)} failed permanently and are held back (use --id to retry): {', '.join(plan.held_back[:10])}", highlight=False)
+    if plan.stale_not_selected:
+        out.print(f"  {len(plan.stale_not_selected)} stale entries not selected (drop --missing to include them)", highlight=False)
+    if plan.items:
+        table = Table("id", "reason", "style", "provider", "model", "size", "price", title=None, show_edge=False)
+        for item in plan.items[:show_items]:
+            table.add_row(item.entry.id, item.reason, item.style.name, item.spec.provider, item.spec.model,
+                          f"{item.spec.width}x{item.spec.height}", f"${item.price_usd:.4f}")
+        out.print(table)
+        if len(plan.items) > show_items:
+            out.print(f"  ... and {len(plan.items) - show_items} more", highlight=False)
+        by_provider = ", ".join(f"{p}: {n}" for p, n in plan.by_provider().items())
+        out.print(f"Estimated cost: ${plan.estimated_cost:.2f} ({by_provider})", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("plan")
+    @friendly
+    def plan_cmd(
+        ctx: typer.Context,
+        missing: MissingOpt = False,
+        all_: AllOpt = False,
+        ids: IdOpt = None,
+        stale: StaleOpt = False,
+        provider: ProviderOpt = None,
+        limit: LimitOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Show what `generate` would run and its estimated cost. Changes nothing."""
+        project = get_project(ctx)
+        try:
+            plan = build_plan(project, selection(missing, stale, all_, ids, provider, limit))
+        finally:
+            project.close()
+        if as_json:
+            print_json(plan_dict(plan))
+        else:
+            print_plan(project, plan)

@@ -1,0 +1,45 @@
+"""``limner providers``: each provider, whether it is configured, its model and price."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from limner.cli.commands._selection import JsonOpt
+from limner.cli.context import friendly, get_project, out, print_json
+from limner.errors import LimnerError
+from limner.providers import DEFAULT_PROVIDER
+from limner.registry import provider_class, provider_specs
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("providers")
+    @friendly
+    def providers_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+        """List providers: configured (credentials present), model, price, default."""
+        project = get_project(ctx)
+        settings = project.settings
+        default = settings.provider or DEFAULT_PROVIDER
+        rows = []
+        for name, spec in sorted(provider_specs().items()):
+            row = {"name": name, "description": spec.description, "default": name == default}
+            try:
+                cls = provider_class(name)
+            except LimnerError as exc:
+                row.update(installed=False, configured=False, model=None, price_usd=None, missing=[], hint=exc.hint)
+                rows.append(row)
+                continue
+            missing = [v for v in cls.required_env if not settings.secret(v)]
+            conf = settings.provider_settings(name)
+            row.update(installed=True, configured=not missing, missing=missing, model=conf.model or cls.default_model,
+                       price_usd=project.provider_price(name))
+            rows.append(row)
+        if as_json:
+            print_json(rows)
+            return
+        table = Table("provider", "configured", "model", "price/image", "", show_edge=False)
+        for r in rows:
+            configured = "yes" if r["configured"] else ("not installed" if not r["installed"] else "missing " + ", ".join(r["missing"]))
+            table.add_row(r["name"] + (" (default)" if r["default"] else ""), configured, r["model"] or "-",
+                          "-" if r["price_usd"] is None else f"${r['price_usd']:.4f}", r["description"])
+        out.print(table)

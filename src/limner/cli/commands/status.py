@@ -1,0 +1,70 @@
+"""``limner status``: counts per state, spend, and failures with their reasons."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from limner.cli.commands._selection import JsonOpt
+from limner.cli.context import friendly, get_project, out, print_json
+from limner.db.models import EntryState
+from limner.project import Project
+from limner.runner import Selection, build_plan
+
+STATES = [s.value for s in EntryState]
+
+
+def catalogue_states(project: Project) -> dict[str, str]:
+    """State of every catalogue entry, with ``stale`` computed against the current catalogue and styles."""
+    statuses = project.repo.entry_statuses()
+    plan = build_plan(project, Selection(), statuses)
+    stale = set(plan.stale_ids)
+    states = {}
+    for entry in project.catalog:
+        st = statuses.get(entry.id)
+        state = st.state if st else EntryState.missing.value
+        if entry.id in stale and state == EntryState.published.value:
+            state = EntryState.stale.value
+        states[entry.id] = state
+    return states
+
+
+def status_dict(project: Project) -> dict[str, Any]:
+    states = catalogue_states(project)
+    counts = Counter(states.values())
+    failures = [
+        {"id": i, "error": e, "attempts": a, "retryable": r}
+        for i, e, a, r in project.repo.failures() if i in states
+    ]
+    return {
+        "entries": len(states),
+        "by_state": {s: counts.get(s, 0) for s in STATES},
+        "spend_usd": round(project.repo.spend(), 6),
+        "failures": failures,
+    }
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("status")
+    @friendly
+    def status_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+        """Counts per state, spend so far, and failures with reasons."""
+        project = get_project(ctx)
+        try:
+            data = status_dict(project)
+        finally:
+            project.close()
+        if as_json:
+            print_json(data)
+            return
+        table = Table("state", "entries", show_edge=False)
+        for state, n in data["by_state"].items():
+            table.add_row(state, str(n))
+        out.print(table)
+        out.print(f"{data['entries']} entries; spend ${data['spend_usd']:.4f}", highlight=False)
+        for f in data["failures"][:50]:
+            kind = "retryable" if f["retryable"] else "permanent"
+            out.print(f"  failed {f['id']} ({kind}, {f['attempts']} attempts): {f['error']}", highlight=False, markup=False)

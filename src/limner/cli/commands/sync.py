@@ -1,0 +1,29 @@
+"""``limner sync``: placeholders into the app, the manifest and its schema."""
+
+from __future__ import annotations
+
+import typer
+
+from limner.cli.commands._selection import JsonOpt
+from limner.cli.context import friendly, get_project, out, print_json
+from limner.sync import sync_project
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("sync")
+    @friendly
+    def sync_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+        """Write placeholders and the manifest for published entries; remove those no longer in the catalogue."""
+        project = get_project(ctx)
+        try:
+            result = sync_project(project)
+        finally:
+            project.close()
+        if as_json:
+            print_json({"published": result.published, "written": len(result.written), "unchanged": result.unchanged,
+                        "removed": result.removed, "manifest": result.manifest, "schema": result.schema,
+                        "manifest_changed": result.manifest_changed})
+            return
+        out.print(f"Synced {result.published} entries: {len(result.written)} placeholders written, {result.unchanged} unchanged, "
+                  f"{len(result.removed)} removed.", highlight=False)
+        out.print(f"Manifest: {result.manifest}{'' if result.manifest_changed else ' (unchanged)'}", highlight=False)

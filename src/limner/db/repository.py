@@ -1,0 +1,205 @@
+"""The queries Limner runs. Every write commits at once: each stage of a unit of work is durable."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import selectinload
+
+from limner.db.engine import Database
+from limner.db.models import EntryRow, EntryState, LedgerRow, Render, RenderStatus, Template, Variant, utcnow
+
+
+@dataclass(frozen=True)
+class EntryStatus:
+    id: str
+    state: str
+    fingerprint: str | None
+    published_fingerprint: str | None
+    retryable: bool
+    attempts: int
+    last_error: str | None
+
+
+class Repository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # ------------------------------------------------------------------ reads
+    def entry_statuses(self) -> dict[str, EntryStatus]:
+        with self.db.session() as s:
+            rows = s.execute(
+                select(
+                    EntryRow.id, EntryRow.state, EntryRow.fingerprint, EntryRow.published_fingerprint,
+                    EntryRow.retryable, EntryRow.attempts, EntryRow.last_error,
+                )
+            ).all()
+        return {r[0]: EntryStatus(*r) for r in rows}
+
+    def find_resumable(self, entry_id: str, fingerprint: str) -> Render | None:
+        """A render of this exact spec that was paid for but not yet published."""
+        with self.db.session() as s:
+            return s.scalars(
+                select(Render)
+                .where(Render.entry_id == entry_id, Render.fingerprint == fingerprint,
+                       Render.status.in_([RenderStatus.generated.value, RenderStatus.derived.value]))
+                .order_by(Render.id.desc())
+                .limit(1)
+            ).first()
+
+    def published_renders(self, ids: Iterable[str] | None = None) -> list[Render]:
+        with self.db.session() as s:
+            q = (
+                select(Render)
+                .join(EntryRow, EntryRow.published_render_id == Render.id)
+                .options(selectinload(Render.variants))
+                .order_by(Render.entry_id)
+            )
+            if ids is not None:
+                q = q.where(Render.entry_id.in_(list(ids)))
+            return list(s.scalars(q).all())
+
+    def phashes(self) -> dict[str, str]:
+        """entry id -> perceptual hash of its published image."""
+        with self.db.session() as s:
+            rows = s.execute(select(Render.entry_id, Render.phash).join(EntryRow, EntryRow.published_render_id == Render.id)).all()
+        return {e: p for e, p in rows if p}
+
+    def counts_by_state(self) -> dict[str, int]:
+        with self.db.session() as s:
+            return dict(s.execute(select(EntryRow.state, func.count()).group_by(EntryRow.state)).all())
+
+    def spend(self) -> float:
+        with self.db.session() as s:
+            return float(s.scalar(select(func.coalesce(func.sum(LedgerRow.cost_usd), 0.0))) or 0.0)
+
+    def failures(self) -> list[tuple[str, str | None, int, bool]]:
+        with self.db.session() as s:
+            return list(
+                s.execute(
+                    select(EntryRow.id, EntryRow.last_error, EntryRow.attempts, EntryRow.retryable)
+                    .where(EntryRow.state == EntryState.failed.value)
+                    .order_by(EntryRow.id)
+                ).all()
+            )
+
+    def all_object_keys(self) -> set[str]:
+        with self.db.session() as s:
+            keys = set(s.scalars(select(Render.master_key)).all())
+            keys |= {k for k in s.scalars(select(Render.placeholder_key)).all() if k}
+            keys |= set(s.scalars(select(Variant.key)).all())
+        return keys
+
+    def renders_for(self, entry_id: str) -> list[Render]:
+        with self.db.session() as s:
+            return list(s.scalars(select(Render).where(Render.entry_id == entry_id).order_by(Render.id)).all())
+
+    # ------------------------------------------------------------------ writes
+    def sync_entries(self, items: Iterable[tuple[str, str, str | None, str]], *, stale_ids: Iterable[str] = ()) -> None:
+        """Queue entries: (id, title, style, fingerprint). Creates missing rows; marks stale ones."""
+        now = utcnow()
+        items = list(items)
+        with self.db.session() as s:
+            existing = set(s.scalars(select(EntryRow.id).where(EntryRow.id.in_([i[0] for i in items]))).all()) if len(items) < 30000 else set(s.scalars(select(EntryRow.id)).all())
+            for entry_id, title, style, fingerprint in items:
+                if entry_id in existing:
+                    s.execute(
+                        update(EntryRow)
+                        .where(EntryRow.id == entry_id)
+                        .values(title=title, style=style, fingerprint=fingerprint, state=EntryState.queued.value, updated_at=now)
+                    )
+                else:
+                    s.add(EntryRow(id=entry_id, title=title, style=style, fingerprint=fingerprint, state=EntryState.queued.value,
+                                   attempts=0, retryable=True, created_at=now, updated_at=now))
+            stale = list(stale_ids)
+            if stale:
+                s.execute(update(EntryRow).where(EntryRow.id.in_(stale), EntryRow.state == EntryState.published.value)
+                          .values(state=EntryState.stale.value, updated_at=now))
+
+    def mark_stale(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        if not ids:
+            return
+        with self.db.session() as s:
+            s.execute(update(EntryRow).where(EntryRow.id.in_(ids), EntryRow.state == EntryState.published.value)
+                      .values(state=EntryState.stale.value, updated_at=utcnow()))
+
+    def set_state(self, entry_id: str, state: EntryState, **values: Any) -> None:
+        with self.db.session() as s:
+            s.execute(update(EntryRow).where(EntryRow.id == entry_id).values(state=state.value, updated_at=utcnow(), **values))
+
+    def mark_failed(self, entry_id: str, error: str, *, retryable: bool, attempts: int) -> None:
+        with self.db.session() as s:
+            s.execute(
+                update(EntryRow)
+                .where(EntryRow.id == entry_id)
+                .values(state=EntryState.failed.value, last_error=error[:2000], retryable=retryable,
+                        attempts=EntryRow.attempts + attempts, updated_at=utcnow())
+            )
+
+    def ensure_template(self, sha: str, *, style: str, version: str, positive: str, negative: str, params: dict[str, Any]) -> None:
+        with self.db.session() as s:
+            if s.get(Template, sha) is None:
+                s.add(Template(sha256=sha, style=style, version=version, positive=positive, negative=negative, params=params))
+
+    def record_render(self, render: Render, *, ledger_outcome: str = "generated") -> Render:
+        """Record a paid generation (master already stored) and its ledger line, in one commit."""
+        with self.db.session() as s:
+            s.add(render)
+            s.flush()
+            s.add(LedgerRow(entry_id=render.entry_id, render_id=render.id, provider=render.provider, model=render.model,
+                            cost_usd=render.cost_usd, outcome=ledger_outcome))
+            s.execute(update(EntryRow).where(EntryRow.id == render.entry_id)
+                      .values(state=EntryState.generated.value, updated_at=utcnow()))
+        return render
+
+    def record_billed_failure(self, entry_id: str, provider: str, model: str, cost_usd: float, outcome: str) -> None:
+        with self.db.session() as s:
+            s.add(LedgerRow(entry_id=entry_id, provider=provider, model=model, cost_usd=cost_usd, outcome=outcome))
+
+    def reject_render(self, render_id: int, error: str) -> None:
+        with self.db.session() as s:
+            s.execute(update(Render).where(Render.id == render_id).values(status=RenderStatus.rejected.value, error=error[:2000]))
+
+    def record_derived(self, render_id: int, *, fields: dict[str, Any], variants: list[dict[str, Any]]) -> None:
+        with self.db.session() as s:
+            render = s.get(Render, render_id)
+            assert render is not None
+            for k, v in fields.items():
+                setattr(render, k, v)
+            have = {(v.width, v.format) for v in render.variants}
+            for v in variants:
+                if (v["width"], v["format"]) not in have:
+                    render.variants.append(Variant(**v))
+            render.status = RenderStatus.derived.value
+
+    def publish(self, render_id: int) -> None:
+        """Make a render the entry's published image; the previous one is superseded."""
+        now = utcnow()
+        with self.db.session() as s:
+            render = s.get(Render, render_id)
+            assert render is not None
+            entry = s.get(EntryRow, render.entry_id)
+            assert entry is not None
+            if entry.published_render_id and entry.published_render_id != render_id:
+                s.execute(update(Render).where(Render.id == entry.published_render_id)
+                          .values(status=RenderStatus.superseded.value))
+            render.status = RenderStatus.published.value
+            render.published_at = now
+            entry.published_render_id = render_id
+            entry.published_fingerprint = render.fingerprint
+            entry.fingerprint = render.fingerprint
+            entry.state = EntryState.published.value
+            entry.last_error = None
+            entry.retryable = True
+            entry.updated_at = now
+
+
+def as_utc_iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,90 @@
+"""Small stand-ins shown before the real image loads: a capped preview image,
+BlurHash, ThumbHash and a dominant colour."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import blurhash
+import thumbhash
+from PIL import Image
+
+from .encoders import DEFAULT_SETTINGS, EncoderSettings, encode
+
+PLACEHOLDER_QUALITIES = (80, 70, 60, 50, 40, 30, 20)
+_SHRINK = 0.75
+_MIN_WIDTH = 16
+_BLURHASH_SIDE = 64
+_THUMBHASH_SIDE = 32  # ThumbHash needs <=100px; low frequencies are identical from 32px up
+_COLOUR_SIDE = 64
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    data: bytes
+    format: str
+    width: int
+    height: int
+    quality: int
+
+
+def scaled_height(width: int, source: tuple[int, int]) -> int:
+    src_w, src_h = source
+    return max(1, round(width * src_h / src_w))
+
+
+def make_placeholder(
+    im: Image.Image,
+    *,
+    width: int = 480,
+    fmt: str = "webp",
+    max_bytes: int = 100_000,
+    xmp: bytes | None = None,
+    settings: EncoderSettings = DEFAULT_SETTINGS,
+) -> Placeholder:
+    """Encode ``im`` at ``width`` (never upscaled), stepping quality down, then width,
+    until it fits ``max_bytes``; raises ValueError if even a tiny image does not fit."""
+    if fmt not in ("webp", "jpeg"):
+        raise ValueError(f"placeholder format must be webp or jpeg, not {fmt!r}")
+    rgb = im if im.mode == "RGB" else im.convert("RGB")
+    width = max(1, min(width, rgb.width))
+    while True:
+        height = scaled_height(width, rgb.size)
+        small = rgb if width == rgb.width else rgb.resize((width, height), Image.Resampling.LANCZOS)
+        for quality in PLACEHOLDER_QUALITIES:
+            data = encode(small, fmt, settings, quality=quality, xmp=xmp)
+            if len(data) <= max_bytes:
+                return Placeholder(data=data, format=fmt, width=width, height=height, quality=quality)
+        if width <= _MIN_WIDTH:
+            raise ValueError(f"cannot fit a {fmt} placeholder into {max_bytes} bytes")
+        width = max(_MIN_WIDTH, int(width * _SHRINK))
+
+
+def _shrunk(im: Image.Image, side: int) -> Image.Image:
+    small = im.copy()
+    small.thumbnail((side, side), Image.Resampling.BOX)
+    return small
+
+
+def blurhash_of(im: Image.Image) -> str:
+    """BlurHash with 4x3 components from a <=64px copy."""
+    small = _shrunk(im, _BLURHASH_SIDE)  # blurhash.encode closes the image it is given
+    return blurhash.encode(small.convert("RGB"), 4, 3)
+
+
+def thumbhash_of(im: Image.Image) -> str:
+    """ThumbHash (base64, standard alphabet) from a small RGBA copy."""
+    small = _shrunk(im, _THUMBHASH_SIDE).convert("RGBA")
+    hashed = thumbhash.rgba_to_thumb_hash(small.width, small.height, list(small.tobytes()))
+    return base64.b64encode(bytes(hashed)).decode("ascii")
+
+
+def dominant_color_of(im: Image.Image) -> str:
+    """Most common colour after quantising a 64px copy to a few colours, as #rrggbb."""
+    small = _shrunk(im, _COLOUR_SIDE).convert("RGB")
+    quantised = small.quantize(colors=5, method=Image.Quantize.MEDIANCUT)
+    palette = quantised.getpalette() or []
+    _count, index = max(quantised.getcolors() or [(1, 0)])
+    r, g, b = palette[index * 3 : index * 3 + 3]
+    return f"#{r:02x}{g:02x}{b:02x}"

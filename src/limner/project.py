@@ -1,0 +1,102 @@
+"""A project: its settings, styles, catalogue, database and storage, opened lazily.
+
+Commands build one :class:`Project` and ask it for what they need, so a command
+that only reads the catalogue never opens the database, and a bad catalogue is
+reported before anything is written.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from limner.catalog import Catalog, Entry, load_catalog
+from limner.config.settings import Settings
+from limner.db import Database, open_database
+from limner.db.repository import Repository
+from limner.errors import ConfigError
+from limner.providers import DEFAULT_PROVIDER, Provider
+from limner.registry import provider_class
+from limner.storage import Storage, open_storage
+from limner.styles import PromptRenderer, Style, load_styles
+
+
+class Project:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        if settings.plugins:
+            from limner.plugins import load_plugins
+
+            load_plugins(settings.plugins)
+        self._providers: dict[str, Provider] = {}
+
+    # ---------------------------------------------------------------- inputs
+    @cached_property
+    def styles(self) -> dict[str, Style]:
+        s = self.settings
+        inline = {k: dict(v) for k, v in s.styles.items()}
+        styles = load_styles(s.path(s.project.styles_dir), inline, config_name=str(s.config_file or "limner.toml"))
+        for name in [s.project.default_style, *s.project.era_styles.values()]:
+            if name not in styles:
+                raise ConfigError(f"{s.config_file or 'settings'}: unknown style {name!r} in [project]; known styles: {', '.join(sorted(styles))}")
+        return styles
+
+    @cached_property
+    def renderer(self) -> PromptRenderer:
+        return PromptRenderer(self.styles)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return load_catalog(self.settings.catalog_path, known_styles=self.styles.keys())
+
+    def style_for(self, entry: Entry) -> Style:
+        p = self.settings.project
+        name = entry.style or (p.era_styles.get(entry.era) if entry.era else None) or p.default_style
+        return self.styles[name]
+
+    def provider_name_for(self, entry: Entry, style: Style, override: str | None = None) -> str:
+        return override or entry.provider or style.provider or self.settings.provider or DEFAULT_PROVIDER
+
+    @property
+    def provider_is_default(self) -> bool:
+        return not self.settings.provider
+
+    # ---------------------------------------------------------------- backends
+    def provider(self, name: str) -> Provider:
+        if name not in self._providers:
+            cls = provider_class(name)
+            conf = self.settings.provider_settings(name)
+            extra: dict[str, Any] = dict(conf.model_extra or {})
+            extra.update({k: v for k, v in conf.model_dump(exclude={"model"}).items() if v is not None})
+            extra["_secret"] = self.settings.secret
+            self._providers[name] = cls(model=conf.model, settings=extra)
+        return self._providers[name]
+
+    def provider_price(self, name: str) -> float:
+        conf = self.settings.provider_settings(name)
+        if conf.price_usd is not None:
+            return conf.price_usd
+        return float(provider_class(name).price_usd)
+
+    def provider_concurrency(self, name: str) -> int:
+        conf = self.settings.provider_settings(name)
+        if conf.concurrency:
+            return conf.concurrency
+        cls = provider_class(name)
+        return min(self.settings.generate.concurrency, cls.capabilities.max_concurrency) if cls.capabilities.max_concurrency else self.settings.generate.concurrency
+
+    @cached_property
+    def db(self) -> Database:
+        return open_database(self.settings.database_url)
+
+    @cached_property
+    def repo(self) -> Repository:
+        return Repository(self.db)
+
+    @cached_property
+    def storage(self) -> Storage:
+        return open_storage(self.settings)
+
+    def close(self) -> None:
+        if "db" in self.__dict__:
+            self.db.close()

@@ -1,0 +1,86 @@
+"""Call a provider with bounded concurrency, a rate limit, a timeout and retries.
+
+Retries use tenacity: exponential backoff with jitter for transient errors, and
+the provider's ``Retry-After`` for rate limits. Concurrency slots are released
+while waiting, so a backing-off call never blocks another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+
+from aiolimiter import AsyncLimiter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from limner.providers import GenerationRequest, GenerationResult, Provider, RateLimited, Transient
+
+
+@dataclass
+class CallStats:
+    attempts: int = 0
+    latency_ms: int = 0
+    #: billed failed attempts (USD)
+    billed_failures_usd: float = 0.0
+
+
+class RetryAfterOrBackoff:
+    """tenacity wait: the server's Retry-After when it sent one, else exponential backoff with jitter."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self.maximum = maximum
+        self.backoff = wait_exponential_jitter(initial=initial, max=maximum, jitter=initial)
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            return min(self.maximum, max(0.0, exc.retry_after)) + random.uniform(0, 0.1 * max(exc.retry_after, 0.1))
+        return float(self.backoff(state))
+
+
+class ProviderGate:
+    """Concurrency slots, rate limiter and retry policy for one provider."""
+
+    def __init__(self, provider: Provider, *, concurrency: int, rate_per_minute: float | None, timeout_s: float | None,
+                 max_attempts: int, backoff_initial_s: float, backoff_max_s: float) -> None:
+        self.provider = provider
+        self.concurrency = concurrency
+        self.slots = asyncio.Semaphore(concurrency)
+        self.limiter = AsyncLimiter(rate_per_minute, 60) if rate_per_minute else None
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.wait = RetryAfterOrBackoff(backoff_initial_s, backoff_max_s)
+
+    async def _once(self, request: GenerationRequest) -> GenerationResult:
+        async with self.slots:
+            if self.limiter is not None:
+                await self.limiter.acquire()
+            coro = self.provider.generate(request)
+            if self.timeout_s:
+                try:
+                    return await asyncio.wait_for(coro, self.timeout_s)
+                except TimeoutError:
+                    raise Transient(f"{self.provider.name}: no answer within {self.timeout_s:g}s") from None
+            return await coro
+
+    async def call(self, request: GenerationRequest, stats: CallStats) -> GenerationResult:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type((RateLimited, Transient)),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self.wait,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                stats.attempts += 1
+                started = time.perf_counter()
+                try:
+                    result = await self._once(request)
+                except (RateLimited, Transient) as exc:
+                    stats.billed_failures_usd += exc.billed_usd
+                    raise
+                stats.latency_ms = int((time.perf_counter() - started) * 1000)
+                return result
+        raise AssertionError("unreachable")  # pragma: no cover
