@@ -31,7 +31,7 @@ class RetryAfterOrBackoff:
 
     def __init__(self, initial: float, maximum: float) -> None:
         self.maximum = maximum
-        self.backoff = wait_exponential_jitter(initial=initial, max=maximum, jitter=initial)
+        self.backoff = wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

@@ -419,19 +419,35 @@ def bare_tree(p: Pen, x: float, y: float, s: float) -> None:
 
 
 def figure(p: Pen, x: float, y: float, s: float, staff: bool | None = None) -> None:
-    """A robed human silhouette, ``s`` tall."""
+    """A robed human silhouette, ``s`` tall: head, shoulders, a long garment, maybe a staff."""
     r = p.rng
     col = p.dark
-    head = s * 0.11
-    shoulders = y - s * 0.78
-    w = s * r.uniform(0.12, 0.16)
-    p.draw.polygon([(x - w * 0.55, shoulders), (x + w * 0.55, shoulders), (x + w, y), (x - w, y)], fill=col)
-    p.draw.ellipse((x - head, shoulders - head * 2, x + head, shoulders), fill=col)
-    if r.random() < 0.5:  # head cover / shawl
-        p.draw.polygon([(x - head * 1.2, shoulders - head * 0.6), (x, shoulders - head * 2.3), (x + head * 1.2, shoulders - head * 0.6), (x + w * 0.7, shoulders + s * 0.15), (x - w * 0.7, shoulders + s * 0.15)], fill=col)
+    f = r.choice((-1, 1))  # facing
+    head = s * 0.085
+    neck_y = y - s * 0.8
+    sh_y = neck_y + s * 0.05
+    sw = s * r.uniform(0.12, 0.15)  # half shoulder width
+    hem = s * r.uniform(0.14, 0.2)  # half hem width
+    lean = f * s * r.uniform(0.0, 0.04)
+    body = [
+        (x - sw * 0.45 + lean, neck_y), (x + sw * 0.45 + lean, neck_y),
+        (x + sw + lean, sh_y + s * 0.03), (x + sw * 0.95, y - s * 0.45),
+        (x + hem, y), (x - hem, y),
+        (x - sw * 0.95, y - s * 0.45), (x - sw + lean, sh_y + s * 0.03),
+    ]
+    p.draw.polygon(body, fill=col)
+    hx, hy = x + lean + f * s * 0.01, neck_y - head * 0.9
+    p.draw.ellipse((hx - head, hy - head * 1.1, hx + head, hy + head * 0.9), fill=col)
+    if r.random() < 0.5:  # a shawl over the head
+        p.draw.polygon([(hx - head * 1.25, hy + head * 0.2), (hx - head * 0.4, hy - head * 1.35), (hx + head * 0.5, hy - head * 1.3),
+                        (hx + head * 1.2, hy + head * 0.3), (x + sw * 1.05 + lean, sh_y + s * 0.12), (x - sw * 1.05 + lean, sh_y + s * 0.12)], fill=col)
     if staff if staff is not None else r.random() < 0.45:
-        sx = x + w * 1.1
-        p.draw.line([(sx, y), (sx + s * 0.05, shoulders - s * 0.2)], fill=col, width=max(1, int(s * 0.035)))
+        sx = x + f * (sw + s * 0.06)
+        p.draw.line([(sx, y), (sx + f * s * 0.02, neck_y - s * 0.14)], fill=col, width=max(1, int(s * 0.03)))
+        p.draw.line([(x + f * sw * 0.8 + lean, sh_y + s * 0.05), (sx, y - s * 0.5)], fill=col, width=max(1, int(s * 0.05)))
+    else:
+        arm = f * r.choice((-1, 1))
+        p.draw.line([(x + arm * sw * 0.9 + lean, sh_y + s * 0.04), (x + arm * (sw * 1.1), y - s * 0.45)], fill=shade(col, 0.85), width=max(1, int(s * 0.05)))
 
 
 def camel(p: Pen, x: float, y: float, s: float) -> None:

@@ -62,6 +62,7 @@ class Scene:
     horizon: float
     lw: int
     ridges: list[tuple[np.ndarray, np.ndarray]]
+    sun: tuple[float, float, float] = (0.0, 0.0, 0.0)
     #: the caption's box, kept clear of foreground figures
     reserved: tuple[float, float, float, float] | None = None
 
@@ -122,35 +123,23 @@ def _soft(W: int, H: int, draw_fn: Callable[[ImageDraw.ImageDraw, float], None],
     return mask.resize((W, H), Image.Resampling.BILINEAR)
 
 
-def _celestial(sc: Scene) -> None:
+def _sky_image(sc: Scene) -> Image.Image:
+    """Sky gradient, sun glow and clouds: all soft, so painted at quarter size and scaled up."""
     W, H, S, rng, pal = sc.W, sc.H, sc.S, sc.rng, sc.pal
+    f = 4 if S >= 64 else 1
+    w, h = max(1, -(-W // f)), max(1, -(-H // f))
+    k = w / W
+    sky = _sky(w, h, pal, sc.horizon * k)
     sx = W * rng.uniform(0.14, 0.86)
     sy = sc.horizon - H * rng.uniform(0.14, 0.36)
     sr = S * rng.uniform(0.04, 0.065)
-    if sc.lighting == "night":
-        for _ in range(int(60 + 80 * (W * H) / 1e6)):
-            x, y = rng.uniform(0, W), rng.uniform(0, sc.horizon * 0.95)
-            r = S * rng.choice((0.0012, 0.0016, 0.0024))
-            a = rng.randint(120, 230)
-            sc.draw.ellipse((x - r, y - r, x + r, y + r), fill=(255, 250, 225, a))
+    sc.sun = (sx, sy, sr)
     glow_strength = {"day": 120, "dusk": 170, "night": 70, "overcast": 90}[sc.lighting]
-    glow = _soft(W, H, lambda d, k: d.ellipse(((sx - sr * 3.2) * k, (sy - sr * 3.2) * k, (sx + sr * 3.2) * k, (sy + sr * 3.2) * k), fill=glow_strength), sr * 2.2)
-    sc.img.paste(Image.new("RGB", (W, H), pal.sun), (0, 0), glow)
-    d = sc.draw
-    if sc.lighting == "overcast":
-        d.ellipse((sx - sr, sy - sr, sx + sr, sy + sr), fill=(*pal.sun, 150))
-    else:
-        d.ellipse((sx - sr, sy - sr, sx + sr, sy + sr), fill=pal.sun)
-        if sc.lighting == "night":  # crescent moon
-            t = min(1.0, sy / max(1.0, sc.horizon)) ** 1.25
-            skyc = mix(pal.sky_top, pal.sky_horizon, t)
-            o = sr * rng.uniform(0.35, 0.6)
-            d.ellipse((sx - sr + o, sy - sr - o * 0.4, sx + sr + o, sy + sr - o * 0.4), fill=skyc)
-    sc.sun = (sx, sy, sr)  # type: ignore[attr-defined]
+    glow = Image.new("L", (w, h), 0)
+    gr = sr * 3.2 * k
+    ImageDraw.Draw(glow).ellipse((sx * k - gr, sy * k - gr, sx * k + gr, sy * k + gr), fill=glow_strength)
+    sky.paste(pal.sun, (0, 0), glow.filter(ImageFilter.GaussianBlur(max(0.5, sr * 2.2 * k))))
 
-
-def _clouds(sc: Scene) -> None:
-    W, H, S, rng, pal = sc.W, sc.H, sc.S, sc.rng, sc.pal
     overcast = sc.lighting == "overcast"
     n = rng.randint(5, 8) if overcast else rng.randint(1, 4)
     if sc.lighting == "night":
@@ -163,20 +152,41 @@ def _clouds(sc: Scene) -> None:
             ox = rng.uniform(-0.5, 0.5) * width
             rr = width * rng.uniform(0.14, 0.26)
             blobs.append((cx + ox, cy - rr * rng.uniform(0, 0.6), rr * rng.uniform(1.2, 1.8), rr * (0.5 if overcast else 0.8)))
-    if not blobs:
-        return
-
-    def draw_blobs(dy: float, val: int) -> Callable[[ImageDraw.ImageDraw, float], None]:
-        def fn(d: ImageDraw.ImageDraw, k: float) -> None:
+    if blobs:
+        blur = ImageFilter.GaussianBlur(max(0.5, S * 0.012 * k))
+        for dy, val, col in (
+            (0.0, 150 if overcast else 200, mix(pal.cloud, pal.sky_top, 0.45)),  # shaded underside
+            (-S * 0.012, 140 if overcast else 225, pal.cloud),  # lit top
+        ):
+            mask = Image.new("L", (w, h), 0)
+            d = ImageDraw.Draw(mask)
             for x, y, rx, ry in blobs:
                 d.ellipse(((x - rx) * k, (y - ry + dy) * k, (x + rx) * k, (y + ry + dy) * k), fill=val)
-        return fn
+            sky.paste(col, (0, 0), mask.filter(blur))
+    return sky.resize((W, H), Image.Resampling.BILINEAR) if f > 1 else sky
 
-    blur = S * 0.012
-    shadow = _soft(W, H, draw_blobs(0, 200 if not overcast else 150), blur)
-    sc.img.paste(Image.new("RGB", (W, H), mix(pal.cloud, pal.sky_top, 0.45)), (0, 0), shadow)
-    light = _soft(W, H, draw_blobs(-S * 0.012, 225 if not overcast else 140), blur)
-    sc.img.paste(Image.new("RGB", (W, H), pal.cloud), (0, 0), light)
+
+def _celestial(sc: Scene) -> None:
+    """Stars, and the sun or moon disc, drawn crisp over the soft sky."""
+    W, S, rng, pal = sc.W, sc.S, sc.rng, sc.pal
+    sx, sy, sr = sc.sun
+    d = sc.draw
+    if sc.lighting == "night":
+        for _ in range(int(60 + 80 * (W * sc.H) / 1e6)):
+            x, y = rng.uniform(0, W), rng.uniform(0, sc.horizon * 0.95)
+            r = max(0.6, S * rng.choice((0.0012, 0.0016, 0.0024)))
+            d.ellipse((x - r, y - r, x + r, y + r), fill=(255, 250, 225, rng.randint(120, 230)))
+        o = sr * rng.uniform(0.35, 0.6)
+
+        def crescent(md: ImageDraw.ImageDraw, ox: float, oy: float) -> None:
+            md.ellipse((sx - sr - ox, sy - sr - oy, sx + sr - ox, sy + sr - oy), fill=255)
+            md.ellipse((sx - sr + o - ox, sy - sr - o * 0.4 - oy, sx + sr + o - ox, sy + sr - o * 0.4 - oy), fill=0)
+
+        sc.pen(0).stencil((sx - sr - 2, sy - sr - 2, sx + sr + 2, sy + sr + 2), crescent, pal.sun)
+    elif sc.lighting == "overcast":
+        d.ellipse((sx - sr, sy - sr, sx + sr, sy + sr), fill=(*pal.sun, 150))
+    else:
+        d.ellipse((sx - sr, sy - sr, sx + sr, sy + sr), fill=pal.sun)
 
 
 def _birds(sc: Scene) -> None:
@@ -238,7 +248,7 @@ def _water(sc: Scene, top: float, bottom: float) -> None:
     d = sc.draw
     d.rectangle((0, top, W, bottom), fill=pal.water)
     d.rectangle((0, top, W, top + (bottom - top) * 0.25), fill=(*mix(pal.water, pal.sky_horizon, 0.5), 120))
-    sx = getattr(sc, "sun", (W / 2, 0, 0))[0]
+    sx = sc.sun[0]
     light = (*mix(pal.water, pal.sun, 0.75), 170)
     dark = (*shade(pal.water, 0.75), 110)
     for _ in range(int(60 * W / sc.S)):
@@ -253,11 +263,11 @@ def _smoke(sc: Scene) -> Callable[[float, float, float], None]:
     def puff(x: float, y: float, s: float) -> None:
         rng = sc.rng
         drift = rng.choice((-1, 1))
-        col = mix(sc.pal.cloud, sc.pal.hills[2], 0.35)
-        for i in range(7):
-            r = s * (0.1 + 0.07 * i)
-            cx, cy = x + drift * s * 0.25 * i ** 1.3, y - s * 0.2 * i
-            sc.draw.ellipse((cx - r, cy - r * 0.7, cx + r, cy + r * 0.7), fill=(*col, max(20, 120 - 14 * i)))
+        col = mix(sc.pal.cloud, sc.pal.hills[3], 0.3)
+        for i in range(8):
+            r = s * (0.08 + 0.05 * i)
+            cx, cy = x + drift * s * 0.22 * i ** 1.3, y - s * 0.16 * i - r * 0.3
+            sc.draw.ellipse((cx - r, cy - r * 0.7, cx + r, cy + r * 0.7), fill=(*col, max(40, 190 - 20 * i)))
     return puff
 
 
@@ -339,11 +349,17 @@ def _exodus_hook(sc: Scene, layer: int) -> None:
         for x in _cluster_xs(r, cx, W * 0.16, r.randint(4, 7)):
             _place(sc, 1, x, m.tent, s * r.uniform(0.7, 1.0))
     elif layer == 2:
-        n = r.randint(4, 8)
-        x = W * r.uniform(0.1, 0.5)
-        step = s * r.uniform(0.5, 0.8)
-        for i in range(n):
-            _place(sc, 2, x + i * step, m.figure, s * r.uniform(0.85, 1.05), staff=(i == n - 1))
+        n = r.randint(5, 10)
+        x = W * r.uniform(0.08, 0.45)
+        direction = r.choice((-1, 1))
+        lead = n - 1 if direction > 0 else 0
+        xs = []
+        for _i in range(n):
+            xs.append(x)
+            x += s * r.uniform(0.22, 0.75)
+        for i, xx in enumerate(xs):
+            size = s * (1.12 if i == lead else r.uniform(0.72, 1.0))
+            _place(sc, 2, xx + (s * 0.4 * direction if i == lead else 0), m.figure, size, staff=(i == lead or r.random() < 0.2))
     elif layer == 3 and r.random() < 0.5:
         _place(sc, 3, _edge_x(sc), m.round_tree, s * 0.8)
 
@@ -558,7 +574,7 @@ def _landscape(sc: Scene) -> None:
         amps[2] = 0.04
     peaks: list[tuple[float, float, float] | None] = [None, None, None, None]
     if motif == "exodus":
-        peaks[0] = (W * rng.uniform(0.2, 0.8), S * rng.uniform(0.12, 0.2), S * rng.uniform(0.12, 0.2))
+        peaks[0] = (W * rng.uniform(0.2, 0.8), S * rng.uniform(0.09, 0.14), S * rng.uniform(0.17, 0.26))
     if motif in ("first-temple", "medieval"):
         peaks[1] = (sc.city_x, S * rng.uniform(0.2, 0.3), S * rng.uniform(0.05, 0.09))  # type: ignore[attr-defined]
     rough = 1.0 if motif not in ("holocaust",) else 0.35
@@ -667,7 +683,7 @@ def _deckle(W: int, H: int, S: int, rng: random.Random) -> Image.Image:
     def fn(d: ImageDraw.ImageDraw, k: float) -> None:
         w, h = W * k, H * k
         m_ = S * k * 0.035
-        d.rectangle((m_, m_, w - m_, h - m_), fill=255)
+        d.rectangle((m_, m_, w - m_, h - m_), fill=225)
         # nibble the edges
         for _ in range(60):
             side = rng.randrange(4)
@@ -679,20 +695,19 @@ def _deckle(W: int, H: int, S: int, rng: random.Random) -> Image.Image:
 
 
 def _paper(img: Image.Image, nrng: np.random.Generator, kind: str) -> Image.Image:
-    """Paper / film texture: low-frequency mottling plus a fine grain."""
+    """Paper / film texture: two octaves of mottling (broad washes, finer tooth), grain for photos."""
     W, H = img.size
-    # two octaves of mottling: broad washes and a finer tooth
-    low = Image.fromarray(np.clip(128 + nrng.normal(0.0, 40.0, (max(2, H // 40), max(2, W // 40))), 0, 255).astype(np.uint8), "L")
-    mid = Image.fromarray(np.clip(128 + nrng.normal(0.0, 40.0, (max(2, H // 5), max(2, W // 5))), 0, 255).astype(np.uint8), "L")
-    lowi = Image.blend(low.resize((W // 5 or 1, H // 5 or 1), Image.Resampling.BICUBIC), mid, 0.4).resize((W, H), Image.Resampling.BICUBIC)
-    grain_amp = {"photo": 4, "oil": 1, "manuscript": 1, "sketch": 1}[kind]
-    mottle = {"photo": 2, "oil": 3, "manuscript": 4, "sketch": 4}[kind]
-    a = np.asarray(img, dtype=np.int16)
-    lo = np.asarray(lowi, dtype=np.int16) - 128
-    fine = nrng.integers(-grain_amp, grain_amp + 1, (H, W), dtype=np.int16)
-    delta = (lo * mottle // 40 + fine)[:, :, None]
-    out = np.clip(a + delta, 0, 255).astype(np.uint8)
-    return Image.fromarray(out, "RGB")
+    lw, lh = max(2, W // 5), max(2, H // 5)
+    amp = {"photo": 2.0, "oil": 3.0, "manuscript": 4.0, "sketch": 4.0}[kind]
+    low = nrng.normal(0.0, 1.0, (max(2, H // 40), max(2, W // 40))).astype(np.float32)
+    low_up = np.asarray(Image.fromarray(low, "F").resize((lw, lh), Image.Resampling.BICUBIC))
+    tooth = nrng.normal(0.0, 1.0, (lh, lw)).astype(np.float32)
+    tex = 128.0 + amp * (0.6 * low_up + 0.6 * tooth)
+    tex_img = Image.fromarray(np.clip(tex, 0, 255).astype(np.uint8), "L").resize((W, H), Image.Resampling.BICUBIC)
+    if kind == "photo":  # film grain, pixel-fine
+        grain = nrng.integers(-4, 5, (H, W), dtype=np.int16)
+        tex_img = Image.fromarray(np.clip(np.asarray(tex_img, np.int16) + grain, 0, 255).astype(np.uint8), "L")
+    return ImageChops.add(img, Image.merge("RGB", (tex_img, tex_img, tex_img)), 1.0, -128)
 
 
 def _photo(img: Image.Image, S: int) -> Image.Image:
@@ -702,7 +717,7 @@ def _photo(img: Image.Image, S: int) -> Image.Image:
     img = Image.blend(toned, img, 0.18)
     img = ImageEnhance.Contrast(img).enhance(1.15)
     W, H = img.size
-    img.paste(Image.new("RGB", (W, H), (12, 10, 8)), (0, 0), _vignette(W, H, 0.75))
+    img.paste((12, 10, 8), (0, 0, W, H), _vignette(W, H, 0.75))
     return img
 
 
@@ -846,24 +861,23 @@ def render_image(width: int, height: int, seed: object, title: object = None, ye
     horizon = H * rng.uniform(0.44, 0.56)
     inset = max(4, int(S * 0.06)) if kind == "manuscript" else 0
     cart = _layout_cartouche(W, H, sanitize(title_s), format_year(year, date), S, inset)
-    img = _sky(W, H, pal, horizon)
+    img = Image.new("RGB", (W, H))
     sc = Scene(img=img, draw=ImageDraw.Draw(img, "RGBA"), W=W, H=H, S=S, rng=rng, pal=pal, kind=kind,
                lighting=lighting, horizon=horizon, lw=max(1, int(round(S / 380))), ridges=[],
                reserved=cart.box if cart is not None else None)
-    _celestial(sc)
-    _clouds(sc)
+    sc.img = _sky_image(sc)
     sc.draw = ImageDraw.Draw(sc.img, "RGBA")
+    _celestial(sc)
     _birds(sc)
     _landscape(sc)
     img = sc.img
     if kind == "sketch":
-        img = _blend(img, pal.paper, 0.12)
         paper = Image.new("RGB", (W, H), pal.paper)
-        paper.paste(img, (0, 0), _deckle(W, H, S, rng))
+        paper.paste(img, (0, 0), _deckle(W, H, S, rng))  # the mask's 225 leaves a light wash of paper
         img = paper
     elif kind == "oil":
         img = _painterly(img, rng, nrng, S)
-        img.paste(Image.new("RGB", (W, H), shade(pal.hills[3], 0.5)), (0, 0), _vignette(W, H, 0.35))
+        img.paste(shade(pal.hills[3], 0.5), (0, 0, W, H), _vignette(W, H, 0.35))
     elif kind == "photo":
         img = _photo(img, S)
     elif kind == "manuscript":

@@ -1,0 +1,170 @@
+"""The runner end to end, in process, on the fake provider."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+from sqlalchemy import select
+
+from limner.db.models import EntryRow, LedgerRow, Render, RenderStatus, Variant
+from limner.errors import EXIT_AUTH, EXIT_BUDGET, EXIT_FAILURES
+from limner.runner import RunOptions, Selection, build_plan, run_plan
+
+
+def run(p, selection=Selection(), budget=None, **overrides):
+    project = p.project(**overrides)
+    try:
+        plan = build_plan(project, selection)
+        summary = run_plan(project, plan, RunOptions(budget_usd=budget, progress=False))
+        return plan, summary
+    finally:
+        project.close()
+
+
+def rows(p, model):
+    project = p.project()
+    try:
+        with project.db.session() as s:
+            return list(s.scalars(select(model)).all())
+    finally:
+        project.close()
+
+
+def assert_consistent(p):
+    """Every row points at an existing object whose bytes match; one live render per entry."""
+    project = p.project()
+    try:
+        storage = project.storage
+        with project.db.session() as s:
+            renders = list(s.scalars(select(Render)).all())
+            for r in renders:
+                data = storage.get(r.master_key)
+                assert hashlib.sha256(data).hexdigest() == r.master_sha256
+                if r.placeholder_key:
+                    assert storage.exists(r.placeholder_key)
+            for v in s.scalars(select(Variant)).all():
+                assert hashlib.sha256(storage.get(v.key)).hexdigest() == v.sha256
+            live = Counter(r.entry_id for r in renders if r.status != RenderStatus.superseded.value)
+            assert all(n == 1 for n in live.values()), live
+    finally:
+        project.close()
+
+
+def test_generate_publishes_everything_then_rerun_makes_no_calls(project_dir):
+    plan, summary = run(project_dir)
+    assert summary.planned == 6 and summary.generated == 6 and summary.failed == 0
+    assert summary.provider_calls == 6 == len(project_dir.calls())
+    entries = rows(project_dir, EntryRow)
+    assert {e.state for e in entries} == {"published"}
+    variants = rows(project_dir, Variant)
+    assert {v.format for v in variants} == {"avif", "webp", "jpeg"}
+    assert_consistent(project_dir)
+
+    plan, summary = run(project_dir)
+    assert plan.items == [] and plan.up_to_date == 6
+    assert summary.provider_calls == 0 and len(project_dir.calls()) == 6
+
+
+def test_changing_one_description_regenerates_exactly_that_entry(project_dir):
+    run(project_dir)
+    entries = project_dir.entries()
+    entries[2]["description"] = "A new description."
+    project_dir.write_catalog(entries)
+    plan, summary = run(project_dir)
+    assert [(i.entry.id, i.reason) for i in plan.items] == [(entries[2]["id"], "stale")]
+    assert summary.generated == 1 and summary.provider_calls == 1
+    renders = rows(project_dir, Render)
+    assert sum(r.status == "superseded" for r in renders) == 1
+    assert_consistent(project_dir)
+
+
+def test_changing_a_style_template_makes_its_entries_stale(project_dir):
+    project_dir.write_config('[project]\nera_styles = { modern = "docu" }\n[styles.docu]\npositive = "photo of {{ title }}"\n')
+    run(project_dir)
+    project_dir.write_config('[project]\nera_styles = { modern = "docu" }\n[styles.docu]\npositive = "a photograph of {{ title }}"\n')
+    modern = {e["id"] for e in project_dir.entries() if e["era"] == "modern"}
+    project = project_dir.project()
+    plan = build_plan(project, Selection())
+    project.close()
+    assert {i.entry.id for i in plan.items} == modern and {i.reason for i in plan.items} == {"stale"}
+    # --missing leaves stale entries alone
+    project = project_dir.project()
+    assert build_plan(project, Selection(missing=True, stale=False)).items == []
+    project.close()
+
+
+def test_transient_errors_and_rate_limits_are_retried(make_project_dir):
+    p = make_project_dir(4, extra='transient_ids = { event-000 = 2 }\nrate_limit_ids = { event-001 = 1 }\nretry_after = 0.05\n')
+    _, summary = run(p)
+    assert summary.generated == 4 and summary.failed == 0
+    calls = Counter(c["id"] for c in p.calls())
+    assert calls["event-000"] == 3 and calls["event-001"] == 2 and calls["event-002"] == 1
+    renders = {r.entry_id: r for r in rows(p, Render)}
+    assert renders["event-000"].attempts == 3
+
+
+def test_refusal_is_permanent_and_held_back_until_asked(make_project_dir):
+    p = make_project_dir(3, extra='refuse_ids = ["event-001"]\n')
+    _, summary = run(p)
+    assert summary.generated == 2 and summary.failed == 1 and summary.exit_code == EXIT_FAILURES
+    entry = {e.id: e for e in rows(p, EntryRow)}["event-001"]
+    assert entry.state == "failed" and not entry.retryable and "refused" in entry.last_error
+    project = p.project()
+    plan = build_plan(project, Selection())
+    assert plan.items == [] and plan.held_back == ["event-001"]
+    forced = build_plan(project, Selection(ids=("event-001",)))
+    project.close()
+    assert [i.reason for i in forced.items] == ["forced"]
+
+
+def test_exhausted_retries_fail_retryably_and_next_run_retries(make_project_dir):
+    p = make_project_dir(2, extra='transient_ids = { event-000 = 99 }\n')
+    _, summary = run(p)
+    assert summary.failed == 1 and summary.generated == 1
+    assert Counter(c["id"] for c in p.calls())["event-000"] == 4  # max_attempts
+    project = p.project()
+    plan = build_plan(project, Selection())
+    project.close()
+    assert [(i.entry.id, i.reason) for i in plan.items] == [("event-000", "retry")]
+
+
+def test_auth_failure_stops_the_run(make_project_dir):
+    p = make_project_dir(20, extra="auth_fail = true\n")
+    _, summary = run(p)
+    assert summary.auth_error and "rejected the credentials" in summary.auth_error
+    assert summary.exit_code == EXIT_AUTH
+    assert len(p.calls()) <= 4  # the concurrency: nothing new starts after the first failure
+    assert summary.generated == 0
+
+
+def test_budget_never_starts_a_call_over_the_cap(make_project_dir):
+    p = make_project_dir(10, extra="price_usd = 0.01\n")
+    _, summary = run(p, budget=0.035)
+    assert summary.generated == 3 and summary.budget_stopped and summary.exit_code == EXIT_BUDGET
+    assert len(p.calls()) == 3
+    assert abs(sum(r.cost_usd for r in rows(p, LedgerRow)) - 0.03) < 1e-9
+    # the rest is still to do, and a bigger budget finishes it
+    _, summary = run(p, budget=1.0)
+    assert summary.generated == 7 and len(p.calls()) == 10
+
+
+def test_blank_and_corrupt_images_are_rejected(make_project_dir):
+    p = make_project_dir(3, extra='blank_ids = ["event-000"]\ncorrupt_ids = ["event-001"]\n')
+    _, summary = run(p)
+    assert summary.generated == 1 and summary.failed == 2
+    entries = {e.id: e for e in rows(p, EntryRow)}
+    assert "blank" in entries["event-000"].last_error
+    assert "corrupt" in entries["event-001"].last_error
+    assert {r.entry_id: r.status for r in rows(p, Render)}["event-000"] == "rejected"
+    assert_consistent(p)
+
+
+def test_limit_and_ids(project_dir):
+    plan, summary = run(project_dir, Selection(limit=2))
+    assert summary.generated == 2
+    plan, summary = run(project_dir, Selection(ids=("event-005",)))
+    assert [i.entry.id for i in plan.items] == ["event-005"]
+    plan, summary = run(project_dir, Selection(all=True))
+    assert len(plan.items) == 6 and {i.reason for i in plan.items} >= {"forced", "missing"}
+    assert_consistent(project_dir)
