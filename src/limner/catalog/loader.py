@@ -15,6 +15,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,7 +227,9 @@ def _read_json(text: str, shown: str, problems: list[Problem]) -> list[_Raw]:
         if isinstance(item, dict):
             chunk = text[pos:end]
             for key in item:
-                at = chunk.find(json.dumps(key, ensure_ascii=False))
+                # the key followed by its colon, so a value that happens to equal a key is not taken for it
+                found = re.search(re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:", chunk)
+                at = found.start() if found else -1
                 if at >= 0:
                     field_lines[key] = line + chunk.count("\n", 0, at)
         raws.append(_Raw(item, line, field_lines))
@@ -243,6 +246,8 @@ def _read_jsonl(text: str, shown: str, problems: list[Problem]) -> list[_Raw]:
             raws.append(_Raw(json.loads(line), n))
         except json.JSONDecodeError as exc:
             problems.append(Problem(shown, n, None, None, f"invalid JSON: {exc.msg} (column {exc.colno})"))
+    if not raws and not problems:  # like an empty YAML file: an empty catalogue is a mistake, not zero entries
+        problems.append(Problem(shown, None, None, None, "catalogue is empty"))
     return raws
 
 

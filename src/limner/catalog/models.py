@@ -11,6 +11,17 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,127}$"
 _ASPECT = re.compile(r"^\s*(\d{1,3})\s*[:x/]\s*(\d{1,3})\s*$")
 
 
+def normalize_aspect(v: str) -> str:
+    """``"16:9"`` (also ``16x9``, ``16/9``) as ``"16:9"``; ``ValueError`` for anything else or beyond 4:1."""
+    m = _ASPECT.match(v)
+    if not m or int(m.group(1)) == 0 or int(m.group(2)) == 0:
+        raise ValueError("must look like 16:9")
+    a, b = int(m.group(1)), int(m.group(2))
+    if max(a, b) / min(a, b) > 4:
+        raise ValueError("must be between 1:4 and 4:1")
+    return f"{a}:{b}"
+
+
 class Entry(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, str_strip_whitespace=True)
 
@@ -31,15 +42,7 @@ class Entry(BaseModel):
     @field_validator("aspect")
     @classmethod
     def _aspect(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        m = _ASPECT.match(v)
-        if not m or int(m.group(1)) == 0 or int(m.group(2)) == 0:
-            raise ValueError("must look like 16:9")
-        a, b = int(m.group(1)), int(m.group(2))
-        if max(a, b) / min(a, b) > 4:
-            raise ValueError("must be between 1:4 and 4:1")
-        return f"{a}:{b}"
+        return None if v is None else normalize_aspect(v)
 
     @property
     def extras(self) -> dict[str, Any]:

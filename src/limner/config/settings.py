@@ -63,6 +63,13 @@ class GenerateSettings(_Section):
     max_image_bytes: int = 50_000_000
     max_image_pixels: int = 40_000_000
 
+    @field_validator("aspect")
+    @classmethod
+    def _aspect(cls, v: str) -> str:
+        from limner.catalog.models import normalize_aspect
+
+        return normalize_aspect(v)
+
 
 class ProviderSettings(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -231,6 +238,34 @@ def _toml_line(path: Path, section: tuple[str, ...]) -> int | None:
     return None
 
 
+def _has(data: Any, loc: tuple[str, ...]) -> bool:
+    for part in loc:
+        if isinstance(data, list) and part.isdigit():
+            return True  # an item of a list that was given
+        if not isinstance(data, dict):
+            return False
+        match = next((k for k in data if str(k).lower() == part.lower()), None)
+        if match is None:
+            return False
+        data = data[match]
+    return True
+
+
+def _source_of(loc: tuple[str, ...], overrides: dict[str, Any], root: Path, config_file: Path | None) -> str:
+    """Where a bad value came from, highest precedence first, so an error never blames the wrong file."""
+    if _has(overrides, loc):
+        return "command-line option"
+    env_name = "LIMNER_" + "_".join(loc[:2]).upper()
+    if any(k.upper() == env_name for k in os.environ):
+        return f"environment variable {env_name}"
+    if any(k.upper() == env_name for k in _dotenv(root)):
+        return f"{root / '.env'}: {env_name}"
+    if config_file:
+        line = _toml_line(config_file, loc)
+        return f"{config_file}:{line}" if line else str(config_file)
+    return "settings"
+
+
 def load_settings(
     config: str | Path | None = None,
     *,
@@ -263,10 +298,7 @@ def load_settings(
         messages = []
         for err in exc.errors():
             loc = tuple(str(x) for x in err["loc"])
-            where = str(config_file or "settings")
-            line = _toml_line(config_file, loc) if config_file else None
-            if line:
-                where += f":{line}"
+            where = _source_of(loc, overrides or {}, root, config_file)
             messages.append(f"{where}: setting {'.'.join(loc)!r}: {err['msg']}")
         raise ConfigError("invalid configuration; nothing was changed:\n  " + "\n  ".join(messages)) from None
     finally:

@@ -69,8 +69,19 @@ def _shrunk(im: Image.Image, side: int) -> Image.Image:
 
 def blurhash_of(im: Image.Image) -> str:
     """BlurHash with 4x3 components from a <=64px copy."""
-    small = _shrunk(im, _BLURHASH_SIDE)  # blurhash.encode closes the image it is given
-    return blurhash.encode(small.convert("RGB"), 4, 3)
+    small = _shrunk(im, _BLURHASH_SIDE).convert("RGB")
+    try:
+        # blurhash-python's own encode() uses Image.getdata (deprecated, gone in
+        # Pillow 14) and closes the image; feed its C encoder raw bytes instead.
+        from blurhash._functions import ffi, lib
+    except ImportError:  # pragma: no cover - other builds of blurhash-python
+        return blurhash.encode(small, 4, 3)
+    rgb = ffi.from_buffer("uint8_t[]", small.tobytes())
+    out = ffi.new("char[]", 2 + 4 + (9 * 9 - 1) * 2 + 1)
+    result = lib.create_hash_from_pixels(4, 3, small.width, small.height, rgb, small.width * 3, out)
+    if result == ffi.NULL:
+        raise ValueError("blurhash encoding failed")
+    return ffi.string(result).decode("ascii")
 
 
 def thumbhash_of(im: Image.Image) -> str:

@@ -70,7 +70,7 @@ def _render(p: Provenance, prompt: str) -> bytes:
         f'    xmlns:limner="{LIMNER_XMP_NS}">\n'
         f"   <Iptc4xmpExt:DigitalSourceType>{DIGITAL_SOURCE_TYPE}</Iptc4xmpExt:DigitalSourceType>\n"
         + _alt("dc:title", _clip(p.title, _SHORT_FIELD_CHARS))
-        + _alt("dc:description", _clip(p.alt, _SHORT_FIELD_CHARS))
+        + (_alt("dc:description", _clip(p.alt, _SHORT_FIELD_CHARS)) if p.alt else "")
         + created
         + "   <xmp:CreatorTool>Limner</xmp:CreatorTool>\n"
         f"   <limner:entryId>{_text(_clip(p.entry_id, _SHORT_FIELD_CHARS))}</limner:entryId>\n"

@@ -19,7 +19,7 @@ class LocalStorage(Storage):
 
     def _path(self, key: str) -> Path:
         pure = PurePosixPath(key)
-        if pure.is_absolute() or ".." in pure.parts or not key:
+        if pure.is_absolute() or ".." in pure.parts or not pure.parts:  # "", "." and "./" name the root itself
             raise StorageError(f"invalid storage key {key!r}")
         return self.root.joinpath(*pure.parts)
 
@@ -53,13 +53,21 @@ class LocalStorage(Storage):
         return self._path(key).is_file()
 
     def size(self, key: str) -> int | None:
+        path = self._path(key)
         try:
-            return self._path(key).stat().st_size
-        except FileNotFoundError:
+            return path.stat().st_size if path.is_file() else None
+        except (FileNotFoundError, NotADirectoryError):  # "a/b" where "a" is an object is missing too
             return None
+        except OSError as exc:
+            raise StorageError(f"cannot stat {key!r}: {exc.strerror}") from None
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except NotADirectoryError:
+            return
+        except OSError as exc:
+            raise StorageError(f"cannot delete {key!r} under {self.root}: {exc.strerror}") from None
 
     def list(self, prefix: str = "") -> Iterator[str]:
         base = self.root

@@ -6,9 +6,9 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from limner.catalog.models import SLUG_PATTERN
+from limner.catalog.models import SLUG_PATTERN, normalize_aspect
 
 
 class Style(BaseModel):
@@ -30,6 +30,12 @@ class Style(BaseModel):
     provider: str | None = None
     #: where it was defined: "builtin", "limner.toml" or a file path
     source: str = "builtin"
+
+    @field_validator("aspect")
+    @classmethod
+    def _aspect(cls, v: str | None) -> str | None:
+        # checked at load time: a bad aspect would otherwise fail only when an image is sized
+        return None if v is None else normalize_aspect(v)
 
     @property
     def template_sha(self) -> str:

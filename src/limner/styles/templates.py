@@ -42,6 +42,10 @@ class PromptRenderer:
             raise StyleError(f"{style.source}: style {style.name!r}: template not allowed in the sandbox: {exc}") from None
         except TemplateError as exc:
             raise StyleError(f"{style.source}: style {style.name!r}: cannot render for entry {entry.id!r}: {exc}") from None
+        except (ArithmeticError, TypeError, ValueError, LookupError) as exc:  # e.g. the sandbox's range cap, 1/0
+            raise StyleError(
+                f"{style.source}: style {style.name!r}: cannot render for entry {entry.id!r}: {type(exc).__name__}: {exc}"
+            ) from None
         return _tidy(positive), _tidy(negative)
 
 

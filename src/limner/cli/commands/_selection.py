@@ -6,7 +6,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from limner.runner import Selection
 
 MissingOpt = Annotated[bool, typer.Option("--missing", help="Only entries without an image (and retryable failures). Default: missing and stale.")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every entry, regenerating published ones too.")]
@@ -17,7 +16,9 @@ LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=0, help="At most
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (progress and logs go to stderr).")]
 
 
-def selection(missing: bool, stale: bool, all_: bool, ids: list[str] | None, provider: str | None, limit: int | None) -> Selection:
+def selection(missing: bool, stale: bool, all_: bool, ids: list[str] | None, provider: str | None, limit: int | None):  # type: ignore[no-untyped-def]
+    from limner.runner import Selection
+
     if not missing and not stale:
         missing = stale = True
     return Selection(missing=missing, stale=stale, all=all_, ids=tuple(ids or ()), provider=provider, limit=limit)

@@ -9,7 +9,6 @@ import typer
 from limner.cli.commands._selection import AllOpt, IdOpt, JsonOpt, LimitOpt, MissingOpt, ProviderOpt, StaleOpt, selection
 from limner.cli.commands.plan import plan_dict, print_plan
 from limner.cli.context import err, friendly, get_project, out, print_json
-from limner.runner import RunOptions, build_plan, run_plan
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +28,8 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
     ) -> None:
         """Generate images for entries that need them (missing and stale by default)."""
+        from limner.runner import RunOptions, build_plan, run_plan
+
         project = get_project(ctx)
         try:
             plan = build_plan(project, selection(missing, stale, all_, ids, provider, limit))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -10,7 +10,9 @@ from rich.table import Table
 from limner.cli.commands._selection import AllOpt, IdOpt, JsonOpt, LimitOpt, MissingOpt, ProviderOpt, StaleOpt, selection
 from limner.cli.context import err, friendly, get_project, out, print_json
 from limner.project import Project
-from limner.runner import Plan, build_plan
+
+if TYPE_CHECKING:
+    from limner.runner import Plan
 
 
 def plan_dict(plan: Plan, budget: float | None = None) -> dict[str, Any]:
@@ -70,6 +72,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Show what `generate` would run and its estimated cost. Changes nothing."""
+        from limner.runner import build_plan
+
         project = get_project(ctx)
         try:
             plan = build_plan(project, selection(missing, stale, all_, ids, provider, limit))

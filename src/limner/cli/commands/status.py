@@ -12,13 +12,14 @@ from limner.cli.commands._selection import JsonOpt
 from limner.cli.context import friendly, get_project, out, print_json
 from limner.db.models import EntryState
 from limner.project import Project
-from limner.runner import Selection, build_plan
 
 STATES = [s.value for s in EntryState]
 
 
 def catalogue_states(project: Project) -> dict[str, str]:
     """State of every catalogue entry, with ``stale`` computed against the current catalogue and styles."""
+    from limner.runner import Selection, build_plan
+
     statuses = project.repo.entry_statuses()
     plan = build_plan(project, Selection(), statuses)
     stale = set(plan.stale_ids)

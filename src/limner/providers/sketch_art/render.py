@@ -11,7 +11,7 @@ import hashlib
 import io
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -62,6 +62,9 @@ class Scene:
     horizon: float
     lw: int
     ridges: list[tuple[np.ndarray, np.ndarray]]
+    #: x range of the ground that layer-1 motifs may stand on
+    span: tuple[float, float] = (float("-inf"), float("inf"))
+    city_x: float = 0.0
     sun: tuple[float, float, float] = (0.0, 0.0, 0.0)
     #: the caption's box, kept clear of foreground figures
     reserved: tuple[float, float, float, float] | None = None
@@ -144,6 +147,8 @@ def _sky_image(sc: Scene) -> Image.Image:
     n = rng.randint(5, 8) if overcast else rng.randint(1, 4)
     if sc.lighting == "night":
         n = rng.randint(0, 2)
+    if sc.kind == "manuscript":
+        n = 0
     blobs: list[tuple[float, float, float, float]] = []
     for _ in range(n):
         cx, cy = rng.uniform(-0.1, 1.1) * W, rng.uniform(0.08, 0.8) * sc.horizon
@@ -166,6 +171,33 @@ def _sky_image(sc: Scene) -> Image.Image:
     return sky.resize((W, H), Image.Resampling.BILINEAR) if f > 1 else sky
 
 
+def _gold(pal: Palette) -> RGB:
+    return mix((214, 172, 72), pal.sky_horizon, 0.2) if pal.motif != "holocaust" else mix(pal.sun, pal.ink, 0.15)
+
+
+def _diaper(sc: Scene) -> None:
+    """The gold lattice of an illuminated miniature's sky."""
+    d, pal, S = sc.draw, sc.pal, sc.S
+    step = max(6.0, S * 0.055)
+    ymax = sc.horizon + S * 0.02
+    gold = _gold(pal)
+    c = -ymax
+    while c < sc.W + ymax:
+        d.line([(c, 0), (c + ymax, ymax)], fill=(*gold, 60), width=1)
+        d.line([(c, 0), (c - ymax, ymax)], fill=(*gold, 60), width=1)
+        c += step
+    r = max(1.0, step * 0.09)
+    row = 0
+    y = 0.0
+    while y < ymax:
+        x = (row % 2) * step / 2
+        while x < sc.W + step:
+            d.ellipse((x - r, y - r, x + r, y + r), fill=(*gold, 125))
+            x += step
+        y += step / 2
+        row += 1
+
+
 def _celestial(sc: Scene) -> None:
     """Stars, and the sun or moon disc, drawn crisp over the soft sky."""
     W, S, rng, pal = sc.W, sc.S, sc.rng, sc.pal
@@ -183,6 +215,15 @@ def _celestial(sc: Scene) -> None:
             md.ellipse((sx - sr + o - ox, sy - sr - o * 0.4 - oy, sx + sr + o - ox, sy + sr - o * 0.4 - oy), fill=0)
 
         sc.pen(0).stencil((sx - sr - 2, sy - sr - 2, sx + sr + 2, sy + sr + 2), crescent, pal.sun)
+    elif sc.kind == "manuscript":  # a gilded sun with rays
+        gold = mix(_gold(pal), pal.sun, 0.25)
+        for j in range(16):
+            a = j * math.pi / 8
+            ln = sr * (1.7 if j % 2 == 0 else 1.4)
+            w = math.pi / 28
+            d.polygon([(sx + math.cos(a - w) * sr * 0.9, sy + math.sin(a - w) * sr * 0.9), (sx + math.cos(a) * ln, sy + math.sin(a) * ln),
+                       (sx + math.cos(a + w) * sr * 0.9, sy + math.sin(a + w) * sr * 0.9)], fill=(*gold, 200))
+        d.ellipse((sx - sr, sy - sr, sx + sr, sy + sr), fill=gold, outline=(*pal.ink, 200), width=max(1, sc.lw))
     elif sc.lighting == "overcast":
         d.ellipse((sx - sr, sy - sr, sx + sr, sy + sr), fill=(*pal.sun, 150))
     else:
@@ -246,11 +287,15 @@ def _hatch(sc: Scene, layer: int, depth: float) -> None:
 def _water(sc: Scene, top: float, bottom: float) -> None:
     W, rng, pal = sc.W, sc.rng, sc.pal
     d = sc.draw
-    d.rectangle((0, top, W, bottom), fill=pal.water)
-    d.rectangle((0, top, W, top + (bottom - top) * 0.25), fill=(*mix(pal.water, pal.sky_horizon, 0.5), 120))
+    far = mix(pal.water, pal.sky_horizon, 0.55)
+    bands = 24
+    hgt = (bottom - top) / bands
+    for k in range(bands):
+        t = (k / (bands - 1)) ** 0.7
+        d.rectangle((0, top + k * hgt, W, top + (k + 1) * hgt + 1), fill=mix(far, pal.water, t))
     sx = sc.sun[0]
     light = (*mix(pal.water, pal.sun, 0.75), 170)
-    dark = (*shade(pal.water, 0.75), 110)
+    dark = (*shade(pal.water, 0.8), 110)
     for _ in range(int(60 * W / sc.S)):
         y = rng.uniform(top, bottom)
         near_sun = rng.random() < 0.5
@@ -284,6 +329,9 @@ def _edge_x(sc: Scene) -> float:
 
 def _place(sc: Scene, layer: int, x: float, fn: Callable[..., None], s: float, half_w: float | None = None, **kw: object) -> None:
     hw = s * 0.5 if half_w is None else half_w
+    if layer == 1:
+        lo, hi = sc.span
+        x = min(max(x, lo + hw), hi - hw) if hi - lo > 2 * hw else (lo + hi) / 2
     y = sc.base(layer, x - hw, x + hw) + s * 0.06
     box = sc.reserved
     if box is not None and layer >= 2 and y - s * 0.6 > box[1] and box[0] - hw < x < box[2] + hw:
@@ -307,7 +355,7 @@ def _default_hook(sc: Scene, layer: int) -> None:
     r, W = sc.rng, sc.W
     s = sc.scale(layer)
     if layer == 1:
-        cx = W * r.uniform(0.25, 0.75)
+        cx = sc.city_x
         for x in _cluster_xs(r, cx, W * 0.12, r.randint(3, 6)):
             _place(sc, 1, x, m.house, s)
         for _ in range(r.randint(2, 4)):
@@ -325,7 +373,7 @@ def _patriarchs_hook(sc: Scene, layer: int) -> None:
     r, W = sc.rng, sc.W
     s = sc.scale(layer)
     if layer == 1:
-        cx = W * r.uniform(0.25, 0.75)
+        cx = sc.city_x
         for x in _cluster_xs(r, cx, W * 0.1, r.randint(3, 5)):
             _place(sc, 1, x, m.tent, s * r.uniform(0.8, 1.1))
         for _ in range(r.randint(1, 3)):
@@ -345,7 +393,7 @@ def _exodus_hook(sc: Scene, layer: int) -> None:
     r, W = sc.rng, sc.W
     s = sc.scale(layer)
     if layer == 1:
-        cx = W * r.uniform(0.2, 0.8)
+        cx = sc.city_x
         for x in _cluster_xs(r, cx, W * 0.16, r.randint(4, 7)):
             _place(sc, 1, x, m.tent, s * r.uniform(0.7, 1.0))
     elif layer == 2:
@@ -368,7 +416,7 @@ def _first_temple_hook(sc: Scene, layer: int) -> None:
     r, W = sc.rng, sc.W
     s = sc.scale(layer)
     if layer == 1:
-        cx = sc.city_x  # type: ignore[attr-defined]
+        cx = sc.city_x
         half = W * r.uniform(0.13, 0.2)
         y = sc.base(1, cx - half, cx + half)
         for x in _cluster_xs(r, cx, half * 0.9, r.randint(3, 6)):
@@ -392,7 +440,7 @@ def _exile_hook(sc: Scene, layer: int) -> None:
     r, W = sc.rng, sc.W
     s = sc.scale(layer)
     if layer == 1:
-        cx = W * r.uniform(0.25, 0.75)
+        cx = sc.city_x
         if r.random() < 0.6:
             _place(sc, 1, cx, m.ziggurat, s * 1.2, half_w=s * 1.4)
         else:
@@ -439,7 +487,7 @@ def _medieval_hook(sc: Scene, layer: int) -> None:
     r, W = sc.rng, sc.W
     s = sc.scale(layer)
     if layer == 1:
-        cx = sc.city_x  # type: ignore[attr-defined]
+        cx = sc.city_x
         half = W * r.uniform(0.14, 0.24)
         y = sc.base(1, cx - half, cx + half)
         xs = _cluster_xs(r, cx, half * 0.85, r.randint(4, 7))
@@ -464,7 +512,7 @@ def _early_modern_hook(sc: Scene, layer: int) -> None:
     r, W = sc.rng, sc.W
     s = sc.scale(layer)
     if layer == 1:
-        cx = W * r.uniform(0.25, 0.75)
+        cx = sc.city_x
         xs = _cluster_xs(r, cx, W * 0.2, r.randint(5, 8))
         dome_at = r.randrange(len(xs))
         for i, x in enumerate(xs):
@@ -485,7 +533,7 @@ def _modern_hook(sc: Scene, layer: int) -> None:
     s = sc.scale(layer)
     lit_windows = sc.lighting in ("dusk", "night")
     if layer == 1:
-        cx = W * r.uniform(0.2, 0.8)
+        cx = sc.city_x
         for x in _cluster_xs(r, cx, W * 0.25, r.randint(4, 7)):
             if r.random() < 0.35:
                 _place(sc, 1, x, m.factory, s, half_w=s, smoke=_smoke(sc))
@@ -505,7 +553,7 @@ def _holocaust_hook(sc: Scene, layer: int) -> None:
     r, W = sc.rng, sc.W
     s = sc.scale(layer)
     if layer == 1:
-        cx = W * r.uniform(0.25, 0.75)
+        cx = sc.city_x
         xs = _cluster_xs(r, cx, W * 0.25, r.randint(3, 6))
         for x in xs:
             _place(sc, 1, x, m.barracks, s, half_w=s * 1.3)
@@ -525,7 +573,7 @@ def _israel_hook(sc: Scene, layer: int) -> None:
     r, W = sc.rng, sc.W
     s = sc.scale(layer)
     if layer == 1:
-        cx = W * r.uniform(0.2, 0.8)
+        cx = sc.city_x
         for x in _cluster_xs(r, cx, W * 0.22, r.randint(5, 9)):
             if r.random() < 0.2:
                 _place(sc, 1, x, m.block, s * 0.7)
@@ -565,72 +613,68 @@ def _landscape(sc: Scene) -> None:
     below = H - sc.horizon
     motif = pal.motif
     shore = rng.random() < _SHORE.get(motif, 0.0)
-    sc.city_x = W * rng.uniform(0.25, 0.75)  # type: ignore[attr-defined]
+    sc.city_x = W * rng.uniform(0.25, 0.75)
     fracs = [0.0, 0.18, 0.42, 0.74]
     amps = [rng.uniform(0.07, 0.15), rng.uniform(0.05, 0.09), rng.uniform(0.04, 0.07), rng.uniform(0.04, 0.08)]
     if shore:
-        fracs = [0.0, 0.34, 0.52, 0.82]
-        amps[1] = 0.02
-        amps[2] = 0.04
+        fracs = [0.0, 0.18, 0.5, 0.8]
+        amps[2] = 0.035
     peaks: list[tuple[float, float, float] | None] = [None, None, None, None]
     if motif == "exodus":
         peaks[0] = (W * rng.uniform(0.2, 0.8), S * rng.uniform(0.09, 0.14), S * rng.uniform(0.17, 0.26))
     if motif in ("first-temple", "medieval"):
-        peaks[1] = (sc.city_x, S * rng.uniform(0.2, 0.3), S * rng.uniform(0.05, 0.09))  # type: ignore[attr-defined]
+        peaks[1] = (sc.city_x, S * rng.uniform(0.2, 0.3), S * rng.uniform(0.05, 0.09))
     rough = 1.0 if motif not in ("holocaust",) else 0.35
     sc.ridges = [
         _ridge(rng, W, sc.horizon + below * fracs[i] + S * 0.01, S * amps[i], rough * (1.2 if i == 0 else 0.8), peaks[i])
         for i in range(4)
     ]
-    if shore:  # layer 1 becomes a low, flat far shore
+    water_y = sc.horizon + S * 0.012
+    headland: tuple[int, int] | None = None
+    if shore:
+        # layer 1 becomes a headland standing in the water, the city on it
         xs, ys = sc.ridges[1]
-        sc.ridges[1] = (xs, np.full_like(ys, sc.horizon + below * 0.04))
+        half = W * rng.uniform(0.16, 0.28)
+        sc.city_x = W * rng.uniform(0.2, 0.8)
+        t = (xs - sc.city_x) / half
+        env = np.clip(1 - t * t, 0, 1) ** 0.5
+        top_y = float(ys.min())
+        ys = water_y - (S * rng.uniform(0.025, 0.05) + (ys - top_y) * -0.6 + S * 0.01) * env
+        ys = np.minimum(ys, water_y)
+        sc.ridges[1] = (xs, ys)
+        inside = np.nonzero(env > 0)[0]
+        headland = (int(inside[0]), int(inside[-1])) if inside.size else None
+        sc.span = (sc.city_x - half * 0.8, sc.city_x + half * 0.8)
     for i in range(4):
         xs, ys = sc.ridges[i]
         color = mix(pal.hills[i], pal.sky_horizon, _HAZE[i])
-        pts = list(zip(xs.tolist(), ys.tolist())) + [(W * 1.05, H + 2), (-W * 0.05, H + 2)]
+        ridge_pts = list(zip(xs.tolist(), ys.tolist()))
         if shore and i == 1:
-            _water(sc, float(ys.min()), H + 1)
+            _water(sc, water_y, H + 1)
+            if headland is None:
+                continue
+            a, b = headland
+            ridge_pts = ridge_pts[max(0, a - 1): b + 2]
+            pts = ridge_pts + [(ridge_pts[-1][0], water_y + S * 0.006), (ridge_pts[0][0], water_y + S * 0.006)]
         else:
-            sc.draw.polygon(pts, fill=color)
-            # a lighter rim on the sunlit side
-            sc.draw.line(pts[: len(xs)], fill=(*mix(color, pal.sun, 0.35), 110), width=max(1, sc.lw))
-            if sc.kind in ("sketch", "manuscript"):
-                pen = sc.pen(i)
-                pen.sketch_line(pts[: len(xs)], alpha=int(170 - 100 * _HAZE[i]), width=max(1, int(sc.lw * (0.6 + 0.2 * i))))
-            _hatch(sc, i, S * (0.04 + 0.03 * i)) if i > 0 else None
-        if shore and i == 2 and motif in ("israel", "early-modern", "exodus", "default", "exile"):
+            pts = ridge_pts + [(W * 1.05, H + 2), (-W * 0.05, H + 2)]
+        sc.draw.polygon(pts, fill=color)
+        # a lighter rim on the sunlit side
+        sc.draw.line(ridge_pts, fill=(*mix(color, pal.sun, 0.35), 110), width=max(1, sc.lw))
+        if sc.kind in ("sketch", "manuscript"):
+            sc.pen(i).sketch_line(ridge_pts, alpha=int(170 - 100 * _HAZE[i]), width=max(1, int(sc.lw * (0.6 + 0.2 * i))))
+        if i > 1 or (i == 1 and not shore):
+            _hatch(sc, i, S * (0.04 + 0.03 * i))
+        if shore and i == 1 and motif in ("israel", "early-modern", "exodus", "default", "exile"):
             p = sc.pen(1)
+            lo = float(sc.ridges[2][1].min())
             for _ in range(rng.randint(1, 3)):
+                by = rng.uniform(water_y + (lo - water_y) * 0.15, water_y + (lo - water_y) * 0.8)
                 bx = W * rng.uniform(0.05, 0.95)
-                top = float(sc.ridges[1][1].min())
-                lo = float(sc.ridges[2][1].min())
-                by = rng.uniform(top + (lo - top) * 0.2, top + (lo - top) * 0.7)
-                m.boat(p, bx, by, sc.scale(1) * (0.7 + 0.8 * (by - top) / max(1, lo - top)))
-        if not (shore and i == 1):
-            _motifs(sc, i)
-    if motif == "holocaust":
-        _tracks(sc)
-
-
-def _tracks(sc: Scene) -> None:
-    W, H, rng = sc.W, sc.H, sc.rng
-    vx = W * rng.choice((rng.uniform(0.15, 0.3), rng.uniform(0.7, 0.85)))
-    vy = sc.ground(1, vx) + sc.S * 0.01
-    spread = W * 0.3
-    col = (*shade(sc.pal.hills[3], 0.5), 220)
-    bottom = H + 2
-    left = [(vx - sc.S * 0.004, vy), (vx - spread / 2 + (W / 2 - vx) * 0.6, bottom)]
-    right = [(vx + sc.S * 0.004, vy), (vx + spread / 2 + (W / 2 - vx) * 0.6, bottom)]
-    for k in range(1, 22):
-        t = (k / 21) ** 2.2
-        lx = left[0][0] + (left[1][0] - left[0][0]) * t
-        rx = right[0][0] + (right[1][0] - right[0][0]) * t
-        y = vy + (bottom - vy) * t
-        ext = (rx - lx) * 0.12
-        sc.draw.line([(lx - ext, y), (rx + ext, y)], fill=(*shade(sc.pal.hills[3], 0.7), 200), width=max(1, int(sc.lw * 3 * t)))
-    sc.draw.line(left, fill=col, width=max(1, sc.lw))
-    sc.draw.line(right, fill=col, width=max(1, sc.lw))
+                if sc.span[0] - S * 0.05 < bx < sc.span[1] + S * 0.05:
+                    bx = (bx + W * 0.5) % W  # not in front of the headland
+                m.boat(p, bx, by, sc.scale(1) * (0.6 + 0.9 * (by - water_y) / max(1, lo - water_y)))
+        _motifs(sc, i)
 
 
 # --- finishing ---------------------------------------------------------------------------------
@@ -665,8 +709,8 @@ def _painterly(img: Image.Image, rng: random.Random, nrng: np.random.Generator, 
     for i in range(n):
         c = cols[i]
         line([(xs_l[i] - dx[i], ys_l[i] - dy[i]), (xs_l[i] + dx[i], ys_l[i] + dy[i])], fill=(c[0], c[1], c[2], 150), width=width)
-    out = small.resize((W, H), Image.Resampling.BICUBIC) if f > 1 else small
-    return ImageEnhance.Color(Image.blend(img, out, 0.75)).enhance(1.1)
+    out = small.resize((W, H), Image.Resampling.BILINEAR) if f > 1 else small
+    return Image.blend(img, out, 0.75)
 
 
 def _vignette(W: int, H: int, strength: float, color: RGB = (0, 0, 0)) -> Image.Image:
@@ -704,19 +748,24 @@ def _paper(img: Image.Image, nrng: np.random.Generator, kind: str) -> Image.Imag
     tooth = nrng.normal(0.0, 1.0, (lh, lw)).astype(np.float32)
     tex = 128.0 + amp * (0.6 * low_up + 0.6 * tooth)
     tex_img = Image.fromarray(np.clip(tex, 0, 255).astype(np.uint8), "L").resize((W, H), Image.Resampling.BICUBIC)
-    if kind == "photo":  # film grain, pixel-fine
-        grain = nrng.integers(-4, 5, (H, W), dtype=np.int16)
+    if kind == "photo":  # film grain, in 2x2 clumps
+        g = nrng.integers(-4, 5, ((H + 1) // 2, (W + 1) // 2), dtype=np.int16)
+        grain = np.repeat(np.repeat(g, 2, axis=0), 2, axis=1)[:H, :W]
         tex_img = Image.fromarray(np.clip(np.asarray(tex_img, np.int16) + grain, 0, 255).astype(np.uint8), "L")
     return ImageChops.add(img, Image.merge("RGB", (tex_img, tex_img, tex_img)), 1.0, -128)
 
 
 def _photo(img: Image.Image, S: int) -> Image.Image:
-    img = img.filter(ImageFilter.GaussianBlur(max(0.6, S / 1400)))
-    gray = img.convert("L")
-    toned = Image.merge("RGB", (gray.point(lambda v: min(255, int(v * 1.04 + 6))), gray, gray.point(lambda v: int(v * 0.92))))
-    img = Image.blend(toned, img, 0.18)
-    img = ImageEnhance.Contrast(img).enhance(1.15)
+    """An old documentary print: soft focus, toned monochrome, more contrast, dark corners."""
     W, H = img.size
+    gray = img.convert("L")
+    if S >= 400:
+        gray = gray.filter(ImageFilter.BoxBlur(1))
+    # contrast around the middle, then a warm tone (red lifted, blue lowered)
+    lut = [min(255, max(0, int(128 + (v - 128) * 1.15))) for v in range(256)]
+    gray = gray.point(lut)
+    toned = Image.merge("RGB", (gray.point(lambda v: min(255, int(v * 1.04 + 6))), gray, gray.point(lambda v: int(v * 0.9))))
+    img = Image.blend(toned, img, 0.16)
     img.paste((12, 10, 8), (0, 0, W, H), _vignette(W, H, 0.75))
     return img
 
@@ -725,7 +774,7 @@ def _frame(img: Image.Image, pal: Palette, b: int) -> None:
     """An illuminated manuscript border, ``b`` pixels wide."""
     W, H = img.size
     d = ImageDraw.Draw(img, "RGBA")
-    gold = pal.accent
+    gold = _gold(pal)
     band = pal.accent2
     paper = pal.paper
     d.rectangle((0, 0, W - 1, H - 1), outline=paper, width=b)
@@ -857,6 +906,10 @@ def render_image(width: int, height: int, seed: object, title: object = None, ye
     base_pal = PALETTES[era_key]
     lighting = base_pal.lighting or rng.choices(("day", "dusk", "night"), (0.56, 0.32, 0.12))[0]
     pal = lit(base_pal, lighting)
+    if kind == "manuscript":  # a deep, painted ground behind the gold lattice
+        pal = replace(pal, sky_top=mix(pal.accent2, pal.sky_top, 0.25), sky_horizon=mix(pal.sky_horizon, pal.paper, 0.3))
+    elif kind == "photo":  # the caption of a print: neutral card, grey ink
+        pal = replace(pal, paper=(238, 234, 224), ink=(40, 38, 36), accent=(110, 100, 88))
     S = min(W, H)
     horizon = H * rng.uniform(0.44, 0.56)
     inset = max(4, int(S * 0.06)) if kind == "manuscript" else 0
@@ -867,6 +920,8 @@ def render_image(width: int, height: int, seed: object, title: object = None, ye
                reserved=cart.box if cart is not None else None)
     sc.img = _sky_image(sc)
     sc.draw = ImageDraw.Draw(sc.img, "RGBA")
+    if kind == "manuscript":
+        _diaper(sc)
     _celestial(sc)
     _birds(sc)
     _landscape(sc)
@@ -882,7 +937,8 @@ def render_image(width: int, height: int, seed: object, title: object = None, ye
         img = _photo(img, S)
     elif kind == "manuscript":
         img = _blend(img, pal.paper, 0.1)
-    img = _paper(img, nrng, kind)
+    if kind != "oil":  # the brush strokes are the oil's texture
+        img = _paper(img, nrng, kind)
     if kind == "manuscript":
         _frame(img, pal, inset)
     if cart is not None:

@@ -133,11 +133,8 @@ def format_year(year: object, date: object = None) -> str:
         y = int(year)  # type: ignore[call-overload]
     except (TypeError, ValueError, OverflowError):
         return ""
-    if y < 0:
-        return f"{-y} BCE"
-    if y == 0:
-        return "1 BCE"  # there is no year 0; treat it as the astronomical year 0
-    return f"{y} CE"
+    # same wording as the catalogue's year label
+    return f"{-y} BCE" if y < 0 else f"{y} CE"
 
 
 def text_width(font: FontT, text: str) -> float:

@@ -1,0 +1,213 @@
+"""The CLI end to end, in subprocesses, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+
+def db_dump(p) -> list:
+    path = p.root / ".limner" / "limner.db"
+    if not path.exists():
+        return []
+    con = sqlite3.connect(path)
+    try:
+        return [tuple(r) for t in ("entries", "renders", "variants", "ledger") for r in con.execute(f"select * from {t} order by 1")]
+    finally:
+        con.close()
+
+
+def test_generate_sync_status_check_missing(project_dir):
+    p = project_dir
+    missing = p.run("check-missing")
+    assert missing.returncode == 1 and "event-000" in missing.stdout
+
+    summary = p.run_json("generate")
+    assert summary["planned"] == 6 and summary["generated"] == 6 and summary["failed"] == 0
+    assert summary["provider_calls"] == 6 and summary["spend_usd"] == 0
+    for key in ("planned", "generated", "skipped", "failed", "provider_calls", "spend_usd"):
+        assert key in summary
+
+    again = p.run_json("generate")
+    assert again["planned"] == 0 and again["provider_calls"] == 0 and again["skipped"] == 6
+
+    status = p.run_json("status")
+    assert status["entries"] == 6 and status["by_state"]["published"] == 6 and status["by_state"]["missing"] == 0
+
+    assert p.run("check-missing").returncode == 0
+    sync = p.run_json("sync")
+    assert sync["published"] == 6 and sync["written"] == 6
+    manifest = json.loads((p.root / "frontend/src/data/limner-manifest.json").read_text())
+    schema = json.loads((p.root / "frontend/src/data/limner-manifest.schema.json").read_text())
+    jsonschema.validate(manifest, schema)
+    assert set(manifest["entries"]) == {f"event-{i:03d}" for i in range(6)}
+    for entry_id, entry in manifest["entries"].items():
+        placeholder = p.root / "frontend/public/images/events" / f"{entry_id}.webp"
+        assert placeholder.stat().st_size <= 100_000
+        assert entry["placeholder"] == f"/images/events/{entry_id}.webp"
+        assert set(entry["srcset"]) == {"avif", "webp", "jpeg"}
+        for sources in entry["sources"].values():
+            for s in sources:
+                assert Path(s["url"].removeprefix("file://")).is_file()
+    # re-sync: nothing changes on disk
+    mtime = (p.root / "frontend/src/data/limner-manifest.json").stat().st_mtime_ns
+    again = p.run_json("sync")
+    assert again["written"] == 0 and again["manifest_changed"] is False
+    assert (p.root / "frontend/src/data/limner-manifest.json").stat().st_mtime_ns == mtime
+
+    # an entry leaves the catalogue: its placeholder goes, the manifest drops it
+    p.write_catalog(p.entries()[1:])
+    removed = p.run_json("sync")
+    assert removed["removed"] == [str(p.root / "frontend/public/images/events/event-000.webp")]
+    assert "event-000" not in json.loads((p.root / "frontend/src/data/limner-manifest.json").read_text())["entries"]
+
+
+def test_json_output_is_only_json_and_text_output_reads_well(project_dir):
+    proc = project_dir.run("generate", "--json")
+    json.loads(proc.stdout)  # nothing else on stdout
+    text = project_dir.run("status")
+    assert text.returncode == 0 and "published" in text.stdout
+    plan = project_dir.run("plan")
+    assert "6 up to date" in plan.stdout
+
+
+def test_plan_and_dry_run_change_nothing(project_dir):
+    plan = project_dir.run_json("plan")
+    assert plan["planned"] == 6 and plan["by_reason"] == {"missing": 6}
+    dry = project_dir.run_json("generate", "--dry-run")
+    assert dry["dry_run"] is True and dry["planned"] == 6
+    assert project_dir.calls() == []
+    assert db_dump(project_dir) == []
+
+
+def test_default_provider_is_sketch_and_the_cli_says_so(project_dir):
+    project_dir.write_config(provider="fake")
+    text = project_dir.config.read_text().replace('provider = "fake"\n', "")
+    project_dir.config.write_text(text)
+    project_dir.write_catalog(project_dir.entries()[:1])
+    proc = project_dir.run("plan")
+    assert "using the offline 'sketch' provider" in proc.stderr
+    assert "sketch" in proc.stdout
+
+
+BAD_CATALOGUES = {
+    "duplicate": ("entries:\n  - id: a\n    title: A\n  - id: a\n    title: B\n", ":4", "'id'"),
+    "bad-slug": ("entries:\n  - id: ../x\n    title: A\n", ":2", "'id'"),
+    "unknown-style": ("entries:\n  - id: a\n    title: A\n    style: nope\n", ":4", "'style'"),
+    "missing-title": ("entries:\n  - id: a\n    year: 3\n", ":2", "'title'"),
+    "empty-title": ("entries:\n  - id: a\n    title: ''\n", ":3", "'title'"),
+    "wrong-type": ("entries:\n  - id: a\n    title: A\n    year: soon\n", ":4", "'year'"),
+    "unparsable": ("entries:\n  - id: a\n    title: [unclosed\n", "catalog.yaml", "invalid YAML"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CATALOGUES))
+def test_bad_catalogue_exits_2_names_the_place_and_changes_nothing(project_dir, case):
+    project_dir.run("generate", check=True)
+    before = db_dump(project_dir)
+    text, where, field = BAD_CATALOGUES[case]
+    project_dir.catalog.write_text(text)
+    for command in ("generate", "plan", "status", "sync") if case == "duplicate" else ("generate",):
+        proc = project_dir.run(command)
+        assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
+        assert "catalog.yaml" in proc.stderr and where in proc.stderr and field in proc.stderr, proc.stderr
+    assert db_dump(project_dir) == before
+
+
+def test_bad_config_exits_2(project_dir):
+    project_dir.config.write_text(project_dir.config.read_text() + "\n[generate]\nconcurrency = 'lots'\n")
+    proc = project_dir.run("plan")
+    assert proc.returncode == 2 and "limner.toml" in proc.stderr
+
+
+def test_unknown_id_and_unknown_provider_exit_2(project_dir):
+    assert project_dir.run("generate", "--id", "nope").returncode == 2
+    proc = project_dir.run("generate", "--provider", "nope")
+    assert proc.returncode == 2 and "unknown provider" in proc.stderr
+
+
+def test_providers_styles_init(tmp_path, project_dir):
+    providers = project_dir.run_json("providers")
+    names = {r["name"]: r for r in providers}
+    assert names["sketch"]["configured"] and names["sketch"]["price_usd"] == 0
+    styles = project_dir.run_json("styles")
+    assert {"illuminated-manuscript", "oil-painting", "documentary-photo"} <= {s["name"] for s in styles}
+    root = tmp_path / "fresh"
+    root.mkdir()
+    env = project_dir.env()
+    import subprocess
+    import sys
+
+    first = subprocess.run([sys.executable, "-m", "limner", "init", str(root)], capture_output=True, text=True, env=env)
+    assert first.returncode == 0 and "created  limner.toml" in first.stdout
+    snapshot = {f: f.read_bytes() for f in root.rglob("*") if f.is_file()}
+    second = subprocess.run([sys.executable, "-m", "limner", "init", str(root)], capture_output=True, text=True, env=env)
+    assert second.returncode == 0 and "created" not in second.stdout
+    assert {f: f.read_bytes() for f in root.rglob("*") if f.is_file()} == snapshot
+    plan = subprocess.run([sys.executable, "-m", "limner", "--config", str(root / "limner.toml"), "plan", "--json"],
+                          capture_output=True, text=True, env={k: v for k, v in env.items() if k != "LIMNER_PLUGINS"})
+    assert plan.returncode == 0, plan.stderr
+    assert json.loads(plan.stdout)["planned"] == 1
+
+
+def test_hebrew_emoji_quotes_and_braces_survive(project_dir):
+    entries = project_dir.entries()[:2]
+    entries[0]["title"] = 'חורבן בית שני "quoted" {{ braces }} 🕎'
+    entries[0]["alt"] = "<b>alt</b> & 'apostrophe' שלום"
+    project_dir.write_catalog(entries)
+    project_dir.run("generate", check=True)
+    project_dir.run("sync", check=True)
+    manifest = json.loads((project_dir.root / "frontend/src/data/limner-manifest.json").read_text(encoding="utf-8"))
+    entry = manifest["entries"]["event-000"]
+    assert entry["title"] == entries[0]["title"] and entry["alt"] == entries[0]["alt"]
+    project = project_dir.project()
+    render = project.repo.renders_for("event-000")[0]
+    assert entries[0]["title"] in render.prompt
+    master = project.storage.get(render.master_key)
+    project.close()
+    assert "חורבן בית שני".encode() in master  # provenance XMP carries the prompt
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_rerun_loses_and_repeats_nothing(make_project_dir):
+    p = make_project_dir(30, extra="latency_s = 0.15\n")
+    proc = __import__("subprocess").Popen(
+        [__import__("sys").executable, "-m", "limner", "--config", str(p.config), "generate", "--no-progress"],
+        cwd=p.root, env=p.env(), stdout=__import__("subprocess").DEVNULL, stderr=__import__("subprocess").DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    published = 0
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            con = sqlite3.connect(p.root / ".limner" / "limner.db", timeout=5)
+            published = con.execute("select count(*) from entries where state='published'").fetchone()[0]
+            con.close()
+        except sqlite3.Error:
+            continue
+        if published >= 8:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 8 <= published < 30
+    summary = p.run_json("generate")
+    assert summary["failed"] == 0
+    status = p.run_json("status")
+    assert status["by_state"]["published"] == 30
+    con = sqlite3.connect(p.root / ".limner" / "limner.db")
+    per_entry = con.execute("select entry_id, count(*) from renders group by entry_id having count(*) > 1").fetchall()
+    con.close()
+    assert per_entry == []
+    # the provider was called again only for entries that had no recorded render
+    from test_runner import assert_consistent
+
+    assert_consistent(p)
+    assert len(p.calls()) <= 30 + 16  # at most the in-flight calls (2 x concurrency workers) were repeated

@@ -1,0 +1,303 @@
+"""Settings: defaults, limner.toml, .env, environment, overrides, and the errors bad values give."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from limner.config import Settings, load_settings
+from limner.errors import EXIT_BAD_INPUT, ConfigError
+
+SECRET_VALUE = "sk-live-DO-NOT-LEAK-7c1f3a"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No LIMNER_* variable from the developer's shell, and no limner.toml from the current folder."""
+    for name in list(os.environ):
+        if name.upper().startswith("LIMNER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def project(tmp_path: Path, toml: str | None = None, env: str | None = None, name: str = "proj") -> Path:
+    root = tmp_path / name
+    root.mkdir(exist_ok=True)
+    if toml is not None:
+        (root / "limner.toml").write_text(toml, encoding="utf-8")
+    if env is not None:
+        (root / ".env").write_text(env, encoding="utf-8")
+    return root
+
+
+def config_error(*args, **kwargs) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_settings(*args, **kwargs)
+    assert info.value.exit_code == EXIT_BAD_INPUT == 2
+    return info.value
+
+
+TOML = """\
+catalog = "events.json"
+provider = "fake"
+
+[project]
+default_style = "oil-painting"
+era_styles = { modern = "documentary-photo" }
+
+[generate]
+size = 768
+aspect = "16:9"
+concurrency = 8
+
+[database]
+url = "sqlite:///state/app.db"
+
+[storage]
+url = "media"
+public_base_url = "https://img.example.org"
+
+[providers.fake]
+model = "m-1"
+price_usd = 0.01
+"""
+
+
+# ------------------------------------------------------------------------- sources and precedence
+def test_defaults_without_a_file(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    s = load_settings(project_dir=root)
+    assert isinstance(s, Settings)
+    assert s.config_file is None
+    assert s.project_dir == root.resolve()
+    assert s.catalog == "catalog.yaml"
+    assert s.catalog_path == root.resolve() / "catalog.yaml"
+    assert s.provider is None
+    assert s.generate.size == 1024 and s.generate.concurrency == 4 and s.generate.aspect == "3:2"
+    assert s.storage.url == ".limner/media" and s.storage.public_base_url is None
+    assert s.database_url == f"sqlite:///{root.resolve() / '.limner' / 'limner.db'}"
+    assert s.state_dir == root.resolve() / ".limner"
+    assert s.plugins == []
+
+
+def test_defaults_use_the_current_directory(tmp_path: Path) -> None:
+    s = load_settings()
+    assert s.project_dir == tmp_path.resolve()
+    assert s.config_file is None
+
+
+def test_current_directory_limner_toml_is_found(tmp_path: Path) -> None:
+    (tmp_path / "limner.toml").write_text('catalog = "here.csv"\n')
+    s = load_settings()
+    assert s.catalog == "here.csv"
+    assert s.config_file == (tmp_path / "limner.toml").resolve()
+
+
+def test_values_from_limner_toml(tmp_path: Path) -> None:
+    root = project(tmp_path, TOML)
+    for s in (load_settings(root / "limner.toml"), load_settings(project_dir=root)):
+        assert s.config_file == (root / "limner.toml").resolve()
+        assert s.project_dir == root.resolve()
+        assert s.catalog == "events.json"
+        assert s.provider == "fake"
+        assert s.project.default_style == "oil-painting"
+        assert s.project.era_styles == {"modern": "documentary-photo"}
+        assert s.generate.size == 768 and s.generate.aspect == "16:9" and s.generate.concurrency == 8
+        assert s.generate.max_attempts == 4  # untouched defaults stay
+        assert s.storage.url == "media" and s.storage.public_base_url == "https://img.example.org"
+        assert s.provider_settings("fake").model == "m-1"
+        assert s.provider_settings("other").model is None
+
+
+def test_config_path_decides_the_project_dir(tmp_path: Path) -> None:
+    root = project(tmp_path, 'catalog = "c.yaml"\n', name="elsewhere")
+    s = load_settings(str(root / "limner.toml"))
+    assert s.project_dir == root.resolve()
+    assert s.catalog_path == root.resolve() / "c.yaml"
+
+
+def test_relative_sqlite_url_resolves_against_the_project(tmp_path: Path) -> None:
+    root = project(tmp_path, TOML)
+    s = load_settings(root / "limner.toml")
+    assert s.database.url == "sqlite:///state/app.db"  # as written
+    assert s.database_url == f"sqlite:///{root.resolve() / 'state' / 'app.db'}"
+
+
+@pytest.mark.parametrize("url", ["sqlite:////var/lib/limner.db", "sqlite:///:memory:", "postgresql://u@host/db"])
+def test_absolute_and_other_urls_are_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("LIMNER_DATABASE_URL", url)
+    assert load_settings(project_dir=project(tmp_path)).database_url == url
+
+
+def test_paths_resolve_against_the_project(tmp_path: Path) -> None:
+    root = project(tmp_path, TOML)
+    s = load_settings(root / "limner.toml")
+    assert s.path("media") == root.resolve() / "media"
+    assert s.path("/abs/x") == Path("/abs/x")
+
+
+def test_dotenv_overrides_toml(tmp_path: Path) -> None:
+    root = project(tmp_path, TOML, env="LIMNER_CATALOG=from-env-file.csv\nLIMNER_GENERATE_CONCURRENCY=12\n")
+    s = load_settings(root / "limner.toml")
+    assert s.catalog == "from-env-file.csv"
+    assert s.generate.concurrency == 12
+    assert s.generate.size == 768  # the rest of the section still comes from the toml
+    assert s.provider == "fake"
+
+
+def test_environment_overrides_dotenv_and_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = project(
+        tmp_path,
+        TOML,
+        env="LIMNER_CATALOG=dotenv.csv\nLIMNER_PROVIDER=dotenv-provider\nLIMNER_GENERATE_CONCURRENCY=12\n",
+    )
+    monkeypatch.setenv("LIMNER_CATALOG", "environ.yaml")
+    monkeypatch.setenv("LIMNER_PROVIDER", "environ-provider")
+    monkeypatch.setenv("LIMNER_DATABASE_URL", "sqlite:///env/db.sqlite")
+    monkeypatch.setenv("LIMNER_STORAGE_URL", "s3://bucket/prefix")
+    monkeypatch.setenv("LIMNER_GENERATE_CONCURRENCY", "2")
+    s = load_settings(root / "limner.toml")
+    assert s.catalog == "environ.yaml"
+    assert s.provider == "environ-provider"
+    assert s.database_url == f"sqlite:///{root.resolve() / 'env' / 'db.sqlite'}"
+    assert s.storage.url == "s3://bucket/prefix"
+    assert s.storage.public_base_url == "https://img.example.org"  # merged with the toml's section
+    assert s.generate.concurrency == 2
+    assert s.generate.size == 768
+
+
+def test_removing_the_environment_variable_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = project(tmp_path, TOML, env="LIMNER_PROVIDER=dotenv-provider\n")
+    monkeypatch.setenv("LIMNER_PROVIDER", "environ-provider")
+    assert load_settings(root / "limner.toml").provider == "environ-provider"
+    monkeypatch.delenv("LIMNER_PROVIDER")
+    assert load_settings(root / "limner.toml").provider == "dotenv-provider"
+    (root / ".env").unlink()
+    assert load_settings(root / "limner.toml").provider == "fake"
+
+
+def test_overrides_beat_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = project(tmp_path, TOML, env="LIMNER_PROVIDER=dotenv-provider\n")
+    monkeypatch.setenv("LIMNER_PROVIDER", "environ-provider")
+    s = load_settings(root / "limner.toml", overrides={"provider": "cli", "catalog": "cli.csv"})
+    assert s.provider == "cli" and s.catalog == "cli.csv"
+
+
+def test_env_names_are_case_insensitive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("limner_provider", "lower")
+    assert load_settings(project_dir=project(tmp_path)).provider == "lower"
+
+
+def test_plugins_from_a_comma_separated_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIMNER_PLUGINS", "a.plugin, b.plugin ,,")
+    assert load_settings(project_dir=project(tmp_path)).plugins == ["a.plugin", "b.plugin"]
+
+
+def test_dotenv_of_another_folder_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("LIMNER_PROVIDER=cwd-env\n")
+    root = project(tmp_path, TOML)
+    assert load_settings(root / "limner.toml").provider == "fake"
+
+
+def test_loading_leaves_no_state_behind(tmp_path: Path) -> None:
+    # the toml of one project must not leak into the next load
+    a = project(tmp_path, 'provider = "from-a"\n', name="a")
+    b = project(tmp_path, name="b")
+    assert load_settings(a / "limner.toml").provider == "from-a"
+    assert load_settings(project_dir=b).provider is None
+
+
+# ------------------------------------------------------------------------- errors
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    root = project(tmp_path, 'catalog = "x.yaml"\n[generate\nsize = 1\n')
+    err = config_error(root / "limner.toml")
+    assert str(root.resolve() / "limner.toml") in str(err)
+    assert "invalid TOML" in str(err)
+    assert "line 2" in str(err)
+
+
+def test_wrong_type_names_file_line_and_setting(tmp_path: Path) -> None:
+    root = project(tmp_path, '# comment\ncatalog = "c.yaml"\n\n[generate]\nsize = 1024\nconcurrency = "lots"\n')
+    err = config_error(root / "limner.toml")
+    assert f"{root.resolve() / 'limner.toml'}:6:" in str(err)
+    assert "'generate.concurrency'" in str(err)
+    assert "integer" in str(err)
+
+
+def test_out_of_range_value(tmp_path: Path) -> None:
+    root = project(tmp_path, "[generate]\nsize = 10\n")
+    err = config_error(root / "limner.toml")
+    assert ":2:" in str(err) and "'generate.size'" in str(err)
+
+
+def test_every_bad_setting_is_listed(tmp_path: Path) -> None:
+    root = project(tmp_path, '[generate]\nsize = "big"\nmax_attempts = 0\n[sync]\nplaceholder_format = "gif"\n')
+    text = str(config_error(root / "limner.toml"))
+    assert "limner.toml:2: setting 'generate.size'" in text
+    assert "limner.toml:3: setting 'generate.max_attempts'" in text
+    assert "limner.toml:5: setting 'sync.placeholder_format'" in text
+
+
+def test_bad_aspect_in_config(tmp_path: Path) -> None:
+    root = project(tmp_path, '[generate]\naspect = "wide"\n')
+    assert "'generate.aspect'" in str(config_error(root / "limner.toml"))
+
+
+def test_unknown_top_level_key(tmp_path: Path) -> None:
+    root = project(tmp_path, 'catalog = "c.yaml"\ncatalogue = "typo.yaml"\n')
+    err = config_error(root / "limner.toml")
+    assert "'catalogue'" in str(err)
+    assert str(root.resolve() / "limner.toml") in str(err)
+
+
+def test_unknown_key_in_a_section(tmp_path: Path) -> None:
+    root = project(tmp_path, "[generate]\nsize = 512\nconcurency = 3\n")
+    err = config_error(root / "limner.toml")
+    assert "limner.toml:3" in str(err) and "generate.concurency" in str(err)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    err = config_error(tmp_path / "nope" / "limner.toml")
+    assert "not found" in str(err)
+    assert "nope" in str(err)
+    assert err.hint and "limner init" in err.hint
+
+
+def test_bad_value_from_the_environment_blames_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = project(tmp_path, "[generate]\nconcurrency = 8\n")
+    monkeypatch.setenv("LIMNER_GENERATE_CONCURRENCY", "lots")
+    text = str(config_error(root / "limner.toml"))
+    assert "LIMNER_GENERATE_CONCURRENCY" in text
+    assert "limner.toml:2" not in text  # the toml's value is fine
+
+
+def test_bad_value_from_dotenv_blames_dotenv(tmp_path: Path) -> None:
+    root = project(tmp_path, "[generate]\nconcurrency = 8\n", env="LIMNER_GENERATE_CONCURRENCY=lots\n")
+    text = str(config_error(root / "limner.toml"))
+    assert ".env" in text and "LIMNER_GENERATE_CONCURRENCY" in text
+    assert "limner.toml:2" not in text
+
+
+# ------------------------------------------------------------------------- secrets
+def test_secret_reads_environment_then_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LIMNER_TEST_TOKEN", raising=False)
+    monkeypatch.delenv("LIMNER_TEST_ONLY_ENV", raising=False)
+    root = project(tmp_path, TOML, env=f"LIMNER_TEST_TOKEN={SECRET_VALUE}\nEMPTY_ONE=\n")
+    s = load_settings(root / "limner.toml")
+    assert s.secret("LIMNER_TEST_TOKEN") == SECRET_VALUE
+    monkeypatch.setenv("LIMNER_TEST_TOKEN", "from-environment")
+    assert s.secret("LIMNER_TEST_TOKEN") == "from-environment"
+    assert s.secret("EMPTY_ONE") is None
+    assert s.secret("NOT_SET_ANYWHERE_12345") is None
+
+
+def test_repr_never_shows_a_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
+    root = project(tmp_path, TOML, env=f"REPLICATE_API_TOKEN={SECRET_VALUE}\nLIMNER_PROVIDER=fake\n")
+    s = load_settings(root / "limner.toml")
+    assert s.secret("REPLICATE_API_TOKEN") == SECRET_VALUE
+    assert SECRET_VALUE not in repr(s)
+    assert SECRET_VALUE not in str(s)
+    assert SECRET_VALUE not in s.model_dump_json()
