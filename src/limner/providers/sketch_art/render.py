@@ -911,7 +911,9 @@ def render_image(width: int, height: int, seed: object, title: object = None, ye
     elif kind == "photo":  # the caption of a print: neutral card, grey ink
         pal = replace(pal, paper=(238, 234, 224), ink=(40, 38, 36), accent=(110, 100, 88))
     S = min(W, H)
-    horizon = H * rng.uniform(0.44, 0.56)
+    # tall pictures put the horizon lower, so the land is not lost under a tower of sky
+    tall = min(1.0, max(0.0, (H / W - 1.0) / 1.0))
+    horizon = H * (rng.uniform(0.44, 0.56) + 0.1 * tall)
     inset = max(4, int(S * 0.06)) if kind == "manuscript" else 0
     cart = _layout_cartouche(W, H, sanitize(title_s), format_year(year, date), S, inset)
     img = Image.new("RGB", (W, H))
