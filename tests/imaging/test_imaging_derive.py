@@ -219,3 +219,18 @@ def test_derive_placeholder_when_width_not_in_plan():
     p = d.placeholder
     assert len(p.data) <= 60_000 and p.format == "webp" and p.width <= 480
     assert np.isclose(p.height, p.width, atol=1)
+
+
+def test_rgb_icc_profile_is_kept_and_cmyk_dropped():
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    d = derive_all(encode(detailed_image(200, 100), "PNG", icc_profile=srgb), widths=(), placeholder_width=200)
+    for v in d.variants:
+        with Image.open(io.BytesIO(v.data)) as im:
+            assert im.info.get("icc_profile") == srgb, v.format
+    fake_cmyk_profile = srgb[:16] + b"CMYK" + srgb[20:]
+    cmyk = encode(detailed_image(200, 100).convert("CMYK"), "JPEG", icc_profile=fake_cmyk_profile)
+    d = derive_all(cmyk, widths=(), formats=("jpeg",), placeholder_width=200)
+    with Image.open(io.BytesIO(d.variants[0].data)) as im:
+        assert im.mode == "RGB" and not im.info.get("icc_profile")

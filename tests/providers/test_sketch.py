@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -355,3 +359,17 @@ def test_speed_1024() -> None:
         render_sketch(1024, 1024, i, "A title of ordinary length", -586, None, era, STYLES[i % len(STYLES)])
         cpu.append(time.thread_time() - t)
     assert sorted(cpu)[len(cpu) // 2] < 0.3  # generous: shared CI machines are slow
+
+
+def test_same_bytes_in_another_process() -> None:
+    code = (
+        "import hashlib, sys\n"
+        "from limner.providers.sketch import render_sketch\n"
+        "sys.stdout.write(hashlib.sha256(render_sketch(160, 120, 42, 'Title', -586, None, 'first-temple', 'oil')).hexdigest())\n"
+    )
+    here = hashlib.sha256(render_sketch(160, 120, 42, "Title", -586, None, "first-temple", "oil")).hexdigest()
+    for hash_seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        assert out.stdout == here
+

@@ -67,8 +67,8 @@ class Entry(BaseModel):
 
     def template_vars(self) -> dict[str, Any]:
         """Everything a prompt template may use."""
-        data = self.model_dump()
-        data.update(self.extras)
+        data = dict(self.__dict__)  # the fields, without model_dump's deep copy (templates cannot mutate)
+        data.update(self.__pydantic_extra__ or {})
         data["year_label"] = self.year_label
         data["alt"] = self.alt_text
         data["entry"] = dict(data)

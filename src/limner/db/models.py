@@ -53,6 +53,9 @@ class EntryRow(Base):
     #: fingerprint of the job queued or running now
     fingerprint: Mapped[str | None] = mapped_column(String(64))
     published_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    #: digest of the inputs (catalogue data, style, provider settings) of the published render;
+    #: lets ``plan`` skip rendering prompts for entries that did not change
+    input_digest: Mapped[str | None] = mapped_column(String(64))
     published_render_id: Mapped[int | None] = mapped_column(ForeignKey("renders.id", use_alter=True, name="fk_entries_published_render"))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     retryable: Mapped[bool] = mapped_column(Boolean, default=True)

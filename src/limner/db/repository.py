@@ -23,6 +23,7 @@ class EntryStatus:
     retryable: bool
     attempts: int
     last_error: str | None
+    input_digest: str | None = None
 
 
 class Repository:
@@ -35,7 +36,7 @@ class Repository:
             rows = s.execute(
                 select(
                     EntryRow.id, EntryRow.state, EntryRow.fingerprint, EntryRow.published_fingerprint,
-                    EntryRow.retryable, EntryRow.attempts, EntryRow.last_error,
+                    EntryRow.retryable, EntryRow.attempts, EntryRow.last_error, EntryRow.input_digest,
                 )
             ).all()
         return {r[0]: EntryStatus(*r) for r in rows}
@@ -165,7 +166,9 @@ class Repository:
         with self.db.session() as s:
             s.execute(update(Render).where(Render.id == render_id).values(status=RenderStatus.rejected.value, error=error[:2000]))
 
-    def record_derived(self, render_id: int, *, fields: dict[str, Any], variants: list[dict[str, Any]]) -> None:
+    def record_derived(self, render_id: int, *, fields: dict[str, Any], variants: list[dict[str, Any]], publish: bool = False,
+                       input_digest: str | None = None) -> None:
+        """Record the variants (already stored); with ``publish``, publish in the same transaction."""
         with self.db.session() as s:
             render = s.get(Render, render_id)
             assert render is not None
@@ -176,27 +179,35 @@ class Repository:
                 if (v["width"], v["format"]) not in have:
                     render.variants.append(Variant(**v))
             render.status = RenderStatus.derived.value
+            if publish:
+                self._publish(s, render, input_digest)
 
-    def publish(self, render_id: int) -> None:
+    def publish(self, render_id: int, input_digest: str | None = None) -> None:
         """Make a render the entry's published image; the previous one is superseded."""
-        now = utcnow()
         with self.db.session() as s:
             render = s.get(Render, render_id)
             assert render is not None
-            entry = s.get(EntryRow, render.entry_id)
-            assert entry is not None
-            if entry.published_render_id and entry.published_render_id != render_id:
-                s.execute(update(Render).where(Render.id == entry.published_render_id)
-                          .values(status=RenderStatus.superseded.value))
-            render.status = RenderStatus.published.value
-            render.published_at = now
-            entry.published_render_id = render_id
-            entry.published_fingerprint = render.fingerprint
-            entry.fingerprint = render.fingerprint
-            entry.state = EntryState.published.value
-            entry.last_error = None
-            entry.retryable = True
-            entry.updated_at = now
+            self._publish(s, render, input_digest)
+
+    @staticmethod
+    def _publish(s: Any, render: Render, input_digest: str | None) -> None:
+        now = utcnow()
+        render_id = render.id
+        entry = s.get(EntryRow, render.entry_id)
+        assert entry is not None
+        if entry.published_render_id and entry.published_render_id != render_id:
+            s.execute(update(Render).where(Render.id == entry.published_render_id)
+                      .values(status=RenderStatus.superseded.value))
+        render.status = RenderStatus.published.value
+        render.published_at = now
+        entry.published_render_id = render_id
+        entry.published_fingerprint = render.fingerprint
+        entry.input_digest = input_digest
+        entry.fingerprint = render.fingerprint
+        entry.state = EntryState.published.value
+        entry.last_error = None
+        entry.retryable = True
+        entry.updated_at = now
 
 
 def as_utc_iso(value: dt.datetime | None) -> str | None:

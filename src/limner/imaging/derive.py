@@ -120,7 +120,7 @@ def derive_all(
         if fmt not in EXTENSIONS:
             raise ValueError(f"unsupported output format {fmt!r}")
     im = safe_open(master, max_bytes=max_bytes, max_pixels=max_pixels)
-    icc = im.info.get("icc_profile") or None
+    icc = _rgb_icc_profile(im)
     rgb = to_rgb(im)
     del im
     plan = plan_widths(rgb.width, widths)
@@ -143,7 +143,7 @@ def derive_all(
             data=data,
         )
 
-    workers = max(1, threads if threads is not None else (os.cpu_count() or 1))
+    workers = max(1, threads if threads is not None else _usable_cpus())
     with ThreadPoolExecutor(max_workers=workers) as pool:
         variant_futures = [pool.submit(encode_job, job) for job in jobs]
         previews = rgb if rgb.width <= 256 else sized[min(w for w in plan if w >= 256)]
@@ -151,6 +151,7 @@ def derive_all(
         variants = [f.result() for f in variant_futures]
         blur, thumb, colour = (f.result() for f in hash_futures)
 
+    placeholder_width = min(placeholder_width, rgb.width)
     placeholder = _reuse_placeholder(variants, placeholder_width, placeholder_format, placeholder_max_bytes, settings)
     if placeholder is None:
         base = sized[min((w for w in plan if w >= placeholder_width), default=max(plan))]
@@ -170,6 +171,20 @@ def derive_all(
         dominant_color=colour,
         settings_version=settings_version(settings),
     )
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _rgb_icc_profile(im: Image.Image) -> bytes | None:
+    """The master's ICC profile, only if it describes RGB data (a CMYK or gray
+    profile would be wrong once the pixels are converted to RGB)."""
+    icc = im.info.get("icc_profile")
+    return icc if icc and icc[16:20] == b"RGB " else None
 
 
 def _reuse_placeholder(

@@ -19,6 +19,7 @@ Test hooks (provider settings):
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from .base import Capabilities, GenerationRequest, GenerationResult, Provider
@@ -29,7 +30,7 @@ __all__ = ["SketchProvider", "render_sketch"]
 
 
 def _ctx(context: Any, key: str) -> Any:
-    if isinstance(context, dict):
+    if isinstance(context, Mapping):
         return context.get(key)
     return None
 

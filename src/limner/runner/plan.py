@@ -10,19 +10,29 @@ Reasons an entry is planned:
 * ``forced``   - asked for by ``--id`` or ``--all``
 
 Planning reads only; ``generate`` commits the plan before it starts.
+
+Speed: an entry's prompt is rendered only when the plan needs its fingerprint.
+A missing entry needs none to be planned, and a published entry whose *input
+digest* (its catalogue data + style digest + provider, model and size settings)
+is the one recorded at publish time is up to date without rendering anything.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 
 from limner.catalog import Entry
 from limner.db.models import EntryState
 from limner.db.repository import EntryStatus
+from limner.errors import ConfigError
 from limner.project import Project
-from limner.styles import RenderSpec, Style, build_spec
 from limner.registry import provider_class
+from limner.styles import RenderSpec, Style, build_spec
+from limner.styles.spec import FINGERPRINT_VERSION
+from limner.styles.templates import PromptRenderer
 
 
 @dataclass(frozen=True)
@@ -35,14 +45,61 @@ class Selection:
     limit: int | None = None
 
 
-@dataclass(frozen=True)
+class SpecContext:
+    """Everything besides the entry that shapes a spec: one per (style, provider) in a plan."""
+
+    __slots__ = ("style", "provider", "model", "price_usd", "multiple", "long_side", "aspect", "renderer", "key")
+
+    def __init__(self, style: Style, provider: str, model: str, price_usd: float, multiple: int, long_side: int,
+                 aspect: str, renderer: PromptRenderer) -> None:
+        self.style, self.provider, self.model, self.price_usd = style, provider, model, price_usd
+        self.multiple, self.long_side, self.aspect, self.renderer = multiple, long_side, aspect, renderer
+        self.key = json.dumps([FINGERPRINT_VERSION, style.name, style.template_sha, provider, model, multiple, long_side, aspect])
+
+    def digest(self, entry: Entry) -> str:
+        return hashlib.sha256((self.key + entry.model_dump_json()).encode("utf-8")).hexdigest()
+
+    def spec(self, entry: Entry) -> RenderSpec:
+        return build_spec(entry, self.style, self.renderer, provider=self.provider, model=self.model,
+                          long_side=self.long_side, default_aspect=self.aspect, size_multiple=self.multiple)
+
+
 class PlanItem:
-    entry: Entry
-    style: Style
-    spec: RenderSpec
-    fingerprint: str
-    reason: str
-    price_usd: float
+    """One entry to run. Its spec (and fingerprint) are computed when first asked for."""
+
+    __slots__ = ("entry", "ctx", "reason", "digest", "_spec", "_fingerprint")
+
+    def __init__(self, entry: Entry, ctx: SpecContext, reason: str, digest: str, spec: RenderSpec | None = None,
+                 fingerprint: str | None = None) -> None:
+        self.entry, self.ctx, self.reason, self.digest = entry, ctx, reason, digest
+        self._spec, self._fingerprint = spec, fingerprint
+
+    @property
+    def style(self) -> Style:
+        return self.ctx.style
+
+    @property
+    def price_usd(self) -> float:
+        return self.ctx.price_usd
+
+    @property
+    def spec(self) -> RenderSpec:
+        if self._spec is None:
+            self._spec = self.ctx.spec(self.entry)
+        return self._spec
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = self.spec.fingerprint
+        return self._fingerprint
+
+    @property
+    def provider(self) -> str:
+        return self.ctx.provider
+
+    def __repr__(self) -> str:
+        return f"<PlanItem {self.entry.id} {self.reason}>"
 
 
 @dataclass
@@ -62,16 +119,18 @@ class Plan:
         return round(sum(i.price_usd for i in self.items), 6)
 
     def by_provider(self) -> Counter[str]:
-        return Counter(i.spec.provider for i in self.items)
+        return Counter(i.provider for i in self.items)
 
 
 _RESUMABLE = {EntryState.queued.value, EntryState.generating.value, EntryState.generated.value}
+_PUBLISHED = {EntryState.published.value, EntryState.stale.value}
 
 
-def _reason(status: EntryStatus | None, fingerprint: str) -> str | None:
-    if status is None or status.state == EntryState.missing.value:
+def _reason(status: EntryStatus, fingerprint: str) -> str | None:
+    """Why an entry with a state row needs work (None: it does not)."""
+    if status.state == EntryState.missing.value:
         return "missing"
-    if status.state in (EntryState.published.value, EntryState.stale.value):
+    if status.state in _PUBLISHED:
         return None if status.published_fingerprint == fingerprint else "stale"
     if status.state in _RESUMABLE:
         if status.fingerprint == fingerprint:
@@ -92,22 +151,26 @@ def build_plan(project: Project, selection: Selection, statuses: dict[str, Entry
     if statuses is None:
         statuses = project.repo.entry_statuses()
     wanted_ids = set(selection.ids)
-    unknown = wanted_ids - set(catalog.by_id()) if wanted_ids else set()
-    if unknown:
-        from limner.errors import ConfigError
-
-        raise ConfigError(f"--id names entries not in the catalogue {settings.catalog}: {', '.join(sorted(unknown))}")
+    if wanted_ids:
+        unknown = wanted_ids - set(catalog.by_id())
+        if unknown:
+            raise ConfigError(f"--id names entries not in the catalogue {settings.catalog}: {', '.join(sorted(unknown))}")
 
     gen = settings.generate
-    providers: dict[str, tuple[str, float, int]] = {}
+    contexts: dict[tuple[str | None, str | None, str | None], SpecContext] = {}
 
-    def provider_info(name: str) -> tuple[str, float, int]:
-        if name not in providers:
-            cls = provider_class(name)
-            conf = settings.provider_settings(name)
-            model = conf.model or cls.default_model
-            providers[name] = (model, project.provider_price(name), cls.capabilities.size_multiple)
-        return providers[name]
+    def context_for(entry: Entry) -> SpecContext:
+        key = (entry.style, entry.era, entry.provider)
+        ctx = contexts.get(key)
+        if ctx is None:
+            style = project.style_for(entry)
+            provider = project.provider_name_for(entry, style, selection.provider)
+            cls = provider_class(provider)
+            model = settings.provider_settings(provider).model or cls.default_model
+            ctx = SpecContext(style, provider, model, project.provider_price(provider), cls.capabilities.size_multiple,
+                              gen.size, gen.aspect, project.renderer)
+            contexts[key] = ctx
+        return ctx
 
     items: list[PlanItem] = []
     reasons: Counter[str] = Counter()
@@ -115,20 +178,26 @@ def build_plan(project: Project, selection: Selection, statuses: dict[str, Entry
     stale_not_selected: list[str] = []
     stale_ids: list[str] = []
     up_to_date = 0
+    forcing = bool(wanted_ids) or selection.all
     for entry in catalog:
         if wanted_ids and entry.id not in wanted_ids:
             continue
-        style = project.style_for(entry)
-        provider = project.provider_name_for(entry, style, selection.provider)
-        model, price, multiple = provider_info(provider)
-        spec = build_spec(entry, style, project.renderer, provider=provider, model=model,
-                          long_side=gen.size, default_aspect=gen.aspect, size_multiple=multiple)
-        fp = spec.fingerprint
+        ctx = context_for(entry)
+        digest = ctx.digest(entry)
         status = statuses.get(entry.id)
-        reason = _reason(status, fp)
+        spec: RenderSpec | None = None
+        fp: str | None = None
+        if status is None:
+            reason: str | None = "missing"
+        elif status.state in _PUBLISHED and status.input_digest == digest:
+            reason = None  # same inputs as when it was published: no need to render the prompt
+        else:
+            spec = ctx.spec(entry)
+            fp = spec.fingerprint
+            reason = _reason(status, fp)
         if reason == "stale":
             stale_ids.append(entry.id)
-        if wanted_ids or selection.all:
+        if forcing:
             reason = reason if reason not in (None, "held") else "forced"
         elif reason is None:
             up_to_date += 1
@@ -144,6 +213,6 @@ def build_plan(project: Project, selection: Selection, statuses: dict[str, Entry
         if selection.limit is not None and len(items) >= selection.limit:
             continue
         reasons[reason] += 1
-        items.append(PlanItem(entry=entry, style=style, spec=spec, fingerprint=fp, reason=reason, price_usd=price))
+        items.append(PlanItem(entry, ctx, reason, digest, spec, fp))
     return Plan(items=items, total=len(catalog), up_to_date=up_to_date, reasons=reasons, held_back=held_back,
                 stale_not_selected=stale_not_selected, stale_ids=stale_ids)

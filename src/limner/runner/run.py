@@ -139,7 +139,7 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                     continue
                 actual = 0.0
                 try:
-                    outcome = await unit.run(item, gates[item.spec.provider])
+                    outcome = await unit.run(item, gates[item.provider])
                     actual = outcome.cost_usd
                     summary.provider_calls += outcome.provider_calls
                     if outcome.status == "published":
@@ -151,7 +151,7 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                 except AuthFailed as exc:
                     summary.provider_calls += getattr(exc, "attempts", 1)
                     actual = getattr(exc, "billed_total", 0.0)
-                    summary.auth_error = f"provider {item.spec.provider!r} rejected the credentials: {exc}"
+                    summary.auth_error = f"provider {item.provider!r} rejected the credentials: {exc}"
                     repo.mark_failed(item.entry.id, f"AuthFailed: {exc}", retryable=True, attempts=1)
                     stop.set()
                     return

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from limner.db.models import EntryState, Render, RenderStatus
 from limner.db.repository import Repository
-from limner.imaging import ImageRejected, Provenance, embed_xmp, phash_distance, sniff_format, xmp_packet
+from limner.imaging import ImageRejected, Provenance, embed_xmp, sniff_format, xmp_packet
 from limner.imaging.validate import NEAR_DUPLICATE_DISTANCE
 from limner.providers import GenerationRequest, ProviderError
 from limner.runner.imaging_task import DeriveOptions, Processed, process_master
@@ -45,7 +45,9 @@ class UnitOfWork:
         self.storage = storage
         self.pool = pool
         self.options = options
-        self.phashes = phashes
+        #: entry id -> perceptual hash as an int, for near-duplicate checks
+        self.phashes = {k: int(v, 16) for k, v in phashes.items()}
+        self._templates: set[str] = set()
 
     async def run(self, item: PlanItem, gate: ProviderGate) -> Outcome:
         entry, spec = item.entry, item.spec
@@ -54,7 +56,8 @@ class UnitOfWork:
                                 provider=spec.provider, seed=spec.seed, alt=entry.alt_text)
         outcome = Outcome(entry.id, "failed")
 
-        render = self.repo.find_resumable(entry.id, item.fingerprint)
+        # an entry never generated before has nothing to resume: skip the lookup
+        render = None if item.reason == "missing" else self.repo.find_resumable(entry.id, item.fingerprint)
         master: bytes | None = None
         if render is not None:
             master = await asyncio.to_thread(self._load_master, render)
@@ -91,10 +94,7 @@ class UnitOfWork:
             outcome.error = f"image rejected ({exc.code}): {exc.reason}"
             return outcome
 
-        await asyncio.to_thread(self._store_derived, render, processed)
-        self.repo.publish(render.id)
-        if processed.validated.phash:
-            self.phashes[entry.id] = processed.validated.phash
+        await asyncio.to_thread(self._store_derived, render, processed, item.digest)
         outcome.status = "published"
         return outcome
 
@@ -121,8 +121,10 @@ class UnitOfWork:
         key = content_key("masters", sha, EXTENSIONS.get(fmt, "bin"))
         await asyncio.to_thread(self.storage.put_if_absent, key, master, content_type=MIME_TYPES.get(fmt, "application/octet-stream"))
         spec = item.spec
-        self.repo.ensure_template(spec.template_sha, style=item.style.name, version=item.style.version,
-                                  positive=item.style.positive, negative=item.style.negative, params=item.style.params)
+        if spec.template_sha not in self._templates:
+            self.repo.ensure_template(spec.template_sha, style=item.style.name, version=item.style.version,
+                                      positive=item.style.positive, negative=item.style.negative, params=item.style.params)
+            self._templates.add(spec.template_sha)
         render = Render(
             entry_id=spec.entry_id, fingerprint=item.fingerprint, status=RenderStatus.generated.value,
             provider=spec.provider, model=model, seed=seed, prompt=spec.prompt, negative_prompt=spec.negative_prompt,
@@ -133,7 +135,7 @@ class UnitOfWork:
         )
         return self.repo.record_render(render), master
 
-    def _store_derived(self, render: Render, processed: Processed) -> None:
+    def _store_derived(self, render: Render, processed: Processed, input_digest: str) -> None:
         d = processed.derived
         variants = []
         for v in d.variants:
@@ -148,15 +150,19 @@ class UnitOfWork:
         near = None
         phash = processed.validated.phash
         if phash:
+            value = int(phash, 16)
             for other_id, other in self.phashes.items():
-                if other_id != render.entry_id and phash_distance(phash, other) <= NEAR_DUPLICATE_DISTANCE:
+                if other_id != render.entry_id and (value ^ other).bit_count() <= NEAR_DUPLICATE_DISTANCE:
                     near = other_id
                     log.warning("%s looks like a near-duplicate of %s", render.entry_id, other_id)
                     break
+            self.phashes[render.entry_id] = value
         self.repo.record_derived(
             render.id,
             fields={"width": d.width, "height": d.height, "phash": phash, "near_duplicate_of": near,
                     "blurhash": d.blurhash, "thumbhash": d.thumbhash, "dominant_color": d.dominant_color,
                     "placeholder_key": ph_key, "placeholder_width": ph.width, "placeholder_height": ph.height},
             variants=variants,
+            publish=True,
+            input_digest=input_digest,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import cached_property
 import json
 from typing import Any
 
@@ -37,7 +38,7 @@ class Style(BaseModel):
         # checked at load time: a bad aspect would otherwise fail only when an image is sized
         return None if v is None else normalize_aspect(v)
 
-    @property
+    @cached_property
     def template_sha(self) -> str:
         """Digest of everything in the style that shapes a prompt (not its description or source)."""
         payload = json.dumps(

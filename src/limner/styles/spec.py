@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from functools import lru_cache
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -43,19 +44,15 @@ class RenderSpec:
         return asdict(self)
 
 
+FINGERPRINT_VERSION = 1
+
+
 def fingerprint_of(spec: RenderSpec) -> str:
+    """sha256 over a JSON array of everything that shapes the image (JSON keeps the fields unambiguous)."""
+    params = json.dumps(spec.params, sort_keys=True, ensure_ascii=False, separators=(",", ":")) if spec.params else "{}"
     payload = json.dumps(
-        {
-            "prompt": spec.prompt,
-            "negative": spec.negative_prompt,
-            "provider": spec.provider,
-            "model": spec.model,
-            "params": spec.params,
-            "seed": spec.seed,
-            "size": [spec.width, spec.height],
-            "template": spec.template_sha,
-        },
-        sort_keys=True,
+        [FINGERPRINT_VERSION, spec.prompt, spec.negative_prompt, spec.provider, spec.model, params, spec.seed,
+         spec.width, spec.height, spec.template_sha],
         ensure_ascii=False,
         separators=(",", ":"),
     )
@@ -67,6 +64,7 @@ def derive_seed(entry_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"limner-seed:{entry_id}".encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
+@lru_cache(maxsize=256)
 def size_for_aspect(aspect: str, long_side: int, multiple: int = 16) -> tuple[int, int]:
     m = _ASPECT.match(aspect.replace(" ", ""))
     if not m:

@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
                     print_plan(project, plan)
                     out.print("Dry run: nothing was generated.")
                 return
-            if project.provider_is_default and not provider and any(i.spec.provider == "sketch" for i in plan.items):
+            if project.provider_is_default and not provider and any(i.provider == "sketch" for i in plan.items):
                 err.print("No provider configured: using the offline 'sketch' provider (set LIMNER_PROVIDER or `provider` in limner.toml).",
                           highlight=False)
             summary = run_plan(project, plan, RunOptions(budget_usd=cap, progress=progress))

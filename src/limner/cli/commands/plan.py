@@ -36,7 +36,7 @@ def plan_dict(plan: Plan, budget: float | None = None) -> dict[str, Any]:
 
 
 def print_plan(project: Project, plan: Plan, *, show_items: int = 20) -> None:
-    if project.provider_is_default and any(i.spec.provider == "sketch" for i in plan.items):
+    if project.provider_is_default and any(i.provider == "sketch" for i in plan.items):
         err.print("No provider configured: using the offline 'sketch' provider (set LIMNER_PROVIDER or `provider` in limner.toml).",
                   highlight=False)
     out.print(f"{plan.total} entries in the catalogue: {len(plan.items)} to generate, {plan.up_to_date} up to date.", highlight=False)

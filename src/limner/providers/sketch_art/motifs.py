@@ -451,20 +451,41 @@ def figure(p: Pen, x: float, y: float, s: float, staff: bool | None = None) -> N
 
 
 def camel(p: Pen, x: float, y: float, s: float) -> None:
-    """A camel in profile, ``s`` tall at the hump, facing a random way."""
+    """A dromedary in profile, ``s`` tall at the hump, facing a random way."""
     col = p.dark
     f = p.rng.choice((-1, 1))
-    lw = max(1, int(s * 0.06))
-    body_top, body_bot = y - s * 0.78, y - s * 0.5
-    X = lambda dx: x + f * dx * s  # noqa: E731
-    p.draw.ellipse((min(X(-0.42), X(0.3)), body_top, max(X(-0.42), X(0.3)), body_bot), fill=col)
-    p.draw.ellipse((min(X(-0.25), X(0.12)), y - s * 1.0, max(X(-0.25), X(0.12)), body_top + s * 0.12), fill=col)
-    for lx in (-0.34, -0.24, 0.16, 0.24):
-        p.draw.line([(X(lx), body_bot - s * 0.04), (X(lx * 1.05), y)], fill=col, width=lw)
-    neck = [(X(0.26), y - s * 0.62), (X(0.42), y - s * 0.66), (X(0.5), y - s * 0.82), (X(0.52), y - s * 0.95)]
-    p.draw.line(neck, fill=col, width=int(lw * 2.2), joint="curve")
-    p.draw.polygon([(X(0.47), y - s * 1.0), (X(0.66), y - s * 0.96), (X(0.66), y - s * 0.91), (X(0.5), y - s * 0.9)], fill=col)
-    p.draw.line([(X(-0.42), y - s * 0.7), (X(-0.48), y - s * 0.5)], fill=col, width=max(1, lw // 2))
+    lw = max(1, int(s * 0.055))
+
+    def P(dx: float, dy: float) -> Pt:  # noqa: N802 - local shorthand
+        return (x + f * dx * s, y + dy * s)
+
+    body = [P(-0.46, -0.6), P(-0.38, -0.74), P(-0.24, -0.9), P(-0.12, -0.98), P(0.0, -0.92), P(0.12, -0.8),
+            P(0.26, -0.74), P(0.34, -0.66), P(0.32, -0.54), P(0.14, -0.48), P(-0.18, -0.48), P(-0.4, -0.52)]
+    p.draw.polygon(body, fill=col)
+    for lx, knee in ((-0.36, -0.03), (-0.26, 0.02), (0.16, -0.02), (0.26, 0.03)):
+        p.draw.line([P(lx, -0.5), P(lx + knee, -0.26), P(lx + knee * 0.3, 0.0)], fill=col, width=lw, joint="curve")
+    p.draw.line([P(0.28, -0.66), P(0.44, -0.66), P(0.52, -0.8), P(0.56, -0.93)], fill=col, width=int(lw * 2.2), joint="curve")
+    p.draw.polygon([P(0.5, -1.0), P(0.6, -1.01), P(0.72, -0.95), P(0.71, -0.9), P(0.54, -0.88)], fill=col)
+    p.draw.line([P(-0.45, -0.62), P(-0.5, -0.44)], fill=col, width=max(1, lw // 2))
+
+
+def sheep(p: Pen, x: float, y: float, s: float) -> None:
+    """A sheep, ``s`` long: a woolly body, dark head and legs."""
+    r = p.rng
+    f = r.choice((-1, 1))
+    wool = mix(p.light, (250, 248, 240), 0.5)
+    dark = p.dark
+    lw = max(1, int(s * 0.08))
+    body_y = y - s * 0.42
+    for lx in (-0.28, -0.15, 0.18, 0.3):
+        p.draw.line([(x + f * lx * s, body_y), (x + f * lx * s, y)], fill=dark, width=lw)
+    for ox, oy, rr in ((-0.2, 0.0, 0.24), (0.05, -0.05, 0.27), (0.22, 0.0, 0.22), (0.0, 0.06, 0.25)):
+        cx, cy = x + f * ox * s, body_y + oy * s
+        p.draw.ellipse((cx - rr * s, cy - rr * s * 0.8, cx + rr * s, cy + rr * s * 0.8), fill=wool)
+    hx, hy = x + f * 0.46 * s, body_y - s * 0.12
+    p.draw.ellipse((hx - s * 0.12, hy - s * 0.09, hx + s * 0.12, hy + s * 0.09), fill=dark)
+    if p.ink is not None and s > 6:
+        p.draw.arc((x - s * 0.45, body_y - s * 0.3, x + s * 0.45, body_y + s * 0.25), 180, 360, fill=(*p.ink, 90), width=1)
 
 
 def boat(p: Pen, x: float, y: float, s: float) -> None:

@@ -11,19 +11,21 @@ import hashlib
 import io
 import math
 import random
+import zlib
 from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageChops, ImageDraw, ImageEnhance, ImageFilter
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from . import motifs as m
 from .palettes import PALETTES, RGB, Palette, lit, mix, normalize_era, shade
 from .text import fit_title, format_year, get_font, sanitize, text_width
 
 RENDERER = "sketch-v1"
-#: PNG zlib level: the grain makes higher levels slow for little gain
-PNG_COMPRESS_LEVEL = 1
+#: PNG zlib settings: run-length matching compresses the textured drafts smaller than
+#: level 6 deflate, as fast as level 1
+PNG_COMPRESS_LEVEL = 6
 
 # depth of each hill layer, far to near
 _HAZE = (0.5, 0.3, 0.12, 0.0)
@@ -65,6 +67,10 @@ class Scene:
     #: x range of the ground that layer-1 motifs may stand on
     span: tuple[float, float] = (float("-inf"), float("inf"))
     city_x: float = 0.0
+    #: framing: "panorama", "high" (much land), "low" (much sky), "close" (a large foreground motif)
+    shot: str = "panorama"
+    #: a uniform draw that era hooks use to pick one of their scene variants
+    variant: float = 0.0
     sun: tuple[float, float, float] = (0.0, 0.0, 0.0)
     #: the caption's box, kept clear of foreground figures
     reserved: tuple[float, float, float, float] | None = None
@@ -112,7 +118,7 @@ def _sky(W: int, H: int, pal: Palette, horizon: float) -> Image.Image:
     top = np.array(pal.sky_top, np.float32)
     hor = np.array(pal.sky_horizon, np.float32)
     col = (top[None, :] * (1 - t[:, None]) + hor[None, :] * t[:, None]).astype(np.uint8)
-    return Image.fromarray(col.reshape(H, 1, 3), "RGB").resize((W, H), Image.Resampling.NEAREST)
+    return Image.fromarray(col.reshape(H, 1, 3)).resize((W, H), Image.Resampling.NEAREST)
 
 
 def _soft(W: int, H: int, draw_fn: Callable[[ImageDraw.ImageDraw, float], None], blur: float) -> Image.Image:
@@ -346,6 +352,41 @@ def _place(sc: Scene, layer: int, x: float, fn: Callable[..., None], s: float, h
 Hook = Callable[[Scene, int], None]
 
 
+def _flock(sc: Scene, layer: int, x: float, shepherd: bool = True) -> None:
+    """A few sheep grazing around x, maybe with their shepherd."""
+    r = sc.rng
+    s = sc.scale(layer)
+    n = r.randint(3, 7)
+    for _ in range(n):
+        _place(sc, layer, x + s * r.uniform(-1.8, 1.8), m.sheep, s * r.uniform(0.42, 0.52))
+    if shepherd:
+        _place(sc, layer, x + s * r.choice((-1, 1)) * r.uniform(1.9, 2.4), m.figure, s * 1.05, staff=True)
+
+
+_HEROES: dict[str, tuple[Callable[..., None], ...]] = {
+    "patriarchs": (m.palm, m.figure),
+    "exodus": (m.figure, m.round_tree),
+    "first-temple": (m.round_tree, m.cypress),
+    "exile": (m.palm, m.figure),
+    "roman": (m.cypress, m.column),
+    "medieval": (m.round_tree, m.figure),
+    "early-modern": (m.round_tree, m.figure),
+    "modern": (m.round_tree, m.figure),
+    "holocaust": (m.bare_tree,),
+    "israel": (m.palm, m.cypress),
+    "default": (m.round_tree, m.cypress),
+}
+
+
+def _hero(sc: Scene) -> None:
+    """The 'close' shot: one large motif in the foreground, to a side of the caption."""
+    r = sc.rng
+    fn = r.choice(_HEROES.get(sc.pal.motif, _HEROES["default"]))
+    s = sc.scale(3) * (1.25 if fn is m.figure else r.uniform(1.6, 2.2))
+    x = sc.W * (r.uniform(0.1, 0.24) if r.random() < 0.5 else r.uniform(0.76, 0.9))
+    _place(sc, 3, x, fn, s)
+
+
 def _motifs(sc: Scene, layer: int) -> None:
     fn = _ERA_HOOKS.get(sc.pal.motif, _default_hook)
     fn(sc, layer)
@@ -363,6 +404,8 @@ def _default_hook(sc: Scene, layer: int) -> None:
     elif layer == 2:
         for _ in range(r.randint(1, 3)):
             _place(sc, 2, W * r.uniform(0.05, 0.95), m.round_tree, s)
+        if sc.variant < 0.3:
+            _flock(sc, 2, W * r.uniform(0.2, 0.8))
         for _ in range(r.randint(0, 2)):
             _place(sc, 2, W * r.uniform(0.1, 0.9), m.figure, s * 0.9)
     elif layer == 3 and r.random() < 0.7:
@@ -378,13 +421,22 @@ def _patriarchs_hook(sc: Scene, layer: int) -> None:
             _place(sc, 1, x, m.tent, s * r.uniform(0.8, 1.1))
         for _ in range(r.randint(1, 3)):
             _place(sc, 1, cx + W * r.uniform(-0.22, 0.22), m.palm, s)
-    elif layer == 2:
+    elif layer == 2 and sc.variant < 0.35:
+        _flock(sc, 2, W * r.uniform(0.2, 0.8))
+    elif layer == 2 and sc.variant < 0.8:
         x = W * r.uniform(0.15, 0.85)
+        side = r.choice((-1, 1))
         for _ in range(r.randint(1, 2)):
             _place(sc, 2, x, m.camel, s * 1.1)
-            x += s * r.uniform(1.2, 1.8) * r.choice((-1, 1))
+            x += side * s * r.uniform(1.3, 1.8)
         for _ in range(r.randint(1, 3)):
-            _place(sc, 2, x + s * r.uniform(-2.5, 2.5), m.figure, s * 1.15, staff=r.random() < 0.7)
+            _place(sc, 2, x, m.figure, s * 1.15, staff=r.random() < 0.7)
+            x += side * s * r.uniform(0.5, 0.9)
+    elif layer == 2:  # a meeting under a tree
+        x = W * r.uniform(0.2, 0.8)
+        _place(sc, 2, x, r.choice((m.palm, m.round_tree)), s * 1.3)
+        _place(sc, 2, x - s * 0.7, m.figure, s * 1.1, staff=True)
+        _place(sc, 2, x + s * 0.6, m.figure, s * 1.0, staff=False)
     elif layer == 3 and r.random() < 0.6:
         _place(sc, 3, _edge_x(sc), m.palm, s)
 
@@ -396,6 +448,14 @@ def _exodus_hook(sc: Scene, layer: int) -> None:
         cx = sc.city_x
         for x in _cluster_xs(r, cx, W * 0.16, r.randint(4, 7)):
             _place(sc, 1, x, m.tent, s * r.uniform(0.7, 1.0))
+    elif layer == 2 and sc.variant >= 0.55:
+        if sc.variant < 0.8:
+            _flock(sc, 2, W * r.uniform(0.2, 0.8))
+        else:  # a leader with his staff, the people following far behind
+            _place(sc, 2, W * r.uniform(0.2, 0.8), m.figure, s * 1.3, staff=True)
+            x = W * r.uniform(0.1, 0.9)
+            for _ in range(r.randint(4, 8)):
+                _place(sc, 1, x + sc.scale(1) * r.uniform(-2.5, 2.5), m.figure, sc.scale(1) * r.uniform(0.6, 0.8))
     elif layer == 2:
         n = r.randint(5, 10)
         x = W * r.uniform(0.08, 0.45)
@@ -430,8 +490,11 @@ def _first_temple_hook(sc: Scene, layer: int) -> None:
     elif layer == 2:
         for _ in range(r.randint(2, 4)):
             _place(sc, 2, W * r.uniform(0.05, 0.95), m.round_tree, s)
-        for _ in range(r.randint(0, 2)):
-            _place(sc, 2, W * r.uniform(0.15, 0.85), m.figure, s)
+        if sc.variant < 0.35:
+            _flock(sc, 2, W * r.uniform(0.2, 0.8))
+        else:
+            for _ in range(r.randint(0, 2)):
+                _place(sc, 2, W * r.uniform(0.15, 0.85), m.figure, s)
     elif layer == 3 and r.random() < 0.7:
         _place(sc, 3, _edge_x(sc), r.choice((m.round_tree, m.cypress)), s)
 
@@ -463,9 +526,14 @@ def _roman_hook(sc: Scene, layer: int) -> None:
     r, W = sc.rng, sc.W
     s = sc.scale(layer)
     if layer == 1:
-        x0 = W * r.uniform(-0.1, 0.4)
-        x1 = x0 + W * r.uniform(0.35, 0.55)
-        m.aqueduct(sc.pen(1), x0, x1, sc.base(1, x0, x1) + s * 0.1, s)
+        if sc.variant < 0.55:
+            x0 = W * r.uniform(-0.1, 0.4)
+            x1 = x0 + W * r.uniform(0.35, 0.55)
+            m.aqueduct(sc.pen(1), x0, x1, sc.base(1, x0, x1) + s * 0.1, s)
+        else:  # a colonnaded street
+            x0 = W * r.uniform(0.0, 0.5)
+            for k in range(r.randint(4, 9)):
+                _place(sc, 1, x0 + k * s * 0.55, m.column, s * 0.8)
         tx = W * r.uniform(0.2, 0.8)
         _place(sc, 1, tx, m.temple, s * 0.9, half_w=s)
         for x in _cluster_xs(r, tx, W * 0.15, r.randint(2, 4)):
@@ -486,7 +554,21 @@ def _roman_hook(sc: Scene, layer: int) -> None:
 def _medieval_hook(sc: Scene, layer: int) -> None:
     r, W = sc.rng, sc.W
     s = sc.scale(layer)
-    if layer == 1:
+    walled = sc.variant < 0.5 and sc.span[0] == float("-inf")
+    if layer == 1 and not walled:  # an open village or a harbour town, a tall house of prayer among the roofs
+        cx = sc.city_x
+        xs = _cluster_xs(r, cx, W * 0.18, r.randint(4, 8))
+        big = r.randrange(len(xs))
+        for i, x in enumerate(xs):
+            if i == big:
+                _place(sc, 1, x, m.house, s * 1.3, roof="dome")
+            elif r.random() < 0.2:
+                _place(sc, 1, x, m.tower, s * 0.9, top=r.choice(("spire", "crenel")))
+            else:
+                _place(sc, 1, x, m.house, s * r.uniform(0.7, 0.9), roof="gable")
+        for _ in range(r.randint(1, 3)):
+            _place(sc, 1, cx + W * r.uniform(-0.3, 0.3), m.round_tree, s * 0.8)
+    elif layer == 1:
         cx = sc.city_x
         half = W * r.uniform(0.14, 0.24)
         y = sc.base(1, cx - half, cx + half)
@@ -502,6 +584,8 @@ def _medieval_hook(sc: Scene, layer: int) -> None:
     elif layer == 2:
         for _ in range(r.randint(2, 4)):
             _place(sc, 2, W * r.uniform(0.05, 0.95), m.round_tree, s)
+        if 0.75 < sc.variant < 0.9:
+            _flock(sc, 2, W * r.uniform(0.2, 0.8))
         for _ in range(r.randint(0, 2)):
             _place(sc, 2, W * r.uniform(0.15, 0.85), m.figure, s)
     elif layer == 3 and r.random() < 0.7:
@@ -540,7 +624,8 @@ def _modern_hook(sc: Scene, layer: int) -> None:
             else:
                 _place(sc, 1, x, m.block, s * 0.8, lit=lit_windows)
     elif layer == 2:
-        m.poles(sc.pen(2), W * r.uniform(-0.05, 0.1), W * 1.05, lambda x: sc.ground(2, x) + s * 0.05, s * 1.1)
+        if sc.variant < 0.6:
+            m.poles(sc.pen(2), W * r.uniform(-0.05, 0.1), W * 1.05, lambda x: sc.ground(2, x) + s * 0.05, s * 1.1)
         for _ in range(r.randint(1, 3)):
             _place(sc, 2, W * r.uniform(0.05, 0.95), r.choice((m.house, m.round_tree)), s)
         for _ in range(r.randint(0, 2)):
@@ -605,7 +690,7 @@ _ERA_HOOKS: dict[str, Hook] = {
 }
 
 #: chance that an era's scene is a shore (far hills, water, near bank) rather than a valley
-_SHORE = {"exodus": 0.4, "exile": 0.5, "early-modern": 0.35, "israel": 0.55, "default": 0.2}
+_SHORE = {"medieval": 0.25, "exodus": 0.25, "exile": 0.5, "early-modern": 0.35, "israel": 0.55, "default": 0.2}
 
 
 def _landscape(sc: Scene) -> None:
@@ -613,6 +698,7 @@ def _landscape(sc: Scene) -> None:
     below = H - sc.horizon
     motif = pal.motif
     shore = rng.random() < _SHORE.get(motif, 0.0)
+    sc.variant = rng.random()
     sc.city_x = W * rng.uniform(0.25, 0.75)
     fracs = [0.0, 0.18, 0.42, 0.74]
     amps = [rng.uniform(0.07, 0.15), rng.uniform(0.05, 0.09), rng.uniform(0.04, 0.07), rng.uniform(0.04, 0.08)]
@@ -665,7 +751,7 @@ def _landscape(sc: Scene) -> None:
             sc.pen(i).sketch_line(ridge_pts, alpha=int(170 - 100 * _HAZE[i]), width=max(1, int(sc.lw * (0.6 + 0.2 * i))))
         if i > 1 or (i == 1 and not shore):
             _hatch(sc, i, S * (0.04 + 0.03 * i))
-        if shore and i == 1 and motif in ("israel", "early-modern", "exodus", "default", "exile"):
+        if shore and i == 1 and motif in ("israel", "early-modern", "default", "exile", "medieval"):
             p = sc.pen(1)
             lo = float(sc.ridges[2][1].min())
             for _ in range(rng.randint(1, 3)):
@@ -675,6 +761,8 @@ def _landscape(sc: Scene) -> None:
                     bx = (bx + W * 0.5) % W  # not in front of the headland
                 m.boat(p, bx, by, sc.scale(1) * (0.6 + 0.9 * (by - water_y) / max(1, lo - water_y)))
         _motifs(sc, i)
+        if i == 3 and sc.shot == "close":
+            _hero(sc)
 
 
 # --- finishing ---------------------------------------------------------------------------------
@@ -719,7 +807,7 @@ def _vignette(W: int, H: int, strength: float, color: RGB = (0, 0, 0)) -> Image.
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     r = np.sqrt(((xx / (w - 1)) * 2 - 1) ** 2 + ((yy / (h - 1)) * 2 - 1) ** 2) / math.sqrt(2)
     a = np.clip((r - 0.45) / 0.55, 0, 1) ** 1.6 * strength * 255
-    return Image.fromarray(a.astype(np.uint8), "L").resize((W, H), Image.Resampling.BILINEAR)
+    return Image.fromarray(a.astype(np.uint8)).resize((W, H), Image.Resampling.BILINEAR)
 
 
 def _deckle(W: int, H: int, S: int, rng: random.Random) -> Image.Image:
@@ -738,20 +826,20 @@ def _deckle(W: int, H: int, S: int, rng: random.Random) -> Image.Image:
     return _soft(W, H, fn, S * 0.012)
 
 
+#: paper / film texture per style: (fine octave cell size in px, its amplitude, broad wash amplitude)
+_TEXTURE = {"sketch": (5, 2.4, 2.4), "manuscript": (5, 2.4, 2.4), "oil": (5, 1.8, 1.8), "photo": (2, 4.5, 1.2)}
+
+
 def _paper(img: Image.Image, nrng: np.random.Generator, kind: str) -> Image.Image:
-    """Paper / film texture: two octaves of mottling (broad washes, finer tooth), grain for photos."""
+    """Paper tooth (or film grain for photos) over broad, soft washes."""
     W, H = img.size
-    lw, lh = max(2, W // 5), max(2, H // 5)
-    amp = {"photo": 2.0, "oil": 3.0, "manuscript": 4.0, "sketch": 4.0}[kind]
+    cell, fine_amp, low_amp = _TEXTURE[kind]
+    lw, lh = max(2, W // cell), max(2, H // cell)
     low = nrng.normal(0.0, 1.0, (max(2, H // 40), max(2, W // 40))).astype(np.float32)
-    low_up = np.asarray(Image.fromarray(low, "F").resize((lw, lh), Image.Resampling.BICUBIC))
-    tooth = nrng.normal(0.0, 1.0, (lh, lw)).astype(np.float32)
-    tex = 128.0 + amp * (0.6 * low_up + 0.6 * tooth)
-    tex_img = Image.fromarray(np.clip(tex, 0, 255).astype(np.uint8), "L").resize((W, H), Image.Resampling.BICUBIC)
-    if kind == "photo":  # film grain, in 2x2 clumps
-        g = nrng.integers(-4, 5, ((H + 1) // 2, (W + 1) // 2), dtype=np.int16)
-        grain = np.repeat(np.repeat(g, 2, axis=0), 2, axis=1)[:H, :W]
-        tex_img = Image.fromarray(np.clip(np.asarray(tex_img, np.int16) + grain, 0, 255).astype(np.uint8), "L")
+    low_up = np.asarray(Image.fromarray(low).resize((lw, lh), Image.Resampling.BICUBIC))
+    fine = nrng.normal(0.0, 1.0, (lh, lw)).astype(np.float32)
+    tex = 128.0 + low_amp * low_up + fine_amp * fine
+    tex_img = Image.fromarray(np.clip(tex, 0, 255).astype(np.uint8)).resize((W, H), Image.Resampling.BICUBIC)
     return ImageChops.add(img, Image.merge("RGB", (tex_img, tex_img, tex_img)), 1.0, -128)
 
 
@@ -759,8 +847,8 @@ def _photo(img: Image.Image, S: int) -> Image.Image:
     """An old documentary print: soft focus, toned monochrome, more contrast, dark corners."""
     W, H = img.size
     gray = img.convert("L")
-    if S >= 400:
-        gray = gray.filter(ImageFilter.BoxBlur(1))
+    if S >= 400:  # soft focus
+        gray = gray.resize((W // 2, H // 2), Image.Resampling.BOX).resize((W, H), Image.Resampling.BILINEAR)
     # contrast around the middle, then a warm tone (red lifted, blue lowered)
     lut = [min(255, max(0, int(128 + (v - 128) * 1.15))) for v in range(256)]
     gray = gray.point(lut)
@@ -913,13 +1001,15 @@ def render_image(width: int, height: int, seed: object, title: object = None, ye
     S = min(W, H)
     # tall pictures put the horizon lower, so the land is not lost under a tower of sky
     tall = min(1.0, max(0.0, (H / W - 1.0) / 1.0))
-    horizon = H * (rng.uniform(0.44, 0.56) + 0.1 * tall)
+    shot = rng.choice(("panorama", "panorama", "high", "low", "close"))
+    lo, hi = {"panorama": (0.44, 0.54), "high": (0.34, 0.4), "low": (0.58, 0.64), "close": (0.46, 0.56)}[shot]
+    horizon = H * (rng.uniform(lo, hi) + 0.1 * tall)
     inset = max(4, int(S * 0.06)) if kind == "manuscript" else 0
     cart = _layout_cartouche(W, H, sanitize(title_s), format_year(year, date), S, inset)
     img = Image.new("RGB", (W, H))
     sc = Scene(img=img, draw=ImageDraw.Draw(img, "RGBA"), W=W, H=H, S=S, rng=rng, pal=pal, kind=kind,
                lighting=lighting, horizon=horizon, lw=max(1, int(round(S / 380))), ridges=[],
-               reserved=cart.box if cart is not None else None)
+               reserved=cart.box if cart is not None else None, shot=shot)
     sc.img = _sky_image(sc)
     sc.draw = ImageDraw.Draw(sc.img, "RGBA")
     if kind == "manuscript":
@@ -953,5 +1043,5 @@ def render_sketch(width: int, height: int, seed: object, title: object = None, y
     """Render a draft illustration and return it as PNG bytes (deterministic)."""
     img = render_image(width, height, seed, title, year, date, era, style)
     buf = io.BytesIO()
-    img.save(buf, "PNG", compress_level=PNG_COMPRESS_LEVEL)
+    img.save(buf, "PNG", compress_level=PNG_COMPRESS_LEVEL, compress_type=zlib.Z_RLE)
     return buf.getvalue()

@@ -22,6 +22,7 @@ def upgrade() -> None:
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('fingerprint', sa.String(length=64), nullable=True),
     sa.Column('published_fingerprint', sa.String(length=64), nullable=True),
+    sa.Column('input_digest', sa.String(length=64), nullable=True),
     sa.Column('published_render_id', sa.Integer(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('retryable', sa.Boolean(), nullable=False),

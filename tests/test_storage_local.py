@@ -1,0 +1,198 @@
+"""LocalStorage: the shared storage contract, plus what only a local folder can show."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for storage_suite, whatever pytest's import mode
+
+import pytest  # noqa: E402
+from storage_suite import PNG, StorageSuite  # noqa: E402
+
+from limner.storage import StorageError, open_storage  # noqa: E402
+from limner.storage.local import LocalStorage  # noqa: E402
+
+PUBLIC = "https://images.example.org/media"
+
+
+class TestLocalStorage(StorageSuite):
+    @pytest.fixture
+    def storage(self, tmp_path: Path) -> LocalStorage:
+        return LocalStorage(tmp_path / "media", public_base_url=PUBLIC)
+
+
+class TestLocalStorageFileUrls(StorageSuite):
+    """The same contract without a public base URL (file:// URLs)."""
+
+    @pytest.fixture
+    def storage(self, tmp_path: Path) -> LocalStorage:
+        return LocalStorage(str(tmp_path / "media"))
+
+
+# ------------------------------------------------------------------------- local only
+@pytest.fixture
+def local(tmp_path: Path) -> LocalStorage:
+    return LocalStorage(tmp_path / "media")
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def test_objects_are_plain_files_under_the_root(local: LocalStorage, tmp_path: Path) -> None:
+    local.put("masters/ab/x.png", b"png", content_type=PNG)
+    assert (tmp_path / "media" / "masters" / "ab" / "x.png").read_bytes() == b"png"
+    assert local.root == (tmp_path / "media").resolve()
+    assert str(local.root) in repr(local)
+
+
+def test_files_are_world_readable_0644(local: LocalStorage, tmp_path: Path) -> None:
+    old = os.umask(0o077)  # even under a strict umask: the files are meant to be served
+    try:
+        local.put("a/b.png", b"x", content_type=PNG)
+        local.put("a/b.png", b"y", content_type=PNG)  # and after an overwrite
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "media" / "a" / "b.png").stat().st_mode)
+    assert mode == 0o644
+
+
+def test_no_temp_files_are_left_behind(local: LocalStorage, tmp_path: Path) -> None:
+    for i in range(5):
+        local.put("v/x.webp", bytes([i]) * 100, content_type="image/webp")
+    assert files_under(tmp_path / "media") == ["v/x.webp"]
+
+
+def test_stray_temp_files_are_not_listed(local: LocalStorage, tmp_path: Path) -> None:
+    local.put("masters/aa/x.png", b"x", content_type=PNG)
+    (tmp_path / "media" / "masters" / "aa" / ".tmp-crashed123").write_bytes(b"half")
+    assert list(local.list()) == ["masters/aa/x.png"]
+
+
+def test_public_base_url(tmp_path: Path) -> None:
+    s = LocalStorage(tmp_path / "m", public_base_url="https://cdn.example.org/img/")
+    assert s.url("masters/ab/x.png") == "https://cdn.example.org/img/masters/ab/x.png"  # no double slash
+    s2 = LocalStorage(tmp_path / "m", public_base_url="https://cdn.example.org")
+    assert s2.url("a.png") == "https://cdn.example.org/a.png"
+
+
+def test_file_urls_point_at_the_file(local: LocalStorage, tmp_path: Path) -> None:
+    local.put("masters/ab/x.png", b"x", content_type=PNG)
+    url = local.url("masters/ab/x.png")
+    parts = urlsplit(url)
+    assert parts.scheme == "file"
+    assert Path(unquote(parts.path)) == (tmp_path / "media" / "masters" / "ab" / "x.png").resolve()
+    assert Path(unquote(parts.path)).read_bytes() == b"x"
+
+
+def test_url_of_an_invalid_key_is_rejected(local: LocalStorage) -> None:
+    with pytest.raises(StorageError):
+        local.url("../outside.png")
+
+
+@pytest.mark.parametrize("key", ["../escape.png", "a/../../escape.png", "/tmp/escape.png", ".", "./"])
+def test_invalid_keys_never_touch_the_disk(tmp_path: Path, key: str) -> None:
+    s = LocalStorage(tmp_path / "deep" / "media")
+    with pytest.raises(StorageError):
+        s.put(key, b"x", content_type=PNG)
+    with pytest.raises(StorageError):
+        s.exists(key)
+    with pytest.raises(StorageError):
+        s.size(key)
+    assert files_under(tmp_path) == []
+
+
+def test_list_of_a_missing_root_is_empty(tmp_path: Path) -> None:
+    assert list(LocalStorage(tmp_path / "never-created").list()) == []
+
+
+def test_write_below_a_file_is_a_storage_error(local: LocalStorage) -> None:
+    local.put("blocker", b"i am a file", content_type=PNG)
+    with pytest.raises(StorageError) as info:
+        local.put("blocker/child.png", b"x", content_type=PNG)
+    assert "blocker/child.png" in str(info.value)
+    with pytest.raises(StorageError):
+        local.put_if_absent("blocker/child.png", b"x", content_type=PNG)
+    assert local.get("blocker") == b"i am a file"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root ignores directory permissions")
+def test_write_to_a_read_only_dir_is_a_storage_error(tmp_path: Path) -> None:
+    root = tmp_path / "ro"
+    root.mkdir()
+    s = LocalStorage(root)
+    s.put("old.png", b"old", content_type=PNG)
+    root.chmod(0o555)
+    try:
+        with pytest.raises(StorageError) as info:
+            s.put("old.png", b"new", content_type=PNG)
+        assert "old.png" in str(info.value)
+        with pytest.raises(StorageError):
+            s.put("sub/new.png", b"new", content_type=PNG)
+    finally:
+        root.chmod(0o755)
+    assert s.get("old.png") == b"old"
+    assert files_under(root) == ["old.png"]
+
+
+def test_unwritable_dir_is_a_storage_error_even_as_root(local: LocalStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a read-only folder does to a write, for runs where the test above is skipped (root)."""
+    import tempfile
+
+    local.put("old.png", b"old", content_type=PNG)
+
+    def denied(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    with pytest.raises(StorageError) as info:
+        local.put("old.png", b"new", content_type=PNG)
+    monkeypatch.undo()
+    assert "old.png" in str(info.value) and "Permission denied" in str(info.value)
+    assert not info.value.retryable
+    assert local.get("old.png") == b"old"
+
+
+def test_failed_rename_keeps_the_old_object_and_cleans_up(local: LocalStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    local.put("k/x.png", b"old", content_type=PNG)
+
+    def failing_replace(src, dst):  # type: ignore[no-untyped-def]
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(StorageError) as info:
+        local.put("k/x.png", b"new", content_type=PNG)
+    monkeypatch.undo()
+    assert "Permission denied" in str(info.value)
+    assert local.get("k/x.png") == b"old"
+    assert files_under(tmp_path / "media") == ["k/x.png"]  # the temp file was removed
+
+
+def test_directory_key_errors_are_storage_errors(local: LocalStorage) -> None:
+    local.put("dir/x.png", b"x", content_type=PNG)
+    with pytest.raises(StorageError):
+        local.delete("dir")
+    with pytest.raises(StorageError):
+        local.put("dir", b"x", content_type=PNG)
+    assert local.get("dir/x.png") == b"x"
+
+
+def test_open_storage_from_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from limner.config import load_settings
+
+    for name in list(os.environ):
+        if name.upper().startswith("LIMNER_"):
+            monkeypatch.delenv(name)
+    (tmp_path / "limner.toml").write_text('[storage]\nurl = "out/media"\npublic_base_url = "https://x.test/m"\n')
+    s = open_storage(load_settings(tmp_path / "limner.toml"))
+    assert isinstance(s, LocalStorage)
+    assert s.root == (tmp_path / "out" / "media").resolve()
+    assert s.url("a.png") == "https://x.test/m/a.png"
+
+    monkeypatch.setenv("LIMNER_STORAGE_URL", f"file://{tmp_path / 'abs'}")
+    s = open_storage(load_settings(tmp_path / "limner.toml"))
+    assert isinstance(s, LocalStorage) and s.root == (tmp_path / "abs").resolve()
