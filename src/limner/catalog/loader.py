@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from limner.catalog.models import Entry
 from limner.errors import CatalogError, Problem
+from limner.gcpause import gc_paused
 
 try:  # libyaml is much faster when the wheel carries it
     _YamlLoader: Any = yaml.CSafeLoader
@@ -65,6 +66,11 @@ class _Raw:
 
 def load_catalog(path: str | Path, *, known_styles: Iterable[str] | None = None) -> Catalog:
     """Load and validate a catalogue. Raises :class:`CatalogError` listing every problem."""
+    with gc_paused():
+        return _load_catalog(Path(path), known_styles)
+
+
+def _load_catalog(path: Path, known_styles: Iterable[str] | None) -> Catalog:
     path = Path(path)
     shown = str(path)
     fmt = FORMATS.get(path.suffix.lower())

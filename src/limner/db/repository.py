@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import selectinload
@@ -14,8 +13,7 @@ from limner.db.engine import Database
 from limner.db.models import EntryRow, EntryState, LedgerRow, Render, RenderStatus, Template, Variant, utcnow
 
 
-@dataclass(frozen=True)
-class EntryStatus:
+class EntryStatus(NamedTuple):
     id: str
     state: str
     fingerprint: str | None
@@ -32,14 +30,12 @@ class Repository:
 
     # ------------------------------------------------------------------ reads
     def entry_statuses(self) -> dict[str, EntryStatus]:
-        with self.db.session() as s:
-            rows = s.execute(
-                select(
-                    EntryRow.id, EntryRow.state, EntryRow.fingerprint, EntryRow.published_fingerprint,
-                    EntryRow.retryable, EntryRow.attempts, EntryRow.last_error, EntryRow.input_digest,
-                )
-            ).all()
-        return {r[0]: EntryStatus(*r) for r in rows}
+        query = select(
+            EntryRow.id, EntryRow.state, EntryRow.fingerprint, EntryRow.published_fingerprint,
+            EntryRow.retryable, EntryRow.attempts, EntryRow.last_error, EntryRow.input_digest,
+        )
+        with self.db.engine.connect() as conn:  # plain rows: this query reads every entry
+            return {r[0]: EntryStatus(*r) for r in conn.execute(query)}
 
     def find_resumable(self, entry_id: str, fingerprint: str) -> Render | None:
         """A render of this exact spec that was paid for but not yet published."""

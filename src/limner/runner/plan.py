@@ -28,6 +28,7 @@ from limner.catalog import Entry
 from limner.db.models import EntryState
 from limner.db.repository import EntryStatus
 from limner.errors import ConfigError
+from limner.gcpause import gc_paused
 from limner.project import Project
 from limner.registry import provider_class
 from limner.styles import RenderSpec, Style, build_spec
@@ -67,12 +68,18 @@ class SpecContext:
 class PlanItem:
     """One entry to run. Its spec (and fingerprint) are computed when first asked for."""
 
-    __slots__ = ("entry", "ctx", "reason", "digest", "_spec", "_fingerprint")
+    __slots__ = ("entry", "ctx", "reason", "_digest", "_spec", "_fingerprint")
 
-    def __init__(self, entry: Entry, ctx: SpecContext, reason: str, digest: str, spec: RenderSpec | None = None,
-                 fingerprint: str | None = None) -> None:
-        self.entry, self.ctx, self.reason, self.digest = entry, ctx, reason, digest
-        self._spec, self._fingerprint = spec, fingerprint
+    def __init__(self, entry: Entry, ctx: SpecContext, reason: str, digest: str | None = None,
+                 spec: RenderSpec | None = None, fingerprint: str | None = None) -> None:
+        self.entry, self.ctx, self.reason = entry, ctx, reason
+        self._digest, self._spec, self._fingerprint = digest, spec, fingerprint
+
+    @property
+    def digest(self) -> str:
+        if self._digest is None:
+            self._digest = self.ctx.digest(self.entry)
+        return self._digest
 
     @property
     def style(self) -> Style:
@@ -146,6 +153,11 @@ def _reason(status: EntryStatus, fingerprint: str) -> str | None:
 
 
 def build_plan(project: Project, selection: Selection, statuses: dict[str, EntryStatus] | None = None) -> Plan:
+    with gc_paused():
+        return _build_plan(project, selection, statuses)
+
+
+def _build_plan(project: Project, selection: Selection, statuses: dict[str, EntryStatus] | None) -> Plan:
     settings = project.settings
     catalog = project.catalog
     if statuses is None:
@@ -183,13 +195,13 @@ def build_plan(project: Project, selection: Selection, statuses: dict[str, Entry
         if wanted_ids and entry.id not in wanted_ids:
             continue
         ctx = context_for(entry)
-        digest = ctx.digest(entry)
         status = statuses.get(entry.id)
         spec: RenderSpec | None = None
         fp: str | None = None
+        digest: str | None = None
         if status is None:
             reason: str | None = "missing"
-        elif status.state in _PUBLISHED and status.input_digest == digest:
+        elif status.state in _PUBLISHED and status.input_digest == (digest := ctx.digest(entry)):
             reason = None  # same inputs as when it was published: no need to render the prompt
         else:
             spec = ctx.spec(entry)
