@@ -91,6 +91,10 @@ class Budget:
         self.spent += actual
 
 
+def warm_up() -> None:
+    import limner.runner.imaging_task  # noqa: F401  (imports Pillow, codecs, imagehash)
+
+
 def derive_options(project: Project) -> DeriveOptions:
     g, s = project.settings.generate, project.settings.sync
     return DeriveOptions(widths=tuple(g.widths), formats=tuple(g.formats), placeholder_width=s.placeholder_width,
@@ -191,6 +195,8 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
         return summary
     workers = project.settings.generate.workers or os.cpu_count() or 1
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+    for _ in range(workers):  # start the workers (and their imaging imports) while the first calls are in flight
+        pool.submit(warm_up)
     try:
         asyncio.run(_execute(project, plan, options, summary, pool))
     except KeyboardInterrupt:

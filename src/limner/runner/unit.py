@@ -51,13 +51,14 @@ class UnitOfWork:
 
     async def run(self, item: PlanItem, gate: ProviderGate) -> Outcome:
         entry, spec = item.entry, item.spec
-        self.repo.set_state(entry.id, EntryState.generating, fingerprint=item.fingerprint)
+        # database writes run in threads so the event loop keeps provider timings exact
+        await asyncio.to_thread(self.repo.set_state, entry.id, EntryState.generating, fingerprint=item.fingerprint)
         provenance = Provenance(entry_id=entry.id, title=entry.title, prompt=spec.prompt, model=spec.model,
                                 provider=spec.provider, seed=spec.seed, alt=entry.alt_text)
         outcome = Outcome(entry.id, "failed")
 
         # an entry never generated before has nothing to resume: skip the lookup
-        render = None if item.reason == "missing" else self.repo.find_resumable(entry.id, item.fingerprint)
+        render = None if item.reason == "missing" else await asyncio.to_thread(self.repo.find_resumable, entry.id, item.fingerprint)
         master: bytes | None = None
         if render is not None:
             master = await asyncio.to_thread(self._load_master, render)
@@ -88,9 +89,9 @@ class UnitOfWork:
         try:
             processed: Processed = await loop.run_in_executor(self.pool, process_master, master, provenance, self.options)
         except ImageRejected as exc:
-            self.repo.reject_render(render.id, f"{exc.code}: {exc.reason}")
-            self.repo.mark_failed(entry.id, f"image rejected ({exc.code}): {exc.reason}", retryable=exc.retryable,
-                                  attempts=1)
+            await asyncio.to_thread(self.repo.reject_render, render.id, f"{exc.code}: {exc.reason}")
+            await asyncio.to_thread(self.repo.mark_failed, entry.id, f"image rejected ({exc.code}): {exc.reason}",
+                                    retryable=exc.retryable, attempts=1)
             outcome.error = f"image rejected ({exc.code}): {exc.reason}"
             return outcome
 
@@ -133,7 +134,7 @@ class UnitOfWork:
             latency_ms=stats.latency_ms, attempts=stats.attempts, provider_metadata=metadata,
             master_sha256=sha, master_key=key, master_format=fmt, master_bytes=len(master),
         )
-        return self.repo.record_render(render), master
+        return await asyncio.to_thread(self.repo.record_render, render), master
 
     def _store_derived(self, render: Render, processed: Processed, input_digest: str) -> None:
         d = processed.derived
