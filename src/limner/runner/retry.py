@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from limner.providers import GenerationRequest, GenerationResult, Provider, RateLimited, Transient
+from limner.providers import AuthFailed, GenerationRequest, GenerationResult, Provider, RateLimited, Transient
 
 
 @dataclass
@@ -52,18 +52,30 @@ class ProviderGate:
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self.wait = RetryAfterOrBackoff(backoff_initial_s, backoff_max_s)
+        #: set by the first AuthFailed: no further call is started with credentials known to be bad
+        self.auth_failure: AuthFailed | None = None
 
-    async def _once(self, request: GenerationRequest) -> GenerationResult:
+    async def _once(self, request: GenerationRequest, stats: CallStats) -> GenerationResult:
         async with self.slots:
+            if self.auth_failure is not None:
+                raise AuthFailed(str(self.auth_failure))
             if self.limiter is not None:
                 await self.limiter.acquire()
-            coro = self.provider.generate(request)
-            if self.timeout_s:
-                try:
-                    return await asyncio.wait_for(coro, self.timeout_s)
-                except TimeoutError:
-                    raise Transient(f"{self.provider.name}: no answer within {self.timeout_s:g}s") from None
-            return await coro
+            stats.attempts += 1
+            try:
+                return await self._call(request)
+            except AuthFailed as exc:
+                self.auth_failure = exc
+                raise
+
+    async def _call(self, request: GenerationRequest) -> GenerationResult:
+        coro = self.provider.generate(request)
+        if self.timeout_s:
+            try:
+                return await asyncio.wait_for(coro, self.timeout_s)
+            except TimeoutError:
+                raise Transient(f"{self.provider.name}: no answer within {self.timeout_s:g}s") from None
+        return await coro
 
     async def call(self, request: GenerationRequest, stats: CallStats) -> GenerationResult:
         retrying = AsyncRetrying(
@@ -74,10 +86,9 @@ class ProviderGate:
         )
         async for attempt in retrying:
             with attempt:
-                stats.attempts += 1
                 started = time.perf_counter()
                 try:
-                    result = await self._once(request)
+                    result = await self._once(request, stats)
                 except (RateLimited, Transient) as exc:
                     stats.billed_failures_usd += exc.billed_usd
                     raise

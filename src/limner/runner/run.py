@@ -156,7 +156,8 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                     summary.provider_calls += getattr(exc, "attempts", 1)
                     actual = getattr(exc, "billed_total", 0.0)
                     summary.auth_error = f"provider {item.provider!r} rejected the credentials: {exc}"
-                    repo.mark_failed(item.entry.id, f"AuthFailed: {exc}", retryable=True, attempts=1)
+                    if getattr(exc, "attempts", 0):  # entries that never reached the provider stay queued
+                        repo.mark_failed(item.entry.id, f"AuthFailed: {exc}", retryable=True, attempts=exc.attempts)
                     stop.set()
                     return
                 except ProviderError as exc:
@@ -165,7 +166,7 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                     summary.failed += 1
                     message = f"{type(exc).__name__}: {exc}"
                     summary.failures.append({"id": item.entry.id, "error": message})
-                    repo.mark_failed(item.entry.id, message, retryable=exc.retryable, attempts=1)
+                    repo.mark_failed(item.entry.id, message, retryable=exc.retryable, attempts=getattr(exc, "attempts", 1))
                 except Exception as exc:  # storage faults, bugs: the entry fails, the run goes on
                     log.exception("entry %s failed", item.entry.id)
                     summary.failed += 1
