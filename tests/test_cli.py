@@ -211,3 +211,33 @@ def test_kill_9_mid_run_then_rerun_loses_and_repeats_nothing(make_project_dir):
 
     assert_consistent(p)
     assert len(p.calls()) <= 30 + 16  # at most the in-flight calls (2 x concurrency workers) were repeated
+
+
+def test_changing_the_placeholder_format_re_encodes_placeholders(project_dir):
+    project_dir.run("generate", check=True)
+    project_dir.run("sync", check=True)
+    project_dir.config.write_text(project_dir.config.read_text() + '\n[sync]\nplaceholder_format = "jpeg"\nplaceholder_width = 64\n')
+    result = project_dir.run_json("sync")
+    events = project_dir.root / "frontend/public/images/events"
+    assert sorted(p.name for p in events.iterdir()) == [f"event-{i:03d}.jpg" for i in range(6)]
+    assert len(result["removed"]) == 6
+    data = (events / "event-000.jpg").read_bytes()
+    assert data[:3] == b"\xff\xd8\xff"  # really JPEG, not WebP bytes under a .jpg name
+    from PIL import Image
+    import io
+
+    assert Image.open(io.BytesIO(data)).width == 64
+    manifest = json.loads((project_dir.root / "frontend/src/data/limner-manifest.json").read_text())
+    assert manifest["entries"]["event-000"]["placeholder"] == "/images/events/event-000.jpg"
+    assert manifest["entries"]["event-000"]["placeholder_width"] == 64
+
+
+def test_check_missing_counts_an_entry_with_an_older_image_as_present(make_project_dir):
+    p = make_project_dir(2)
+    p.run("generate", check=True)
+    entries = p.entries()
+    entries[0]["description"] = "changed"
+    p.write_catalog(entries)
+    p.config.write_text(p.config.read_text() + 'refuse_ids = ["event-000"]\n')
+    assert p.run("generate").returncode == 1
+    assert p.run("check-missing").returncode == 0

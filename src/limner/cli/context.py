@@ -44,7 +44,7 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except LimnerError as exc:
-            err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+            err.print("error: " + exc.message, style="bold red", markup=False, highlight=False)
             if exc.hint:
                 err.print(f"hint: {exc.hint}", markup=False, highlight=False)
             raise typer.Exit(exc.exit_code) from None

@@ -158,6 +158,11 @@ class Repository:
         with self.db.session() as s:
             s.add(LedgerRow(entry_id=entry_id, provider=provider, model=model, cost_usd=cost_usd, outcome=outcome))
 
+    def set_placeholder(self, render_id: int, key: str, width: int, height: int) -> None:
+        with self.db.session() as s:
+            s.execute(update(Render).where(Render.id == render_id)
+                      .values(placeholder_key=key, placeholder_width=width, placeholder_height=height))
+
     def reject_render(self, render_id: int, error: str) -> None:
         with self.db.session() as s:
             s.execute(update(Render).where(Render.id == render_id).values(status=RenderStatus.rejected.value, error=error[:2000]))

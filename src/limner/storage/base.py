@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from limner.errors import LimnerError
+
+if TYPE_CHECKING:
+    from limner.config.settings import Settings
 
 MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp", "avif": "image/avif", "gif": "image/gif"}
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "avif": "avif", "gif": "gif"}
@@ -28,6 +32,11 @@ class Storage(ABC):
     """Where masters, variants and placeholders live."""
 
     scheme: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Storage:
+        """Build the storage from ``[storage]`` settings (backends reached by URL scheme implement this)."""
+        raise NotImplementedError(f"{cls.__name__} cannot be built from settings")
 
     @abstractmethod
     def put(self, key: str, data: bytes, *, content_type: str) -> None:

@@ -6,6 +6,7 @@ sees a diff only when an image really changed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -13,7 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from limner.db.models import Render
 from limner.project import Project
+from limner.storage import content_key
+from limner.storage.base import EXTENSIONS, MIME_TYPES
 from limner.sync.manifest import MANIFEST_SCHEMA, PLACEHOLDER_EXT, build_manifest, manifest_entry
 
 
@@ -51,6 +55,26 @@ def _json_bytes(doc: Any) -> bytes:
     return (json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=False) + "\n").encode("utf-8")
 
 
+def _placeholder_for(project: Project, render: Render) -> str:
+    """The render's placeholder in the configured format and width, re-encoded from the master if those changed."""
+    s = project.settings.sync
+    want_width = min(s.placeholder_width, render.width or s.placeholder_width)
+    key = render.placeholder_key or ""
+    if key.endswith("." + PLACEHOLDER_EXT[s.placeholder_format]) and render.placeholder_width == want_width:
+        return key
+    from limner.imaging import make_placeholder, safe_open
+
+    storage = project.storage
+    g = project.settings.generate
+    image = safe_open(storage.get(render.master_key), max_bytes=g.max_image_bytes, max_pixels=g.max_image_pixels)
+    ph = make_placeholder(image.convert("RGB"), width=want_width, fmt=s.placeholder_format, max_bytes=s.placeholder_max_bytes)
+    new_key = content_key("placeholders", hashlib.sha256(ph.data).hexdigest(), EXTENSIONS[ph.format])
+    storage.put_if_absent(new_key, ph.data, content_type=MIME_TYPES[ph.format])
+    project.repo.set_placeholder(render.id, new_key, ph.width, ph.height)
+    render.placeholder_key, render.placeholder_width, render.placeholder_height = new_key, ph.width, ph.height
+    return new_key
+
+
 def sync_project(project: Project) -> SyncResult:
     s = project.settings
     catalog = project.catalog.by_id()
@@ -74,7 +98,8 @@ def sync_project(project: Project) -> SyncResult:
         if entry is None or not render.placeholder_key:
             continue
         target = out_dir / f"{entry.id}.{ext}"
-        if write_if_changed(target, storage.get(render.placeholder_key)):
+        placeholder_key = _placeholder_for(project, render)
+        if write_if_changed(target, storage.get(placeholder_key)):
             result.written.append(str(target))
         else:
             result.unchanged += 1

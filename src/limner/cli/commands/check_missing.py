@@ -5,9 +5,8 @@ from __future__ import annotations
 import typer
 
 from limner.cli.commands._selection import JsonOpt
-from limner.cli.commands.status import catalogue_states
+from limner.cli.commands.status import catalogue_states, entries_with_image
 from limner.cli.context import friendly, get_project, out, print_json
-from limner.db.models import EntryState
 from limner.errors import EXIT_FAILURES
 
 
@@ -19,10 +18,10 @@ def register(app: typer.Typer) -> None:
         project = get_project(ctx)
         try:
             states = catalogue_states(project)
+            with_image = entries_with_image(project)
         finally:
             project.close()
-        have_image = {EntryState.published.value, EntryState.stale.value}
-        missing = sorted(i for i, s in states.items() if s not in have_image)
+        missing = sorted(i for i in states if i not in with_image)
         if as_json:
             print_json({"entries": len(states), "missing": missing})
         else:

@@ -16,6 +16,12 @@ from limner.project import Project
 STATES = [s.value for s in EntryState]
 
 
+def entries_with_image(project: Project) -> set[str]:
+    """Catalogue entries that have a published image (even if a newer attempt failed or is stale)."""
+    statuses = project.repo.entry_statuses()
+    return {e.id for e in project.catalog if (st := statuses.get(e.id)) is not None and st.published_fingerprint}
+
+
 def catalogue_states(project: Project) -> dict[str, str]:
     """State of every catalogue entry, with ``stale`` computed against the current catalogue and styles."""
     from limner.runner import Selection, build_plan

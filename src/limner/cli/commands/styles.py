@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
                 print_json(style.model_dump())
             else:
                 for key, value in style.model_dump().items():
-                    out.print(f"[bold]{key}[/]: {value}", highlight=False)
+                    out.print(f"{key}: {value}", markup=False, highlight=False)
             return
         if as_json:
             print_json([{**s.model_dump(), "default": s.name == default} for s in styles.values()])
