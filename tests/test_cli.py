@@ -241,3 +241,27 @@ def test_check_missing_counts_an_entry_with_an_older_image_as_present(make_proje
     p.config.write_text(p.config.read_text() + 'refuse_ids = ["event-000"]\n')
     assert p.run("generate").returncode == 1
     assert p.run("check-missing").returncode == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_rerun_finishes(make_project_dir):
+    import subprocess
+    import sys
+
+    p = make_project_dir(24, extra="latency_s = 0.2\n")
+    proc = subprocess.Popen([sys.executable, "-m", "limner", "--config", str(p.config), "generate", "--no-progress"],
+                            cwd=p.root, env=p.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(p.calls()) < 6:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "Interrupted" in err and "limner generate" in err and "Traceback" not in err
+    summary = p.run_json("generate")
+    assert summary["failed"] == 0
+    assert p.run_json("status")["by_state"]["published"] == 24
+    con = sqlite3.connect(p.root / ".limner" / "limner.db")
+    assert con.execute("select count(*) from renders").fetchone()[0] == 24
+    con.close()

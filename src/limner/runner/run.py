@@ -12,6 +12,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -89,6 +90,11 @@ class Budget:
     def settle(self, reserved: float, actual: float) -> None:
         self.in_flight -= reserved
         self.spent += actual
+
+
+def ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C to the main process, which stops the run and shuts the pool down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def warm_up() -> None:
@@ -195,7 +201,8 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
     if not plan.items:
         return summary
     workers = project.settings.generate.workers or os.cpu_count() or 1
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
+                               initializer=ignore_sigint)
     for _ in range(workers):  # start the workers (and their imaging imports) while the first calls are in flight
         pool.submit(warm_up)
     try:
