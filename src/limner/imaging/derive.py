@@ -143,13 +143,18 @@ def derive_all(
             data=data,
         )
 
+    previews = rgb if rgb.width <= 256 else sized[min(w for w in plan if w >= 256)]
+    summaries = (blurhash_of, thumbhash_of, dominant_color_of)
     workers = max(1, threads if threads is not None else _usable_cpus())
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        variant_futures = [pool.submit(encode_job, job) for job in jobs]
-        previews = rgb if rgb.width <= 256 else sized[min(w for w in plan if w >= 256)]
-        hash_futures = [pool.submit(f, previews) for f in (blurhash_of, thumbhash_of, dominant_color_of)]
-        variants = [f.result() for f in variant_futures]
-        blur, thumb, colour = (f.result() for f in hash_futures)
+    if workers == 1:
+        variants = [encode_job(job) for job in jobs]
+        blur, thumb, colour = (summary(previews) for summary in summaries)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:  # codecs release the GIL
+            variant_futures = [pool.submit(encode_job, job) for job in jobs]
+            summary_futures = [pool.submit(summary, previews) for summary in summaries]
+            variants = [f.result() for f in variant_futures]
+            blur, thumb, colour = (f.result() for f in summary_futures)
 
     placeholder_width = min(placeholder_width, rgb.width)
     placeholder = _reuse_placeholder(variants, placeholder_width, placeholder_format, placeholder_max_bytes, settings)

@@ -8,6 +8,7 @@ hook ``register_providers`` (see :mod:`limner.plugins`), built-ins included.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -83,6 +84,15 @@ class Provider(ABC):
 
     async def aclose(self) -> None:  # pragma: no cover - default does nothing
         return None
+
+    def secret(self, name: str) -> str | None:
+        """A secret or endpoint from the environment or the project's .env (never from limner.toml)."""
+        lookup = self.settings.get("_secret")
+        return lookup(name) if callable(lookup) else (os.environ.get(name) or None)
+
+    def missing_env(self) -> list[str]:
+        """Required environment variables that are not set."""
+        return [name for name in self.required_env if not self.secret(name)]
 
     def __repr__(self) -> str:  # never show settings: they may hold secrets
         return f"<{type(self).__name__} name={self.name!r} model={self.model!r}>"

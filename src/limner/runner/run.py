@@ -200,6 +200,13 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
     repo.mark_stale(plan.stale_not_selected)
     if not plan.items:
         return summary
+    for name in plan.by_provider():
+        missing = project.provider(name).missing_env()
+        if missing:  # fail before any work: same exit as a rejected credential
+            summary.auth_error = (f"provider {name!r} needs {', '.join(missing)}: set it in the environment or in .env "
+                                  "(see `limner providers`)")
+            summary.not_started = len(plan.items)
+            return summary
     workers = project.settings.generate.workers or os.cpu_count() or 1
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
                                initializer=ignore_sigint)

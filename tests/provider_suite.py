@@ -1,0 +1,157 @@
+"""The abstract test suite every provider must pass (fsspec-style fixtures mixin).
+
+A provider's test module subclasses :class:`ProviderSuite` and provides two fixtures:
+
+* ``fake``: a loopback fake of the provider's API (see :class:`FakeAPI`), already started;
+* ``make_provider``: ``make_provider(**settings) -> Provider`` pointed at the fake, with the
+  token ``SECRET_TOKEN`` and ``LIMNER_ALLOW_HTTP_HOSTS`` covering 127.0.0.1.
+
+The fake is scripted with ``fake.mode(name, **options)`` before a call. Modes every fake supports:
+
+``ok``                  a normal generation (the default)
+``rate_limit_once``     the first create call answers 429 with ``Retry-After: 1``; later ones are ok
+``server_error_once``   the first create call answers 500; later ones are ok
+``slow``                the create call waits ``options["delay"]`` seconds before answering
+``refuse``              the provider refuses the content (its documented NSFW / moderation shape)
+``auth``                401 (or the provider's documented auth failure)
+``corrupt``             the image bytes are not an image
+``oversized``           the image is larger than the provider's download cap in the test (1 MB)
+
+and it records ``fake.create_calls`` (generation requests received) and ``fake.last_input``
+(the provider-specific input parameters of the last create call, as a dict).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from limner.imaging import ImageRejected, sniff_format, validate_image
+from limner.providers import (
+    AuthFailed,
+    ContentRefused,
+    GenerationRequest,
+    InvalidRequest,
+    Provider,
+    RateLimited,
+    Transient,
+)
+from limner.runner.retry import CallStats, ProviderGate
+
+SECRET_TOKEN = "r8_FAKE_test_token_0123456789abcdefXYZ"  # a fake: never a real credential
+
+
+def request(**overrides: Any) -> GenerationRequest:
+    base = dict(prompt="Oil painting of the Exodus, \"the sea parts\" {braces} שלום", negative_prompt="blurry, text",
+                width=1024, height=688, seed=12345, model="", params={}, context={"id": "exodus", "title": "Exodus"})
+    base.update(overrides)
+    return GenerationRequest(**base)
+
+
+class FakeAPI:
+    """What the suite needs from a provider's fake (subclasses implement the API itself)."""
+
+    create_calls: int = 0
+    last_input: dict[str, Any] | None = None
+
+    def mode(self, name: str, **options: Any) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class ProviderSuite:
+    #: the maximum bytes the provider under test may download (set by make_provider in the fixtures)
+    max_download_bytes = 1_000_000
+
+    async def _generate(self, provider: Provider, **overrides: Any):
+        try:
+            return await provider.generate(request(model=provider.model, **overrides))
+        finally:
+            await provider.aclose()
+
+    async def test_success_returns_an_image(self, fake: FakeAPI, make_provider) -> None:
+        fake.mode("ok")
+        result = await self._generate(make_provider())
+        assert sniff_format(result.data) in {"png", "jpeg", "webp"}
+        validate_image(result.data)
+        assert fake.create_calls == 1
+        assert result.cost_usd >= 0
+
+    async def test_seed_round_trip(self, fake: FakeAPI, make_provider) -> None:
+        provider = make_provider()
+        fake.mode("ok")
+        result = await self._generate(provider, seed=424242)
+        if provider.capabilities.supports_seed:
+            assert result.seed == 424242
+            assert 424242 in [v for v in (fake.last_input or {}).values() if isinstance(v, int)]
+
+    async def test_429_raises_rate_limited_with_retry_after(self, fake: FakeAPI, make_provider) -> None:
+        fake.mode("rate_limit_once")
+        with pytest.raises(RateLimited) as info:
+            await self._generate(make_provider())
+        assert info.value.retry_after == pytest.approx(1, abs=0.5)
+
+    async def test_5xx_then_success_through_the_retry_policy(self, fake: FakeAPI, make_provider) -> None:
+        fake.mode("server_error_once")
+        provider = make_provider()
+        gate = ProviderGate(provider, concurrency=1, rate_per_minute=None, timeout_s=30, max_attempts=3,
+                            backoff_initial_s=0.01, backoff_max_s=0.05)
+        stats = CallStats()
+        try:
+            result = await gate.call(request(model=provider.model), stats)
+        finally:
+            await provider.aclose()
+        assert stats.attempts == 2
+        validate_image(result.data)
+
+    async def test_timeout_is_transient(self, fake: FakeAPI, make_provider) -> None:
+        fake.mode("slow", delay=3)
+        with pytest.raises(Transient):
+            await self._generate(make_provider(timeout_s=0.5))
+
+    async def test_content_refusal_is_permanent_with_its_reason(self, fake: FakeAPI, make_provider) -> None:
+        fake.mode("refuse")
+        with pytest.raises(ContentRefused) as info:
+            await self._generate(make_provider())
+        assert str(info.value) and not info.value.retryable
+
+    async def test_auth_failure_names_no_secret(self, fake: FakeAPI, make_provider) -> None:
+        fake.mode("auth")
+        provider = make_provider()
+        with pytest.raises(AuthFailed) as info:
+            await self._generate(provider)
+        assert SECRET_TOKEN not in str(info.value) and SECRET_TOKEN not in repr(info.value)
+        assert SECRET_TOKEN not in repr(provider)
+
+    async def test_corrupt_bytes_never_pass_as_an_image(self, fake: FakeAPI, make_provider) -> None:
+        fake.mode("corrupt")
+        try:
+            result = await self._generate(make_provider())
+        except (Transient, InvalidRequest):
+            return
+        with pytest.raises(ImageRejected):
+            validate_image(result.data)
+
+    async def test_oversized_output_is_refused(self, fake: FakeAPI, make_provider) -> None:
+        fake.mode("oversized")
+        with pytest.raises((InvalidRequest, ImageRejected)):
+            result = await self._generate(make_provider(max_download_bytes=self.max_download_bytes))
+            validate_image(result.data, max_bytes=self.max_download_bytes)
+
+    async def test_unsupported_option_is_dropped_with_a_log_line(self, fake: FakeAPI, make_provider, caplog) -> None:
+        fake.mode("ok")
+        with caplog.at_level(logging.INFO, logger="limner.providers"):
+            await self._generate(make_provider(), params={"no_such_option_xyz": 7})
+        assert "no_such_option_xyz" not in str(fake.last_input)
+        assert "no_such_option_xyz" in caplog.text
+
+    async def test_secret_never_in_logs(self, fake: FakeAPI, make_provider, caplog) -> None:
+        with caplog.at_level(logging.DEBUG):
+            for mode in ("ok", "auth", "server_error_once"):
+                fake.mode(mode)
+                try:
+                    await self._generate(make_provider())
+                except Exception as exc:  # noqa: BLE001 - only the text matters here
+                    assert SECRET_TOKEN not in str(exc)
+        assert SECRET_TOKEN not in caplog.text
