@@ -72,11 +72,14 @@ class Project:
             self._providers[name] = cls(model=conf.model, settings=extra)
         return self._providers[name]
 
-    def provider_price(self, name: str) -> float:
+    def provider_price(self, name: str, width: int | None = None, height: int | None = None) -> float:
+        """USD per image: ``[providers.<name>] price_usd`` in limner.toml, else the provider's price table."""
         conf = self.settings.provider_settings(name)
         if conf.price_usd is not None:
             return conf.price_usd
-        return float(provider_class(name).price_usd)
+        size = self.settings.generate.size
+        cls = provider_class(name)
+        return float(cls.price_for(conf.model or cls.default_model, width or size, height or size))
 
     def provider_concurrency(self, name: str) -> int:
         conf = self.settings.provider_settings(name)

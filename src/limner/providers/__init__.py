@@ -1,6 +1,6 @@
 """Providers turn a prompt into image bytes. See :mod:`limner.providers.base`."""
 
-from limner.providers.base import Capabilities, GenerationRequest, GenerationResult, Provider
+from limner.providers.base import Capabilities, GenerationRequest, GenerationResult, Price, Provider
 from limner.providers.errors import AuthFailed, ContentRefused, InvalidRequest, ProviderError, RateLimited, Transient
 
 DEFAULT_PROVIDER = "sketch"
@@ -13,6 +13,7 @@ __all__ = [
     "GenerationRequest",
     "GenerationResult",
     "InvalidRequest",
+    "Price",
     "Provider",
     "ProviderError",
     "RateLimited",

@@ -50,6 +50,23 @@ class GenerationResult:
 
 
 @dataclass(frozen=True)
+class Price:
+    """A list price: per image or per megapixel, with the date and page it was read from."""
+
+    usd_per_image: float | None = None
+    usd_per_megapixel: float | None = None
+    as_of: str = ""
+    source: str = ""
+
+    def cost(self, width: int = 1024, height: int = 1024) -> float:
+        if self.usd_per_image is not None:
+            return self.usd_per_image
+        if self.usd_per_megapixel is not None:
+            return round(self.usd_per_megapixel * width * height / 1_000_000, 6)
+        return 0.0
+
+
+@dataclass(frozen=True)
 class Capabilities:
     supports_seed: bool = True
     supports_negative_prompt: bool = True
@@ -67,8 +84,10 @@ class Provider(ABC):
     name: ClassVar[str]
     default_model: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
-    #: USD per image, for ``plan`` estimates and the ledger
+    #: USD per image when a model has no entry in ``prices`` (self-hosted: 0)
     price_usd: ClassVar[float] = 0.0
+    #: list prices per model (see each provider module for as_of and source)
+    prices: ClassVar[dict[str, Price]] = {}
     #: environment variables this provider needs (names only, never values)
     required_env: ClassVar[tuple[str, ...]] = ()
     #: true when the provider needs neither network nor GPU (used as default)
@@ -84,6 +103,12 @@ class Provider(ABC):
 
     async def aclose(self) -> None:  # pragma: no cover - default does nothing
         return None
+
+    @classmethod
+    def price_for(cls, model: str | None, width: int = 1024, height: int = 1024) -> float:
+        """Estimated USD for one image of ``model`` (the per-model table, else ``price_usd``)."""
+        price = cls.prices.get(model or cls.default_model)
+        return price.cost(width, height) if price else float(cls.price_usd)
 
     def secret(self, name: str) -> str | None:
         """A secret or endpoint from the environment or the project's .env (never from limner.toml)."""

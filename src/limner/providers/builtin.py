@@ -1,15 +1,31 @@
-"""Built-in providers, registered through the same hook as any plugin."""
+"""Built-in providers, registered through the same hook as any plugin.
+
+Each target is imported only when the provider is used; ``extra`` names the pip
+extra that brings its dependencies (``pip install 'limner[replicate]'``).
+"""
 
 from limner.plugins.hookspecs import hookimpl
 from limner.registry import ProviderSpec
 
+BUILTIN_PROVIDERS = (
+    ProviderSpec("sketch", "limner.providers.sketch:SketchProvider",
+                 "Offline deterministic draft illustrations (no network, no GPU). The default."),
+    ProviderSpec("replicate", "limner.providers.replicate:ReplicateProvider",
+                 "Replicate: Flux schnell/dev/1.1-pro and any model version.", extra="replicate"),
+    ProviderSpec("fal", "limner.providers.fal:FalProvider", "fal.ai queue API (Flux and others).", extra="fal"),
+    ProviderSpec("together", "limner.providers.together:TogetherProvider", "Together AI image generations.", extra="together"),
+    ProviderSpec("openai", "limner.providers.openai:OpenAIProvider", "OpenAI images (gpt-image models).", extra="openai"),
+    ProviderSpec("bfl", "limner.providers.bfl:BFLProvider", "Black Forest Labs API (submit, then poll).", extra="bfl"),
+    ProviderSpec("huggingface", "limner.providers.huggingface:HuggingFaceProvider",
+                 "Hugging Face Inference Providers (router).", extra="huggingface"),
+    ProviderSpec("comfyui", "limner.providers.comfyui:ComfyUIProvider",
+                 "Self-hosted ComfyUI servers (API-format workflows).", extra="comfyui"),
+    ProviderSpec("automatic1111", "limner.providers.automatic1111:Automatic1111Provider",
+                 "Self-hosted AUTOMATIC1111 / Forge (txt2img API).", extra="automatic1111"),
+)
+
 
 @hookimpl
 def register_providers(register):  # type: ignore[no-untyped-def]
-    register(
-        ProviderSpec(
-            name="sketch",
-            target="limner.providers.sketch:SketchProvider",
-            description="Offline deterministic draft illustrations (no network, no GPU). The default.",
-        )
-    )
+    for spec in BUILTIN_PROVIDERS:
+        register(spec)
