@@ -265,3 +265,22 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_rerun_finishes(make_pro
     con = sqlite3.connect(p.root / ".limner" / "limner.db")
     assert con.execute("select count(*) from renders").fetchone()[0] == 24
     con.close()
+
+
+def test_costs_reports_spend_by_provider_model_and_day(make_project_dir):
+    p = make_project_dir(3, extra="price_usd = 0.01\n")
+    empty = p.run_json("costs")
+    assert empty["total_usd"] == 0 and empty["by_day"] == []
+    p.run("generate", check=True)
+    costs = p.run_json("costs")
+    assert costs["total_usd"] == 0.03
+    assert costs["by_provider"] == {"fake": 0.03} and costs["by_model"] == {"fake/fake-1": 0.03}
+    assert [(d["calls"], d["usd"]) for d in costs["by_day"]] == [(3, 0.03)]
+    assert "Total: $0.0300" in p.run("costs").stdout
+
+
+def test_doctor_checks_without_generating(project_dir):
+    ok = project_dir.run_json("doctor")
+    assert {r["provider"]: r["ok"] for r in ok} == {"fake": True}
+    assert project_dir.calls() == []
+    assert project_dir.run("doctor", "--provider", "sketch").returncode == 0

@@ -74,6 +74,16 @@ class Repository:
         with self.db.session() as s:
             return float(s.scalar(select(func.coalesce(func.sum(LedgerRow.cost_usd), 0.0))) or 0.0)
 
+    def spend_by(self, *, since: dt.date | None = None) -> list[tuple[str, str, str, int, float]]:
+        """(day, provider, model, calls, USD) from the ledger, oldest first."""
+        day = func.date(LedgerRow.created_at)
+        query = select(day, LedgerRow.provider, LedgerRow.model, func.count(), func.sum(LedgerRow.cost_usd))
+        if since is not None:
+            query = query.where(LedgerRow.created_at >= dt.datetime.combine(since, dt.time()))
+        query = query.group_by(day, LedgerRow.provider, LedgerRow.model).order_by(day, LedgerRow.provider, LedgerRow.model)
+        with self.db.session() as s:
+            return [(str(d), p, m, int(n), float(c or 0)) for d, p, m, n, c in s.execute(query).all()]
+
     def failures(self) -> list[tuple[str, str | None, int, bool]]:
         with self.db.session() as s:
             return list(

@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from limner.providers.errors import AuthFailed
+
 
 @dataclass(frozen=True)
 class GenerationRequest:
@@ -70,7 +72,8 @@ class Price:
 class Capabilities:
     supports_seed: bool = True
     supports_negative_prompt: bool = True
-    max_concurrency: int = 4
+    #: the provider's default concurrency (None: ``[generate] concurrency``); ``[providers.<name>] concurrency`` wins
+    max_concurrency: int | None = None
     rate_limit_per_minute: float | None = None
     #: largest side in pixels the provider accepts
     max_side: int = 2048
@@ -114,6 +117,14 @@ class Provider(ABC):
         """A secret or endpoint from the environment or the project's .env (never from limner.toml)."""
         lookup = self.settings.get("_secret")
         return lookup(name) if callable(lookup) else (os.environ.get(name) or None)
+
+    async def check(self) -> str:
+        """``limner doctor``: check credentials (and, where a provider implements it, reachability)
+        without generating anything. Returns a short description; raises a provider error."""
+        missing = self.missing_env()
+        if missing:
+            raise AuthFailed(f"{self.name}: {', '.join(missing)} not set (environment or .env)")
+        return "offline, nothing to check" if self.offline else "credentials present"
 
     def missing_env(self) -> list[str]:
         """Required environment variables that are not set."""

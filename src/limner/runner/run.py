@@ -188,6 +188,8 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
             for _ in range(max(1, n_workers)):
                 tg.create_task(worker())
     summary.not_started += queue.qsize()
+    for gate in gates.values():
+        await gate.provider.aclose()
 
 
 def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) -> RunSummary:

@@ -40,7 +40,7 @@ def noisy_png(width: int, height: int, seed: int) -> bytes:
 class FakeProvider(Provider):
     name = "fake"
     default_model = "fake-1"
-    capabilities: ClassVar[Capabilities] = Capabilities(max_concurrency=256, size_multiple=8)
+    capabilities: ClassVar[Capabilities] = Capabilities(size_multiple=8)
     price_usd = 0.0
 
     def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:

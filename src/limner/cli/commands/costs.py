@@ -1,0 +1,51 @@
+"""``limner costs``: spend from the ledger by provider, model and day."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from limner.cli.commands._selection import JsonOpt
+from limner.cli.context import friendly, get_project, out, print_json
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("costs")
+    @friendly
+    def costs_cmd(
+        ctx: typer.Context,
+        days: Annotated[Optional[int], typer.Option("--days", min=1, help="Only the last N days.")] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Spend by provider, model and day, from the ledger of every paid (or billed) call."""
+        project = get_project(ctx)
+        since = dt.date.today() - dt.timedelta(days=days - 1) if days else None
+        try:
+            rows = project.repo.spend_by(since=since)
+        finally:
+            project.close()
+        by_provider: dict[str, float] = defaultdict(float)
+        by_model: dict[str, float] = defaultdict(float)
+        for _day, provider, model, _n, usd in rows:
+            by_provider[provider] += usd
+            by_model[f"{provider}/{model}"] += usd
+        total = round(sum(r[4] for r in rows), 6)
+        if as_json:
+            print_json({
+                "total_usd": total,
+                "by_provider": {k: round(v, 6) for k, v in sorted(by_provider.items())},
+                "by_model": {k: round(v, 6) for k, v in sorted(by_model.items())},
+                "by_day": [{"day": d, "provider": p, "model": m, "calls": n, "usd": round(c, 6)} for d, p, m, n, c in rows],
+            })
+            return
+        table = Table("day", "provider", "model", "calls", "USD", show_edge=False)
+        for day, provider, model, n, usd in rows:
+            table.add_row(day, provider, model, str(n), f"${usd:.4f}")
+        out.print(table)
+        for provider, usd in sorted(by_provider.items()):
+            out.print(f"{provider}: ${usd:.4f}", highlight=False)
+        out.print(f"Total: ${total:.4f}", highlight=False)

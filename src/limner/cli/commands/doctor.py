@@ -1,0 +1,69 @@
+"""``limner doctor``: check credentials and reachability of the providers in use. Generates nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Optional
+
+import typer
+
+from limner.cli.commands._selection import JsonOpt
+from limner.cli.context import friendly, get_project, out, print_json
+from limner.errors import EXIT_AUTH, EXIT_FAILURES, LimnerError
+from limner.providers import DEFAULT_PROVIDER, AuthFailed, ProviderError
+from limner.registry import provider_class, provider_specs
+
+
+def _in_use(project) -> list[str]:  # type: ignore[no-untyped-def]
+    """The default provider, those named in limner.toml, and those whose credentials are present."""
+    names = {project.settings.provider or DEFAULT_PROVIDER, *project.settings.providers}
+    for name in provider_specs():
+        try:
+            cls = provider_class(name)
+        except LimnerError:
+            continue
+        if cls.required_env and all(project.settings.secret(v) for v in cls.required_env):
+            names.add(name)
+    return sorted(n for n in names if n in provider_specs())
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("doctor")
+    @friendly
+    def doctor_cmd(
+        ctx: typer.Context,
+        provider: Annotated[Optional[list[str]], typer.Option("--provider", "-p", help="Check only this provider (repeatable).")] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Check credentials and reachability of the providers in use, without generating anything."""
+        project = get_project(ctx)
+        names = provider or _in_use(project)
+        results = []
+
+        async def check_all() -> None:
+            for name in names:
+                row = {"provider": name, "ok": False, "detail": ""}
+                try:
+                    instance = project.provider(name)
+                    row["detail"] = await instance.check()
+                    row["ok"] = True
+                    await instance.aclose()
+                except AuthFailed as exc:
+                    row.update(detail=str(exc), auth=True)
+                except (ProviderError, LimnerError) as exc:
+                    row["detail"] = str(exc)
+                results.append(row)
+
+        try:
+            asyncio.run(check_all())
+        finally:
+            project.close()
+        if as_json:
+            print_json(results)
+        else:
+            for r in results:
+                out.print(f"{'ok  ' if r['ok'] else 'FAIL'} {r['provider']}: {r['detail']}", highlight=False, markup=False)
+        if any(r.get("auth") for r in results):
+            raise typer.Exit(EXIT_AUTH)
+        if not all(r["ok"] for r in results):
+            raise typer.Exit(EXIT_FAILURES)
