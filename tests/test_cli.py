@@ -284,3 +284,10 @@ def test_doctor_checks_without_generating(project_dir):
     assert {r["provider"]: r["ok"] for r in ok} == {"fake": True}
     assert project_dir.calls() == []
     assert project_dir.run("doctor", "--provider", "sketch").returncode == 0
+
+
+def test_a_secret_in_limner_toml_is_refused(project_dir):
+    project_dir.config.write_text(project_dir.config.read_text() + 'api_token = "r8_FAKE_should_not_be_here_0123456789"\n')
+    proc = project_dir.run("plan")
+    assert proc.returncode == 2 and ".env" in proc.stderr
+    assert "r8_FAKE_should_not_be_here" not in proc.stderr + proc.stdout

@@ -21,6 +21,8 @@ class ProviderSpec:
     description: str = ""
     #: the pip extra that brings its dependencies, for the install hint
     extra: str | None = None
+    #: names of the environment variables (secrets, endpoints) it reads; listed in .env.example
+    env: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from limner.registry import provider_class, provider_specs
+from limner.registry import provider_specs
 
 GITIGNORE_BEGIN = "# >>> limner (managed by `limner init`; edits inside are replaced) >>>"
 GITIGNORE_END = "# <<< limner <<<"
@@ -75,12 +75,10 @@ class ScaffoldResult:
 
 
 def secret_names() -> list[str]:
+    """Every environment variable a registered provider reads (from its spec, so uninstalled ones count too)."""
     names: set[str] = set()
-    for name in provider_specs():
-        try:
-            names.update(provider_class(name).required_env)
-        except Exception:  # an uninstalled optional provider still has a name worth listing
-            continue
+    for spec in provider_specs().values():
+        names.update(spec.env)
     return sorted(names)
 
 

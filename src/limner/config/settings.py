@@ -12,12 +12,13 @@ Environment names are ``LIMNER_<FIELD>`` for top-level fields and
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from limner.errors import ConfigError
@@ -79,6 +80,16 @@ class ProviderSettings(BaseModel):
     rate_limit_per_minute: float | None = Field(None, gt=0)
     timeout_s: float | None = Field(None, gt=0)
     price_usd: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _no_secrets(self) -> ProviderSettings:
+        for key in self.model_extra or {}:
+            if _SECRET_KEY.search(key):
+                raise ValueError(f"{key!r} looks like a secret: secrets go in the environment or .env, never in limner.toml")
+        return self
+
+
+_SECRET_KEY = re.compile(r"(token|api_?key|secret|password|passwd|credential|^auth$|^key$)", re.IGNORECASE)
 
 
 class DatabaseSettings(_Section):
