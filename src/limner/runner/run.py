@@ -184,9 +184,15 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                     summary.spend_usd = budget.spent
                 bar.advance(spend=budget.spent, failed=summary.failed)
 
-        async with asyncio.TaskGroup() as tg:
-            for _ in range(max(1, n_workers)):
-                tg.create_task(worker())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(max(1, n_workers)):
+                    tg.create_task(worker())
+        except asyncio.CancelledError:
+            # Ctrl-C: drop queued imaging work and let running items finish while the loop can still take
+            # their answers; in-flight entries stay "generating" and the next run resumes them
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+            raise
     summary.not_started += queue.qsize()
     for gate in gates.values():
         await gate.provider.aclose()

@@ -85,9 +85,11 @@ class UnitOfWork:
             render, master = await self._store_master(item, provenance, result.data, result.cost_usd, stats,
                                                       result.seed, result.model or spec.model, result.metadata)
 
-        loop = asyncio.get_running_loop()
+        # shielded: a cancelled run never cancels a pool future itself (the pool's own shutdown does that
+        # safely); the worker's answer is simply dropped
+        future = self.pool.submit(process_master, master, provenance, self.options)
         try:
-            processed: Processed = await loop.run_in_executor(self.pool, process_master, master, provenance, self.options)
+            processed: Processed = await asyncio.shield(asyncio.wrap_future(future))
         except ImageRejected as exc:
             await asyncio.to_thread(self.repo.reject_render, render.id, f"{exc.code}: {exc.reason}")
             await asyncio.to_thread(self.repo.mark_failed, entry.id, f"image rejected ({exc.code}): {exc.reason}",

@@ -1,0 +1,204 @@
+"""Black Forest Labs' own API: submit a task, poll its ``polling_url``, download the sample at once.
+
+::
+
+    POST {base}/v1/{model}         header ``x-key: $BFL_API_KEY``
+      {"prompt", "width", "height", "seed", "output_format": "png", "safety_tolerance"?, ...}
+      -> {"id", "polling_url"}
+    GET  polling_url               header ``x-key``
+      -> {"id", "status": "Pending" | "Ready" | "Error" | "Request Moderated" | "Content Moderated"
+                          | "Task not found", "result": {"sample": url, ...}, "details": {...}}
+    GET  result.sample             the image (a signed delivery URL, sent without the key)
+
+``base`` is ``providers.bfl.base_url``, else ``BFL_BASE_URL``, else ``https://api.bfl.ai`` (the global
+endpoint; ``https://api.eu.bfl.ai`` and ``https://api.us.bfl.ai`` pin a region). The polling URL may
+be on a regional host: the key goes to the base host and its sibling hosts (``*.bfl.ai``) only.
+
+* ``Request Moderated`` / ``Content Moderated`` -> ``ContentRefused``; ``Error`` and ``Task not found``
+  -> ``Transient``; HTTP 402 (no credits left) -> ``AuthFailed`` (stops the run); 429 (more than 24
+  active tasks) -> ``RateLimited``, with ``Retry-After`` or the body's ``retry_after``.
+* Sample URLs expire after 10 minutes, so the image is downloaded as soon as the task is Ready; an
+  expired one (404/410) is ``Transient``: generate again.
+* Sizes: multiples of 32, 256 to 1440 px. ``flux-pro-1.1-ultra`` and the Kontext models take an
+  ``aspect_ratio`` instead.
+
+Settings (``[providers.bfl]``): ``safety_tolerance`` (0 strictest .. 6), ``timeout_s``,
+``max_download_bytes``, ``poll_interval_s`` (1.0), ``max_wait_s`` (600), ``base_url``.
+
+API: https://docs.bfl.ai/flux_models/flux_1_1_pro, https://docs.bfl.ai/api-reference/utility/get-result
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from .base import Capabilities, GenerationRequest, GenerationResult, Price, Provider
+from .errors import AuthFailed, ContentRefused, InvalidRequest, RateLimited, Transient
+from .http import DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP
+from .options import pick_params, snap_aspect, snap_size
+
+KEY_ENV = "BFL_API_KEY"
+BASE_ENV = "BFL_BASE_URL"
+DEFAULT_BASE_URL = "https://api.bfl.ai"
+
+SUPPORTED_PARAMS = ("safety_tolerance", "prompt_upsampling", "steps", "guidance", "raw", "image_prompt_strength")
+ALIASES = {"num_inference_steps": "steps", "guidance_scale": "guidance"}
+#: models that take ``aspect_ratio`` rather than width/height
+ASPECT_MODELS = ("flux-pro-1.1-ultra", "flux-kontext-pro", "flux-kontext-max")
+ASPECTS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21")
+MODERATED = ("Request Moderated", "Content Moderated")
+
+# Credits are $0.01 each (https://docs.bfl.ai/quick_start/pricing). FLUX1.1 [pro]: $0.04 per image
+# (https://docs.bfl.ai/flux_models/flux_1_1_pro). Ultra $0.06 and [pro] $0.05, [dev] $0.025 are BFL's
+# list prices as commonly quoted; they could not be confirmed on BFL's page with the search tool.
+_PRICING = "https://docs.bfl.ai/quick_start/pricing"
+
+
+class BFLProvider(Provider):
+    name = "bfl"
+    default_model = "flux-pro-1.1"
+    capabilities = Capabilities(
+        supports_seed=True,
+        supports_negative_prompt=False,
+        max_concurrency=24,  # BFL answers 429 beyond 24 active tasks per key
+        rate_limit_per_minute=None,
+        max_side=1440,
+        size_multiple=32,
+    )
+    prices: ClassVar[dict[str, Price]] = {
+        "flux-pro-1.1": Price(usd_per_image=0.04, as_of="2026-11", source="https://docs.bfl.ai/flux_models/flux_1_1_pro"),
+        "flux-pro-1.1-ultra": Price(usd_per_image=0.06, as_of="2026-11", source=_PRICING),
+        "flux-pro": Price(usd_per_image=0.05, as_of="2026-11", source=_PRICING),
+        "flux-dev": Price(usd_per_image=0.025, as_of="2026-11", source=_PRICING),
+    }
+    required_env = (KEY_ENV,)
+
+    def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
+        super().__init__(model=model, settings=settings)
+        self._http: ProviderHTTP | None = None
+        self._auth: dict[str, str] = {}
+
+    def _connect(self) -> ProviderHTTP:
+        if self._http is None:
+            key = self.secret(KEY_ENV)
+            if not key:
+                raise AuthFailed(f"bfl: {KEY_ENV} is not set")
+            base_url = self.settings.get("base_url") or self.secret(BASE_ENV) or DEFAULT_BASE_URL
+            http = ProviderHTTP(self.name, base_url=base_url, timeout_s=self.settings.get("timeout_s"),
+                                max_download_bytes=int(self.settings.get("max_download_bytes") or DEFAULT_MAX_DOWNLOAD_BYTES),
+                                secrets=[key])
+            http.client.event_hooks = {"request": [], "response": [self._status_hook]}
+            self._auth = {"x-key": key}
+            self._http = http
+        return self._http
+
+    async def _status_hook(self, response: httpx.Response) -> None:
+        """402 means no credits (stop the run); a 429 may carry its wait in the body, not in Retry-After."""
+        if response.status_code == 402:
+            raise AuthFailed("bfl: HTTP 402: no credits left on this key")
+        if response.status_code == 429 and "retry-after" not in response.headers:
+            await response.aread()
+            try:
+                wait = response.json().get("retry_after")
+            except (ValueError, AttributeError):
+                wait = None
+            if isinstance(wait, (int, float)):
+                raise RateLimited("bfl: HTTP 429: too many active tasks", retry_after=float(wait))
+
+    def _auth_for(self, url: str) -> dict[str, str]:
+        """The key, for the base host and its sibling hosts (api.us1.bfl.ai next to api.bfl.ai) only."""
+        assert self._http is not None
+        base = urlsplit(self._http.base_url).hostname or ""
+        host = urlsplit(url).hostname or ""
+        if host == base or (not _is_ip(base) and base.count(".") >= 2 and host.endswith("." + base.split(".", 1)[1])):
+            return self._auth
+        raise InvalidRequest(f"bfl: polling URL on an unexpected host ({host}); not sending the key there")
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.aclose()
+
+    def _input(self, request: GenerationRequest, model: str) -> tuple[dict[str, Any], int, int]:
+        params = pick_params(self.name, {ALIASES.get(k, k): v for k, v in request.params.items()}, SUPPORTED_PARAMS)
+        body: dict[str, Any] = {"prompt": request.prompt, "seed": request.seed, "output_format": "png"}
+        if self.settings.get("safety_tolerance") is not None:
+            body["safety_tolerance"] = int(self.settings["safety_tolerance"])
+        if model.startswith(ASPECT_MODELS):
+            body["aspect_ratio"] = snap_aspect(request.width, request.height, ASPECTS)
+            width, height = request.width, request.height
+        else:
+            if max(request.width, request.height) > self.capabilities.max_side:
+                raise InvalidRequest(f"bfl: {request.width}x{request.height} exceeds {self.capabilities.max_side}px")
+            width, height = snap_size(request.width, request.height, multiple=self.capabilities.size_multiple,
+                                      max_side=self.capabilities.max_side, min_side=256)
+            body.update(width=width, height=height)
+        body.update(params)
+        return body, width, height
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        http = self._connect()
+        model = request.model or self.model
+        body, width, height = self._input(request, model)
+
+        task = await http.json("POST", f"/v1/{model}", json=body, headers=self._auth)
+        if not isinstance(task, dict) or not task.get("polling_url"):
+            raise Transient("bfl: the answer has no polling_url")
+        task_id = str(task.get("id") or "")
+        result = await self._poll(http, str(task["polling_url"]), task_id)
+
+        sample = result.get("sample") if isinstance(result, dict) else None
+        if not isinstance(sample, str) or not sample:
+            raise Transient(f"bfl: task {task_id} is Ready without a sample URL")
+        data = await http.download(sample)  # at once: the URL expires after 10 minutes
+        seed = result.get("seed")
+        metadata = {"id": task_id, "width": width, "height": height}
+        return GenerationResult(data=data, seed=seed if isinstance(seed, int) else request.seed,
+                                cost_usd=self.price_for(model, width, height), model=model, metadata=metadata)
+
+    async def _poll(self, http: ProviderHTTP, polling_url: str, task_id: str) -> Any:
+        interval = float(self.settings.get("poll_interval_s") or 1.0)
+        max_wait = float(self.settings.get("max_wait_s") or 600)
+        deadline = time.monotonic() + max_wait
+        headers = self._auth_for(polling_url)
+        while True:
+            answer = await http.json("GET", polling_url, headers=headers)
+            status = answer.get("status") if isinstance(answer, dict) else None
+            if status == "Ready":
+                return answer.get("result")
+            if status in MODERATED:
+                raise ContentRefused(http.redact(f"bfl: {status}{_reasons(answer.get('details'))}"))
+            if status == "Error":
+                raise Transient(http.redact(f"bfl: task {task_id} failed{_reasons(answer.get('details'))}"))
+            if status == "Task not found":
+                raise Transient(f"bfl: task {task_id} not found (expired or lost)")
+            if status != "Pending":
+                raise Transient(f"bfl: task {task_id} has unexpected status {status!r}")
+            if time.monotonic() >= deadline:
+                raise Transient(f"bfl: task {task_id} still Pending after {max_wait:g}s")
+            await asyncio.sleep(interval)
+
+
+def _reasons(details: Any) -> str:
+    """BFL's moderation details (``{"Moderation Reasons": [...]}``) as a short suffix."""
+    if not isinstance(details, dict) or not details:
+        return ""
+    parts = []
+    for key, value in details.items():
+        value = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        parts.append(f"{key}: {value}")
+    return " (" + "; ".join(parts)[:300] + ")"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

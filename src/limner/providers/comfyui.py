@@ -1,0 +1,628 @@
+"""The ``comfyui`` provider: self-hosted ComfyUI servers, driven by an API-format workflow.
+
+A **workflow** is a ComfyUI graph in the *API format* (``Save (API Format)`` / ``Export (API)`` in
+ComfyUI): a JSON object of node id -> ``{"class_type": ..., "inputs": {...}}``. Limner fills named
+**slots** in it for every request:
+
+==============  ==========================================================================
+slot            filled with
+==============  ==========================================================================
+``prompt``      the prompt (``text``; ``text_g``/``text_l``; ``clip_l``/``t5xxl``)
+``negative``    the negative prompt (optional: without it the negative prompt is dropped, logged)
+``seed``        the seed (``seed`` or ``noise_seed``)
+``width``       the width; ``height``: the height (a ``limner:size`` marker gives both)
+``steps``       ``params["steps"]``, when given
+``model``       the provider's model (checkpoint / unet filename), when set
+others          ``cfg``, ``guidance``, ``sampler_name``, ``scheduler``, ``denoise``: from ``params``
+==============  ==========================================================================
+
+Slots come from the setting ``slots`` (``{"prompt": "6.text", "seed": "3.seed"}``; a value may be a
+list of ``"node_id.input"`` targets), else from markers in the nodes' ``_meta.title``: a title
+containing ``limner:prompt`` makes that node's text input the prompt slot, and so on
+(``limner:size`` on an ``EmptyLatentImage`` fills ``width`` and ``height``; one title may hold several
+markers, ``"KSampler (limner:seed limner:steps)"``). ``limner:output`` marks the node whose image is
+kept (else the first ``SaveImage`` output). A checkpoint / UNET loader without a marker still gets
+the model when it is the only loader in the graph.
+
+Shipped workflows (``workflow`` setting): ``sd15``, ``sdxl`` (the default) and ``flux``
+(UNETLoader + DualCLIPLoader + VAELoader, FluxGuidance, SamplerCustomAdvanced; no negative prompt),
+or a path to a JSON file (relative to the working directory), or the workflow itself as a table.
+
+Settings (``[providers.comfyui]``):
+
+* ``hosts``: list of base URLs (or a comma-separated string); else the ``COMFYUI_HOSTS`` environment
+  variable (comma-separated); else ``http://127.0.0.1:8188``. Plain ``http`` needs the host listed in
+  ``LIMNER_ALLOW_HTTP_HOSTS``.
+* ``per_host_concurrency`` (default 1): each host is its own set of slots. The provider picks a free
+  host for every call and waits for any host when all are busy; :meth:`ComfyUIProvider.concurrency_hint`
+  (hosts x per-host) is what the runner should use as this provider's concurrency.
+* ``workflow``, ``slots``, ``model`` (checkpoint or unet filename put in the loader node).
+* ``timeout_s`` (default 600): a prompt not finished this long after it was queued is ``Transient``
+  (and removed from the queue, best effort). HTTP calls time out after ``min(timeout_s, 60)`` seconds.
+* ``poll_interval_s`` (default 0.5): completion is found by polling ``GET /history/{prompt_id}``.
+  The ``/ws`` websocket is not used: polling is enough at one image per call.
+* ``cost_per_hour_usd``: the hourly cost of the machine; each image then costs its wall time x rate.
+  Self-hosted is otherwise free (price 0).
+* ``max_download_bytes``: cap on the output image size.
+
+``COMFYUI_TOKEN`` (optional, environment or ``.env``) is sent as ``Authorization: Bearer ...`` for a
+ComfyUI behind an authenticating proxy. No API key is needed otherwise.
+
+Protocol: ``POST /prompt`` ``{"prompt": workflow, "client_id": uuid}`` answers ``{"prompt_id",
+"number", "node_errors"}``; a 400 with ``node_errors`` (a missing model file is ``value_not_in_list``)
+is ``InvalidRequest`` carrying the node's message. ``GET /history/{id}`` answers ``{}`` until the prompt
+has run, then its ``outputs`` and ``status``; ``status_str == "error"`` is ``Transient`` with the
+node's exception (``InvalidRequest`` for validation errors). Images come from ``GET /view``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import importlib.resources
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import httpx
+
+from .base import Capabilities, GenerationRequest, GenerationResult, Provider
+from .errors import InvalidRequest, ProviderError, Transient
+from .http import ALLOW_HTTP_ENV, DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP, allowed_http_hosts, error_for_status
+from .options import pick_params, snap_size
+
+log = logging.getLogger("limner.providers")
+
+NAME = "comfyui"
+DEFAULT_HOST = "http://127.0.0.1:8188"
+DEFAULT_WORKFLOW = "sdxl"
+DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_POLL_INTERVAL_S = 0.5
+BUILTIN_WORKFLOWS = ("sd15", "sdxl", "flux")
+
+#: slots every workflow must have
+REQUIRED_SLOTS = ("prompt", "seed", "width", "height")
+#: slots filled from the request itself, never from ``params``
+REQUEST_SLOTS = frozenset({"prompt", "negative", "seed", "width", "height", "model", "output"})
+#: which inputs of a marked node a marker fills (in this order; all present string-valued ones for prompts)
+MARKER_INPUTS: dict[str, tuple[str, ...]] = {
+    "prompt": ("text", "text_g", "text_l", "clip_l", "t5xxl"),
+    "negative": ("text", "text_g", "text_l", "clip_l", "t5xxl"),
+    "seed": ("seed", "noise_seed"),
+    "width": ("width",),
+    "height": ("height",),
+    "steps": ("steps",),
+    "model": ("ckpt_name", "unet_name"),
+    "cfg": ("cfg",),
+    "guidance": ("guidance",),
+    "sampler_name": ("sampler_name",),
+    "scheduler": ("scheduler",),
+    "denoise": ("denoise",),
+}
+#: markers filling every matching input of the node, not only the first
+MULTI_INPUT_MARKERS = frozenset({"prompt", "negative"})
+#: other providers' names for the same parameters
+PARAM_ALIASES = {"cfg_scale": "cfg", "guidance_scale": "cfg", "sampler": "sampler_name",
+                 "num_inference_steps": "steps"}
+PARAM_TYPES: dict[str, type] = {"steps": int, "cfg": float, "guidance": float, "denoise": float,
+                                "sampler_name": str, "scheduler": str}
+LOADER_CLASSES = {"CheckpointLoaderSimple": "ckpt_name", "CheckpointLoader": "ckpt_name", "UNETLoader": "unet_name"}
+MARKER_RE = re.compile(r"limner:([a-z][a-z0-9_]*)")
+#: phrases of ComfyUI's own validation errors: a retry cannot help
+VALIDATION_MARKERS = ("failed validation", "value not in list", "required input is missing", "invalid_prompt",
+                      "prompt_outputs_failed_validation", "value_not_in_list")
+SEED_MODULUS = 2**64  # ComfyUI seeds are 0 .. 0xffffffffffffffff
+
+
+# --------------------------------------------------------------------------- workflows
+
+
+def _node_title(node: Mapping[str, Any]) -> str:
+    meta = node.get("_meta")
+    return str(meta.get("title", "")) if isinstance(meta, Mapping) else ""
+
+
+def load_workflow(source: Any) -> tuple[str, dict[str, Any]]:
+    """``(label, workflow)`` from a shipped name, a JSON file path, or an inline mapping."""
+    if isinstance(source, Mapping):
+        label, workflow = "inline", json.loads(json.dumps(source))
+    else:
+        text_source = str(source or DEFAULT_WORKFLOW)
+        if text_source in BUILTIN_WORKFLOWS:
+            resource = importlib.resources.files("limner.providers.comfyui_workflows") / f"{text_source}.json"
+            label, text = text_source, resource.read_text(encoding="utf-8")
+        else:
+            path = Path(text_source).expanduser()
+            if not path.is_file():
+                raise InvalidRequest(f"{NAME}: workflow {text_source!r} is neither one of {', '.join(BUILTIN_WORKFLOWS)} "
+                                     "nor a JSON file")
+            label, text = path.name, path.read_text(encoding="utf-8")
+        try:
+            workflow = json.loads(text)
+        except ValueError as exc:
+            raise InvalidRequest(f"{NAME}: workflow {label} is not valid JSON: {exc}") from None
+    if not isinstance(workflow, dict):
+        raise InvalidRequest(f"{NAME}: workflow {label} must be a JSON object of nodes")
+    if "nodes" in workflow and "links" in workflow:
+        raise InvalidRequest(f"{NAME}: workflow {label} is in ComfyUI's UI format; export it with "
+                             "'Save (API Format)' / 'Export (API)'")
+    for node_id, node in workflow.items():
+        if not (isinstance(node, dict) and isinstance(node.get("class_type"), str) and isinstance(node.get("inputs"), dict)):
+            raise InvalidRequest(f"{NAME}: workflow {label}: node {node_id!r} is not an API-format node "
+                                 "({\"class_type\": ..., \"inputs\": {...}})")
+    return label, workflow
+
+
+def _targets(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Iterable):
+        return [str(v) for v in value]
+    raise InvalidRequest(f"{NAME}: a slot must be \"node_id.input\" or a list of them, not {value!r}")
+
+
+def discover_slots(workflow: Mapping[str, Any], configured: Mapping[str, Any] | None = None,
+                   label: str = "workflow") -> dict[str, list[tuple[str, str]]]:
+    """Slot name -> ``[(node_id, input_name), ...]``: the ``slots`` setting over ``limner:`` title markers."""
+    slots: dict[str, list[tuple[str, str]]] = {}
+    for node_id, node in workflow.items():
+        inputs = node["inputs"]
+        for marker in MARKER_RE.findall(_node_title(node)):
+            if marker == "output":
+                slots.setdefault("output", []).append((node_id, ""))
+                continue
+            if marker == "size":
+                names = [("width", "width"), ("height", "height")]
+            else:
+                candidates = MARKER_INPUTS.get(marker, (marker,))
+                present = [n for n in candidates if n in inputs and not isinstance(inputs[n], list)]
+                if marker not in MULTI_INPUT_MARKERS:
+                    present = present[:1]
+                names = [(marker, n) for n in present]
+            for slot, input_name in names:
+                if input_name not in inputs or isinstance(inputs[input_name], list):
+                    raise InvalidRequest(f"{NAME}: {label}: node {node_id} ({node['class_type']}) is marked "
+                                         f"limner:{marker} but has no plain {input_name!r} input")
+                slots.setdefault(slot, []).append((node_id, input_name))
+            if not names:
+                raise InvalidRequest(f"{NAME}: {label}: node {node_id} ({node['class_type']}) is marked "
+                                     f"limner:{marker} but has none of the inputs {', '.join(MARKER_INPUTS.get(marker, (marker,)))}")
+    for slot, value in (configured or {}).items():
+        targets = []
+        for target in _targets(value):
+            node_id, _, input_name = target.rpartition(".")
+            node = workflow.get(node_id)
+            if not node_id or node is None or (slot != "output" and input_name not in node["inputs"]):
+                raise InvalidRequest(f"{NAME}: {label}: slot {slot!r} points at {target!r}, which is not a node input")
+            targets.append((node_id, input_name))
+        slots[str(slot)] = targets
+    if "model" not in slots:
+        loaders = [(nid, LOADER_CLASSES[n["class_type"]]) for nid, n in workflow.items() if n["class_type"] in LOADER_CLASSES]
+        if len(loaders) == 1:
+            slots["model"] = loaders
+    missing = [s for s in REQUIRED_SLOTS if s not in slots]
+    if missing:
+        raise InvalidRequest(f"{NAME}: {label} has no {', '.join(missing)} slot: mark the nodes' titles with "
+                             f"{', '.join('limner:' + ('size' if s in ('width', 'height') else s) for s in missing)} "
+                             "or set providers.comfyui.slots")
+    return slots
+
+
+def _message(text: Any, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe_node_errors(body: Any) -> str:
+    """One line from a ``POST /prompt`` rejection: the top error, then each node's messages."""
+    if not isinstance(body, Mapping):
+        return _message(body)
+    error = body.get("error")
+    parts = []
+    if isinstance(error, Mapping):
+        head = str(error.get("message") or error.get("type") or "rejected")
+        if error.get("details"):
+            head += f": {error['details']}"
+        parts.append(_message(head))
+    elif error:
+        parts.append(_message(error))
+    node_errors = body.get("node_errors")
+    if isinstance(node_errors, Mapping):
+        for node_id, info in node_errors.items():
+            if not isinstance(info, Mapping):
+                continue
+            messages = []
+            for err in info.get("errors") or ():
+                if isinstance(err, Mapping):
+                    msg = str(err.get("message") or err.get("type") or "error")
+                    if err.get("details"):
+                        msg += f": {err['details']}"
+                    messages.append(msg)
+            parts.append(_message(f"node {node_id} ({info.get('class_type', '?')}): {'; '.join(messages) or 'invalid'}"))
+    return _message("; ".join(parts) or "workflow rejected", 900)
+
+
+def _execution_error(status: Mapping[str, Any]) -> tuple[str, bool]:
+    """The failure message from a history ``status``, and whether it is a validation error."""
+    for item in status.get("messages") or ():
+        if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[1], Mapping)):
+            continue
+        event, data = item
+        if event == "execution_error":
+            text = (f"node {data.get('node_id', '?')} ({data.get('node_type', '?')}): "
+                    f"{data.get('exception_type', 'error')}: {data.get('exception_message', '')}")
+            lowered = f"{data.get('exception_type', '')} {data.get('exception_message', '')}".lower()
+            return _message(text, 600), any(m in lowered for m in VALIDATION_MARKERS)
+        if event == "execution_interrupted":
+            return f"interrupted at node {data.get('node_id', '?')} ({data.get('node_type', '?')})", False
+    return "execution failed (no error message in history)", False
+
+
+def _pick_image(outputs: Mapping[str, Any], preferred: list[str]) -> Mapping[str, Any] | None:
+    def images(node_id: str) -> list[Mapping[str, Any]]:
+        out = outputs.get(node_id)
+        found = out.get("images") if isinstance(out, Mapping) else None
+        return [i for i in (found or ()) if isinstance(i, Mapping) and i.get("filename")]
+
+    for node_id in preferred:
+        if found := images(node_id):
+            return found[0]
+    ordered = sorted(outputs, key=lambda k: (not str(k).isdigit(), int(k) if str(k).isdigit() else 0, str(k)))
+    every = [img for node_id in ordered for img in images(node_id)]
+    saved = [img for img in every if img.get("type", "output") == "output"]
+    return (saved or every or [None])[0]
+
+
+# --------------------------------------------------------------------------- hosts
+
+
+def _normalize_host(url: str) -> str:
+    url = url.strip().rstrip("/")
+    return url if "://" in url else f"http://{url}"
+
+
+def public_url(url: str) -> str:
+    """The URL without user:password, for messages and metadata."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def http_refusal(provider: str, url: str) -> str | None:
+    """Why ``url`` may not be used (not https, or http to a host not allowed), or None."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and host:
+        return None
+    if parts.scheme == "http" and host and host in allowed_http_hosts():
+        return None
+    if parts.scheme == "http" and host:
+        return (f"{provider}: {public_url(url)} is plain http; list {host} in {ALLOW_HTTP_ENV} "
+                f"(e.g. {ALLOW_HTTP_ENV}={host}) to allow it, or use https")
+    return f"{provider}: {public_url(url) or url!r} is not an http(s) URL"
+
+
+class HostPool:
+    """Per-host slots: ``acquire`` picks a free host (round robin, avoiding hosts that just failed)
+    and waits for any host to free up when all are busy."""
+
+    #: seconds a host that had a network failure is passed over while another is free
+    FAILURE_COOLDOWN_S = 30.0
+
+    def __init__(self, hosts: list[str], per_host: int) -> None:
+        self.hosts = list(hosts)
+        self.per_host = max(1, per_host)
+        self.in_flight = {h: 0 for h in self.hosts}
+        self.failed_at = {h: float("-inf") for h in self.hosts}
+        self._next = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def _pick(self) -> str | None:
+        n = len(self.hosts)
+        rotation = [self.hosts[(self._next + i) % n] for i in range(n)]
+        free = [h for h in rotation if self.in_flight[h] < self.per_host]
+        if not free:
+            return None
+        now = time.monotonic()
+        free.sort(key=lambda h: (now - self.failed_at[h] < self.FAILURE_COOLDOWN_S, self.in_flight[h]))
+        host = free[0]
+        self._next = (self.hosts.index(host) + 1) % n
+        return host
+
+    async def acquire(self) -> str:
+        while True:
+            host = self._pick()
+            if host is not None:
+                self.in_flight[host] += 1
+                return host
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+
+    def release(self, host: str) -> None:
+        """Synchronous, so it runs even in a cancelled call's ``finally``."""
+        self.in_flight[host] = max(0, self.in_flight[host] - 1)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def mark_failed(self, host: str) -> None:
+        self.failed_at[host] = time.monotonic()
+
+
+async def send(http: ProviderHTTP, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """Like ``ProviderHTTP.request`` but hands back error responses, so their bodies can be read."""
+    url = http.url(path)
+    try:
+        return await http.client.request(method, url, **kwargs)
+    except httpx.TimeoutException:
+        raise Transient(f"{http.provider}: timed out ({method} {urlsplit(url).path})") from None
+    except httpx.TransportError as exc:
+        raise Transient(http.redact(f"{http.provider}: network error: {type(exc).__name__}: {exc}")) from None
+
+
+# --------------------------------------------------------------------------- provider
+
+
+class ComfyUIProvider(Provider):
+    name = NAME
+    default_model = ""  # the loader node's own file, unless providers.comfyui.model is set
+    capabilities = Capabilities(
+        supports_seed=True,
+        supports_negative_prompt=True,  # workflows without a negative slot (flux) drop it, with a log line
+        max_concurrency=None,  # see concurrency_hint(): hosts x per_host_concurrency
+        rate_limit_per_minute=None,
+        max_side=4096,
+        size_multiple=8,
+    )
+    price_usd = 0.0
+    required_env = ()
+
+    def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
+        super().__init__(model=model, settings=settings)
+        self._workflow: tuple[str, dict[str, Any], dict[str, list[tuple[str, str]]]] | None = None
+        self._clients: dict[str, ProviderHTTP] = {}
+        self._pool: HostPool | None = None
+        self._client_id = uuid.uuid4().hex
+        self._warned_negative = False
+
+    # -- settings
+
+    def hosts(self) -> list[str]:
+        configured = self.settings.get("hosts") or self.settings.get("base_url") or self.secret("COMFYUI_HOSTS")
+        if isinstance(configured, str):
+            configured = configured.split(",")
+        hosts = [_normalize_host(str(h)) for h in (configured or ()) if str(h).strip()]
+        return list(dict.fromkeys(hosts)) or [DEFAULT_HOST]
+
+    def per_host_concurrency(self) -> int:
+        return max(1, int(self.settings.get("per_host_concurrency") or 1))
+
+    def concurrency_hint(self) -> int:
+        """How many calls this provider can usefully run at once: hosts x per-host slots."""
+        return len(self.hosts()) * self.per_host_concurrency()
+
+    def missing_env(self) -> list[str]:
+        """Plain-http hosts not allowed by LIMNER_ALLOW_HTTP_HOSTS are reported before a run starts."""
+        missing = super().missing_env()
+        refused = [h for h in self.hosts() if http_refusal(self.name, h) and urlsplit(h).scheme == "http"]
+        if refused:
+            names = ",".join(sorted({(urlsplit(h).hostname or "") for h in refused}))
+            missing.append(f"{ALLOW_HTTP_ENV} (to allow plain http to {names})")
+        return missing
+
+    @property
+    def timeout_s(self) -> float:
+        return float(self.settings.get("timeout_s") or DEFAULT_TIMEOUT_S)
+
+    # -- plumbing
+
+    def workflow(self) -> tuple[str, dict[str, Any], dict[str, list[tuple[str, str]]]]:
+        if self._workflow is None:
+            label, workflow = load_workflow(self.settings.get("workflow") or DEFAULT_WORKFLOW)
+            self._workflow = (label, workflow, discover_slots(workflow, self.settings.get("slots"), label))
+        return self._workflow
+
+    def _http(self, host: str) -> ProviderHTTP:
+        client = self._clients.get(host)
+        if client is None:
+            refusal = http_refusal(self.name, host)
+            if refusal:
+                raise InvalidRequest(refusal)
+            token = self.secret("COMFYUI_TOKEN")
+            parts = urlsplit(host)
+            client = ProviderHTTP(
+                self.name, base_url=host,
+                headers={"Authorization": f"Bearer {token}"} if token else {},
+                timeout_s=float(self.settings.get("http_timeout_s") or min(self.timeout_s, 60.0)),
+                max_download_bytes=int(self.settings.get("max_download_bytes") or DEFAULT_MAX_DOWNLOAD_BYTES),
+                secrets=(token, parts.password),
+            )
+            self._clients[host] = client
+        return client
+
+    def _host_pool(self) -> HostPool:
+        if self._pool is None:
+            self._pool = HostPool(self.hosts(), self.per_host_concurrency())
+        return self._pool
+
+    def fill(self, request: GenerationRequest) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The workflow for ``request`` and the values put in its slots."""
+        label, template, slots = self.workflow()
+        max_side = self.capabilities.max_side
+        if not (0 < request.width <= max_side and 0 < request.height <= max_side):
+            raise InvalidRequest(f"{self.name}: size {request.width}x{request.height} outside 1..{max_side}")
+        width, height = snap_size(request.width, request.height, multiple=self.capabilities.size_multiple, max_side=max_side)
+        if (width, height) != (request.width, request.height):
+            log.info("%s: size %dx%d snapped to %dx%d (multiples of %d)", self.name, request.width, request.height,
+                     width, height, self.capabilities.size_multiple)
+        values: dict[str, Any] = {"prompt": request.prompt, "seed": int(request.seed) % SEED_MODULUS,
+                                  "width": width, "height": height}
+        if request.negative_prompt:
+            if "negative" in slots:
+                values["negative"] = request.negative_prompt
+            elif not self._warned_negative:
+                log.info("%s: workflow %s has no negative prompt slot; dropping the negative prompt", self.name, label)
+                self._warned_negative = True
+            else:
+                log.debug("%s: dropping the negative prompt (workflow %s has no slot for it)", self.name, label)
+        elif "negative" in slots:
+            values["negative"] = ""
+        model = request.model or self.model
+        if model:
+            if "model" in slots:
+                values["model"] = model
+            else:
+                log.info("%s: workflow %s has no model slot; model %r ignored", self.name, label, model)
+        params = {PARAM_ALIASES.get(k, k): v for k, v in request.params.items()}
+        supported = [s for s in slots if s not in REQUEST_SLOTS]
+        for key, value in pick_params(self.name, params, supported).items():
+            kind = PARAM_TYPES.get(key)
+            try:
+                values[key] = kind(value) if kind is not None and value is not None else value
+            except (TypeError, ValueError):
+                raise InvalidRequest(f"{self.name}: parameter {key}={value!r} is not a {kind.__name__}") from None
+        workflow = copy.deepcopy(template)
+        for slot, value in values.items():
+            for node_id, input_name in slots.get(slot, ()):
+                workflow[node_id]["inputs"][input_name] = value
+        return workflow, values
+
+    def _model_used(self, workflow: Mapping[str, Any]) -> str:
+        for node_id, input_name in self.workflow()[2].get("model", ()):
+            value = workflow[node_id]["inputs"].get(input_name)
+            if isinstance(value, str):
+                return value
+        return ""
+
+    # -- the call
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        workflow, values = self.fill(request)
+        pool = self._host_pool()
+        host = await pool.acquire()
+        started = time.perf_counter()
+        try:
+            http = self._http(host)
+            try:
+                prompt_id = await self._submit(http, workflow)
+                entry = await self._wait(http, prompt_id)
+                data = await self._fetch(http, prompt_id, entry)
+            except Transient as exc:
+                if any(word in str(exc) for word in ("network error", "timed out", "download failed")):
+                    pool.mark_failed(host)  # unreachable: prefer the other hosts for a while
+                raise
+        finally:
+            pool.release(host)
+        seconds = time.perf_counter() - started
+        rate = float(self.settings.get("cost_per_hour_usd") or 0.0)
+        return GenerationResult(
+            data=data,
+            seed=values["seed"],
+            cost_usd=round(seconds * rate / 3600, 6),
+            model=self._model_used(workflow),
+            metadata={"prompt_id": prompt_id, "host": public_url(host), "workflow": self.workflow()[0],
+                      "seconds": round(seconds, 3)},
+        )
+
+    async def _submit(self, http: ProviderHTTP, workflow: dict[str, Any]) -> str:
+        response = await send(http, "POST", "/prompt", json={"prompt": workflow, "client_id": self._client_id})
+        if response.status_code == 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = response.text[:300]
+            raise error_for_status(self.name, response, http.redact,
+                                   detail=f"workflow rejected: {describe_node_errors(body)}")
+        if response.status_code >= 400:
+            raise error_for_status(self.name, response, http.redact)
+        try:
+            body = response.json()
+        except ValueError:
+            raise Transient(f"{self.name}: /prompt answer is not JSON (HTTP {response.status_code})") from None
+        prompt_id = body.get("prompt_id") if isinstance(body, Mapping) else None
+        if not prompt_id:
+            raise Transient(f"{self.name}: /prompt answer has no prompt_id")
+        if isinstance(body.get("node_errors"), Mapping) and body["node_errors"]:
+            log.warning("%s: prompt %s queued with node errors: %s", self.name, prompt_id, describe_node_errors(body))
+        return str(prompt_id)
+
+    async def _wait(self, http: ProviderHTTP, prompt_id: str) -> Mapping[str, Any]:
+        deadline = time.monotonic() + self.timeout_s
+        interval = float(self.settings.get("poll_interval_s") or DEFAULT_POLL_INTERVAL_S)
+        while True:
+            history = await http.json("GET", f"/history/{prompt_id}")
+            entry = history.get(prompt_id) if isinstance(history, Mapping) else None
+            if isinstance(entry, Mapping):
+                status = entry.get("status")
+                status = status if isinstance(status, Mapping) else {}
+                if status.get("status_str") == "error":
+                    message, validation = _execution_error(status)
+                    error = InvalidRequest if validation else Transient
+                    raise error(f"{self.name}: prompt {prompt_id} failed: {message}")
+                if status.get("completed", True) or entry.get("outputs"):
+                    return entry
+            if time.monotonic() >= deadline:
+                await self._forget(http, prompt_id)
+                raise Transient(f"{self.name}: prompt {prompt_id} not finished within {self.timeout_s:g}s on "
+                                f"{public_url(http.base_url)}")
+            await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
+    async def _forget(self, http: ProviderHTTP, prompt_id: str) -> None:
+        """Best effort: take a prompt we gave up on out of the queue (a running one is left to finish)."""
+        try:
+            await http.request("POST", "/queue", json={"delete": [prompt_id]})
+        except ProviderError as exc:
+            log.debug("%s: could not remove prompt %s from the queue: %s", self.name, prompt_id, exc)
+
+    async def _fetch(self, http: ProviderHTTP, prompt_id: str, entry: Mapping[str, Any]) -> bytes:
+        outputs = entry.get("outputs")
+        preferred = [node_id for node_id, _ in self.workflow()[2].get("output", ())]
+        image = _pick_image(outputs, preferred) if isinstance(outputs, Mapping) else None
+        if image is None:
+            raise Transient(f"{self.name}: prompt {prompt_id} finished without an image output")
+        query = urlencode({"filename": image["filename"], "subfolder": image.get("subfolder", ""),
+                           "type": image.get("type", "output")})
+        data = await http.download(http.url(f"/view?{query}"))
+        if not _looks_like_image(data):
+            raise Transient(f"{self.name}: output {image['filename']!r} of prompt {prompt_id} is not an image")
+        return data
+
+    async def check(self) -> str:
+        """``limner doctor``: every host answers ``/system_stats``."""
+        await super().check()
+        described = []
+        try:
+            for host in self.hosts():
+                stats = await self._http(host).json("GET", "/system_stats")
+                devices = stats.get("devices") if isinstance(stats, Mapping) else None
+                first = devices[0] if isinstance(devices, list) and devices else None
+                device = first.get("name", "?") if isinstance(first, Mapping) else "?"
+                described.append(f"{public_url(host)} ({device})")
+        finally:
+            await self.aclose()
+        return f"{len(described)} host(s) reachable: " + ", ".join(described)
+
+    async def aclose(self) -> None:
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            await client.aclose()
+
+
+def _looks_like_image(data: bytes) -> bool:
+    head = bytes(data[:16])
+    return (head.startswith(b"\x89PNG\r\n\x1a\n") or head.startswith(b"\xff\xd8\xff")
+            or (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or (head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis")))

@@ -1,0 +1,153 @@
+"""OpenAI images with the GPT Image models (``gpt-image-1`` and its siblings).
+
+::
+
+    POST {base}/images/generations     header ``Authorization: Bearer $OPENAI_API_KEY``
+      {"model", "prompt", "size", "quality", "n": 1, "output_format": "png", ...}
+      -> {"created", "data": [{"b64_json": "..."}], "usage": {...}}
+
+``base`` is ``providers.openai.base_url``, else ``OPENAI_BASE_URL``, else ``https://api.openai.com/v1``.
+
+* GPT Image models always answer base64 (no ``response_format``).
+* Sizes are fixed: the request is snapped to the nearest of ``1024x1024``, ``1536x1024`` and
+  ``1024x1536`` by aspect ratio.
+* There is no seed: ``supports_seed`` is false, and the result's ``seed`` echoes the request's
+  without being honoured (``metadata["seed_honoured"]`` is false). Negative prompts are not supported
+  either and are ignored.
+* A refusal is HTTP 400 with ``{"error": {"code": "moderation_blocked", ...}}`` -> ``ContentRefused``.
+
+Settings (``[providers.openai]``): ``quality`` (``low`` / ``medium`` (default) / ``high`` / ``auto``;
+a style's ``params.quality`` wins), ``timeout_s``, ``max_download_bytes`` (cap on the decoded image),
+``base_url``.
+
+API: https://platform.openai.com/docs/api-reference/images/create
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+
+from .base import Capabilities, GenerationRequest, GenerationResult, Price, Provider
+from .errors import AuthFailed, ContentRefused, InvalidRequest, Transient
+from .http import DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP
+from .options import pick_params, snap_aspect
+from .together import decode_image
+
+KEY_ENV = "OPENAI_API_KEY"
+BASE_ENV = "OPENAI_BASE_URL"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+#: aspect ratio -> the size GPT Image models accept
+SIZES = {"1:1": "1024x1024", "3:2": "1536x1024", "2:3": "1024x1536"}
+QUALITIES = ("low", "medium", "high", "auto")
+SUPPORTED_PARAMS = ("background", "moderation")
+REFUSAL_CODES = ("moderation_blocked", "content_policy_violation")
+
+# USD per image by quality: (1024x1024, 1536x1024 or 1024x1536). gpt-image-1: OpenAI's list prices as
+# quoted on https://fal.ai/models/fal-ai/gpt-image-1/edit-image/llms.txt; gpt-image-1-mini: OpenAI's model
+# page https://developers.openai.com/api/docs/models/gpt-image-1-mini; gpt-image-1.5: as quoted by a relay
+# (https://docs.apiyi.com/api-capabilities/gpt-image-2/historical-versions), unconfirmed. "auto" is
+# estimated as "medium". Source of record: https://platform.openai.com/docs/pricing
+PER_IMAGE: dict[str, dict[str, tuple[float, float]]] = {
+    "gpt-image-1": {"low": (0.011, 0.016), "medium": (0.042, 0.063), "high": (0.167, 0.25)},
+    "gpt-image-1-mini": {"low": (0.005, 0.006), "medium": (0.011, 0.015), "high": (0.036, 0.052)},
+    "gpt-image-1.5": {"low": (0.009, 0.013), "medium": (0.034, 0.05), "high": (0.133, 0.2)},
+}
+_PRICING = "https://platform.openai.com/docs/pricing"
+
+
+def image_cost(model: str, quality: str, size: str) -> float | None:
+    table = PER_IMAGE.get(model)
+    if table is None:
+        return None
+    square, other = table.get(quality if quality in table else "medium", table["medium"])
+    return square if size == "1024x1024" else other
+
+
+class OpenAIProvider(Provider):
+    name = "openai"
+    default_model = "gpt-image-1"
+    capabilities = Capabilities(
+        supports_seed=False,
+        supports_negative_prompt=False,
+        max_concurrency=4,
+        rate_limit_per_minute=5,  # conservative (low usage tiers); raise with providers.openai.rate_limit_per_minute
+        max_side=1536,
+        size_multiple=16,
+    )
+    #: medium quality, 1024x1024 (plan estimates); generate() prices the actual quality and size
+    prices: ClassVar[dict[str, Price]] = {
+        model: Price(usd_per_image=table["medium"][0], as_of="2026-11", source=_PRICING) for model, table in PER_IMAGE.items()
+    }
+    required_env = (KEY_ENV,)
+
+    def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
+        super().__init__(model=model, settings=settings)
+        self._http: ProviderHTTP | None = None
+        self._auth: dict[str, str] = {}
+
+    def _connect(self) -> ProviderHTTP:
+        if self._http is None:
+            key = self.secret(KEY_ENV)
+            if not key:
+                raise AuthFailed(f"openai: {KEY_ENV} is not set")
+            base_url = self.settings.get("base_url") or self.secret(BASE_ENV) or DEFAULT_BASE_URL
+            http = ProviderHTTP(self.name, base_url=base_url, timeout_s=self.settings.get("timeout_s"),
+                                max_download_bytes=int(self.settings.get("max_download_bytes") or DEFAULT_MAX_DOWNLOAD_BYTES),
+                                secrets=[key])
+            http.client.event_hooks = {"request": [], "response": [self._moderation_hook]}
+            self._auth = {"Authorization": f"Bearer {key}"}
+            self._http = http
+        return self._http
+
+    async def _moderation_hook(self, response: httpx.Response) -> None:
+        """HTTP 400 ``moderation_blocked``: the safety system refused the prompt or the image."""
+        if response.status_code != 400:
+            return
+        await response.aread()
+        try:
+            error = response.json().get("error")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(error, dict) and error.get("code") in REFUSAL_CODES:
+            assert self._http is not None
+            message = str(error.get("message") or error.get("code"))[:300]
+            raise ContentRefused(self._http.redact(f"openai: refused by the safety system ({error['code']}): {message}"))
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.aclose()
+
+    def _fit(self, request: GenerationRequest) -> tuple[dict[str, Any], str, str]:
+        params = dict(request.params)
+        quality = str(params.pop("quality", None) or self.settings.get("quality") or "medium")
+        if quality not in QUALITIES:
+            raise InvalidRequest(f"openai: quality must be one of {', '.join(QUALITIES)}, not {quality!r}")
+        size = SIZES[snap_aspect(request.width, request.height, list(SIZES))]
+        return pick_params(self.name, params, SUPPORTED_PARAMS), quality, size
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        http = self._connect()
+        model = request.model or self.model
+        params, quality, size = self._fit(request)
+        body: dict[str, Any] = {"model": model, "prompt": request.prompt, "size": size, "quality": quality,
+                                "n": 1, "output_format": "png", **params}
+
+        answer = await http.json("POST", "/images/generations", json=body, headers=self._auth)
+        items = answer.get("data") if isinstance(answer, dict) else None
+        encoded = items[0].get("b64_json") if items and isinstance(items[0], dict) else None
+        if not isinstance(encoded, str) or not encoded:
+            raise Transient("openai: the answer has no data[0].b64_json")
+        data = decode_image(self.name, encoded, http.max_download_bytes)
+
+        cost = image_cost(model, quality, size)
+        width, height = (int(v) for v in size.split("x"))
+        metadata: dict[str, Any] = {"size": size, "quality": quality, "seed_honoured": False}
+        if isinstance(answer.get("usage"), dict):
+            metadata["usage"] = answer["usage"]
+        return GenerationResult(data=data, seed=request.seed,
+                                cost_usd=cost if cost is not None else self.price_for(model, width, height),
+                                model=model, metadata=metadata)

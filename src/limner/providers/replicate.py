@@ -1,0 +1,382 @@
+"""The ``replicate`` provider: Flux (schnell, dev, 1.1-pro) and any model version on Replicate.
+
+* Official models by name (``owner/name``): ``POST /v1/models/{owner}/{name}/predictions``.
+* Any model version (``owner/name:version`` or a bare 64-hex version id):
+  ``POST /v1/predictions`` with ``{"version": ..., "input": ...}``.
+
+Both ask the server to hold the answer (``Prefer: wait=N``); a prediction still
+``starting``/``processing`` when that answer comes is polled (``urls.get``, else
+``/v1/predictions/{id}``) every ``poll_interval_s`` until it ends or ``timeout_s``
+passes (then it is cancelled, best effort, and the call is ``Transient``). Outputs
+(a list of URLs, one URL, or a data URI) are downloaded at once through
+:class:`~limner.providers.http.ProviderHTTP` (https only, capped).
+
+Settings (``[providers.replicate]``): ``model``, ``timeout_s`` (120), ``poll_interval_s``
+(1.0), ``max_download_bytes``, ``output_format`` (``png``), ``base_url``; secrets
+(environment or ``.env``): ``REPLICATE_API_TOKEN``, optionally ``REPLICATE_BASE_URL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import quote, unquote_to_bytes, urlsplit
+
+from limner.providers.base import Capabilities, GenerationRequest, GenerationResult, Price, Provider
+from limner.providers.errors import AuthFailed, ContentRefused, InvalidRequest, ProviderError, RateLimited, Transient
+from limner.providers.http import DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP
+from limner.providers.options import pick_params, snap_aspect
+
+log = logging.getLogger("limner.providers")
+
+DEFAULT_BASE_URL = "https://api.replicate.com"
+TOKEN_ENV = "REPLICATE_API_TOKEN"
+BASE_URL_ENV = "REPLICATE_BASE_URL"
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_POLL_INTERVAL_S = 1.0
+#: the longest ``Prefer: wait`` Replicate honours, in seconds
+MAX_PREFER_WAIT_S = 60
+
+FLUX_ASPECTS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
+FLUX_FORMATS = ("png", "webp", "jpg")
+RUNNING = ("starting", "processing")
+TERMINAL = ("succeeded", "failed", "canceled")
+_VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
+#: failure messages worth another attempt (infrastructure, not the request)
+_TRANSIENT_HINTS = ("timed out", "timeout", "out of memory", "cuda", "internal error", "internal server", "unavailable",
+                    "connection", "interrupted", "preempt", "director", "worker", "overloaded", "capacity",
+                    "temporar", "retry", "setup failed", "boot")
+#: request parameter names (style ``params``) -> Replicate input names
+ALIASES = {"steps": "num_inference_steps", "guidance_scale": "guidance"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What one model's input accepts, beyond prompt/aspect_ratio/seed/output_format."""
+
+    #: Replicate input names accepted from ``request.params`` (after ALIASES)
+    params: frozenset[str]
+    #: the model takes ``num_outputs`` (we always ask for 1)
+    num_outputs: bool = True
+    #: upper bound of ``num_inference_steps`` (0: the model has none)
+    max_steps: int = 0
+    #: the output is a list of URLs (else one URL string)
+    list_output: bool = True
+
+
+_FAST = frozenset({"go_fast", "megapixels", "output_quality", "disable_safety_checker"})
+MODELS: dict[str, ModelSpec] = {
+    "black-forest-labs/flux-schnell": ModelSpec(params=_FAST | {"num_inference_steps"}, max_steps=4),
+    "black-forest-labs/flux-dev": ModelSpec(params=_FAST | {"num_inference_steps", "guidance"}, max_steps=50),
+    "black-forest-labs/flux-1.1-pro": ModelSpec(params=frozenset({"output_quality", "safety_tolerance", "prompt_upsampling"}),
+                                                num_outputs=False, list_output=False),
+}
+
+#: list prices, per output image (Replicate bills official models per image, and only successful predictions)
+PRICES = {
+    # https://replicate.com/black-forest-labs/flux-schnell
+    "black-forest-labs/flux-schnell": Price(usd_per_image=0.003, as_of="2026-11",
+                                            source="https://replicate.com/black-forest-labs/flux-schnell"),
+    # https://replicate.com/black-forest-labs/flux-dev
+    "black-forest-labs/flux-dev": Price(usd_per_image=0.025, as_of="2026-11",
+                                        source="https://replicate.com/black-forest-labs/flux-dev"),
+    # https://replicate.com/black-forest-labs/flux-1.1-pro
+    "black-forest-labs/flux-1.1-pro": Price(usd_per_image=0.04, as_of="2026-11",
+                                            source="https://replicate.com/black-forest-labs/flux-1.1-pro"),
+}
+
+
+def split_model(model: str) -> tuple[str, str | None]:
+    """``owner/name[:version]`` (or a bare version id) -> (``owner/name`` or ``""``, version or None)."""
+    model = model.strip()
+    if _VERSION_ID.match(model):
+        return "", model
+    name, sep, version = model.partition(":")
+    return name, (version if sep else None)
+
+
+def is_nsfw(message: str) -> bool:
+    """Replicate's safety refusals: "All generated images contained NSFW content...", and E005
+    ("The input or output was flagged as sensitive") from the hosted pro models."""
+    text = message.lower()
+    return ("nsfw" in text or "flagged as sensitive" in text or "(e005)" in text
+            or ("safety" in text and ("flagged" in text or "filter" in text or "checker" in text)))
+
+
+class ReplicateProvider(Provider):
+    name = "replicate"
+    default_model = "black-forest-labs/flux-schnell"
+    capabilities = Capabilities(
+        supports_seed=True,
+        supports_negative_prompt=False,
+        max_concurrency=5,  # Replicate's default concurrency per account
+        rate_limit_per_minute=None,  # 600 creates/min: the concurrency binds long before
+        max_side=2048,
+        size_multiple=16,
+    )
+    price_usd = 0.0  # models without a table entry: set [providers.replicate] price_usd
+    prices: ClassVar[dict[str, Price]] = PRICES
+    required_env = (TOKEN_ENV,)
+    offline = False
+
+    def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
+        super().__init__(model=model, settings=settings)
+        self._http: ProviderHTTP | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._told_negative = False
+
+    # ------------------------------------------------------------------ settings
+    @classmethod
+    def price_for(cls, model: str | None, width: int = 1024, height: int = 1024) -> float:
+        name, _ = split_model(model or cls.default_model)
+        price = cls.prices.get(model or cls.default_model) or cls.prices.get(name)
+        return price.cost(width, height) if price else float(cls.price_usd)
+
+    def _setting(self, key: str, default: float) -> float:
+        value = self.settings.get(key)
+        try:
+            return float(value) if value is not None else default
+        except (TypeError, ValueError):
+            raise InvalidRequest(f"replicate: setting {key} must be a number, got {value!r}") from None
+
+    @property
+    def timeout_s(self) -> float:
+        return self._setting("timeout_s", DEFAULT_TIMEOUT_S)
+
+    @property
+    def poll_interval_s(self) -> float:
+        return max(0.0, self._setting("poll_interval_s", DEFAULT_POLL_INTERVAL_S))
+
+    def _base_url(self) -> str:
+        return (self.secret(BASE_URL_ENV) or self.settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+
+    def _token(self) -> str:
+        token = self.secret(TOKEN_ENV)
+        if not token:
+            raise AuthFailed(f"replicate: {TOKEN_ENV} is not set (environment or .env)")
+        return token
+
+    def _client(self, token: str) -> ProviderHTTP:
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._loop is not loop:  # a client belongs to the event loop that made it
+            self._http = ProviderHTTP(
+                self.name, base_url=self._base_url(), headers={"User-Agent": "limner (+https://github.com/limner)"},
+                timeout_s=self.timeout_s,
+                max_download_bytes=int(self._setting("max_download_bytes", DEFAULT_MAX_DOWNLOAD_BYTES)),
+                secrets=[token],
+            )
+            self._loop = loop
+        return self._http
+
+    def _auth(self, token: str) -> dict[str, str]:
+        # sent per API call, never as a client default: downloads (other hosts) never carry it
+        return {"Authorization": f"Bearer {token}"}
+
+    async def aclose(self) -> None:
+        http, self._http, self._loop = self._http, None, None
+        if http is not None:
+            try:
+                await http.aclose()
+            except RuntimeError:  # its event loop is gone: nothing left to release
+                pass
+
+    # ------------------------------------------------------------------ input
+    def build_input(self, request: GenerationRequest) -> tuple[str, str | None, dict[str, Any]]:
+        """(``owner/name``, version or None, the prediction input) for a request."""
+        model = request.model or self.model or self.default_model
+        name, version = split_model(model)
+        if version is None and name.count("/") != 1:
+            raise InvalidRequest(f"replicate: model must be 'owner/name' or 'owner/name:version', got {model!r}")
+        spec = MODELS.get(name)
+        params = {ALIASES.get(k, k): v for k, v in (request.params or {}).items()}
+        output_format = str(params.pop("output_format", None) or self.settings.get("output_format") or "png").lower()
+        output_format = "jpg" if output_format == "jpeg" else output_format
+        if request.negative_prompt and spec is not None and not self._told_negative:  # once per run, not per entry
+            log.info("replicate: %s has no negative prompt; dropping it", name)
+            self._told_negative = True
+
+        if spec is None:  # a model we hold no table for: its schema is unknown, so pass the request through
+            data: dict[str, Any] = {"prompt": request.prompt, "width": request.width, "height": request.height,
+                                    "seed": request.seed, "output_format": output_format}
+            if request.negative_prompt:
+                data["negative_prompt"] = request.negative_prompt
+            data.update(params)
+            return name, version, data
+
+        if output_format not in FLUX_FORMATS:
+            raise InvalidRequest(f"replicate: output_format {output_format!r} is not one of {', '.join(FLUX_FORMATS)}")
+        kept = pick_params(self.name, params, spec.params)
+        data = {"prompt": request.prompt, "aspect_ratio": snap_aspect(request.width, request.height, FLUX_ASPECTS),
+                "seed": int(request.seed), "output_format": output_format}
+        if spec.num_outputs:
+            data["num_outputs"] = 1
+        if "num_inference_steps" in kept:
+            try:
+                steps = int(kept["num_inference_steps"])
+            except (TypeError, ValueError):
+                raise InvalidRequest(f"replicate: steps must be an integer, got {kept['num_inference_steps']!r}") from None
+            clamped = max(1, min(spec.max_steps, steps))
+            if clamped != steps:
+                log.info("replicate: %s takes 1..%d steps; using %d instead of %d", name, spec.max_steps, clamped, steps)
+            kept["num_inference_steps"] = clamped
+        data.update(kept)
+        return name, version, data
+
+    # ------------------------------------------------------------------ calls
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        name, version, data = self.build_input(request)
+        token = self._token()
+        http = self._client(token)
+        deadline = time.monotonic() + self.timeout_s
+        prediction = await self._create(http, token, name, version, data)
+        prediction = await self._wait(http, token, prediction, deadline)
+
+        pid = str(prediction.get("id") or "")
+        status = prediction.get("status")
+        if status == "failed":
+            raise self._failure(pid, prediction.get("error"))
+        if status == "canceled":
+            raise Transient(f"replicate: prediction {pid} was canceled")
+
+        cost = self._cost(request)
+        url = self._first_output(pid, prediction.get("output"))
+        try:
+            image = await self._fetch(http, url)
+        except ProviderError as exc:  # the prediction succeeded: Replicate billed it
+            exc.billed_usd = max(exc.billed_usd, cost)
+            raise
+        metrics = prediction.get("metrics") or {}
+        metadata: dict[str, Any] = {"prediction_id": pid, "aspect_ratio": data.get("aspect_ratio"),
+                                    "output_format": data.get("output_format")}
+        if version:
+            metadata["version"] = version
+        if isinstance(metrics.get("predict_time"), (int, float)):
+            metadata["predict_time_s"] = round(float(metrics["predict_time"]), 3)
+        return GenerationResult(data=image, seed=request.seed, cost_usd=cost, model=request.model or self.model,
+                                metadata=metadata)
+
+    async def _create(self, http: ProviderHTTP, token: str, name: str, version: str | None,
+                      data: dict[str, Any]) -> dict[str, Any]:
+        # the server holds the answer up to `wait` s: keep that well inside the read timeout (timeout_s)
+        wait = max(1, min(MAX_PREFER_WAIT_S, int(self.timeout_s / 2)))
+        headers = {**self._auth(token), "Prefer": f"wait={wait}"}
+        if version is None:
+            owner, model_name = name.split("/", 1)
+            path = f"/v1/models/{quote(owner, safe='')}/{quote(model_name, safe='')}/predictions"
+            body: dict[str, Any] = {"input": data}
+        else:
+            path, body = "/v1/predictions", {"version": version, "input": data}
+        try:
+            prediction = await http.json("POST", path, json=body, headers=headers)
+        except InvalidRequest as exc:
+            if " HTTP 402" in str(exc):  # out of credit: no entry can succeed, so stop the run
+                raise AuthFailed(f"{exc} (add credit to the Replicate account)") from None
+            raise
+        if not isinstance(prediction, dict) or not prediction.get("status"):
+            raise Transient("replicate: the create answer is not a prediction")
+        log.debug("replicate: POST %s -> prediction %s %s", path, prediction.get("id"), prediction.get("status"))
+        return prediction
+
+    def _poll_url(self, http: ProviderHTTP, prediction: dict[str, Any]) -> str:
+        pid = str(prediction.get("id") or "")
+        get = (prediction.get("urls") or {}).get("get")
+        if isinstance(get, str) and get:  # only follow urls.get on the API's own host (it gets the token)
+            target, base = urlsplit(get), urlsplit(http.base_url)
+            if (target.scheme, target.netloc) == (base.scheme, base.netloc):
+                return get
+        if not pid:
+            raise Transient("replicate: a running prediction without an id")
+        return f"/v1/predictions/{quote(pid, safe='')}"
+
+    async def _wait(self, http: ProviderHTTP, token: str, prediction: dict[str, Any], deadline: float) -> dict[str, Any]:
+        interval = self.poll_interval_s
+        while prediction.get("status") in RUNNING:
+            url = self._poll_url(http, prediction)
+            remaining = deadline - time.monotonic()
+            if remaining <= interval:
+                await self._cancel(http, token, prediction)
+                raise Transient(f"replicate: prediction {prediction.get('id')} not finished within {self.timeout_s:g}s; "
+                                "canceled")
+            await asyncio.sleep(interval)
+            try:
+                polled = await http.json("GET", url, headers=self._auth(token))
+            except (RateLimited, Transient) as exc:
+                # the prediction runs (and bills) on: keep polling it rather than starting another
+                log.debug("replicate: poll of %s failed (%s); polling on", prediction.get("id"), exc)
+                if isinstance(exc, RateLimited) and exc.retry_after:
+                    await asyncio.sleep(min(exc.retry_after, max(0.0, deadline - time.monotonic() - interval)))
+                continue
+            except InvalidRequest as exc:
+                raise Transient(f"replicate: lost track of prediction {prediction.get('id')}: {exc}") from None
+            if not isinstance(polled, dict) or not polled.get("status"):
+                raise Transient("replicate: the poll answer is not a prediction")
+            prediction = polled
+        if prediction.get("status") not in TERMINAL:
+            raise Transient(f"replicate: unexpected prediction status {str(prediction.get('status'))[:40]!r}")
+        log.debug("replicate: prediction %s %s", prediction.get("id"), prediction.get("status"))
+        return prediction
+
+    async def _cancel(self, http: ProviderHTTP, token: str, prediction: dict[str, Any]) -> None:
+        """Best effort: a prediction nobody waits for should not run (and bill) on."""
+        pid = str(prediction.get("id") or "")
+        url = (prediction.get("urls") or {}).get("cancel")
+        base = urlsplit(http.base_url)
+        if not (isinstance(url, str) and (urlsplit(url).scheme, urlsplit(url).netloc) == (base.scheme, base.netloc)):
+            if not pid:
+                return
+            url = f"/v1/predictions/{quote(pid, safe='')}/cancel"
+        try:
+            await asyncio.wait_for(http.request("POST", url, headers=self._auth(token)), 5)
+        except (ProviderError, TimeoutError) as exc:
+            log.debug("replicate: could not cancel %s: %s", pid, exc)
+
+    def _failure(self, pid: str, error: Any) -> ProviderError:
+        message = str(error or "prediction failed without an error message").strip()[:500]
+        text = f"replicate: prediction {pid} failed: {message}"
+        if is_nsfw(message):
+            return ContentRefused(text)
+        if any(hint in message.lower() for hint in _TRANSIENT_HINTS):
+            return Transient(text)
+        return InvalidRequest(text)
+
+    def _cost(self, request: GenerationRequest) -> float:
+        override = self.settings.get("price_usd")
+        if override is not None:
+            return float(override)
+        return self.price_for(request.model or self.model, request.width, request.height)
+
+    @staticmethod
+    def _first_output(pid: str, output: Any) -> str:
+        if isinstance(output, list):
+            output = next((o for o in output if isinstance(o, str) and o), None)
+        if not isinstance(output, str) or not output:
+            raise Transient(f"replicate: prediction {pid} succeeded without an output")
+        return output
+
+    async def _fetch(self, http: ProviderHTTP, url: str) -> bytes:
+        if url.startswith("data:"):
+            header, sep, payload = url.partition(",")
+            if not sep:
+                raise InvalidRequest("replicate: malformed data URI in the output")
+            try:
+                data = base64.b64decode(payload, validate=True) if header.endswith(";base64") else unquote_to_bytes(payload)
+            except (binascii.Error, ValueError):
+                raise InvalidRequest("replicate: undecodable data URI in the output") from None
+            if len(data) > http.max_download_bytes:
+                raise InvalidRequest(f"replicate: output is over the {http.max_download_bytes:,}-byte cap")
+            return data
+        return await http.download(url)
+
+    async def check(self) -> str:
+        """``limner doctor``: ``GET /v1/account`` checks the token without running anything."""
+        token = self._token()
+        http = self._client(token)
+        account = await http.json("GET", "/v1/account", headers=self._auth(token))
+        who = account.get("username") if isinstance(account, dict) else None
+        return f"token accepted{f' (account {who})' if who else ''}; model {self.model}"
