@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from limner.imaging import validate_image
 from PIL import Image
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from limner.imaging import validate_image
 from limner.providers import AuthFailed, InvalidRequest
 from limner.providers.http import ALLOW_HTTP_ENV
 from limner.testing.fake_provider import noisy_png

@@ -7,6 +7,7 @@ reported before anything is written.
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from typing import Any
 
@@ -29,6 +30,9 @@ class Project:
 
             load_plugins(settings.plugins)
         self._providers: dict[str, Provider] = {}
+        # the plain-http allow-list is read by the HTTP layer from the environment; honour .env too
+        if not os.environ.get("LIMNER_ALLOW_HTTP_HOSTS") and settings.secret("LIMNER_ALLOW_HTTP_HOSTS"):
+            os.environ["LIMNER_ALLOW_HTTP_HOSTS"] = settings.secret("LIMNER_ALLOW_HTTP_HOSTS") or ""
 
     # ---------------------------------------------------------------- inputs
     @cached_property
