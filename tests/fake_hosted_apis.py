@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from provider_suite import SECRET_TOKEN, FakeAPI, request
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -32,7 +33,6 @@ from limner.imaging import validate_image
 from limner.providers import AuthFailed, InvalidRequest
 from limner.providers.http import ALLOW_HTTP_ENV
 from limner.testing.fake_provider import noisy_png
-from provider_suite import SECRET_TOKEN, FakeAPI, request
 
 SUITE_MODES = ("ok", "rate_limit_once", "server_error_once", "slow", "refuse", "auth", "corrupt", "oversized")
 #: long side of the PNGs the fakes serve (small: the tests only need a real, non-blank image)
@@ -279,6 +279,9 @@ class TogetherFake(HostedFake):
                                         "param": None, "code": "invalid_api_key"}}, 401)
 
     def route(self, request: Request) -> Response:
+        if request.method == "GET" and request.path == "/v1/models":
+            return json_response([{"id": "black-forest-labs/FLUX.1-schnell", "object": "model", "type": "image"},
+                                  {"id": "meta-llama/Llama-3.3-70B-Instruct-Turbo", "object": "model", "type": "chat"}])
         if request.method != "POST" or request.path != "/v1/images/generations":
             return json_response({"error": {"message": "Not found", "type": "invalid_request_error"}}, 404)
         body = body_of(request)
@@ -302,9 +305,9 @@ class TogetherFake(HostedFake):
 class OpenAIFake(HostedFake):
     """POST /v1/images/generations for GPT Image models: fixed sizes, always base64, unknown params refused."""
 
-    ACCEPTED = {"model", "prompt", "size", "quality", "n", "output_format", "background", "moderation",
-                "output_compression", "user"}
-    SIZES = {"1024x1024", "1536x1024", "1024x1536", "auto"}
+    ACCEPTED = frozenset({"model", "prompt", "size", "quality", "n", "output_format", "background", "moderation",
+                          "output_compression", "user"})
+    SIZES = frozenset({"1024x1024", "1536x1024", "1024x1536", "auto"})
 
     def auth_failure(self, presented: str) -> Response:
         return json_response({"error": {"message": f"Incorrect API key provided: {presented}. You can find your API key at "
@@ -316,6 +319,12 @@ class OpenAIFake(HostedFake):
                           "param": None, "code": "rate_limit_exceeded"}}
 
     def route(self, request: Request) -> Response:
+        if request.method == "GET" and request.path.startswith("/v1/models/"):
+            model = request.path.removeprefix("/v1/models/")
+            if not model.startswith("gpt-image-"):
+                return json_response({"error": {"message": f"The model '{model}' does not exist", "type": "invalid_request_error",
+                                                "param": "model", "code": "model_not_found"}}, 404)
+            return json_response({"id": model, "object": "model", "created": 1745000000, "owned_by": "system"})
         if request.method != "POST" or request.path != "/v1/images/generations":
             return json_response({"error": {"message": "Invalid URL", "type": "invalid_request_error"}}, 404)
         body = body_of(request)
@@ -351,13 +360,14 @@ class BFLFake(HostedFake):
     """POST /v1/{model} -> {id, polling_url}; GET /v1/get_result?id= -> Pending ... Ready + result.sample.
 
     Extra modes: ``content_moderated``, ``error``, ``not_found`` (status answers), ``expired`` (the sample
-    URL answers 404); option ``polls=n``: answer Pending n times first. ``refuse`` is "Request Moderated".
+    URL answers 404), ``no_credits`` (402), ``busy`` (429 with ``retry_after`` in the body, no header);
+    option ``polls=n``: answer Pending n times first. ``refuse`` is "Request Moderated".
     """
 
     auth_header = "x-key"
     auth_prefix = ""
     auth_status = 403
-    modes = (*SUITE_MODES, "content_moderated", "error", "not_found", "expired")
+    modes = (*SUITE_MODES, "content_moderated", "error", "not_found", "expired", "no_credits", "busy")
 
     def __init__(self) -> None:
         super().__init__()
@@ -370,6 +380,8 @@ class BFLFake(HostedFake):
     def route(self, request: Request) -> Response:
         if request.path.startswith("/files/"):
             return self.serve_file(request)
+        if request.method == "GET" and request.path == "/v1/credits":
+            return json_response({"credits": 1234.5})
         if request.method == "GET" and request.path == "/v1/get_result":
             return self.get_result(request.args.get("id", ""))
         if request.method == "POST" and request.path.startswith("/v1/"):
@@ -381,6 +393,11 @@ class BFLFake(HostedFake):
         early = self.record_create(request, body)
         if early is not None:
             return early
+        if self.current == "no_credits":
+            return json_response({"detail": "Insufficient credits"}, 402)
+        if self.current == "busy":
+            return json_response({"error": "rate_limit_exceeded", "message": "Too many concurrent requests",
+                                  "retry_after": 5}, 429)
         width, height = body.get("width", 1024), body.get("height", 768)
         if width % 32 or height % 32 or not (256 <= width <= 1440 and 256 <= height <= 1440):
             return json_response({"detail": [{"loc": ["body", "width"], "msg": "must be a multiple of 32 in 256..1440",
@@ -440,7 +457,8 @@ class HuggingFaceFake(HostedFake):
         if early is not None:
             return early
         if self.current == "loading" or (self.current == "loading_once" and not self._loaded_once()):
-            return json_response({"error": f"Model {match['model']} is currently loading", "estimated_time": float(self.options.get("estimated_time", 20.0))}, 503)
+            wait = float(self.options.get("estimated_time", 20.0))
+            return json_response({"error": f"Model {match['model']} is currently loading", "estimated_time": wait}, 503)
         if self.current == "refuse":
             return json_response({"error": "The generated image was flagged as NSFW by the safety checker."}, 400)
         if self.current == "json_200":
@@ -491,6 +509,8 @@ class HostedChecks:
     key_env: str
     base_env: str
     base_path: str = ""
+    #: the provider's ``check()`` calls the API (else it only looks for the key)
+    online_check: bool = False
 
     async def test_missing_key_fails_auth_before_any_call(self, fake: HostedFake, make_provider) -> None:
         provider = make_provider(_secret=lambda name: fake.url + self.base_path if name == self.base_env else None)
@@ -548,3 +568,19 @@ class HostedChecks:
         await provider.aclose()
         validate_image(result.data)
         assert fake.create_calls == 2
+
+    async def test_doctor_check(self, fake: HostedFake, make_provider) -> None:
+        provider = make_provider()
+        detail = await provider.check()
+        assert SECRET_TOKEN not in detail and fake.create_calls == 0
+        await provider.aclose()
+        if self.online_check:
+            assert fake.log and "accepted" in detail
+            fake.mode("auth")
+            with pytest.raises(AuthFailed) as info:
+                await provider.check()
+            await provider.aclose()
+            assert SECRET_TOKEN not in str(info.value)
+        missing = make_provider(_secret=lambda name: None)
+        with pytest.raises(AuthFailed, match=self.key_env):
+            await missing.check()

@@ -35,7 +35,7 @@ def configure(p: ProjectDir, *, token: str | None = TOKEN, extra: str = "") -> N
         provider = "replicate"
         [generate]
         concurrency = 8
-        workers = 2
+        workers = 1
         max_attempts = 10
         backoff_initial_s = 0.01
         backoff_max_s = 0.05

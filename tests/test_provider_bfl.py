@@ -12,7 +12,7 @@ from fake_hosted_apis import BFLFake, HostedChecks, provider_factory, start_fake
 from provider_suite import SECRET_TOKEN, ProviderSuite, request  # noqa: E402
 
 from limner.imaging import validate_image  # noqa: E402
-from limner.providers import ContentRefused, InvalidRequest, Transient  # noqa: E402
+from limner.providers import AuthFailed, ContentRefused, InvalidRequest, RateLimited, Transient  # noqa: E402
 from limner.providers.bfl import BFLProvider  # noqa: E402
 
 
@@ -29,6 +29,7 @@ def make_provider(fake, monkeypatch):
 class TestBFL(ProviderSuite, HostedChecks):
     key_env = "BFL_API_KEY"
     base_env = "BFL_BASE_URL"
+    online_check = True
 
     async def test_polls_pending_until_ready(self, fake, make_provider) -> None:
         fake.mode("ok", polls=3)
@@ -86,8 +87,26 @@ class TestBFL(ProviderSuite, HostedChecks):
         assert provider._auth_for(fake.url + "/v1/get_result?id=x")
         with pytest.raises(InvalidRequest, match="unexpected host"):
             provider._auth_for("https://evil.example/v1/get_result?id=x")
-        provider._http.base_url = "https://api.bfl.ai"
-        assert provider._auth_for("https://api.us1.bfl.ai/v1/get_result?id=x")
+        provider._http.base_url = "https://api.eu.bfl.ai"
+        assert provider._auth_for("https://api.eu1.bfl.ai/v1/get_result?id=x")
+        assert provider._auth_for("https://api.bfl.ai/v1/get_result?id=x")
         with pytest.raises(InvalidRequest):
             provider._auth_for("https://bfl.ai.evil.example/v1/get_result")
         await provider.aclose()
+
+    async def test_no_credits_stops_the_run(self, fake, make_provider) -> None:
+        fake.mode("no_credits")
+        with pytest.raises(AuthFailed, match="402"):
+            await self._generate(make_provider())
+
+    async def test_too_many_active_tasks_waits_for_the_body_retry_after(self, fake, make_provider) -> None:
+        fake.mode("busy")
+        with pytest.raises(RateLimited) as info:
+            await self._generate(make_provider())
+        assert info.value.retry_after == 5
+
+    async def test_doctor_reports_the_credits(self, fake, make_provider) -> None:
+        provider = make_provider()
+        assert "1234.5 credits" in await provider.check()
+        await provider.aclose()
+        assert fake.log[0][:2] == ("GET", "/v1/credits")

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # provider_suite, fake
 
 import pytest  # noqa: E402
 from fake_hosted_apis import FalFake, HostedChecks, provider_factory, start_fake  # noqa: E402
-from provider_suite import ProviderSuite, request  # noqa: E402
+from provider_suite import SECRET_TOKEN, ProviderSuite, request  # noqa: E402
 
 from limner.imaging import validate_image  # noqa: E402
 from limner.providers import ContentRefused, InvalidRequest, Transient  # noqa: E402
@@ -80,6 +80,6 @@ class TestFal(ProviderSuite, HostedChecks):
     async def test_key_goes_to_the_queue_origin_only(self, fake, make_provider) -> None:
         await self._generate(make_provider())
         sent = {path: headers.get("Authorization") for _, path, headers in fake.log}
-        assert all(value == f"Key {'r8_FAKE_test_token_0123456789abcdefXYZ'}" for path, value in sent.items()
+        assert all(value == f"Key {SECRET_TOKEN}" for path, value in sent.items()
                    if not path.startswith("/files/"))
         assert all(value is None for path, value in sent.items() if path.startswith("/files/"))

@@ -31,6 +31,7 @@ class TestOpenAI(ProviderSuite, HostedChecks):
     key_env = "OPENAI_API_KEY"
     base_env = "OPENAI_BASE_URL"
     base_path = "/v1"
+    online_check = True
 
     @pytest.mark.parametrize(("width", "height", "size"), [
         (1024, 688, "1536x1024"), (688, 1024, "1024x1536"), (1024, 1024, "1024x1024"),
@@ -55,7 +56,7 @@ class TestOpenAI(ProviderSuite, HostedChecks):
 
     async def test_moderation_blocked_is_a_refusal_with_its_reason(self, fake, make_provider) -> None:
         fake.mode("refuse")
-        with pytest.raises(ContentRefused, match="moderation_blocked.*rejected by the safety system") as info:
+        with pytest.raises(ContentRefused, match=r"moderation_blocked.*rejected by the safety system") as info:
             await self._generate(make_provider())
         assert not info.value.retryable
 
@@ -84,3 +85,11 @@ class TestOpenAI(ProviderSuite, HostedChecks):
         assert fake.last_input["background"] == "opaque" and fake.last_input["moderation"] == "low"
         assert "steps" not in fake.last_input
         assert result.metadata["usage"]["total_tokens"] == 1106
+
+    async def test_doctor_checks_model_access(self, fake, make_provider) -> None:
+        provider = make_provider()
+        assert "gpt-image-1 available" in await provider.check()
+        provider.model = "dall-e-9"
+        with pytest.raises(InvalidRequest, match="does not exist"):
+            await provider.check()
+        await provider.aclose()

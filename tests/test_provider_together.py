@@ -28,6 +28,7 @@ def make_provider(fake, monkeypatch):
 class TestTogether(ProviderSuite, HostedChecks):
     key_env = "TOGETHER_API_KEY"
     base_env = "TOGETHER_BASE_URL"
+    online_check = True
 
     async def test_decodes_the_base64_image(self, fake, make_provider) -> None:
         result = await self._generate(make_provider())
@@ -66,3 +67,10 @@ class TestTogether(ProviderSuite, HostedChecks):
             await self._generate(make_provider(), width=4096, height=1024)
         await self._generate(make_provider(), width=1000, height=750)
         assert (fake.last_input["width"], fake.last_input["height"]) == (992, 752)  # 62.5 x 16 rounds to even
+
+    async def test_doctor_looks_for_the_model(self, fake, make_provider) -> None:
+        provider = make_provider()
+        assert "FLUX.1-schnell available" in await provider.check()
+        provider.model = "someone/unknown-model"
+        assert "not in the model list" in await provider.check()
+        await provider.aclose()

@@ -12,7 +12,7 @@
 
 ``base`` is ``providers.bfl.base_url``, else ``BFL_BASE_URL``, else ``https://api.bfl.ai`` (the global
 endpoint; ``https://api.eu.bfl.ai`` and ``https://api.us.bfl.ai`` pin a region). The polling URL may
-be on a regional host: the key goes to the base host and its sibling hosts (``*.bfl.ai``) only.
+be on a regional host: the key goes to the base host and the hosts of its domain (``*.bfl.ai``) only.
 
 * ``Request Moderated`` / ``Content Moderated`` -> ``ContentRefused``; ``Error`` and ``Task not found``
   -> ``Transient``; HTTP 402 (no credits left) -> ``AuthFailed`` (stops the run); 429 (more than 24
@@ -112,13 +112,21 @@ class BFLProvider(Provider):
                 raise RateLimited("bfl: HTTP 429: too many active tasks", retry_after=float(wait))
 
     def _auth_for(self, url: str) -> dict[str, str]:
-        """The key, for the base host and its sibling hosts (api.us1.bfl.ai next to api.bfl.ai) only."""
+        """The key, for the base host and hosts of its domain only (api.us1.bfl.ai next to api.eu.bfl.ai)."""
         assert self._http is not None
         base = urlsplit(self._http.base_url).hostname or ""
         host = urlsplit(url).hostname or ""
-        if host == base or (not _is_ip(base) and base.count(".") >= 2 and host.endswith("." + base.split(".", 1)[1])):
+        domain = ".".join(base.split(".")[-2:])
+        if host == base or (not _is_ip(base) and base.count(".") >= 2 and host.endswith("." + domain)):
             return self._auth
         raise InvalidRequest(f"bfl: polling URL on an unexpected host ({host}); not sending the key there")
+
+    async def check(self) -> str:
+        """``limner doctor``: ``GET /v1/credits`` checks the key and reports the balance."""
+        await super().check()
+        answer = await self._connect().json("GET", "/v1/credits", headers=self._auth)
+        credits = answer.get("credits") if isinstance(answer, dict) else None
+        return f"key accepted ({credits} credits left); model {self.model}"
 
     async def aclose(self) -> None:
         if self._http is not None:

@@ -116,6 +116,12 @@ class OpenAIProvider(Provider):
             message = str(error.get("message") or error.get("code"))[:300]
             raise ContentRefused(self._http.redact(f"openai: refused by the safety system ({error['code']}): {message}"))
 
+    async def check(self) -> str:
+        """``limner doctor``: ``GET /models/{model}`` checks the key and that it may use the model."""
+        await super().check()
+        answer = await self._connect().json("GET", f"/models/{self.model}", headers=self._auth)
+        return f"key accepted; model {answer.get('id') if isinstance(answer, dict) else self.model} available"
+
     async def aclose(self) -> None:
         if self._http is not None:
             http, self._http = self._http, None

@@ -104,6 +104,14 @@ class TogetherProvider(Provider):
             assert self._http is not None
             raise ContentRefused(self._http.redact(f"together: refused: {error.get('message') or text}"[:400]))
 
+    async def check(self) -> str:
+        """``limner doctor``: ``GET /v1/models`` checks the key and looks for the model."""
+        await super().check()
+        answer = await self._connect().json("GET", "/v1/models", headers=self._auth)
+        models = answer.get("data", []) if isinstance(answer, dict) else answer
+        listed = any(isinstance(m, dict) and m.get("id") == self.model for m in models or [])
+        return f"key accepted; model {self.model} {'available' if listed else 'not in the model list'}"
+
     async def aclose(self) -> None:
         if self._http is not None:
             http, self._http = self._http, None
