@@ -14,6 +14,7 @@ concurrency / latency (>= 15.2 entries/s of an ideal 16).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -27,13 +28,27 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(ROOT / "tests"))
 from _common import machine, table  # noqa: E402
-from fake_replicate import start_fake, stop_fake  # noqa: E402
+from fake_replicate import start_fake, stop_fake  # noqa: E402  (tests/fake_replicate.py; needs pytest-httpserver)
 
 from limner.config import load_settings  # noqa: E402
 from limner.project import Project  # noqa: E402
 from limner.runner import RunOptions, Selection, build_plan, run_plan  # noqa: E402
 
 TOKEN = "r8_BENCH_fake_token_not_a_real_credential"
+
+
+def serve_fake(conn, size: int, latency: float) -> None:  # type: ignore[no-untyped-def]
+    """Child process: the fake API, so its threads do not share the runner's GIL (as Replicate would not)."""
+    server, fake = start_fake(TOKEN, image_size=size, latency=latency)
+    conn.send(fake.url)
+    conn.recv()  # "stop"
+    stop_fake(server, fake)
+    conn.send({"create_calls": fake.create_calls, "poll_calls": fake.poll_calls, "file_calls": fake.file_calls,
+               "paid": fake.paid})
+
+
+def pct(values: list[int], q: float) -> str:
+    return str(values[min(len(values) - 1, int(q * len(values)))]) if values else "?"
 
 
 def main() -> int:
@@ -44,8 +59,12 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=64, help="long side of the fake's images, in pixels")
     args = ap.parse_args()
 
-    server, fake = start_fake(TOKEN, image_size=args.size, latency=args.latency)
-    os.environ.update(REPLICATE_API_TOKEN=TOKEN, REPLICATE_BASE_URL=fake.url, LIMNER_ALLOW_HTTP_HOSTS="127.0.0.1")
+    parent, child = multiprocessing.Pipe()
+    server = multiprocessing.get_context("spawn").Process(target=serve_fake, args=(child, args.size, args.latency), daemon=True)
+    server.start()
+    url = parent.recv()
+    counts: dict[str, int] = {}
+    os.environ.update(REPLICATE_API_TOKEN=TOKEN, REPLICATE_BASE_URL=url, LIMNER_ALLOW_HTTP_HOSTS="127.0.0.1")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
@@ -67,9 +86,13 @@ def main() -> int:
             t1 = time.perf_counter()
             summary = run_plan(project, plan, RunOptions(progress=False))
             elapsed = time.perf_counter() - t1
+            with project.db.engine.connect() as con:  # provider call latency as the runner measured it
+                latencies = sorted(r[0] for r in con.exec_driver_sql("select latency_ms from renders"))
             project.close()
     finally:
-        stop_fake(server, fake)
+        parent.send("stop")
+        counts = parent.recv() if parent.poll(10) else {}
+        server.join(5)
 
     ideal = args.concurrency / args.latency
     rate = summary.generated / elapsed
@@ -80,8 +103,9 @@ def main() -> int:
         ["concurrency", str(args.concurrency)],
         ["image size", f"{args.size} px"],
         ["published", f"{summary.generated} ({summary.failed} failed)"],
-        ["create calls / polls / downloads", f"{fake.create_calls} / {fake.poll_calls} / {fake.file_calls}"],
+        ["create calls / polls / downloads", " / ".join(str(counts.get(k, "?")) for k in ("create_calls", "poll_calls", "file_calls"))],
         ["spend (list price)", f"${summary.spend_usd:.2f}"],
+        ["call latency p50 / p95 / max", f"{pct(latencies, 0.5)} / {pct(latencies, 0.95)} / {pct(latencies, 1.0)} ms"],
         ["plan time", f"{t_plan:.2f} s"],
         ["run time", f"{elapsed:.2f} s"],
         ["throughput", f"{rate:.2f} entries/s"],

@@ -55,8 +55,9 @@ ASPECTS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:1
 MODERATED = ("Request Moderated", "Content Moderated")
 
 # Credits are $0.01 each (https://docs.bfl.ai/quick_start/pricing). FLUX1.1 [pro]: $0.04 per image
-# (https://docs.bfl.ai/flux_models/flux_1_1_pro). Ultra $0.06 and [pro] $0.05, [dev] $0.025 are BFL's
-# list prices as commonly quoted; they could not be confirmed on BFL's page with the search tool.
+# (https://docs.bfl.ai/flux_models/flux_1_1_pro). FLUX1.1 [pro] Ultra $0.06 and FLUX.1 [pro] $0.04: BFL's
+# prices as quoted by a relay (https://docs.apiyi.com/en/api-capabilities/flux/historical-versions).
+# FLUX.1 [dev] $0.025 could not be confirmed with the search tool: a reasonable list price; check it.
 _PRICING = "https://docs.bfl.ai/quick_start/pricing"
 
 
@@ -74,7 +75,7 @@ class BFLProvider(Provider):
     prices: ClassVar[dict[str, Price]] = {
         "flux-pro-1.1": Price(usd_per_image=0.04, as_of="2026-11", source="https://docs.bfl.ai/flux_models/flux_1_1_pro"),
         "flux-pro-1.1-ultra": Price(usd_per_image=0.06, as_of="2026-11", source=_PRICING),
-        "flux-pro": Price(usd_per_image=0.05, as_of="2026-11", source=_PRICING),
+        "flux-pro": Price(usd_per_image=0.04, as_of="2026-11", source=_PRICING),
         "flux-dev": Price(usd_per_image=0.025, as_of="2026-11", source=_PRICING),
     }
     required_env = (KEY_ENV,)

@@ -66,7 +66,7 @@ class HuggingFaceProvider(Provider):
     def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
         super().__init__(model=model, settings=settings)
         self._http: ProviderHTTP | None = None
-        self._auth: dict[str, str] = {}
+        self._headers: dict[str, str] = {}
 
     def _connect(self) -> ProviderHTTP:
         if self._http is None:
@@ -78,7 +78,7 @@ class HuggingFaceProvider(Provider):
                                 max_download_bytes=int(self.settings.get("max_download_bytes") or DEFAULT_MAX_DOWNLOAD_BYTES),
                                 secrets=[key])
             http.client.event_hooks = {"request": [], "response": [self._error_hook]}
-            self._auth = {"Authorization": f"Bearer {key}", "Accept": "image/png"}
+            self._headers = {"Authorization": f"Bearer {key}", "Accept": "image/png"}
             self._http = http
         return self._http
 
@@ -123,7 +123,7 @@ class HuggingFaceProvider(Provider):
                                       SUPPORTED_PARAMS))
 
         response = await http.request("POST", f"/{ROUTE}/models/{model}",
-                                      json={"inputs": request.prompt, "parameters": parameters}, headers=self._auth)
+                                      json={"inputs": request.prompt, "parameters": parameters}, headers=self._headers)
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if not content_type.startswith("image/"):
             raise Transient(http.redact(f"huggingface: expected an image, got {content_type or 'no content type'}: "

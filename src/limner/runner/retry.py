@@ -18,6 +18,10 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from limner.providers import AuthFailed, GenerationRequest, GenerationResult, Provider, RateLimited, Transient
 
 
+#: longest Retry-After honoured (a server asking for more is waited on this long, then retried)
+RETRY_AFTER_CAP_S = 600.0
+
+
 @dataclass
 class CallStats:
     attempts: int = 0
@@ -36,7 +40,10 @@ class RetryAfterOrBackoff:
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
-            return min(self.maximum, max(0.0, exc.retry_after)) + random.uniform(0, 0.1 * max(exc.retry_after, 0.1))
+            # the server's word wins over our backoff settings, up to a sanity cap; a little jitter
+            # keeps concurrent callers from coming back in the same instant
+            wait = min(RETRY_AFTER_CAP_S, max(0.0, exc.retry_after))
+            return wait + random.uniform(0, min(1.0, 0.1 * max(wait, 0.1)))
         return float(self.backoff(state))
 
 
