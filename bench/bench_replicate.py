@@ -14,12 +14,17 @@ concurrency / latency (>= 15.2 entries/s of an ideal 16).
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import multiprocessing
 import os
+import re
 import sys
 import tempfile
 import textwrap
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
@@ -28,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(ROOT / "tests"))
 from _common import machine, table  # noqa: E402
-from fake_replicate import start_fake, stop_fake  # noqa: E402  (tests/fake_replicate.py; needs pytest-httpserver)
+from fake_replicate import ASPECTS, noisy_image, start_fake, stop_fake  # noqa: E402  (tests/fake_replicate.py)
 
 from limner.config import load_settings  # noqa: E402
 from limner.project import Project  # noqa: E402
@@ -37,18 +42,92 @@ from limner.runner import RunOptions, Selection, build_plan, run_plan  # noqa: E
 TOKEN = "r8_BENCH_fake_token_not_a_real_credential"
 
 
-def serve_fake(conn, size: int, latency: float) -> None:  # type: ignore[no-untyped-def]
+class KeepAliveFake(BaseHTTPRequestHandler):
+    """A minimal Replicate (create with ``Prefer: wait``, poll, files) on ``ThreadingHTTPServer``, with
+    HTTP/1.1 keep-alive like the real API (werkzeug's dev server, under pytest-httpserver, closes every
+    connection, so each call there pays a TCP connect and a thread start)."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    latency = 1.0
+    size = 64
+    lock = threading.Lock()
+    counts: dict[str, int] = {"create_calls": 0, "poll_calls": 0, "file_calls": 0}
+    predictions: dict[str, dict] = {}
+    ids = itertools.count(1)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - no access log
+        pass
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _prediction(self, pid: str) -> bytes:
+        p = self.predictions[pid]
+        done = time.monotonic() >= p["ready_at"]
+        base = f"http://{self.headers.get('Host')}"
+        return json.dumps({
+            "id": pid, "model": "black-forest-labs/flux-schnell", "version": "hidden", "input": p["input"], "logs": "",
+            "status": "succeeded" if done else "processing", "error": None, "data_removed": False,
+            "output": [f"{base}/files/{pid}.png"] if done else None, "created_at": p["created_at"],
+            "urls": {"get": f"{base}/v1/predictions/{pid}", "cancel": f"{base}/v1/predictions/{pid}/cancel"},
+            "metrics": {"predict_time": self.latency} if done else {},
+        }).encode()
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            self._send(401, b'{"title": "Unauthenticated", "detail": "You did not pass a valid authentication token", "status": 401}')
+            return
+        pid = f"bench{next(self.ids):08d}"
+        ready_at = time.monotonic() + self.latency
+        with self.lock:
+            self.counts["create_calls"] += 1
+            self.predictions[pid] = {"input": body.get("input") or {}, "ready_at": ready_at, "created_at": time.time()}
+        wait = re.search(r"wait(?:=(\d+))?", self.headers.get("Prefer") or "")
+        if wait:
+            time.sleep(max(0.0, min(ready_at - time.monotonic(), float(wait.group(1) or 60))))
+        self._send(201, self._prediction(pid))
+
+    def do_GET(self) -> None:  # noqa: N802
+        kind, _, name = self.path.strip("/").rpartition("/")
+        pid = name.split(".")[0]
+        if pid not in self.predictions:
+            self._send(404, b'{"detail": "Not found."}')
+        elif kind == "files":
+            with self.lock:
+                self.counts["file_calls"] += 1
+            inp = self.predictions[pid]["input"]
+            a, b = ASPECTS.get(str(inp.get("aspect_ratio")), (1, 1))
+            w, h = max(8, round(a * self.size / max(a, b))), max(8, round(b * self.size / max(a, b)))
+            self._send(200, noisy_image(w, h, int(inp.get("seed") or 0)), "image/png")
+        else:
+            with self.lock:
+                self.counts["poll_calls"] += 1
+            self._send(200, self._prediction(pid))
+
+
+def serve_fake(conn, kind: str, size: int, latency: float) -> None:  # type: ignore[no-untyped-def]
     """Child process: the fake API, so its threads do not share the runner's GIL (as Replicate would not)."""
-    server, fake = start_fake(TOKEN, image_size=size, latency=latency)
-    conn.send(fake.url)
-    conn.recv()  # "stop"
-    stop_fake(server, fake)
-    conn.send({"create_calls": fake.create_calls, "poll_calls": fake.poll_calls, "file_calls": fake.file_calls,
-               "paid": fake.paid})
-
-
-def pct(values: list[int], q: float) -> str:
-    return str(values[min(len(values) - 1, int(q * len(values)))]) if values else "?"
+    if kind == "httpserver":
+        server, fake = start_fake(TOKEN, image_size=size, latency=latency)
+        conn.send(fake.url)
+        conn.recv()  # "stop"
+        stop_fake(server, fake)
+        conn.send({"create_calls": fake.create_calls, "poll_calls": fake.poll_calls, "file_calls": fake.file_calls})
+        return
+    KeepAliveFake.latency, KeepAliveFake.size = latency, size
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveFake)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    conn.send(f"http://127.0.0.1:{httpd.server_address[1]}")
+    conn.recv()
+    httpd.shutdown()
+    conn.send(dict(KeepAliveFake.counts))
 
 
 def main() -> int:
@@ -57,10 +136,13 @@ def main() -> int:
     ap.add_argument("--latency", type=float, default=1.0, help="seconds the fake holds each prediction")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--size", type=int, default=64, help="long side of the fake's images, in pixels")
+    ap.add_argument("--fake", choices=["keepalive", "httpserver"], default="keepalive",
+                    help="keepalive: ThreadingHTTPServer with HTTP/1.1 keep-alive (default); "
+                         "httpserver: the tests' pytest-httpserver fake (a new connection per request)")
     args = ap.parse_args()
 
     parent, child = multiprocessing.Pipe()
-    server = multiprocessing.get_context("spawn").Process(target=serve_fake, args=(child, args.size, args.latency), daemon=True)
+    server = multiprocessing.get_context("spawn").Process(target=serve_fake, args=(child, args.fake, args.size, args.latency), daemon=True)
     server.start()
     url = parent.recv()
     counts: dict[str, int] = {}
@@ -86,8 +168,6 @@ def main() -> int:
             t1 = time.perf_counter()
             summary = run_plan(project, plan, RunOptions(progress=False))
             elapsed = time.perf_counter() - t1
-            with project.db.engine.connect() as con:  # provider call latency as the runner measured it
-                latencies = sorted(r[0] for r in con.exec_driver_sql("select latency_ms from renders"))
             project.close()
     finally:
         parent.send("stop")
@@ -102,10 +182,10 @@ def main() -> int:
         ["prediction latency (Prefer: wait)", f"{args.latency:g} s"],
         ["concurrency", str(args.concurrency)],
         ["image size", f"{args.size} px"],
+        ["fake server", "ThreadingHTTPServer, keep-alive" if args.fake == "keepalive" else "pytest-httpserver (werkzeug)"],
         ["published", f"{summary.generated} ({summary.failed} failed)"],
         ["create calls / polls / downloads", " / ".join(str(counts.get(k, "?")) for k in ("create_calls", "poll_calls", "file_calls"))],
         ["spend (list price)", f"${summary.spend_usd:.2f}"],
-        ["call latency p50 / p95 / max", f"{pct(latencies, 0.5)} / {pct(latencies, 0.95)} / {pct(latencies, 1.0)} ms"],
         ["plan time", f"{t_plan:.2f} s"],
         ["run time", f"{elapsed:.2f} s"],
         ["throughput", f"{rate:.2f} entries/s"],

@@ -1,101 +1,18 @@
-"""Shared fixtures: a throwaway project on the fake provider, and a CLI runner in a subprocess."""
+"""Shared fixtures: a throwaway project on the fake provider (helpers live in projects.py)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from limner.config import load_settings
 from limner.plugins import load_plugins
-from limner.project import Project
+from projects import ProjectDir, make_entries
 
 load_plugins(["limner.testing"])
 
-
-def make_entries(n: int, *, prefix: str = "event") -> list[dict[str, Any]]:
-    eras = ["patriarchs", "medieval", "modern"]
-    return [
-        {"id": f"{prefix}-{i:03d}", "title": f"Event {i}", "year": -1000 + i * 10, "era": eras[i % 3],
-         "description": f"Something that happened, number {i}."}
-        for i in range(n)
-    ]
-
-
-class ProjectDir:
-    """A project folder with limner.toml and catalog.yaml; ``run`` invokes the CLI in a subprocess."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    @property
-    def config(self) -> Path:
-        return self.root / "limner.toml"
-
-    @property
-    def catalog(self) -> Path:
-        return self.root / "catalog.yaml"
-
-    def write_catalog(self, entries: list[dict[str, Any]]) -> None:
-        self.catalog.write_text(yaml.safe_dump({"entries": entries}, allow_unicode=True, sort_keys=False), encoding="utf-8")
-
-    def entries(self) -> list[dict[str, Any]]:
-        return yaml.safe_load(self.catalog.read_text(encoding="utf-8"))["entries"]
-
-    def write_config(self, extra: str = "", provider: str = "fake") -> None:
-        self.config.write_text(textwrap.dedent(f"""\
-            catalog = "catalog.yaml"
-            provider = "{provider}"
-            [generate]
-            concurrency = 4
-            workers = 2
-            backoff_initial_s = 0.01
-            backoff_max_s = 0.05
-            [providers.fake]
-            size = 96
-            calls_file = "{self.root / "calls.jsonl"}"
-            """) + textwrap.dedent(extra), encoding="utf-8")
-
-    def project(self, **overrides: Any) -> Project:
-        return Project(load_settings(self.config, overrides=overrides))
-
-    def calls(self) -> list[dict[str, Any]]:
-        path = self.root / "calls.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LIMNER_")}
-        env["LIMNER_PLUGINS"] = "limner.testing"
-        env["NO_COLOR"] = "1"
-        env["COLUMNS"] = "200"
-        env.update(extra)
-        return env
-
-    def run(self, *args: str, check: bool = False, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "limner", "--config", str(self.config), *args],
-            cwd=self.root, capture_output=True, text=True, timeout=timeout, env=env or self.env(),
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"limner {' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-        return proc
-
-    def run_json(self, *args: str, **kw: Any) -> Any:
-        proc = self.run(*args, "--json", **kw)
-        try:
-            return json.loads(proc.stdout)
-        except ValueError:
-            raise AssertionError(f"stdout is not JSON (exit {proc.returncode}):\n{proc.stdout}\nstderr:\n{proc.stderr}") from None
+__all__ = ["ProjectDir", "make_entries"]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ProjectDir, make_entries
+from projects import ProjectDir, make_entries
 from fake_replicate import NSFW_ERROR, ReplicateFake, start_fake, stop_fake
 
 pytestmark = pytest.mark.slow

@@ -1,0 +1,429 @@
+"""S3-compatible object storage: AWS S3, Cloudflare R2, MinIO, Supabase's S3 endpoint.
+
+``[storage] url = "s3://bucket/prefix"``; keys live under the prefix. Credentials come from
+boto3's default chain (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``,
+``AWS_PROFILE``, instance roles ...) and, failing the environment, from the project's ``.env``;
+never from ``limner.toml``.
+
+Every write is verified before ``put`` returns: the object's size, the sha256 stored in its
+metadata (``x-amz-meta-sha256``) and, where the service's ETag is an MD5, the ETag. So a
+database row is never committed for an object that was not fully written. Transient faults
+(5xx, throttling, timeouts, dropped connections) are retried by botocore's ``standard`` retry
+mode with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import logging
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError as BotoConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+
+from limner.errors import ConfigError
+from limner.storage.base import Storage, StorageError
+
+if TYPE_CHECKING:
+    from limner.config.settings import Settings
+
+log = logging.getLogger("limner.storage")
+
+#: content-addressed prefixes: their objects never change, so caches may keep them forever
+IMMUTABLE_PREFIXES = ("masters/", "variants/", "placeholders/")
+IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+#: user metadata holding the object's sha256 (sent as ``x-amz-meta-sha256``)
+SHA256_METADATA = "sha256"
+
+MiB = 1024 * 1024
+DEFAULT_MULTIPART_THRESHOLD = 8 * MiB
+DEFAULT_MULTIPART_CHUNKSIZE = 8 * MiB
+DEFAULT_MAX_ATTEMPTS = 10
+
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "TokenRefreshRequired",
+                     "InvalidSecurity", "InvalidClientTokenId", "AuthorizationHeaderMalformed"}
+_NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
+_TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "RequestTimeTooSkewed",
+                    "Throttling", "ThrottlingException", "RequestLimitExceeded", "BadDigest", "IncompleteBody"}
+_KMS = ("aws:kms", "aws:kms:dsse")
+_CREDENTIAL_HINT = ("S3 credentials come from the environment or .env: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                    "(or AWS_PROFILE); they never go in limner.toml")
+
+
+def _error(message: str, *, retryable: bool = False, hint: str | None = None) -> StorageError:
+    exc = StorageError(message, retryable=retryable)
+    exc.hint = hint
+    return exc
+
+
+def _strip_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def _md5(data: bytes) -> Any:
+    return hashlib.md5(data, usedforsecurity=False)
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix")``."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3":
+        raise ConfigError(f"not an s3:// URL: {url!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError("the storage URL must not contain credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                          "in the environment or .env")
+    bucket = parts.netloc
+    if not bucket:
+        raise ConfigError(f"storage URL {url!r} names no bucket; use s3://BUCKET or s3://BUCKET/PREFIX")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"storage URL {url!r}: query strings are not supported; use [storage] endpoint_url and region")
+    return bucket, parts.path.strip("/")
+
+
+class S3Storage(Storage):
+    """Objects in an S3 bucket, under an optional key prefix."""
+
+    scheme = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        public_base_url: str | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
+        multipart_chunksize: int = DEFAULT_MULTIPART_CHUNKSIZE,
+        max_pool_connections: int = 32,
+        session: Any = None,
+    ) -> None:
+        if not bucket or "/" in bucket:
+            raise ConfigError(f"invalid S3 bucket name {bucket!r}")
+        prefix = prefix.strip("/")
+        if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+            raise ConfigError(f"invalid S3 key prefix {prefix!r}")
+        self.bucket = bucket
+        self.prefix = prefix
+        # boto3 itself honours these variables; knowing the endpoint also decides addressing and URLs
+        endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+        self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
+        self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+        self.max_attempts = max_attempts
+        custom = self.endpoint_url is not None
+        config_kwargs: dict[str, Any] = dict(
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_pool_connections=max_pool_connections,
+            signature_version="s3v4",
+            # custom endpoints (MinIO, R2, Supabase) get path-style URLs: bucket names need no DNS
+            s3={"addressing_style": "path" if custom else "auto"},
+            user_agent_extra="limner",
+        )
+        if custom:
+            # several S3-compatible services reject the newer default checksum headers; single-part
+            # writes send Content-MD5 instead, which every one of them checks
+            config_kwargs.update(request_checksum_calculation="when_required", response_checksum_validation="when_required")
+        session = session or boto3.session.Session()
+        self._client = session.client("s3", endpoint_url=self.endpoint_url, region_name=region or None,
+                                      config=Config(**config_kwargs))
+        self.region = region or self._client.meta.region_name
+        self._transfer = TransferConfig(multipart_threshold=multipart_threshold, multipart_chunksize=multipart_chunksize,
+                                        max_concurrency=4, use_threads=True)
+        self._bucket_checked = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3Storage:
+        s = settings.storage
+        bucket, prefix = parse_s3_url(s.url)
+        session_kwargs: dict[str, str] = {}
+        env_has_credentials = any(os.environ.get(n) for n in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                                                               "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"))
+        if not env_has_credentials:  # the project's .env, like every other Limner secret
+            key_id = settings.secret("AWS_ACCESS_KEY_ID")
+            secret = settings.secret("AWS_SECRET_ACCESS_KEY")
+            if key_id and secret:
+                session_kwargs = {"aws_access_key_id": key_id, "aws_secret_access_key": secret}
+                token = settings.secret("AWS_SESSION_TOKEN")
+                if token:
+                    session_kwargs["aws_session_token"] = token
+            elif settings.secret("AWS_PROFILE"):
+                session_kwargs = {"profile_name": settings.secret("AWS_PROFILE") or ""}
+        region = s.region or (None if os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                              else settings.secret("AWS_REGION") or settings.secret("AWS_DEFAULT_REGION"))
+        endpoint = s.endpoint_url or (None if os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+                                      else settings.secret("AWS_ENDPOINT_URL_S3") or settings.secret("AWS_ENDPOINT_URL"))
+        try:
+            session = boto3.session.Session(**session_kwargs)
+        except BotoCoreError as exc:  # e.g. an unknown profile
+            raise ConfigError(f"cannot set up S3 credentials: {exc}", hint=_CREDENTIAL_HINT) from None
+        return cls(bucket, prefix, endpoint_url=endpoint, region=region, public_base_url=s.public_base_url, session=session)
+
+    # ------------------------------------------------------------------ keys and names
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    def _key(self, key: str) -> str:
+        if not isinstance(key, str) or not key or key.startswith("/") or any(p in ("", ".", "..") for p in key.split("/")):
+            raise StorageError(f"invalid storage key {key!r}")
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _unprefix(self, full: str) -> str:
+        return full[len(self.prefix) + 1:] if self.prefix else full
+
+    def __repr__(self) -> str:
+        endpoint = f" endpoint={_strip_userinfo(self.endpoint_url)!r}" if self.endpoint_url else ""
+        return f"<S3Storage {self.location}{endpoint}>"
+
+    # ------------------------------------------------------------------ errors
+    def _fail(self, exc: Exception, action: str, key: str | None = None) -> StorageError:
+        """A clear StorageError for a botocore exception; never includes credentials."""
+        what = f"{action} {key!r} in {self.location}" if key is not None else f"{action} {self.location}"
+        at = f" at {_strip_userinfo(self.endpoint_url)}" if self.endpoint_url else ""
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "NoSuchBucket":
+                return _error(f"S3 bucket {self.bucket!r} does not exist{at} (while trying to {what})",
+                              hint="create the bucket, or fix [storage] url (s3://BUCKET/PREFIX), endpoint_url and region")
+            if code in _CREDENTIAL_CODES:
+                return _error(f"S3{at} rejected the credentials ({code}) for bucket {self.bucket!r} (while trying to {what})",
+                              hint=_CREDENTIAL_HINT)
+            if code == "AccessDenied" or status == 403:
+                return _error(f"S3{at} denied access ({code or 'HTTP 403'}) to bucket {self.bucket!r}: cannot {what}",
+                              hint="check that the credentials are right and allow s3:GetObject, s3:PutObject, s3:DeleteObject "
+                                   f"and s3:ListBucket on {self.bucket!r}")
+            if code in _NOT_FOUND_CODES or status == 404:
+                return _error(f"object {key!r} not found in {self.location}" if key is not None else f"{what}: not found")
+            transient = code in _TRANSIENT_CODES or (isinstance(status, int) and status >= 500)
+            detail = self._scrub(str(error.get("Message") or ""))[:300]
+            suffix = f" after {self.max_attempts} attempts" if transient else ""
+            return _error(f"S3 could not {what}{suffix}: {code or 'error'} (HTTP {status}){': ' + detail if detail else ''}",
+                          retryable=transient)
+        if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+            return _error(f"no S3 credentials found for bucket {self.bucket!r}", hint=_CREDENTIAL_HINT)
+        if isinstance(exc, (BotoConnectionError, HTTPClientError)):
+            return _error(f"cannot reach S3{at or ' (' + self.location + ')'} to {what} after {self.max_attempts} attempts: "
+                          f"{type(exc).__name__}", retryable=True)
+        return _error(f"S3 could not {what}: {type(exc).__name__}: {self._scrub(str(exc))[:300]}", retryable=True)
+
+    @staticmethod
+    def _scrub(text: str) -> str:
+        secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+        return text.replace(secret, "***") if secret else text
+
+    @staticmethod
+    def _is_transient(exc: Exception) -> bool:
+        if isinstance(exc, ClientError):
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            return exc.response.get("Error", {}).get("Code") in _TRANSIENT_CODES or (isinstance(status, int) and status >= 500)
+        return isinstance(exc, (BotoConnectionError, HTTPClientError))
+
+    # ------------------------------------------------------------------ metadata
+    def _check_bucket(self) -> None:
+        """A 404 from HEAD cannot tell a missing object from a missing bucket: ask once."""
+        if self._bucket_checked:
+            return
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if status == 404 or code in ("NoSuchBucket", "404", "NotFound"):
+                raise self._fail(ClientError({"Error": {"Code": "NoSuchBucket"}, "ResponseMetadata": {"HTTPStatusCode": 404}},
+                                             "HeadBucket"), "reach") from None
+            return  # 403 on HeadBucket alone is fine (e.g. no s3:ListBucket): the object calls will say more
+        except BotoCoreError as exc:
+            raise self._fail(exc, "reach") from None
+        self._bucket_checked = True
+
+    def head(self, key: str) -> dict[str, Any] | None:
+        """HEAD an object: its metadata, or None when it is missing."""
+        full = self._key(key)
+        try:
+            response = self._client.head_object(Bucket=self.bucket, Key=full)
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if status == 404 or code in _NOT_FOUND_CODES:
+                self._check_bucket()
+                return None
+            raise self._fail(exc, "read metadata of", key) from None
+        except BotoCoreError as exc:
+            raise self._fail(exc, "read metadata of", key) from None
+        self._bucket_checked = True
+        return response
+
+    def stored_sha256(self, key: str) -> str | None:
+        """The sha256 recorded in the object's metadata when Limner wrote it (None if missing or unknown)."""
+        head = self.head(key)
+        return (head.get("Metadata") or {}).get(SHA256_METADATA) if head else None
+
+    def _expected_etags(self, data: bytes) -> tuple[str, str | None]:
+        """The single-part ETag (an MD5) and the multipart one for the way ``put`` would split ``data``."""
+        from s3transfer.utils import ChunksizeAdjuster
+
+        single = _md5(data).hexdigest()
+        if len(data) < self._transfer.multipart_threshold:
+            return single, None
+        chunk = ChunksizeAdjuster().adjust_chunksize(self._transfer.multipart_chunksize, len(data))
+        digests = b"".join(_md5(data[i:i + chunk]).digest() for i in range(0, len(data), chunk))
+        return single, f"{_md5(digests).hexdigest()}-{-(-len(data) // chunk)}"
+
+    def _mismatch(self, head: dict[str, Any] | None, data: bytes, sha: str) -> str | None:
+        """Why the stored object is not ``data``, or None when every check we can make agrees."""
+        if head is None:
+            return "the object is missing"
+        if head.get("ContentLength") != len(data):
+            return f"it holds {head.get('ContentLength')} bytes, not {len(data)}"
+        stored = (head.get("Metadata") or {}).get(SHA256_METADATA)
+        if stored is not None and stored != sha:
+            return "its sha256 metadata differs"
+        etag = str(head.get("ETag") or "").strip('"').lower()
+        if head.get("ServerSideEncryption") in _KMS or head.get("SSECustomerAlgorithm"):
+            return None  # such ETags are not MD5s
+        single, multi = self._expected_etags(data)
+        if len(etag) == 32 and "-" not in etag:
+            return None if etag == single else "its ETag (MD5) differs"
+        if multi and "-" in etag and etag.rsplit("-", 1)[1] == multi.rsplit("-", 1)[1]:
+            return None if etag == multi else "its multipart ETag differs"
+        return None  # an ETag this service computes its own way: size and metadata must do
+
+    # ------------------------------------------------------------------ contract
+    def put(self, key: str, data: bytes, *, content_type: str) -> None:
+        full = self._key(key)
+        data = bytes(data)
+        sha = hashlib.sha256(data).hexdigest()
+        extra: dict[str, Any] = {"ContentType": content_type, "Metadata": {SHA256_METADATA: sha}}
+        if key.startswith(IMMUTABLE_PREFIXES):
+            extra["CacheControl"] = IMMUTABLE_CACHE_CONTROL
+        try:
+            if len(data) < self._transfer.multipart_threshold:
+                md5 = base64.b64encode(_md5(data).digest()).decode("ascii")
+                self._client.put_object(Bucket=self.bucket, Key=full, Body=data, ContentMD5=md5, **extra)
+            else:
+                self._client.upload_fileobj(io.BytesIO(data), self.bucket, full, ExtraArgs=extra, Config=self._transfer)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            # the write may have landed even though its answer was lost (a dropped connection, a retried
+            # multipart completion): the object itself says whether it did
+            if not self._is_transient(exc) or self._mismatch(self._head_quietly(key), data, sha) is not None:
+                raise self._fail(exc, "write", key) from None
+            log.info("write of %s reported %s but the object is complete", key, type(exc).__name__)
+        self._bucket_checked = True
+        problem = self._mismatch(self.head(key), data, sha)
+        if problem:
+            raise _error(f"wrote {key!r} to {self.location} but {problem}", retryable=True)
+
+    def _head_quietly(self, key: str) -> dict[str, Any] | None:
+        try:
+            return self.head(key)
+        except StorageError:
+            return None
+
+    def put_if_absent(self, key: str, data: bytes, *, content_type: str) -> bool:
+        """Write unless the key already holds these bytes (same size, and same sha256 or MD5 where known)."""
+        head = self.head(key)
+        if head is not None and self._mismatch(head, data, hashlib.sha256(data).hexdigest()) is None:
+            return False
+        self.put(key, data, content_type=content_type)
+        return True
+
+    def get(self, key: str) -> bytes:
+        full = self._key(key)
+        last: Exception | None = None
+        for _ in range(3):  # botocore retries the request; a body cut off mid-read is retried here
+            try:
+                response = self._client.get_object(Bucket=self.bucket, Key=full)
+                body = response["Body"]
+                try:
+                    data = body.read()
+                finally:
+                    body.close()
+            except ClientError as exc:
+                raise self._fail(exc, "read", key) from None
+            except (BotoCoreError, OSError) as exc:
+                last = exc
+                continue
+            expected = response.get("ContentLength")
+            if expected is not None and expected != len(data):
+                last = OSError(f"short read: {len(data)} of {expected} bytes")
+                continue
+            self._bucket_checked = True
+            return data
+        assert last is not None
+        raise self._fail(last, "read", key) from None
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
+
+    def size(self, key: str) -> int | None:
+        head = self.head(key)
+        return int(head["ContentLength"]) if head is not None else None
+
+    def delete(self, key: str) -> None:
+        full = self._key(key)
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=full)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in _NOT_FOUND_CODES:
+                return
+            raise self._fail(exc, "delete", key) from None
+        except BotoCoreError as exc:
+            raise self._fail(exc, "delete", key) from None
+
+    def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        """``(key, size)`` of every object under ``prefix``, one paginated listing (no HEAD per object)."""
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        paginator = self._client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                for item in page.get("Contents", ()):
+                    name = item["Key"]
+                    if name.endswith("/"):  # "folder" markers some consoles create
+                        continue
+                    yield self._unprefix(name), int(item.get("Size", 0))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, "list", prefix or None) from None
+        self._bucket_checked = True
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        for key, _size in self.list_sizes(prefix):
+            yield key
+
+    def url(self, key: str) -> str:
+        full = self._key(key)
+        if self.public_base_url:
+            return f"{self.public_base_url}/{quote(key, safe='/~')}"
+        path = quote(full, safe="/~")
+        if self.endpoint_url:
+            return f"{_strip_userinfo(self.endpoint_url)}/{quote(self.bucket, safe='')}/{path}"
+        region = self.region or "us-east-1"
+        if "." in self.bucket:  # a dotted bucket breaks the wildcard TLS certificate of virtual-hosted URLs
+            return f"https://s3.{region}.amazonaws.com/{self.bucket}/{path}"
+        return f"https://{self.bucket}.s3.{region}.amazonaws.com/{path}"

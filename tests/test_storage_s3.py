@@ -1,0 +1,303 @@
+"""S3Storage on moto's server (loopback, no network): the shared storage contract, plus what only S3 can show."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for storage_suite and s3_server, whatever pytest's import mode
+
+import pytest  # noqa: E402
+import requests  # noqa: E402
+from s3_server import AWS_ENV, AWS_ENV_EXTRA, AWS_ENV_UNSET, FaultyProxy, client, moto_auth, moto_endpoint, new_bucket, objects  # noqa: E402
+from storage_suite import BLOB, PNG, StorageSuite  # noqa: E402
+
+from limner.errors import ConfigError  # noqa: E402
+from limner.storage import StorageError, content_key, open_storage  # noqa: E402
+from limner.storage.s3 import IMMUTABLE_CACHE_CONTROL, S3Storage, parse_s3_url  # noqa: E402
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in AWS_ENV_UNSET:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**AWS_ENV, **AWS_ENV_EXTRA}.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def endpoint() -> str:
+    return moto_endpoint()
+
+
+@pytest.fixture
+def bucket(endpoint: str) -> str:
+    return new_bucket()
+
+
+def make(bucket: str, endpoint: str, prefix: str = "media", **kw) -> S3Storage:  # type: ignore[no-untyped-def]
+    return S3Storage(bucket, prefix, endpoint_url=endpoint, region="us-east-1", **kw)
+
+
+class TestS3Storage(StorageSuite):
+    @pytest.fixture
+    def storage(self, bucket: str, endpoint: str) -> S3Storage:
+        return make(bucket, endpoint)
+
+
+class TestS3StorageAtTheBucketRoot(StorageSuite):
+    """No key prefix, and a public base URL."""
+
+    @pytest.fixture
+    def storage(self, bucket: str, endpoint: str) -> S3Storage:
+        return S3Storage(bucket, endpoint_url=endpoint, public_base_url="https://img.example.org/")
+
+
+class TestS3StorageThroughAFlakyEndpoint(StorageSuite):
+    """The whole contract with 20% of requests answered 500 or dropped: retries hide every fault."""
+
+    @pytest.fixture
+    def storage(self, bucket: str) -> S3Storage:
+        proxy = FaultyProxy(failure_rate=0.2, seed=20).start()
+        yield make(bucket, proxy.url, max_attempts=12)
+        proxy.stop()
+
+
+# ------------------------------------------------------------------------------ S3 only
+def test_objects_live_under_the_prefix_with_headers(bucket: str, endpoint: str) -> None:
+    s = make(bucket, endpoint, prefix="site/media")
+    sha = hashlib.sha256(BLOB).hexdigest()
+    key = content_key("masters", sha, "png")
+    s.put(key, BLOB, content_type=PNG)
+    s.put("notes/readme.txt", b"hello", content_type="text/plain")
+    assert objects(bucket) == {f"site/media/{key}": len(BLOB), "site/media/notes/readme.txt": 5}
+    head = client().head_object(Bucket=bucket, Key=f"site/media/{key}")
+    assert head["ContentType"] == PNG
+    assert head["CacheControl"] == IMMUTABLE_CACHE_CONTROL == "public, max-age=31536000, immutable"
+    assert head["Metadata"]["sha256"] == sha
+    other = client().head_object(Bucket=bucket, Key="site/media/notes/readme.txt")
+    assert other["ContentType"] == "text/plain"
+    assert "CacheControl" not in other  # only content-addressed keys are immutable
+    assert sorted(s.list()) == sorted([key, "notes/readme.txt"])
+
+
+def test_multipart_upload_above_the_threshold(bucket: str, endpoint: str) -> None:
+    s = make(bucket, endpoint, multipart_threshold=1 * MiB, multipart_chunksize=5 * MiB)
+    big = os.urandom(6 * MiB + 123)  # two parts: S3's smallest part is 5 MiB
+    sha = hashlib.sha256(big).hexdigest()
+    key = content_key("masters", sha, "png")
+    s.put(key, big, content_type=PNG)
+    head = client().head_object(Bucket=bucket, Key=f"media/{key}")
+    assert head["ETag"].strip('"').endswith("-2")  # it went up in parts
+    assert head["ContentLength"] == len(big)
+    assert head["Metadata"]["sha256"] == sha
+    assert head["CacheControl"] == IMMUTABLE_CACHE_CONTROL and head["ContentType"] == PNG
+    assert s.get(key) == big
+    assert s.put_if_absent(key, big, content_type=PNG) is False  # the multipart ETag checks out too
+
+
+def test_small_objects_go_up_in_one_part(bucket: str, endpoint: str) -> None:
+    s = make(bucket, endpoint, multipart_threshold=1 * MiB)
+    data = os.urandom(MiB - 1)
+    s.put("masters/aa/small.png", data, content_type=PNG)
+    etag = client().head_object(Bucket=bucket, Key="media/masters/aa/small.png")["ETag"].strip('"')
+    assert etag == hashlib.md5(data).hexdigest()
+
+
+def test_put_if_absent_skips_an_identical_object(bucket: str) -> None:
+    with FaultyProxy() as proxy:
+        s = make(bucket, proxy.url)
+        key = content_key("variants", hashlib.sha256(BLOB).hexdigest(), "webp")
+        assert s.put_if_absent(key, BLOB, content_type="image/webp") is True
+        assert s.put_if_absent(key, BLOB, content_type="image/webp") is False
+        assert proxy.put_counts(bucket) == {f"media/{key}": 1}
+
+
+def test_put_if_absent_rewrites_same_size_different_bytes(bucket: str, endpoint: str) -> None:
+    s = make(bucket, endpoint)
+    other = bytes(reversed(BLOB))
+    s.put("masters/aa/x.png", other, content_type=PNG)
+    assert s.put_if_absent("masters/aa/x.png", BLOB, content_type=PNG) is True
+    assert s.get("masters/aa/x.png") == BLOB
+
+
+def test_put_if_absent_without_metadata_uses_the_md5_etag(bucket: str, endpoint: str) -> None:
+    s = make(bucket, endpoint)
+    client().put_object(Bucket=bucket, Key="media/masters/aa/y.png", Body=BLOB)  # written by another tool
+    assert s.put_if_absent("masters/aa/y.png", BLOB, content_type=PNG) is False
+    assert s.put_if_absent("masters/aa/y.png", bytes(reversed(BLOB)), content_type=PNG) is True
+    assert s.stored_sha256("masters/aa/y.png") == hashlib.sha256(bytes(reversed(BLOB))).hexdigest()
+
+
+def test_missing_bucket_is_a_clear_error(endpoint: str) -> None:
+    s = make("no-such-bucket-limner", endpoint)
+    for call in (lambda: s.put("a.png", b"x", content_type=PNG), lambda: s.get("a.png"), lambda: s.size("a.png"),
+                 lambda: s.exists("a.png"), lambda: list(s.list())):
+        with pytest.raises(StorageError) as info:
+            call()
+        assert "no-such-bucket-limner" in str(info.value)
+        assert "does not exist" in str(info.value)
+        assert not info.value.retryable
+
+
+def test_bad_credentials_are_a_clear_error_without_the_secret(bucket: str, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRETKEY"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    s = make(bucket, endpoint)
+    assert secret not in repr(s)
+    with moto_auth():
+        for call in (lambda: s.put("masters/aa/a.png", b"x", content_type=PNG), lambda: s.get("masters/aa/a.png"),
+                     lambda: s.size("masters/aa/a.png"), lambda: list(s.list())):
+            with pytest.raises(StorageError) as info:
+                call()
+            message = str(info.value) + str(info.value.hint or "")
+            assert bucket in message
+            assert secret not in message
+            assert any(w in message for w in ("credentials", "denied")), message
+            assert not info.value.retryable
+        with pytest.raises(StorageError) as info:
+            s.put("masters/aa/a.png", b"x", content_type=PNG)
+        assert "InvalidAccessKeyId" in str(info.value)
+        assert "AWS_ACCESS_KEY_ID" in (info.value.hint or "")
+
+
+def test_no_permission_is_a_clear_error(bucket: str) -> None:
+    class Denying(FaultyProxy):
+        pass
+
+    # moto's IAM would need users and policies; an AccessDenied answer is what S3 sends, so inject it
+    import s3_server
+
+    with FaultyProxy() as proxy:
+        original = s3_server._Handler._proxy
+
+        def deny(self):  # type: ignore[no-untyped-def]
+            self._read_body()
+            payload = b"" if self.command == "HEAD" else b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+            self.send_response(403)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        s3_server._Handler._proxy = deny
+        try:
+            s = make(bucket, proxy.url)
+            with pytest.raises(StorageError) as info:
+                s.put("masters/aa/a.png", b"x", content_type=PNG)
+            assert "denied" in str(info.value) and bucket in str(info.value) and "AccessDenied" in str(info.value)
+            with pytest.raises(StorageError) as info:
+                s.size("masters/aa/a.png")
+            assert "denied" in str(info.value) and "s3:ListBucket" in (info.value.hint or "")
+        finally:
+            s3_server._Handler._proxy = original
+
+
+def test_public_urls(bucket: str, endpoint: str) -> None:
+    key = "variants/abcdef0123456789-480.webp"
+    plain = make(bucket, endpoint, prefix="site/media")
+    assert plain.url(key) == f"{endpoint}/{bucket}/site/media/{key}"  # path-style on a custom endpoint
+    public = make(bucket, endpoint, prefix="site/media", public_base_url="https://img.example.org/media/")
+    assert public.url(key) == f"https://img.example.org/media/{key}"
+    aws = S3Storage("my-bucket", "p", region="eu-west-1", session=None)
+    assert aws.url(key) == f"https://my-bucket.s3.eu-west-1.amazonaws.com/p/{key}"
+    dotted = S3Storage("my.bucket", region="eu-west-1")
+    assert dotted.url(key) == f"https://s3.eu-west-1.amazonaws.com/my.bucket/{key}"
+    with pytest.raises(StorageError):
+        plain.url("../outside.png")
+
+
+def test_the_endpoint_url_serves_the_object(bucket: str, endpoint: str) -> None:
+    s = make(bucket, endpoint)
+    s.put("placeholders/aa/x.webp", b"RIFF....WEBP", content_type="image/webp")
+    response = requests.get(s.url("placeholders/aa/x.webp"), timeout=10)
+    assert response.status_code == 200
+    assert response.content == b"RIFF....WEBP"
+    assert response.headers["Content-Type"] == "image/webp"
+
+
+def test_repr_and_urls_never_show_credentials(bucket: str) -> None:
+    s = S3Storage(bucket, "p", endpoint_url="https://user:hunter2@minio.example.org:9000")
+    assert "hunter2" not in repr(s)
+    assert "hunter2" not in s.url("a.png")
+    assert repr(s) == f"<S3Storage s3://{bucket}/p endpoint='https://minio.example.org:9000'>"
+
+
+def test_parse_s3_url() -> None:
+    assert parse_s3_url("s3://bucket") == ("bucket", "")
+    assert parse_s3_url("s3://bucket/a/b/") == ("bucket", "a/b")
+    for bad in ("s3://", "s3:///prefix", "s3://key:secret@bucket/p", "s3://b/p?endpoint=x"):
+        with pytest.raises(ConfigError):
+            parse_s3_url(bad)
+
+
+def test_open_storage_from_settings(tmp_path: Path, bucket: str, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from limner.config import load_settings
+
+    for name in list(os.environ):
+        if name.upper().startswith("LIMNER_"):
+            monkeypatch.delenv(name)
+    (tmp_path / "limner.toml").write_text(
+        f'[storage]\nurl = "s3://{bucket}/media"\nendpoint_url = "{endpoint}"\nregion = "us-east-1"\n'
+        'public_base_url = "https://img.example.org"\n')
+    s = open_storage(load_settings(tmp_path / "limner.toml"))
+    assert isinstance(s, S3Storage)
+    assert (s.bucket, s.prefix, s.endpoint_url) == (bucket, "media", endpoint)
+    s.put("a.png", b"x", content_type=PNG)
+    assert objects(bucket) == {"media/a.png": 1}
+    assert s.url("a.png") == "https://img.example.org/a.png"
+
+    # credentials from the project's .env when the environment has none
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    (tmp_path / ".env").write_text("AWS_ACCESS_KEY_ID=testing\nAWS_SECRET_ACCESS_KEY=testing\n")
+    s = open_storage(load_settings(tmp_path / "limner.toml"))
+    assert s.get("a.png") == b"x"
+
+
+def test_no_credentials_is_a_clear_error(bucket: str, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    s = make(bucket, endpoint)
+    with pytest.raises(StorageError) as info:
+        s.put("a.png", b"x", content_type=PNG)
+    assert "credentials" in str(info.value) and "AWS_ACCESS_KEY_ID" in (info.value.hint or "")
+
+
+def test_retries_hide_a_20_percent_failure_rate(bucket: str) -> None:
+    with FaultyProxy(failure_rate=0.2, seed=7) as proxy:
+        s = make(bucket, proxy.url, max_attempts=12)
+        blobs = {content_key("masters", hashlib.sha256(bytes([i]) * 3000).hexdigest(), "png"): bytes([i]) * 3000
+                 for i in range(40)}
+        for key, data in blobs.items():
+            assert s.put_if_absent(key, data, content_type=PNG) is True
+        for key, data in blobs.items():
+            assert s.get(key) == data
+        assert sorted(s.list("masters/")) == sorted(blobs)
+        assert proxy.faults_injected() > 10
+    assert len(objects(bucket)) == 40
+
+
+def test_without_retries_a_fault_is_a_retryable_error(bucket: str) -> None:
+    with FaultyProxy(failure_rate=1.0, faults=("500",)) as proxy:
+        s = make(bucket, proxy.url, max_attempts=2)
+        with pytest.raises(StorageError) as info:
+            s.put("masters/aa/x.png", b"x", content_type=PNG)
+        assert info.value.retryable
+        assert "InternalError" in str(info.value) and "2 attempts" in str(info.value)
+
+
+def test_a_write_whose_answer_was_lost_is_verified_not_failed(bucket: str, endpoint: str) -> None:
+    with FaultyProxy(failure_rate=1.0, faults=("drop-after",)) as proxy:
+        s = make(bucket, proxy.url, max_attempts=1)
+        proxy.failure_rate = 0.0
+        # only the PUT's answer is dropped: the HEAD that follows sees the complete object
+        original = proxy.decide
+        proxy.decide = lambda method, path: "drop-after" if method == "PUT" else None  # type: ignore[method-assign]
+        s.put("masters/aa/x.png", BLOB, content_type=PNG)
+        proxy.decide = original  # type: ignore[method-assign]
+    assert make(bucket, endpoint).get("masters/aa/x.png") == BLOB
