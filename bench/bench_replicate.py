@@ -1,14 +1,22 @@
 """Replicate provider throughput against a loopback Replicate fake with a fixed prediction latency.
 
-The fake (tests/fake_replicate.py, a threaded pytest-httpserver) holds each create call
-(``Prefer: wait``) for ``--latency`` seconds and answers ``succeeded`` with a small PNG served by
-the same server, so every entry costs one create call and one download through the real
-provider code (httpx, ProviderHTTP, the runner's gate, validation, derivation, storage).
+The fake runs in a child process (its threads must not share the runner's GIL, as the real API
+would not). It holds each create call (``Prefer: wait``) for ``--latency`` seconds and answers
+``succeeded`` with the URL of a small PNG it serves itself, so every entry costs one create call
+and one download through the real provider code (httpx, ProviderHTTP, the runner's gate and
+retries, validation, derivation, storage, database). Two fakes:
+
+* ``keepalive`` (default): a ``ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive, like the real API;
+* ``httpserver``: the tests' fake (tests/fake_replicate.py, pytest-httpserver/werkzeug), which
+  closes every connection, so each call also pays a TCP connect and a thread start.
 
 Target: 500 entries, 1 s per prediction, concurrency 16 -> throughput >= 95% of
-concurrency / latency (>= 15.2 entries/s of an ideal 16).
+concurrency / latency (>= 15.2 entries/s of an ideal 16). Note that 500 / 16 is 31.25 waves, so
+the last partial wave alone caps the ratio at 97.7%; compare with ``bench_orchestration.py
+--entries 500 --latency 1 --concurrency 16 --size 64`` (the fake provider, no HTTP) on the same machine.
 
     python bench/bench_replicate.py [--entries 500] [--latency 1.0] [--concurrency 16] [--size 64]
+                                    [--fake keepalive|httpserver] [--derive 'formats = ["webp"]']
 """
 
 from __future__ import annotations
@@ -121,6 +129,7 @@ def serve_fake(conn, kind: str, size: int, latency: float) -> None:  # type: ign
         conn.send({"create_calls": fake.create_calls, "poll_calls": fake.poll_calls, "file_calls": fake.file_calls})
         return
     KeepAliveFake.latency, KeepAliveFake.size = latency, size
+    ThreadingHTTPServer.request_queue_size = 128  # the default backlog of 5 drops SYNs of 16 connects at once
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveFake)
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
@@ -136,6 +145,9 @@ def main() -> int:
     ap.add_argument("--latency", type=float, default=1.0, help="seconds the fake holds each prediction")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--size", type=int, default=64, help="long side of the fake's images, in pixels")
+    ap.add_argument("--derive", default="",
+                    help="extra [generate] TOML lines, e.g. 'formats = [\"webp\"]' to cut derivation work "
+                         "(default: the full default pipeline, as bench_orchestration.py)")
     ap.add_argument("--fake", choices=["keepalive", "httpserver"], default="keepalive",
                     help="keepalive: ThreadingHTTPServer with HTTP/1.1 keep-alive (default); "
                          "httpserver: the tests' pytest-httpserver fake (a new connection per request)")
@@ -156,18 +168,21 @@ def main() -> int:
                 provider = "replicate"
                 [generate]
                 concurrency = {args.concurrency}
+                {args.derive}
                 [providers.replicate]
                 concurrency = {args.concurrency}
                 poll_interval_s = 0.05
                 timeout_s = {max(30.0, args.latency * 4)}
                 """))
             project = Project(load_settings(root / "limner.toml"))
+            load_before = os.getloadavg()[0]
             t0 = time.perf_counter()
             plan = build_plan(project, Selection())
             t_plan = time.perf_counter() - t0
             t1 = time.perf_counter()
             summary = run_plan(project, plan, RunOptions(progress=False))
             elapsed = time.perf_counter() - t1
+            load_after = os.getloadavg()[0]
             project.close()
     finally:
         parent.send("stop")
@@ -182,6 +197,7 @@ def main() -> int:
         ["prediction latency (Prefer: wait)", f"{args.latency:g} s"],
         ["concurrency", str(args.concurrency)],
         ["image size", f"{args.size} px"],
+        ["derivation", args.derive or "default (avif, webp, jpeg)"],
         ["fake server", "ThreadingHTTPServer, keep-alive" if args.fake == "keepalive" else "pytest-httpserver (werkzeug)"],
         ["published", f"{summary.generated} ({summary.failed} failed)"],
         ["create calls / polls / downloads", " / ".join(str(counts.get(k, "?")) for k in ("create_calls", "poll_calls", "file_calls"))],
@@ -195,7 +211,7 @@ def main() -> int:
     for failure in summary.failures[:5]:
         print(f"failed {failure['id']}: {failure['error']}", file=sys.stderr)
     print(table("Replicate provider (loopback fake)", ["measure", "value"], rows))
-    print(f"\nmachine: {machine()}")
+    print(f"\nmachine: {machine()} · load average (1 min) {load_before:.2f} before, {load_after:.2f} after")
     return 0 if ratio >= 0.95 and summary.failed == 0 else 1
 
 

@@ -379,11 +379,6 @@ def start_fake(token: str, **kwargs: Any) -> tuple[HTTPServer, ReplicateFake]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log lines on stderr
     server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
     server.start()
-    # TCP_NODELAY: werkzeug writes headers and body separately; with Nagle and the client's delayed ACK each
-    # answer would stall ~40 ms, which a real CDN-fronted API does not do
-    assert server.server is not None
-    handler = server.server.RequestHandlerClass
-    server.server.RequestHandlerClass = type("NoDelayHandler", (handler,), {"disable_nagle_algorithm": True})
     return server, ReplicateFake(server, token, **kwargs)
 
 

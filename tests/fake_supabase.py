@@ -108,6 +108,8 @@ class FakeSupabase:
         self.copy_upsert = copy_upsert
         #: when set, POST /bucket fails with this (statusCode, error, message)
         self.create_bucket_error: tuple[int, str, str] | None = None
+        #: store uploads one byte short (a broken proxy), to test read-back verification
+        self.truncate_uploads = False
         self.buckets: dict[str, Bucket] = {}
         self.lock = threading.RLock()
         self.calls: Counter[str] = Counter()
@@ -334,7 +336,7 @@ class FakeSupabase:
                 return self._object_missing()
             if existing is not None and not (upsert or update):
                 return self._error(409, "Duplicate", "The resource already exists")
-            obj = StoredObject(data, content_type, cache_control)
+            obj = StoredObject(data[:-1] if self.truncate_uploads and data else data, content_type, cache_control)
             if existing is not None:
                 obj.id, obj.created_at = existing.id, existing.created_at
             bucket.objects[name] = obj

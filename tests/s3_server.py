@@ -13,6 +13,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import http.client
+import json
+import logging
 import random
 import socket
 import struct
@@ -54,6 +56,7 @@ def moto_endpoint() -> str:
         if _server is None:
             from moto.server import ThreadedMotoServer
 
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
             server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
             server.start()
             atexit.register(server.stop)
@@ -74,6 +77,13 @@ def new_bucket(prefix: str = "limner") -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:16]}"
     client().create_bucket(Bucket=name)
     return name
+
+
+def make_public(bucket: str) -> None:
+    """Let anyone GET the bucket's objects (a bucket policy, as a public site's bucket has)."""
+    policy = {"Version": "2012-10-17", "Statement": [{"Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
+                                                      "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+    client().put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
 
 def objects(bucket: str, prefix: str = "") -> dict[str, int]:
@@ -116,6 +126,7 @@ _HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stalls
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -155,16 +166,17 @@ class _Handler(BaseHTTPRequestHandler):
         fault = proxy.decide(self.command, path)
         entry = Logged(self.command, path, query, fault or "ok")
         proxy.record(entry)
-        if fault == "500":
+        if fault == "500" or proxy.fixed_error:
+            status, code = proxy.fixed_error or (500, "InternalError")
             payload = b"" if self.command == "HEAD" else (
-                b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
-                b"<Message>injected fault</Message></Error>")
-            self.send_response(500)
+                f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                "<Message>injected fault</Message></Error>").encode()
+            self.send_response(status)
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
-            entry.status = 500
+            entry.status = status
             return
         if fault == "drop":
             self._drop()
@@ -212,19 +224,22 @@ class FaultyProxy:
     """An HTTP proxy on loopback in front of ``target`` (moto) that fails a seeded fraction of requests."""
 
     def __init__(self, target: str | None = None, *, failure_rate: float = 0.0, seed: int = 1234,
-                 faults: tuple[str, ...] = ("500", "drop", "drop-after"), put_delay_s: float = 0.0) -> None:
+                 faults: tuple[str, ...] = ("500", "drop", "drop-after"), put_delay_s: float = 0.0,
+                 fixed_error: tuple[int, str] | None = None) -> None:
         parts = urlsplit(target or moto_endpoint())
         self.target_host = parts.hostname or "127.0.0.1"
         self.target_port = parts.port or 80
         self.failure_rate = failure_rate
         self.faults = faults
         self.put_delay_s = put_delay_s
+        #: answer every request with this (status, S3 error code), e.g. (403, "AccessDenied")
+        self.fixed_error = fixed_error
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.log: list[Logged] = []
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.proxy = self
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:

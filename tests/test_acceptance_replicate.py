@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import textwrap
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -117,10 +118,8 @@ def test_token_never_leaks(fake: ReplicateFake, replicate_project) -> None:
         outputs.append(f"$ limner {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
 
     run("generate", "--no-progress")
-    run("status")
-    run("providers")
-    run("costs")
-    run("doctor")
+    with ThreadPoolExecutor(4) as pool:  # read-only commands side by side
+        list(pool.map(lambda args: run(*args), [("status",), ("providers",), ("costs",), ("doctor",)]))
     run("sync")
     fake.mode("auth")  # the server now rejects the token: messages about it are stored too
     run("generate", "--all", "--no-progress")

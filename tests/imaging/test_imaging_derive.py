@@ -234,3 +234,12 @@ def test_rgb_icc_profile_is_kept_and_cmyk_dropped():
     d = derive_all(cmyk, widths=(), formats=("jpeg",), placeholder_width=200)
     with Image.open(io.BytesIO(d.variants[0].data)) as im:
         assert im.mode == "RGB" and not im.info.get("icc_profile")
+
+
+def test_sixteen_bit_grayscale_master():
+    ramp = (np.linspace(0, 65535, 256)[None, :].repeat(64, axis=0)).astype(np.uint16)
+    data = encode(Image.fromarray(ramp), "PNG")
+    d = derive_all(data, widths=(), formats=("webp",), placeholder_width=256)
+    with Image.open(io.BytesIO(d.variants[0].data)) as im:
+        row = np.asarray(im.convert("L"))[32]
+    assert row[0] < 10 and row[-1] > 245 and row[128] in range(110, 150)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from limner import __version__
-from limner.cli.commands import check_missing, costs, doctor, generate, init, plan, providers, status, styles, sync
+from limner.cli.commands import adopt, check_missing, costs, doctor, generate, init, plan, providers, status, styles, sync
 from limner.cli.context import setup_logging
 
 app = typer.Typer(
@@ -37,7 +37,7 @@ def root(
     setup_logging(verbose)
 
 
-for module in (init, plan, generate, status, sync, check_missing, providers, styles, costs, doctor):
+for module in (init, plan, generate, status, sync, check_missing, providers, styles, costs, doctor, adopt):
     module.register(app)
 
 

@@ -106,6 +106,20 @@ class StorageSettings(_Section):
     cdn_base_url: str | None = None
     endpoint_url: str | None = None
     region: str | None = None
+    #: stable key per published entry, e.g. "events/{id}.jpg" (its largest JPEG variant); none: no aliases
+    alias_pattern: str | None = None
+
+    @field_validator("alias_pattern")
+    @classmethod
+    def _alias_pattern(cls, v: str | None) -> str | None:
+        from limner.storage.aliases import validate_pattern  # in-function: avoids an import cycle
+
+        if not v:
+            return None
+        try:
+            return validate_pattern(v)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
 
 
 class SyncSettings(_Section):

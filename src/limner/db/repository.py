@@ -220,8 +220,95 @@ class Repository:
         entry.retryable = True
         entry.updated_at = now
 
+    # ------------------------------------------------------------------ adopted (legacy) images
+    def adopt_render(self, render: Render, *, title: str, style: str | None, template: dict[str, Any]) -> Render:
+        """Record an adopted image (a hand-made placeholder, master already stored), in one commit.
+
+        Creates the entry row when the entry was never planned, and the template row the render points
+        at. Writes no ledger line: nothing was paid for. Publish it with ``record_derived(publish=True)``.
+        """
+        now = utcnow()
+        with self.db.session() as s:
+            if s.get(Template, render.template_sha) is None:
+                s.add(Template(sha256=render.template_sha, **template))
+            entry = s.get(EntryRow, render.entry_id)
+            if entry is None:
+                s.add(EntryRow(id=render.entry_id, title=title, style=style, state=EntryState.generated.value,
+                               attempts=0, retryable=True, created_at=now, updated_at=now))
+            else:
+                entry.state = EntryState.generated.value
+                entry.updated_at = now
+            s.add(render)
+            s.flush()
+        return render
+
+    def adopted_render_for(self, entry_id: str, fingerprint: str, master_sha256: str) -> Render | None:
+        """An adopted render of these bytes that was recorded but not yet published (an interrupted adopt)."""
+        with self.db.session() as s:
+            return s.scalars(
+                select(Render)
+                .where(Render.entry_id == entry_id, Render.fingerprint == fingerprint, Render.master_sha256 == master_sha256,
+                       Render.status.in_([RenderStatus.generated.value, RenderStatus.derived.value]))
+                .order_by(Render.id.desc())
+                .limit(1)
+            ).first()
+
+    def published_providers(self, ids: Iterable[str] | None = None) -> dict[str, str]:
+        """entry id -> provider of its published render."""
+        query = select(Render.entry_id, Render.provider).join(EntryRow, EntryRow.published_render_id == Render.id)
+        if ids is not None:
+            query = query.where(Render.entry_id.in_(list(ids)))
+        with self.db.session() as s:
+            return {e: p for e, p in s.execute(query).all()}
+
+    # ------------------------------------------------------------------ storage maintenance (upload, gc)
+    def object_digests(self) -> dict[str, str]:
+        """key -> sha256 of every master and variant a row records (placeholders are named by their sha256)."""
+        with self.db.session() as s:
+            digests = {k: sha for k, sha in s.execute(select(Render.master_key, Render.master_sha256)).all()}
+            digests.update({k: sha for k, sha in s.execute(select(Variant.key, Variant.sha256)).all()})
+        return digests
+
+    def object_keys_by_render(self) -> dict[int, tuple[str, set[str]]]:
+        """render id -> (status, every object key it references: master, placeholder, variants)."""
+        with self.db.session() as s:
+            found: dict[int, tuple[str, set[str]]] = {
+                rid: (status, {k for k in (master, placeholder) if k})
+                for rid, status, master, placeholder in s.execute(
+                    select(Render.id, Render.status, Render.master_key, Render.placeholder_key)).all()
+            }
+            for rid, key in s.execute(select(Variant.render_id, Variant.key)).all():
+                if rid in found:
+                    found[rid][1].add(key)
+        return found
+
+    def published_render_ids(self) -> set[int]:
+        with self.db.session() as s:
+            return set(s.scalars(select(EntryRow.published_render_id).where(EntryRow.published_render_id.is_not(None))).all())
+
+    def forget_renders(self, render_ids: Iterable[int]) -> int:
+        """Delete superseded or rejected render rows and their variant rows; never a published or live one.
+
+        Their ledger lines stay (spend is history), with ``render_id`` cleared. Returns the rows deleted."""
+        from sqlalchemy import delete
+
+        ids = sorted(set(render_ids))
+        dead = (RenderStatus.superseded.value, RenderStatus.rejected.value)
+        deleted = 0
+        with self.db.session() as s:
+            published = set(s.scalars(select(EntryRow.published_render_id).where(EntryRow.published_render_id.is_not(None))).all())
+            for i in range(0, len(ids), 500):
+                chunk = [r for r in ids[i:i + 500] if r not in published]
+                chunk = list(s.scalars(select(Render.id).where(Render.id.in_(chunk), Render.status.in_(dead))).all()) if chunk else []
+                if not chunk:
+                    continue
+                s.execute(update(LedgerRow).where(LedgerRow.render_id.in_(chunk)).values(render_id=None))
+                s.execute(delete(Variant).where(Variant.render_id.in_(chunk)))
+                deleted += s.execute(delete(Render).where(Render.id.in_(chunk))).rowcount or 0
+        return deleted
 
 def as_utc_iso(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     return value.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")
+

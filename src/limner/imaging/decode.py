@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import warnings
 from dataclasses import dataclass
 
 from PIL import Image
@@ -101,9 +100,7 @@ def _open_header(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
     if fmt == "png" and (size := _png_ihdr_size(data)):
         _check_pixels(*size, max_pixels)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=[SUPPORTED_FORMATS[fmt][0]])
+        im = Image.open(io.BytesIO(data), formats=[SUPPORTED_FORMATS[fmt][0]])  # header only
     except Image.DecompressionBombError as exc:
         raise ImageRejected("too_many_pixels", str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - any parser failure means bad bytes

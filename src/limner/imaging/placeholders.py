@@ -11,6 +11,7 @@ import thumbhash
 from PIL import Image
 
 from .encoders import DEFAULT_SETTINGS, EncoderSettings, encode
+from .normalize import to_rgb
 
 PLACEHOLDER_QUALITIES = (80, 70, 60, 50, 40, 30, 20)
 _SHRINK = 0.75
@@ -47,7 +48,7 @@ def make_placeholder(
     until it fits ``max_bytes``; raises ValueError if even a tiny image does not fit."""
     if fmt not in ("webp", "jpeg"):
         raise ValueError(f"placeholder format must be webp or jpeg, not {fmt!r}")
-    rgb = im if im.mode == "RGB" else im.convert("RGB")
+    rgb = to_rgb(im)  # upright, alpha flattened on white
     width = max(1, min(width, rgb.width))
     while True:
         height = scaled_height(width, rgb.size)

@@ -38,10 +38,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .base import Capabilities, GenerationRequest, GenerationResult, Price, Provider
+from .base import Capabilities, GenerationRequest, GenerationResult, Price
 from .errors import AuthFailed, ContentRefused, InvalidRequest, RateLimited, Transient
-from .http import DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP
-from .options import pick_params, snap_aspect, snap_size
+from .hosted import HostedProvider
+from .http import ProviderHTTP
+from .options import snap_aspect
 
 KEY_ENV = "BFL_API_KEY"
 BASE_ENV = "BFL_BASE_URL"
@@ -61,7 +62,7 @@ MODERATED = ("Request Moderated", "Content Moderated")
 _PRICING = "https://docs.bfl.ai/quick_start/pricing"
 
 
-class BFLProvider(Provider):
+class BFLProvider(HostedProvider):
     name = "bfl"
     default_model = "flux-pro-1.1"
     capabilities = Capabilities(
@@ -79,32 +80,15 @@ class BFLProvider(Provider):
         "flux-dev": Price(usd_per_image=0.025, as_of="2026-11", source=_PRICING),
     }
     required_env = (KEY_ENV,)
+    key_env, base_env, default_base_url = KEY_ENV, BASE_ENV, DEFAULT_BASE_URL
+    auth_header, auth_prefix = "x-key", ""
+    supported_params, param_aliases = SUPPORTED_PARAMS, ALIASES
 
-    def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
-        super().__init__(model=model, settings=settings)
-        self._http: ProviderHTTP | None = None
-        self._auth: dict[str, str] = {}
-
-    def _connect(self) -> ProviderHTTP:
-        if self._http is None:
-            key = self.secret(KEY_ENV)
-            if not key:
-                raise AuthFailed(f"bfl: {KEY_ENV} is not set")
-            base_url = self.settings.get("base_url") or self.secret(BASE_ENV) or DEFAULT_BASE_URL
-            http = ProviderHTTP(self.name, base_url=base_url, timeout_s=self.settings.get("timeout_s"),
-                                max_download_bytes=int(self.settings.get("max_download_bytes") or DEFAULT_MAX_DOWNLOAD_BYTES),
-                                secrets=[key])
-            http.client.event_hooks = {"request": [], "response": [self._status_hook]}
-            self._auth = {"x-key": key}
-            self._http = http
-        return self._http
-
-    async def _status_hook(self, response: httpx.Response) -> None:
+    async def error_hook(self, response: httpx.Response) -> None:
         """402 means no credits (stop the run); a 429 may carry its wait in the body, not in Retry-After."""
         if response.status_code == 402:
             raise AuthFailed("bfl: HTTP 402: no credits left on this key")
         if response.status_code == 429 and "retry-after" not in response.headers:
-            await response.aread()
             try:
                 wait = response.json().get("retry_after")
             except (ValueError, AttributeError):
@@ -114,28 +98,22 @@ class BFLProvider(Provider):
 
     def _auth_for(self, url: str) -> dict[str, str]:
         """The key, for the base host and hosts of its domain only (api.us1.bfl.ai next to api.eu.bfl.ai)."""
-        assert self._http is not None
-        base = urlsplit(self._http.base_url).hostname or ""
+        base = urlsplit(self.http.base_url).hostname or ""
         host = urlsplit(url).hostname or ""
         domain = ".".join(base.split(".")[-2:])
         if host == base or (not _is_ip(base) and base.count(".") >= 2 and host.endswith("." + domain)):
-            return self._auth
+            return self.auth_headers()
         raise InvalidRequest(f"bfl: polling URL on an unexpected host ({host}); not sending the key there")
 
     async def check(self) -> str:
         """``limner doctor``: ``GET /v1/credits`` checks the key and reports the balance."""
         await super().check()
-        answer = await self._connect().json("GET", "/v1/credits", headers=self._auth)
+        answer = await self.http.json("GET", "/v1/credits", headers=self.auth_headers())
         credits = answer.get("credits") if isinstance(answer, dict) else None
         return f"key accepted ({credits} credits left); model {self.model}"
 
-    async def aclose(self) -> None:
-        if self._http is not None:
-            http, self._http = self._http, None
-            await http.aclose()
-
     def _input(self, request: GenerationRequest, model: str) -> tuple[dict[str, Any], int, int]:
-        params = pick_params(self.name, {ALIASES.get(k, k): v for k, v in request.params.items()}, SUPPORTED_PARAMS)
+        params = self.api_params(request.params)
         body: dict[str, Any] = {"prompt": request.prompt, "seed": request.seed, "output_format": "png"}
         if self.settings.get("safety_tolerance") is not None:
             body["safety_tolerance"] = int(self.settings["safety_tolerance"])
@@ -143,20 +121,17 @@ class BFLProvider(Provider):
             body["aspect_ratio"] = snap_aspect(request.width, request.height, ASPECTS)
             width, height = request.width, request.height
         else:
-            if max(request.width, request.height) > self.capabilities.max_side:
-                raise InvalidRequest(f"bfl: {request.width}x{request.height} exceeds {self.capabilities.max_side}px")
-            width, height = snap_size(request.width, request.height, multiple=self.capabilities.size_multiple,
-                                      max_side=self.capabilities.max_side, min_side=256)
+            width, height = self.fit_size(request, min_side=256)
             body.update(width=width, height=height)
         body.update(params)
         return body, width, height
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        http = self._connect()
+        http = self.http
         model = request.model or self.model
         body, width, height = self._input(request, model)
 
-        task = await http.json("POST", f"/v1/{model}", json=body, headers=self._auth)
+        task = await http.json("POST", f"/v1/{model}", json=body, headers=self.auth_headers())
         if not isinstance(task, dict) or not task.get("polling_url"):
             raise Transient("bfl: the answer has no polling_url")
         task_id = str(task.get("id") or "")

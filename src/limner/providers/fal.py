@@ -26,8 +26,6 @@ https://fal.ai/models/fal-ai/flux/schnell/api
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import time
 from typing import Any, ClassVar
@@ -35,10 +33,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .base import Capabilities, GenerationRequest, GenerationResult, Price, Provider
-from .errors import AuthFailed, ContentRefused, InvalidRequest, ProviderError, Transient
-from .http import DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP
-from .options import pick_params, snap_size
+from .base import Capabilities, GenerationRequest, GenerationResult, Price
+from .errors import ContentRefused, InvalidRequest, ProviderError, Transient
+from .hosted import HostedProvider
+from .http import ProviderHTTP, decode_base64_image
 
 KEY_ENV = "FAL_KEY"
 BASE_ENV = "FAL_BASE_URL"
@@ -58,7 +56,7 @@ WAITING = ("IN_QUEUE", "IN_PROGRESS")
 _SCHNELL = Price(usd_per_megapixel=0.003, as_of="2026-11", source="https://fal.ai/models/fal-ai/flux-1/schnell/llms.txt")
 
 
-class FalProvider(Provider):
+class FalProvider(HostedProvider):
     name = "fal"
     default_model = "fal-ai/flux/schnell"
     capabilities = Capabilities(
@@ -76,42 +74,24 @@ class FalProvider(Provider):
         "fal-ai/flux-pro/v1.1": Price(usd_per_megapixel=0.04, as_of="2026-11", source="https://fal.ai/pricing"),
     }
     required_env = (KEY_ENV,)
-
-    def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
-        super().__init__(model=model, settings=settings)
-        self._http: ProviderHTTP | None = None
-        self._auth: dict[str, str] = {}
+    key_env, base_env, default_base_url = KEY_ENV, BASE_ENV, DEFAULT_BASE_URL
+    auth_prefix = "Key "
+    supported_params, param_aliases = SUPPORTED_PARAMS, ALIASES
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _connect(self) -> ProviderHTTP:
-        if self._http is None:
-            key = self.secret(KEY_ENV)
-            if not key:
-                raise AuthFailed(f"fal: {KEY_ENV} is not set")
-            base_url = self.settings.get("base_url") or self.secret(BASE_ENV) or DEFAULT_BASE_URL
-            http = ProviderHTTP(self.name, base_url=base_url, timeout_s=self.settings.get("timeout_s"),
-                                max_download_bytes=int(self.settings.get("max_download_bytes") or DEFAULT_MAX_DOWNLOAD_BYTES),
-                                secrets=[key])
-            http.client.event_hooks = {"request": [], "response": [self._refusal_hook]}
-            self._auth = {"Authorization": f"Key {key}"}
-            self._http = http
-        return self._http
-
     def _auth_for(self, url: str) -> dict[str, str]:
         """The key header, for URLs on the queue's origin only."""
-        assert self._http is not None
-        own, other = urlsplit(self._http.base_url), urlsplit(url)
+        own, other = urlsplit(self.http.base_url), urlsplit(url)
         if (other.scheme, other.netloc) != (own.scheme, own.netloc):
             raise InvalidRequest(f"fal: the queue answered with a URL on another host ({other.hostname}); "
                                  "not sending the key there (check providers.fal.base_url / FAL_BASE_URL)")
-        return self._auth
+        return self.auth_headers()
 
-    async def _refusal_hook(self, response: httpx.Response) -> None:
+    async def error_hook(self, response: httpx.Response) -> None:
         """HTTP 422 with ``type: content_policy_violation`` is a refusal, not a bad request."""
         if response.status_code != 422:
             return
-        await response.aread()
         try:
             body = response.json()
         except ValueError:
@@ -121,23 +101,13 @@ class FalProvider(Provider):
             if isinstance(item, dict) and item.get("type") == "content_policy_violation":
                 where = ".".join(str(p) for p in item.get("loc") or [] if p != "body") or "input"
                 categories = ", ".join(item.get("categories") or []) or "unspecified"
-                assert self._http is not None
-                raise ContentRefused(self._http.redact(
+                raise ContentRefused(self.http.redact(
                     f"fal: content policy violation in {where} ({categories}): {item.get('msg') or ''}".strip()))
-
-    async def aclose(self) -> None:
-        if self._http is not None:
-            http, self._http = self._http, None
-            await http.aclose()
 
     # -- generation -------------------------------------------------------------------------
 
     def _input(self, request: GenerationRequest) -> tuple[dict[str, Any], int, int]:
-        if max(request.width, request.height) > self.capabilities.max_side:
-            raise InvalidRequest(f"fal: {request.width}x{request.height} exceeds {self.capabilities.max_side}px")
-        width, height = snap_size(request.width, request.height, multiple=self.capabilities.size_multiple,
-                                  max_side=self.capabilities.max_side)
-        params = {ALIASES.get(k, k): v for k, v in request.params.items()}
+        width, height = self.fit_size(request)
         body: dict[str, Any] = {
             "prompt": request.prompt,
             "image_size": {"width": width, "height": height},
@@ -146,15 +116,15 @@ class FalProvider(Provider):
             "output_format": "png",
             "enable_safety_checker": bool(self.settings.get("enable_safety_checker", True)),
         }
-        body.update(pick_params(self.name, params, SUPPORTED_PARAMS))
+        body.update(self.api_params(request.params))
         return body, width, height
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        http = self._connect()
+        http = self.http
         model = request.model or self.model
         body, width, height = self._input(request)
 
-        submitted = await http.json("POST", f"/{model}", json=body, headers=self._auth)
+        submitted = await http.json("POST", f"/{model}", json=body, headers=self.auth_headers())
         if not isinstance(submitted, dict) or not submitted.get("status_url") or not submitted.get("response_url"):
             raise Transient("fal: the queue's answer has no status_url/response_url")
         request_id = str(submitted.get("request_id") or "")
@@ -174,9 +144,10 @@ class FalProvider(Provider):
         url = image.get("url")
         if not isinstance(url, str) or not url:
             raise Transient("fal: the response has no image URL")
-        data = _data_uri(url) if url.startswith("data:") else await http.download(url)
-        if len(data) > http.max_download_bytes:
-            raise InvalidRequest(f"fal: output is over the {http.max_download_bytes:,}-byte cap")
+        if url.startswith("data:"):  # fal answers a data: URI instead of a URL when ``sync_mode`` is on
+            data = decode_base64_image(self.name, url.partition(",")[2], http.max_download_bytes, what="image data URI")
+        else:
+            data = await http.download(url)
 
         seed = result.get("seed")
         metadata: dict[str, Any] = {"request_id": request_id, "width": width, "height": height}
@@ -207,12 +178,3 @@ class FalProvider(Provider):
         if isinstance(cancel_url, str) and cancel_url:
             with contextlib.suppress(ProviderError):
                 await http.request("PUT", cancel_url, headers=self._auth_for(cancel_url))
-
-
-def _data_uri(url: str) -> bytes:
-    """fal answers a data: URI instead of a URL when ``sync_mode`` is on."""
-    _, _, payload = url.partition(",")
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise Transient("fal: the image data URI is not valid base64") from None

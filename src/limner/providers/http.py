@@ -6,14 +6,18 @@
 * downloads follow redirects only to https URLs (plain http only for hosts listed in
   ``LIMNER_ALLOW_HTTP_HOSTS``), cap bytes, and sniff the format from the bytes
 * secrets are redacted from every message this module builds
+* an adapter may read an error body first (``on_error``) and raise its own error instead
+  (a moderation refusal, a wait given in the body)
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.utils
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -25,6 +29,10 @@ ALLOW_HTTP_ENV = "LIMNER_ALLOW_HTTP_HOSTS"
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_DOWNLOAD_BYTES = 50_000_000
 MAX_REDIRECTS = 5
+
+#: ``on_error(response)``: called with every response of status >= 400 (its body read) before the
+#: generic status mapping; it raises a provider error to replace that mapping, or returns to keep it
+ErrorHook = Callable[[httpx.Response], Awaitable[None]]
 
 
 def allowed_http_hosts() -> set[str]:
@@ -84,13 +92,28 @@ def error_for_status(provider: str, response: httpx.Response, redact: Redactor, 
     return InvalidRequest(message)
 
 
+def decode_base64_image(provider: str, encoded: str, max_bytes: int, *, what: str = "image") -> bytes:
+    """Strict base64 decoding of an image sent inline, with the download cap checked before decoding."""
+    if len(encoded) * 3 // 4 > max_bytes + 3:
+        raise InvalidRequest(f"{provider}: output is over the {max_bytes:,}-byte cap")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise Transient(f"{provider}: the {what} is not valid base64") from None
+    if len(data) > max_bytes:
+        raise InvalidRequest(f"{provider}: output is over the {max_bytes:,}-byte cap")
+    return data
+
+
 class ProviderHTTP:
     """An httpx client for one provider, with the shared rules above."""
 
     def __init__(self, provider: str, *, base_url: str, headers: dict[str, str] | None = None,
                  timeout_s: float | None = None, max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
-                 secrets: Iterable[str | None] = (), transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 secrets: Iterable[str | None] = (), transport: httpx.AsyncBaseTransport | None = None,
+                 on_error: ErrorHook | None = None) -> None:
         self.provider = provider
+        self.on_error = on_error
         self.base_url = base_url.rstrip("/")
         check_url(provider, self.base_url + "/")
         self.redact = Redactor(secrets)
@@ -112,8 +135,14 @@ class ProviderHTTP:
         except httpx.TransportError as exc:
             raise Transient(self.redact(f"{self.provider}: network error: {type(exc).__name__}: {exc}")) from None
         if response.status_code >= 400:
+            await self._check_error(response)
             raise error_for_status(self.provider, response, self.redact)
         return response
+
+    async def _check_error(self, response: httpx.Response) -> None:
+        """Give the adapter's ``on_error`` a look at an error answer (it may raise its own error)."""
+        if self.on_error is not None:
+            await self.on_error(response)
 
     async def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self.request(method, path, **kwargs)
@@ -136,6 +165,7 @@ class ProviderHTTP:
                         continue
                     if response.status_code >= 400:
                         await response.aread()
+                        await self._check_error(response)
                         error = error_for_status(self.provider, response, self.redact)
                         if response.status_code in (404, 410):  # an output that expired: generate again
                             raise Transient(str(error))

@@ -28,10 +28,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from .base import Capabilities, GenerationRequest, GenerationResult, Price, Provider
-from .errors import AuthFailed, ContentRefused, InvalidRequest, RateLimited, Transient
-from .http import DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP
-from .options import pick_params, snap_size
+from .base import Capabilities, GenerationRequest, GenerationResult, Price
+from .errors import ContentRefused, InvalidRequest, RateLimited, Transient
+from .hosted import HostedProvider
 
 KEY_ENV = "HF_TOKEN"
 BASE_ENV = "HF_BASE_URL"
@@ -48,7 +47,7 @@ REFUSAL = re.compile(r"nsfw|safety|moderat|content[ _-]?policy|flagged", re.IGNO
 _ESTIMATE = Price(usd_per_image=0.002, as_of="2026-11", source="https://huggingface.co/docs/inference-providers/pricing")
 
 
-class HuggingFaceProvider(Provider):
+class HuggingFaceProvider(HostedProvider):
     name = "huggingface"
     default_model = "black-forest-labs/FLUX.1-schnell"
     capabilities = Capabilities(
@@ -62,31 +61,14 @@ class HuggingFaceProvider(Provider):
     prices: ClassVar[dict[str, Price]] = {"black-forest-labs/FLUX.1-schnell": _ESTIMATE}
     price_usd = 0.002
     required_env = (KEY_ENV,)
+    key_env, base_env, default_base_url = KEY_ENV, BASE_ENV, DEFAULT_BASE_URL
+    extra_headers = {"Accept": "image/png"}
+    supported_params, param_aliases = SUPPORTED_PARAMS, ALIASES
 
-    def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
-        super().__init__(model=model, settings=settings)
-        self._http: ProviderHTTP | None = None
-        self._headers: dict[str, str] = {}
-
-    def _connect(self) -> ProviderHTTP:
-        if self._http is None:
-            key = self.secret(KEY_ENV)
-            if not key:
-                raise AuthFailed(f"huggingface: {KEY_ENV} is not set")
-            base_url = self.settings.get("base_url") or self.secret(BASE_ENV) or DEFAULT_BASE_URL
-            http = ProviderHTTP(self.name, base_url=base_url, timeout_s=self.settings.get("timeout_s"),
-                                max_download_bytes=int(self.settings.get("max_download_bytes") or DEFAULT_MAX_DOWNLOAD_BYTES),
-                                secrets=[key])
-            http.client.event_hooks = {"request": [], "response": [self._error_hook]}
-            self._headers = {"Authorization": f"Bearer {key}", "Accept": "image/png"}
-            self._http = http
-        return self._http
-
-    async def _error_hook(self, response: httpx.Response) -> None:
+    async def error_hook(self, response: httpx.Response) -> None:
         """A loading model (503 + estimated_time) and refusals, read from the error body."""
         if response.status_code not in (400, 422, 503):
             return
-        await response.aread()
         try:
             body = response.json()
         except ValueError:
@@ -95,35 +77,26 @@ class HuggingFaceProvider(Provider):
             return
         error = body.get("error")
         error = "; ".join(map(str, error)) if isinstance(error, list) else str(error or "")
-        assert self._http is not None
+        redact = self.http.redact
         if response.status_code == 503:
             wait = body.get("estimated_time")
             if isinstance(wait, (int, float)):
-                raise RateLimited(self._http.redact(f"huggingface: {error or 'model is loading'}"[:300]),
+                raise RateLimited(redact(f"huggingface: {error or 'model is loading'}"[:300]),
                                   retry_after=float(wait))
         elif REFUSAL.search(error):
-            raise ContentRefused(self._http.redact(f"huggingface: refused: {error}"[:300]))
-
-    async def aclose(self) -> None:
-        if self._http is not None:
-            http, self._http = self._http, None
-            await http.aclose()
+            raise ContentRefused(redact(f"huggingface: refused: {error}"[:300]))
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        http = self._connect()
+        http = self.http
         model = request.model or self.model
-        if max(request.width, request.height) > self.capabilities.max_side:
-            raise InvalidRequest(f"huggingface: {request.width}x{request.height} exceeds {self.capabilities.max_side}px")
-        width, height = snap_size(request.width, request.height, multiple=self.capabilities.size_multiple,
-                                  max_side=self.capabilities.max_side)
+        width, height = self.fit_size(request)
         parameters: dict[str, Any] = {"width": width, "height": height, "seed": request.seed}
         if request.negative_prompt:
             parameters["negative_prompt"] = request.negative_prompt
-        parameters.update(pick_params(self.name, {ALIASES.get(k, k): v for k, v in request.params.items()},
-                                      SUPPORTED_PARAMS))
+        parameters.update(self.api_params(request.params))
 
         response = await http.request("POST", f"/{ROUTE}/models/{model}",
-                                      json={"inputs": request.prompt, "parameters": parameters}, headers=self._headers)
+                                      json={"inputs": request.prompt, "parameters": parameters}, headers=self.auth_headers())
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if not content_type.startswith("image/"):
             raise Transient(http.redact(f"huggingface: expected an image, got {content_type or 'no content type'}: "

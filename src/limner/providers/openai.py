@@ -29,11 +29,10 @@ from typing import Any, ClassVar
 
 import httpx
 
-from .base import Capabilities, GenerationRequest, GenerationResult, Price, Provider
-from .errors import AuthFailed, ContentRefused, InvalidRequest, Transient
-from .http import DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP
-from .options import pick_params, snap_aspect
-from .together import decode_image
+from .base import Capabilities, GenerationRequest, GenerationResult, Price
+from .errors import ContentRefused, InvalidRequest
+from .hosted import HostedProvider
+from .options import snap_aspect
 
 KEY_ENV = "OPENAI_API_KEY"
 BASE_ENV = "OPENAI_BASE_URL"
@@ -66,7 +65,7 @@ def image_cost(model: str, quality: str, size: str) -> float | None:
     return square if size == "1024x1024" else other
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(HostedProvider):
     name = "openai"
     default_model = "gpt-image-1"
     capabilities = Capabilities(
@@ -82,50 +81,26 @@ class OpenAIProvider(Provider):
         model: Price(usd_per_image=table["medium"][0], as_of="2026-11", source=_PRICING) for model, table in PER_IMAGE.items()
     }
     required_env = (KEY_ENV,)
+    key_env, base_env, default_base_url = KEY_ENV, BASE_ENV, DEFAULT_BASE_URL
+    supported_params = SUPPORTED_PARAMS
 
-    def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
-        super().__init__(model=model, settings=settings)
-        self._http: ProviderHTTP | None = None
-        self._auth: dict[str, str] = {}
-
-    def _connect(self) -> ProviderHTTP:
-        if self._http is None:
-            key = self.secret(KEY_ENV)
-            if not key:
-                raise AuthFailed(f"openai: {KEY_ENV} is not set")
-            base_url = self.settings.get("base_url") or self.secret(BASE_ENV) or DEFAULT_BASE_URL
-            http = ProviderHTTP(self.name, base_url=base_url, timeout_s=self.settings.get("timeout_s"),
-                                max_download_bytes=int(self.settings.get("max_download_bytes") or DEFAULT_MAX_DOWNLOAD_BYTES),
-                                secrets=[key])
-            http.client.event_hooks = {"request": [], "response": [self._moderation_hook]}
-            self._auth = {"Authorization": f"Bearer {key}"}
-            self._http = http
-        return self._http
-
-    async def _moderation_hook(self, response: httpx.Response) -> None:
+    async def error_hook(self, response: httpx.Response) -> None:
         """HTTP 400 ``moderation_blocked``: the safety system refused the prompt or the image."""
         if response.status_code != 400:
             return
-        await response.aread()
         try:
             error = response.json().get("error")
         except (ValueError, AttributeError):
             return
         if isinstance(error, dict) and error.get("code") in REFUSAL_CODES:
-            assert self._http is not None
             message = str(error.get("message") or error.get("code"))[:300]
-            raise ContentRefused(self._http.redact(f"openai: refused by the safety system ({error['code']}): {message}"))
+            raise ContentRefused(self.http.redact(f"openai: refused by the safety system ({error['code']}): {message}"))
 
     async def check(self) -> str:
         """``limner doctor``: ``GET /models/{model}`` checks the key and that it may use the model."""
         await super().check()
-        answer = await self._connect().json("GET", f"/models/{self.model}", headers=self._auth)
+        answer = await self.http.json("GET", f"/models/{self.model}", headers=self.auth_headers())
         return f"key accepted; model {answer.get('id') if isinstance(answer, dict) else self.model} available"
-
-    async def aclose(self) -> None:
-        if self._http is not None:
-            http, self._http = self._http, None
-            await http.aclose()
 
     def _fit(self, request: GenerationRequest) -> tuple[dict[str, Any], str, str]:
         params = dict(request.params)
@@ -133,21 +108,17 @@ class OpenAIProvider(Provider):
         if quality not in QUALITIES:
             raise InvalidRequest(f"openai: quality must be one of {', '.join(QUALITIES)}, not {quality!r}")
         size = SIZES[snap_aspect(request.width, request.height, list(SIZES))]
-        return pick_params(self.name, params, SUPPORTED_PARAMS), quality, size
+        return self.api_params(params), quality, size
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        http = self._connect()
+        http = self.http
         model = request.model or self.model
         params, quality, size = self._fit(request)
         body: dict[str, Any] = {"model": model, "prompt": request.prompt, "size": size, "quality": quality,
                                 "n": 1, "output_format": "png", **params}
 
-        answer = await http.json("POST", "/images/generations", json=body, headers=self._auth)
-        items = answer.get("data") if isinstance(answer, dict) else None
-        encoded = items[0].get("b64_json") if items and isinstance(items[0], dict) else None
-        if not isinstance(encoded, str) or not encoded:
-            raise Transient("openai: the answer has no data[0].b64_json")
-        data = decode_image(self.name, encoded, http.max_download_bytes)
+        answer = await http.json("POST", "/images/generations", json=body, headers=self.auth_headers())
+        data = self.b64_json_image(answer)
 
         cost = image_cost(model, quality, size)
         width, height = (int(v) for v in size.split("x"))

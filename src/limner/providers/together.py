@@ -21,17 +21,18 @@ API: https://docs.together.ai/docs/images-overview (base64 images: ``response_fo
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from typing import Any, ClassVar
 
 import httpx
 
-from .base import Capabilities, GenerationRequest, GenerationResult, Price, Provider
-from .errors import AuthFailed, ContentRefused, InvalidRequest, Transient
-from .http import DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP
-from .options import pick_params, snap_size
+from .base import Capabilities, GenerationRequest, GenerationResult, Price
+from .errors import ContentRefused
+from .hosted import HostedProvider
+from .http import decode_base64_image
+
+#: the old name of :func:`limner.providers.http.decode_base64_image`
+decode_image = decode_base64_image
 
 KEY_ENV = "TOGETHER_API_KEY"
 BASE_ENV = "TOGETHER_BASE_URL"
@@ -51,7 +52,7 @@ REFUSAL = re.compile(r"nsfw|safety|moderat|content[ _-]?policy|flagged", re.IGNO
 _PRICING = "https://www.together.ai/pricing"
 
 
-class TogetherProvider(Provider):
+class TogetherProvider(HostedProvider):
     name = "together"
     default_model = "black-forest-labs/FLUX.1-schnell"
     capabilities = Capabilities(
@@ -67,30 +68,13 @@ class TogetherProvider(Provider):
         "black-forest-labs/FLUX.1-dev": Price(usd_per_megapixel=0.025, as_of="2026-11", source=_PRICING),
     }
     required_env = (KEY_ENV,)
+    key_env, base_env, default_base_url = KEY_ENV, BASE_ENV, DEFAULT_BASE_URL
+    supported_params, param_aliases = SUPPORTED_PARAMS, ALIASES
 
-    def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
-        super().__init__(model=model, settings=settings)
-        self._http: ProviderHTTP | None = None
-        self._auth: dict[str, str] = {}
-
-    def _connect(self) -> ProviderHTTP:
-        if self._http is None:
-            key = self.secret(KEY_ENV)
-            if not key:
-                raise AuthFailed(f"together: {KEY_ENV} is not set")
-            base_url = self.settings.get("base_url") or self.secret(BASE_ENV) or DEFAULT_BASE_URL
-            http = ProviderHTTP(self.name, base_url=base_url, timeout_s=self.settings.get("timeout_s"),
-                                max_download_bytes=int(self.settings.get("max_download_bytes") or DEFAULT_MAX_DOWNLOAD_BYTES),
-                                secrets=[key])
-            http.client.event_hooks = {"request": [], "response": [self._refusal_hook]}
-            self._auth = {"Authorization": f"Bearer {key}"}
-            self._http = http
-        return self._http
-
-    async def _refusal_hook(self, response: httpx.Response) -> None:
+    async def error_hook(self, response: httpx.Response) -> None:
+        """A 400/422 whose error mentions NSFW, safety, moderation or content policy is a refusal."""
         if response.status_code not in (400, 422):
             return
-        await response.aread()
         try:
             error = response.json().get("error")
         except (ValueError, AttributeError):
@@ -101,56 +85,30 @@ class TogetherProvider(Provider):
             return
         text = " ".join(str(error.get(k) or "") for k in ("code", "type", "message"))
         if REFUSAL.search(text):
-            assert self._http is not None
-            raise ContentRefused(self._http.redact(f"together: refused: {error.get('message') or text}"[:400]))
+            raise ContentRefused(self.http.redact(f"together: refused: {error.get('message') or text}"[:400]))
 
     async def check(self) -> str:
         """``limner doctor``: ``GET /v1/models`` checks the key and looks for the model."""
         await super().check()
-        answer = await self._connect().json("GET", "/v1/models", headers=self._auth)
+        answer = await self.http.json("GET", "/v1/models", headers=self.auth_headers())
         models = answer.get("data", []) if isinstance(answer, dict) else answer
         listed = any(isinstance(m, dict) and m.get("id") == self.model for m in models or [])
         return f"key accepted; model {self.model} {'available' if listed else 'not in the model list'}"
 
-    async def aclose(self) -> None:
-        if self._http is not None:
-            http, self._http = self._http, None
-            await http.aclose()
-
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        http = self._connect()
+        http = self.http
         model = request.model or self.model
-        if max(request.width, request.height) > self.capabilities.max_side:
-            raise InvalidRequest(f"together: {request.width}x{request.height} exceeds {self.capabilities.max_side}px")
-        width, height = snap_size(request.width, request.height, multiple=self.capabilities.size_multiple,
-                                  max_side=self.capabilities.max_side)
+        width, height = self.fit_size(request)
         body: dict[str, Any] = {"model": model, "prompt": request.prompt, "width": width, "height": height,
                                 "n": 1, "seed": request.seed, "response_format": "base64"}
         if model in DEFAULT_STEPS:
             body["steps"] = DEFAULT_STEPS[model]
         if request.negative_prompt:
             body["negative_prompt"] = request.negative_prompt
-        body.update(pick_params(self.name, {ALIASES.get(k, k): v for k, v in request.params.items()}, SUPPORTED_PARAMS))
+        body.update(self.api_params(request.params))
 
-        answer = await http.json("POST", "/v1/images/generations", json=body, headers=self._auth)
-        items = answer.get("data") if isinstance(answer, dict) else None
-        encoded = items[0].get("b64_json") if items and isinstance(items[0], dict) else None
-        if not isinstance(encoded, str) or not encoded:
-            raise Transient("together: the answer has no data[0].b64_json")
-        data = decode_image(self.name, encoded, http.max_download_bytes)
+        answer = await http.json("POST", "/v1/images/generations", json=body, headers=self.auth_headers())
+        data = self.b64_json_image(answer)
         metadata: dict[str, Any] = {"id": str(answer.get("id") or ""), "width": width, "height": height}
         return GenerationResult(data=data, seed=request.seed, cost_usd=self.price_for(model, width, height),
                                 model=str(answer.get("model") or model), metadata=metadata)
-
-
-def decode_image(provider: str, encoded: str, max_bytes: int) -> bytes:
-    """Strict base64 decoding, with the download cap checked before decoding."""
-    if len(encoded) * 3 // 4 > max_bytes + 3:
-        raise InvalidRequest(f"{provider}: output is over the {max_bytes:,}-byte cap")
-    try:
-        data = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise Transient(f"{provider}: the image is not valid base64") from None
-    if len(data) > max_bytes:
-        raise InvalidRequest(f"{provider}: output is over the {max_bytes:,}-byte cap")
-    return data

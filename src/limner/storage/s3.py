@@ -17,13 +17,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import ipaddress
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import boto3
+from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import (
@@ -84,6 +87,47 @@ def _md5(data: bytes) -> Any:
     return hashlib.md5(data, usedforsecurity=False)
 
 
+_loader_lock = threading.Lock()
+_loader: Any = None
+
+
+def new_session(**kwargs: Any) -> Any:
+    """A boto3 session sharing one botocore data loader: each storage then costs milliseconds, not 100 ms
+    of model parsing. Credentials are still resolved per session (the environment may have changed)."""
+    global _loader
+    import botocore.loaders
+    import botocore.session
+
+    with _loader_lock:
+        if _loader is None:
+            _loader = botocore.loaders.create_loader()
+        core = botocore.session.get_session()
+        core.register_component("data_loader", _loader)
+    return boto3.session.Session(botocore_session=core, **kwargs)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint(endpoint_url: str) -> None:
+    """https, or plain http to loopback or to a host listed in LIMNER_ALLOW_HTTP_HOSTS (a MinIO on a private network)."""
+    parts = urlsplit(endpoint_url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"[storage] endpoint_url must be an http(s) URL, not {_strip_userinfo(endpoint_url)!r}")
+    allowed = {h.strip().lower() for h in os.environ.get("LIMNER_ALLOW_HTTP_HOSTS", "").split(",") if h.strip()}
+    if parts.scheme == "http" and not _is_loopback(host) and host not in allowed:
+        raise ConfigError(f"the S3 endpoint {_strip_userinfo(endpoint_url)} uses plain http: requests, images and any session "
+                          "token would travel unencrypted",
+                          hint=f"use https, or list {host} in LIMNER_ALLOW_HTTP_HOSTS (loopback is allowed as is)")
+
+
 def parse_s3_url(url: str) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix")``."""
     parts = urlsplit(url)
@@ -104,6 +148,8 @@ class S3Storage(Storage):
     """Objects in an S3 bucket, under an optional key prefix."""
 
     scheme = "s3"
+    #: ``put`` checks the stored object (size, sha256, MD5) before it returns
+    verifies_writes = True
 
     def __init__(
         self,
@@ -131,11 +177,13 @@ class S3Storage(Storage):
         # boto3 itself honours these variables; knowing the endpoint also decides addressing and URLs
         endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
         self.endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
+        if self.endpoint_url:
+            check_endpoint(self.endpoint_url)
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
         self.max_attempts = max_attempts
         custom = self.endpoint_url is not None
         config_kwargs: dict[str, Any] = dict(
-            retries={"mode": "standard", "max_attempts": max_attempts},
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             max_pool_connections=max_pool_connections,
@@ -148,7 +196,7 @@ class S3Storage(Storage):
             # several S3-compatible services reject the newer default checksum headers; single-part
             # writes send Content-MD5 instead, which every one of them checks
             config_kwargs.update(request_checksum_calculation="when_required", response_checksum_validation="when_required")
-        session = session or boto3.session.Session()
+        session = session or new_session()
         self._client = session.client("s3", endpoint_url=self.endpoint_url, region_name=region or None,
                                       config=Config(**config_kwargs))
         self.region = region or self._client.meta.region_name
@@ -178,10 +226,15 @@ class S3Storage(Storage):
         endpoint = s.endpoint_url or (None if os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
                                       else settings.secret("AWS_ENDPOINT_URL_S3") or settings.secret("AWS_ENDPOINT_URL"))
         try:
-            session = boto3.session.Session(**session_kwargs)
+            session = new_session(**session_kwargs)
         except BotoCoreError as exc:  # e.g. an unknown profile
             raise ConfigError(f"cannot set up S3 credentials: {exc}", hint=_CREDENTIAL_HINT) from None
-        return cls(bucket, prefix, endpoint_url=endpoint, region=region, public_base_url=s.public_base_url, session=session)
+        try:  # boto3's own variable; the default suits flaky networks
+            attempts = max(1, int(os.environ.get("AWS_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS))
+        except ValueError:
+            raise ConfigError(f"AWS_MAX_ATTEMPTS must be a whole number, not {os.environ['AWS_MAX_ATTEMPTS']!r}") from None
+        return cls(bucket, prefix, endpoint_url=endpoint, region=region, public_base_url=s.public_base_url, session=session,
+                   max_attempts=attempts)
 
     # ------------------------------------------------------------------ keys and names
     @property
@@ -285,6 +338,13 @@ class S3Storage(Storage):
         head = self.head(key)
         return (head.get("Metadata") or {}).get(SHA256_METADATA) if head else None
 
+    def object_info(self, key: str) -> tuple[int, str | None] | None:
+        """``(size, sha256 from the metadata or None)``, or None when the object is missing: one HEAD."""
+        head = self.head(key)
+        if head is None:
+            return None
+        return int(head["ContentLength"]), (head.get("Metadata") or {}).get(SHA256_METADATA)
+
     def _expected_etags(self, data: bytes) -> tuple[str, str | None]:
         """The single-part ETag (an MD5) and the multipart one for the way ``put`` would split ``data``."""
         from s3transfer.utils import ChunksizeAdjuster
@@ -329,7 +389,7 @@ class S3Storage(Storage):
                 self._client.put_object(Bucket=self.bucket, Key=full, Body=data, ContentMD5=md5, **extra)
             else:
                 self._client.upload_fileobj(io.BytesIO(data), self.bucket, full, ExtraArgs=extra, Config=self._transfer)
-        except (ClientError, BotoCoreError, OSError) as exc:
+        except (ClientError, BotoCoreError, Boto3Error, OSError) as exc:
             # the write may have landed even though its answer was lost (a dropped connection, a retried
             # multipart completion): the object itself says whether it did
             if not self._is_transient(exc) or self._mismatch(self._head_quietly(key), data, sha) is not None:

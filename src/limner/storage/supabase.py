@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from limner.errors import EXIT_AUTH, ConfigError
 from limner.providers.http import Redactor, allowed_http_hosts
@@ -247,8 +247,9 @@ class SupabaseStorage(Storage):
         url = f"{self.api}/{path}"
         retrying = Retrying(
             stop=stop_after_attempt(self.max_attempts),
-            wait=wait_exponential_jitter(initial=self.backoff_initial_s, max=self.backoff_max_s,
-                                         jitter=self.backoff_initial_s),
+            # backoff_initial_s, doubling up to backoff_max_s, plus up to backoff_initial_s of jitter
+            wait=wait_exponential(multiplier=self.backoff_initial_s, max=self.backoff_max_s)
+            + wait_random(0, self.backoff_initial_s),
             retry=retry_if_exception_type(_Transient),
             reraise=True,
         )

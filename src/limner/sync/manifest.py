@@ -12,6 +12,7 @@ from limner.catalog import Entry
 from limner.db.models import Render
 from limner.db.repository import as_utc_iso
 from limner.storage import Storage
+from limner.storage.aliases import alias_url
 
 MANIFEST_VERSION = 1
 FORMAT_ORDER = ("avif", "webp", "jpeg")
@@ -61,6 +62,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                     "master_url": {"type": "string"},
                     "image_url": {"type": "string", "description": "largest JPEG variant at the public base URL"},
                     "cdn_url": {"type": "string", "description": "the same through the CDN (image_url when no CDN is set)"},
+                    "alias_url": {"type": "string", "description": "stable URL of the entry's image (storage.alias_pattern)"},
                     "blurhash": {"type": "string", "minLength": 6},
                     "thumbhash": {"type": "string", "minLength": 4},
                     "color": {"type": "string", "pattern": "^#[0-9a-f]{6}$"},
@@ -80,14 +82,15 @@ def _cdn(storage: Storage, cdn_base: str | None, key: str) -> str:
     return f"{cdn_base.rstrip('/')}/{key}" if cdn_base else storage.url(key)
 
 
-def manifest_entry(entry: Entry, render: Render, *, storage: Storage, cdn_base: str | None, placeholder_url: str) -> dict[str, Any]:
+def manifest_entry(entry: Entry, render: Render, *, storage: Storage, cdn_base: str | None, placeholder_url: str,
+                   alias_pattern: str | None = None) -> dict[str, Any]:
     by_format: dict[str, list[dict[str, Any]]] = {}
     for v in sorted(render.variants, key=lambda v: (v.format, v.width)):
         by_format.setdefault(v.format, []).append({"url": storage.url(v.key), "width": v.width, "height": v.height, "_key": v.key})
     sources = {f: [{k: s[k] for k in ("url", "width", "height")} for s in by_format[f]] for f in FORMAT_ORDER if f in by_format}
     srcset = {f: ", ".join(f"{s['url']} {s['width']}w" for s in items) for f, items in sources.items()}
     best = (by_format.get("jpeg") or by_format.get("webp") or next(iter(by_format.values())))[-1]
-    return {
+    doc = {
         "id": entry.id,
         "title": entry.title,
         "width": render.width,
@@ -110,6 +113,10 @@ def manifest_entry(entry: Entry, render: Render, *, storage: Storage, cdn_base: 
         "seed": render.seed,
         "fingerprint": render.fingerprint,
     }
+    alias = alias_url(storage, alias_pattern, render)
+    if alias:
+        doc["alias_url"] = alias
+    return doc
 
 
 def build_manifest(entries: dict[str, dict[str, Any]], schema_ref: str | None = None) -> dict[str, Any]:

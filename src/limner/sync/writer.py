@@ -17,6 +17,7 @@ from typing import Any
 from limner.db.models import Render
 from limner.project import Project
 from limner.storage import content_key
+from limner.storage.aliases import configured_pattern, write_aliases
 from limner.storage.base import EXTENSIONS, MIME_TYPES
 from limner.sync.manifest import MANIFEST_SCHEMA, PLACEHOLDER_EXT, build_manifest, manifest_entry
 
@@ -30,6 +31,7 @@ class SyncResult:
     manifest: str = ""
     schema: str = ""
     manifest_changed: bool = False
+    aliases: list[str] = field(default_factory=list)
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:
@@ -93,7 +95,9 @@ def sync_project(project: Project) -> SyncResult:
         pass
 
     entries: dict[str, dict[str, Any]] = {}
-    for render in project.repo.published_renders():
+    renders = project.repo.published_renders()
+    alias_pattern = configured_pattern(project)
+    for render in renders:
         entry = catalog.get(render.entry_id)
         if entry is None or not render.placeholder_key:
             continue
@@ -104,7 +108,7 @@ def sync_project(project: Project) -> SyncResult:
         else:
             result.unchanged += 1
         entries[entry.id] = manifest_entry(entry, render, storage=storage, cdn_base=s.storage.cdn_base_url,
-                                           placeholder_url=f"{prefix}/{entry.id}.{ext}")
+                                           placeholder_url=f"{prefix}/{entry.id}.{ext}", alias_pattern=alias_pattern)
     result.published = len(entries)
 
     # placeholders of entries that left the catalogue, and of the other format
@@ -121,6 +125,8 @@ def sync_project(project: Project) -> SyncResult:
     schema_ref = os.path.relpath(schema_path, manifest_path.parent)
     result.manifest_changed = write_if_changed(manifest_path, _json_bytes(build_manifest(entries, "./" + schema_ref)))
     write_if_changed(schema_path, _json_bytes(MANIFEST_SCHEMA))
+    # remote aliases last: a storage failure cannot leave the app's files half-written
+    result.aliases = write_aliases(project, [r for r in renders if r.entry_id in entries])
     result.manifest = str(manifest_path)
     result.schema = str(schema_path)
     return result

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json({"published": result.published, "written": len(result.written), "unchanged": result.unchanged,
                         "removed": result.removed, "manifest": result.manifest, "schema": result.schema,
-                        "manifest_changed": result.manifest_changed})
+                        "manifest_changed": result.manifest_changed, "aliases": len(result.aliases)})
             return
         out.print(f"Synced {result.published} entries: {len(result.written)} placeholders written, {result.unchanged} unchanged, "
                   f"{len(result.removed)} removed.", highlight=False)

@@ -1,0 +1,107 @@
+"""What the hosted-API adapters (fal, Together, OpenAI, BFL, Hugging Face) share.
+
+A :class:`HostedProvider` reaches one HTTPS API with one key:
+
+* the key comes from ``key_env`` (environment or the project's .env); a missing key is ``AuthFailed``
+  before any call;
+* the base URL is ``providers.<name>.base_url``, else ``base_env``, else ``default_base_url``;
+* the :class:`~limner.providers.http.ProviderHTTP` client is built on first use (:attr:`http`) with the
+  ``timeout_s`` and ``max_download_bytes`` settings and the key as a secret to redact, and with
+  :meth:`error_hook` reading error bodies before the generic status mapping;
+* :meth:`auth_headers` are the headers that carry the key (``auth_header: auth_prefix + key``, plus
+  ``extra_headers``), for calls to the API itself only, never to the hosts serving the images;
+* :meth:`aclose` drops the client: a later call connects again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import httpx
+
+from .base import GenerationRequest, Provider
+from .errors import AuthFailed, InvalidRequest, Transient
+from .http import DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP, decode_base64_image
+from .options import pick_params, snap_size
+
+
+class HostedProvider(Provider):
+    """Base class of the adapters for hosted image APIs reached with one key."""
+
+    #: environment variable holding the key, and the one that may override the base URL
+    key_env: ClassVar[str]
+    base_env: ClassVar[str]
+    default_base_url: ClassVar[str]
+    #: the key goes in ``auth_header`` as ``auth_prefix + key``
+    auth_header: ClassVar[str] = "Authorization"
+    auth_prefix: ClassVar[str] = "Bearer "
+    #: sent along with the key on every API call
+    extra_headers: ClassVar[dict[str, str]] = {}
+    #: style parameters the API takes, and Limner's generic names for some of them
+    supported_params: ClassVar[tuple[str, ...]] = ()
+    param_aliases: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
+        super().__init__(model=model, settings=settings)
+        self._http: ProviderHTTP | None = None
+        self._auth: dict[str, str] = {}
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def http(self) -> ProviderHTTP:
+        """The client, built on first use (``AuthFailed`` when the key is missing)."""
+        if self._http is None:
+            key = self.secret(self.key_env)
+            if not key:
+                raise AuthFailed(f"{self.name}: {self.key_env} is not set")
+            base_url = self.settings.get("base_url") or self.secret(self.base_env) or self.default_base_url
+            http = ProviderHTTP(self.name, base_url=base_url, timeout_s=self.settings.get("timeout_s"),
+                                max_download_bytes=int(self.settings.get("max_download_bytes") or DEFAULT_MAX_DOWNLOAD_BYTES),
+                                secrets=[key], on_error=self.error_hook)
+            self._auth = {self.auth_header: f"{self.auth_prefix}{key}", **self.extra_headers}
+            self._http = http
+        return self._http
+
+    def _connect(self) -> ProviderHTTP:
+        return self.http
+
+    def auth_headers(self) -> dict[str, str]:
+        """The headers carrying the key, for the API's own URLs only (connects first)."""
+        self._connect()
+        return self._auth
+
+    async def error_hook(self, response: httpx.Response) -> None:
+        """Called with each answer of status >= 400 (body read) before the generic status mapping:
+        raise a provider error to replace it (a refusal, a wait given in the body). Default: nothing."""
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.aclose()
+
+    # -- fitting a request ------------------------------------------------------------------
+
+    def fit_size(self, request: GenerationRequest, *, min_side: int = 64) -> tuple[int, int]:
+        """Refuse sides over ``capabilities.max_side``; snap the rest to ``capabilities.size_multiple``."""
+        caps = self.capabilities
+        if max(request.width, request.height) > caps.max_side:
+            raise InvalidRequest(f"{self.name}: {request.width}x{request.height} exceeds {caps.max_side}px")
+        return snap_size(request.width, request.height, multiple=caps.size_multiple, max_side=caps.max_side,
+                         min_side=min_side)
+
+    def api_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A style's parameters under the API's names; unsupported ones are dropped with a log line."""
+        renamed = {self.param_aliases.get(k, k): v for k, v in params.items()}
+        return pick_params(self.name, renamed, self.supported_params)
+
+    # -- reading an answer ------------------------------------------------------------------
+
+    def b64_json_image(self, answer: Any) -> bytes:
+        """The image of an OpenAI-style answer, ``{"data": [{"b64_json": "..."}]}``, decoded under the cap."""
+        items = answer.get("data") if isinstance(answer, dict) else None
+        encoded = items[0].get("b64_json") if items and isinstance(items[0], dict) else None
+        if not isinstance(encoded, str) or not encoded:
+            raise Transient(f"{self.name}: the answer has no data[0].b64_json")
+        return decode_base64_image(self.name, encoded, self.http.max_download_bytes)

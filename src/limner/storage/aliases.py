@@ -1,0 +1,209 @@
+"""Stable, human-readable keys ("aliases") beside the content-addressed ones.
+
+Content-addressed keys (``variants/3f9c...-1536.jpg``) change whenever an image changes, which is what
+caches want. Code that cannot read the manifest (an older app, an e-mail, a social card) wants a URL
+that stays put: with ``[storage] alias_pattern = "events/{id}.jpg"`` every published entry also has its
+image at ``events/<id>.jpg``, the largest variant in the pattern's format (``.jpg``/``.jpeg``: JPEG,
+``.webp``, ``.avif``), rewritten whenever the entry is (re-)published.
+
+Writes replace the object in one step, never delete-then-write: a server-side copy where the backend
+has one (``storage.copy(src, dst, cache_control=...)``, e.g. Supabase ``POST /object/copy``), otherwise
+a download of the variant and a ``put`` of the complete bytes (atomic in every backend). Aliases whose
+object already holds the same bytes (same size, and the same SHA-256: remembered in
+``.limner/aliases.json``, or checked by reading the object back) are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import string
+import tempfile
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from limner.errors import ConfigError
+from limner.storage.base import MIME_TYPES, Storage, StorageError
+
+if TYPE_CHECKING:
+    from limner.db.models import Render, Variant
+    from limner.project import Project
+
+log = logging.getLogger("limner.storage.aliases")
+
+DEFAULT_PATTERN = "events/{id}.jpg"
+#: aliases change on re-publish: browsers and CDNs may keep them for a few minutes only
+ALIAS_CACHE_CONTROL = "max-age=300"
+#: prefixes of content-addressed objects, which an alias must never overwrite
+RESERVED_PREFIXES = ("masters/", "variants/", "placeholders/")
+FORMAT_BY_EXTENSION = {"jpg": "jpeg", "jpeg": "jpeg", "webp": "webp", "avif": "avif"}
+CACHE_FILE = "aliases.json"
+_WORKERS = 8
+
+
+def validate_pattern(pattern: str) -> str:
+    """Check an alias pattern: ``{id}`` once or more, no other field, a known image extension, a safe key."""
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
+    except ValueError as exc:
+        raise ConfigError(f"storage.alias_pattern {pattern!r}: {exc}") from None
+    if fields != {"id"}:
+        raise ConfigError(f"storage.alias_pattern {pattern!r}: use {{id}} (the entry id) and no other field",
+                          hint=f"for example {DEFAULT_PATTERN!r}")
+    sample = pattern.format(id="x")
+    pure = PurePosixPath(sample)
+    if sample.startswith("/") or ".." in pure.parts or sample.endswith("/"):
+        raise ConfigError(f"storage.alias_pattern {pattern!r}: must be a relative key, such as {DEFAULT_PATTERN!r}")
+    if sample.startswith(RESERVED_PREFIXES):
+        raise ConfigError(f"storage.alias_pattern {pattern!r}: {', '.join(RESERVED_PREFIXES)} hold content-addressed "
+                          "objects; choose another folder")
+    if pure.suffix.lstrip(".").lower() not in FORMAT_BY_EXTENSION:
+        raise ConfigError(f"storage.alias_pattern {pattern!r}: end it in .jpg, .webp or .avif (the variant format served)")
+    return pattern
+
+
+def alias_key(pattern: str, entry_id: str) -> str:
+    return pattern.format(id=entry_id)
+
+
+def alias_format(pattern: str) -> str:
+    return FORMAT_BY_EXTENSION[PurePosixPath(pattern.format(id="x")).suffix.lstrip(".").lower()]
+
+
+def is_alias_key(pattern: str, key: str) -> bool:
+    """Whether ``key`` is one the pattern produces (for a garbage collector that must keep aliases)."""
+    parts = [re.escape(literal) + ("[a-z0-9][a-z0-9-]{0,127}" if name == "id" else "")
+             for literal, name, _, _ in string.Formatter().parse(pattern)]
+    return re.fullmatch("".join(parts), key) is not None
+
+
+def alias_source(render: Render, fmt: str) -> Variant | None:
+    """The render's largest variant in ``fmt``."""
+    matching = [v for v in render.variants if v.format == fmt]
+    return max(matching, key=lambda v: v.width) if matching else None
+
+
+def alias_url(storage: Storage, pattern: str | None, render: Render) -> str | None:
+    """The alias URL for the manifest (``alias_url``), or None without a pattern or a variant to serve."""
+    if not pattern or alias_source(render, alias_format(pattern)) is None:
+        return None
+    return storage.url(alias_key(pattern, render.entry_id))
+
+
+def configured_pattern(project: Project) -> str | None:
+    pattern = getattr(project.settings.storage, "alias_pattern", None)
+    return validate_pattern(pattern) if pattern else None
+
+
+# ---------------------------------------------------------------------- cache of what was written
+def _cache_path(project: Project) -> Path:
+    return project.settings.state_dir / CACHE_FILE
+
+
+def _load_cache(path: Path, storage_id: str) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        section = data.get(storage_id, {}) if isinstance(data, dict) else {}
+        return {str(k): str(v) for k, v in section.items()} if isinstance(section, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_cache(path: Path, storage_id: str, entries: dict[str, str]) -> None:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        if not isinstance(data, dict):
+            data = {}
+    except (OSError, ValueError):
+        data = {}
+    data[storage_id] = dict(sorted(entries.items()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------- writing
+def _same_bytes(storage: Storage, key: str, source: Variant, cached_sha: str | None) -> bool:
+    if storage.size(key) != source.bytes:
+        return False
+    if cached_sha == source.sha256:
+        return True
+    try:
+        return hashlib.sha256(storage.get(key)).hexdigest() == source.sha256
+    except StorageError:
+        return False
+
+
+def _write_one(storage: Storage, key: str, source: Variant) -> None:
+    copy = getattr(storage, "copy", None)
+    if callable(copy):
+        copy(source.key, key, cache_control=ALIAS_CACHE_CONTROL)
+        size = storage.size(key)
+        if size != source.bytes:
+            raise StorageError(f"alias {key!r}: copied {source.key!r} but the alias holds {size} bytes, not {source.bytes}",
+                               retryable=True)
+        return
+    data = storage.get(source.key)
+    if hashlib.sha256(data).hexdigest() != source.sha256:
+        raise StorageError(f"alias {key!r}: variant {source.key!r} does not match its recorded sha256")
+    storage.put(key, data, content_type=MIME_TYPES[source.format])
+
+
+def write_aliases(project: Project, renders: Iterable[Render], *, pattern: str | None = None,
+                  storage: Storage | None = None) -> list[str]:
+    """Point each render's alias (``pattern``, default ``[storage] alias_pattern``) at its largest variant.
+
+    ``renders`` are the published renders to alias (with their variants loaded, as
+    ``Repository.published_renders`` gives them). Returns the alias keys written, sorted; aliases
+    already holding the right bytes are left alone. Without a pattern it does nothing.
+    """
+    pattern = validate_pattern(pattern) if pattern else configured_pattern(project)
+    if not pattern:
+        return []
+    storage = storage or project.storage
+    fmt = alias_format(pattern)
+    jobs: dict[str, Variant] = {}
+    for render in renders:
+        source = alias_source(render, fmt)
+        if source is None:
+            log.warning("%s has no %s variant: no alias written (add %r to generate.formats)", render.entry_id, fmt, fmt)
+            continue
+        jobs[alias_key(pattern, render.entry_id)] = source
+    if not jobs:
+        return []
+    cache_path = _cache_path(project)
+    storage_id = project.settings.storage.url
+    cache = _load_cache(cache_path, storage_id)
+
+    def run(item: tuple[str, Variant]) -> str | None:
+        key, source = item
+        if _same_bytes(storage, key, source, cache.get(key)):
+            return None
+        _write_one(storage, key, source)
+        return key
+
+    written: list[str] = []
+    errors: list[str] = []
+    with ThreadPoolExecutor(max_workers=min(_WORKERS, len(jobs))) as pool:
+        for (key, source), future in zip(jobs.items(), [pool.submit(run, item) for item in jobs.items()], strict=True):
+            try:
+                if future.result() is not None:
+                    written.append(key)
+                cache[key] = source.sha256
+            except StorageError as exc:
+                errors.append(str(exc))
+    _save_cache(cache_path, storage_id, cache)
+    if errors:
+        raise StorageError(f"{len(errors)} alias(es) could not be written: " + "; ".join(errors[:5]), retryable=True)
+    return sorted(written)

@@ -1,0 +1,134 @@
+"""Garbage collection of stored objects (``limner gc``).
+
+What is garbage, precisely:
+
+* Only objects under ``masters/``, ``variants/`` and ``placeholders/`` are considered.
+* **Unreferenced** (the default): objects whose key is in no render row and no variant row of the
+  state database, whatever the render's status. Superseded renders still have rows, so their
+  objects are kept: they are the history (prompt, seed, cost) of what was shown before, and an
+  app still serving an older manifest may point at them.
+* With ``superseded=True``: also the objects referenced *only* by superseded or rejected renders.
+  Those render rows (and their variant rows) are deleted in the same step, before the objects,
+  so no row ever references a missing object; their ledger lines keep the spend with
+  ``render_id`` cleared. Renders that are generated or derived but not yet published are live
+  (a re-run resumes them), so their objects are kept.
+
+Never collected: any object of a published render (checked explicitly, whatever the rows say),
+and any object whose key appears in the current manifest file (``[sync] manifest``): a
+superseded image the deployed app still shows stays until the next ``limner sync``. A render
+whose objects the manifest still names keeps its row too.
+
+Rows go first, then objects: a crash in between leaves unreferenced objects, which the next
+``limner gc --delete`` removes, never a row pointing at nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from limner.db.models import RenderStatus
+from limner.db.repository import Repository
+from limner.storage.base import Storage, StorageError
+from limner.storage.transfer import list_with_sizes
+
+GC_PREFIXES = ("masters/", "variants/", "placeholders/")
+_DEAD = {RenderStatus.superseded.value, RenderStatus.rejected.value}
+
+
+@dataclass
+class GcPlan:
+    #: (key, size in bytes or None when the storage cannot tell cheaply), sorted by key
+    objects: list[tuple[str, int | None]] = field(default_factory=list)
+    #: objects looked at under the gc prefixes
+    scanned: int = 0
+    #: superseded or rejected render rows that go with their objects (``superseded`` mode only)
+    renders: list[int] = field(default_factory=list)
+    #: unreferenced (or superseded-only) objects kept because the manifest names them
+    kept_for_manifest: list[str] = field(default_factory=list)
+    superseded: bool = False
+
+    @property
+    def bytes(self) -> int:
+        return sum(size or 0 for _key, size in self.objects)
+
+
+@dataclass
+class GcResult:
+    deleted: list[str] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    renders_forgotten: int = 0
+    bytes: int = 0
+
+
+def plan_gc(storage: Storage, repo: Repository, *, superseded: bool = False, manifest_text: str = "") -> GcPlan:
+    """Which objects ``limner gc`` would delete (and, with ``superseded``, which render rows)."""
+    plan = GcPlan(superseded=superseded)
+    by_render = repo.object_keys_by_render()
+    published_ids = repo.published_render_ids()
+    published_keys: set[str] = set()
+    for rid in published_ids:
+        if rid in by_render:
+            published_keys |= by_render[rid][1]
+
+    def in_manifest(key: str) -> bool:
+        return bool(manifest_text) and key in manifest_text
+
+    if superseded:
+        live: set[str] = set()
+        dead: dict[int, set[str]] = {}
+        for rid, (status, keys) in by_render.items():
+            if status in _DEAD and rid not in published_ids:
+                dead[rid] = keys
+            else:
+                live |= keys
+        for rid, keys in sorted(dead.items()):
+            named = sorted(k for k in keys - live if in_manifest(k))
+            if named:  # the deployed app may still show it: keep the render, rows and objects, for now
+                plan.kept_for_manifest.extend(named)
+                live |= keys
+            else:
+                plan.renders.append(rid)
+        referenced = live
+    else:
+        referenced = set()
+        for _status, keys in by_render.values():
+            referenced |= keys
+
+    for prefix in GC_PREFIXES:
+        for key, size in list_with_sizes(storage, prefix):
+            plan.scanned += 1
+            if key in referenced or key in published_keys:
+                continue
+            if in_manifest(key):
+                plan.kept_for_manifest.append(key)
+                continue
+            plan.objects.append((key, size))
+    plan.objects.sort()
+    plan.kept_for_manifest = sorted(set(plan.kept_for_manifest))
+    assert not published_keys & {k for k, _ in plan.objects}, "gc must never select a published object"
+    return plan
+
+
+def run_gc(storage: Storage, repo: Repository, plan: GcPlan, *, on_delete: Callable[[str], None] | None = None) -> GcResult:
+    """Delete what ``plan`` selected: the render rows first, then the objects."""
+    result = GcResult()
+    if plan.renders:
+        result.renders_forgotten = repo.forget_renders(plan.renders)
+    # re-check against the rows as they are now: a render recorded since the plan keeps its objects
+    still_referenced: set[str] = set()
+    for _status, keys in repo.object_keys_by_render().values():
+        still_referenced |= keys
+    for key, size in plan.objects:
+        if key in still_referenced:
+            continue
+        try:
+            storage.delete(key)
+        except StorageError as exc:
+            result.failed.append({"key": key, "error": str(exc)})
+            continue
+        result.deleted.append(key)
+        result.bytes += size or 0
+        if on_delete is not None:
+            on_delete(key)
+    return result

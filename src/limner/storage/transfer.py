@@ -1,0 +1,211 @@
+"""Copy objects from one storage to another (``limner upload``): resumable, idempotent, verified.
+
+Keys are the same on both sides, so the state database stays valid: after a copy, point
+``[storage] url`` at the new store. An object already at the destination with the same size
+and the same sha256 (where the destination can tell it cheaply: S3 metadata, a local file) is
+skipped, so a run killed at any moment and started again copies only what is not there yet.
+Every write is checked afterwards (size, and sha256 where known); a source object whose bytes
+do not match the sha256 its key or the database records is reported, never copied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from limner.errors import ConfigError
+from limner.storage.base import MIME_TYPES, Storage, StorageError
+from limner.storage.local import LocalStorage
+
+if TYPE_CHECKING:
+    from limner.config.settings import Settings
+
+#: ``masters/ab/<sha256>.png``, ``placeholders/ab/<sha256>.webp``: the name is the content's hash
+_CONTENT_NAME = re.compile(r"^(?:masters|placeholders)/[0-9a-f]{2}/([0-9a-f]{64})\.[A-Za-z0-9]+$")
+
+
+@dataclass
+class TransferResult:
+    objects: int = 0
+    copied: int = 0
+    skipped: int = 0
+    failed: int = 0
+    bytes: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"objects": self.objects, "copied": self.copied, "skipped": self.skipped, "failed": self.failed,
+                "bytes": self.bytes, "failures": self.failures}
+
+
+def open_storage_at(settings: Settings, url: str, *, endpoint_url: str | None = None, region: str | None = None) -> Storage:
+    """The storage at ``url`` (a folder, ``file://`` or ``s3://...``), with the project's other ``[storage]``
+    settings (endpoint, region) unless overridden. Relative folders are relative to the project."""
+    from limner.storage.factory import open_storage
+
+    if not url:
+        raise ConfigError("empty storage URL")
+    update: dict[str, object] = {"url": url}
+    if endpoint_url is not None:
+        update["endpoint_url"] = endpoint_url or None
+    if region is not None:
+        update["region"] = region or None
+    storage_settings = settings.storage.model_copy(update=update)
+    return open_storage(settings.model_copy(update={"storage": storage_settings}))
+
+
+def content_type_for(key: str) -> str:
+    ext = key.rsplit(".", 1)[-1].lower() if "." in key.rsplit("/", 1)[-1] else ""
+    return MIME_TYPES.get(ext) or mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+def expected_sha256(key: str, recorded: Mapping[str, str] | None = None) -> str | None:
+    """The sha256 an object must have: recorded in the database, or its content-addressed name."""
+    if recorded and key in recorded:
+        return recorded[key]
+    m = _CONTENT_NAME.match(key)
+    return m.group(1) if m else None
+
+
+def cheap_sha256(storage: Storage, key: str) -> str | None:
+    """An object's sha256 when the storage can tell it without a download: S3 metadata, a local file."""
+    info = object_info(storage, key)
+    return info[1] if info else None
+
+
+def object_info(storage: Storage, key: str) -> tuple[int, str | None] | None:
+    """``(size, sha256 or None)`` of an object, None when it is missing; one request where the storage allows."""
+    info = getattr(storage, "object_info", None)
+    if callable(info):
+        return info(key)
+    if isinstance(storage, LocalStorage):
+        try:
+            data = storage.get(key)
+        except StorageError:
+            return None
+        return len(data), hashlib.sha256(data).hexdigest()
+    size = storage.size(key)
+    return None if size is None else (size, None)
+
+
+def same_place(a: Storage, b: Storage) -> bool:
+    if isinstance(a, LocalStorage) and isinstance(b, LocalStorage):
+        return a.root == b.root or a.root in b.root.parents or b.root in a.root.parents
+    return repr(a) == repr(b)
+
+
+def list_with_sizes(storage: Storage, prefix: str = "") -> Iterable[tuple[str, int | None]]:
+    """``(key, size)`` pairs: from one listing where the storage offers it (S3), else with a size() each."""
+    lister = getattr(storage, "list_sizes", None)
+    if callable(lister):
+        yield from lister(prefix)
+        return
+    if isinstance(storage, LocalStorage):
+        for key in storage.list(prefix):
+            yield key, storage.size(key)
+        return
+    for key in storage.list(prefix):
+        yield key, None
+
+
+ProgressFn = Callable[[str, str, int], None]  # (key, "copied" | "skipped" | "failed", bytes)
+
+
+_UNKNOWN = -1
+
+
+def copy_object(src: Storage, dst: Storage, key: str, *, size: int | None = None, recorded: Mapping[str, str] | None = None,
+                dst_size: int | None = _UNKNOWN) -> tuple[str, int]:
+    """Copy one object unless the destination already holds it. Returns ("copied" | "skipped", bytes copied).
+
+    ``dst_size`` is the destination's size from a listing made beforehand (None: absent), to spare a request."""
+    if size is None:
+        size = src.size(key)
+        if size is None:
+            raise StorageError(f"{key!r} is missing from the source")
+    want = expected_sha256(key, recorded)
+    if dst_size is None or (dst_size != _UNKNOWN and dst_size != size):
+        have = None
+    else:
+        have = object_info(dst, key)
+    if have is not None and have[0] == size:
+        if have[1] is None:
+            return "skipped", 0  # same size and nothing cheaper to compare: trusted, as put_if_absent does
+        if want is None:
+            want = cheap_sha256(src, key)
+        if want is None or have[1] == want:
+            return "skipped", 0
+    data = src.get(key)
+    sha = hashlib.sha256(data).hexdigest()
+    if want is not None and sha != want:
+        raise StorageError(f"source object {key!r} does not match its sha256 (expected {want[:12]}..., read {sha[:12]}...); "
+                           "not copied")
+    dst.put(key, data, content_type=content_type_for(key))
+    if not getattr(dst, "verifies_writes", False):  # S3Storage.put checks size and hashes itself
+        after = object_info(dst, key)
+        if after is None or after[0] != len(data):
+            raise StorageError(f"{key!r} was written but the destination holds {after[0] if after else 'nothing'}, "
+                               f"not {len(data)} bytes")
+        if after[1] is not None and after[1] != sha:
+            raise StorageError(f"{key!r} was written but the destination's copy has another sha256")
+    return "copied", len(data)
+
+
+def copy_objects(src: Storage, dst: Storage, items: Iterable[tuple[str, int | None]], *, recorded: Mapping[str, str] | None = None,
+                 jobs: int = 8, on_progress: ProgressFn | None = None, stop: threading.Event | None = None) -> TransferResult:
+    """Copy ``(key, size)`` items with ``jobs`` threads; failures are collected, never raised."""
+    if same_place(src, dst):
+        raise ConfigError(f"the source and the destination overlap: {src!r} and {dst!r}")
+    items = list(items)
+    result = TransferResult(objects=len(items))
+    # one listing of the destination spares a request per object that is not there yet
+    listed: dict[str, int | None] | None = None
+    if callable(getattr(dst, "list_sizes", None)) and items:
+        listed = dict(list_with_sizes(dst))
+    lock = threading.Lock()
+
+    def one(item: tuple[str, int | None]) -> None:
+        key, size = item
+        if stop is not None and stop.is_set():
+            return
+        try:
+            known = _UNKNOWN if listed is None else listed.get(key)
+            outcome, n = copy_object(src, dst, key, size=size, recorded=recorded, dst_size=known)
+        except Exception as exc:  # noqa: BLE001 - one object's failure never stops the others
+            outcome, n = "failed", 0
+            message = str(exc) if isinstance(exc, StorageError) else f"{type(exc).__name__}: {exc}"
+            with lock:
+                result.failures.append({"key": key, "error": message})
+        with lock:
+            setattr(result, outcome, getattr(result, outcome) + 1)
+            result.bytes += n
+        if on_progress is not None:
+            on_progress(key, outcome, n)
+
+    stop = stop or threading.Event()
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="limner-upload")
+    try:
+        for future in [pool.submit(one, item) for item in items]:
+            future.result()
+    except BaseException:  # Ctrl-C: finish the objects in flight (each is atomic), start no more
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    result.failures.sort(key=lambda f: f["key"])
+    return result
+
+
+def describe(storage: Storage) -> str:
+    """A short, secret-free name for messages and JSON."""
+    if isinstance(storage, LocalStorage):
+        return str(storage.root)
+    location = getattr(storage, "location", None)
+    return str(location) if location else repr(storage)
+
