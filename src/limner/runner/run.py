@@ -204,6 +204,8 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
     summary = RunSummary(planned=len(plan.items), skipped=plan.up_to_date + len(plan.held_back))
     started = time.perf_counter()
     repo = project.repo
+    if plan.items:
+        project.storage.check()  # a store that cannot be written must not cost a single paid generation
     repo.sync_entries(((i.entry.id, i.entry.title, i.style.name, i.fingerprint) for i in plan.items))
     repo.mark_stale(plan.stale_not_selected)
     if not plan.items:

@@ -38,6 +38,10 @@ class Storage(ABC):
         """Build the storage from ``[storage]`` settings (backends reached by URL scheme implement this)."""
         raise NotImplementedError(f"{cls.__name__} cannot be built from settings")
 
+    def check(self) -> None:
+        """Fail fast, before any paid work, when the store cannot be written (missing bucket, bad
+        credentials). Backends override it; the folder storage needs nothing."""
+
     @abstractmethod
     def put(self, key: str, data: bytes, *, content_type: str) -> None:
         """Write ``data`` at ``key`` atomically: readers see the old object or the whole new one."""

@@ -293,6 +293,9 @@ class SupabaseStorage(Storage):
         raise StorageError(self._redact(f"{what}: HTTP {f.http_status}: {f.detail}"))
 
     # ------------------------------------------------------------------ bucket
+    def check(self) -> None:
+        self.ensure_bucket()
+
     def ensure_bucket(self) -> None:
         """Create the bucket (public or not, as configured) unless it exists. Runs once per instance."""
         if self._bucket_ready:
