@@ -141,7 +141,10 @@ class _Handler(BaseHTTPRequestHandler):
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             chunks = []
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                line = self.rfile.readline()
+                if not line:
+                    raise ConnectionAbortedError("request body cut short")
+                size = int(line.split(b";")[0].strip() or b"0", 16)
                 if size == 0:
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
@@ -150,7 +153,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
             return b"".join(chunks)
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client went away mid-body: like S3, store nothing
+            raise ConnectionAbortedError("request body cut short")
+        return body
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -161,6 +167,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _proxy(self) -> None:
         proxy = self.server.proxy
+        with proxy._lock:
+            proxy.in_flight += 1
+        try:
+            self._forward(proxy)
+        except ConnectionAbortedError:
+            self.close_connection = True
+        finally:
+            with proxy._lock:
+                proxy.in_flight -= 1
+
+    def _forward(self, proxy: FaultyProxy) -> None:
         body = self._read_body()
         path, _, query = self.path.partition("?")
         fault = proxy.decide(self.command, path)
@@ -237,6 +254,8 @@ class FaultyProxy:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.log: list[Logged] = []
+        #: requests being handled now (a client killed mid-request leaves its request to finish here)
+        self.in_flight = 0
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.proxy = self
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -272,6 +291,16 @@ class FaultyProxy:
                 key = e.path[len(bucket) + 2:]
                 counts[key] = counts.get(key, 0) + 1
         return counts
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait until no request is being handled (the writes already taken in have landed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self.in_flight == 0:
+                    return
+            time.sleep(0.01)
+        raise TimeoutError(f"{self.in_flight} requests still in flight after {timeout}s")
 
     def faults_injected(self) -> int:
         with self._lock:

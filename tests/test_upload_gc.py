@@ -197,7 +197,8 @@ def test_upload_killed_midway_resumes_without_reuploading(make_project_dir: Call
             time.sleep(0.02)
         os.kill(run.pid, signal.SIGKILL)
         run.wait(timeout=10)
-        time.sleep(0.3)  # writes the proxy had already taken in land now; from here the bucket is still
+        time.sleep(0.1)
+        proxy.wait_idle()  # writes the proxy had already taken in have landed; from here the bucket is still
         after_kill = {k[len("media/"):] for k in objects(bucket)}
         assert 0 < len(after_kill) < n, len(after_kill)
 

@@ -30,7 +30,6 @@ is no moderation on a self-hosted server, so ``ContentRefused`` does not happen.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
 import time
@@ -42,7 +41,7 @@ import httpx
 
 from .base import Capabilities, GenerationRequest, GenerationResult, Provider
 from .errors import InvalidRequest, Transient
-from .http import ALLOW_HTTP_ENV, DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP, allowed_http_hosts, error_for_status
+from .http import ALLOW_HTTP_ENV, DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP, allowed_http_hosts, decode_base64_image, error_for_status
 from .options import pick_params, snap_size
 
 log = logging.getLogger("limner.providers")
@@ -222,14 +221,7 @@ class Automatic1111Provider(Provider):
     def _decode(self, text: str, cap: int) -> bytes:
         if text.startswith("data:"):
             text = text.partition(",")[2]
-        if len(text) * 3 // 4 > cap + 3:
-            raise InvalidRequest(f"{self.name}: output is about {len(text) * 3 // 4:,} bytes, over the {cap:,}-byte cap")
-        try:
-            data = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            raise Transient(f"{self.name}: the image is not valid base64") from None
-        if len(data) > cap:
-            raise InvalidRequest(f"{self.name}: output is {len(data):,} bytes, over the {cap:,}-byte cap")
+        data = decode_base64_image(self.name, text, cap)
         head = data[:12]
         if not (head.startswith(b"\x89PNG\r\n\x1a\n") or head.startswith(b"\xff\xd8\xff")
                 or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
