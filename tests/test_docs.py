@@ -156,7 +156,8 @@ def anchors(text: str) -> set[str]:
     return found
 
 
-DOC_FILES = ("cli.md", "configuration.md", "catalogue.md", "styles.md", "plugins.md", "manifest.md")
+DOC_FILES = ("cli.md", "configuration.md", "catalogue.md", "styles.md", "plugins.md", "manifest.md", "storage.md",
+             "supabase.md", "providers.md", "architecture.md", "benchmarks.md")
 
 
 @pytest.mark.parametrize("name", DOC_FILES)

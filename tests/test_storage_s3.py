@@ -188,6 +188,26 @@ def test_no_permission_is_a_clear_error(bucket: str) -> None:
         assert "denied" in str(info.value) and "s3:ListBucket" in (info.value.hint or "")
 
 
+def test_check_proves_the_bucket_can_be_written(bucket: str, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = make(bucket, endpoint)
+    s.check()
+    assert objects(bucket) == {}  # the probe was removed
+    client().put_object(Bucket=bucket, Key="media/.limner-write-check", Body=b"left by a check without delete rights")
+    assert list(s.list()) == []  # and is never listed
+    with pytest.raises(StorageError) as info:
+        make("no-such-bucket-limner", endpoint).check()
+    assert "does not exist" in str(info.value)
+    with FaultyProxy(fixed_error=(403, "AccessDenied")) as proxy:
+        with pytest.raises(StorageError) as info:
+            make(bucket, proxy.url).check()
+        assert "denied" in str(info.value) and bucket in str(info.value)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
+    with moto_auth():
+        with pytest.raises(StorageError) as info:
+            make(bucket, endpoint).check()
+    assert "credentials" in str(info.value) and "InvalidAccessKeyId" in str(info.value)
+
+
 def test_public_urls(bucket: str, endpoint: str) -> None:
     key = "variants/abcdef0123456789-480.webp"
     plain = make(bucket, endpoint, prefix="site/media")

@@ -122,6 +122,14 @@ def test_generate_into_s3_and_every_manifest_url_serves_its_image(make_project_d
         assert hashlib.sha256(response.content).hexdigest() == keys[key]
 
 
+def test_generate_into_a_missing_bucket_stops_before_any_paid_call(make_project_dir: Callable[..., ProjectDir]) -> None:
+    p = make_project_dir(2, extra=storage_config(moto_endpoint()))
+    proc = p.run("generate", "--no-progress", env=s3_env(p, LIMNER_STORAGE_URL="s3://no-such-bucket-limner/media"))
+    assert proc.returncode == 1
+    assert "no-such-bucket-limner" in proc.stderr and "does not exist" in proc.stderr
+    assert p.calls() == []
+
+
 # ----------------------------------------------------------------------------------------- upload
 def test_upload_copies_referenced_objects_then_all_and_the_project_switches(make_project_dir: Callable[..., ProjectDir]) -> None:
     endpoint, bucket = moto_endpoint(), new_bucket()

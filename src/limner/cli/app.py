@@ -8,7 +8,21 @@ from typing import Annotated, Optional
 import typer
 
 from limner import __version__
-from limner.cli.commands import adopt, check_missing, costs, doctor, generate, init, plan, providers, status, styles, sync
+from limner.cli.commands import (
+    adopt,
+    check_missing,
+    costs,
+    doctor,
+    gc,
+    generate,
+    init,
+    plan,
+    providers,
+    status,
+    styles,
+    sync,
+    upload,
+)
 from limner.cli.context import setup_logging
 
 app = typer.Typer(
@@ -37,7 +51,7 @@ def root(
     setup_logging(verbose)
 
 
-for module in (init, plan, generate, status, sync, check_missing, providers, styles, costs, doctor, adopt):
+for module in (init, plan, generate, status, sync, check_missing, providers, styles, costs, doctor, adopt, upload, gc):
     module.register(app)
 
 

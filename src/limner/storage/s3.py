@@ -52,6 +52,9 @@ IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 #: user metadata holding the object's sha256 (sent as ``x-amz-meta-sha256``)
 SHA256_METADATA = "sha256"
 
+#: the object ``check()`` writes and removes, at the prefix's root (never listed)
+WRITE_CHECK_KEY = ".limner-write-check"
+
 MiB = 1024 * 1024
 DEFAULT_MULTIPART_THRESHOLD = 8 * MiB
 DEFAULT_MULTIPART_CHUNKSIZE = 8 * MiB
@@ -376,6 +379,24 @@ class S3Storage(Storage):
         return None  # an ETag this service computes its own way: size and metadata must do
 
     # ------------------------------------------------------------------ contract
+    def check(self) -> None:
+        """Fail fast, before any paid work, when the bucket is missing or the credentials cannot list, write
+        and delete under the prefix: one listing, then a tiny object written and removed."""
+        try:
+            self._client.list_objects_v2(Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else "", MaxKeys=1)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, "list") from None
+        self._bucket_checked = True
+        probe = self._key(WRITE_CHECK_KEY)
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=probe, Body=b"limner", ContentType="text/plain")
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, "write", WRITE_CHECK_KEY) from None
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=probe)
+        except (ClientError, BotoCoreError) as exc:  # writing is what generate needs; gc will say more
+            log.warning("could not delete %s from %s: %s", WRITE_CHECK_KEY, self.location, type(exc).__name__)
+
     def put(self, key: str, data: bytes, *, content_type: str) -> None:
         full = self._key(key)
         data = bytes(data)
@@ -460,12 +481,13 @@ class S3Storage(Storage):
     def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int]]:
         """``(key, size)`` of every object under ``prefix``, one paginated listing (no HEAD per object)."""
         full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        probe = self._key(WRITE_CHECK_KEY)
         paginator = self._client.get_paginator("list_objects_v2")
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
                 for item in page.get("Contents", ()):
                     name = item["Key"]
-                    if name.endswith("/"):  # "folder" markers some consoles create
+                    if name.endswith("/") or name == probe:  # "folder" markers some consoles create; check()'s probe
                         continue
                     yield self._unprefix(name), int(item.get("Size", 0))
         except (ClientError, BotoCoreError) as exc:
