@@ -32,6 +32,9 @@ class SyncResult:
     schema: str = ""
     manifest_changed: bool = False
     aliases: list[str] = field(default_factory=list)
+    written_back: int = 0
+    written_back_unchanged: int = 0
+    not_in_events_table: list[str] = field(default_factory=list)
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:
@@ -127,6 +130,11 @@ def sync_project(project: Project) -> SyncResult:
     write_if_changed(schema_path, _json_bytes(MANIFEST_SCHEMA))
     # remote aliases last: a storage failure cannot leave the app's files half-written
     result.aliases = write_aliases(project, [r for r in renders if r.entry_id in entries])
+    if s.sync.events_database_url:
+        from limner.sync.writeback import write_back
+
+        wb = write_back(s.sync.events_database_url, s.sync.events_table, s.sync.events_id_column, entries)
+        result.written_back, result.written_back_unchanged, result.not_in_events_table = wb.updated, wb.unchanged, wb.not_found
     result.manifest = str(manifest_path)
     result.schema = str(schema_path)
     return result
