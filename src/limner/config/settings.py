@@ -15,7 +15,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -184,8 +184,11 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_data = _TOML_DATA.get("data", {})
-        return (init_settings, env_settings, dotenv_settings, InitSettingsSource(settings_cls, toml_data))
+        toml = InitSettingsSource(settings_cls, settings_cls._toml_data)  # type: ignore[attr-defined]
+        return (init_settings, env_settings, dotenv_settings, toml)
+
+    #: the parsed limner.toml, lowest-priority source; set per load on a throwaway subclass
+    _toml_data: ClassVar[dict[str, Any]] = {}
 
     # ----- paths -------------------------------------------------------------------
     def path(self, value: str | Path) -> Path:
@@ -223,9 +226,6 @@ class Settings(BaseSettings):
     def __repr_args__(self):  # keep reprs short; settings hold no secrets but stay tidy
         yield "project_dir", self.project_dir
         yield "config_file", self.config_file
-
-
-_TOML_DATA: dict[str, Any] = {}
 
 
 def _dotenv(project_dir: Path) -> dict[str, str | None]:
@@ -318,9 +318,10 @@ def load_settings(
         candidate = root / CONFIG_FILENAME
         config_file = candidate if candidate.is_file() else None
     data = _read_toml(config_file) if config_file else {}
-    _TOML_DATA["data"] = data
+    # a subclass per load carries this file's values: no shared state between loads or threads
+    loaded = type("Settings", (Settings,), {"_toml_data": data, "__module__": __name__})
     try:
-        settings = Settings(
+        settings = loaded(
             _env_file=root / ".env" if (root / ".env").is_file() else None,
             **(overrides or {}),
         )
@@ -331,8 +332,6 @@ def load_settings(
             where = _source_of(loc, overrides or {}, root, config_file)
             messages.append(f"{where}: setting {'.'.join(loc)!r}: {err['msg']}")
         raise ConfigError("invalid configuration; nothing was changed:\n  " + "\n  ".join(messages)) from None
-    finally:
-        _TOML_DATA.pop("data", None)
     unknown = sorted(set(data) - set(Settings.model_fields) - {"project_dir", "config_file"})
     if unknown:
         raise ConfigError(f"{config_file}: unknown setting(s) {', '.join(map(repr, unknown))}; see docs/configuration.md")
