@@ -35,5 +35,8 @@ def process_master(master: bytes, provenance: Provenance, opts: DeriveOptions) -
         placeholder_width=opts.placeholder_width,
         placeholder_format=opts.placeholder_format,
         placeholder_max_bytes=opts.placeholder_max_bytes,
+        max_bytes=opts.max_bytes,
+        max_pixels=opts.max_pixels,
+        threads=1,  # one process per core already: no encoder threads on top
     )
     return Processed(validated=validated, derived=derived)
