@@ -168,3 +168,34 @@ def test_limit_and_ids(project_dir):
     plan, summary = run(project_dir, Selection(all=True))
     assert len(plan.items) == 6 and {i.reason for i in plan.items} >= {"forced", "missing"}
     assert_consistent(project_dir)
+
+
+async def test_a_provider_can_give_its_slot_back_before_the_download():
+    """release_slot(): the next call starts while this one is still fetching its output."""
+    import asyncio
+
+    from limner.providers import Capabilities, GenerationRequest, GenerationResult, Provider
+    from limner.providers.base import release_slot
+    from limner.runner.retry import CallStats, ProviderGate
+
+    events = []
+
+    class TwoPhase(Provider):
+        name = "two-phase"
+        capabilities = Capabilities()
+
+        async def generate(self, request):
+            events.append(("start", request.seed))
+            await asyncio.sleep(0.05)  # the remote work
+            release_slot()
+            release_slot()  # twice is harmless
+            await asyncio.sleep(0.2)  # the download, outside the slot
+            events.append(("end", request.seed))
+            return GenerationResult(data=b"x", seed=request.seed)
+
+    gate = ProviderGate(TwoPhase(), concurrency=1, rate_per_minute=None, timeout_s=None, max_attempts=1,
+                        backoff_initial_s=0, backoff_max_s=0)
+    req = lambda seed: GenerationRequest(prompt="p", negative_prompt="", width=64, height=64, seed=seed, model="m")  # noqa: E731
+    await asyncio.gather(gate.call(req(1), CallStats()), gate.call(req(2), CallStats()))
+    assert events.index(("start", 2)) < events.index(("end", 1))
+    assert gate.slots._value == 1  # every slot given back exactly once

@@ -10,10 +10,24 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from limner.providers.errors import AuthFailed
+
+
+_slot_release: ContextVar[Callable[[], None] | None] = ContextVar("limner_slot_release", default=None)
+
+
+def release_slot() -> None:
+    """Called by a provider once the remote work is done and only fetching the output is left:
+    the runner gives the concurrency slot to the next call (providers' limits count running
+    generations, not downloads). Calling it outside a run, or twice, does nothing."""
+    release = _slot_release.get()
+    if release is not None:
+        release()
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
-from limner.providers.base import Capabilities, GenerationRequest, GenerationResult, Price, Provider
+from limner.providers.base import Capabilities, GenerationRequest, GenerationResult, Price, Provider, release_slot
 from limner.providers.errors import AuthFailed, ContentRefused, InvalidRequest, ProviderError, RateLimited, Transient
 from limner.providers.http import DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP
 from limner.providers.options import pick_params, snap_aspect
@@ -246,6 +246,7 @@ class ReplicateProvider(Provider):
 
         cost = self._cost(request)
         url = self._first_output(pid, prediction.get("output"))
+        release_slot()  # the prediction is done; only the download is left
         try:
             image = await self._fetch(http, url)
         except ProviderError as exc:  # the prediction succeeded: Replicate billed it

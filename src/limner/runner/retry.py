@@ -16,6 +16,7 @@ from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from limner.providers import AuthFailed, GenerationRequest, GenerationResult, Provider, RateLimited, Transient
+from limner.providers.base import _slot_release
 
 
 #: longest Retry-After honoured (a server asking for more is waited on this long, then retried)
@@ -63,7 +64,17 @@ class ProviderGate:
         self.auth_failure: AuthFailed | None = None
 
     async def _once(self, request: GenerationRequest, stats: CallStats) -> GenerationResult:
-        async with self.slots:
+        await self.slots.acquire()
+        released = False
+
+        def release() -> None:  # once: at the end of the call, or earlier when the provider says so
+            nonlocal released
+            if not released:
+                released = True
+                self.slots.release()
+
+        token = _slot_release.set(release)
+        try:
             if self.auth_failure is not None:
                 raise AuthFailed(str(self.auth_failure))
             if self.limiter is not None:
@@ -74,6 +85,9 @@ class ProviderGate:
             except AuthFailed as exc:
                 self.auth_failure = exc
                 raise
+        finally:
+            _slot_release.reset(token)
+            release()
 
     async def _call(self, request: GenerationRequest) -> GenerationResult:
         coro = self.provider.generate(request)
