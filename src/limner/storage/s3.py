@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import ipaddress
 import logging
 import os
 import threading
@@ -38,6 +37,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from limner.urls import is_loopback
 from limner.errors import ConfigError
 from limner.storage.base import Storage, StorageError
 
@@ -109,15 +109,6 @@ def new_session(**kwargs: Any) -> Any:
     return boto3.session.Session(botocore_session=core, **kwargs)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_endpoint(endpoint_url: str) -> None:
     """https, or plain http to loopback or to a host listed in LIMNER_ALLOW_HTTP_HOSTS (a MinIO on a private network)."""
     parts = urlsplit(endpoint_url)
@@ -125,7 +116,7 @@ def check_endpoint(endpoint_url: str) -> None:
     if parts.scheme not in ("http", "https") or not host:
         raise ConfigError(f"[storage] endpoint_url must be an http(s) URL, not {_strip_userinfo(endpoint_url)!r}")
     allowed = {h.strip().lower() for h in os.environ.get("LIMNER_ALLOW_HTTP_HOSTS", "").split(",") if h.strip()}
-    if parts.scheme == "http" and not _is_loopback(host) and host not in allowed:
+    if parts.scheme == "http" and not is_loopback(host) and host not in allowed:
         raise ConfigError(f"the S3 endpoint {_strip_userinfo(endpoint_url)} uses plain http: requests, images and any session "
                           "token would travel unencrypted",
                           hint=f"use https, or list {host} in LIMNER_ALLOW_HTTP_HOSTS (loopback is allowed as is)")

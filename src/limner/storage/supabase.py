@@ -27,7 +27,6 @@ often with HTTP status 400 whatever the ``statusCode`` says, so both are read. T
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
+from limner.urls import is_loopback
 from limner.errors import EXIT_AUTH, ConfigError
 from limner.providers.http import Redactor, allowed_http_hosts
 from limner.storage.base import MIME_TYPES, Storage, StorageError
@@ -132,15 +132,6 @@ class _Failure:
         return self.status == 409 or "already exists" in self.text or self.error.lower() == "duplicate"
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _flag(value: str, what: str) -> bool:
     v = value.strip().lower()
     if v in _TRUE:
@@ -165,7 +156,7 @@ class SupabaseStorage(Storage):
         host = (parts.hostname or "").lower()
         if not host or parts.scheme not in ("https", "http"):
             raise ConfigError(f"{URL_ENV} must be the project URL, such as https://<project-ref>.supabase.co")
-        if parts.scheme == "http" and not _is_loopback(host) and host not in allowed_http_hosts():
+        if parts.scheme == "http" and not is_loopback(host) and host not in allowed_http_hosts():
             raise ConfigError(f"{URL_ENV} uses plain http to {host}: the service key would travel unencrypted",
                               hint="use https, or list the host in LIMNER_ALLOW_HTTP_HOSTS (a local Supabase is allowed as is)")
         if not key:
