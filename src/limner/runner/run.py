@@ -210,19 +210,20 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
     summary = RunSummary(planned=len(plan.items), skipped=plan.up_to_date + len(plan.held_back))
     started = time.perf_counter()
     repo = project.repo
+    # checks before anything is written or paid for: credentials, then the store
+    for name in plan.by_provider():
+        missing = project.provider(name).missing_env()
+        if missing:  # same exit as a rejected credential
+            summary.auth_error = (f"provider {name!r} needs {', '.join(missing)}: set it in the environment or in .env "
+                                  "(see `limner providers`)")
+            summary.not_started = len(plan.items)
+            return summary
     if plan.items:
         project.storage.check()  # a store that cannot be written must not cost a single paid generation
     repo.sync_entries(((i.entry.id, i.entry.title, i.style.name, i.fingerprint) for i in plan.items))
     repo.mark_stale(plan.stale_not_selected)
     if not plan.items:
         return summary
-    for name in plan.by_provider():
-        missing = project.provider(name).missing_env()
-        if missing:  # fail before any work: same exit as a rejected credential
-            summary.auth_error = (f"provider {name!r} needs {', '.join(missing)}: set it in the environment or in .env "
-                                  "(see `limner providers`)")
-            summary.not_started = len(plan.items)
-            return summary
     workers = project.settings.generate.workers or os.cpu_count() or 1
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
                                initializer=init_worker)
