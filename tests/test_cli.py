@@ -265,6 +265,8 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_rerun_finishes(make_pro
     con = sqlite3.connect(p.root / ".limner" / "limner.db")
     assert con.execute("select count(*) from renders").fetchone()[0] == 24
     con.close()
+    # the calls in flight at Ctrl-C finished and were kept: nothing was paid for twice
+    assert len(p.calls()) == 24
 
 
 def test_costs_reports_spend_by_provider_model_and_day(make_project_dir):

@@ -19,6 +19,10 @@ from limner.providers import AuthFailed, GenerationRequest, GenerationResult, Pr
 from limner.providers.base import _slot_release
 
 
+class RunStopped(Exception):
+    """The run is stopping (first Ctrl-C): no new provider call starts."""
+
+
 #: longest Retry-After honoured (a server asking for more is waited on this long, then retried)
 RETRY_AFTER_CAP_S = 600.0
 
@@ -62,6 +66,8 @@ class ProviderGate:
         self.wait = RetryAfterOrBackoff(backoff_initial_s, backoff_max_s)
         #: set by the first AuthFailed: no further call is started with credentials known to be bad
         self.auth_failure: AuthFailed | None = None
+        #: set on the first Ctrl-C: calls in flight finish (they are paid for), no new one starts
+        self.stopping = False
 
     async def _once(self, request: GenerationRequest, stats: CallStats) -> GenerationResult:
         await self.slots.acquire()
@@ -75,6 +81,8 @@ class ProviderGate:
 
         token = _slot_release.set(release)
         try:
+            if self.stopping:
+                raise RunStopped()
             if self.auth_failure is not None:
                 raise AuthFailed(str(self.auth_failure))
             if self.limiter is not None:
@@ -99,6 +107,8 @@ class ProviderGate:
         return await coro
 
     async def call(self, request: GenerationRequest, stats: CallStats) -> GenerationResult:
+        if self.stopping:
+            raise RunStopped()
         retrying = AsyncRetrying(
             retry=retry_if_exception_type((RateLimited, Transient)),
             stop=stop_after_attempt(self.max_attempts),

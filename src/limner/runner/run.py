@@ -24,7 +24,7 @@ from limner.project import Project
 from limner.runner.imaging_task import DeriveOptions
 from limner.runner.plan import Plan, PlanItem
 from limner.runner.progress import RunProgress
-from limner.runner.retry import ProviderGate
+from limner.runner.retry import ProviderGate, RunStopped
 from limner.runner.unit import UnitOfWork
 
 log = logging.getLogger("limner.runner")
@@ -140,7 +140,26 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
     stop = asyncio.Event()
     n_workers = min(len(plan.items), sum(g.concurrency for g in gates.values()) * 2 + (pool._max_workers or 1))
 
+    main_task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def on_sigint() -> None:
+        """First Ctrl-C: finish (and store) the calls in flight, start nothing new. Second: stop now."""
+        if stop.is_set():
+            assert main_task is not None
+            main_task.cancel()
+            return
+        summary.interrupted = True
+        stop.set()
+        for gate in gates.values():
+            gate.stopping = True
+        bar.console.print("Stopping: finishing the calls in flight (they are paid for); Ctrl-C again to stop now.")
+
     with RunProgress(len(plan.items), enabled=options.progress) as bar:
+        try:
+            loop.add_signal_handler(signal.SIGINT, on_sigint)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not the main thread, or no signals here
+            pass
 
         async def worker() -> None:
             while not stop.is_set():
@@ -164,6 +183,9 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                     else:
                         summary.failed += 1
                         summary.failures.append({"id": item.entry.id, "error": outcome.error or "failed"})
+                except RunStopped:  # never reached the provider: it stays queued for the next run
+                    summary.not_started += 1
+                    return
                 except AuthFailed as exc:
                     summary.provider_calls += getattr(exc, "attempts", 1)
                     actual = getattr(exc, "billed_total", 0.0)
@@ -181,6 +203,8 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                     repo.mark_failed(item.entry.id, message, retryable=exc.retryable, attempts=getattr(exc, "attempts", 1))
                 except Exception as exc:  # storage faults, bugs: the entry fails, the run goes on
                     log.exception("entry %s failed", item.entry.id)
+                    summary.provider_calls += getattr(exc, "attempts", 0)
+                    actual = getattr(exc, "billed_total", 0.0)
                     summary.failed += 1
                     message = f"{type(exc).__name__}: {exc}"
                     summary.failures.append({"id": item.entry.id, "error": message})
@@ -199,6 +223,11 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
             # their answers; in-flight entries stay "generating" and the next run resumes them
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
             raise
+        finally:
+            try:
+                loop.remove_signal_handler(signal.SIGINT)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover
+                pass
     summary.not_started += queue.qsize()
     for gate in gates.values():
         await gate.provider.aclose()
@@ -225,13 +254,19 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
     if not plan.items:
         return summary
     workers = project.settings.generate.workers or os.cpu_count() or 1
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
-                               initializer=init_worker)
-    for _ in range(workers):  # start the workers (and their imaging imports) while the first calls are in flight
-        pool.submit(warm_up)
+    # the fork server and its workers are born ignoring Ctrl-C (a terminal sends it to the whole process
+    # group); the main process stops the run and shuts the pool down
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
+                                   initializer=init_worker)
+        for _ in range(workers):  # start the workers (and their imaging imports) while the first calls are in flight
+            pool.submit(warm_up)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         asyncio.run(_execute(project, plan, options, summary, pool))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # a second Ctrl-C: stopped at once
         summary.interrupted = True
     finally:
         pool.shutdown(wait=not summary.interrupted, cancel_futures=True)

@@ -58,7 +58,7 @@ class UnitOfWork:
         outcome = Outcome(entry.id, "failed")
 
         # an entry never generated before has nothing to resume: skip the lookup
-        render = None if item.reason == "missing" else await asyncio.to_thread(self.repo.find_resumable, entry.id, item.fingerprint)
+        render = None if item.fresh else await asyncio.to_thread(self.repo.find_resumable, entry.id, item.fingerprint)
         master: bytes | None = None
         if render is not None:
             master = await asyncio.to_thread(self._load_master, render)
@@ -82,8 +82,15 @@ class UnitOfWork:
                 outcome.cost_usd += stats.billed_failures_usd
             outcome.provider_calls = stats.attempts
             outcome.cost_usd += result.cost_usd
-            render, master = await self._store_master(item, provenance, result.data, result.cost_usd, stats,
-                                                      result.seed, result.model or spec.model, result.metadata)
+            try:
+                render, master = await self._store_master(item, provenance, result.data, result.cost_usd, stats,
+                                                          result.seed, result.model or spec.model, result.metadata)
+            except Exception as exc:  # paid for, but not kept: the ledger and the budget must still see it
+                await asyncio.to_thread(self.repo.record_billed_failure, entry.id, spec.provider, spec.model,
+                                        result.cost_usd, "store_failed")
+                exc.attempts = stats.attempts  # type: ignore[attr-defined]
+                exc.billed_total = outcome.cost_usd  # type: ignore[attr-defined]
+                raise
 
         # shielded: a cancelled run never cancels a pool future itself (the pool's own shutdown does that
         # safely); the worker's answer is simply dropped

@@ -35,11 +35,28 @@ class LocalStorage(Storage):
                     os.fsync(fh.fileno())
                 os.chmod(tmp, 0o644)
                 os.replace(tmp, path)
+                _fsync_dir(path.parent)  # the rename itself survives a power loss
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         except OSError as exc:
             raise StorageError(f"cannot write {key!r} under {self.root}: {exc.strerror}", retryable=False) from None
+
+    def check(self) -> None:
+        """The folder exists (or can be made) and takes a write."""
+        probe = ".limner-write-check"
+        self.put(probe, b"ok", content_type="text/plain")
+        self.delete(probe)
+
+    def put_if_absent(self, key: str, data: bytes, *, content_type: str) -> bool:
+        """Skip only when the same bytes are already there (a damaged file of the same size is rewritten)."""
+        try:
+            if self._path(key).read_bytes() == data:
+                return False
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            pass
+        self.put(key, data, content_type=content_type)
+        return True
 
     def get(self, key: str) -> bytes:
         try:
@@ -88,3 +105,16 @@ class LocalStorage(Storage):
 
     def __repr__(self) -> str:
         return f"<LocalStorage root={str(self.root)!r}>"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)

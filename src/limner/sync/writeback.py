@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, Table, create_engine, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
 
 from limner.errors import ConfigError, LimnerError
 
@@ -43,8 +43,11 @@ def _when(value: str | None) -> dt.datetime | None:
 
 def write_back(url: str, table_name: str, id_column: str, entries: dict[str, dict[str, Any]]) -> WriteBackResult:
     """Set image_url, image_cdn_url and image_generated_at for every manifest entry found in the table."""
-    safe_url = make_url(url).render_as_string(hide_password=True)
-    engine = create_engine(url)
+    try:
+        safe_url = make_url(url).render_as_string(hide_password=True)
+        engine = create_engine(url)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(f"[sync] events_database_url is not a usable database URL: {type(exc).__name__}") from None
     result = WriteBackResult()
     try:
         try:

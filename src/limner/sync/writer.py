@@ -118,8 +118,8 @@ def sync_project(project: Project) -> SyncResult:
     known_ids = previous_ids | set(project.repo.entry_statuses())
     for entry_id in sorted(known_ids):
         for other_ext in set(PLACEHOLDER_EXT.values()):
-            if entry_id in catalog and other_ext == ext:
-                continue
+            if entry_id in catalog and (other_ext == ext or entry_id not in entries):
+                continue  # keep the app's current file until a new placeholder replaces it
             path = out_dir / f"{entry_id}.{other_ext}"
             if path.is_file():
                 path.unlink()
