@@ -293,3 +293,15 @@ def test_a_secret_in_limner_toml_is_refused(project_dir):
     proc = project_dir.run("plan")
     assert proc.returncode == 2 and ".env" in proc.stderr
     assert "r8_FAKE_should_not_be_here" not in proc.stderr + proc.stdout
+
+
+def test_sync_keeps_the_apps_own_placeholder_until_a_new_one_replaces_it(make_project_dir):
+    p = make_project_dir(2, extra='refuse_ids = ["event-001"]\n')
+    events = p.root / "frontend/public/images/events"
+    events.mkdir(parents=True)
+    for entry_id in ("event-000", "event-001"):
+        (events / f"{entry_id}.jpg").write_bytes(b"hand-made")
+    assert p.run("generate").returncode == 1  # event-001 is refused
+    p.run("sync", check=True)
+    assert (events / "event-000.webp").is_file() and not (events / "event-000.jpg").exists()
+    assert (events / "event-001.jpg").read_bytes() == b"hand-made"

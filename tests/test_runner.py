@@ -199,3 +199,47 @@ async def test_a_provider_can_give_its_slot_back_before_the_download():
     await asyncio.gather(gate.call(req(1), CallStats()), gate.call(req(2), CallStats()))
     assert events.index(("start", 2)) < events.index(("end", 1))
     assert gate.slots._value == 1  # every slot given back exactly once
+
+
+def test_a_paid_image_whose_store_fails_is_billed_and_counted(make_project_dir):
+    from limner.storage import StorageError
+
+    p = make_project_dir(2, extra="price_usd = 0.02\n")
+    project = p.project()
+    real = project.storage
+
+    class FailingMasters:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def put_if_absent(self, key, data, *, content_type):
+            if key.startswith("masters/"):
+                raise StorageError("disk full")
+            return real.put_if_absent(key, data, content_type=content_type)
+
+    project.__dict__["storage"] = FailingMasters()
+    try:
+        summary = run_plan(project, build_plan(project, Selection()), RunOptions(progress=False))
+    finally:
+        project.close()
+    assert summary.failed == 2 and summary.provider_calls == 2
+    assert abs(summary.spend_usd - 0.04) < 1e-9  # the budget saw what was paid
+    ledger = rows(p, LedgerRow)
+    assert sorted((r.outcome, r.cost_usd) for r in ledger) == [("store_failed", 0.02), ("store_failed", 0.02)]
+
+
+def test_a_failed_retry_of_a_reverted_change_costs_nothing(make_project_dir):
+    p = make_project_dir(2)
+    run(p)
+    original = p.entries()
+    changed = [dict(e) for e in original]
+    changed[0]["title"] = "A new title"
+    p.write_catalog(changed)
+    p.config.write_text(p.config.read_text() + 'refuse_ids = ["event-000"]\n')
+    _, summary = run(p)
+    assert summary.failed == 1
+    p.write_catalog(original)  # back to what is published
+    project = p.project()
+    plan = build_plan(project, Selection())
+    project.close()
+    assert plan.items == []
