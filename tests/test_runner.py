@@ -243,3 +243,24 @@ def test_a_failed_retry_of_a_reverted_change_costs_nothing(make_project_dir):
     plan = build_plan(project, Selection())
     project.close()
     assert plan.items == []
+
+
+def test_a_provider_setting_that_changes_the_image_makes_entries_stale(make_project_dir, monkeypatch):
+    from limner.testing.fake_provider import FakeProvider
+
+    monkeypatch.setattr(FakeProvider, "image_settings", ("quality",))
+    p = make_project_dir(2, extra='quality = "low"\n')
+    run(p)
+    project = p.project()
+    assert build_plan(project, Selection()).items == []
+    project.close()
+    p.config.write_text(p.config.read_text().replace('quality = "low"', 'quality = "high"'))
+    project = p.project()
+    plan = build_plan(project, Selection())
+    project.close()
+    assert {i.reason for i in plan.items} == {"stale"} and len(plan.items) == 2
+    # a setting that does not shape the image changes nothing
+    p.config.write_text(p.config.read_text().replace('quality = "high"', 'quality = "low"') + "latency_s = 0.001\n")
+    project = p.project()
+    assert build_plan(project, Selection()).items == []
+    project.close()

@@ -95,6 +95,7 @@ def _describe(response: httpx.Response) -> str:
 class Automatic1111Provider(Provider):
     name = NAME
     default_model = ""  # the checkpoint the server has loaded, unless providers.automatic1111.model is set
+    image_settings = ("steps", "cfg_scale", "sampler_name", "scheduler")
     capabilities = Capabilities(
         supports_seed=True,
         supports_negative_prompt=True,

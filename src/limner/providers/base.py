@@ -109,6 +109,9 @@ class Provider(ABC):
     required_env: ClassVar[tuple[str, ...]] = ()
     #: true when the provider needs neither network nor GPU (used as default)
     offline: ClassVar[bool] = False
+    #: ``[providers.<name>]`` settings that change the image (quality, workflow, sampler, ...): part of
+    #: the fingerprint, so changing one makes the provider's entries stale
+    image_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
         self.model = model or self.default_model

@@ -65,6 +65,7 @@ _PRICING = "https://docs.bfl.ai/quick_start/pricing"
 class BFLProvider(HostedProvider):
     name = "bfl"
     default_model = "flux-pro-1.1"
+    image_settings = ("safety_tolerance",)
     capabilities = Capabilities(
         supports_seed=True,
         supports_negative_prompt=False,

@@ -380,6 +380,7 @@ async def send(http: ProviderHTTP, method: str, path: str, **kwargs: Any) -> htt
 class ComfyUIProvider(Provider):
     name = NAME
     default_model = ""  # the loader node's own file, unless providers.comfyui.model is set
+    image_settings = ("workflow", "slots")
     capabilities = Capabilities(
         supports_seed=True,
         supports_negative_prompt=True,  # workflows without a negative slot (flux) drop it, with a log line

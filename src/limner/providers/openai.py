@@ -68,6 +68,7 @@ def image_cost(model: str, quality: str, size: str) -> float | None:
 class OpenAIProvider(HostedProvider):
     name = "openai"
     default_model = "gpt-image-1"
+    image_settings = ("quality",)
     capabilities = Capabilities(
         supports_seed=False,
         supports_negative_prompt=False,

@@ -112,6 +112,7 @@ def is_nsfw(message: str) -> bool:
 class ReplicateProvider(Provider):
     name = "replicate"
     default_model = "black-forest-labs/flux-schnell"
+    image_settings = ("output_format",)
     capabilities = Capabilities(
         supports_seed=True,
         supports_negative_prompt=False,

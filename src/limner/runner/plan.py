@@ -49,20 +49,24 @@ class Selection:
 class SpecContext:
     """Everything besides the entry that shapes a spec: one per (style, provider) in a plan."""
 
-    __slots__ = ("style", "provider", "model", "price_usd", "multiple", "long_side", "aspect", "renderer", "key")
+    __slots__ = ("style", "provider", "model", "price_usd", "multiple", "long_side", "aspect", "renderer",
+                 "provider_settings", "key")
 
     def __init__(self, style: Style, provider: str, model: str, price_usd: float, multiple: int, long_side: int,
-                 aspect: str, renderer: PromptRenderer) -> None:
+                 aspect: str, renderer: PromptRenderer, provider_settings: dict | None = None) -> None:
         self.style, self.provider, self.model, self.price_usd = style, provider, model, price_usd
         self.multiple, self.long_side, self.aspect, self.renderer = multiple, long_side, aspect, renderer
-        self.key = json.dumps([FINGERPRINT_VERSION, style.name, style.template_sha, provider, model, multiple, long_side, aspect])
+        self.provider_settings = provider_settings or {}
+        self.key = json.dumps([FINGERPRINT_VERSION, style.name, style.template_sha, provider, model, multiple, long_side,
+                               aspect, self.provider_settings], sort_keys=True, default=str)
 
     def digest(self, entry: Entry) -> str:
         return hashlib.sha256((self.key + entry.model_dump_json()).encode("utf-8")).hexdigest()
 
     def spec(self, entry: Entry) -> RenderSpec:
         return build_spec(entry, self.style, self.renderer, provider=self.provider, model=self.model,
-                          long_side=self.long_side, default_aspect=self.aspect, size_multiple=self.multiple)
+                          long_side=self.long_side, default_aspect=self.aspect, size_multiple=self.multiple,
+                          provider_settings=self.provider_settings)
 
 
 class PlanItem:
@@ -182,9 +186,12 @@ def _build_plan(project: Project, selection: Selection, statuses: dict[str, Entr
             style = project.style_for(entry)
             provider = project.provider_name_for(entry, style, selection.provider)
             cls = provider_class(provider)
-            model = settings.provider_settings(provider).model or cls.default_model
+            conf = settings.provider_settings(provider)
+            model = conf.model or cls.default_model
+            extra = conf.model_extra or {}
+            shaping = {k: extra[k] for k in cls.image_settings if extra.get(k) is not None}
             ctx = SpecContext(style, provider, model, project.provider_price(provider), cls.capabilities.size_multiple,
-                              gen.size, gen.aspect, project.renderer)
+                              gen.size, gen.aspect, project.renderer, shaping)
             contexts[key] = ctx
         return ctx
 

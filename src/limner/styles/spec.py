@@ -35,6 +35,8 @@ class RenderSpec:
     width: int
     height: int
     params: dict[str, Any] = field(default_factory=dict)
+    #: provider settings that change the image (see ``Provider.image_settings``)
+    provider_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -50,12 +52,11 @@ FINGERPRINT_VERSION = 1
 def fingerprint_of(spec: RenderSpec) -> str:
     """sha256 over a JSON array of everything that shapes the image (JSON keeps the fields unambiguous)."""
     params = json.dumps(spec.params, sort_keys=True, ensure_ascii=False, separators=(",", ":")) if spec.params else "{}"
-    payload = json.dumps(
-        [FINGERPRINT_VERSION, spec.prompt, spec.negative_prompt, spec.provider, spec.model, params, spec.seed,
-         spec.width, spec.height, spec.template_sha],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    fields: list[Any] = [FINGERPRINT_VERSION, spec.prompt, spec.negative_prompt, spec.provider, spec.model, params,
+                         spec.seed, spec.width, spec.height, spec.template_sha]
+    if spec.provider_settings:  # only when set, so fingerprints without them stay as they were
+        fields.append(json.dumps(spec.provider_settings, sort_keys=True, ensure_ascii=False, default=str))
+    payload = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -89,6 +90,7 @@ def build_spec(
     long_side: int,
     default_aspect: str,
     size_multiple: int = 16,
+    provider_settings: dict[str, Any] | None = None,
 ) -> RenderSpec:
     prompt, negative = renderer.render(style, entry)
     width, height = size_for_aspect(entry.aspect or style.aspect or default_aspect, long_side, size_multiple)
@@ -105,4 +107,5 @@ def build_spec(
         width=width,
         height=height,
         params=dict(style.params),
+        provider_settings=dict(provider_settings or {}),
     )
