@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -229,8 +230,18 @@ class Settings(BaseSettings):
 
 
 def _dotenv(project_dir: Path) -> dict[str, str | None]:
+    """The project's .env, parsed once per change of the file (secrets are looked up on every call)."""
     env_file = project_dir / ".env"
-    return dotenv_values(env_file) if env_file.is_file() else {}
+    try:
+        stamp = env_file.stat().st_mtime_ns
+    except OSError:
+        return {}
+    return _parse_dotenv(str(env_file), stamp)
+
+
+@lru_cache(maxsize=16)
+def _parse_dotenv(path: str, _stamp: int) -> dict[str, str | None]:
+    return dict(dotenv_values(path))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
