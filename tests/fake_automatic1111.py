@@ -20,7 +20,7 @@ import random
 import threading
 from typing import Any
 
-from fake_comfyui import QuickHTTPServer, json_response, noisy_png
+from fake_comfyui import QuickHTTPServer, ScriptedFake, json_response, noisy_png
 from werkzeug import Request, Response
 
 TYPES = {"prompt": str, "negative_prompt": str, "seed": int, "width": int, "height": int, "steps": int,
@@ -30,7 +30,7 @@ DEFAULTS = {"prompt": "", "negative_prompt": "", "seed": -1, "width": 512, "heig
 CHECKPOINT = "v1-5-pruned-emaonly.safetensors [6ce0161689]"
 
 
-class FakeAutomatic1111:
+class FakeAutomatic1111(ScriptedFake):
     def __init__(self) -> None:
         self.server = QuickHTTPServer(host="127.0.0.1", threaded=True)
         self.lock = threading.Lock()
@@ -50,18 +50,6 @@ class FakeAutomatic1111:
         self.server.start()
         return self
 
-    def stop(self) -> None:
-        self.stopping.set()
-        if self.server.is_running():
-            self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}"
-
-    def mode(self, name: str, **options: Any) -> None:
-        with self.lock:
-            self._mode, self._options, self._failed_once = name, options, False
 
     def _unauthorized(self, request: Request) -> Response | None:
         expected = f"Basic {base64.b64encode(self.auth.encode()).decode()}" if self.auth else None

@@ -71,7 +71,25 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(json.dumps(body), status=status, headers=headers, content_type="application/json")
 
 
-class FakeComfyUI:
+class ScriptedFake:
+    """What every self-hosted fake shares: a loopback server, the suite's ``mode()``, ``url`` and ``stop()``.
+    Subclasses set ``server``, ``lock``, ``stopping`` and the mode fields in ``__init__``."""
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.server.is_running():
+            self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    def mode(self, name: str, **options: Any) -> None:
+        with self.lock:
+            self._mode, self._options, self._failed_once = name, options, False
+
+
+class FakeComfyUI(ScriptedFake):
     """One fake ComfyUI host. ``url`` is its base URL; ``mode(...)`` scripts the next calls."""
 
     def __init__(self) -> None:
@@ -108,18 +126,6 @@ class FakeComfyUI:
         self.server.start()
         return self
 
-    def stop(self) -> None:
-        self.stopping.set()
-        if self.server.is_running():
-            self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}"
-
-    def mode(self, name: str, **options: Any) -> None:
-        with self.lock:
-            self._mode, self._options, self._failed_once = name, options, False
 
     # -- helpers
 

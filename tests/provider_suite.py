@@ -33,6 +33,7 @@ from limner.providers import (
     AuthFailed,
     ContentRefused,
     GenerationRequest,
+    GenerationResult,
     InvalidRequest,
     Provider,
     RateLimited,
@@ -48,6 +49,17 @@ def request(**overrides: Any) -> GenerationRequest:
                 width=1024, height=688, seed=12345, model="", params={}, context={"id": "exodus", "title": "Exodus"})
     base.update(overrides)
     return GenerationRequest(**base)
+
+
+async def call_through_gate(provider: Provider, **overrides: Any) -> tuple[GenerationResult, CallStats]:
+    """One call through the runner's retry policy (3 attempts, tiny backoff); closes the provider."""
+    gate = ProviderGate(provider, concurrency=1, rate_per_minute=None, timeout_s=30, max_attempts=3,
+                        backoff_initial_s=0.01, backoff_max_s=0.05)
+    stats = CallStats()
+    try:
+        return await gate.call(request(model=provider.model, **overrides), stats), stats
+    finally:
+        await provider.aclose()
 
 
 class FakeAPI:
@@ -94,14 +106,7 @@ class ProviderSuite:
 
     async def test_5xx_then_success_through_the_retry_policy(self, fake: FakeAPI, make_provider) -> None:
         fake.mode("server_error_once")
-        provider = make_provider()
-        gate = ProviderGate(provider, concurrency=1, rate_per_minute=None, timeout_s=30, max_attempts=3,
-                            backoff_initial_s=0.01, backoff_max_s=0.05)
-        stats = CallStats()
-        try:
-            result = await gate.call(request(model=provider.model), stats)
-        finally:
-            await provider.aclose()
+        result, stats = await call_through_gate(make_provider())
         assert stats.attempts == 2
         validate_image(result.data)
 

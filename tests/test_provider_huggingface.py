@@ -9,11 +9,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # provider_suite, fake
 
 import pytest  # noqa: E402
 from fake_hosted_apis import HostedChecks, HuggingFaceFake, png, provider_factory, start_fake  # noqa: E402
-from provider_suite import ProviderSuite, request  # noqa: E402
+from provider_suite import ProviderSuite, call_through_gate, request  # noqa: E402
 
 from limner.providers import ContentRefused, RateLimited, Transient  # noqa: E402
 from limner.providers.huggingface import HuggingFaceProvider  # noqa: E402
-from limner.runner.retry import CallStats, ProviderGate  # noqa: E402
 
 
 @pytest.fixture
@@ -48,14 +47,7 @@ class TestHuggingFace(ProviderSuite, HostedChecks):
 
     async def test_loading_then_loaded_through_the_retry_policy(self, fake, make_provider) -> None:
         fake.mode("loading_once", estimated_time=0.5)
-        provider = make_provider()
-        gate = ProviderGate(provider, concurrency=1, rate_per_minute=None, timeout_s=30, max_attempts=3,
-                            backoff_initial_s=0.01, backoff_max_s=0.05)
-        stats = CallStats()
-        try:
-            result = await gate.call(request(model=provider.model), stats)
-        finally:
-            await provider.aclose()
+        result, stats = await call_through_gate(make_provider())
         assert stats.attempts == 2 and result.data
 
     async def test_json_with_status_200_is_transient(self, fake, make_provider) -> None:

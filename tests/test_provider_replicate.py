@@ -6,12 +6,11 @@ import logging
 
 import pytest
 from fake_replicate import NSFW_ERROR, ReplicateFake, start_fake, stop_fake
-from provider_suite import SECRET_TOKEN, ProviderSuite, request
+from provider_suite import SECRET_TOKEN, ProviderSuite, call_through_gate, request
 
 from limner.imaging import sniff_format, validate_image
 from limner.providers import AuthFailed, ContentRefused, InvalidRequest, Transient
 from limner.providers.replicate import FLUX_ASPECTS, PRICES, ReplicateProvider, is_nsfw, split_model
-from limner.runner.retry import CallStats, ProviderGate
 
 VERSION = "5599ed30703defd1d160a25a63321b4dec97101d98b4674bcc56e41f62f35637"
 
@@ -222,14 +221,7 @@ async def test_canceled_is_transient(fake: ReplicateFake, make_provider) -> None
 
 async def test_rate_limit_then_success_through_the_gate(fake: ReplicateFake, make_provider) -> None:
     fake.mode("rate_limit_once")
-    provider = make_provider()
-    gate = ProviderGate(provider, concurrency=1, rate_per_minute=None, timeout_s=30, max_attempts=3,
-                        backoff_initial_s=0.01, backoff_max_s=0.05)
-    stats = CallStats()
-    try:
-        result = await gate.call(request(model=provider.model), stats)
-    finally:
-        await provider.aclose()
+    result, stats = await call_through_gate(make_provider())
     assert stats.attempts == 2 and fake.create_calls == 2 and fake.paid == 1
     validate_image(result.data)
 
