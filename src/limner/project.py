@@ -85,18 +85,6 @@ class Project:
         cls = provider_class(name)
         return float(cls.price_for(conf.model or cls.default_model, width or size, height or size))
 
-    def provider_concurrency(self, name: str) -> int:
-        """Concurrent calls: ``[providers.<name>] concurrency``, else the provider's own default
-        (e.g. one slot per ComfyUI host, 5 for Replicate), else ``[generate] concurrency``."""
-        conf = self.settings.provider_settings(name)
-        if conf.concurrency:
-            return conf.concurrency
-        provider = self.provider(name)
-        hint = getattr(provider, "concurrency_hint", None)
-        if callable(hint):
-            return max(1, int(hint()))
-        return provider.capabilities.max_concurrency or self.settings.generate.concurrency
-
     @cached_property
     def db(self) -> Database:
         return open_database(self.settings.database_url)

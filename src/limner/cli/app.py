@@ -31,6 +31,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain click help: rich's help renderer costs more start-up than the rest of the CLI together
+    rich_markup_mode=None,
 )
 
 

@@ -1,4 +1,8 @@
-"""Shared CLI plumbing: consoles, the project from ``--config``, and error handling."""
+"""Shared CLI plumbing: consoles, the project from ``--config``, and error handling.
+
+Everything here is cheap to import: the CLI must start in a blink, so rich's console,
+the settings and the project are imported only when a command first uses them.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +10,71 @@ import functools
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
 
-from limner.config import load_settings
 from limner.errors import LimnerError
-from limner.project import Project
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from limner.project import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class LazyConsole:
+    """A rich ``Console`` built on first use (``out.print(...)`` works as on a console)."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, soft_wrap=True)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+
+out = LazyConsole(stderr=False)
+err = LazyConsole(stderr=True)
+
+
+class _LazyRichHandler(logging.Handler):
+    """Formats records with rich on stderr, importing rich only when something is logged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._handler: logging.Handler | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._handler is None:
+            from rich.logging import RichHandler
+
+            self._handler = RichHandler(console=err.console, show_path=False, show_time=False, markup=False)
+            self._handler.setLevel(self.level)
+        self._handler.handle(record)
 
 
 def setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     root = logging.getLogger("limner")
-    root.handlers[:] = [RichHandler(console=err, show_path=False, show_time=False, markup=False)]
+    root.handlers[:] = [_LazyRichHandler()]
     root.setLevel(level)
     root.propagate = False
 
 
 def get_project(ctx: typer.Context, **overrides: Any) -> Project:
+    from limner.config import load_settings
+    from limner.project import Project
+
     obj = ctx.ensure_object(dict)
     settings = load_settings(obj.get("config"), overrides={k: v for k, v in overrides.items() if v is not None})
     return Project(settings)

@@ -18,6 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from limner.errors import LimnerError
 
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
+#: the newest migration's revision (a test checks it is Alembic's head): a database already at it is
+#: opened without importing Alembic, which would cost more than the rest of a ``limner status``
+SCHEMA_HEAD = "0001"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -54,7 +57,18 @@ class Database:
                 s.rollback()
                 raise
 
+    def schema_revision(self) -> str | None:
+        """The revision recorded in ``alembic_version`` (None: a new or unversioned database)."""
+        from sqlalchemy import inspect, text
+
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
     def migrate(self) -> None:
+        if self.schema_revision() == SCHEMA_HEAD:
+            return
         from alembic import command
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory

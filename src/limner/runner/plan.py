@@ -30,7 +30,7 @@ from limner.db.repository import EntryStatus
 from limner.errors import ConfigError
 from limner.gcpause import gc_paused
 from limner.project import Project
-from limner.registry import provider_class
+from limner.runner.lanes import Lane, resolve_lane
 from limner.styles import RenderSpec, Style, build_spec
 from limner.styles.spec import FINGERPRINT_VERSION
 from limner.styles.templates import PromptRenderer
@@ -47,18 +47,18 @@ class Selection:
 
 
 class SpecContext:
-    """Everything besides the entry that shapes a spec: one per (style, provider) in a plan."""
+    """Everything besides the entry that shapes a spec: one per (style, provider lane) in a plan."""
 
-    __slots__ = ("style", "provider", "model", "price_usd", "multiple", "long_side", "aspect", "renderer",
+    __slots__ = ("style", "lane", "provider", "model", "price_usd", "multiple", "long_side", "aspect", "renderer",
                  "provider_settings", "key")
 
-    def __init__(self, style: Style, provider: str, model: str, price_usd: float, multiple: int, long_side: int,
-                 aspect: str, renderer: PromptRenderer, provider_settings: dict | None = None) -> None:
-        self.style, self.provider, self.model, self.price_usd = style, provider, model, price_usd
-        self.multiple, self.long_side, self.aspect, self.renderer = multiple, long_side, aspect, renderer
-        self.provider_settings = provider_settings or {}
-        self.key = json.dumps([FINGERPRINT_VERSION, style.name, style.template_sha, provider, model, multiple, long_side,
-                               aspect, self.provider_settings], sort_keys=True, default=str)
+    def __init__(self, style: Style, lane: Lane, long_side: int, aspect: str, renderer: PromptRenderer) -> None:
+        self.style, self.lane = style, lane
+        self.provider, self.model, self.price_usd = lane.name, lane.model, lane.price_usd
+        self.multiple, self.long_side, self.aspect, self.renderer = lane.size_multiple, long_side, aspect, renderer
+        self.provider_settings = lane.image_settings
+        self.key = json.dumps([FINGERPRINT_VERSION, style.name, style.template_sha, self.provider, self.model,
+                               self.multiple, long_side, aspect, self.provider_settings], sort_keys=True, default=str)
 
     def digest(self, entry: Entry) -> str:
         return hashlib.sha256((self.key + entry.model_dump_json()).encode("utf-8")).hexdigest()
@@ -111,6 +111,10 @@ class PlanItem:
     def provider(self) -> str:
         return self.ctx.provider
 
+    @property
+    def lane(self) -> Lane:
+        return self.ctx.lane
+
     def __repr__(self) -> str:
         return f"<PlanItem {self.entry.id} {self.reason}>"
 
@@ -126,6 +130,8 @@ class Plan:
     #: stale entries not selected (e.g. with --missing)
     stale_not_selected: list[str] = field(default_factory=list)
     stale_ids: list[str] = field(default_factory=list)
+    #: every provider the plan's entries use, resolved once
+    lanes: dict[str, Lane] = field(default_factory=dict)
 
     @property
     def estimated_cost(self) -> float:
@@ -178,21 +184,18 @@ def _build_plan(project: Project, selection: Selection, statuses: dict[str, Entr
 
     gen = settings.generate
     contexts: dict[tuple[str | None, str | None, str | None], SpecContext] = {}
+    lanes: dict[str, Lane] = {}
 
     def context_for(entry: Entry) -> SpecContext:
         key = (entry.style, entry.era, entry.provider)
         ctx = contexts.get(key)
         if ctx is None:
             style = project.style_for(entry)
-            provider = project.provider_name_for(entry, style, selection.provider)
-            cls = provider_class(provider)
-            conf = settings.provider_settings(provider)
-            model = conf.model or cls.default_model
-            extra = conf.model_extra or {}
-            shaping = {k: extra[k] for k in cls.image_settings if extra.get(k) is not None}
-            ctx = SpecContext(style, provider, model, project.provider_price(provider), cls.capabilities.size_multiple,
-                              gen.size, gen.aspect, project.renderer, shaping)
-            contexts[key] = ctx
+            name = project.provider_name_for(entry, style, selection.provider)
+            lane = lanes.get(name)
+            if lane is None:
+                lane = lanes[name] = resolve_lane(project, name)
+            ctx = contexts[key] = SpecContext(style, lane, gen.size, gen.aspect, project.renderer)
         return ctx
 
     items: list[PlanItem] = []
@@ -237,5 +240,7 @@ def _build_plan(project: Project, selection: Selection, statuses: dict[str, Entr
             continue
         reasons[reason] += 1
         items.append(PlanItem(entry, ctx, reason, digest, spec, fp, fresh=status is None))
+    used = {item.provider for item in items}
     return Plan(items=items, total=len(catalog), up_to_date=up_to_date, reasons=reasons, held_back=held_back,
-                stale_not_selected=stale_not_selected, stale_ids=stale_ids)
+                stale_not_selected=stale_not_selected, stale_ids=stale_ids,
+                lanes={name: lane for name, lane in lanes.items() if name in used})

@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import os
 import signal
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from limner.errors import EXIT_AUTH, EXIT_BUDGET, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
-from limner.providers import AuthFailed, ProviderError
 from limner.project import Project
 from limner.runner.imaging_task import DeriveOptions
+from limner.runner.neardup import NearDuplicateIndex
 from limner.runner.plan import Plan, PlanItem
+from limner.runner.pool import ImagingPool
 from limner.runner.progress import RunProgress
-from limner.runner.retry import ProviderGate, RunStopped
-from limner.runner.unit import UnitOfWork
+from limner.runner.retry import ProviderGate
+from limner.runner.unit import OffLoop, Outcome, UnitOfWork
 
 log = logging.getLogger("limner.runner")
 
@@ -64,6 +62,20 @@ class RunSummary:
             return EXIT_BUDGET
         return EXIT_OK
 
+    def record(self, outcome: Outcome) -> None:
+        """Count one unit of work's outcome: the one place the summary learns what happened."""
+        self.provider_calls += outcome.provider_calls
+        if outcome.status == "published":
+            self.generated += 1
+            self.resumed += int(outcome.resumed)
+        elif outcome.status == "failed":
+            self.failed += 1
+            self.failures.append({"id": outcome.entry_id, "error": outcome.error or "failed"})
+        elif outcome.status == "not_started":
+            self.not_started += 1
+        elif outcome.status == "stopped" and self.auth_error is None:
+            self.auth_error = outcome.stop_reason
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "planned": self.planned, "generated": self.generated, "resumed": self.resumed, "skipped": self.skipped,
@@ -92,21 +104,6 @@ class Budget:
         self.spent += actual
 
 
-def init_worker() -> None:
-    """Pool workers leave Ctrl-C to the main process, which stops the run and shuts the pool down,
-    and run at a lower priority: the event loop's provider timings matter more than a few ms of
-    derivation (throughput is the same; the work just yields to the loop)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        os.nice(5)
-    except OSError:  # pragma: no cover - not permitted here: run at normal priority
-        pass
-
-
-def warm_up() -> None:
-    import limner.runner.imaging_task  # noqa: F401  (imports Pillow, codecs, imagehash)
-
-
 def derive_options(project: Project) -> DeriveOptions:
     g, s = project.settings.generate, project.settings.sync
     return DeriveOptions(widths=tuple(g.widths), formats=tuple(g.formats), placeholder_width=s.placeholder_width,
@@ -114,31 +111,21 @@ def derive_options(project: Project) -> DeriveOptions:
                          max_bytes=g.max_image_bytes, max_pixels=g.max_image_pixels)
 
 
-def _gates(project: Project, plan: Plan) -> dict[str, ProviderGate]:
-    g = project.settings.generate
-    gates = {}
-    for name in plan.by_provider():
-        conf = project.settings.provider_settings(name)
-        provider = project.provider(name)
-        gates[name] = ProviderGate(
-            provider, concurrency=project.provider_concurrency(name),
-            rate_per_minute=conf.rate_limit_per_minute or provider.capabilities.rate_limit_per_minute,
-            timeout_s=conf.timeout_s, max_attempts=g.max_attempts, backoff_initial_s=g.backoff_initial_s,
-            backoff_max_s=g.backoff_max_s,
-        )
-    return gates
-
-
-async def _execute(project: Project, plan: Plan, options: RunOptions, summary: RunSummary, pool: ProcessPoolExecutor) -> None:
+async def _execute(project: Project, plan: Plan, options: RunOptions, summary: RunSummary, pool: ImagingPool) -> None:
     repo = project.repo
-    gates = _gates(project, plan)
-    unit = UnitOfWork(repo=repo, storage=project.storage, pool=pool, options=derive_options(project), phashes=repo.phashes())
+    gates: dict[str, ProviderGate] = {name: lane.gate(project.settings.generate) for name, lane in plan.lanes.items()}
+    off = OffLoop(db_threads=1 if project.db.engine.dialect.name == "sqlite" else 4)
+    phashes = await off.db(repo.phashes)
+    near = NearDuplicateIndex(project.settings.generate.near_duplicate_distance,
+                              ((entry_id, int(value, 16)) for entry_id, value in phashes.items()))
+    unit = UnitOfWork(repo=repo, storage=project.storage, pool=asyncio.wrap_future(pool.ready),
+                      options=derive_options(project), near_duplicates=near, off=off)
     budget = Budget(options.budget_usd)
     queue: asyncio.Queue[PlanItem] = asyncio.Queue()
     for item in plan.items:
         queue.put_nowait(item)
     stop = asyncio.Event()
-    n_workers = min(len(plan.items), sum(g.concurrency for g in gates.values()) * 2 + (pool._max_workers or 1))
+    n_workers = min(len(plan.items), sum(g.concurrency for g in gates.values()) * 2 + pool.workers)
 
     main_task = asyncio.current_task()
     loop = asyncio.get_running_loop()
@@ -172,46 +159,18 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                     summary.budget_stopped = True
                     summary.not_started += 1
                     continue
-                actual = 0.0
+                outcome: Outcome | None = None
                 try:
                     outcome = await unit.run(item, gates[item.provider])
-                    actual = outcome.cost_usd
-                    summary.provider_calls += outcome.provider_calls
-                    if outcome.status == "published":
-                        summary.generated += 1
-                        summary.resumed += int(outcome.resumed)
-                    else:
-                        summary.failed += 1
-                        summary.failures.append({"id": item.entry.id, "error": outcome.error or "failed"})
-                except RunStopped:  # never reached the provider: it stays queued for the next run
-                    summary.not_started += 1
+                finally:  # a cancelled unit (second Ctrl-C) releases its reservation too
+                    budget.settle(price, outcome.cost_usd if outcome else 0.0)
+                summary.record(outcome)
+                summary.spend_usd = budget.spent
+                if outcome.status == "not_started":
                     return
-                except AuthFailed as exc:
-                    summary.provider_calls += getattr(exc, "attempts", 1)
-                    actual = getattr(exc, "billed_total", 0.0)
-                    summary.auth_error = f"provider {item.provider!r} rejected the credentials: {exc}"
-                    if getattr(exc, "attempts", 0):  # entries that never reached the provider stay queued
-                        repo.mark_failed(item.entry.id, f"AuthFailed: {exc}", retryable=True, attempts=exc.attempts)
+                if outcome.status == "stopped":
                     stop.set()
                     return
-                except ProviderError as exc:
-                    summary.provider_calls += getattr(exc, "attempts", 1)
-                    actual = getattr(exc, "billed_total", 0.0)
-                    summary.failed += 1
-                    message = f"{type(exc).__name__}: {exc}"
-                    summary.failures.append({"id": item.entry.id, "error": message})
-                    repo.mark_failed(item.entry.id, message, retryable=exc.retryable, attempts=getattr(exc, "attempts", 1))
-                except Exception as exc:  # storage faults, bugs: the entry fails, the run goes on
-                    log.exception("entry %s failed", item.entry.id)
-                    summary.provider_calls += getattr(exc, "attempts", 0)
-                    actual = getattr(exc, "billed_total", 0.0)
-                    summary.failed += 1
-                    message = f"{type(exc).__name__}: {exc}"
-                    summary.failures.append({"id": item.entry.id, "error": message})
-                    repo.mark_failed(item.entry.id, message, retryable=True, attempts=1)
-                finally:
-                    budget.settle(price, actual)
-                    summary.spend_usd = budget.spent
                 bar.advance(spend=budget.spent, failed=summary.failed)
 
         try:
@@ -221,13 +180,14 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
         except asyncio.CancelledError:
             # Ctrl-C: drop queued imaging work and let running items finish while the loop can still take
             # their answers; in-flight entries stay "generating" and the next run resumes them
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+            await asyncio.to_thread(pool.shutdown, wait=True)
             raise
         finally:
             try:
                 loop.remove_signal_handler(signal.SIGINT)
             except (NotImplementedError, RuntimeError):  # pragma: no cover
                 pass
+            await asyncio.to_thread(off.shutdown)
     summary.not_started += queue.qsize()
     for gate in gates.values():
         await gate.provider.aclose()
@@ -240,8 +200,8 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
     started = time.perf_counter()
     repo = project.repo
     # checks before anything is written or paid for: credentials, then the store
-    for name in plan.by_provider():
-        missing = project.provider(name).missing_env()
+    for name, lane in plan.lanes.items():
+        missing = lane.missing_env()
         if missing:  # same exit as a rejected credential
             summary.auth_error = (f"provider {name!r} needs {', '.join(missing)}: set it in the environment or in .env "
                                   "(see `limner providers`)")
@@ -253,22 +213,13 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
     repo.mark_stale(plan.stale_not_selected)
     if not plan.items:
         return summary
-    workers = project.settings.generate.workers or os.cpu_count() or 1
-    # the fork server and its workers are born ignoring Ctrl-C (a terminal sends it to the whole process
-    # group); the main process stops the run and shuts the pool down
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
-                                   initializer=init_worker)
-        for _ in range(workers):  # start the workers (and their imaging imports) while the first calls are in flight
-            pool.submit(warm_up)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    # the pool starts in the background: the first provider calls go out while its workers import the imaging stack
+    pool = ImagingPool.start(project.settings.generate.workers)
     try:
         asyncio.run(_execute(project, plan, options, summary, pool))
     except (KeyboardInterrupt, asyncio.CancelledError):  # a second Ctrl-C: stopped at once
         summary.interrupted = True
     finally:
-        pool.shutdown(wait=not summary.interrupted, cancel_futures=True)
+        pool.shutdown(wait=not summary.interrupted)
         summary.elapsed_s = time.perf_counter() - started
     return summary

@@ -9,7 +9,7 @@ import typer
 
 MissingOpt = Annotated[bool, typer.Option("--missing", help="Only entries without an image (and retryable failures). Default: missing and stale.")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every entry, regenerating published ones too.")]
-IdOpt = Annotated[Optional[list[str]], typer.Option("--id", help="Only this entry (repeatable); regenerates it even if published.")]
+IdOpt = Annotated[Optional[list[str]], typer.Option("--id", metavar="ID", help="Only this entry (repeatable); regenerates it even if published.")]
 StaleOpt = Annotated[bool, typer.Option("--stale", help="Only entries whose prompt, style, provider or seed changed.")]
 ProviderOpt = Annotated[Optional[str], typer.Option("--provider", "-p", help="Provider for this run (overrides LIMNER_PROVIDER and limner.toml).")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=0, help="At most this many entries.")]

@@ -7,7 +7,6 @@ from collections import defaultdict
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from limner.cli.commands._selection import JsonOpt
 from limner.cli.context import friendly, get_project, out, print_json
@@ -42,6 +41,8 @@ def register(app: typer.Typer) -> None:
                 "by_day": [{"day": d, "provider": p, "model": m, "calls": n, "usd": round(c, 6)} for d, p, m, n, c in rows],
             })
             return
+        from rich.table import Table
+
         table = Table("day", "provider", "model", "calls", "USD", show_edge=False)
         for day, provider, model, n, usd in rows:
             table.add_row(day, provider, model, str(n), f"${usd:.4f}")

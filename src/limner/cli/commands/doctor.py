@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Optional
 
 import typer
@@ -32,10 +31,12 @@ def register(app: typer.Typer) -> None:
     @friendly
     def doctor_cmd(
         ctx: typer.Context,
-        provider: Annotated[Optional[list[str]], typer.Option("--provider", "-p", help="Check only this provider (repeatable).")] = None,
+        provider: Annotated[Optional[list[str]], typer.Option("--provider", "-p", metavar="NAME", help="Check only this provider (repeatable).")] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Check credentials and reachability of the providers in use, without generating anything."""
+        import asyncio
+
         project = get_project(ctx)
         names = provider or _in_use(project)
         results = []

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from limner.cli.context import friendly, out
-from limner.config.scaffold import scaffold
 
 
 def register(app: typer.Typer) -> None:
@@ -20,6 +19,8 @@ def register(app: typer.Typer) -> None:
         placeholder_dir: Annotated[str, typer.Option(help="Where the app keeps committed placeholders.")] = "frontend/public/images/events",
     ) -> None:
         """Create limner.toml, .env.example, a sample style and catalogue; add Limner's block to .gitignore. Safe to re-run."""
+        from limner.config.scaffold import scaffold
+
         result = scaffold(directory.resolve(), placeholder_dir=placeholder_dir)
         for name in result.created:
             out.print(f"created  {name}", highlight=False)

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from limner.cli.commands._selection import AllOpt, IdOpt, JsonOpt, LimitOpt, MissingOpt, ProviderOpt, StaleOpt, selection
 from limner.cli.context import err, friendly, get_project, out, print_json
-from limner.project import Project
 
 if TYPE_CHECKING:
+    from limner.project import Project
     from limner.runner import Plan
 
 
@@ -47,6 +46,8 @@ def print_plan(project: Project, plan: Plan, *, show_items: int = 20) -> None:
     if plan.stale_not_selected:
         out.print(f"  {len(plan.stale_not_selected)} stale entries not selected (drop --missing to include them)", highlight=False)
     if plan.items:
+        from rich.table import Table
+
         table = Table("id", "reason", "style", "provider", "model", "size", "price", title=None, show_edge=False)
         for item in plan.items[:show_items]:
             table.add_row(item.entry.id, item.reason, item.style.name, item.spec.provider, item.spec.model,

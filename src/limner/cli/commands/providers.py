@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from limner.cli.commands._selection import JsonOpt
 from limner.cli.context import friendly, get_project, out, print_json
@@ -37,6 +36,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(rows)
             return
+        from rich.table import Table
+
         table = Table("provider", "configured", "model", "price/image", "", show_edge=False)
         for r in rows:
             configured = "yes" if r["configured"] else ("not installed" if not r["installed"] else "missing " + ", ".join(r["missing"]))

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from limner.cli.commands._selection import JsonOpt
 from limner.cli.context import friendly, get_project, out, print_json
-from limner.db.models import EntryState
-from limner.project import Project
 
-STATES = [s.value for s in EntryState]
+if TYPE_CHECKING:
+    from limner.project import Project
 
 
 def entries_with_image(project: Project) -> set[str]:
@@ -24,6 +22,7 @@ def entries_with_image(project: Project) -> set[str]:
 
 def catalogue_states(project: Project) -> dict[str, str]:
     """State of every catalogue entry, with ``stale`` computed against the current catalogue and styles."""
+    from limner.db.models import EntryState
     from limner.runner import Selection, build_plan
 
     statuses = project.repo.entry_statuses()
@@ -40,6 +39,8 @@ def catalogue_states(project: Project) -> dict[str, str]:
 
 
 def status_dict(project: Project) -> dict[str, Any]:
+    from limner.db.models import EntryState
+
     states = catalogue_states(project)
     counts = Counter(states.values())
     failures = [
@@ -48,7 +49,7 @@ def status_dict(project: Project) -> dict[str, Any]:
     ]
     return {
         "entries": len(states),
-        "by_state": {s: counts.get(s, 0) for s in STATES},
+        "by_state": {s.value: counts.get(s.value, 0) for s in EntryState},
         "spend_usd": round(project.repo.spend(), 6),
         "failures": failures,
     }
@@ -67,6 +68,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(data)
             return
+        from rich.table import Table
+
         table = Table("state", "entries", show_edge=False)
         for state, n in data["by_state"].items():
             table.add_row(state, str(n))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from limner.cli.commands._selection import JsonOpt
 from limner.cli.context import friendly, get_project, out, print_json
@@ -37,6 +36,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json([{**s.model_dump(), "default": s.name == default} for s in styles.values()])
             return
+        from rich.table import Table
+
         table = Table("style", "version", "source", "description", show_edge=False)
         for s in styles.values():
             table.add_row(s.name + (" (default)" if s.name == default else ""), s.version, s.source, s.description)

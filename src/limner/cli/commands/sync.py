@@ -6,7 +6,6 @@ import typer
 
 from limner.cli.commands._selection import JsonOpt
 from limner.cli.context import friendly, get_project, out, print_json
-from limner.sync import sync_project
 
 
 def register(app: typer.Typer) -> None:
@@ -14,6 +13,8 @@ def register(app: typer.Typer) -> None:
     @friendly
     def sync_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         """Write placeholders and the manifest for published entries; remove those no longer in the catalogue."""
+        from limner.sync import sync_project
+
         project = get_project(ctx)
         try:
             result = sync_project(project)

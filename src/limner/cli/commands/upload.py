@@ -7,7 +7,6 @@ import time
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from limner.cli.commands._selection import JsonOpt
 from limner.cli.context import err, friendly, get_project, out, print_json
@@ -29,8 +28,8 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
     ) -> None:
         """Copy stored images to another storage; resumable: objects already there are skipped."""
-        from limner.storage.gc import GC_PREFIXES
         from limner.storage.transfer import copy_objects, describe, list_with_sizes, open_storage_at
+        from limner.sync.gc import GC_PREFIXES
 
         project = get_project(ctx)
         started = time.perf_counter()
@@ -50,10 +49,12 @@ def register(app: typer.Typer) -> None:
                               "they are not copied", highlight=False, markup=False)
             items.sort()
             total_bytes = sum(s or 0 for _, s in items)
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
             bar = Progress(TextColumn("[bold]upload"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                            TextColumn("{task.fields[copied]} copied ({task.fields[mb]:.1f} MB), {task.fields[skipped]} skipped, "
                                       "{task.fields[failed]} failed"),
-                           console=err, disable=not progress or not items)
+                           console=err.console, disable=not progress or not items)
             counts = {"copied": 0, "skipped": 0, "failed": 0, "bytes": 0}
             lock = threading.Lock()
             with bar:

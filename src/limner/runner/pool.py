@@ -1,0 +1,134 @@
+"""The process pool for validation and derivation, started without delaying the first provider calls.
+
+* The workers come from a *forkserver* that preloads the imaging stack once
+  (Pillow, codecs, imagehash), so each worker is a cheap fork that has it
+  already; the forkserver does not preload the ``limner`` script (``__main__``)
+  as it would by default.
+* The pool starts in a background thread: provider calls go out while the
+  forkserver imports, and units wait for the pool only when they have an image
+  to derive.
+* The forkserver, the resource tracker and the workers are born ignoring Ctrl-C
+  (a terminal sends it to the whole process group; the main process stops the
+  run and shuts the pool down), and the workers die with their parent: after a
+  ``kill -9`` of ``limner generate`` nothing is left running.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
+
+#: imported once by the forkserver, inherited by every worker it forks
+PRELOAD = ["limner.runner.imaging_task"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this process when its parent (the forkserver) exits."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - no prctl here: the pool's own shutdown still ends us
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def init_worker() -> None:
+    """Pool workers leave Ctrl-C to the main process and run at a lower priority: the event loop's
+    provider timings matter more than a few ms of derivation (throughput is the same; the work just
+    yields to the loop)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    try:
+        os.nice(5)
+    except OSError:  # pragma: no cover - not permitted here: run at normal priority
+        pass
+
+
+def warm_up() -> int:
+    import limner.runner.imaging_task  # noqa: F401  (preloaded by the forkserver: free unless it was not)
+
+    return os.getpid()
+
+
+def _preload() -> list[str]:
+    modules = list(PRELOAD)
+    main = sys.modules.get("__main__")
+    # a console script (``limner``) is re-run as ``__mp_main__`` in each worker: have its imports ready
+    if main is not None and getattr(main, "__spec__", None) is None and "limner.cli.app" in sys.modules:
+        modules.insert(0, "limner.cli.app")
+    return modules
+
+
+class ImagingPool:
+    """A ``ProcessPoolExecutor`` that starts in the background; ``ready`` resolves to it."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.ready: Future[ProcessPoolExecutor] = Future()
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def start(cls, workers: int = 0) -> ImagingPool:
+        pool = cls(workers or os.cpu_count() or 1)
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(_preload())
+        # the forkserver and the resource tracker are spawned here, in the main thread, with Ctrl-C ignored
+        # (signal dispositions can be set only in the main thread); they import in the background
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if threading.current_thread() is threading.main_thread() else None
+        try:
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        pool._thread = threading.Thread(target=pool._start, args=(ctx,), name="limner-pool-start", daemon=True)
+        pool._thread.start()
+        return pool
+
+    def _start(self, ctx: multiprocessing.context.BaseContext) -> None:
+        try:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("the run stopped before the imaging pool started")
+                executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=init_worker)
+                self._executor = executor
+            warm = [executor.submit(warm_up) for _ in range(self.workers)]
+            warm[0].result()  # at least one worker is up: derivation can start
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the pool
+            self._settle(exc)
+            return
+        self._settle(executor)
+
+    def _settle(self, value: ProcessPoolExecutor | BaseException) -> None:
+        try:
+            if isinstance(value, BaseException):
+                self.ready.set_exception(value)
+            else:
+                self.ready.set_result(value)
+        except InvalidStateError:  # shut down (cancelled) meanwhile
+            pass
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Stop the workers; queued derivations are dropped. Safe to call while the pool is starting."""
+        with self._lock:
+            self._closed = True
+            executor = self._executor
+        if executor is not None:
+            executor.shutdown(wait=wait, cancel_futures=True)
+        if not self.ready.done():
+            self.ready.cancel()
