@@ -2,43 +2,39 @@
 
 Every public function is pure and synchronous with picklable arguments and results,
 so it can run inside a ``ProcessPoolExecutor``.
+
+Names are imported from their submodules on first use: ``from limner.imaging.errors import
+ImageRejected`` (or any light submodule) must not pay for Pillow, numpy and the codecs.
 """
 
-from .decode import ImageInfo, ImageRejected, inspect_image, safe_open, sniff_format
-from .derive import (
-    DEFAULT_FORMATS,
-    DEFAULT_WIDTHS,
-    Derived,
-    Variant,
-    derive_all,
-    plan_widths,
-)
-from .encoders import DEFAULT_SETTINGS, EncoderSettings
-from .placeholders import Placeholder, make_placeholder
-from .provenance import Provenance, embed_xmp, xmp_packet
-from .validate import NEAR_DUPLICATE_DISTANCE, Validated, phash_distance, validate_image
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_FORMATS",
-    "DEFAULT_SETTINGS",
-    "DEFAULT_WIDTHS",
-    "Derived",
-    "EncoderSettings",
-    "ImageInfo",
-    "ImageRejected",
-    "NEAR_DUPLICATE_DISTANCE",
-    "Placeholder",
-    "Provenance",
-    "Validated",
-    "Variant",
-    "derive_all",
-    "embed_xmp",
-    "inspect_image",
-    "make_placeholder",
-    "phash_distance",
-    "plan_widths",
-    "safe_open",
-    "sniff_format",
-    "validate_image",
-    "xmp_packet",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "ImageInfo": "decode", "inspect_image": "decode", "safe_open": "decode", "sniff_format": "decode",
+    "ImageRejected": "errors",
+    "DEFAULT_FORMATS": "derive", "DEFAULT_WIDTHS": "derive", "Derived": "derive", "Variant": "derive",
+    "derive_all": "derive", "plan_widths": "derive",
+    "DEFAULT_SETTINGS": "encoders", "EncoderSettings": "encoders",
+    "Placeholder": "placeholders", "make_placeholder": "placeholders",
+    "Provenance": "provenance", "embed_xmp": "provenance", "xmp_packet": "provenance",
+    "NEAR_DUPLICATE_DISTANCE": "validate", "Validated": "validate", "phash_distance": "validate",
+    "validate_image": "validate",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'limner.imaging' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"limner.imaging.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-REJECT_CODES = frozenset({"too_large_bytes", "too_many_pixels", "corrupt", "unsupported_format", "blank"})
-_RETRYABLE_CODES = frozenset({"corrupt", "blank"})
+from .errors import REJECT_CODES, ImageRejected
+
+__all__ = ["REJECT_CODES", "ImageRejected"]  # re-exported: they live in .errors, importable without Pillow
 
 # Our format name -> (Pillow format id, MIME type). GIF is sniffed but not accepted.
 SUPPORTED_FORMATS: dict[str, tuple[str, str]] = {
@@ -21,28 +22,6 @@ SUPPORTED_FORMATS: dict[str, tuple[str, str]] = {
 
 DEFAULT_MAX_BYTES = 50_000_000
 DEFAULT_MAX_PIXELS = 40_000_000
-
-
-class ImageRejected(Exception):
-    """Raised when image bytes are refused; ``code`` is machine-readable."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        if code not in REJECT_CODES:
-            raise ValueError(f"unknown rejection code {code!r}")
-        super().__init__(code, reason)
-        self.code = code
-        self.reason = reason
-
-    @property
-    def retryable(self) -> bool:
-        """True when generating the image again may succeed."""
-        return self.code in _RETRYABLE_CODES
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.reason}"
-
-    def __reduce__(self):  # keep it picklable across process pools
-        return (type(self), (self.code, self.reason))
 
 
 @dataclass(frozen=True)

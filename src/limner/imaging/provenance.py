@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .xmp_embed import embed_xmp
-
 __all__ = ["Provenance", "xmp_packet", "embed_xmp", "DIGITAL_SOURCE_TYPE", "LIMNER_XMP_NS", "MAX_XMP_BYTES"]
 
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -18,6 +16,14 @@ _SHORT_FIELD_CHARS = 1_000
 _ELLIPSIS = "\u2026"
 # Characters that XML 1.0 forbids, including lone surrogates and U+FFFE/U+FFFF.
 _XML_INVALID = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def embed_xmp(data: bytes, packet: bytes) -> bytes:
+    """Embed an XMP packet in image bytes (see :mod:`.xmp_embed`; imported on first use: it needs Pillow,
+    and the runner's main process builds provenance records long before it embeds one)."""
+    from .xmp_embed import embed_xmp as embed
+
+    return embed(data, packet)
 
 
 @dataclass(frozen=True)

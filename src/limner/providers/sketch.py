@@ -24,15 +24,28 @@ from typing import Any
 
 from .base import Capabilities, GenerationRequest, GenerationResult, Provider
 from .errors import InvalidRequest, Transient
-from .sketch_art import RENDERER, render_sketch
 
 __all__ = ["SketchProvider", "render_sketch"]
+
+
+def render_sketch(*args: Any) -> bytes:
+    """Draw one sketch (see :func:`limner.providers.sketch_art.render_sketch`). The drawing code (numpy,
+    fonts) is imported on first use, so planning with this provider stays cheap."""
+    from .sketch_art import render_sketch as draw
+
+    return draw(*args)
 
 
 def _ctx(context: Any, key: str) -> Any:
     if isinstance(context, Mapping):
         return context.get(key)
     return None
+
+
+def _renderer() -> str:
+    from .sketch_art import RENDERER
+
+    return RENDERER
 
 
 class SketchProvider(Provider):
@@ -87,5 +100,5 @@ class SketchProvider(Provider):
             seed=request.seed,
             cost_usd=0.0,
             model=self.model,
-            metadata={"renderer": RENDERER},
+            metadata={"renderer": _renderer()},
         )

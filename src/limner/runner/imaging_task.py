@@ -1,10 +1,25 @@
-"""The CPU-bound part of a unit of work, run in a process pool: validate, then derive."""
+"""The CPU-bound part of a unit of work, run in a process pool: validate, then derive.
+
+This module is light to import (the runner's main process needs its types); the imaging stack
+itself is imported by the pool's forkserver (see :mod:`limner.runner.pool`) and on first use.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from limner.imaging import Derived, Provenance, Validated, derive_all, validate_image
+from limner.imaging.provenance import Provenance
+
+if TYPE_CHECKING:
+    from limner.imaging.derive import Derived
+    from limner.imaging.validate import Validated
+
+__all__ = ["DeriveOptions", "Processed", "Provenance", "process_master", "warm_up"]
+
+#: imported by the pool's forkserver once, so that every worker it forks has them
+IMAGING_MODULES = ("limner.imaging.derive", "limner.imaging.validate", "limner.imaging.placeholders",
+                   "limner.imaging.provenance")
 
 
 @dataclass(frozen=True)
@@ -26,6 +41,9 @@ class Processed:
 
 def process_master(master: bytes, provenance: Provenance, opts: DeriveOptions) -> Processed:
     """Validate a master and derive its variants and placeholders. Raises ``ImageRejected``."""
+    from limner.imaging.derive import derive_all
+    from limner.imaging.validate import validate_image
+
     validated = validate_image(master, max_bytes=opts.max_bytes, max_pixels=opts.max_pixels)
     derived = derive_all(
         master,
@@ -40,3 +58,20 @@ def process_master(master: bytes, provenance: Provenance, opts: DeriveOptions) -
         threads=1,  # one process per core already: no encoder threads on top
     )
     return Processed(validated=validated, derived=derived)
+
+
+def warm_up(opts: DeriveOptions) -> None:
+    """Run the whole pipeline once on a tiny image: Pillow's plugins, the codecs' first-use set-up and
+    the hashing tables are then ready before the first real image arrives."""
+    import io
+
+    from PIL import Image
+
+    image = Image.linear_gradient("L").resize((64, 48)).convert("RGB")
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    tiny = DeriveOptions(widths=(32,), formats=opts.formats, placeholder_width=16,
+                         placeholder_format=opts.placeholder_format, placeholder_max_bytes=opts.placeholder_max_bytes,
+                         max_bytes=opts.max_bytes, max_pixels=opts.max_pixels)
+    process_master(buf.getvalue(), Provenance(entry_id="warm-up", title="warm-up", prompt="", model="", provider="",
+                                              seed=0), tiny)

@@ -22,8 +22,7 @@ import sys
 import threading
 from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
 
-#: imported once by the forkserver, inherited by every worker it forks
-PRELOAD = ["limner.runner.imaging_task"]
+from limner.runner.imaging_task import IMAGING_MODULES, DeriveOptions, warm_up
 
 _PR_SET_PDEATHSIG = 1
 
@@ -43,26 +42,21 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def init_worker() -> None:
-    """Pool workers leave Ctrl-C to the main process and run at a lower priority: the event loop's
-    provider timings matter more than a few ms of derivation (throughput is the same; the work just
-    yields to the loop)."""
+def init_worker(options: DeriveOptions) -> None:
+    """Pool workers leave Ctrl-C to the main process, die with their parent, run at a lower priority
+    (the event loop's provider timings matter more than a few ms of derivation: throughput is the
+    same, the work just yields to the loop), and run the pipeline once before taking real work."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     try:
         os.nice(5)
     except OSError:  # pragma: no cover - not permitted here: run at normal priority
         pass
-
-
-def warm_up() -> int:
-    import limner.runner.imaging_task  # noqa: F401  (preloaded by the forkserver: free unless it was not)
-
-    return os.getpid()
+    warm_up(options)
 
 
 def _preload() -> list[str]:
-    modules = list(PRELOAD)
+    modules = ["limner.runner.imaging_task", *IMAGING_MODULES]
     main = sys.modules.get("__main__")
     # a console script (``limner``) is re-run as ``__mp_main__`` in each worker: have its imports ready
     if main is not None and getattr(main, "__spec__", None) is None and "limner.cli.app" in sys.modules:
@@ -73,8 +67,9 @@ def _preload() -> list[str]:
 class ImagingPool:
     """A ``ProcessPoolExecutor`` that starts in the background; ``ready`` resolves to it."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, options: DeriveOptions) -> None:
         self.workers = workers
+        self.options = options
         self.ready: Future[ProcessPoolExecutor] = Future()
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
@@ -82,8 +77,10 @@ class ImagingPool:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def start(cls, workers: int = 0) -> ImagingPool:
-        pool = cls(workers or os.cpu_count() or 1)
+    def start(cls, options: DeriveOptions, workers: int = 0) -> ImagingPool:
+        """Start the forkserver now and the workers in a background thread; each worker runs the
+        pipeline once on a tiny image (:func:`warm_up`) before it takes real work."""
+        pool = cls(workers or os.cpu_count() or 1, options)
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(_preload())
         # the forkserver and the resource tracker are spawned here, in the main thread, with Ctrl-C ignored
@@ -105,9 +102,11 @@ class ImagingPool:
             with self._lock:
                 if self._closed:
                     raise RuntimeError("the run stopped before the imaging pool started")
-                executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=init_worker)
+                executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=init_worker,
+                                               initargs=(self.options,))
                 self._executor = executor
-            warm = [executor.submit(warm_up) for _ in range(self.workers)]
+            # one task per worker makes the executor start them all here, off the event loop
+            warm = [executor.submit(os.getpid) for _ in range(self.workers)]
             warm[0].result()  # at least one worker is up: derivation can start
         except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the pool
             self._settle(exc)

@@ -68,6 +68,8 @@ class ProviderGate:
         self.auth_failure: AuthFailed | None = None
         #: set on the first Ctrl-C: calls in flight finish (they are paid for), no new one starts
         self.stopping = False
+        #: when the first call of this run went out (epoch seconds), for the run's timeline
+        self.first_call_at: float | None = None
 
     async def _once(self, request: GenerationRequest, stats: CallStats) -> GenerationResult:
         await self.slots.acquire()
@@ -88,6 +90,8 @@ class ProviderGate:
             if self.limiter is not None:
                 await self.limiter.acquire()
             stats.attempts += 1
+            if self.first_call_at is None:
+                self.first_call_at = time.time()
             try:
                 return await self._call(request)
             except AuthFailed as exc:

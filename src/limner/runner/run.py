@@ -49,6 +49,12 @@ class RunSummary:
     auth_error: str | None = None
     elapsed_s: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
+    #: when each phase of the run was reached (epoch seconds): see docs/cli.md, ``generate --json``
+    timeline: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, phase: str, when: float | None = None) -> None:
+        """Note when ``phase`` was first reached."""
+        self.timeline.setdefault(phase, time.time() if when is None else when)
 
     @property
     def exit_code(self) -> int:
@@ -66,6 +72,8 @@ class RunSummary:
         """Count one unit of work's outcome: the one place the summary learns what happened."""
         self.provider_calls += outcome.provider_calls
         if outcome.status == "published":
+            self.mark("first_published")
+            self.timeline["last_published"] = time.time()
             self.generated += 1
             self.resumed += int(outcome.resumed)
         elif outcome.status == "failed":
@@ -82,6 +90,7 @@ class RunSummary:
             "failed": self.failed, "provider_calls": self.provider_calls, "spend_usd": round(self.spend_usd, 6),
             "not_started": self.not_started, "interrupted": self.interrupted, "budget_stopped": self.budget_stopped,
             "auth_error": self.auth_error, "elapsed_s": round(self.elapsed_s, 3), "failures": self.failures,
+            "timeline": {k: round(v, 4) for k, v in sorted(self.timeline.items(), key=lambda kv: kv[1])},
         }
 
 
@@ -118,6 +127,7 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
     phashes = await off.db(repo.phashes)
     near = NearDuplicateIndex(project.settings.generate.near_duplicate_distance,
                               ((entry_id, int(value, 16)) for entry_id, value in phashes.items()))
+    pool.ready.add_done_callback(lambda _: summary.mark("pool_ready"))
     unit = UnitOfWork(repo=repo, storage=project.storage, pool=asyncio.wrap_future(pool.ready),
                       options=derive_options(project), near_duplicates=near, off=off)
     budget = Budget(options.budget_usd)
@@ -190,6 +200,8 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
             await asyncio.to_thread(off.shutdown)
     summary.not_started += queue.qsize()
     for gate in gates.values():
+        if gate.first_call_at is not None:
+            summary.mark("first_call", gate.first_call_at)
         await gate.provider.aclose()
 
 
@@ -197,6 +209,7 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
     """Commit the plan, then run it. Returns a summary; never raises for per-entry failures."""
     options = options or RunOptions()
     summary = RunSummary(planned=len(plan.items), skipped=plan.up_to_date + len(plan.held_back))
+    summary.mark("run_started")
     started = time.perf_counter()
     repo = project.repo
     # checks before anything is written or paid for: credentials, then the store
@@ -211,10 +224,11 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
         project.storage.check()  # a store that cannot be written must not cost a single paid generation
     repo.sync_entries(((i.entry.id, i.entry.title, i.style.name, i.fingerprint) for i in plan.items))
     repo.mark_stale(plan.stale_not_selected)
+    summary.mark("checked")
     if not plan.items:
         return summary
     # the pool starts in the background: the first provider calls go out while its workers import the imaging stack
-    pool = ImagingPool.start(project.settings.generate.workers)
+    pool = ImagingPool.start(derive_options(project), project.settings.generate.workers)
     try:
         asyncio.run(_execute(project, plan, options, summary, pool))
     except (KeyboardInterrupt, asyncio.CancelledError):  # a second Ctrl-C: stopped at once
@@ -222,4 +236,5 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
     finally:
         pool.shutdown(wait=not summary.interrupted)
         summary.elapsed_s = time.perf_counter() - started
+        summary.mark("finished")
     return summary

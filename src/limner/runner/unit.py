@@ -24,9 +24,9 @@ from typing import Literal, TypeVar
 
 from limner.db.models import EntryState, Render, RenderStatus
 from limner.db.repository import Repository
-from limner.imaging import ImageRejected, Provenance, embed_xmp, sniff_format, xmp_packet
+from limner.imaging.errors import ImageRejected
 from limner.providers import AuthFailed, GenerationRequest, ProviderError
-from limner.runner.imaging_task import DeriveOptions, Processed, process_master
+from limner.runner.imaging_task import DeriveOptions, Processed, Provenance, process_master
 from limner.runner.neardup import NearDuplicateIndex
 from limner.runner.plan import PlanItem
 from limner.runner.retry import CallStats, ProviderGate, RunStopped
@@ -197,6 +197,10 @@ class UnitOfWork:
         return data
 
     def _embed_and_put(self, data: bytes, provenance: Provenance) -> tuple[bytes, str, str]:
+        # imported here, in a storage thread, once the first answer is in: Pillow is not needed to start calls
+        from limner.imaging.provenance import embed_xmp, xmp_packet
+        from limner.imaging.decode import sniff_format
+
         fmt = sniff_format(data) or "bin"
         try:
             master = embed_xmp(data, xmp_packet(provenance)) if fmt != "bin" else data

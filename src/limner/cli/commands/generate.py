@@ -28,11 +28,15 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
     ) -> None:
         """Generate images for entries that need them (missing and stale by default)."""
+        import time
+
         from limner.runner import RunOptions, build_plan, run_plan
 
+        command_started = time.time()
         project = get_project(ctx)
         try:
             plan = build_plan(project, selection(missing, stale, all_, ids, provider, limit))
+            planned_at = time.time()
             cap = budget if budget is not None else project.settings.generate.budget_usd
             if dry_run:
                 if as_json:
@@ -45,6 +49,8 @@ def register(app: typer.Typer) -> None:
                 err.print("No provider configured: using the offline 'sketch' provider (set LIMNER_PROVIDER or `provider` in limner.toml).",
                           highlight=False)
             summary = run_plan(project, plan, RunOptions(budget_usd=cap, progress=progress))
+            summary.mark("command_started", command_started)
+            summary.mark("planned", planned_at)
         finally:
             project.close()
 
