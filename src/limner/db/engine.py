@@ -67,8 +67,38 @@ class Database:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
     def migrate(self) -> None:
-        if self.schema_revision() == SCHEMA_HEAD:
+        revision = self.schema_revision()
+        if revision == SCHEMA_HEAD:
             return
+        if revision is None and self._create_at_head():
+            return
+        self._upgrade()
+
+    def _create_at_head(self) -> bool:
+        """A new, empty database: create the tables from the models and stamp them at the head revision
+        in one transaction (Alembic's recommended way to start a database; a test checks that the result
+        equals running every migration). False when the database is not empty, or another process
+        created it meanwhile."""
+        from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, inspect
+        from sqlalchemy.exc import DatabaseError
+
+        from limner.db.models import Base
+
+        with self.engine.connect() as conn:
+            if inspect(conn).get_table_names():
+                return False
+        version = Table("alembic_version", MetaData(), Column("version_num", String(32), nullable=False),
+                        PrimaryKeyConstraint("version_num", name="alembic_version_pkc"))
+        try:
+            with self.engine.begin() as conn:
+                Base.metadata.create_all(conn)
+                version.create(conn)
+                conn.execute(version.insert().values(version_num=SCHEMA_HEAD))
+        except DatabaseError:  # created by another process at the same moment: check what it left
+            return self.schema_revision() == SCHEMA_HEAD
+        return True
+
+    def _upgrade(self) -> None:
         from alembic import command
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory

@@ -9,14 +9,16 @@
   to derive.
 * The forkserver, the resource tracker and the workers are born ignoring Ctrl-C
   (a terminal sends it to the whole process group; the main process stops the
-  run and shuts the pool down), and the workers die with their parent: after a
-  ``kill -9`` of ``limner generate`` nothing is left running.
+  run and shuts the pool down), and the workers exit with the main process: after a
+  ``kill -9`` of ``limner generate`` nothing is left running (the forkserver and the resource
+  tracker exit once the last holder of their pipes is gone).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import select
 import signal
 import sys
 import threading
@@ -24,30 +26,33 @@ from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
 
 from limner.runner.imaging_task import IMAGING_MODULES, DeriveOptions, warm_up
 
-_PR_SET_PDEATHSIG = 1
+def _exit_with(pid: int) -> None:
+    """Exit when process ``pid`` (the run's main process) exits, even by ``kill -9``.
 
-
-def _die_with_parent() -> None:
-    """Linux: have the kernel kill this process when its parent (the forkserver) exits."""
-    if not sys.platform.startswith("linux"):
-        return
+    Workers are children of the forkserver, not of the main process, and each holds the forkserver's
+    "alive" pipe, so neither a parent-death signal nor the forkserver's own exit would end them: a
+    thread waits on a pidfd of the main process instead (Linux 5.3+; elsewhere the pool's shutdown
+    is the only way out)."""
     try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # pragma: no cover - no prctl here: the pool's own shutdown still ends us
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:  # already gone
+        os._exit(1)
+    except (AttributeError, OSError):  # pragma: no cover - no pidfds here
         return
-    if os.getppid() == 1:  # the parent died before prctl took effect
+
+    def watch() -> None:
+        select.select([fd], [], [])
         os._exit(1)
 
+    threading.Thread(target=watch, name="limner-exit-with-run", daemon=True).start()
 
-def init_worker(options: DeriveOptions) -> None:
+
+def init_worker(options: DeriveOptions, main_pid: int) -> None:
     """Pool workers leave Ctrl-C to the main process, die with their parent, run at a lower priority
     (the event loop's provider timings matter more than a few ms of derivation: throughput is the
     same, the work just yields to the loop), and run the pipeline once before taking real work."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    _exit_with(main_pid)
     try:
         os.nice(5)
     except OSError:  # pragma: no cover - not permitted here: run at normal priority
@@ -103,7 +108,7 @@ class ImagingPool:
                 if self._closed:
                     raise RuntimeError("the run stopped before the imaging pool started")
                 executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=init_worker,
-                                               initargs=(self.options,))
+                                               initargs=(self.options, os.getpid()))
                 self._executor = executor
             # one task per worker makes the executor start them all here, off the event loop
             warm = [executor.submit(os.getpid) for _ in range(self.workers)]

@@ -1,0 +1,76 @@
+"""A new database is created from the models and stamped at the head revision; that must equal
+running every migration (on SQLite and PostgreSQL), and Alembic's head must be ``SCHEMA_HEAD``."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect
+from test_db_postgres import pg_url  # noqa: F401  (fixture)
+
+from limner.db.engine import SCHEMA_HEAD, Database, alembic_config, create_db_engine
+
+
+def schema(db: Database) -> dict:
+    insp = inspect(db.engine)
+    out = {}
+    for table in sorted(insp.get_table_names()):
+        out[table] = {
+            "columns": [(c["name"], str(c["type"]).split("(")[0], c["nullable"]) for c in insp.get_columns(table)],
+            "pk": sorted(insp.get_pk_constraint(table)["constrained_columns"]),
+            "fks": sorted((tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]))
+                          for f in insp.get_foreign_keys(table)),
+            "indexes": sorted((tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(table)),
+            "uniques": sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(table)),
+        }
+    return out
+
+
+def test_schema_head_is_alembics_head():
+    from alembic.script import ScriptDirectory
+
+    db = Database(create_db_engine("sqlite://"))
+    assert ScriptDirectory.from_config(alembic_config(db.engine)).get_current_head() == SCHEMA_HEAD
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def two_urls(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    url = request.getfixturevalue("pg_url")
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}_b"')
+    request.addfinalizer(lambda: (admin.execute(f'DROP DATABASE IF EXISTS "{name}_b" WITH (FORCE)'), admin.close()))
+    return url, f"{base}/{name}_b"
+
+
+def test_a_new_database_created_at_head_equals_every_migration_run(two_urls):
+    fast, migrated = (Database(create_db_engine(u)) for u in two_urls)
+    try:
+        fast.migrate()  # empty: created from the models and stamped
+        assert fast.schema_revision() == SCHEMA_HEAD
+        migrated._upgrade()  # every migration, through Alembic
+        assert migrated.schema_revision() == SCHEMA_HEAD
+        a, b = schema(fast), schema(migrated)
+        assert a.keys() == b.keys()
+        for table in a:
+            assert a[table] == b[table], table
+        fast.migrate()  # at head: nothing to do, no error
+    finally:
+        fast.close()
+        migrated.close()
+
+
+def test_a_database_that_is_not_empty_goes_through_the_migrations(tmp_path):
+    from sqlalchemy import text
+
+    db = Database(create_db_engine(f"sqlite:///{tmp_path / 'x.db'}"))
+    with db.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE unrelated (id INTEGER PRIMARY KEY)"))
+    assert db._create_at_head() is False
+    db.migrate()
+    assert db.schema_revision() == SCHEMA_HEAD
+    assert {"entries", "renders", "unrelated"} <= set(inspect(db.engine).get_table_names())
+    db.close()

@@ -1,0 +1,68 @@
+"""The CLI starts in a blink: commands import heavy libraries only when they run.
+
+These check *what* is imported, which is stable, rather than how long it takes (see
+bench/bench_startup.py for the timings)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from limner import __version__
+
+HEAVY = ("sqlalchemy", "alembic", "PIL", "numpy", "scipy", "httpx", "pydantic_settings", "jinja2", "yaml",
+         "rich.console", "limner.project", "limner.db", "limner.imaging.derive")
+
+
+def imported_after(code: str, cwd=None, env=None) -> list[str]:
+    script = f"""
+import json, sys
+{code}
+print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_cli(*args: str) -> str:
+    return f"""
+import sys
+sys.argv = ["limner", *{list(args)!r}]
+from limner.cli.app import main
+try:
+    main()
+except SystemExit:
+    pass
+"""
+
+
+def test_importing_the_cli_imports_nothing_heavy():
+    assert imported_after("import limner.cli.app") == []
+
+
+def test_version_and_help_import_nothing_heavy():
+    assert imported_after(run_cli("--version")) == []
+    assert imported_after(run_cli("--help")) == []
+    assert imported_after(run_cli("generate", "--help")) == []
+
+
+def test_version_prints_the_version():
+    proc = subprocess.run([sys.executable, "-m", "limner", "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"limner {__version__}"
+
+
+def test_the_runner_imports_neither_the_imaging_stack_nor_alembic():
+    """The main process of ``generate`` makes calls; Pillow and the codecs run in the pool's workers."""
+    mods = imported_after("import limner.runner.run, limner.runner.unit")
+    assert not {"PIL", "numpy", "scipy", "alembic", "httpx", "limner.imaging.derive"} & set(mods), mods
+
+
+def test_status_and_plan_import_neither_alembic_nor_the_imaging_stack(make_project_dir):
+    project_dir = make_project_dir(n=3, provider="sketch")
+    env = {k: v for k, v in project_dir.env().items() if k != "LIMNER_PLUGINS"}  # the default provider, no test plugin
+    project_dir.run("generate", check=True, env=env)
+    for command in ("status", "plan"):
+        mods = imported_after(run_cli("--config", str(project_dir.config), command), cwd=project_dir.root, env=env)
+        assert not {"alembic", "PIL", "numpy", "scipy", "limner.imaging.derive"} & set(mods), (command, mods)
