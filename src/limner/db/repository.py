@@ -193,13 +193,6 @@ class Repository:
             if publish:
                 self._publish(s, render, input_digest)
 
-    def publish(self, render_id: int, input_digest: str | None = None) -> None:
-        """Make a render the entry's published image; the previous one is superseded."""
-        with self.db.session() as s:
-            render = s.get(Render, render_id)
-            assert render is not None
-            self._publish(s, render, input_digest)
-
     @staticmethod
     def _publish(s: Any, render: Render, input_digest: str | None) -> None:
         now = utcnow()

@@ -25,7 +25,7 @@ from typing import Literal, TypeVar
 from limner.db.models import EntryState, Render, RenderStatus
 from limner.db.repository import Repository
 from limner.imaging.errors import ImageRejected
-from limner.providers import AuthFailed, GenerationRequest, ProviderError
+from limner.providers import AuthFailed, GenerationRequest, OutOfCredit, ProviderError
 from limner.runner.imaging_task import DeriveOptions, Processed, Provenance, process_master
 from limner.runner.neardup import NearDuplicateIndex
 from limner.runner.plan import PlanItem
@@ -100,9 +100,10 @@ class UnitOfWork:
             await self._run(item, gate, outcome)
         except RunStopped:  # never reached the provider: it stays queued for the next run
             outcome.status = "not_started"
-        except AuthFailed as exc:
+        except AuthFailed as exc:  # OutOfCredit too: no entry can succeed, so the run stops
             outcome.status = "stopped"
-            outcome.stop_reason = f"provider {item.provider!r} rejected the credentials: {exc}"
+            refused = "has no credit left" if isinstance(exc, OutOfCredit) else "rejected the credentials"
+            outcome.stop_reason = f"provider {item.provider!r} {refused}: {exc}"
             if outcome.provider_calls:  # entries that never reached the provider stay queued
                 await self._fail(outcome, f"{type(exc).__name__}: {exc}", retryable=True)
         except ProviderError as exc:

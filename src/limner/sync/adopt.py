@@ -66,10 +66,6 @@ class AdoptResult:
                 "skipped": self.skipped, "unknown": self.unknown, "failed": self.failed}
 
 
-def is_legacy(render: Render) -> bool:
-    return render.provider == LEGACY_PROVIDER and render.fingerprint == LEGACY_FINGERPRINT
-
-
 def _candidates(directory: Path) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {}
     for path in sorted(directory.iterdir()):

@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
             for failure in summary.failures[:20]:
                 out.print(f"  failed {failure['id']}: {failure['error']}", highlight=False, markup=False)
         if summary.auth_error:
-            err.print(f"error: {summary.auth_error}. The run stopped; fix the credentials (see `limner providers`) and re-run.",
+            err.print(f"error: {summary.auth_error}. The run stopped; fix the credentials or the account (see `limner doctor`) and re-run.",
                       highlight=False, markup=False)
         if summary.budget_stopped:
             err.print(f"Budget of ${cap:.2f} reached: {summary.not_started} entries not started. Raise --budget and re-run to continue.",
