@@ -130,3 +130,18 @@ def alive(pid: int) -> bool:
             return fh.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_retry_after_is_capped_by_its_own_setting_not_by_the_backoff_cap():
+    from types import SimpleNamespace
+
+    from limner.providers import RateLimited, Transient
+    from limner.runner.retry import RetryAfterOrBackoff
+
+    def state(exc):
+        return SimpleNamespace(outcome=SimpleNamespace(exception=lambda: exc), attempt_number=1)
+
+    wait = RetryAfterOrBackoff(initial=0.01, maximum=1.0, retry_after_max=600.0)
+    assert 120.0 <= wait(state(RateLimited(retry_after=120))) <= 121.0  # backoff_max_s (1 s) does not cut it
+    assert 600.0 <= wait(state(RateLimited(retry_after=5_000))) <= 601.0  # retry_after_max_s does
+    assert wait(state(Transient("503"))) <= 1.0 + 0.01  # our own backoff: capped by backoff_max_s

@@ -23,10 +23,6 @@ class RunStopped(Exception):
     """The run is stopping (first Ctrl-C): no new provider call starts."""
 
 
-#: longest Retry-After honoured (a server asking for more is waited on this long, then retried)
-RETRY_AFTER_CAP_S = 600.0
-
-
 @dataclass
 class CallStats:
     attempts: int = 0
@@ -38,16 +34,17 @@ class CallStats:
 class RetryAfterOrBackoff:
     """tenacity wait: the server's Retry-After when it sent one, else exponential backoff with jitter."""
 
-    def __init__(self, initial: float, maximum: float) -> None:
+    def __init__(self, initial: float, maximum: float, retry_after_max: float = 600.0) -> None:
         self.maximum = maximum
+        self.retry_after_max = retry_after_max
         self.backoff = wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
-            # the server's word wins over our backoff settings, up to a sanity cap; a little jitter
-            # keeps concurrent callers from coming back in the same instant
-            wait = min(RETRY_AFTER_CAP_S, max(0.0, exc.retry_after))
+            # the server's word wins over our backoff settings, up to its own cap (retry_after_max_s); a
+            # little jitter keeps concurrent callers from coming back in the same instant
+            wait = min(self.retry_after_max, max(0.0, exc.retry_after))
             return wait + random.uniform(0, min(1.0, 0.1 * max(wait, 0.1)))
         return float(self.backoff(state))
 
@@ -56,14 +53,15 @@ class ProviderGate:
     """Concurrency slots, rate limiter and retry policy for one provider."""
 
     def __init__(self, provider: Provider, *, concurrency: int, rate_per_minute: float | None, timeout_s: float | None,
-                 max_attempts: int, backoff_initial_s: float, backoff_max_s: float) -> None:
+                 max_attempts: int, backoff_initial_s: float, backoff_max_s: float,
+                 retry_after_max_s: float = 600.0) -> None:
         self.provider = provider
         self.concurrency = concurrency
         self.slots = asyncio.Semaphore(concurrency)
         self.limiter = AsyncLimiter(rate_per_minute, 60) if rate_per_minute else None
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
-        self.wait = RetryAfterOrBackoff(backoff_initial_s, backoff_max_s)
+        self.wait = RetryAfterOrBackoff(backoff_initial_s, backoff_max_s, retry_after_max_s)
         #: set by the first AuthFailed: no further call is started with credentials known to be bad
         self.auth_failure: AuthFailed | None = None
         #: set on the first Ctrl-C: calls in flight finish (they are paid for), no new one starts
