@@ -178,9 +178,16 @@ def _build_plan(project: Project, selection: Selection, statuses: dict[str, Entr
         statuses = project.repo.entry_statuses()
     wanted_ids = set(selection.ids)
     if wanted_ids:
-        unknown = wanted_ids - set(catalog.by_id())
+        known = catalog.by_id()
+        unknown = wanted_ids - set(known)
         if unknown:
-            raise ConfigError(f"--id names entries not in the catalogue {settings.catalog}: {', '.join(sorted(unknown))}")
+            from difflib import get_close_matches
+
+            parts = []
+            for name in sorted(unknown):
+                close = get_close_matches(name, known, n=3, cutoff=0.6)
+                parts.append(f"{name!r} (did you mean {', '.join(map(repr, close))}?)" if close else repr(name))
+            raise ConfigError(f"--id names entries not in the catalogue {settings.catalog}: {', '.join(parts)}")
 
     gen = settings.generate
     contexts: dict[tuple[str | None, str | None, str | None], SpecContext] = {}
