@@ -27,12 +27,14 @@ from projects import ProjectDir  # noqa: E402
 from limner.cli.commands.status import entries_with_image  # noqa: E402
 from limner.errors import ConfigError  # noqa: E402
 from limner.imaging import sniff_format  # noqa: E402
-from limner.storage.aliases import ALIAS_CACHE_CONTROL, alias_url, is_alias_key, validate_pattern, write_aliases  # noqa: E402
+from limner.keys import is_alias_key, validate_pattern  # noqa: E402
+from limner.storage import StorageError  # noqa: E402
 from limner.storage.base import MIME_TYPES  # noqa: E402
 from limner.storage.local import LocalStorage  # noqa: E402
 from limner.storage.supabase import SupabaseStorage  # noqa: E402
 from limner.sync import sync_project  # noqa: E402
 from limner.sync.adopt import LEGACY_FINGERPRINT, adopt_placeholders  # noqa: E402
+from limner.sync.aliases import ALIAS_CACHE_CONTROL, alias_url, write_aliases  # noqa: E402
 from limner.testing.fake_provider import noisy_png  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,7 +117,7 @@ def test_aliases_local_written_skipped_and_updated(tmp_path: Path) -> None:
     largest = max((v for v in renders[0].variants if v.format == "jpeg"), key=lambda v: v.width)
     assert storage.get("events/exodus.jpg") == storage.get(largest.key)
     assert alias_url(storage, PATTERN, renders[0]) == "https://img.example.org/events/exodus.jpg"
-    assert [c[0] for c in storage.calls] == ["put", "put"]  # atomic puts, never delete-then-write
+    assert sorted(storage.calls) == [("copy", "events/exodus.jpg"), ("copy", "events/sinai.jpg")]  # never delete-then-write
 
     storage.calls.clear()
     assert write_aliases(project, renders, pattern=PATTERN) == []  # unchanged: nothing written
@@ -124,7 +126,7 @@ def test_aliases_local_written_skipped_and_updated(tmp_path: Path) -> None:
     renders[1] = publish(storage, "sinai", 3)  # re-published with a new image
     storage.calls.clear()
     assert write_aliases(project, renders, pattern=PATTERN) == ["events/sinai.jpg"]
-    assert storage.calls == [("put", "events/sinai.jpg")]
+    assert storage.calls == [("copy", "events/sinai.jpg")]  # Storage.copy: for a folder, get + an atomic put
     new_largest = max((v for v in renders[1].variants if v.format == "jpeg"), key=lambda v: v.width)
     assert hashlib.sha256(storage.get("events/sinai.jpg")).hexdigest() == new_largest.sha256
     assert not list((tmp_path / "media" / "events").glob(".tmp-*"))
@@ -138,6 +140,22 @@ def test_alias_of_same_size_but_other_bytes_is_rewritten(tmp_path: Path) -> None
     storage.put("events/exodus.jpg", b"\0" * largest.bytes, content_type="image/jpeg")  # hand-edited, same size
     assert write_aliases(project, [render], pattern=PATTERN) == ["events/exodus.jpg"]
     assert storage.get("events/exodus.jpg") == storage.get(largest.key)
+
+
+def test_a_damaged_variant_is_not_copied_to_its_alias(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "media")
+    project = stand_in(tmp_path, storage, "media")
+    render = publish(storage, "exodus", 1)
+    largest = max((v for v in render.variants if v.format == "jpeg"), key=lambda v: v.width)
+    storage.put(largest.key, b"\xff" * largest.bytes, content_type="image/jpeg")  # same size, other bytes
+    with pytest.raises(StorageError) as info:
+        write_aliases(project, [render], pattern=PATTERN)
+    assert largest.key in str(info.value) and "does not match" in str(info.value)
+    assert not storage.exists("events/exodus.jpg")
+    storage.delete(largest.key)
+    with pytest.raises(StorageError) as info:
+        write_aliases(project, [render], pattern=PATTERN)
+    assert "missing" in str(info.value) and not storage.exists("events/exodus.jpg")
 
 
 def test_aliases_on_supabase_use_server_side_copy_atomically(tmp_path: Path) -> None:

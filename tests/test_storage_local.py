@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
-import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for storage_suite, whatever pytest's import mode
+import pytest
 
-import pytest  # noqa: E402
-from storage_suite import PNG, StorageSuite  # noqa: E402
+pytest.register_assert_rewrite("limner.testing.storage_suite")
 
-from limner.storage import StorageError, open_storage  # noqa: E402
+from limner.storage import ObjectInfo, Storage, StorageError, open_storage  # noqa: E402
 from limner.storage.local import LocalStorage  # noqa: E402
+from limner.testing.storage_suite import PNG, StorageSuite  # noqa: E402
 
 PUBLIC = "https://images.example.org/media"
 
@@ -196,3 +196,38 @@ def test_open_storage_from_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("LIMNER_STORAGE_URL", f"file://{tmp_path / 'abs'}")
     s = open_storage(load_settings(tmp_path / "limner.toml"))
     assert isinstance(s, LocalStorage) and s.root == (tmp_path / "abs").resolve()
+
+
+# ------------------------------------------------------------------------- optional operations, a folder's way
+def test_object_info_hashes_the_file(local: LocalStorage) -> None:
+    local.put("masters/aa/x.png", b"png bytes", content_type=PNG)
+    assert local.object_info("masters/aa/x.png") == ObjectInfo(9, hashlib.sha256(b"png bytes").hexdigest())
+    assert local.object_info("masters/aa/none.png") is None
+    assert local.object_info("masters/aa") is None  # a folder is not an object
+    assert local.object_info("masters/aa/x.png/below") is None
+
+
+def test_list_sizes_skip_temp_files(local: LocalStorage, tmp_path: Path) -> None:
+    local.put("variants/aa/x.webp", b"12345", content_type="image/webp")
+    (tmp_path / "media" / "variants" / "aa" / ".tmp-abc").write_bytes(b"partial")
+    assert list(local.list_sizes()) == [("variants/aa/x.webp", 5)]
+    assert LocalStorage.sizes_in_listing
+
+
+def test_location_and_overlaps(tmp_path: Path) -> None:
+    media = LocalStorage(tmp_path / "media")
+    assert media.location == str((tmp_path / "media").resolve())
+    assert media.overlaps(LocalStorage(tmp_path / "media" / "copy"))
+    assert LocalStorage(tmp_path / "media" / "copy").overlaps(media)
+    assert media.overlaps(LocalStorage(tmp_path))
+    assert media.overlaps(LocalStorage(str(tmp_path / "other" / ".." / "media")))
+    assert not media.overlaps(LocalStorage(tmp_path / "media2"))
+
+
+def test_declared_capabilities() -> None:
+    assert not LocalStorage.verifies_writes  # put does not read back; transfer checks the copy itself
+    for name in ("list_sizes", "object_info", "location", "overlaps", "check", "put_if_absent"):
+        assert getattr(LocalStorage, name) is not getattr(Storage, name), name
+    for name in ("copy", "signed_url", "close"):  # get + put is already atomic; a folder signs nothing
+        assert getattr(LocalStorage, name) is getattr(Storage, name), name
+

@@ -7,16 +7,19 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for storage_suite and s3_server, whatever pytest's import mode
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for s3_server, whatever pytest's import mode
 
 import pytest  # noqa: E402
+
+pytest.register_assert_rewrite("limner.testing.storage_suite")
+
 import requests  # noqa: E402
 from s3_server import AWS_ENV, AWS_ENV_EXTRA, AWS_ENV_UNSET, FaultyProxy, client, make_public, moto_auth, moto_endpoint, new_bucket, objects  # noqa: E402
-from storage_suite import BLOB, PNG, StorageSuite  # noqa: E402
 
 from limner.errors import ConfigError  # noqa: E402
-from limner.storage import StorageError, content_key, open_storage  # noqa: E402
+from limner.storage import Storage, StorageError, content_key, open_storage  # noqa: E402
 from limner.storage.s3 import IMMUTABLE_CACHE_CONTROL, S3Storage, parse_s3_url  # noqa: E402
+from limner.testing.storage_suite import BLOB, PNG, StorageSuite  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -327,3 +330,61 @@ def test_a_write_whose_answer_was_lost_is_verified_not_failed(bucket: str, endpo
         s.put("masters/aa/x.png", BLOB, content_type=PNG)
         proxy.decide = original  # type: ignore[method-assign]
     assert make(bucket, endpoint).get("masters/aa/x.png") == BLOB
+
+
+# ------------------------------------------------------------------------------ optional operations, S3's way
+def test_copy_is_server_side_and_keeps_type_and_hash(bucket: str, endpoint: str) -> None:
+    sha = hashlib.sha256(BLOB).hexdigest()
+    with FaultyProxy() as proxy:
+        s = make(bucket, proxy.url)
+        s.put("variants/aa/a.jpg", BLOB, content_type="image/jpeg")
+        proxy.reset_log()
+        s.copy("variants/aa/a.jpg", "events/e.jpg", cache_control="max-age=300")
+        assert [e.method for e in proxy.log if e.method not in ("HEAD", "PUT")] == []  # the bytes never left the service
+        assert [e.path for e in proxy.log if e.method == "PUT"] == [f"/{bucket}/media/events/e.jpg"]  # one CopyObject
+    head = client().head_object(Bucket=bucket, Key="media/events/e.jpg")
+    assert head["ContentType"] == "image/jpeg" and head["CacheControl"] == "max-age=300"
+    assert head["Metadata"]["sha256"] == sha and head["ContentLength"] == len(BLOB)
+    s = make(bucket, endpoint)
+    s.copy("variants/aa/a.jpg", "variants/bb/b.jpg")  # a content-addressed target is immutable, as a put makes it
+    assert client().head_object(Bucket=bucket, Key="media/variants/bb/b.jpg")["CacheControl"] == IMMUTABLE_CACHE_CONTROL
+    assert s.object_info("variants/bb/b.jpg") == s.object_info("variants/aa/a.jpg")
+
+
+def test_a_copy_whose_answer_was_lost_is_verified_not_failed(bucket: str, endpoint: str) -> None:
+    make(bucket, endpoint).put("variants/aa/a.jpg", BLOB, content_type="image/jpeg")
+    with FaultyProxy() as proxy:
+        s = make(bucket, proxy.url, max_attempts=1)
+        proxy.decide = lambda method, path: "drop-after" if method == "PUT" else None  # type: ignore[method-assign]
+        s.copy("variants/aa/a.jpg", "events/e.jpg")
+    assert make(bucket, endpoint).get("events/e.jpg") == BLOB
+
+
+def test_signed_urls_read_a_private_object(bucket: str, endpoint: str) -> None:
+    s = make(bucket, endpoint)
+    s.put("masters/aa/private.png", b"private bytes", content_type=PNG)
+    assert requests.get(s.url("masters/aa/private.png"), timeout=10).status_code == 403  # the bucket is private
+    signed = s.signed_url("masters/aa/private.png", expires_in=60)
+    assert signed.startswith(f"{endpoint}/{bucket}/media/masters/aa/private.png?") and "X-Amz-Expires=60" in signed
+    response = requests.get(signed, timeout=10)
+    assert response.status_code == 200 and response.content == b"private bytes"
+    for bad in (0, 8 * 24 * 3600):
+        with pytest.raises(StorageError):
+            s.signed_url("masters/aa/private.png", expires_in=bad)
+
+
+def test_overlaps_by_endpoint_bucket_and_prefix(bucket: str, endpoint: str) -> None:
+    media = make(bucket, endpoint, prefix="media")
+    assert media.location == f"s3://{bucket}/media"
+    assert media.overlaps(make(bucket, endpoint, prefix="media/copy"))
+    assert make(bucket, endpoint, prefix="media/copy").overlaps(media)
+    assert media.overlaps(S3Storage(bucket, endpoint_url=endpoint))  # the bucket's root holds every prefix
+    assert not media.overlaps(make(bucket, endpoint, prefix="media2"))
+    assert not media.overlaps(make(new_bucket(), endpoint, prefix="media"))
+    assert not media.overlaps(S3Storage(bucket, "media", endpoint_url="https://other.example.org"))
+
+
+def test_declared_capabilities() -> None:
+    assert S3Storage.verifies_writes and S3Storage.sizes_in_listing
+    for name in ("list_sizes", "object_info", "copy", "location", "overlaps", "signed_url", "close", "put_if_absent", "check"):
+        assert getattr(S3Storage, name) is not getattr(Storage, name), name  # S3 does each its own way

@@ -8,18 +8,21 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for storage_suite and fake_supabase
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for fake_supabase
 
 import httpx  # noqa: E402
 import pytest  # noqa: E402
+
+pytest.register_assert_rewrite("limner.testing.storage_suite")
+
 from fake_supabase import ANON_KEY, SERVICE_KEY, FakeSupabase  # noqa: E402
-from storage_suite import PNG, StorageSuite  # noqa: E402
 
 import limner.storage.supabase as supabase_module  # noqa: E402
 from limner.config import load_settings  # noqa: E402
 from limner.errors import EXIT_AUTH, ConfigError  # noqa: E402
-from limner.storage import StorageError, open_storage  # noqa: E402
+from limner.storage import Storage, StorageError, open_storage  # noqa: E402
 from limner.storage.supabase import StorageAuthError, SupabaseStorage  # noqa: E402
+from limner.testing.storage_suite import PNG, StorageSuite  # noqa: E402
 
 _names = itertools.count()
 FAST = {"backoff_initial_s": 0.001, "backoff_max_s": 0.01}
@@ -152,6 +155,38 @@ def test_server_side_copy(fake: FakeSupabase) -> None:
     obj = fake.object("copies", "limner/events/e.jpg")
     assert obj is not None and obj.data == b"B" * 12
     assert obj.cache_control == "max-age=300" and obj.content_type == "image/jpeg"
+
+
+def test_list_sizes_come_from_the_listing(fake: FakeSupabase) -> None:
+    s = new_storage(fake, bucket="sizes")
+    keys = {f"masters/{i:02d}/m.png": b"m" * i for i in range(6)} | {"variants/v.webp": b"v" * 99}
+    for key, data in keys.items():
+        s.put(key, data, content_type="image/png")
+    before = fake.calls.copy()
+    assert dict(s.list_sizes()) == {k: len(v) for k, v in keys.items()}
+    made = fake.calls - before
+    assert made["HEAD object/sizes"] == 0 and made["GET object/info"] == 0  # no request per object
+    assert made["POST object/list"] >= 1
+    assert SupabaseStorage.sizes_in_listing
+
+
+def test_location_and_overlaps(fake: FakeSupabase, modern_fake: FakeSupabase) -> None:
+    s = new_storage(fake, bucket="places", prefix="site/media")
+    assert s.location == "supabase://places/site/media"
+    assert new_storage(fake, bucket="places", prefix="").location == "supabase://places"
+    assert s.overlaps(new_storage(fake, bucket="places", prefix="site"))
+    assert s.overlaps(new_storage(fake, bucket="places", prefix="site/media/copy"))
+    assert not s.overlaps(new_storage(fake, bucket="places", prefix="site/media2"))
+    assert not s.overlaps(new_storage(fake, bucket="elsewhere", prefix="site/media"))
+    assert not s.overlaps(new_storage(modern_fake, bucket="places", prefix="site/media"))  # another project
+
+
+def test_declared_capabilities() -> None:
+    assert not SupabaseStorage.verifies_writes  # put reads back the size only; callers check hashes themselves
+    for name in ("list_sizes", "copy", "location", "overlaps", "signed_url", "close", "check"):
+        assert getattr(SupabaseStorage, name) is not getattr(Storage, name), name
+    for name in ("object_info", "put_if_absent"):  # nothing better than a size: the defaults
+        assert getattr(SupabaseStorage, name) is getattr(Storage, name), name
 
 
 def test_copy_on_a_server_without_upsert_falls_back(fake: FakeSupabase) -> None:

@@ -17,15 +17,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for s3_server and conftest, whatever pytest's import mode
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for s3_server, memory_storage and conftest, whatever pytest's import mode
 
 import pytest  # noqa: E402
 import requests  # noqa: E402
+from memory_storage import MemoryStorage  # noqa: E402
 from projects import ProjectDir  # noqa: E402
 from s3_server import AWS_ENV, AWS_ENV_EXTRA, AWS_ENV_UNSET, FaultyProxy, client, make_public, moto_endpoint, new_bucket, objects  # noqa: E402
 
 from limner.db.models import EntryState  # noqa: E402
+from limner.errors import ConfigError  # noqa: E402
 from limner.storage.local import LocalStorage  # noqa: E402
+from limner.storage.transfer import copy_objects, describe, list_with_sizes  # noqa: E402
+from limner.sync.gc import plan_gc, run_gc  # noqa: E402
 
 RUNNER = (
     "from limner.cli.app import app\n"
@@ -327,3 +331,82 @@ def test_gc_collects_only_unreferenced_objects_and_optionally_superseded_ones(ma
     # an entry being generated (a run in progress?) stops --delete unless forced
     refused = limner(p, "gc", "--delete", env=env, check=False)
     assert refused.returncode == 1 and "being generated" in refused.stderr and "--force" in refused.stderr
+
+
+# ----------------------------------------------------------------------------------------- any storage plugin
+# upload and gc reach a storage only through the operations the Storage contract declares: a plugin
+# that implements nothing but the abstract methods (MemoryStorage) works on either side.
+def sha_key(kind: str, data: bytes, ext: str) -> str:
+    sha = hashlib.sha256(data).hexdigest()
+    return f"{kind}/{sha[:2]}/{sha}.{ext}"
+
+
+def test_upload_between_a_minimal_plugin_storage_and_a_folder(tmp_path: Path) -> None:
+    src = MemoryStorage()
+    good = sha_key("masters", b"master bytes", "png")
+    src.put(good, b"master bytes", content_type="image/png")
+    src.put("notes/readme.txt", b"hello", content_type="text/plain")
+    damaged = f"masters/ab/{'ab' * 32}.png"  # its bytes are not what its name says
+    src.put(damaged, b"not the named content", content_type="image/png")
+    items = list(list_with_sizes(src))
+    assert sorted(items) == sorted((k, None) for k in src.objects)  # no size() per object before one is needed
+
+    dst = LocalStorage(tmp_path / "copy")
+    first = copy_objects(src, dst, items, jobs=2)
+    assert (first.copied, first.skipped, first.failed) == (2, 0, 1)
+    assert first.failures[0]["key"] == damaged and "does not match its sha256" in first.failures[0]["error"]
+    assert dst.get(good) == b"master bytes" and dst.get("notes/readme.txt") == b"hello" and not dst.exists(damaged)
+    again = copy_objects(src, dst, list_with_sizes(src))
+    assert (again.copied, again.skipped, again.failed) == (0, 2, 1)
+
+    back = MemoryStorage()  # into a plugin that cannot hash: each write is read back (size) by the copier
+    returned = copy_objects(dst, back, list_with_sizes(dst))
+    assert (returned.copied, returned.failed) == (2, 0)
+    assert back.objects == {good: b"master bytes", "notes/readme.txt": b"hello"}
+    assert copy_objects(dst, back, list_with_sizes(dst)).skipped == 2
+
+    assert describe(src) == repr(src) and describe(dst) == str(dst.root)
+    with pytest.raises(ConfigError, match="overlap"):
+        copy_objects(src, src, items)
+    with pytest.raises(ConfigError, match="overlap"):
+        copy_objects(dst, LocalStorage(tmp_path / "copy" / "inner"), [])
+
+
+class ShortWrites(MemoryStorage):
+    """Loses the last byte of every write, and does not say so."""
+
+    def put(self, key: str, data: bytes, *, content_type: str) -> None:
+        super().put(key, data[:-1], content_type=content_type)
+
+
+class ShortWritesVerified(ShortWrites):
+    """The same, but claims its put checks itself: the copier then trusts it."""
+
+    verifies_writes = True
+
+
+def test_upload_reads_back_writes_unless_the_destination_verifies_them(tmp_path: Path) -> None:
+    src = LocalStorage(tmp_path / "src")
+    key = sha_key("placeholders", b"placeholder", "webp")
+    src.put(key, b"placeholder", content_type="image/webp")
+    checked = copy_objects(src, ShortWrites(), list_with_sizes(src))
+    assert checked.failed == 1 and "destination holds 10, not 11 bytes" in checked.failures[0]["error"]
+    trusted = copy_objects(src, ShortWritesVerified(), list_with_sizes(src))
+    assert (trusted.copied, trusted.failed) == (1, 0)
+
+
+def test_gc_collects_from_a_minimal_plugin_storage(make_project_dir: Callable[..., ProjectDir]) -> None:
+    p = make_project_dir(1)
+    project = p.project()
+    try:
+        store = MemoryStorage()
+        store.put("masters/zz/orphan.png", b"o" * 10, content_type="image/png")
+        store.put("notes/keep.txt", b"outside the gc prefixes", content_type="text/plain")
+        plan = plan_gc(store, project.repo)
+        assert plan.objects == [("masters/zz/orphan.png", None)] and plan.scanned == 1  # sizes unknown: no size() each
+        result = run_gc(store, project.repo, plan)
+        assert result.deleted == ["masters/zz/orphan.png"] and result.failed == []
+        assert set(store.objects) == {"notes/keep.txt"}
+    finally:
+        project.close()
+

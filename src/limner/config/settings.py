@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, InitSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from limner.errors import ConfigError
+from limner.keys import validate_pattern
 
 CONFIG_FILENAME = "limner.toml"
 STATE_DIRNAME = ".limner"
@@ -52,8 +53,11 @@ class GenerateSettings(_Section):
     max_attempts: int = Field(4, ge=1, le=20)
     #: first backoff in seconds; doubles each attempt, with jitter
     backoff_initial_s: float = Field(1.0, ge=0)
-    #: longest single backoff in seconds
+    #: longest single backoff in seconds (our own exponential backoff)
     backoff_max_s: float = Field(60.0, ge=0)
+    #: longest wait a provider's Retry-After is honoured for; a server asking for more is waited on
+    #: this long, then retried
+    retry_after_max_s: float = Field(600.0, ge=0)
     #: stop starting calls once spend would pass this (USD); none = no cap
     budget_usd: float | None = Field(None, ge=0)
     #: CPU workers for validation and derivation (0 = number of CPUs)
@@ -64,6 +68,9 @@ class GenerateSettings(_Section):
     #: decoding caps against decompression bombs
     max_image_bytes: int = 50_000_000
     max_image_pixels: int = 40_000_000
+    #: perceptual-hash distance (bits of 64) at or below which a new image is flagged as a near
+    #: duplicate of a published one; 0 flags only identical hashes
+    near_duplicate_distance: int = Field(4, ge=0, le=16)
 
     @field_validator("aspect")
     @classmethod
@@ -113,8 +120,6 @@ class StorageSettings(_Section):
     @field_validator("alias_pattern")
     @classmethod
     def _alias_pattern(cls, v: str | None) -> str | None:
-        from limner.storage.aliases import validate_pattern  # in-function: avoids an import cycle
-
         if not v:
             return None
         try:

@@ -20,7 +20,7 @@ from limner.errors import LimnerError
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
 #: the newest migration's revision (a test checks it is Alembic's head): a database already at it is
 #: opened without importing Alembic, which would cost more than the rest of a ``limner status``
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -47,10 +47,16 @@ class Database:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session that commits on success and rolls back on error."""
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error.
+
+        ``write=True`` on SQLite takes the write lock at once (``BEGIN IMMEDIATE``): a transaction that
+        reads first and writes later would otherwise fail with "database is locked", without waiting,
+        whenever another process (a second run) committed in between."""
         with self._sessions() as s:
             try:
+                if write and self.engine.dialect.name == "sqlite":
+                    s.connection().exec_driver_sql("BEGIN IMMEDIATE")
                 yield s
                 s.commit()
             except BaseException:
@@ -67,12 +73,45 @@ class Database:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
     def migrate(self) -> None:
-        revision = self.schema_revision()
-        if revision == SCHEMA_HEAD:
+        if self.schema_revision() == SCHEMA_HEAD:
             return
-        if revision is None and self._create_at_head():
-            return
-        self._upgrade()
+        with self._migration_lock():  # two processes opening a new database at once: one migrates
+            revision = self.schema_revision()
+            if revision == SCHEMA_HEAD:
+                return
+            if revision is None and self._create_at_head():
+                return
+            self._upgrade()
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """Serialise migrations across processes: a lock file beside a SQLite database, an advisory
+        lock on PostgreSQL (SQLite runs DDL outside transactions, so two creators would interleave)."""
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            try:
+                import fcntl
+            except ImportError:  # pragma: no cover - not POSIX: no cross-process lock
+                yield
+                return
+            with open(f"{url.database}.migrate-lock", "a+b") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+        elif url.get_backend_name() == "postgresql":
+            from sqlalchemy import text
+
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(4242001)"))
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(4242001)"))
+                    conn.commit()
+        else:
+            yield
 
     def _create_at_head(self) -> bool:
         """A new, empty database: create the tables from the models and stamp them at the head revision

@@ -62,8 +62,24 @@ class EntryRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    #: the run working on this entry now (``runs.id``): no other run calls a provider for it meanwhile
+    claimed_by: Mapped[str | None] = mapped_column(String(36), index=True)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
     published_render: Mapped[Render | None] = relationship(foreign_keys=[published_render_id], post_update=True)
+
+
+class RunRow(Base):
+    """A ``limner generate`` run: who it is and whether it is alive (its claims on entries hold while it is)."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class Template(Base):

@@ -6,11 +6,11 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from limner.db.engine import Database
-from limner.db.models import EntryRow, EntryState, LedgerRow, Render, RenderStatus, Template, Variant, utcnow
+from limner.db.models import EntryRow, EntryState, LedgerRow, Render, RenderStatus, RunRow, Template, Variant, utcnow
 
 
 class EntryStatus(NamedTuple):
@@ -24,9 +24,52 @@ class EntryStatus(NamedTuple):
     input_digest: str | None = None
 
 
+class Claim(NamedTuple):
+    """The answer to :meth:`Repository.claim`: ``claimed``; ``published`` (another run published this very
+    image meanwhile); or ``held`` by the run ``holder``."""
+
+    status: str
+    holder: RunRow | None = None
+
+
 class Repository:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    # ------------------------------------------------------------------ runs and claims
+    def start_run(self, run_id: str, host: str, pid: int) -> None:
+        now = utcnow()
+        with self.db.session(write=True) as s:
+            s.add(RunRow(id=run_id, host=host, pid=pid, started_at=now, heartbeat_at=now))
+
+    def heartbeat(self, run_id: str) -> None:
+        with self.db.session(write=True) as s:
+            s.execute(update(RunRow).where(RunRow.id == run_id).values(heartbeat_at=utcnow()))
+
+    def end_run(self, run_id: str) -> None:
+        """The run is over (or found dead): its claims are released."""
+        with self.db.session(write=True) as s:
+            s.execute(update(EntryRow).where(EntryRow.claimed_by == run_id).values(claimed_by=None, claimed_at=None))
+            s.execute(update(RunRow).where(RunRow.id == run_id, RunRow.finished_at.is_(None)).values(finished_at=utcnow()))
+
+    def claim(self, entry_id: str, fingerprint: str, run_id: str, *, force: bool = False) -> Claim:
+        """Take an entry for this run before any provider call, atomically: it succeeds only when no other
+        run holds the entry and (unless ``force``) the image for ``fingerprint`` is not published yet."""
+        now = utcnow()
+        conditions = [EntryRow.id == entry_id, or_(EntryRow.claimed_by.is_(None), EntryRow.claimed_by == run_id)]
+        if not force:
+            conditions.append(or_(EntryRow.published_fingerprint.is_(None), EntryRow.published_fingerprint != fingerprint,
+                                  EntryRow.state != EntryState.published.value))
+        with self.db.session(write=True) as s:
+            done = s.execute(update(EntryRow).where(and_(*conditions)).values(
+                claimed_by=run_id, claimed_at=now, state=EntryState.generating.value, fingerprint=fingerprint,
+                updated_at=now))
+            if done.rowcount == 1:
+                return Claim("claimed")
+            row = s.get(EntryRow, entry_id)
+            if row is None or row.claimed_by in (None, run_id):
+                return Claim("published")
+            return Claim("held", s.get(RunRow, row.claimed_by))
 
     # ------------------------------------------------------------------ reads
     def entry_statuses(self) -> dict[str, EntryStatus]:
@@ -110,52 +153,76 @@ class Repository:
         """Queue entries: (id, title, style, fingerprint). Creates missing rows; marks stale ones."""
         now = utcnow()
         items = list(items)
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             existing = set(s.scalars(select(EntryRow.id).where(EntryRow.id.in_([i[0] for i in items]))).all()) if len(items) < 30000 else set(s.scalars(select(EntryRow.id)).all())
+            new_rows: list[dict[str, Any]] = []
             for entry_id, title, style, fingerprint in items:
                 if entry_id in existing:
-                    s.execute(
+                    s.execute(  # an entry another run is working on is left to it
                         update(EntryRow)
-                        .where(EntryRow.id == entry_id)
+                        .where(EntryRow.id == entry_id, EntryRow.claimed_by.is_(None))
                         .values(title=title, style=style, fingerprint=fingerprint, state=EntryState.queued.value, updated_at=now)
                     )
                 else:
-                    s.add(EntryRow(id=entry_id, title=title, style=style, fingerprint=fingerprint, state=EntryState.queued.value,
-                                   attempts=0, retryable=True, created_at=now, updated_at=now))
+                    new_rows.append({"id": entry_id, "title": title, "style": style, "fingerprint": fingerprint,
+                                     "state": EntryState.queued.value, "attempts": 0, "retryable": True,
+                                     "created_at": now, "updated_at": now})
+            if new_rows:  # another run may be queuing the same new entries right now: first one wins
+                s.execute(self._insert_ignoring_duplicates(EntryRow), new_rows)
             stale = list(stale_ids)
             if stale:
                 s.execute(update(EntryRow).where(EntryRow.id.in_(stale), EntryRow.state == EntryState.published.value)
                           .values(state=EntryState.stale.value, updated_at=now))
 
+    def _insert_ignoring_duplicates(self, model: Any) -> Any:
+        dialect = self.db.engine.dialect.name
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        elif dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:  # pragma: no cover - other databases: a plain insert (a duplicate raises)
+            from sqlalchemy import insert
+
+            return insert(model)
+        return insert(model).on_conflict_do_nothing(index_elements=["id"])
+
     def mark_stale(self, ids: Iterable[str]) -> None:
         ids = list(ids)
         if not ids:
             return
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             s.execute(update(EntryRow).where(EntryRow.id.in_(ids), EntryRow.state == EntryState.published.value)
                       .values(state=EntryState.stale.value, updated_at=utcnow()))
 
     def set_state(self, entry_id: str, state: EntryState, **values: Any) -> None:
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             s.execute(update(EntryRow).where(EntryRow.id == entry_id).values(state=state.value, updated_at=utcnow(), **values))
 
     def mark_failed(self, entry_id: str, error: str, *, retryable: bool, attempts: int) -> None:
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             s.execute(
                 update(EntryRow)
                 .where(EntryRow.id == entry_id)
                 .values(state=EntryState.failed.value, last_error=error[:2000], retryable=retryable,
-                        attempts=EntryRow.attempts + attempts, updated_at=utcnow())
+                        attempts=EntryRow.attempts + attempts, updated_at=utcnow(), claimed_by=None, claimed_at=None)
             )
 
     def ensure_template(self, sha: str, *, style: str, version: str, positive: str, negative: str, params: dict[str, Any]) -> None:
-        with self.db.session() as s:
-            if s.get(Template, sha) is None:
-                s.add(Template(sha256=sha, style=style, version=version, positive=positive, negative=negative, params=params))
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self.db.session(write=True) as s:
+                if s.get(Template, sha) is None:
+                    s.add(Template(sha256=sha, style=style, version=version, positive=positive, negative=negative,
+                                   params=params))
+        except IntegrityError:  # another run recorded the same template at the same moment: it is there
+            with self.db.session() as s:
+                if s.get(Template, sha) is None:
+                    raise
 
     def record_render(self, render: Render, *, ledger_outcome: str = "generated") -> Render:
         """Record a paid generation (master already stored) and its ledger line, in one commit."""
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             s.add(render)
             s.flush()
             s.add(LedgerRow(entry_id=render.entry_id, render_id=render.id, provider=render.provider, model=render.model,
@@ -165,22 +232,22 @@ class Repository:
         return render
 
     def record_billed_failure(self, entry_id: str, provider: str, model: str, cost_usd: float, outcome: str) -> None:
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             s.add(LedgerRow(entry_id=entry_id, provider=provider, model=model, cost_usd=cost_usd, outcome=outcome))
 
     def set_placeholder(self, render_id: int, key: str, width: int, height: int) -> None:
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             s.execute(update(Render).where(Render.id == render_id)
                       .values(placeholder_key=key, placeholder_width=width, placeholder_height=height))
 
     def reject_render(self, render_id: int, error: str) -> None:
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             s.execute(update(Render).where(Render.id == render_id).values(status=RenderStatus.rejected.value, error=error[:2000]))
 
     def record_derived(self, render_id: int, *, fields: dict[str, Any], variants: list[dict[str, Any]], publish: bool = False,
                        input_digest: str | None = None) -> None:
         """Record the variants (already stored); with ``publish``, publish in the same transaction."""
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             render = s.get(Render, render_id)
             assert render is not None
             for k, v in fields.items():
@@ -212,6 +279,8 @@ class Repository:
         entry.last_error = None
         entry.retryable = True
         entry.updated_at = now
+        entry.claimed_by = None
+        entry.claimed_at = None
 
     # ------------------------------------------------------------------ adopted (legacy) images
     def adopt_render(self, render: Render, *, title: str, style: str | None, template: dict[str, Any]) -> Render:
@@ -221,7 +290,7 @@ class Repository:
         at. Writes no ledger line: nothing was paid for. Publish it with ``record_derived(publish=True)``.
         """
         now = utcnow()
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             if s.get(Template, render.template_sha) is None:
                 s.add(Template(sha256=render.template_sha, **template))
             entry = s.get(EntryRow, render.entry_id)
@@ -288,7 +357,7 @@ class Repository:
         ids = sorted(set(render_ids))
         dead = (RenderStatus.superseded.value, RenderStatus.rejected.value)
         deleted = 0
-        with self.db.session() as s:
+        with self.db.session(write=True) as s:
             published = set(s.scalars(select(EntryRow.published_render_id).where(EntryRow.published_render_id.is_not(None))).all())
             for i in range(0, len(ids), 500):
                 chunk = [r for r in ids[i:i + 500] if r not in published]

@@ -72,13 +72,11 @@ class SpecContext:
 class PlanItem:
     """One entry to run. Its spec (and fingerprint) are computed when first asked for."""
 
-    __slots__ = ("entry", "ctx", "reason", "fresh", "_digest", "_spec", "_fingerprint")
+    __slots__ = ("entry", "ctx", "reason", "_digest", "_spec", "_fingerprint")
 
     def __init__(self, entry: Entry, ctx: SpecContext, reason: str, digest: str | None = None,
-                 spec: RenderSpec | None = None, fingerprint: str | None = None, *, fresh: bool = False) -> None:
+                 spec: RenderSpec | None = None, fingerprint: str | None = None) -> None:
         self.entry, self.ctx, self.reason = entry, ctx, reason
-        #: no state row at all: nothing can have been paid for yet
-        self.fresh = fresh
         self._digest, self._spec, self._fingerprint = digest, spec, fingerprint
 
     @property
@@ -246,7 +244,7 @@ def _build_plan(project: Project, selection: Selection, statuses: dict[str, Entr
         if selection.limit is not None and len(items) >= selection.limit:
             continue
         reasons[reason] += 1
-        items.append(PlanItem(entry, ctx, reason, digest, spec, fp, fresh=status is None))
+        items.append(PlanItem(entry, ctx, reason, digest, spec, fp))
     used = {item.provider for item in items}
     return Plan(items=items, total=len(catalog), up_to_date=up_to_date, reasons=reasons, held_back=held_back,
                 stale_not_selected=stale_not_selected, stale_ids=stale_ids,

@@ -17,6 +17,7 @@ from typing import Any
 
 from limner.errors import EXIT_AUTH, EXIT_BUDGET, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
 from limner.project import Project
+from limner.runner.claims import HEARTBEAT_S, RunIdentity
 from limner.runner.imaging_task import DeriveOptions
 from limner.runner.neardup import NearDuplicateIndex
 from limner.runner.plan import Plan, PlanItem
@@ -44,6 +45,8 @@ class RunSummary:
     provider_calls: int = 0
     spend_usd: float = 0.0
     not_started: int = 0
+    #: entries another run was working on (or had just published): left to it, nothing paid here
+    elsewhere: int = 0
     interrupted: bool = False
     budget_stopped: bool = False
     auth_error: str | None = None
@@ -81,6 +84,8 @@ class RunSummary:
             self.failures.append({"id": outcome.entry_id, "error": outcome.error or "failed"})
         elif outcome.status == "not_started":
             self.not_started += 1
+        elif outcome.status == "elsewhere":
+            self.elsewhere += 1
         elif outcome.status == "stopped" and self.auth_error is None:
             self.auth_error = outcome.stop_reason
 
@@ -88,7 +93,7 @@ class RunSummary:
         return {
             "planned": self.planned, "generated": self.generated, "resumed": self.resumed, "skipped": self.skipped,
             "failed": self.failed, "provider_calls": self.provider_calls, "spend_usd": round(self.spend_usd, 6),
-            "not_started": self.not_started, "interrupted": self.interrupted, "budget_stopped": self.budget_stopped,
+            "not_started": self.not_started, "elsewhere": self.elsewhere, "interrupted": self.interrupted, "budget_stopped": self.budget_stopped,
             "auth_error": self.auth_error, "elapsed_s": round(self.elapsed_s, 3), "failures": self.failures,
             "timeline": {k: round(v, 4) for k, v in sorted(self.timeline.items(), key=lambda kv: kv[1])},
         }
@@ -120,7 +125,8 @@ def derive_options(project: Project) -> DeriveOptions:
                          max_bytes=g.max_image_bytes, max_pixels=g.max_image_pixels)
 
 
-async def _execute(project: Project, plan: Plan, options: RunOptions, summary: RunSummary, pool: ImagingPool) -> None:
+async def _execute(project: Project, plan: Plan, options: RunOptions, summary: RunSummary, pool: ImagingPool,
+                   run: RunIdentity) -> None:
     repo = project.repo
     gates: dict[str, ProviderGate] = {name: lane.gate(project.settings.generate) for name, lane in plan.lanes.items()}
     off = OffLoop(db_threads=1 if project.db.engine.dialect.name == "sqlite" else 4)
@@ -129,7 +135,12 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                               ((entry_id, int(value, 16)) for entry_id, value in phashes.items()))
     pool.ready.add_done_callback(lambda _: summary.mark("pool_ready"))
     unit = UnitOfWork(repo=repo, storage=project.storage, pool=asyncio.wrap_future(pool.ready),
-                      options=derive_options(project), near_duplicates=near, off=off)
+                      options=derive_options(project), near_duplicates=near, off=off, run=run)
+
+    async def heartbeat() -> None:  # our claims hold while this beats (see runner/claims.py)
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            await off.db(repo.heartbeat, run.id)
     budget = Budget(options.budget_usd)
     queue: asyncio.Queue[PlanItem] = asyncio.Queue()
     for item in plan.items:
@@ -183,6 +194,7 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                     return
                 bar.advance(spend=budget.spent, failed=summary.failed)
 
+        beating = asyncio.create_task(heartbeat())
         try:
             async with asyncio.TaskGroup() as tg:
                 for _ in range(max(1, n_workers)):
@@ -193,6 +205,7 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
             await asyncio.to_thread(pool.shutdown, wait=True)
             raise
         finally:
+            beating.cancel()
             try:
                 loop.remove_signal_handler(signal.SIGINT)
             except (NotImplementedError, RuntimeError):  # pragma: no cover
@@ -229,11 +242,14 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
         return summary
     # the pool starts in the background: the first provider calls go out while its workers import the imaging stack
     pool = ImagingPool.start(derive_options(project), project.settings.generate.workers)
+    run = RunIdentity()
+    repo.start_run(run.id, run.host, run.pid)
     try:
-        asyncio.run(_execute(project, plan, options, summary, pool))
+        asyncio.run(_execute(project, plan, options, summary, pool, run))
     except (KeyboardInterrupt, asyncio.CancelledError):  # a second Ctrl-C: stopped at once
         summary.interrupted = True
     finally:
+        repo.end_run(run.id)  # entries still claimed (stopped, not started) are free for the next run
         pool.shutdown(wait=not summary.interrupted)
         summary.elapsed_s = time.perf_counter() - started
         summary.mark("finished")

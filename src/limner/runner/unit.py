@@ -22,11 +22,12 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from limner.db.models import EntryState, Render, RenderStatus
+from limner.db.models import Render, RenderStatus, utcnow
 from limner.db.repository import Repository
 from limner.imaging.errors import ImageRejected
 from limner.providers import AuthFailed, GenerationRequest, OutOfCredit, ProviderError
 from limner.runner.imaging_task import DeriveOptions, Processed, Provenance, process_master
+from limner.runner.claims import RunIdentity
 from limner.runner.neardup import NearDuplicateIndex
 from limner.runner.plan import PlanItem
 from limner.runner.retry import CallStats, ProviderGate, RunStopped
@@ -37,7 +38,7 @@ log = logging.getLogger("limner.runner")
 
 T = TypeVar("T")
 
-Status = Literal["published", "failed", "not_started", "stopped"]
+Status = Literal["published", "failed", "not_started", "stopped", "elsewhere"]
 
 
 @dataclass
@@ -47,7 +48,8 @@ class Outcome:
     entry_id: str
     #: ``published``; ``failed`` (recorded on the entry); ``not_started`` (the run was stopping before any
     #: provider call: the entry stays queued); ``stopped`` (the provider refused the credentials or the
-    #: account: the whole run must stop, ``stop_reason`` says why)
+    #: account: the whole run must stop, ``stop_reason`` says why); ``elsewhere`` (another run holds the
+    #: entry, or has just published this very image: left to it, nothing paid)
     status: Status = "failed"
     provider_calls: int = 0
     cost_usd: float = 0.0
@@ -83,8 +85,10 @@ class OffLoop:
 
 class UnitOfWork:
     def __init__(self, *, repo: Repository, storage: Storage, pool: asyncio.Future[Executor] | Executor,
-                 options: DeriveOptions, near_duplicates: NearDuplicateIndex, off: OffLoop) -> None:
+                 options: DeriveOptions, near_duplicates: NearDuplicateIndex, off: OffLoop,
+                 run: RunIdentity) -> None:
         self.repo = repo
+        self.run_identity = run
         self.storage = storage
         #: the process pool, or a future of it while it starts (the first provider calls do not wait for it)
         self._pool = pool
@@ -120,14 +124,27 @@ class UnitOfWork:
         await self.off.db(self.repo.mark_failed, outcome.entry_id, message, retryable=retryable,
                           attempts=max(1, outcome.provider_calls))
 
+    async def _claim(self, item: PlanItem) -> bool:
+        """Take the entry for this run; False when another live run holds it or just published it."""
+        me, force = self.run_identity, item.reason == "forced"
+        claim = await self.off.db(self.repo.claim, item.entry.id, item.fingerprint, me.id, force=force)
+        if claim.status == "held" and me.holder_is_gone(claim.holder, utcnow()):
+            if claim.holder is not None:  # a dead run: free its entries, then try again
+                await self.off.db(self.repo.end_run, claim.holder.id)
+            claim = await self.off.db(self.repo.claim, item.entry.id, item.fingerprint, me.id, force=force)
+        return claim.status == "claimed"
+
     async def _run(self, item: PlanItem, gate: ProviderGate, outcome: Outcome) -> None:
         entry, spec = item.entry, item.spec
-        await self.off.db(self.repo.set_state, entry.id, EntryState.generating, fingerprint=item.fingerprint)
+        if not await self._claim(item):
+            outcome.status = "elsewhere"
+            return
         provenance = Provenance(entry_id=entry.id, title=entry.title, prompt=spec.prompt, model=spec.model,
                                 provider=spec.provider, seed=spec.seed, alt=entry.alt_text)
 
-        # an entry never generated before has nothing to resume: skip the lookup
-        render = None if item.fresh else await self.off.db(self.repo.find_resumable, entry.id, item.fingerprint)
+        # always looked up, even for an entry that had no row when planned: another run may have paid for
+        # its image since (and died before publishing it)
+        render = await self.off.db(self.repo.find_resumable, entry.id, item.fingerprint)
         master: bytes | None = None
         if render is not None:
             master = await self.off.io(self._load_master, render)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from limner.storage.base import Storage, StorageError
+from limner.storage.base import ObjectInfo, Storage, StorageError
 
 
 class LocalStorage(Storage):
     scheme = "file"
+    #: a listing is a directory walk; each size is a stat, no request
+    sizes_in_listing = True
 
     def __init__(self, root: str | Path, *, public_base_url: str | None = None) -> None:
         self.root = Path(root).resolve()
@@ -87,6 +90,10 @@ class LocalStorage(Storage):
             raise StorageError(f"cannot delete {key!r} under {self.root}: {exc.strerror}") from None
 
     def list(self, prefix: str = "") -> Iterator[str]:
+        for key, _path in self._walk(prefix):
+            yield key
+
+    def _walk(self, prefix: str) -> Iterator[tuple[str, Path]]:
         base = self.root
         if not base.is_dir():
             return
@@ -94,9 +101,42 @@ class LocalStorage(Storage):
             for name in files:
                 if name.startswith(".tmp-"):
                     continue
-                key = Path(dirpath, name).relative_to(base).as_posix()
+                path = Path(dirpath, name)
+                key = path.relative_to(base).as_posix()
                 if key.startswith(prefix):
-                    yield key
+                    yield key, path
+
+    # ------------------------------------------------------------------ optional operations
+    def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        """One walk, one ``stat`` per file (a file removed meanwhile is left out)."""
+        for key, path in self._walk(prefix):
+            try:
+                yield key, path.stat().st_size
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StorageError(f"cannot stat {key!r}: {exc.strerror}") from None
+
+    def object_info(self, key: str) -> ObjectInfo | None:
+        """Size and sha256, read from the file (a local read is cheap)."""
+        try:
+            data = self.get(key)
+        except StorageError:
+            if self.size(key) is None:
+                return None
+            raise
+        return ObjectInfo(len(data), hashlib.sha256(data).hexdigest())
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    def overlaps(self, other: Storage) -> bool:
+        """The same folder, or one inside the other."""
+        if not isinstance(other, LocalStorage):
+            return False
+        a, b = self.root, other.root
+        return a == b or a in b.parents or b in a.parents
 
     def url(self, key: str) -> str:
         if self.public_base_url:

@@ -37,9 +37,10 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from limner.urls import is_loopback
 from limner.errors import ConfigError
-from limner.storage.base import Storage, StorageError
+from limner.keys import CONTENT_PREFIXES
+from limner.storage.base import ObjectInfo, Storage, StorageError
+from limner.urls import is_loopback
 
 if TYPE_CHECKING:
     from limner.config.settings import Settings
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("limner.storage")
 
 #: content-addressed prefixes: their objects never change, so caches may keep them forever
-IMMUTABLE_PREFIXES = ("masters/", "variants/", "placeholders/")
+IMMUTABLE_PREFIXES = CONTENT_PREFIXES
 IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 #: user metadata holding the object's sha256 (sent as ``x-amz-meta-sha256``)
 SHA256_METADATA = "sha256"
@@ -59,6 +60,8 @@ MiB = 1024 * 1024
 DEFAULT_MULTIPART_THRESHOLD = 8 * MiB
 DEFAULT_MULTIPART_CHUNKSIZE = 8 * MiB
 DEFAULT_MAX_ATTEMPTS = 10
+#: the longest a SigV4 presigned URL may live (7 days)
+MAX_SIGNED_URL_S = 7 * 24 * 3600
 
 _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "TokenRefreshRequired",
                      "InvalidSecurity", "InvalidClientTokenId", "AuthorizationHeaderMalformed"}
@@ -144,6 +147,8 @@ class S3Storage(Storage):
     scheme = "s3"
     #: ``put`` checks the stored object (size, sha256, MD5) before it returns
     verifies_writes = True
+    #: ``ListObjectsV2`` answers with every object's size
+    sizes_in_listing = True
 
     def __init__(
         self,
@@ -332,12 +337,13 @@ class S3Storage(Storage):
         head = self.head(key)
         return (head.get("Metadata") or {}).get(SHA256_METADATA) if head else None
 
-    def object_info(self, key: str) -> tuple[int, str | None] | None:
-        """``(size, sha256 from the metadata or None)``, or None when the object is missing: one HEAD."""
+    def object_info(self, key: str) -> ObjectInfo | None:
+        """Size and the sha256 from the metadata (None for objects other tools wrote), or None when the
+        object is missing: one HEAD."""
         head = self.head(key)
         if head is None:
             return None
-        return int(head["ContentLength"]), (head.get("Metadata") or {}).get(SHA256_METADATA)
+        return ObjectInfo(int(head["ContentLength"]), (head.get("Metadata") or {}).get(SHA256_METADATA))
 
     def _expected_etags(self, data: bytes) -> tuple[str, str | None]:
         """The single-part ETag (an MD5) and the multipart one for the way ``put`` would split ``data``."""
@@ -500,3 +506,59 @@ class S3Storage(Storage):
         if "." in self.bucket:  # a dotted bucket breaks the wildcard TLS certificate of virtual-hosted URLs
             return f"https://s3.{region}.amazonaws.com/{self.bucket}/{path}"
         return f"https://{self.bucket}.s3.{region}.amazonaws.com/{path}"
+
+    # ------------------------------------------------------------------ optional operations
+    def overlaps(self, other: Storage) -> bool:
+        """The same bucket at the same endpoint, with one prefix inside the other (or equal)."""
+        if not isinstance(other, S3Storage) or (self.endpoint_url, self.bucket) != (other.endpoint_url, other.bucket):
+            return False
+        a, b = f"{self.prefix}/" if self.prefix else "", f"{other.prefix}/" if other.prefix else ""
+        return a.startswith(b) or b.startswith(a)
+
+    def copy(self, src_key: str, dst_key: str, *, cache_control: str | None = None) -> None:
+        """Server-side ``CopyObject`` (the bytes never leave the service), replacing ``dst_key`` in one step.
+
+        The copy keeps the source's content type and sha256 metadata; its ``Cache-Control`` is
+        ``cache_control``, else the immutable one for content-addressed keys, else none. The copy is
+        checked like a ``put``: same size and sha256 as the source."""
+        src_full, dst_full = self._key(src_key), self._key(dst_key)
+        source = self.head(src_key)
+        if source is None:
+            raise StorageError(f"object {src_key!r} not found in {self.location}")
+        extra: dict[str, Any] = {"MetadataDirective": "REPLACE", "Metadata": dict(source.get("Metadata") or {}),
+                                 "ContentType": source.get("ContentType") or "application/octet-stream"}
+        control = cache_control or (IMMUTABLE_CACHE_CONTROL if dst_key.startswith(IMMUTABLE_PREFIXES) else None)
+        if control:
+            extra["CacheControl"] = control
+        try:
+            self._client.copy_object(Bucket=self.bucket, Key=dst_full, CopySource={"Bucket": self.bucket, "Key": src_full},
+                                     **extra)
+        except (ClientError, BotoCoreError) as exc:
+            # like put: a copy whose answer was lost may have landed; the object itself says so
+            if not self._is_transient(exc) or not self._same_object(self._head_quietly(dst_key), source):
+                raise self._fail(exc, "copy", src_key) from None
+        if not self._same_object(self.head(dst_key), source):
+            raise _error(f"copied {src_key!r} to {dst_key!r} in {self.location} but the copy differs from the source",
+                         retryable=True)
+
+    @staticmethod
+    def _same_object(head: dict[str, Any] | None, source: dict[str, Any]) -> bool:
+        if head is None or head.get("ContentLength") != source.get("ContentLength"):
+            return False
+        want = (source.get("Metadata") or {}).get(SHA256_METADATA)
+        return want is None or (head.get("Metadata") or {}).get(SHA256_METADATA) == want
+
+    def signed_url(self, key: str, expires_in: int = 3600) -> str:
+        """A presigned ``GetObject`` URL (SigV4, signed locally: no request), valid ``expires_in`` seconds
+        (at most 7 days)."""
+        if not 1 <= expires_in <= MAX_SIGNED_URL_S:
+            raise StorageError(f"a signed URL must live between 1 second and 7 days, not {expires_in} seconds")
+        try:
+            return str(self._client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": self._key(key)},
+                                                           ExpiresIn=int(expires_in)))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, "sign", key) from None
+
+    def close(self) -> None:
+        """Close the client's connection pool."""
+        self._client.close()

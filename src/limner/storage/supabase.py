@@ -40,7 +40,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from limner.urls import is_loopback
 from limner.errors import EXIT_AUTH, ConfigError
 from limner.providers.http import Redactor, allowed_http_hosts
-from limner.storage.base import MIME_TYPES, Storage, StorageError
+from limner.storage.base import Storage, StorageError, content_type_for
 
 if TYPE_CHECKING:
     from limner.config.settings import Settings
@@ -143,6 +143,8 @@ def _flag(value: str, what: str) -> bool:
 
 class SupabaseStorage(Storage):
     scheme = "supabase"
+    #: the list API answers with each object's metadata, size included
+    sizes_in_listing = True
 
     def __init__(self, base_url: str, key: str, bucket: str, prefix: str = "", *, public: bool = True,
                  public_base_url: str | None = None, cache_control: str = IMMUTABLE_CACHE_CONTROL,
@@ -210,11 +212,24 @@ class SupabaseStorage(Storage):
                    public_base_url=settings.storage.public_base_url)
 
     def close(self) -> None:
+        """Close the HTTP client (its connection pool)."""
         self._client.close()
 
     def __repr__(self) -> str:
         prefix = f" prefix={self.prefix!r}" if self.prefix else ""
         return f"<SupabaseStorage {self.base_url} bucket={self.bucket!r}{prefix}>"
+
+    @property
+    def location(self) -> str:
+        """``supabase://BUCKET/PREFIX``, as in ``storage.url``."""
+        return f"supabase://{self.bucket}/{self.prefix}" if self.prefix else f"supabase://{self.bucket}"
+
+    def overlaps(self, other: Storage) -> bool:
+        """The same bucket of the same project, with one prefix inside the other (or equal)."""
+        if not isinstance(other, SupabaseStorage) or (self.base_url, self.bucket) != (other.base_url, other.bucket):
+            return False
+        a, b = f"{self.prefix}/" if self.prefix else "", f"{other.prefix}/" if other.prefix else ""
+        return a.startswith(b) or b.startswith(a)
 
     # ------------------------------------------------------------------ keys
     def _name(self, key: str) -> str:
@@ -398,10 +413,21 @@ class SupabaseStorage(Storage):
         self._fail(response, "delete", key)
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        folder = prefix.rpartition("/")[0]
-        yield from self._walk(folder, prefix)
+        for key, _item in self._walk(prefix.rpartition("/")[0], prefix):
+            yield key
 
-    def _walk(self, folder: str, prefix: str) -> Iterator[str]:
+    def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        """Sizes from the listing's metadata; a ``stat`` only for an entry that lacks one."""
+        for key, item in self._walk(prefix.rpartition("/")[0], prefix):
+            meta = item.get("metadata")
+            size = meta.get("size", meta.get("contentLength")) if isinstance(meta, dict) else None
+            if size is None:
+                size = self.size(key)
+                if size is None:  # deleted since the listing
+                    continue
+            yield key, int(size)
+
+    def _walk(self, folder: str, prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
         full = "/".join(p for p in (self.prefix, folder) if p)
         offset = 0
         while True:
@@ -421,7 +447,7 @@ class SupabaseStorage(Storage):
                     if (rel + "/").startswith(prefix) or prefix.startswith(rel + "/"):
                         yield from self._walk(rel, prefix)
                 elif rel.startswith(prefix):
-                    yield rel
+                    yield rel, item
             if len(items) < LIST_PAGE:
                 return
             offset += LIST_PAGE
@@ -448,22 +474,21 @@ class SupabaseStorage(Storage):
             return signed
         return f"{self.api}/{signed.lstrip('/')}"
 
-    def copy(self, src: str, dst: str, *, cache_control: str | None = None) -> None:
-        """Server-side copy that replaces ``dst`` in one step (readers see the old or the new object).
+    def copy(self, src_key: str, dst_key: str, *, cache_control: str | None = None) -> None:
+        """Server-side copy that replaces ``dst_key`` in one step (readers see the old or the new object).
 
         ``cache_control`` sets the copy's Cache-Control (the source's is kept otherwise). Servers too
         old to overwrite on copy answer 409; the copy is then a download and an upload."""
-        body: dict[str, Any] = {"bucketId": self.bucket, "sourceKey": self._name(src), "destinationKey": self._name(dst)}
+        body: dict[str, Any] = {"bucketId": self.bucket, "sourceKey": self._name(src_key), "destinationKey": self._name(dst_key)}
         if cache_control:
             body["metadata"] = {"cacheControl": cache_control}
         self.ensure_bucket()
-        response = self._request("POST", "object/copy", op=f"copy {src!r} to {dst!r}", json=body,
+        response = self._request("POST", "object/copy", op=f"copy {src_key!r} to {dst_key!r}", json=body,
                                  headers={"x-upsert": "true"})
         if response.status_code == 200:
             return
         f = _Failure(response)
         if f.duplicate:
-            ext = PurePosixPath(dst).suffix.lstrip(".").lower()
-            self.put(dst, self.get(src), content_type=MIME_TYPES.get(ext, "application/octet-stream"), cache_control=cache_control)
+            self.put(dst_key, self.get(src_key), content_type=content_type_for(src_key), cache_control=cache_control)
             return
-        self._fail(response, "copy", src)
+        self._fail(response, "copy", src_key)

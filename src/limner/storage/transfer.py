@@ -2,16 +2,17 @@
 
 Keys are the same on both sides, so the state database stays valid: after a copy, point
 ``[storage] url`` at the new store. An object already at the destination with the same size
-and the same sha256 (where the destination can tell it cheaply: S3 metadata, a local file) is
+and the same sha256 (where the destination can tell it cheaply: ``Storage.object_info``) is
 skipped, so a run killed at any moment and started again copies only what is not there yet.
-Every write is checked afterwards (size, and sha256 where known); a source object whose bytes
-do not match the sha256 its key or the database records is reported, never copied.
+Every write is checked afterwards (size, and sha256 where known) unless the destination
+``verifies_writes`` itself; a source object whose bytes do not match the sha256 its key or the
+database records is reported, never copied. Only operations the ``Storage`` contract declares
+are used, so any storage plugin works on either side.
 """
 
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -20,8 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from limner.errors import ConfigError
-from limner.storage.base import MIME_TYPES, Storage, StorageError
-from limner.storage.local import LocalStorage
+from limner.storage.base import Storage, StorageError, content_type_for
 
 if TYPE_CHECKING:
     from limner.config.settings import Settings
@@ -60,11 +60,6 @@ def open_storage_at(settings: Settings, url: str, *, endpoint_url: str | None = 
     return open_storage(settings.model_copy(update={"storage": storage_settings}))
 
 
-def content_type_for(key: str) -> str:
-    ext = key.rsplit(".", 1)[-1].lower() if "." in key.rsplit("/", 1)[-1] else ""
-    return MIME_TYPES.get(ext) or mimetypes.guess_type(key)[0] or "application/octet-stream"
-
-
 def expected_sha256(key: str, recorded: Mapping[str, str] | None = None) -> str | None:
     """The sha256 an object must have: recorded in the database, or its content-addressed name."""
     if recorded and key in recorded:
@@ -74,41 +69,21 @@ def expected_sha256(key: str, recorded: Mapping[str, str] | None = None) -> str 
 
 
 def cheap_sha256(storage: Storage, key: str) -> str | None:
-    """An object's sha256 when the storage can tell it without a download: S3 metadata, a local file."""
-    info = object_info(storage, key)
-    return info[1] if info else None
-
-
-def object_info(storage: Storage, key: str) -> tuple[int, str | None] | None:
-    """``(size, sha256 or None)`` of an object, None when it is missing; one request where the storage allows."""
-    info = getattr(storage, "object_info", None)
-    if callable(info):
-        return info(key)
-    if isinstance(storage, LocalStorage):
-        try:
-            data = storage.get(key)
-        except StorageError:
-            return None
-        return len(data), hashlib.sha256(data).hexdigest()
-    size = storage.size(key)
-    return None if size is None else (size, None)
+    """An object's sha256 when the storage can tell it without a download (``Storage.object_info``)."""
+    info = storage.object_info(key)
+    return info.sha256 if info else None
 
 
 def same_place(a: Storage, b: Storage) -> bool:
-    if isinstance(a, LocalStorage) and isinstance(b, LocalStorage):
-        return a.root == b.root or a.root in b.root.parents or b.root in a.root.parents
-    return repr(a) == repr(b)
+    """Whether the two storages may share objects (``Storage.overlaps``, asked both ways)."""
+    return a.overlaps(b) or b.overlaps(a)
 
 
 def list_with_sizes(storage: Storage, prefix: str = "") -> Iterable[tuple[str, int | None]]:
-    """``(key, size)`` pairs: from one listing where the storage offers it (S3), else with a size() each."""
-    lister = getattr(storage, "list_sizes", None)
-    if callable(lister):
-        yield from lister(prefix)
-        return
-    if isinstance(storage, LocalStorage):
-        for key in storage.list(prefix):
-            yield key, storage.size(key)
+    """``(key, size)`` pairs: the sizes where the listing carries them (``sizes_in_listing``), else
+    ``(key, None)``: one request per object only when an object is actually needed."""
+    if storage.sizes_in_listing:
+        yield from storage.list_sizes(prefix)
         return
     for key in storage.list(prefix):
         yield key, None
@@ -133,13 +108,13 @@ def copy_object(src: Storage, dst: Storage, key: str, *, size: int | None = None
     if dst_size is None or (dst_size != _UNKNOWN and dst_size != size):
         have = None
     else:
-        have = object_info(dst, key)
-    if have is not None and have[0] == size:
-        if have[1] is None:
+        have = dst.object_info(key)
+    if have is not None and have.size == size:
+        if have.sha256 is None:
             return "skipped", 0  # same size and nothing cheaper to compare: trusted, as put_if_absent does
         if want is None:
             want = cheap_sha256(src, key)
-        if want is None or have[1] == want:
+        if want is None or have.sha256 == want:
             return "skipped", 0
     data = src.get(key)
     sha = hashlib.sha256(data).hexdigest()
@@ -147,12 +122,12 @@ def copy_object(src: Storage, dst: Storage, key: str, *, size: int | None = None
         raise StorageError(f"source object {key!r} does not match its sha256 (expected {want[:12]}..., read {sha[:12]}...); "
                            "not copied")
     dst.put(key, data, content_type=content_type_for(key))
-    if not getattr(dst, "verifies_writes", False):  # S3Storage.put checks size and hashes itself
-        after = object_info(dst, key)
-        if after is None or after[0] != len(data):
-            raise StorageError(f"{key!r} was written but the destination holds {after[0] if after else 'nothing'}, "
+    if not dst.verifies_writes:  # e.g. S3Storage.put checks size and hashes itself
+        after = dst.object_info(key)
+        if after is None or after.size != len(data):
+            raise StorageError(f"{key!r} was written but the destination holds {after.size if after else 'nothing'}, "
                                f"not {len(data)} bytes")
-        if after[1] is not None and after[1] != sha:
+        if after.sha256 is not None and after.sha256 != sha:
             raise StorageError(f"{key!r} was written but the destination's copy has another sha256")
     return "copied", len(data)
 
@@ -166,8 +141,8 @@ def copy_objects(src: Storage, dst: Storage, items: Iterable[tuple[str, int | No
     result = TransferResult(objects=len(items))
     # one listing of the destination spares a request per object that is not there yet
     listed: dict[str, int | None] | None = None
-    if callable(getattr(dst, "list_sizes", None)) and items:
-        listed = dict(list_with_sizes(dst))
+    if dst.sizes_in_listing and items:
+        listed = dict(dst.list_sizes())
     lock = threading.Lock()
 
     def one(item: tuple[str, int | None]) -> None:
@@ -203,9 +178,6 @@ def copy_objects(src: Storage, dst: Storage, items: Iterable[tuple[str, int | No
 
 
 def describe(storage: Storage) -> str:
-    """A short, secret-free name for messages and JSON."""
-    if isinstance(storage, LocalStorage):
-        return str(storage.root)
-    location = getattr(storage, "location", None)
-    return str(location) if location else repr(storage)
+    """A short, secret-free name for messages and JSON (``Storage.location``)."""
+    return storage.location
 

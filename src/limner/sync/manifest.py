@@ -12,7 +12,7 @@ from limner.catalog import Entry
 from limner.db.models import Render
 from limner.db.repository import as_utc_iso
 from limner.storage import Storage
-from limner.storage.aliases import alias_url
+from limner.sync.aliases import alias_url
 
 MANIFEST_VERSION = 1
 FORMAT_ORDER = ("avif", "webp", "jpeg")

@@ -17,8 +17,8 @@ from typing import Any
 from limner.db.models import Render
 from limner.project import Project
 from limner.storage import content_key
-from limner.storage.aliases import configured_pattern, write_aliases
 from limner.storage.base import EXTENSIONS, MIME_TYPES
+from limner.sync.aliases import configured_pattern, write_aliases
 from limner.sync.manifest import MANIFEST_SCHEMA, PLACEHOLDER_EXT, build_manifest, manifest_entry
 
 

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """List stored objects that no render references (dry run); --delete removes them. Published images are never touched."""
-        from limner.storage.gc import plan_gc, run_gc
+        from limner.sync.gc import plan_gc, run_gc
 
         project = get_project(ctx)
         try:

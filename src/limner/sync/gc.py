@@ -20,6 +20,9 @@ whose objects the manifest still names keeps its row too.
 
 Rows go first, then objects: a crash in between leaves unreferenced objects, which the next
 ``limner gc --delete`` removes, never a row pointing at nothing.
+
+The storage is reached only through the ``Storage`` contract (``list_sizes`` or ``list``, ``delete``),
+so any storage plugin can be collected.
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ from dataclasses import dataclass, field
 
 from limner.db.models import RenderStatus
 from limner.db.repository import Repository
+from limner.keys import CONTENT_PREFIXES
 from limner.storage.base import Storage, StorageError
 from limner.storage.transfer import list_with_sizes
 
-GC_PREFIXES = ("masters/", "variants/", "placeholders/")
+#: only content-addressed objects are ever collected
+GC_PREFIXES = CONTENT_PREFIXES
 _DEAD = {RenderStatus.superseded.value, RenderStatus.rejected.value}
 
 

@@ -6,11 +6,15 @@ that stays put: with ``[storage] alias_pattern = "events/{id}.jpg"`` every publi
 image at ``events/<id>.jpg``, the largest variant in the pattern's format (``.jpg``/``.jpeg``: JPEG,
 ``.webp``, ``.avif``), rewritten whenever the entry is (re-)published.
 
-Writes replace the object in one step, never delete-then-write: a server-side copy where the backend
-has one (``storage.copy(src, dst, cache_control=...)``, e.g. Supabase ``POST /object/copy``), otherwise
-a download of the variant and a ``put`` of the complete bytes (atomic in every backend). Aliases whose
-object already holds the same bytes (same size, and the same SHA-256: remembered in
+Writes replace the object in one step, never delete-then-write: ``Storage.copy`` (a server-side copy on
+S3 and Supabase; elsewhere a download of the variant and a ``put`` of the complete bytes, atomic in
+every backend). The variant is checked against its recorded size and SHA-256 before it is copied
+(where the storage knows the hash without a download, ``Storage.object_info``), and the alias after.
+Aliases whose object already holds the same bytes (same size, and the same SHA-256: remembered in
 ``.limner/aliases.json``, or checked by reading the object back) are skipped.
+
+This is a service over a project and its renders; the key rules themselves (``validate_pattern``,
+``alias_key``, ``is_alias_key``) are pure functions in :mod:`limner.keys`.
 """
 
 from __future__ import annotations
@@ -19,67 +23,25 @@ import hashlib
 import json
 import logging
 import os
-import re
-import string
 import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from limner.errors import ConfigError
-from limner.storage.base import MIME_TYPES, Storage, StorageError
+from limner.keys import alias_format, alias_key, validate_pattern
+from limner.storage.base import Storage, StorageError
 
 if TYPE_CHECKING:
     from limner.db.models import Render, Variant
     from limner.project import Project
 
-log = logging.getLogger("limner.storage.aliases")
+log = logging.getLogger("limner.sync.aliases")
 
-DEFAULT_PATTERN = "events/{id}.jpg"
 #: aliases change on re-publish: browsers and CDNs may keep them for a few minutes only
 ALIAS_CACHE_CONTROL = "max-age=300"
-#: prefixes of content-addressed objects, which an alias must never overwrite
-RESERVED_PREFIXES = ("masters/", "variants/", "placeholders/")
-FORMAT_BY_EXTENSION = {"jpg": "jpeg", "jpeg": "jpeg", "webp": "webp", "avif": "avif"}
 CACHE_FILE = "aliases.json"
 _WORKERS = 8
-
-
-def validate_pattern(pattern: str) -> str:
-    """Check an alias pattern: ``{id}`` once or more, no other field, a known image extension, a safe key."""
-    try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
-    except ValueError as exc:
-        raise ConfigError(f"storage.alias_pattern {pattern!r}: {exc}") from None
-    if fields != {"id"}:
-        raise ConfigError(f"storage.alias_pattern {pattern!r}: use {{id}} (the entry id) and no other field",
-                          hint=f"for example {DEFAULT_PATTERN!r}")
-    sample = pattern.format(id="x")
-    pure = PurePosixPath(sample)
-    if sample.startswith("/") or ".." in pure.parts or sample.endswith("/"):
-        raise ConfigError(f"storage.alias_pattern {pattern!r}: must be a relative key, such as {DEFAULT_PATTERN!r}")
-    if sample.startswith(RESERVED_PREFIXES):
-        raise ConfigError(f"storage.alias_pattern {pattern!r}: {', '.join(RESERVED_PREFIXES)} hold content-addressed "
-                          "objects; choose another folder")
-    if pure.suffix.lstrip(".").lower() not in FORMAT_BY_EXTENSION:
-        raise ConfigError(f"storage.alias_pattern {pattern!r}: end it in .jpg, .webp or .avif (the variant format served)")
-    return pattern
-
-
-def alias_key(pattern: str, entry_id: str) -> str:
-    return pattern.format(id=entry_id)
-
-
-def alias_format(pattern: str) -> str:
-    return FORMAT_BY_EXTENSION[PurePosixPath(pattern.format(id="x")).suffix.lstrip(".").lower()]
-
-
-def is_alias_key(pattern: str, key: str) -> bool:
-    """Whether ``key`` is one the pattern produces (for a garbage collector that must keep aliases)."""
-    parts = [re.escape(literal) + ("[a-z0-9][a-z0-9-]{0,127}" if name == "id" else "")
-             for literal, name, _, _ in string.Formatter().parse(pattern)]
-    return re.fullmatch("".join(parts), key) is not None
 
 
 def alias_source(render: Render, fmt: str) -> Variant | None:
@@ -96,7 +58,8 @@ def alias_url(storage: Storage, pattern: str | None, render: Render) -> str | No
 
 
 def configured_pattern(project: Project) -> str | None:
-    pattern = getattr(project.settings.storage, "alias_pattern", None)
+    """``[storage] alias_pattern``, checked; None when aliases are off."""
+    pattern = project.settings.storage.alias_pattern
     return validate_pattern(pattern) if pattern else None
 
 
@@ -137,8 +100,11 @@ def _save_cache(path: Path, storage_id: str, entries: dict[str, str]) -> None:
 def _same_bytes(storage: Storage, key: str, source: Variant, cached_sha: str | None) -> bool:
     if storage.size(key) != source.bytes:
         return False
-    if cached_sha == source.sha256:
+    if cached_sha == source.sha256:  # this alias was written from this variant: no need to read it
         return True
+    info = storage.object_info(key)  # a hash without a download where the storage has one
+    if info is not None and info.sha256 is not None:
+        return info.size == source.bytes and info.sha256 == source.sha256
     try:
         return hashlib.sha256(storage.get(key)).hexdigest() == source.sha256
     except StorageError:
@@ -146,18 +112,17 @@ def _same_bytes(storage: Storage, key: str, source: Variant, cached_sha: str | N
 
 
 def _write_one(storage: Storage, key: str, source: Variant) -> None:
-    copy = getattr(storage, "copy", None)
-    if callable(copy):
-        copy(source.key, key, cache_control=ALIAS_CACHE_CONTROL)
-        size = storage.size(key)
-        if size != source.bytes:
-            raise StorageError(f"alias {key!r}: copied {source.key!r} but the alias holds {size} bytes, not {source.bytes}",
-                               retryable=True)
-        return
-    data = storage.get(source.key)
-    if hashlib.sha256(data).hexdigest() != source.sha256:
-        raise StorageError(f"alias {key!r}: variant {source.key!r} does not match its recorded sha256")
-    storage.put(key, data, content_type=MIME_TYPES[source.format])
+    variant = storage.object_info(source.key)
+    if variant is None:
+        raise StorageError(f"alias {key!r}: variant {source.key!r} is missing from the storage")
+    if variant.size != source.bytes or (variant.sha256 is not None and variant.sha256 != source.sha256):
+        raise StorageError(f"alias {key!r}: variant {source.key!r} does not match its recorded size and sha256; not copied")
+    storage.copy(source.key, key, cache_control=ALIAS_CACHE_CONTROL)
+    alias = storage.object_info(key)
+    if alias is None or alias.size != source.bytes or (alias.sha256 is not None and alias.sha256 != source.sha256):
+        held = "nothing" if alias is None else f"{alias.size} bytes" + (", another sha256" if alias.size == source.bytes else "")
+        raise StorageError(f"alias {key!r}: copied {source.key!r} ({source.bytes} bytes) but the alias holds {held}",
+                           retryable=True)
 
 
 def write_aliases(project: Project, renders: Iterable[Render], *, pattern: str | None = None,

@@ -1,0 +1,105 @@
+"""Two ``limner generate`` runs at once on one project pay once per entry and together publish every entry
+(SQLite and PostgreSQL); a claim of a dead run is taken over at once; an upgrade keeps the data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+from test_db_postgres import pg_url  # noqa: F401  (fixture)
+from test_runner import rows
+
+from limner.db.engine import SCHEMA_HEAD, Database, alembic_config, create_db_engine
+from limner.db.models import EntryRow, LedgerRow, RunRow
+from limner.runner.claims import LEASE_S, RunIdentity
+
+
+def start(p, *args):
+    return subprocess.Popen([sys.executable, "-m", "limner", "--config", str(p.config), "generate", "--json",
+                             "--no-progress", *args], cwd=p.root, env=p.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_two_runs_at_once_pay_once_per_entry_and_publish_everything(make_project_dir, backend, request):
+    p = make_project_dir(16, extra="latency_s = 0.25\nprice_usd = 0.01\n")
+    if backend == "postgres":
+        url = request.getfixturevalue("pg_url")
+        p.config.write_text(p.config.read_text() + f'\n[database]\nurl = "{url}"\n')
+    first, second = start(p), start(p)
+    results = []
+    for proc in (first, second):
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out))
+    calls = Counter(c["id"] for c in p.calls())
+    assert len(calls) == 16 and set(calls.values()) == {1}, calls  # every entry paid for exactly once
+    assert sum(r["generated"] for r in results) == 16
+    assert sum(r["elsewhere"] for r in results) == sum(r["planned"] for r in results) - 16
+    assert abs(sum(r["spend_usd"] for r in results) - 0.16) < 1e-9
+    project = p.project()
+    try:
+        assert project.repo.counts_by_state() == {"published": 16}
+        with project.db.session() as s:
+            ledger = s.query(LedgerRow).all()
+            assert len(ledger) == 16 and abs(sum(r.cost_usd for r in ledger) - 0.16) < 1e-9
+            assert all(e.claimed_by is None for e in s.query(EntryRow).all())
+            assert all(r.finished_at is not None for r in s.query(RunRow).all())
+    finally:
+        project.close()
+
+
+def test_claims(project_dir):
+    project = project_dir.project()
+    repo = project.repo
+    try:
+        repo.sync_entries([("a", "A", None, "f1")])
+        me, other = RunIdentity(), RunIdentity()
+        repo.start_run(me.id, me.host, me.pid)
+        repo.start_run(other.id, "another-host", 1)
+        assert repo.claim("a", "f1", other.id).status == "claimed"
+        held = repo.claim("a", "f1", me.id)
+        assert held.status == "held" and held.holder.id == other.id
+        now = held.holder.heartbeat_at
+        assert not me.holder_is_gone(held.holder, now)  # another host, fresh heartbeat: it holds
+        assert me.holder_is_gone(held.holder, now + dt.timedelta(seconds=LEASE_S + 1))  # lease over
+        # a new plan of the same entry leaves the holder's row alone
+        repo.sync_entries([("a", "A", None, "f2")])
+        assert {e.id: e.fingerprint for e in rows(project_dir, EntryRow)}["a"] == "f1"
+        repo.end_run(other.id)
+        assert repo.claim("a", "f1", me.id).status == "claimed"
+        assert repo.claim("a", "f1", me.id).status == "claimed"  # idempotent for its holder
+    finally:
+        project.close()
+
+
+def test_a_claim_of_a_process_that_is_gone_does_not_hold(project_dir):
+    me = RunIdentity()
+    dead = RunRow(id="x", host=me.host, pid=2**22 + 12345, heartbeat_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    assert me.holder_is_gone(dead, dead.heartbeat_at)
+    alive = RunRow(id="y", host=me.host, pid=me.pid, heartbeat_at=dead.heartbeat_at)
+    assert not me.holder_is_gone(alive, alive.heartbeat_at)
+
+
+def test_upgrading_a_database_from_the_first_revision_keeps_its_data(tmp_path):
+    from alembic import command
+    from sqlalchemy import text
+
+    db = Database(create_db_engine(f"sqlite:///{tmp_path / 'old.db'}"))
+    cfg = alembic_config(db.engine)
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO entries (id, title, state, attempts, retryable, created_at, updated_at) "
+                          "VALUES ('kept', 'Kept', 'published', 1, 1, '2026-01-01', '2026-01-01')"))
+    db.migrate()
+    assert db.schema_revision() == SCHEMA_HEAD
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT id, claimed_by FROM entries")).all() == [("kept", None)]
+    db.close()
