@@ -8,18 +8,36 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from limner.catalog.models import SLUG_PATTERN
 from limner.db.models import Render
+from limner.errors import ConfigError
 from limner.project import Project
 from limner.storage import content_key
 from limner.storage.base import EXTENSIONS, MIME_TYPES
 from limner.sync.aliases import configured_pattern, write_aliases
 from limner.sync.manifest import MANIFEST_SCHEMA, PLACEHOLDER_EXT, build_manifest, manifest_entry
+
+
+log = logging.getLogger("limner.sync")
+
+_ENTRY_ID = re.compile(SLUG_PATTERN)
+
+
+def _file_in(folder: Path, entry_id: str, ext: str) -> Path | None:
+    """``folder/<id>.<ext>``, or None when the id could name anything outside ``folder`` (an id read from
+    the app's manifest or the database is not trusted: ``../x``, an absolute path, a separator)."""
+    if not _ENTRY_ID.match(entry_id):
+        return None
+    path = folder / f"{entry_id}.{ext}"
+    return path if path.parent == folder and path.name == f"{entry_id}.{ext}" else None
 
 
 @dataclass
@@ -54,6 +72,16 @@ def write_if_changed(path: Path, data: bytes) -> bool:
         Path(tmp).unlink(missing_ok=True)
         raise
     return True
+
+
+def _write_step(path: Path, fn: Any, *args: Any) -> Any:
+    """Run one file operation of sync; a folder that cannot be written is a configuration error (exit 2)
+    that names the path, not a traceback."""
+    try:
+        return fn(*args)
+    except OSError as exc:
+        raise ConfigError(f"sync cannot write {path}: {exc.strerror or exc}",
+                          hint="check sync.placeholder_dir and sync.manifest in limner.toml, and the folder's permissions") from None
 
 
 def _json_bytes(doc: Any) -> bytes:
@@ -106,7 +134,7 @@ def sync_project(project: Project) -> SyncResult:
             continue
         target = out_dir / f"{entry.id}.{ext}"
         placeholder_key = _placeholder_for(project, render)
-        if write_if_changed(target, storage.get(placeholder_key)):
+        if _write_step(target, write_if_changed, target, storage.get(placeholder_key)):
             result.written.append(str(target))
         else:
             result.unchanged += 1
@@ -114,20 +142,25 @@ def sync_project(project: Project) -> SyncResult:
                                            placeholder_url=f"{prefix}/{entry.id}.{ext}", alias_pattern=alias_pattern)
     result.published = len(entries)
 
-    # placeholders of entries that left the catalogue, and of the other format
+    # placeholders of entries that left the catalogue, and of the other format; only plain entry ids,
+    # only inside the placeholder folder, only files (never links)
     known_ids = previous_ids | set(project.repo.entry_statuses())
     for entry_id in sorted(known_ids):
         for other_ext in set(PLACEHOLDER_EXT.values()):
             if entry_id in catalog and (other_ext == ext or entry_id not in entries):
                 continue  # keep the app's current file until a new placeholder replaces it
-            path = out_dir / f"{entry_id}.{other_ext}"
-            if path.is_file():
-                path.unlink()
+            path = _file_in(out_dir, str(entry_id), other_ext)
+            if path is None:
+                log.warning("ignoring %r in %s: not an entry id", entry_id, manifest_path)
+                continue
+            if path.is_file() and not path.is_symlink():
+                _write_step(path, path.unlink)
                 result.removed.append(str(path))
 
     schema_ref = os.path.relpath(schema_path, manifest_path.parent)
-    result.manifest_changed = write_if_changed(manifest_path, _json_bytes(build_manifest(entries, "./" + schema_ref)))
-    write_if_changed(schema_path, _json_bytes(MANIFEST_SCHEMA))
+    result.manifest_changed = _write_step(manifest_path, write_if_changed, manifest_path,
+                                          _json_bytes(build_manifest(entries, "./" + schema_ref)))
+    _write_step(schema_path, write_if_changed, schema_path, _json_bytes(MANIFEST_SCHEMA))
     # remote aliases last: a storage failure cannot leave the app's files half-written
     result.aliases = write_aliases(project, [r for r in renders if r.entry_id in entries])
     if s.sync.events_database_url:

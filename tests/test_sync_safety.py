@@ -1,0 +1,48 @@
+"""``limner sync`` under attack: ids from the app's manifest cannot reach outside the placeholder folder,
+and a folder that cannot be written is exit 2 with its path, not a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+@pytest.fixture
+def synced(make_project_dir):
+    p = make_project_dir(2)
+    p.run("generate", check=True)
+    p.run("sync", check=True)
+    return p
+
+
+def test_a_manifest_key_with_dots_or_an_absolute_path_deletes_nothing_outside(synced, tmp_path):
+    p = synced
+    folder = p.root / "frontend" / "public" / "images" / "events"
+    manifest = p.root / "frontend" / "src" / "data" / "limner-manifest.json"
+    victims = [folder.parent / "victim.webp", folder.parent.parent / "victim.webp", p.root / "victim.webp",
+               tmp_path / "abs-victim.webp", folder.parent.parent / "images.webp"]
+    for v in victims:
+        v.write_bytes(b"keep me")
+    (folder / "innocent").mkdir()
+    link = folder / "linked.webp"
+    link.symlink_to(victims[1])
+    doc = json.loads(manifest.read_text())
+    for key in ["../victim", "../../victim", "../../../../victim", str(tmp_path / "abs-victim"), "../../images",
+                "innocent/..", "linked", "x/../../victim", "..", ""]:
+        doc["entries"][key] = doc["entries"]["event-000"]
+    manifest.write_text(json.dumps(doc))
+    proc = p.run("sync")
+    assert proc.returncode == 0, proc.stderr
+    assert all(v.read_bytes() == b"keep me" for v in victims)
+    assert link.is_symlink() and (folder / "innocent").is_dir()
+    assert (folder / "event-000.webp").is_file() and (folder / "event-001.webp").is_file()
+
+
+def test_a_folder_that_cannot_be_written_is_exit_2_with_the_path(synced):
+    p = synced
+    (p.root / "blocker").write_text("a file where a folder should be")
+    p.config.write_text(p.config.read_text() + '\n[sync]\nplaceholder_dir = "blocker/events"\n')
+    proc = p.run("sync")
+    assert proc.returncode == 2
+    assert "blocker/events" in proc.stderr and "Traceback" not in proc.stderr
