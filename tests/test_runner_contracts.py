@@ -145,3 +145,45 @@ def test_retry_after_is_capped_by_its_own_setting_not_by_the_backoff_cap():
     assert 120.0 <= wait(state(RateLimited(retry_after=120))) <= 121.0  # backoff_max_s (1 s) does not cut it
     assert 600.0 <= wait(state(RateLimited(retry_after=5_000))) <= 601.0  # retry_after_max_s does
     assert wait(state(Transient("503"))) <= 1.0 + 0.01  # our own backoff: capped by backoff_max_s
+
+
+def test_an_avif_answer_is_never_decoded_in_the_main_process(make_project_dir, monkeypatch):
+    """A small AVIF of too many pixels must reach the pool's header check without being decoded and
+    re-encoded in the run's own process (it was, to embed XMP: 464 MB for a 2 KB, 40 Mpx AVIF)."""
+    import io
+
+    from PIL import Image
+
+    import limner.imaging.xmp_embed as xmp_embed
+    from limner.providers import GenerationResult, Provider
+
+    def avif(w, h, seed):
+        buf = io.BytesIO()
+        Image.effect_noise((w, h), 60 + seed).convert("RGB").save(buf, "AVIF", quality=40)
+        return buf.getvalue()
+
+    class AvifProvider(Provider):
+        name = "fake"
+
+        async def generate(self, request):
+            return GenerationResult(data=avif(64, 48, request.seed % 7), seed=request.seed, cost_usd=0.01)
+
+    decoded = []
+
+    def record(data, xmp):
+        decoded.append(len(data))
+        return data
+
+    monkeypatch.setattr(xmp_embed, "_reencode_png", record)
+    p = make_project_dir(2)
+    p.config.write_text(p.config.read_text().replace("[generate]\n", "[generate]\nmax_image_pixels = 3000\n"))
+    project = p.project()
+    project._providers["fake"] = AvifProvider()
+    try:
+        summary = run_plan(project, build_plan(project, Selection()), RunOptions(progress=False))
+    finally:
+        project.close()
+    assert summary.failed == 2 and all("too_many_pixels" in f["error"] for f in summary.failures)
+    assert abs(summary.spend_usd - 0.02) < 1e-9  # paid, recorded, rejected by the pool's header check
+    assert {r.master_format for r in rows(p, Render)} == {"avif"}
+    assert decoded == []  # nothing decoded (nor re-encoded) in this process

@@ -67,7 +67,7 @@ def warm_up(opts: DeriveOptions) -> None:
 
     from PIL import Image
 
-    image = Image.linear_gradient("L").resize((64, 48)).convert("RGB")
+    image = Image.linear_gradient("L").resize((32, 24)).convert("RGB")
     buf = io.BytesIO()
     image.save(buf, "PNG")
     tiny = DeriveOptions(widths=(32,), formats=opts.formats, placeholder_width=16,

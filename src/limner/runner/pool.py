@@ -57,7 +57,10 @@ def init_worker(options: DeriveOptions, main_pid: int) -> None:
         os.nice(5)
     except OSError:  # pragma: no cover - not permitted here: run at normal priority
         pass
-    warm_up(options)
+    try:
+        warm_up(options)
+    except Exception:  # noqa: BLE001 - warming up is an optimisation: a worker that could not still works
+        pass
 
 
 def _preload() -> list[str]:

@@ -38,6 +38,9 @@ log = logging.getLogger("limner.runner")
 
 T = TypeVar("T")
 
+#: formats whose masters get their XMP packet by inserting a chunk or segment, never by decoding
+EMBEDS_WITHOUT_DECODING = frozenset({"jpeg", "png", "webp"})
+
 Status = Literal["published", "failed", "not_started", "stopped", "elsewhere"]
 
 
@@ -221,7 +224,10 @@ class UnitOfWork:
 
         fmt = sniff_format(data) or "bin"
         try:
-            master = embed_xmp(data, xmp_packet(provenance)) if fmt != "bin" else data
+            # XMP goes in without touching pixels for JPEG, PNG and WebP; any other answer (AVIF) is kept
+            # exactly as it came: re-encoding it here would decode it in this process before the pool
+            # has checked its size (its provenance is in the database and in every variant)
+            master = embed_xmp(data, xmp_packet(provenance)) if fmt in EMBEDS_WITHOUT_DECODING else data
         except Exception:  # an undecodable answer is kept as is; validation rejects it
             master = data
         fmt = sniff_format(master) or fmt
