@@ -98,6 +98,106 @@ def test_json_output_shapes_are_documented() -> None:
         assert "```json" in section(text, heading), heading
 
 
+# --- every key a `--json` command prints is documented in that command's section of docs/cli.md ---
+
+#: per command with --json: the runs (arguments after the command) the fixture below makes, and the
+#: sections of docs/cli.md that document their output ("## limner X" and "### X --json" when present)
+JSON_RUNS: dict[str, list[tuple[str, ...]]] = {
+    "plan": [()],
+    "generate": [("--dry-run",), ("--no-progress",)],
+    "status": [()],
+    "sync": [()],
+    "check-missing": [()],
+    "providers": [()],
+    "styles": [(), ("oil-painting",)],
+    "costs": [()],
+    "doctor": [()],
+    "gc": [()],
+    "upload": [("--to", "copy", "--no-progress")],
+    "adopt-placeholders": [("frontend/public/images/events", "--dry-run")],
+}
+#: a dry run prints the plan: its keys are documented under plan
+ALSO_DOCUMENTED_UNDER = {("generate", "--dry-run"): ["plan"]}
+
+
+def json_commands() -> set[str]:
+    return {name for name, command in commands().items() if "--json" in long_flags(command)}
+
+
+def test_every_json_command_is_run_by_the_key_check() -> None:
+    assert set(JSON_RUNS) == json_commands(), "add the command to JSON_RUNS (and its keys to docs/cli.md)"
+
+
+def json_keys(data: typing.Any) -> set[str]:
+    """Top-level keys of an object (of each object, for a list), and the keys of objects in list values."""
+    keys: set[str] = set()
+    for obj in data if isinstance(data, list) else [data]:
+        assert isinstance(obj, dict), obj
+        keys |= set(obj)
+        for value in obj.values():
+            if isinstance(value, list):
+                for item in value:
+                    if isinstance(item, dict):
+                        keys |= set(item)
+    return keys
+
+
+def json_docs(name: str) -> str:
+    text = read("cli.md")
+    body = section(text, f"## limner {name}")
+    if re.search(rf"^### {re.escape(name)} --json$", text, re.M):
+        body += "\n" + section(text, f"### {name} --json")
+    return body
+
+
+def documented(key: str, docs: str) -> bool:
+    return any(form in docs for form in (f"`{key}`", f"`{key}[]`", f'"{key}"'))
+
+
+@pytest.fixture(scope="module")
+def json_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, ...], typing.Any]:
+    """Each run of JSON_RUNS on a small project with the fake provider: published entries, a paid call,
+    a failure, a placeholder folder to adopt from, and a stray stored object for gc."""
+    from projects import ProjectDir, make_entries
+
+    p = ProjectDir(tmp_path_factory.mktemp("json-keys") / "proj")
+    p.root.mkdir()
+    p.write_config('price_usd = 0.01\nrefuse_ids = ["event-003"]\n')  # under [providers.fake], written last
+    p.write_catalog(make_entries(4))
+    outputs: dict[tuple[str, ...], typing.Any] = {}
+
+    def run(name: str, *args: str) -> None:
+        outputs[(name, *args)] = p.run_json(name, *args)
+
+    run("plan")
+    run("generate", "--dry-run")
+    run("generate", "--no-progress")
+    for name in ("status", "sync", "check-missing", "providers", "styles", "costs", "doctor"):
+        run(name)
+    run("styles", "oil-painting")
+    stray = p.root / ".limner" / "media" / "masters" / "stray.png"
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"not referenced by any render")
+    run("gc")
+    run("upload", "--to", "copy", "--no-progress")
+    app_dir = p.root / "frontend" / "public" / "images" / "events"
+    (app_dir / "not-an-entry.webp").write_bytes((app_dir / "event-000.webp").read_bytes())
+    (app_dir / "event-003.jpg").write_bytes(b"not an image")
+    run("adopt-placeholders", "frontend/public/images/events", "--dry-run")
+    assert set(outputs) == {(name, *args) for name, runs in JSON_RUNS.items() for args in runs}
+    return outputs
+
+
+@pytest.mark.parametrize("run", [(name, *args) for name, runs in JSON_RUNS.items() for args in runs], ids=" ".join)
+def test_every_json_key_is_documented(json_outputs: dict[tuple[str, ...], typing.Any], run: tuple[str, ...]) -> None:
+    name = run[0]
+    keys = json_keys(json_outputs[run])
+    assert keys, f"`limner {' '.join(run)} --json` printed no keys to check"
+    docs = "\n".join(json_docs(n) for n in [name, *ALSO_DOCUMENTED_UNDER.get(run, [])])
+    missing = sorted(k for k in keys if not documented(k, docs))
+    assert not missing, f"`limner {' '.join(run)} --json` prints keys that docs/cli.md '## limner {name}' does not list: {missing}"
+
+
 def test_there_are_settings_to_check() -> None:
     keys = setting_keys()
     assert {"catalog", "provider", "plugins", "generate.concurrency", "sync.placeholder_dir", "providers.<name>.model"} <= set(keys)

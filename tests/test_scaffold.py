@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,7 @@ from limner.catalog import load_catalog
 from limner.config import load_settings
 from limner.config import scaffold as scaffold_mod
 from limner.config.scaffold import GITIGNORE_BEGIN, GITIGNORE_END, env_example, gitignore_block, scaffold
+from limner.errors import ConfigError
 from limner.styles import PromptRenderer, build_spec, load_styles
 
 FILES = ["limner.toml", ".env.example", "styles/house-style.toml", "catalog.yaml", ".gitignore"]
@@ -147,3 +152,81 @@ def test_scaffolded_project_loads_cleanly(tmp_path: Path) -> None:
     assert spec.prompt.startswith("Detailed history illustration of The first entry, 1948 CE.")
     assert "{" not in spec.prompt
     assert (spec.width, spec.height) == (1024, 688)
+
+
+# --- a crafted --placeholder-dir can neither inject settings nor break limner.toml or .gitignore ---
+
+INJECTION = 'x"\n[providers.replicate]\napi_token = "r8_stolen"\n#'
+
+
+def test_placeholder_dir_with_a_newline_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        scaffold(tmp_path / "site", placeholder_dir=INJECTION)
+    assert info.value.exit_code == 2 and "--placeholder-dir" in info.value.message
+    assert not (tmp_path / "site").exists()
+
+
+@pytest.mark.parametrize("value", ["", "/", "a\rb", "a\tb", "a\x00b"])
+def test_placeholder_dir_that_names_no_single_line_folder_is_refused(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match="--placeholder-dir"):
+        scaffold(tmp_path, placeholder_dir=value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_limner_toml_is_written_by_a_toml_library() -> None:
+    """Even past the check, the value stays one string: quotes and line breaks are escaped, no table appears."""
+    doc = tomllib.loads(scaffold_mod.limner_toml(INJECTION))
+    assert doc["sync"]["placeholder_dir"] == INJECTION
+    assert "providers" not in doc
+    assert scaffold_mod.limner_toml("frontend/public/images/events") == scaffold_mod.LIMNER_TOML  # comments kept
+
+
+@pytest.mark.parametrize("value", ["C:\\site\\img", "web\\", 'we"ird/dir', "it's/[draft]*?", "#hash", "!bang", "folder with spaces/ü"])
+def test_odd_placeholder_dirs_round_trip(tmp_path: Path, value: str) -> None:
+    """A backslash made limner.toml unparsable; quotes, wildcards and a leading # or ! must not change the rules."""
+    scaffold(tmp_path, placeholder_dir=value)
+    settings = load_settings(tmp_path / "limner.toml")
+    assert settings.sync.placeholder_dir == value
+    assert "providers" not in tomllib.loads((tmp_path / "limner.toml").read_text(encoding="utf-8"))
+    block = (tmp_path / ".gitignore").read_text(encoding="utf-8").split(GITIGNORE_BEGIN)[1].split(GITIGNORE_END)[0]
+    rules = [ln for ln in block.splitlines() if ln and not ln.startswith("#")]
+    assert rules == [".limner/", ".env", "*.limner-master.*", "!" + scaffold_mod.gitignore_literal(value.rstrip("/")) + "/"]
+
+
+@pytest.mark.parametrize(("value", "pattern"), [
+    ("web/static/img", "web/static/img"),
+    ("a*b", "a\\*b"),
+    ("web/[abc]", "web/\\[abc]"),
+    ("a?b", "a\\?b"),
+    ("C:\\site", "C:\\\\site"),
+    ("#x", "\\#x"),
+    ("!x", "\\!x"),
+    ("**", "\\*\\*"),
+])
+def test_gitignore_patterns_match_only_the_literal_folder(value: str, pattern: str) -> None:
+    """Wildcards, brackets, backslashes and a leading # or ! are escaped (git reads them so: see the next test)."""
+    assert scaffold_mod.gitignore_literal(value) == pattern
+    assert f"!{pattern}/" in gitignore_block(value + "/").splitlines()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_reads_the_escaped_rule_as_the_literal_folder(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True, capture_output=True)
+    folders = ["a*b", "ab", "aXb", "web/[abc]", "web/a", "#x", "x"]
+    for folder in folders:
+        (repo / folder).mkdir(parents=True, exist_ok=True)
+    for value in ("a*b", "web/[abc]", "#x"):
+        (repo / ".gitignore").write_text(scaffold_mod.gitignore_literal(value) + "/\n", encoding="utf-8")
+        proc = subprocess.run(["git", "-C", str(repo), "check-ignore", "--no-index", *folders], capture_output=True, text=True)
+        assert proc.stdout.splitlines() == [value], (value, proc.stdout, proc.stderr)
+
+
+def test_init_refuses_an_injected_placeholder_dir_with_exit_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIMNER_")}
+    proc = subprocess.run([sys.executable, "-m", "limner", "init", str(tmp_path / "app"), "--placeholder-dir", INJECTION],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "--placeholder-dir" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "app").exists()

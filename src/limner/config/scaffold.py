@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from limner.errors import ConfigError
 from limner.registry import provider_specs
 
 GITIGNORE_BEGIN = "# >>> limner (managed by `limner init`; edits inside are replaced) >>>"
@@ -38,7 +39,7 @@ url = ".limner/media"          # masters and variants (never committed)
 # cdn_base_url = "https://cdn.example.org"
 
 [sync]
-placeholder_dir = "{placeholder_dir}"
+placeholder_dir = "frontend/public/images/events"
 placeholder_url_prefix = "/images/events"
 placeholder_format = "webp"
 manifest = "frontend/src/data/limner-manifest.json"
@@ -89,7 +90,45 @@ def env_example() -> str:
     return "\n".join(lines) + "\n"
 
 
+#: characters with a meaning in a .gitignore pattern (git's wildmatch): escaped with a backslash
+GITIGNORE_SPECIAL = frozenset("\\*?[")
+
+
+def check_placeholder_dir(placeholder_dir: str) -> str:
+    """The ``--placeholder-dir`` value, refused (exit 2) when it cannot be written as one path.
+
+    A line break would end the TOML string and the .gitignore rule and start new ones (a
+    ``[providers.…]`` table, a ``!.env`` rule), so control characters are refused outright.
+    """
+    bad = sorted({c for c in placeholder_dir if ord(c) < 32 or ord(c) == 127})
+    if bad:
+        raise ConfigError(f"--placeholder-dir {placeholder_dir!r} contains control characters ({', '.join(repr(c) for c in bad)})",
+                          hint="give a folder path on one line, such as frontend/public/images/events")
+    if not placeholder_dir.strip().rstrip("/"):
+        raise ConfigError(f"--placeholder-dir {placeholder_dir!r} names no folder",
+                          hint="give a folder relative to the project, such as frontend/public/images/events")
+    return placeholder_dir
+
+
+def gitignore_literal(path: str) -> str:
+    """``path`` as a .gitignore pattern that matches exactly that path: wildcards, backslashes and a
+    leading ``#`` or ``!`` are escaped, so the value can neither widen the rule nor turn it into
+    a comment or a negation. (Line breaks cannot be escaped: :func:`check_placeholder_dir` refuses them.)"""
+    escaped = "".join("\\" + c if c in GITIGNORE_SPECIAL else c for c in path)
+    return "\\" + escaped if escaped[:1] in ("#", "!") else escaped
+
+
+def limner_toml(placeholder_dir: str) -> str:
+    """The commented ``limner.toml``, with ``sync.placeholder_dir`` written by a TOML library (quoted and escaped)."""
+    import tomlkit
+
+    doc = tomlkit.parse(LIMNER_TOML)
+    doc["sync"]["placeholder_dir"] = placeholder_dir  # type: ignore[index]
+    return tomlkit.dumps(doc)
+
+
 def gitignore_block(placeholder_dir: str) -> str:
+    check_placeholder_dir(placeholder_dir)
     return "\n".join([
         GITIGNORE_BEGIN,
         "# Limner's local state, cache and full-resolution masters: never commit them",
@@ -97,7 +136,7 @@ def gitignore_block(placeholder_dir: str) -> str:
         ".env",
         "*.limner-master.*",
         "# keep the small git placeholders",
-        f"!{placeholder_dir.rstrip('/')}/",
+        f"!{gitignore_literal(placeholder_dir.rstrip('/'))}/",
         GITIGNORE_END,
     ]) + "\n"
 
@@ -118,10 +157,11 @@ def update_gitignore(path: Path, block: str) -> bool:
 
 
 def scaffold(root: Path, *, placeholder_dir: str = "frontend/public/images/events") -> ScaffoldResult:
+    check_placeholder_dir(placeholder_dir)  # before anything is written
     result = ScaffoldResult()
     root.mkdir(parents=True, exist_ok=True)
     files = {
-        root / "limner.toml": LIMNER_TOML.replace("{placeholder_dir}", placeholder_dir),
+        root / "limner.toml": limner_toml(placeholder_dir),
         root / ".env.example": env_example(),
         root / "styles" / "house-style.toml": SAMPLE_STYLE,
         root / "catalog.yaml": SAMPLE_CATALOG,

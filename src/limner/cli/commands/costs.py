@@ -43,10 +43,17 @@ def register(app: typer.Typer) -> None:
             return
         from rich.table import Table
 
-        table = Table("day", "provider", "model", "calls", "USD", show_edge=False)
+        from limner.cli.commands.status import print_table
+
+        table = Table(show_edge=False)
+        table.add_column("day", no_wrap=True)
+        table.add_column("provider", no_wrap=True)
+        table.add_column("model", no_wrap=True)  # whole: a model id cut short names another model
+        table.add_column("calls", no_wrap=True, justify="right")
+        table.add_column("USD", no_wrap=True, justify="right")
         for day, provider, model, n, usd in rows:
             table.add_row(day, provider, model, str(n), f"${usd:.4f}")
-        out.print(table)
+        print_table(table)
         for provider, usd in sorted(by_provider.items()):
             out.print(f"{provider}: ${usd:.4f}", highlight=False)
         out.print(f"Total: ${total:.4f}", highlight=False)

@@ -48,11 +48,20 @@ def print_plan(project: Project, plan: Plan, *, show_items: int = 20) -> None:
     if plan.items:
         from rich.table import Table
 
-        table = Table("id", "reason", "style", "provider", "model", "size", "price", title=None, show_edge=False)
+        from limner.cli.commands.status import print_table
+
+        table = Table(show_edge=False)
+        table.add_column("id", no_wrap=True)  # ids are printed whole, whatever the terminal's width
+        table.add_column("reason", no_wrap=True)
+        table.add_column("style", overflow="fold")
+        table.add_column("provider", no_wrap=True)
+        table.add_column("model", overflow="fold")
+        table.add_column("size", no_wrap=True)
+        table.add_column("price", no_wrap=True)
         for item in plan.items[:show_items]:
             table.add_row(item.entry.id, item.reason, item.style.name, item.spec.provider, item.spec.model,
                           f"{item.spec.width}x{item.spec.height}", f"${item.price_usd:.4f}")
-        out.print(table)
+        print_table(table)
         if len(plan.items) > show_items:
             out.print(f"  ... and {len(plan.items) - show_items} more", highlight=False)
         by_provider = ", ".join(f"{p}: {n}" for p, n in plan.by_provider().items())

@@ -38,9 +38,16 @@ def register(app: typer.Typer) -> None:
             return
         from rich.table import Table
 
-        table = Table("provider", "configured", "model", "price/image", "", show_edge=False)
+        from limner.cli.commands.status import print_table
+
+        table = Table(show_edge=False)
+        table.add_column("provider", no_wrap=True)
+        table.add_column("configured", overflow="fold")
+        table.add_column("model", overflow="fold")
+        table.add_column("price/image", no_wrap=True, justify="right")
+        table.add_column("", overflow="fold")
         for r in rows:
             configured = "yes" if r["configured"] else ("not installed" if not r["installed"] else "missing " + ", ".join(r["missing"]))
             table.add_row(r["name"] + (" (default)" if r["default"] else ""), configured, r["model"] or "-",
                           "-" if r["price_usd"] is None else f"${r['price_usd']:.4f}", r["description"])
-        out.print(table)
+        print_table(table)

@@ -11,7 +11,47 @@ from limner.cli.commands._selection import JsonOpt
 from limner.cli.context import friendly, get_project, out, print_json
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from limner.project import Project
+
+
+#: the narrowest a wrapping (``overflow="fold"``) column is made before a table is widened past the terminal,
+#: and the width such a column gets in a table that was widened anyway (its lines are long already)
+FOLDED_WIDTH, WIDENED_FOLDED_WIDTH = 12, 30
+
+
+def print_table(table: Table) -> None:
+    """Print ``table`` on stdout without cutting a cell.
+
+    Columns added with ``no_wrap=True`` (ids, names, models) keep each cell whole on one line;
+    the others should use ``overflow="fold"`` so they wrap instead of ending in "…". When even
+    that does not fit the terminal (a 128-character id in 80 columns), the table is printed
+    wider than the terminal rather than cutting an id.
+    """
+    from rich.measure import Measurement
+
+    console = out.console
+    unbounded = console.options.update_width(1_000_000)
+    for column in table.columns:
+        if column.no_wrap:
+            widest = max(Measurement.get(console, unbounded, cell).maximum for cell in [column.header, *column.cells])
+            column.min_width = max(column.min_width or 0, widest)
+
+    def measure(folded: int) -> Measurement:
+        """The table's width range with its wrapping columns at most ``folded`` characters wide."""
+        saved = [(column, column.max_width) for column in table.columns if not column.no_wrap]
+        for column, max_width in saved:
+            column.max_width = min(max_width or folded, folded)
+        try:
+            return Measurement.get(console, unbounded, table)
+        finally:
+            for column, max_width in saved:
+                column.max_width = max_width
+
+    if measure(FOLDED_WIDTH).minimum > console.width:
+        table.width = measure(WIDENED_FOLDED_WIDTH).maximum
+    out.print(table)
 
 
 def entries_with_image(project: Project) -> set[str]:
@@ -73,7 +113,7 @@ def register(app: typer.Typer) -> None:
         table = Table("state", "entries", show_edge=False)
         for state, n in data["by_state"].items():
             table.add_row(state, str(n))
-        out.print(table)
+        print_table(table)
         out.print(f"{data['entries']} entries; spend ${data['spend_usd']:.4f}", highlight=False)
         for f in data["failures"][:50]:
             kind = "retryable" if f["retryable"] else "permanent"

@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from limner.cli.commands._selection import JsonOpt
 from limner.cli.context import friendly, get_project, out, print_json
 from limner.errors import ConfigError
+
+if TYPE_CHECKING:
+    from limner.project import Project
+    from limner.styles.models import Style
+
+
+def style_lines(style: Style, project: Project) -> dict[str, str]:
+    """A style's fields as text: unset ones say what applies instead (never ``None``)."""
+    import json
+
+    from limner.providers import DEFAULT_PROVIDER
+
+    settings = project.settings
+    shown: dict[str, str] = {}
+    for key, value in style.model_dump().items():
+        if key == "provider" and value is None:
+            value = f"(default: {settings.provider or DEFAULT_PROVIDER}, unless an entry names one)"
+        elif key == "aspect" and value is None:
+            value = f"(default: {settings.generate.aspect}, unless an entry gives one)"
+        elif key == "params":
+            value = json.dumps(value, ensure_ascii=False) if value else "(none)"
+        elif value is None or value == "":
+            value = "(none)"
+        shown[key] = str(value)
+    return shown
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +55,7 @@ def register(app: typer.Typer) -> None:
             if as_json:
                 print_json(style.model_dump())
             else:
-                for key, value in style.model_dump().items():
+                for key, value in style_lines(style, project).items():
                     out.print(f"{key}: {value}", markup=False, highlight=False)
             return
         if as_json:
@@ -38,7 +63,13 @@ def register(app: typer.Typer) -> None:
             return
         from rich.table import Table
 
-        table = Table("style", "version", "source", "description", show_edge=False)
+        from limner.cli.commands.status import print_table
+
+        table = Table(show_edge=False)
+        table.add_column("style", no_wrap=True)
+        table.add_column("version", no_wrap=True)
+        table.add_column("source", overflow="fold")
+        table.add_column("description", overflow="fold")
         for s in styles.values():
             table.add_row(s.name + (" (default)" if s.name == default else ""), s.version, s.source, s.description)
-        out.print(table)
+        print_table(table)

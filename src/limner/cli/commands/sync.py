@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
             print_json({"published": result.published, "written": len(result.written), "unchanged": result.unchanged,
                         "removed": result.removed, "manifest": result.manifest, "schema": result.schema,
                         "manifest_changed": result.manifest_changed, "aliases": len(result.aliases),
-                        "written_back": result.written_back, "not_in_events_table": result.not_in_events_table})
+                        "written_back": result.written_back, "written_back_unchanged": result.written_back_unchanged,
+                        "not_in_events_table": result.not_in_events_table})
             return
         out.print(f"Synced {result.published} entries: {len(result.written)} placeholders written, {result.unchanged} unchanged, "
                   f"{len(result.removed)} removed.", highlight=False)
