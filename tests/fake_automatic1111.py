@@ -7,7 +7,7 @@ web UI does (seed ``-1`` is replaced by a random one). Errors use the API's shap
 validation errors ``{"detail": [{"loc", "msg", "type"}]}``, 500 ``{"error", "detail", "body", "errors"}``.
 ``GET /sdapi/v1/options`` answers the current checkpoint.
 
-Modes are those of ``tests/provider_suite.py``; ``refuse`` answers a 422 (there is no moderation on a
+Modes are those of :mod:`limner.testing.provider_suite`; ``refuse`` answers a 422 (there is no moderation on a
 self-hosted server: an invalid request is its permanent failure). Options of ``ok``: ``actual_seed``
 (the seed the server reports), ``info`` (raw ``info`` text to send instead).
 """

@@ -13,7 +13,7 @@ It answers the routes the provider uses with ComfyUI's documented shapes (server
 
 Like a real server it reads the filled values out of the graph by following links (positive and
 negative ``CLIPTextEncode``, ``KSampler`` / ``RandomNoise`` seed, latent size, steps, loader file) and
-checks them; ``last_input`` is that dict. Modes are those of ``tests/provider_suite.py`` plus
+checks them; ``last_input`` is that dict. Modes are those of :mod:`limner.testing.provider_suite` plus
 ``never`` (the prompt never shows up in history) and ``exec_error`` (history reports an
 ``execution_error``). ``refuse`` answers the ``value_not_in_list`` rejection of a missing model
 file: a self-hosted server has no moderation, this is its permanent failure.

@@ -2,7 +2,7 @@
 
 Each fake is a pytest-httpserver ``HTTPServer`` on 127.0.0.1 that reproduces the documented requests and
 answers of one API (see each provider module's docstring), checks its auth header, and serves real,
-noisy PNG bytes. All of them support the modes of :mod:`provider_suite` (``ok``, ``rate_limit_once``,
+noisy PNG bytes. All of them support the modes of :mod:`limner.testing.provider_suite` (``ok``, ``rate_limit_once``,
 ``server_error_once``, ``slow``, ``refuse``, ``auth``, ``corrupt``, ``oversized``) plus a few of their own,
 and record ``create_calls``, ``last_input`` and every request in ``log``.
 
@@ -24,15 +24,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fake_network import closed_port_url
 from PIL import Image
-from provider_suite import SECRET_TOKEN, FakeAPI, request
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from limner.imaging import validate_image
-from limner.providers import AuthFailed, InvalidRequest
+from limner.providers import AuthFailed, HostUnreachable, InvalidRequest, OutOfCredit
 from limner.providers.http import ALLOW_HTTP_ENV
 from limner.testing.fake_provider import noisy_png
+from limner.testing.provider_suite import SECRET_TOKEN, FakeAPI, call_through_gate, request
 
 SUITE_MODES = ("ok", "rate_limit_once", "server_error_once", "slow", "refuse", "auth", "corrupt", "oversized")
 #: long side of the PNGs the fakes serve (small: the tests only need a real, non-blank image)
@@ -267,12 +268,13 @@ class FalFake(HostedFake):
 
 
 class TogetherFake(HostedFake):
-    """POST /v1/images/generations -> {"data": [{"b64_json"}]}. Extra mode: ``bad_base64``.
+    """POST /v1/images/generations -> {"data": [{"b64_json"}]}. Extra modes: ``bad_base64``, ``no_credit``
+    (402 ``credit_limit``, Together's answer when the account has no credit left).
 
     Refusal shape (Together documents none for images): 422 with an OpenAI-style error naming NSFW.
     """
 
-    modes = (*SUITE_MODES, "bad_base64")
+    modes = (*SUITE_MODES, "bad_base64", "no_credit")
 
     def auth_failure(self, presented: str) -> Response:
         return json_response({"error": {"message": f"Invalid API key provided: {presented}", "type": "invalid_request_error",
@@ -288,6 +290,10 @@ class TogetherFake(HostedFake):
         early = self.record_create(request, body)
         if early is not None:
             return early
+        if self.current == "no_credit":
+            return json_response({"id": f"tg-{self.next_id()}", "error": {
+                "message": "Credit limit exceeded. Please navigate to https://api.together.xyz/settings/billing to add "
+                           "credit or upgrade your plan.", "type": "credit_limit", "param": None, "code": None}}, 402)
         if body.get("response_format") != "base64" or body.get("n") != 1:
             return json_response({"error": {"message": "expected response_format=base64 and n=1"}}, 400)
         if self.current == "refuse":
@@ -303,7 +309,12 @@ class TogetherFake(HostedFake):
 
 
 class OpenAIFake(HostedFake):
-    """POST /v1/images/generations for GPT Image models: fixed sizes, always base64, unknown params refused."""
+    """POST /v1/images/generations for GPT Image models: fixed sizes, always base64, unknown params refused.
+
+    Extra mode: ``no_quota`` (429 with ``code: insufficient_quota``: the account cannot pay).
+    """
+
+    modes = (*SUITE_MODES, "no_quota")
 
     ACCEPTED = frozenset({"model", "prompt", "size", "quality", "n", "output_format", "background", "moderation",
                           "output_compression", "user"})
@@ -331,6 +342,11 @@ class OpenAIFake(HostedFake):
         early = self.record_create(request, body)
         if early is not None:
             return early
+        if self.current == "no_quota":
+            return json_response({"error": {
+                "message": "You exceeded your current quota, please check your plan and billing details. For more "
+                           "information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+                "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}, 429)
         unknown = sorted(set(body) - self.ACCEPTED)
         if unknown:
             return json_response({"error": {"message": f"Unknown parameter: '{unknown[0]}'.", "type": "invalid_request_error",
@@ -436,13 +452,14 @@ class BFLFake(HostedFake):
 
 class HuggingFaceFake(HostedFake):
     """POST /hf-inference/models/{model} -> the image bytes. Extra modes: ``loading`` (503 with
-    ``estimated_time``), ``loading_once``, ``json_200`` (JSON with status 200).
+    ``estimated_time``), ``loading_once``, ``json_200`` (JSON with status 200), ``no_credit`` (402: the
+    monthly included credits are spent).
 
     Refusal shape (Hugging Face documents none for this task): 400 ``{"error": "... NSFW ..."}``.
     ``last_input`` is the parameters, flattened, with the prompt as ``inputs``.
     """
 
-    modes = (*SUITE_MODES, "loading", "loading_once", "json_200")
+    modes = (*SUITE_MODES, "loading", "loading_once", "json_200", "no_credit")
 
     def auth_failure(self, presented: str) -> Response:
         return json_response({"error": f"Invalid credentials in Authorization header ({presented})"}, 401)
@@ -456,6 +473,9 @@ class HuggingFaceFake(HostedFake):
         early = self.record_create(request, {"inputs": body.get("inputs"), **params})
         if early is not None:
             return early
+        if self.current == "no_credit":
+            return json_response({"error": "You have exceeded your monthly included credits for Inference Providers. "
+                                           "Subscribe to PRO to get 20x more monthly included credits."}, 402)
         if self.current == "loading" or (self.current == "loading_once" and not self._loaded_once()):
             wait = float(self.options.get("estimated_time", 20.0))
             return json_response({"error": f"Model {match['model']} is currently loading", "estimated_time": wait}, 503)
@@ -501,7 +521,7 @@ def provider_factory(monkeypatch: pytest.MonkeyPatch, provider_cls: type, fake: 
 
 
 class HostedChecks:
-    """Checks every hosted provider passes on top of :class:`provider_suite.ProviderSuite`.
+    """Checks every hosted provider passes on top of :class:`limner.testing.provider_suite.ProviderSuite`.
 
     The test class sets ``key_env`` and ``base_env`` (and ``base_path`` when the API's base URL has a path).
     """
@@ -569,6 +589,14 @@ class HostedChecks:
         validate_image(result.data)
         assert fake.create_calls == 2
 
+    async def test_host_down_is_host_unreachable(self, fake: HostedFake, make_provider) -> None:
+        provider = make_provider(base_url=closed_port_url() + self.base_path)
+        with pytest.raises(HostUnreachable) as info:
+            await provider.generate(request(model=provider.model))
+        await provider.aclose()
+        assert info.value.retryable and SECRET_TOKEN not in str(info.value)
+        assert fake.create_calls == 0
+
     async def test_doctor_check(self, fake: HostedFake, make_provider) -> None:
         provider = make_provider()
         detail = await provider.check()
@@ -584,3 +612,22 @@ class HostedChecks:
         missing = make_provider(_secret=lambda name: None)
         with pytest.raises(AuthFailed, match=self.key_env):
             await missing.check()
+
+
+class CreditChecks:
+    """An account that cannot pay stops the run: ``OutOfCredit`` (an ``AuthFailed``), decided by the answer's
+    status and structure, with the provider's hint on where to add credit, and no retry.
+
+    The test class sets ``credit_mode``: its fake's mode answering the API's out-of-credit shape.
+    """
+
+    credit_mode: str
+
+    async def test_out_of_credit_stops_the_run(self, fake: HostedFake, make_provider) -> None:
+        fake.mode(self.credit_mode)
+        provider = make_provider()
+        with pytest.raises(OutOfCredit) as info:
+            await call_through_gate(provider)
+        assert isinstance(info.value, AuthFailed) and not info.value.retryable
+        assert provider.credit_hint in str(info.value) and SECRET_TOKEN not in str(info.value)
+        assert fake.create_calls == 1  # not retried

@@ -15,8 +15,8 @@ It reproduces the documented shapes of the HTTP API:
 * Every ``/v1`` call needs ``Authorization: Bearer <token>`` (else ``401`` in Replicate's
   problem+json shape); ``429`` answers carry ``Retry-After``.
 
-Script it with :meth:`ReplicateFake.mode` (the modes of ``tests/provider_suite.py``, plus
-``failed`` and ``canceled``) and :meth:`ReplicateFake.faults` (seeded random 429/500/NSFW for
+Script it with :meth:`ReplicateFake.mode` (the modes of :mod:`limner.testing.provider_suite`, plus
+``failed``, ``canceled`` and ``no_credit``: 402 "Insufficient credit" in Replicate's problem+json shape) and :meth:`ReplicateFake.faults` (seeded random 429/500/NSFW for
 acceptance runs). Counters: ``create_calls``, ``last_input``, ``last_prefer``, ``poll_calls``,
 ``cancel_calls``, ``paid`` (predictions that succeeded), ``successes``/``refusals`` per prompt.
 """
@@ -99,7 +99,7 @@ class ReplicateFake:
 
     def mode(self, name: str, **options: Any) -> None:
         assert name in {"ok", "rate_limit_once", "server_error_once", "slow", "refuse", "auth", "corrupt", "oversized",
-                        "failed", "canceled"}, name
+                        "failed", "canceled", "no_credit"}, name
         with self._lock:
             self._mode, self._options, self._once_done = name, dict(options), False
 
@@ -187,6 +187,11 @@ class ReplicateFake:
         if not self._authorized(request) or mode == "auth":
             self._count_rejected()
             return self._unauthenticated()
+        if mode == "no_credit":
+            self._count_rejected()
+            return _json({"title": "Insufficient credit", "status": 402,
+                          "detail": "You have insufficient credit to run this model. Go to "
+                                    "https://replicate.com/account/billing#billing to purchase credit."}, 402, problem=True)
         if mode == "slow":
             self._closing.wait(float(options.get("delay", 3)))
             if epoch != self._epoch:

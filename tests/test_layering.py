@@ -145,10 +145,7 @@ FORBIDDEN = {
 STORAGE_MAY_IMPORT = {"limner.errors", "limner.config", "limner.registry", "limner.urls", "limner.keys", "limner.plugins"}
 #: known exceptions to STORAGE_MAY_IMPORT, each with the reason it is still here; remove an entry once
 #: the import is gone (test_storage_exceptions_are_still_needed fails until it is)
-STORAGE_EXCEPTIONS = {
-    ("limner.storage.supabase", "limner.providers.http"):
-        "Redactor and allowed_http_hosts: shared HTTP helpers that belong in limner.urls (owned elsewhere)",
-}
+STORAGE_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,12 @@ import logging
 
 import pytest
 from fake_automatic1111 import FakeAutomatic1111
-from provider_suite import SECRET_TOKEN, ProviderSuite, request
+from fake_network import closed_port_url
 
 from limner.imaging import validate_image
-from limner.providers import InvalidRequest, Transient
+from limner.providers import HostUnreachable, InvalidRequest, Transient
 from limner.providers.automatic1111 import Automatic1111Provider
+from limner.testing.provider_suite import SECRET_TOKEN, ProviderSuite, request
 
 AUTH = f"limner:{SECRET_TOKEN}"
 
@@ -125,8 +126,37 @@ class TestAutomatic1111(ProviderSuite):
         assert fake.create_calls == 0
 
 
-def test_base_url_from_the_environment() -> None:
-    provider = Automatic1111Provider(settings={"_secret": {"A1111_BASE_URL": "gpu-box:7861/"}.get})
-    assert provider.base_url() == "http://gpu-box:7861"
-    assert Automatic1111Provider(settings={"_secret": {}.get}).base_url() == "http://127.0.0.1:7860"
-    assert Automatic1111Provider.capabilities.max_concurrency == 1
+    async def test_server_down_is_host_unreachable(self, fake, make_provider) -> None:
+        with pytest.raises(HostUnreachable) as info:
+            await _run(make_provider(base_url=closed_port_url()))
+        assert info.value.retryable and fake.create_calls == 0
+
+    async def test_two_servers_one_call_each(self, fake, make_provider) -> None:
+        other = FakeAutomatic1111().start()
+        other.auth = AUTH
+        try:
+            provider = make_provider(hosts=[fake.url, other.url])
+            assert provider.concurrency_hint() == 2
+            try:
+                results = [await provider.generate(request(seed=s)) for s in (1, 2)]
+            finally:
+                await provider.aclose()
+        finally:
+            other.stop()
+        assert [r.metadata["host"] for r in results] == [fake.url, other.url]
+        assert fake.create_calls == other.create_calls == 1
+
+
+def test_hosts_from_settings_then_the_environment() -> None:
+    env = {"A1111_BASE_URL": "gpu-box:7861/"}.get
+    assert Automatic1111Provider(settings={"_secret": env}).hosts() == ["http://gpu-box:7861"]
+    assert Automatic1111Provider(settings={"_secret": env, "base_url": "https://a.example"}).hosts() == ["https://a.example"]
+    assert Automatic1111Provider(settings={"_secret": {}.get}).hosts() == ["http://127.0.0.1:7860"]
+    several = Automatic1111Provider(settings={"_secret": {"A1111_BASE_URL": "gpu1:7860,gpu2:7860"}.get})
+    assert several.hosts() == ["http://gpu1:7860", "http://gpu2:7860"]
+
+
+def test_one_slot_per_server() -> None:
+    assert Automatic1111Provider(settings={"_secret": {}.get}).concurrency_hint() == 1
+    provider = Automatic1111Provider(settings={"_secret": {}.get, "hosts": ["a", "b"], "per_host_concurrency": 2})
+    assert provider.concurrency_hint() == 4

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import pytest
+from fake_hosted_apis import BFLFake, CreditChecks, HostedChecks, provider_factory, start_fake
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # provider_suite, fake_hosted_apis
-
-import pytest  # noqa: E402
-from fake_hosted_apis import BFLFake, HostedChecks, provider_factory, start_fake  # noqa: E402
-from provider_suite import SECRET_TOKEN, ProviderSuite, request  # noqa: E402
-
-from limner.imaging import validate_image  # noqa: E402
-from limner.providers import AuthFailed, ContentRefused, InvalidRequest, RateLimited, Transient  # noqa: E402
-from limner.providers.bfl import BFLProvider  # noqa: E402
+from limner.imaging import validate_image
+from limner.providers import ContentRefused, InvalidRequest, RateLimited, Transient
+from limner.providers.bfl import BFLProvider
+from limner.testing.provider_suite import SECRET_TOKEN, ProviderSuite, request
 
 
 @pytest.fixture
@@ -26,7 +21,8 @@ def make_provider(fake, monkeypatch):
     return provider_factory(monkeypatch, BFLProvider, fake, key_env="BFL_API_KEY", base_env="BFL_BASE_URL")
 
 
-class TestBFL(ProviderSuite, HostedChecks):
+class TestBFL(ProviderSuite, HostedChecks, CreditChecks):
+    credit_mode = "no_credits"
     key_env = "BFL_API_KEY"
     base_env = "BFL_BASE_URL"
     online_check = True
@@ -93,11 +89,6 @@ class TestBFL(ProviderSuite, HostedChecks):
         with pytest.raises(InvalidRequest):
             provider._auth_for("https://bfl.ai.evil.example/v1/get_result")
         await provider.aclose()
-
-    async def test_no_credits_stops_the_run(self, fake, make_provider) -> None:
-        fake.mode("no_credits")
-        with pytest.raises(AuthFailed, match="402"):
-            await self._generate(make_provider())
 
     async def test_too_many_active_tasks_waits_for_the_body_retry_after(self, fake, make_provider) -> None:
         fake.mode("busy")

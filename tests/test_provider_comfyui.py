@@ -8,17 +8,13 @@ import logging
 
 import pytest
 from fake_comfyui import FakeComfyUI
-from provider_suite import SECRET_TOKEN, ProviderSuite, request
+from fake_network import RawServer, closed_port_url
 
 from limner.imaging import validate_image
-from limner.providers import InvalidRequest, Transient
-from limner.providers.comfyui import (
-    BUILTIN_WORKFLOWS,
-    ComfyUIProvider,
-    HostPool,
-    discover_slots,
-    load_workflow,
-)
+from limner.providers import HostUnreachable, InvalidRequest, Transient
+from limner.providers.comfyui import BUILTIN_WORKFLOWS, ComfyUIProvider, discover_slots, load_workflow
+from limner.providers.selfhosted import HostPool
+from limner.testing.provider_suite import SECRET_TOKEN, ProviderSuite, request
 
 
 @pytest.fixture
@@ -147,6 +143,36 @@ class TestComfyUI(ProviderSuite):
         assert provider.hosts() == ["http://gpu1:8188", "https://gpu2.example"]
         assert provider.concurrency_hint() == 6
         assert ComfyUIProvider(settings={"_secret": {}.get}).hosts() == ["http://127.0.0.1:8188"]
+
+    async def test_a_host_that_is_down_is_passed_over(self, fake, make_provider) -> None:
+        """Decided from the exception's type (HostUnreachable), not from its message."""
+        dead = closed_port_url()
+        provider = make_provider(hosts=[dead, fake.url])
+        try:
+            with pytest.raises(HostUnreachable) as info:  # round robin starts with the dead host
+                await provider.generate(request(seed=1))
+            assert info.value.retryable and dead.removeprefix("http://") in str(info.value)
+            hosts = [(await provider.generate(request(seed=s))).metadata["host"] for s in (2, 3)]
+        finally:
+            await provider.aclose()
+        assert hosts == [fake.url, fake.url]  # without the cooldown, the third call would go back to the dead host
+        assert fake.create_calls == 2
+
+    async def test_a_slow_host_is_not_marked_down(self, fake, make_provider) -> None:
+        """A read timeout is a Transient, not HostUnreachable: the host stays in the rotation."""
+        slow = RawServer("silent").start()
+        provider = make_provider(hosts=[slow.url, fake.url], http_timeout_s=0.3)
+        try:
+            with pytest.raises(Transient) as info:
+                await provider.generate(request(seed=1))
+            assert not isinstance(info.value, HostUnreachable)
+            second = await provider.generate(request(seed=2))
+            with pytest.raises(Transient):
+                await provider.generate(request(seed=3))  # back to the slow host: it was not passed over
+        finally:
+            await provider.aclose()
+            slow.stop()
+        assert second.metadata["host"] == fake.url and slow.connections == 2
 
     async def test_host_pool_waits_for_any_host(self) -> None:
         pool = HostPool(["a", "b"], 1)

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import pytest
+from fake_hosted_apis import FalFake, HostedChecks, provider_factory, start_fake
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # provider_suite, fake_hosted_apis
-
-import pytest  # noqa: E402
-from fake_hosted_apis import FalFake, HostedChecks, provider_factory, start_fake  # noqa: E402
-from provider_suite import SECRET_TOKEN, ProviderSuite, request  # noqa: E402
-
-from limner.imaging import validate_image  # noqa: E402
-from limner.providers import ContentRefused, InvalidRequest, Transient  # noqa: E402
-from limner.providers.fal import FalProvider  # noqa: E402
+from limner.imaging import validate_image
+from limner.providers import ContentRefused, InvalidRequest, Transient
+from limner.providers.fal import FalProvider
+from limner.testing.provider_suite import SECRET_TOKEN, ProviderSuite, request
 
 
 @pytest.fixture

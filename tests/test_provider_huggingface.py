@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import pytest
+from fake_hosted_apis import CreditChecks, HostedChecks, HuggingFaceFake, png, provider_factory, start_fake
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # provider_suite, fake_hosted_apis
-
-import pytest  # noqa: E402
-from fake_hosted_apis import HostedChecks, HuggingFaceFake, png, provider_factory, start_fake  # noqa: E402
-from provider_suite import ProviderSuite, call_through_gate, request  # noqa: E402
-
-from limner.providers import ContentRefused, RateLimited, Transient  # noqa: E402
-from limner.providers.huggingface import HuggingFaceProvider  # noqa: E402
+from limner.providers import ContentRefused, RateLimited, Transient
+from limner.providers.huggingface import HuggingFaceProvider
+from limner.testing.provider_suite import ProviderSuite, call_through_gate, request
 
 
 @pytest.fixture
@@ -25,7 +20,8 @@ def make_provider(fake, monkeypatch):
     return provider_factory(monkeypatch, HuggingFaceProvider, fake, key_env="HF_TOKEN", base_env="HF_BASE_URL")
 
 
-class TestHuggingFace(ProviderSuite, HostedChecks):
+class TestHuggingFace(ProviderSuite, HostedChecks, CreditChecks):
+    credit_mode = "no_credit"
     key_env = "HF_TOKEN"
     base_env = "HF_BASE_URL"
 

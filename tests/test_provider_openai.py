@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import pytest
+from fake_hosted_apis import CreditChecks, HostedChecks, OpenAIFake, provider_factory, start_fake
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # provider_suite, fake_hosted_apis
-
-import pytest  # noqa: E402
-from fake_hosted_apis import HostedChecks, OpenAIFake, provider_factory, start_fake  # noqa: E402
-from provider_suite import ProviderSuite, request  # noqa: E402
-
-from limner.imaging import validate_image  # noqa: E402
-from limner.providers import ContentRefused, InvalidRequest  # noqa: E402
-from limner.providers.openai import OpenAIProvider  # noqa: E402
+from limner.imaging import validate_image
+from limner.providers import ContentRefused, InvalidRequest
+from limner.providers.openai import OpenAIProvider
+from limner.testing.provider_suite import ProviderSuite, request
 
 
 @pytest.fixture
@@ -27,7 +22,8 @@ def make_provider(fake, monkeypatch):
                             base_path="/v1")
 
 
-class TestOpenAI(ProviderSuite, HostedChecks):
+class TestOpenAI(ProviderSuite, HostedChecks, CreditChecks):
+    credit_mode = "no_quota"
     key_env = "OPENAI_API_KEY"
     base_env = "OPENAI_BASE_URL"
     base_path = "/v1"

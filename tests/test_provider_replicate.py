@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 
 import pytest
+from fake_network import closed_port_url
 from fake_replicate import NSFW_ERROR, ReplicateFake, start_fake, stop_fake
-from provider_suite import SECRET_TOKEN, ProviderSuite, call_through_gate, request
 
 from limner.imaging import sniff_format, validate_image
-from limner.providers import AuthFailed, ContentRefused, InvalidRequest, Transient
+from limner.providers import AuthFailed, ContentRefused, HostUnreachable, InvalidRequest, OutOfCredit, Transient
+from limner.providers.hosted import HostedProvider
 from limner.providers.replicate import FLUX_ASPECTS, PRICES, ReplicateProvider, is_nsfw, split_model
+from limner.runner.retry import CallStats, ProviderGate
+from limner.testing.provider_suite import SECRET_TOKEN, ProviderSuite, call_through_gate, request
 
 VERSION = "5599ed30703defd1d160a25a63321b4dec97101d98b4674bcc56e41f62f35637"
 
@@ -289,14 +292,58 @@ async def test_token_never_in_repr_errors_or_logs(fake: ReplicateFake, make_prov
     assert fake.token_seen > 0
 
 
-async def test_client_is_lazy_and_closed(fake: ReplicateFake, make_provider) -> None:
+async def test_client_is_lazy_kept_alive_and_closed(fake: ReplicateFake, make_provider) -> None:
     provider = make_provider()
     assert provider._http is None
     await provider.generate(request(model=provider.model))
     client = provider._http
     assert client is not None and not client.client.is_closed
+    await provider.generate(request(model=provider.model, seed=2))
+    assert provider._http is client  # one client (and its pooled connections) for every call
     await provider.aclose()
     assert provider._http is None and client.client.is_closed
+
+
+def test_a_new_event_loop_gets_a_new_client(fake: ReplicateFake, make_provider) -> None:
+    """A client belongs to the loop that made it: a second ``asyncio.run`` (another command) connects again."""
+    import asyncio
+
+    provider = make_provider()
+    first = asyncio.run(provider.generate(request(model=provider.model)))
+    client = provider._http
+    second = asyncio.run(provider.generate(request(model=provider.model, seed=3)))
+    assert provider._http is not client
+    validate_image(first.data)
+    validate_image(second.data)
+    assert fake.create_calls == 2
+
+
+async def test_out_of_credit_stops_the_run_without_a_retry(fake: ReplicateFake, make_provider) -> None:
+    fake.mode("no_credit")
+    gate = ProviderGate(make_provider(), concurrency=1, rate_per_minute=None, timeout_s=30, max_attempts=3,
+                        backoff_initial_s=0.01, backoff_max_s=0.05)
+    stats = CallStats()
+    with pytest.raises(OutOfCredit) as info:
+        await gate.call(request(), stats)
+    await gate.provider.aclose()
+    assert isinstance(info.value, AuthFailed) and not info.value.retryable
+    assert "HTTP 402" in str(info.value) and "add credit at https://replicate.com/account/billing" in str(info.value)
+    assert stats.attempts == 1 and fake.create_calls == 1
+    assert isinstance(gate.auth_failure, OutOfCredit)  # the gate starts no further call
+    assert SECRET_TOKEN not in str(info.value)
+
+
+async def test_host_down_is_host_unreachable_and_retried(fake: ReplicateFake, make_provider) -> None:
+    gate = ProviderGate(make_provider(base_url=closed_port_url()), concurrency=1, rate_per_minute=None, timeout_s=30,
+                        max_attempts=2, backoff_initial_s=0.01, backoff_max_s=0.02)
+    stats = CallStats()
+    try:
+        with pytest.raises(HostUnreachable) as info:
+            await gate.call(request(), stats)
+    finally:
+        await gate.provider.aclose()
+    assert info.value.retryable and stats.attempts == 2  # a Transient: retried, then the entry fails as retryable
+    assert fake.create_calls == 0
 
 
 async def test_doctor_check_uses_the_account_endpoint(fake: ReplicateFake, make_provider) -> None:
@@ -338,7 +385,18 @@ def test_split_model_and_nsfw() -> None:
     assert not is_nsfw("CUDA out of memory")
 
 
-def test_base_url_defaults_and_settings(monkeypatch) -> None:
-    monkeypatch.delenv("REPLICATE_BASE_URL", raising=False)
-    assert ReplicateProvider(settings={"_secret": {}.get})._base_url() == "https://api.replicate.com"
-    assert ReplicateProvider(settings={"_secret": {}.get, "base_url": "https://proxy.example/"})._base_url() == "https://proxy.example"
+def test_base_url_precedence_is_that_of_every_hosted_provider() -> None:
+    """``providers.replicate.base_url``, else ``REPLICATE_BASE_URL``, else the default (as fal, BFL, ...)."""
+    assert issubclass(ReplicateProvider, HostedProvider)
+    env = {"REPLICATE_BASE_URL": "https://env.example/"}.get
+    assert ReplicateProvider(settings={"_secret": {}.get}).base_url() == "https://api.replicate.com"
+    assert ReplicateProvider(settings={"_secret": env}).base_url() == "https://env.example"
+    assert ReplicateProvider(settings={"_secret": env, "base_url": "https://proxy.example/"}).base_url() == "https://proxy.example"
+
+
+async def test_base_url_setting_wins_over_the_environment(fake: ReplicateFake) -> None:
+    secrets = {"REPLICATE_API_TOKEN": SECRET_TOKEN, "REPLICATE_BASE_URL": "https://nowhere.invalid"}.get
+    provider = ReplicateProvider(settings={"_secret": secrets, "base_url": fake.url, "poll_interval_s": 0.05})
+    result = await generate(provider)
+    validate_image(result.data)
+    assert fake.create_calls == 1

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import pytest
+from fake_hosted_apis import CreditChecks, HostedChecks, TogetherFake, png, provider_factory, start_fake
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # provider_suite, fake_hosted_apis
-
-import pytest  # noqa: E402
-from fake_hosted_apis import HostedChecks, TogetherFake, png, provider_factory, start_fake  # noqa: E402
-from provider_suite import ProviderSuite, request  # noqa: E402
-
-from limner.providers import ContentRefused, InvalidRequest, Transient  # noqa: E402
-from limner.providers.together import TogetherProvider  # noqa: E402
+from limner.providers import ContentRefused, InvalidRequest, Transient
+from limner.providers.together import TogetherProvider
+from limner.testing.provider_suite import ProviderSuite, request
 
 
 @pytest.fixture
@@ -25,7 +20,8 @@ def make_provider(fake, monkeypatch):
     return provider_factory(monkeypatch, TogetherProvider, fake, key_env="TOGETHER_API_KEY", base_env="TOGETHER_BASE_URL")
 
 
-class TestTogether(ProviderSuite, HostedChecks):
+class TestTogether(ProviderSuite, HostedChecks, CreditChecks):
+    credit_mode = "no_credit"
     key_env = "TOGETHER_API_KEY"
     base_env = "TOGETHER_BASE_URL"
     online_check = True

@@ -1,7 +1,16 @@
 """Providers turn a prompt into image bytes. See :mod:`limner.providers.base`."""
 
 from limner.providers.base import Capabilities, GenerationRequest, GenerationResult, Price, Provider
-from limner.providers.errors import AuthFailed, ContentRefused, InvalidRequest, ProviderError, RateLimited, Transient
+from limner.providers.errors import (
+    AuthFailed,
+    ContentRefused,
+    HostUnreachable,
+    InvalidRequest,
+    OutOfCredit,
+    ProviderError,
+    RateLimited,
+    Transient,
+)
 
 DEFAULT_PROVIDER = "sketch"
 
@@ -12,7 +21,9 @@ __all__ = [
     "ContentRefused",
     "GenerationRequest",
     "GenerationResult",
+    "HostUnreachable",
     "InvalidRequest",
+    "OutOfCredit",
     "Price",
     "Provider",
     "ProviderError",

@@ -7,13 +7,17 @@ One call is one ``POST /sdapi/v1/txt2img``::
 
 answered with ``{"images": [base64 PNG, ...], "parameters": {...}, "info": "<JSON string>"}``. The
 first image is kept; ``info`` (parsed with ``json.loads``) gives the seed actually used
-(``info["seed"]``) and the checkpoint (``info["sd_model_name"]``). The server works one request at a
-time, so the provider's default concurrency is 1.
+(``info["seed"]``) and the checkpoint (``info["sd_model_name"]``). A server works one request at a
+time, so the provider's default concurrency is one per server.
 
-Settings (``[providers.automatic1111]``):
+The hosts, their slots, clients, timeouts and error mapping come from
+:class:`~limner.providers.selfhosted.SelfHostedProvider`. Settings (``[providers.automatic1111]``):
 
-* ``base_url``: the server; else ``A1111_BASE_URL`` (environment or ``.env``); else
-  ``http://127.0.0.1:7860``. Plain ``http`` needs the host listed in ``LIMNER_ALLOW_HTTP_HOSTS``.
+* ``base_url``: the server, or ``hosts``: several (a list or a comma-separated string), each its own
+  slot; else ``A1111_BASE_URL`` (environment or ``.env``, comma-separated for several); else
+  ``http://127.0.0.1:7860``. Plain ``http`` needs the host listed in ``LIMNER_ALLOW_HTTP_HOSTS``. A host
+  that cannot be reached (``HostUnreachable``) is passed over for a while when another is free.
+* ``per_host_concurrency`` (default 1).
 * ``model``: a checkpoint title (``sd_xl_base_1.0.safetensors``), sent as
   ``override_settings.sd_model_checkpoint`` and kept loaded afterwards; unset: the server's current one.
 * ``steps`` (default 20), ``cfg_scale`` (default 7), ``sampler_name`` (default ``Euler a``),
@@ -35,20 +39,19 @@ import logging
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
-from .base import Capabilities, GenerationRequest, GenerationResult, Provider
-from .errors import InvalidRequest, Transient
-from .http import ALLOW_HTTP_ENV, DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP, allowed_http_hosts, decode_base64_image, error_for_status
-from .options import pick_params, snap_size
+from .base import GenerationRequest, GenerationResult
+from .errors import Transient
+from .http import ProviderHTTP, decode_base64_image, public_url
+from .options import pick_params
+from .selfhosted import SelfHostedProvider, looks_like_image
 
 log = logging.getLogger("limner.providers")
 
 NAME = "automatic1111"
 DEFAULT_BASE_URL = "http://127.0.0.1:7860"
-DEFAULT_TIMEOUT_S = 600.0
 TXT2IMG = "/sdapi/v1/txt2img"
 
 #: txt2img fields a style's ``params`` may set (A1111 and Forge)
@@ -64,11 +67,6 @@ SUPPORTED_PARAMS = frozenset({
 PARAM_ALIASES = {"cfg": "cfg_scale", "guidance_scale": "cfg_scale", "sampler": "sampler_name",
                  "num_inference_steps": "steps", "guidance": "distilled_cfg_scale"}
 DEFAULTS = {"steps": 20, "cfg_scale": 7.0, "sampler_name": "Euler a"}
-
-
-def _public_url(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 def _describe(response: httpx.Response) -> str:
@@ -92,73 +90,36 @@ def _describe(response: httpx.Response) -> str:
     return " ".join(json.dumps(body)[:300].split())
 
 
-class Automatic1111Provider(Provider):
+class Automatic1111Provider(SelfHostedProvider):
     name = NAME
     default_model = ""  # the checkpoint the server has loaded, unless providers.automatic1111.model is set
     image_settings = ("steps", "cfg_scale", "sampler_name", "scheduler")
-    capabilities = Capabilities(
-        supports_seed=True,
-        supports_negative_prompt=True,
-        max_concurrency=1,  # the web UI runs one generation at a time; more calls only queue
-        rate_limit_per_minute=None,
-        max_side=2048,
-        size_multiple=8,
-    )
-    price_usd = 0.0
-    required_env = ()
+    # capabilities: SelfHostedProvider's (a server runs one generation at a time: one slot per host)
+    hosts_env = "A1111_BASE_URL"
+    default_host = DEFAULT_BASE_URL
 
-    def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
-        super().__init__(model=model, settings=settings)
-        self._http: ProviderHTTP | None = None
+    def credentials(self) -> tuple[dict[str, str], list[str | None]]:
+        """``A1111_AUTH`` (``user:password``, the server's ``--api-auth``), when set, as HTTP basic auth."""
+        auth = self.secret("A1111_AUTH")
+        if not auth:
+            return {}, []
+        token = base64.b64encode(auth.encode()).decode()
+        return {"Authorization": f"Basic {token}"}, [auth, auth.partition(":")[2], token]
 
-    # -- settings
+    def describe_error(self, response: httpx.Response) -> str | None:
+        return _describe(response)
 
-    def base_url(self) -> str:
-        url = str(self.settings.get("base_url") or self.secret("A1111_BASE_URL") or DEFAULT_BASE_URL).strip().rstrip("/")
-        return url if "://" in url else f"http://{url}"
-
-    def missing_env(self) -> list[str]:
-        """A plain-http server not allowed by LIMNER_ALLOW_HTTP_HOSTS is reported before a run starts."""
-        missing = super().missing_env()
-        parts = urlsplit(self.base_url())
-        if parts.scheme == "http" and parts.hostname and parts.hostname.lower() not in allowed_http_hosts():
-            missing.append(f"{ALLOW_HTTP_ENV} (to allow plain http to {parts.hostname})")
-        return missing
-
-    @property
-    def timeout_s(self) -> float:
-        return float(self.settings.get("timeout_s") or DEFAULT_TIMEOUT_S)
-
-    def client(self) -> ProviderHTTP:
-        if self._http is None:
-            url = self.base_url()
-            parts = urlsplit(url)
-            host = (parts.hostname or "").lower()
-            if parts.scheme == "http" and host and host not in allowed_http_hosts():
-                raise InvalidRequest(f"{self.name}: {_public_url(url)} is plain http; list {host} in {ALLOW_HTTP_ENV} "
-                                     f"(e.g. {ALLOW_HTTP_ENV}={host}) to allow it, or use https")
-            auth = self.secret("A1111_AUTH")
-            headers, secrets = {}, [parts.password]
-            if auth:
-                token = base64.b64encode(auth.encode()).decode()
-                headers["Authorization"] = f"Basic {token}"
-                secrets += [auth, auth.partition(":")[2], token]
-            self._http = ProviderHTTP(self.name, base_url=url, headers=headers, timeout_s=self.timeout_s,
-                                      max_download_bytes=int(self.settings.get("max_download_bytes") or DEFAULT_MAX_DOWNLOAD_BYTES),
-                                      secrets=secrets)
-        return self._http
+    async def check_host(self, http: ProviderHTTP) -> str:
+        """``GET /sdapi/v1/options`` (with the credentials, if any): the loaded checkpoint."""
+        options = await http.json("GET", "/sdapi/v1/options")
+        model = options.get("sd_model_checkpoint") if isinstance(options, Mapping) else None
+        return f"checkpoint {model}" if model else "reachable"
 
     # -- the call
 
     def payload(self, request: GenerationRequest) -> dict[str, Any]:
         """The txt2img body for ``request``."""
-        max_side = self.capabilities.max_side
-        if not (0 < request.width <= max_side and 0 < request.height <= max_side):
-            raise InvalidRequest(f"{self.name}: size {request.width}x{request.height} outside 1..{max_side}")
-        width, height = snap_size(request.width, request.height, multiple=self.capabilities.size_multiple, max_side=max_side)
-        if (width, height) != (request.width, request.height):
-            log.info("%s: size %dx%d snapped to %dx%d (multiples of %d)", self.name, request.width, request.height,
-                     width, height, self.capabilities.size_multiple)
+        width, height = self.fit_size(request)
         params = {k: v for k, v in DEFAULTS.items()}
         params.update({k: self.settings[k] for k in ("steps", "cfg_scale", "sampler_name", "scheduler")
                        if self.settings.get(k) is not None})
@@ -184,37 +145,24 @@ class Automatic1111Provider(Provider):
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         body = self.payload(request)
-        http = self.client()
         started = time.perf_counter()
-        url = http.url(TXT2IMG)
-        try:
-            response = await http.client.post(url, json=body)
-        except httpx.TimeoutException:
-            raise Transient(f"{self.name}: no answer within {self.timeout_s:g}s ({TXT2IMG})") from None
-        except httpx.TransportError as exc:
-            raise Transient(http.redact(f"{self.name}: network error: {type(exc).__name__}: {exc}")) from None
-        if response.status_code >= 400:
-            raise error_for_status(self.name, response, http.redact, detail=_describe(response))
+        async with self.host() as http:
+            answer = await http.json("POST", TXT2IMG, json=body)
         seconds = time.perf_counter() - started
-        try:
-            answer = response.json()
-        except ValueError:
-            raise Transient(f"{self.name}: txt2img answer is not JSON (HTTP {response.status_code})") from None
         images = answer.get("images") if isinstance(answer, Mapping) else None
         if not images or not isinstance(images[0], str):
             raise Transient(f"{self.name}: txt2img answered without an image")
         data = self._decode(images[0], http.max_download_bytes)
         info = self._info(answer.get("info"))
         seed = info.get("seed")
-        rate = float(self.settings.get("cost_per_hour_usd") or 0.0)
-        metadata = {"host": _public_url(http.base_url), "seconds": round(seconds, 3)}
+        metadata = {"host": public_url(http.base_url), "seconds": round(seconds, 3)}
         for key in ("sd_model_hash", "sampler_name", "steps", "cfg_scale", "job_timestamp", "version"):
             if info.get(key) not in (None, ""):
                 metadata[key] = info[key]
         return GenerationResult(
             data=data,
             seed=int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else int(body["seed"]),
-            cost_usd=round(seconds * rate / 3600, 6),
+            cost_usd=self.wall_cost(seconds),
             model=str(info.get("sd_model_name") or body.get("override_settings", {}).get("sd_model_checkpoint") or ""),
             metadata=metadata,
         )
@@ -223,10 +171,8 @@ class Automatic1111Provider(Provider):
         if text.startswith("data:"):
             text = text.partition(",")[2]
         data = decode_base64_image(self.name, text, cap)
-        head = data[:12]
-        if not (head.startswith(b"\x89PNG\r\n\x1a\n") or head.startswith(b"\xff\xd8\xff")
-                or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
-            raise Transient(f"{self.name}: the returned image is not a PNG, JPEG or WebP")
+        if not looks_like_image(data):
+            raise Transient(f"{self.name}: the returned image is not a PNG, JPEG, WebP or AVIF")
         return data
 
     def _info(self, raw: Any) -> dict[str, Any]:
@@ -240,18 +186,3 @@ class Automatic1111Provider(Provider):
             log.debug("%s: txt2img info is not a JSON object; keeping the requested seed", self.name)
             return {}
         return info
-
-    async def check(self) -> str:
-        """``limner doctor``: the server answers ``/sdapi/v1/options`` (with the credentials, if any)."""
-        await super().check()
-        try:
-            options = await self.client().json("GET", "/sdapi/v1/options")
-        finally:
-            await self.aclose()
-        model = options.get("sd_model_checkpoint") if isinstance(options, Mapping) else None
-        return f"{_public_url(self.base_url())} reachable" + (f", checkpoint {model}" if model else "")
-
-    async def aclose(self) -> None:
-        http, self._http = self._http, None
-        if http is not None:
-            await http.aclose()

@@ -86,7 +86,8 @@ class Price:
 class Capabilities:
     supports_seed: bool = True
     supports_negative_prompt: bool = True
-    #: the provider's default concurrency (None: ``[generate] concurrency``); ``[providers.<name>] concurrency`` wins
+    #: the provider's default concurrency, answered by ``Provider.concurrency_hint()`` (None:
+    #: ``[generate] concurrency``); ``[providers.<name>] concurrency`` wins
     max_concurrency: int | None = None
     rate_limit_per_minute: float | None = None
     #: largest side in pixels the provider accepts
@@ -121,8 +122,16 @@ class Provider(ABC):
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         """Produce one image. Raise only :mod:`limner.providers.errors` types."""
 
-    async def aclose(self) -> None:  # pragma: no cover - default does nothing
+    async def aclose(self) -> None:
+        """Release clients and connections. Called once a run's calls are done (and by ``limner doctor``
+        after ``check``); a later ``generate`` must still work (connect again). Default: nothing."""
         return None
+
+    def concurrency_hint(self) -> int | None:
+        """How many calls this provider can usefully run at once, used when ``[providers.<name>]
+        concurrency`` is unset; ``None``: no opinion (``[generate] concurrency`` applies). Default:
+        ``capabilities.max_concurrency``; self-hosted providers answer one slot per host."""
+        return self.capabilities.max_concurrency
 
     @classmethod
     def price_for(cls, model: str | None, width: int = 1024, height: int = 1024) -> float:

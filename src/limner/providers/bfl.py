@@ -15,7 +15,7 @@ endpoint; ``https://api.eu.bfl.ai`` and ``https://api.us.bfl.ai`` pin a region).
 be on a regional host: the key goes to the base host and the hosts of its domain (``*.bfl.ai``) only.
 
 * ``Request Moderated`` / ``Content Moderated`` -> ``ContentRefused``; ``Error`` and ``Task not found``
-  -> ``Transient``; HTTP 402 (no credits left) -> ``AuthFailed`` (stops the run); 429 (more than 24
+  -> ``Transient``; HTTP 402 (no credits left) -> ``OutOfCredit`` (stops the run); 429 (more than 24
   active tasks) -> ``RateLimited``, with ``Retry-After`` or the body's ``retry_after``.
 * Sample URLs expire after 10 minutes, so the image is downloaded as soon as the task is Ready; an
   expired one (404/410) is ``Transient``: generate again.
@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .base import Capabilities, GenerationRequest, GenerationResult, Price
-from .errors import AuthFailed, ContentRefused, InvalidRequest, RateLimited, Transient
+from .errors import ContentRefused, InvalidRequest, RateLimited, Transient
 from .hosted import HostedProvider
 from .http import ProviderHTTP
 from .options import snap_aspect
@@ -84,11 +84,10 @@ class BFLProvider(HostedProvider):
     key_env, base_env, default_base_url = KEY_ENV, BASE_ENV, DEFAULT_BASE_URL
     auth_header, auth_prefix = "x-key", ""
     supported_params, param_aliases = SUPPORTED_PARAMS, ALIASES
+    credit_hint = "add credits at https://dashboard.bfl.ai"
 
     async def error_hook(self, response: httpx.Response) -> None:
-        """402 means no credits (stop the run); a 429 may carry its wait in the body, not in Retry-After."""
-        if response.status_code == 402:
-            raise AuthFailed("bfl: HTTP 402: no credits left on this key")
+        """A 429 may carry its wait in the body, not in Retry-After."""
         if response.status_code == 429 and "retry-after" not in response.headers:
             try:
                 wait = response.json().get("retry_after")

@@ -28,14 +28,17 @@ Shipped workflows (``workflow`` setting): ``sd15``, ``sdxl`` (the default) and `
 (UNETLoader + DualCLIPLoader + VAELoader, FluxGuidance, SamplerCustomAdvanced; no negative prompt),
 or a path to a JSON file (relative to the working directory), or the workflow itself as a table.
 
-Settings (``[providers.comfyui]``):
+The hosts, their slots, clients, timeouts and error mapping come from
+:class:`~limner.providers.selfhosted.SelfHostedProvider`. Settings (``[providers.comfyui]``):
 
-* ``hosts``: list of base URLs (or a comma-separated string); else the ``COMFYUI_HOSTS`` environment
-  variable (comma-separated); else ``http://127.0.0.1:8188``. Plain ``http`` needs the host listed in
-  ``LIMNER_ALLOW_HTTP_HOSTS``.
+* ``hosts``: list of base URLs (or a comma-separated string), or ``base_url``; else the ``COMFYUI_HOSTS``
+  environment variable (comma-separated); else ``http://127.0.0.1:8188``. Plain ``http`` needs the host
+  listed in ``LIMNER_ALLOW_HTTP_HOSTS``.
 * ``per_host_concurrency`` (default 1): each host is its own set of slots. The provider picks a free
   host for every call and waits for any host when all are busy; :meth:`ComfyUIProvider.concurrency_hint`
-  (hosts x per-host) is what the runner should use as this provider's concurrency.
+  (hosts x per-host) is this provider's concurrency unless ``concurrency`` is set. A host that cannot be
+  reached (``HostUnreachable``: connection refused, DNS failure, connect timeout) is passed over for a
+  while when another is free.
 * ``workflow``, ``slots``, ``model`` (checkpoint or unet filename put in the loader node).
 * ``timeout_s`` (default 600): a prompt not finished this long after it was queued is ``Transient``
   (and removed from the queue, best effort). HTTP calls time out after ``min(timeout_s, 60)`` seconds.
@@ -59,6 +62,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import importlib.resources
 import json
 import logging
@@ -68,21 +72,21 @@ import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 import httpx
 
-from .base import Capabilities, GenerationRequest, GenerationResult, Provider
+from .base import GenerationRequest, GenerationResult
 from .errors import InvalidRequest, ProviderError, Transient
-from .http import ALLOW_HTTP_ENV, DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP, allowed_http_hosts, error_for_status
-from .options import pick_params, snap_size
+from .http import ProviderHTTP, public_url
+from .options import pick_params
+from .selfhosted import SelfHostedProvider, looks_like_image
 
 log = logging.getLogger("limner.providers")
 
 NAME = "comfyui"
 DEFAULT_HOST = "http://127.0.0.1:8188"
 DEFAULT_WORKFLOW = "sdxl"
-DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_POLL_INTERVAL_S = 0.5
 BUILTIN_WORKFLOWS = ("sd15", "sdxl", "flux")
 
@@ -279,155 +283,51 @@ def _pick_image(outputs: Mapping[str, Any], preferred: list[str]) -> Mapping[str
     return (saved or every or [None])[0]
 
 
-# --------------------------------------------------------------------------- hosts
-
-
-def _normalize_host(url: str) -> str:
-    url = url.strip().rstrip("/")
-    return url if "://" in url else f"http://{url}"
-
-
-def public_url(url: str) -> str:
-    """The URL without user:password, for messages and metadata."""
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def http_refusal(provider: str, url: str) -> str | None:
-    """Why ``url`` may not be used (not https, or http to a host not allowed), or None."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.scheme == "https" and host:
-        return None
-    if parts.scheme == "http" and host and host in allowed_http_hosts():
-        return None
-    if parts.scheme == "http" and host:
-        return (f"{provider}: {public_url(url)} is plain http; list {host} in {ALLOW_HTTP_ENV} "
-                f"(e.g. {ALLOW_HTTP_ENV}={host}) to allow it, or use https")
-    return f"{provider}: {public_url(url) or url!r} is not an http(s) URL"
-
-
-class HostPool:
-    """Per-host slots: ``acquire`` picks a free host (round robin, avoiding hosts that just failed)
-    and waits for any host to free up when all are busy."""
-
-    #: seconds a host that had a network failure is passed over while another is free
-    FAILURE_COOLDOWN_S = 30.0
-
-    def __init__(self, hosts: list[str], per_host: int) -> None:
-        self.hosts = list(hosts)
-        self.per_host = max(1, per_host)
-        self.in_flight = {h: 0 for h in self.hosts}
-        self.failed_at = {h: float("-inf") for h in self.hosts}
-        self._next = 0
-        self._waiters: list[asyncio.Future[None]] = []
-
-    def _pick(self) -> str | None:
-        n = len(self.hosts)
-        rotation = [self.hosts[(self._next + i) % n] for i in range(n)]
-        free = [h for h in rotation if self.in_flight[h] < self.per_host]
-        if not free:
-            return None
-        now = time.monotonic()
-        free.sort(key=lambda h: (now - self.failed_at[h] < self.FAILURE_COOLDOWN_S, self.in_flight[h]))
-        host = free[0]
-        self._next = (self.hosts.index(host) + 1) % n
-        return host
-
-    async def acquire(self) -> str:
-        while True:
-            host = self._pick()
-            if host is not None:
-                self.in_flight[host] += 1
-                return host
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-
-    def release(self, host: str) -> None:
-        """Synchronous, so it runs even in a cancelled call's ``finally``."""
-        self.in_flight[host] = max(0, self.in_flight[host] - 1)
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def mark_failed(self, host: str) -> None:
-        self.failed_at[host] = time.monotonic()
-
-
-async def send(http: ProviderHTTP, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    """Like ``ProviderHTTP.request`` but hands back error responses, so their bodies can be read."""
-    url = http.url(path)
-    try:
-        return await http.client.request(method, url, **kwargs)
-    except httpx.TimeoutException:
-        raise Transient(f"{http.provider}: timed out ({method} {urlsplit(url).path})") from None
-    except httpx.TransportError as exc:
-        raise Transient(http.redact(f"{http.provider}: network error: {type(exc).__name__}: {exc}")) from None
-
-
 # --------------------------------------------------------------------------- provider
 
 
-class ComfyUIProvider(Provider):
+class ComfyUIProvider(SelfHostedProvider):
     name = NAME
     default_model = ""  # the loader node's own file, unless providers.comfyui.model is set
     image_settings = ("workflow", "slots")
-    capabilities = Capabilities(
-        supports_seed=True,
-        supports_negative_prompt=True,  # workflows without a negative slot (flux) drop it, with a log line
-        max_concurrency=None,  # see concurrency_hint(): hosts x per_host_concurrency
-        rate_limit_per_minute=None,
-        max_side=4096,
-        size_multiple=8,
-    )
-    price_usd = 0.0
-    required_env = ()
+    # workflows without a negative slot (flux) drop the negative prompt, with a log line
+    capabilities = dataclasses.replace(SelfHostedProvider.capabilities, max_side=4096)
+    hosts_env = "COMFYUI_HOSTS"
+    default_host = DEFAULT_HOST
 
     def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
         super().__init__(model=model, settings=settings)
         self._workflow: tuple[str, dict[str, Any], dict[str, list[tuple[str, str]]]] | None = None
-        self._clients: dict[str, ProviderHTTP] = {}
-        self._pool: HostPool | None = None
         self._client_id = uuid.uuid4().hex
         self._warned_negative = False
 
     # -- settings
 
-    def hosts(self) -> list[str]:
-        configured = self.settings.get("hosts") or self.settings.get("base_url") or self.secret("COMFYUI_HOSTS")
-        if isinstance(configured, str):
-            configured = configured.split(",")
-        hosts = [_normalize_host(str(h)) for h in (configured or ()) if str(h).strip()]
-        return list(dict.fromkeys(hosts)) or [DEFAULT_HOST]
+    def http_timeout_s(self) -> float:
+        """One HTTP call (queueing, one poll, the download) takes ``http_timeout_s``, else min(timeout_s, 60)."""
+        return float(self.settings.get("http_timeout_s") or min(self.timeout_s, 60.0))
 
-    def per_host_concurrency(self) -> int:
-        return max(1, int(self.settings.get("per_host_concurrency") or 1))
+    def credentials(self) -> tuple[dict[str, str], list[str | None]]:
+        """``COMFYUI_TOKEN`` (optional) as a Bearer token, for a ComfyUI behind an authenticating proxy."""
+        token = self.secret("COMFYUI_TOKEN")
+        return ({"Authorization": f"Bearer {token}"} if token else {}), [token]
 
-    def concurrency_hint(self) -> int:
-        """How many calls this provider can usefully run at once: hosts x per-host slots."""
-        return len(self.hosts()) * self.per_host_concurrency()
+    def describe_error(self, response: httpx.Response) -> str | None:
+        """A rejected workflow (400, ``node_errors``) as one line naming each node's errors."""
+        if response.status_code != 400:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text[:300]
+        return f"workflow rejected: {describe_node_errors(body)}"
 
-    def missing_env(self) -> list[str]:
-        """Plain-http hosts not allowed by LIMNER_ALLOW_HTTP_HOSTS are reported before a run starts."""
-        missing = super().missing_env()
-        refused = [h for h in self.hosts() if http_refusal(self.name, h) and urlsplit(h).scheme == "http"]
-        if refused:
-            names = ",".join(sorted({(urlsplit(h).hostname or "") for h in refused}))
-            missing.append(f"{ALLOW_HTTP_ENV} (to allow plain http to {names})")
-        return missing
-
-    @property
-    def timeout_s(self) -> float:
-        return float(self.settings.get("timeout_s") or DEFAULT_TIMEOUT_S)
+    async def check_host(self, http: ProviderHTTP) -> str:
+        """``GET /system_stats``: the host's first device."""
+        stats = await http.json("GET", "/system_stats")
+        devices = stats.get("devices") if isinstance(stats, Mapping) else None
+        first = devices[0] if isinstance(devices, list) and devices else None
+        return str(first.get("name", "?")) if isinstance(first, Mapping) else "?"
 
     # -- plumbing
 
@@ -437,39 +337,10 @@ class ComfyUIProvider(Provider):
             self._workflow = (label, workflow, discover_slots(workflow, self.settings.get("slots"), label))
         return self._workflow
 
-    def _http(self, host: str) -> ProviderHTTP:
-        client = self._clients.get(host)
-        if client is None:
-            refusal = http_refusal(self.name, host)
-            if refusal:
-                raise InvalidRequest(refusal)
-            token = self.secret("COMFYUI_TOKEN")
-            parts = urlsplit(host)
-            client = ProviderHTTP(
-                self.name, base_url=host,
-                headers={"Authorization": f"Bearer {token}"} if token else {},
-                timeout_s=float(self.settings.get("http_timeout_s") or min(self.timeout_s, 60.0)),
-                max_download_bytes=int(self.settings.get("max_download_bytes") or DEFAULT_MAX_DOWNLOAD_BYTES),
-                secrets=(token, parts.password),
-            )
-            self._clients[host] = client
-        return client
-
-    def _host_pool(self) -> HostPool:
-        if self._pool is None:
-            self._pool = HostPool(self.hosts(), self.per_host_concurrency())
-        return self._pool
-
     def fill(self, request: GenerationRequest) -> tuple[dict[str, Any], dict[str, Any]]:
         """The workflow for ``request`` and the values put in its slots."""
         label, template, slots = self.workflow()
-        max_side = self.capabilities.max_side
-        if not (0 < request.width <= max_side and 0 < request.height <= max_side):
-            raise InvalidRequest(f"{self.name}: size {request.width}x{request.height} outside 1..{max_side}")
-        width, height = snap_size(request.width, request.height, multiple=self.capabilities.size_multiple, max_side=max_side)
-        if (width, height) != (request.width, request.height):
-            log.info("%s: size %dx%d snapped to %dx%d (multiples of %d)", self.name, request.width, request.height,
-                     width, height, self.capabilities.size_multiple)
+        width, height = self.fit_size(request)
         values: dict[str, Any] = {"prompt": request.prompt, "seed": int(request.seed) % SEED_MODULUS,
                                   "width": width, "height": height}
         if request.negative_prompt:
@@ -513,47 +384,23 @@ class ComfyUIProvider(Provider):
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         workflow, values = self.fill(request)
-        pool = self._host_pool()
-        host = await pool.acquire()
         started = time.perf_counter()
-        try:
-            http = self._http(host)
-            try:
-                prompt_id = await self._submit(http, workflow)
-                entry = await self._wait(http, prompt_id)
-                data = await self._fetch(http, prompt_id, entry)
-            except Transient as exc:
-                if any(word in str(exc) for word in ("network error", "timed out", "download failed")):
-                    pool.mark_failed(host)  # unreachable: prefer the other hosts for a while
-                raise
-        finally:
-            pool.release(host)
+        async with self.host() as http:
+            prompt_id = await self._submit(http, workflow)
+            entry = await self._wait(http, prompt_id)
+            data = await self._fetch(http, prompt_id, entry)
         seconds = time.perf_counter() - started
-        rate = float(self.settings.get("cost_per_hour_usd") or 0.0)
         return GenerationResult(
             data=data,
             seed=values["seed"],
-            cost_usd=round(seconds * rate / 3600, 6),
+            cost_usd=self.wall_cost(seconds),
             model=self._model_used(workflow),
-            metadata={"prompt_id": prompt_id, "host": public_url(host), "workflow": self.workflow()[0],
+            metadata={"prompt_id": prompt_id, "host": public_url(http.base_url), "workflow": self.workflow()[0],
                       "seconds": round(seconds, 3)},
         )
 
     async def _submit(self, http: ProviderHTTP, workflow: dict[str, Any]) -> str:
-        response = await send(http, "POST", "/prompt", json={"prompt": workflow, "client_id": self._client_id})
-        if response.status_code == 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = response.text[:300]
-            raise error_for_status(self.name, response, http.redact,
-                                   detail=f"workflow rejected: {describe_node_errors(body)}")
-        if response.status_code >= 400:
-            raise error_for_status(self.name, response, http.redact)
-        try:
-            body = response.json()
-        except ValueError:
-            raise Transient(f"{self.name}: /prompt answer is not JSON (HTTP {response.status_code})") from None
+        body = await http.json("POST", "/prompt", json={"prompt": workflow, "client_id": self._client_id})
         prompt_id = body.get("prompt_id") if isinstance(body, Mapping) else None
         if not prompt_id:
             raise Transient(f"{self.name}: /prompt answer has no prompt_id")
@@ -598,32 +445,6 @@ class ComfyUIProvider(Provider):
         query = urlencode({"filename": image["filename"], "subfolder": image.get("subfolder", ""),
                            "type": image.get("type", "output")})
         data = await http.download(http.url(f"/view?{query}"))
-        if not _looks_like_image(data):
+        if not looks_like_image(data):
             raise Transient(f"{self.name}: output {image['filename']!r} of prompt {prompt_id} is not an image")
         return data
-
-    async def check(self) -> str:
-        """``limner doctor``: every host answers ``/system_stats``."""
-        await super().check()
-        described = []
-        try:
-            for host in self.hosts():
-                stats = await self._http(host).json("GET", "/system_stats")
-                devices = stats.get("devices") if isinstance(stats, Mapping) else None
-                first = devices[0] if isinstance(devices, list) and devices else None
-                device = first.get("name", "?") if isinstance(first, Mapping) else "?"
-                described.append(f"{public_url(host)} ({device})")
-        finally:
-            await self.aclose()
-        return f"{len(described)} host(s) reachable: " + ", ".join(described)
-
-    async def aclose(self) -> None:
-        clients, self._clients = self._clients, {}
-        for client in clients.values():
-            await client.aclose()
-
-
-def _looks_like_image(data: bytes) -> bool:
-    head = bytes(data[:16])
-    return (head.startswith(b"\x89PNG\r\n\x1a\n") or head.startswith(b"\xff\xd8\xff")
-            or (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or (head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis")))

@@ -2,11 +2,17 @@
 
 The runner decides what to do from the type alone:
 
-* ``RateLimited``   -> wait ``retry_after`` seconds (or back off), then retry.
-* ``Transient``     -> retry with exponential backoff and jitter.
-* ``ContentRefused``-> permanent failure for this entry; the reason is kept.
-* ``InvalidRequest``-> permanent failure for this entry (bad parameters).
-* ``AuthFailed``    -> stops the whole run with one clear message.
+* ``RateLimited``     -> wait ``retry_after`` seconds (or back off), then retry.
+* ``Transient``       -> retry with exponential backoff and jitter.
+* ``HostUnreachable`` -> a ``Transient``: the host could not be reached at all (connection refused,
+  DNS failure, connect timeout); self-hosted providers pass such a host over for a while.
+* ``ContentRefused``  -> permanent failure for this entry; the reason is kept.
+* ``InvalidRequest``  -> permanent failure for this entry (bad parameters).
+* ``AuthFailed``      -> stops the whole run with one clear message.
+* ``OutOfCredit``     -> an ``AuthFailed``: the account cannot pay (HTTP 402, a quota error); stops the run.
+
+Which one applies is decided from the HTTP status, the structure of the answer and the type of the
+network exception (see :mod:`limner.providers.http`), never from the text of a message.
 """
 
 from __future__ import annotations
@@ -50,3 +56,15 @@ class InvalidRequest(ProviderError):
 
 class AuthFailed(ProviderError):
     retryable = False
+
+
+class OutOfCredit(AuthFailed):
+    """The account cannot pay for the call (HTTP 402, an "insufficient quota" answer): no entry can
+    succeed until credit is added, so it stops the run exactly as :class:`AuthFailed` does. The message
+    says where to add credit."""
+
+
+class HostUnreachable(Transient):
+    """The host could not be reached: connection refused, DNS failure, connect timeout (or a failed TLS
+    handshake). Retried like any :class:`Transient`; a self-hosted provider also passes the host over
+    for a while when it has others."""

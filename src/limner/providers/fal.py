@@ -77,6 +77,7 @@ class FalProvider(HostedProvider):
     key_env, base_env, default_base_url = KEY_ENV, BASE_ENV, DEFAULT_BASE_URL
     auth_prefix = "Key "
     supported_params, param_aliases = SUPPORTED_PARAMS, ALIASES
+    credit_hint = "top up the balance at https://fal.ai/dashboard/billing"
 
     # -- plumbing ---------------------------------------------------------------------------
 

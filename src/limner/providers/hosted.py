@@ -1,13 +1,16 @@
-"""What the hosted-API adapters (fal, Together, OpenAI, BFL, Hugging Face) share.
+"""What the hosted-API adapters (Replicate, fal, Together, OpenAI, BFL, Hugging Face) share.
 
 A :class:`HostedProvider` reaches one HTTPS API with one key:
 
 * the key comes from ``key_env`` (environment or the project's .env); a missing key is ``AuthFailed``
   before any call;
-* the base URL is ``providers.<name>.base_url``, else ``base_env``, else ``default_base_url``;
+* the base URL is ``providers.<name>.base_url``, else ``base_env``, else ``default_base_url`` (the same
+  order for every hosted provider: :meth:`base_url`);
 * the :class:`~limner.providers.http.ProviderHTTP` client is built on first use (:attr:`http`) with the
-  ``timeout_s`` and ``max_download_bytes`` settings and the key as a secret to redact, and with
-  :meth:`error_hook` reading error bodies before the generic status mapping;
+  ``timeout_s`` (else ``default_timeout_s``) and ``max_download_bytes`` settings, the key as a secret to
+  redact, :meth:`error_hook` reading error bodies before the generic status mapping, and
+  ``credit_hint`` in the message of an ``OutOfCredit`` (HTTP 402). The client is kept between calls
+  (keep-alive) and belongs to the event loop that made it: a call from another loop gets a new one;
 * :meth:`auth_headers` are the headers that carry the key (``auth_header: auth_prefix + key``, plus
   ``extra_headers``), for calls to the API itself only, never to the hosts serving the images;
 * :meth:`aclose` drops the client: a later call connects again.
@@ -15,6 +18,7 @@ A :class:`HostedProvider` reaches one HTTPS API with one key:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -22,8 +26,15 @@ import httpx
 
 from .base import GenerationRequest, Provider
 from .errors import AuthFailed, InvalidRequest, Transient
-from .http import DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP, decode_base64_image
-from .options import pick_params, snap_size
+from .http import DEFAULT_CREDIT_HINT, DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_TIMEOUT_S, ProviderHTTP, decode_base64_image
+from .options import number_setting, pick_params, snap_size
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class HostedProvider(Provider):
@@ -41,27 +52,43 @@ class HostedProvider(Provider):
     #: style parameters the API takes, and Limner's generic names for some of them
     supported_params: ClassVar[tuple[str, ...]] = ()
     param_aliases: ClassVar[dict[str, str]] = {}
+    #: HTTP timeout (seconds) when ``timeout_s`` is not set
+    default_timeout_s: ClassVar[float] = DEFAULT_TIMEOUT_S
+    #: what an OutOfCredit message tells the user to do
+    credit_hint: ClassVar[str] = DEFAULT_CREDIT_HINT
 
     def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
         super().__init__(model=model, settings=settings)
         self._http: ProviderHTTP | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._auth: dict[str, str] = {}
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def base_url(self) -> str:
+        """``providers.<name>.base_url``, else ``base_env`` (environment or .env), else ``default_base_url``."""
+        return str(self.settings.get("base_url") or self.secret(self.base_env) or self.default_base_url).rstrip("/")
+
+    @property
+    def timeout_s(self) -> float:
+        return number_setting(self.name, self.settings, "timeout_s", self.default_timeout_s)
 
     # -- plumbing ---------------------------------------------------------------------------
 
     @property
     def http(self) -> ProviderHTTP:
         """The client, built on first use (``AuthFailed`` when the key is missing)."""
-        if self._http is None:
+        loop = _running_loop()
+        if self._http is None or (loop is not None and self._loop is not loop):
             key = self.secret(self.key_env)
             if not key:
-                raise AuthFailed(f"{self.name}: {self.key_env} is not set")
-            base_url = self.settings.get("base_url") or self.secret(self.base_env) or self.default_base_url
-            http = ProviderHTTP(self.name, base_url=base_url, timeout_s=self.settings.get("timeout_s"),
-                                max_download_bytes=int(self.settings.get("max_download_bytes") or DEFAULT_MAX_DOWNLOAD_BYTES),
-                                secrets=[key], on_error=self.error_hook)
+                raise AuthFailed(f"{self.name}: {self.key_env} is not set (environment or .env)")
+            max_bytes = int(number_setting(self.name, self.settings, "max_download_bytes", DEFAULT_MAX_DOWNLOAD_BYTES))
+            http = ProviderHTTP(self.name, base_url=self.base_url(), timeout_s=self.timeout_s, max_download_bytes=max_bytes,
+                                secrets=[key], on_error=self.error_hook, credit_hint=self.credit_hint)
             self._auth = {self.auth_header: f"{self.auth_prefix}{key}", **self.extra_headers}
-            self._http = http
+            # a client from a loop that is gone cannot be closed any more: it is dropped with its loop
+            self._http, self._loop = http, loop
         return self._http
 
     def _connect(self) -> ProviderHTTP:
@@ -77,9 +104,12 @@ class HostedProvider(Provider):
         raise a provider error to replace it (a refusal, a wait given in the body). Default: nothing."""
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            http, self._http = self._http, None
-            await http.aclose()
+        http, self._http, self._loop = self._http, None, None
+        if http is not None:
+            try:
+                await http.aclose()
+            except RuntimeError:  # its event loop is gone: nothing left to release
+                pass
 
     # -- fitting a request ------------------------------------------------------------------
 

@@ -1,52 +1,74 @@
 """HTTP plumbing every hosted or self-hosted provider shares (httpx).
 
-* one status-to-error mapping: 401/403 -> AuthFailed, 429 -> RateLimited(Retry-After),
+* one status-to-error mapping: 401/403 -> AuthFailed, 402 -> OutOfCredit, 429 -> RateLimited(Retry-After),
   408/425/5xx and network errors -> Transient, other 4xx -> InvalidRequest
+* one exception-type mapping for the network: a connection refused, a DNS failure or a connect timeout
+  (``httpx.ConnectError``, ``httpx.ConnectTimeout``) -> HostUnreachable; any other timeout or transport
+  error -> Transient
 * timeouts on every call
 * downloads follow redirects only to https URLs (plain http only for hosts listed in
   ``LIMNER_ALLOW_HTTP_HOSTS``), cap bytes, and sniff the format from the bytes
 * secrets are redacted from every message this module builds
 * an adapter may read an error body first (``on_error``) and raise its own error instead
-  (a moderation refusal, a wait given in the body)
+  (a moderation refusal, a wait given in the body), or only say what the body means (``describe``)
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import email.utils
-import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from limner.providers.errors import AuthFailed, InvalidRequest, ProviderError, RateLimited, Transient
+from limner.providers.errors import AuthFailed, HostUnreachable, InvalidRequest, OutOfCredit, ProviderError, RateLimited, Transient
+from limner.urls import ALLOW_HTTP_ENV, Redactor, allowed_http_hosts
 
-ALLOW_HTTP_ENV = "LIMNER_ALLOW_HTTP_HOSTS"
+__all__ = ["ALLOW_HTTP_ENV", "Redactor", "allowed_http_hosts"]  # re-exported: they live in limner.urls
+
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_DOWNLOAD_BYTES = 50_000_000
 MAX_REDIRECTS = 5
+#: sent with every request (API calls and downloads)
+USER_AGENT = "limner (+https://github.com/limner)"
+#: what an ``OutOfCredit`` message says to do when the provider gives no better hint
+DEFAULT_CREDIT_HINT = "add credit to the account"
 
 #: ``on_error(response)``: called with every response of status >= 400 (its body read) before the
 #: generic status mapping; it raises a provider error to replace that mapping, or returns to keep it
 ErrorHook = Callable[[httpx.Response], Awaitable[None]]
+#: ``describe(response)``: a short text for an error answer (its body read), used in the message of the
+#: generic mapping instead of the raw body; None keeps the raw body
+Describe = Callable[[httpx.Response], "str | None"]
 
 
-def allowed_http_hosts() -> set[str]:
-    return {h.strip().lower() for h in os.environ.get(ALLOW_HTTP_ENV, "").split(",") if h.strip()}
+def url_allowed(url: str) -> bool:
+    """https to any host, or plain http to a host listed in LIMNER_ALLOW_HTTP_HOSTS."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return bool(host) and (parts.scheme == "https" or (parts.scheme == "http" and host in allowed_http_hosts()))
+
+
+def public_url(url: str) -> str:
+    """The URL without user:password, query or fragment, for messages and metadata."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else url
 
 
 def check_url(provider: str, url: str) -> None:
     """Refuse anything but https, except plain http to hosts listed in LIMNER_ALLOW_HTTP_HOSTS."""
+    if url_allowed(url):
+        return
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
-    if parts.scheme == "https" and host:
-        return
-    if parts.scheme == "http" and host and host in allowed_http_hosts():
-        return
     raise InvalidRequest(f"{provider}: refusing to fetch {parts.scheme}://{host or '?'}/... "
                          f"(only https, or http to hosts listed in {ALLOW_HTTP_ENV})")
 
@@ -67,24 +89,16 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-class Redactor:
-    """Removes secret values from text before it reaches a message or a log."""
-
-    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
-
-
-def error_for_status(provider: str, response: httpx.Response, redact: Redactor, *, detail: str | None = None) -> ProviderError:
+def error_for_status(provider: str, response: httpx.Response, redact: Redactor, *, detail: str | None = None,
+                     credit_hint: str = DEFAULT_CREDIT_HINT) -> ProviderError:
+    """The typed error for an answer of status >= 400, decided by the status alone."""
     status = response.status_code
     body = detail if detail is not None else response.text[:300]
     message = redact(f"{provider}: HTTP {status}: {body}".strip())
     if status in (401, 403):
         return AuthFailed(message)
+    if status == 402:  # Payment Required: no call can succeed until the account is paid for
+        return OutOfCredit(f"{message} ({credit_hint})")
     if status == 429:
         return RateLimited(message, retry_after=parse_retry_after(response.headers.get("retry-after")))
     if status in (408, 425) or status >= 500:
@@ -111,38 +125,63 @@ class ProviderHTTP:
     def __init__(self, provider: str, *, base_url: str, headers: dict[str, str] | None = None,
                  timeout_s: float | None = None, max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
                  secrets: Iterable[str | None] = (), transport: httpx.AsyncBaseTransport | None = None,
-                 on_error: ErrorHook | None = None) -> None:
+                 on_error: ErrorHook | None = None, describe: Describe | None = None,
+                 credit_hint: str = DEFAULT_CREDIT_HINT) -> None:
         self.provider = provider
         self.on_error = on_error
+        self.describe = describe
+        self.credit_hint = credit_hint
         self.base_url = base_url.rstrip("/")
         check_url(provider, self.base_url + "/")
         self.redact = Redactor(secrets)
         self.max_download_bytes = max_download_bytes
         self.timeout = httpx.Timeout(timeout_s or DEFAULT_TIMEOUT_S, connect=min(10.0, timeout_s or 10.0))
-        self.client = httpx.AsyncClient(headers=headers or {}, timeout=self.timeout, follow_redirects=False, transport=transport)
+        self.client = httpx.AsyncClient(headers={"User-Agent": USER_AGENT, **(headers or {})}, timeout=self.timeout,
+                                        follow_redirects=False, transport=transport)
 
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send a request; any status >= 400 or network failure becomes a typed provider error."""
+    @contextlib.contextmanager
+    def network_errors(self, url: str, action: str) -> Iterator[None]:
+        """Map httpx's network exceptions, by type, onto provider errors: the host could not be reached
+        (connection refused, DNS failure, connect timeout) -> HostUnreachable; any other timeout or
+        transport failure -> Transient."""
+        where = public_url(url).split("://", 1)[-1].split("/", 1)[0]
+        try:
+            yield
+        except httpx.ConnectTimeout:
+            raise HostUnreachable(f"{self.provider}: {where} did not accept a connection within "
+                                  f"{self.timeout.connect:g}s ({action})") from None
+        except httpx.TimeoutException:
+            raise Transient(f"{self.provider}: timed out ({action})") from None
+        except httpx.ConnectError as exc:
+            raise HostUnreachable(self.redact(f"{self.provider}: cannot reach {where} ({action}): "
+                                              f"{type(exc).__name__}: {exc}")) from None
+        except httpx.TransportError as exc:
+            raise Transient(self.redact(f"{self.provider}: network error ({action}): {type(exc).__name__}: {exc}")) from None
+
+    async def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request; network failures become typed errors, answers of any status come back."""
         url = self.url(path)
         check_url(self.provider, url)
-        try:
-            response = await self.client.request(method, url, **kwargs)
-        except httpx.TimeoutException:
-            raise Transient(f"{self.provider}: timed out ({method} {urlsplit(url).path})") from None
-        except httpx.TransportError as exc:
-            raise Transient(self.redact(f"{self.provider}: network error: {type(exc).__name__}: {exc}")) from None
+        with self.network_errors(url, f"{method} {urlsplit(url).path}"):
+            return await self.client.request(method, url, **kwargs)
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request; any status >= 400 or network failure becomes a typed provider error."""
+        response = await self.send(method, path, **kwargs)
         if response.status_code >= 400:
-            await self._check_error(response)
-            raise error_for_status(self.provider, response, self.redact)
+            raise await self.error(response)
         return response
 
-    async def _check_error(self, response: httpx.Response) -> None:
-        """Give the adapter's ``on_error`` a look at an error answer (it may raise its own error)."""
+    async def error(self, response: httpx.Response) -> ProviderError:
+        """The typed error for an error answer (body read): the adapter's ``on_error`` may raise its own;
+        else the generic status mapping, with the adapter's ``describe`` text when it has one."""
         if self.on_error is not None:
             await self.on_error(response)
+        detail = self.describe(response) if self.describe is not None else None
+        return error_for_status(self.provider, response, self.redact, detail=detail, credit_hint=self.credit_hint)
 
     async def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self.request(method, path, **kwargs)
@@ -155,7 +194,7 @@ class ProviderHTTP:
         """Fetch an output: https-only redirects, capped size. Expired or missing outputs are Transient."""
         for _ in range(MAX_REDIRECTS + 1):
             check_url(self.provider, url)
-            try:
+            with self.network_errors(url, "download"):
                 async with self.client.stream("GET", url, headers=headers) as response:
                     if response.is_redirect:
                         location = response.headers.get("location")
@@ -165,8 +204,7 @@ class ProviderHTTP:
                         continue
                     if response.status_code >= 400:
                         await response.aread()
-                        await self._check_error(response)
-                        error = error_for_status(self.provider, response, self.redact)
+                        error = await self.error(response)
                         if response.status_code in (404, 410):  # an output that expired: generate again
                             raise Transient(str(error))
                         raise error
@@ -181,10 +219,6 @@ class ProviderHTTP:
                             raise InvalidRequest(f"{self.provider}: output is over the {self.max_download_bytes:,}-byte cap")
                         chunks.append(chunk)
                     return b"".join(chunks)
-            except httpx.TimeoutException:
-                raise Transient(f"{self.provider}: download timed out") from None
-            except httpx.TransportError as exc:
-                raise Transient(self.redact(f"{self.provider}: download failed: {type(exc).__name__}: {exc}")) from None
         raise Transient(f"{self.provider}: too many redirects")
 
     async def aclose(self) -> None:

@@ -14,6 +14,7 @@
 * Hugging Face documents no moderation answer for this task; a 4xx whose error mentions NSFW,
   safety, moderation or content policy is taken as a refusal, any other 4xx as ``InvalidRequest``.
 * The answer is the image itself; a JSON answer with status 200 is ``Transient``.
+* 402 (the account's included credits are spent) -> ``OutOfCredit``, which stops the run.
 
 Settings (``[providers.huggingface]``): ``timeout_s``, ``max_download_bytes``, ``base_url``.
 
@@ -64,6 +65,7 @@ class HuggingFaceProvider(HostedProvider):
     key_env, base_env, default_base_url = KEY_ENV, BASE_ENV, DEFAULT_BASE_URL
     extra_headers = {"Accept": "image/png"}
     supported_params, param_aliases = SUPPORTED_PARAMS, ALIASES
+    credit_hint = "add credits at https://huggingface.co/settings/billing"
 
     async def error_hook(self, response: httpx.Response) -> None:
         """A loading model (503 + estimated_time) and refusals, read from the error body."""

@@ -15,6 +15,8 @@
   without being honoured (``metadata["seed_honoured"]`` is false). Negative prompts are not supported
   either and are ignored.
 * A refusal is HTTP 400 with ``{"error": {"code": "moderation_blocked", ...}}`` -> ``ContentRefused``.
+* An account that cannot pay answers HTTP 429 (or 400) with ``{"error": {"code": "insufficient_quota"}}``
+  (or ``billing_hard_limit_reached``): ``OutOfCredit``, which stops the run, not a rate limit to wait out.
 
 Settings (``[providers.openai]``): ``quality`` (``low`` / ``medium`` (default) / ``high`` / ``auto``;
 a style's ``params.quality`` wins), ``timeout_s``, ``max_download_bytes`` (cap on the decoded image),
@@ -30,7 +32,7 @@ from typing import Any, ClassVar
 import httpx
 
 from .base import Capabilities, GenerationRequest, GenerationResult, Price
-from .errors import ContentRefused, InvalidRequest
+from .errors import ContentRefused, InvalidRequest, OutOfCredit
 from .hosted import HostedProvider
 from .options import snap_aspect
 
@@ -43,6 +45,8 @@ SIZES = {"1:1": "1024x1024", "3:2": "1536x1024", "2:3": "1024x1536"}
 QUALITIES = ("low", "medium", "high", "auto")
 SUPPORTED_PARAMS = ("background", "moderation")
 REFUSAL_CODES = ("moderation_blocked", "content_policy_violation")
+#: error codes of an account that cannot pay (HTTP 429 or 400): no retry can help
+QUOTA_CODES = ("insufficient_quota", "billing_hard_limit_reached")
 
 # USD per image by quality: (1024x1024, 1536x1024 or 1024x1536). gpt-image-1: OpenAI's list prices as
 # quoted on https://fal.ai/models/fal-ai/gpt-image-1/edit-image/llms.txt; gpt-image-1-mini: OpenAI's model
@@ -84,16 +88,23 @@ class OpenAIProvider(HostedProvider):
     required_env = (KEY_ENV,)
     key_env, base_env, default_base_url = KEY_ENV, BASE_ENV, DEFAULT_BASE_URL
     supported_params = SUPPORTED_PARAMS
+    credit_hint = "add credit at https://platform.openai.com/settings/organization/billing"
 
     async def error_hook(self, response: httpx.Response) -> None:
-        """HTTP 400 ``moderation_blocked``: the safety system refused the prompt or the image."""
-        if response.status_code != 400:
+        """HTTP 400 ``moderation_blocked``: the safety system refused the prompt or the image; 429/400
+        ``insufficient_quota``: the account cannot pay (decided by the error's ``code``, not its text)."""
+        if response.status_code not in (400, 429):
             return
         try:
             error = response.json().get("error")
         except (ValueError, AttributeError):
             return
-        if isinstance(error, dict) and error.get("code") in REFUSAL_CODES:
+        if not isinstance(error, dict):
+            return
+        if error.get("code") in QUOTA_CODES or error.get("type") in QUOTA_CODES:
+            message = str(error.get("message") or error.get("code"))[:300]
+            raise OutOfCredit(self.http.redact(f"openai: HTTP {response.status_code}: {message} ({self.credit_hint})"))
+        if response.status_code == 400 and error.get("code") in REFUSAL_CODES:
             message = str(error.get("message") or error.get("code"))[:300]
             raise ContentRefused(self.http.redact(f"openai: refused by the safety system ({error['code']}): {message}"))
 

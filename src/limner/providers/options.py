@@ -1,4 +1,4 @@
-"""Fit a request to what a provider accepts: supported options, sizes, aspect ratios.
+"""Fit a request to what a provider accepts: supported options, sizes, aspect ratios; read numeric settings.
 
 Unsupported options are dropped with a log line, never sent.
 """
@@ -6,11 +6,23 @@ Unsupported options are dropped with a log line, never sent.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from math import gcd
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .errors import InvalidRequest
+
 log = logging.getLogger("limner.providers")
+
+
+def number_setting(provider: str, settings: Mapping[str, Any], key: str, default: float) -> float:
+    """A numeric ``[providers.<name>]`` setting, ``default`` when unset; ``InvalidRequest`` when not a number."""
+    value = settings.get(key)
+    if value is None or value == "":
+        return float(default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"{provider}: setting {key} must be a number, got {value!r}") from None
 
 
 def pick_params(provider: str, params: dict[str, Any], supported: Iterable[str]) -> dict[str, Any]:
@@ -23,11 +35,6 @@ def pick_params(provider: str, params: dict[str, Any], supported: Iterable[str])
         else:
             log.info("%s: dropping unsupported option %r", provider, key)
     return kept
-
-
-def aspect_of(width: int, height: int) -> str:
-    g = gcd(width, height) or 1
-    return f"{width // g}:{height // g}"
 
 
 def snap_aspect(width: int, height: int, allowed: Sequence[str]) -> str:

@@ -11,6 +11,12 @@ passes (then it is cancelled, best effort, and the call is ``Transient``). Outpu
 (a list of URLs, one URL, or a data URI) are downloaded at once through
 :class:`~limner.providers.http.ProviderHTTP` (https only, capped).
 
+It builds on :class:`~limner.providers.hosted.HostedProvider`: the base URL is
+``providers.replicate.base_url``, else ``REPLICATE_BASE_URL``, else ``https://api.replicate.com`` (the
+order of every hosted provider); the client is kept between calls (keep-alive); HTTP 402 (no credit
+left) is ``OutOfCredit``, which stops the run. The concurrency slot is given back (``release_slot()``)
+as soon as the prediction has ended, before the download.
+
 Settings (``[providers.replicate]``): ``model``, ``timeout_s`` (120), ``poll_interval_s``
 (1.0), ``max_download_bytes``, ``output_format`` (``png``), ``base_url``; secrets
 (environment or ``.env``): ``REPLICATE_API_TOKEN``, optionally ``REPLICATE_BASE_URL``.
@@ -28,10 +34,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
-from limner.providers.base import Capabilities, GenerationRequest, GenerationResult, Price, Provider, release_slot
-from limner.providers.errors import AuthFailed, ContentRefused, InvalidRequest, ProviderError, RateLimited, Transient
-from limner.providers.http import DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP
-from limner.providers.options import pick_params, snap_aspect
+from limner.providers.base import Capabilities, GenerationRequest, GenerationResult, Price, release_slot
+from limner.providers.errors import ContentRefused, InvalidRequest, ProviderError, RateLimited, Transient
+from limner.providers.hosted import HostedProvider
+from limner.providers.http import ProviderHTTP
+from limner.providers.options import number_setting, pick_params, snap_aspect
 
 log = logging.getLogger("limner.providers")
 
@@ -109,7 +116,7 @@ def is_nsfw(message: str) -> bool:
             or ("safety" in text and ("flagged" in text or "filter" in text or "checker" in text)))
 
 
-class ReplicateProvider(Provider):
+class ReplicateProvider(HostedProvider):
     name = "replicate"
     default_model = "black-forest-labs/flux-schnell"
     image_settings = ("output_format",)
@@ -125,11 +132,12 @@ class ReplicateProvider(Provider):
     prices: ClassVar[dict[str, Price]] = PRICES
     required_env = (TOKEN_ENV,)
     offline = False
+    key_env, base_env, default_base_url = TOKEN_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
+    default_timeout_s = DEFAULT_TIMEOUT_S
+    credit_hint = "add credit at https://replicate.com/account/billing"
 
     def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
         super().__init__(model=model, settings=settings)
-        self._http: ProviderHTTP | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._told_negative = False
 
     # ------------------------------------------------------------------ settings
@@ -139,53 +147,9 @@ class ReplicateProvider(Provider):
         price = cls.prices.get(model or cls.default_model) or cls.prices.get(name)
         return price.cost(width, height) if price else float(cls.price_usd)
 
-    def _setting(self, key: str, default: float) -> float:
-        value = self.settings.get(key)
-        try:
-            return float(value) if value is not None else default
-        except (TypeError, ValueError):
-            raise InvalidRequest(f"replicate: setting {key} must be a number, got {value!r}") from None
-
-    @property
-    def timeout_s(self) -> float:
-        return self._setting("timeout_s", DEFAULT_TIMEOUT_S)
-
     @property
     def poll_interval_s(self) -> float:
-        return max(0.0, self._setting("poll_interval_s", DEFAULT_POLL_INTERVAL_S))
-
-    def _base_url(self) -> str:
-        return (self.secret(BASE_URL_ENV) or self.settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-
-    def _token(self) -> str:
-        token = self.secret(TOKEN_ENV)
-        if not token:
-            raise AuthFailed(f"replicate: {TOKEN_ENV} is not set (environment or .env)")
-        return token
-
-    def _client(self, token: str) -> ProviderHTTP:
-        loop = asyncio.get_running_loop()
-        if self._http is None or self._loop is not loop:  # a client belongs to the event loop that made it
-            self._http = ProviderHTTP(
-                self.name, base_url=self._base_url(), headers={"User-Agent": "limner (+https://github.com/limner)"},
-                timeout_s=self.timeout_s,
-                max_download_bytes=int(self._setting("max_download_bytes", DEFAULT_MAX_DOWNLOAD_BYTES)),
-                secrets=[token],
-            )
-            self._loop = loop
-        return self._http
-
-    def _auth(self, token: str) -> dict[str, str]:
-        # sent per API call, never as a client default: downloads (other hosts) never carry it
-        return {"Authorization": f"Bearer {token}"}
-
-    async def aclose(self) -> None:
-        http, self._http, self._loop = self._http, None, None
-        if http is not None:
-            try:
-                await http.aclose()
-            except RuntimeError:  # its event loop is gone: nothing left to release
-                pass
+        return max(0.0, number_setting(self.name, self.settings, "poll_interval_s", DEFAULT_POLL_INTERVAL_S))
 
     # ------------------------------------------------------------------ input
     def build_input(self, request: GenerationRequest) -> tuple[str, str | None, dict[str, Any]]:
@@ -232,11 +196,10 @@ class ReplicateProvider(Provider):
     # ------------------------------------------------------------------ calls
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         name, version, data = self.build_input(request)
-        token = self._token()
-        http = self._client(token)
+        http = self.http
         deadline = time.monotonic() + self.timeout_s
-        prediction = await self._create(http, token, name, version, data)
-        prediction = await self._wait(http, token, prediction, deadline)
+        prediction = await self._create(http, name, version, data)
+        prediction = await self._wait(http, prediction, deadline)
 
         pid = str(prediction.get("id") or "")
         status = prediction.get("status")
@@ -263,23 +226,17 @@ class ReplicateProvider(Provider):
         return GenerationResult(data=image, seed=request.seed, cost_usd=cost, model=request.model or self.model,
                                 metadata=metadata)
 
-    async def _create(self, http: ProviderHTTP, token: str, name: str, version: str | None,
-                      data: dict[str, Any]) -> dict[str, Any]:
+    async def _create(self, http: ProviderHTTP, name: str, version: str | None, data: dict[str, Any]) -> dict[str, Any]:
         # the server holds the answer up to `wait` s: keep that well inside the read timeout (timeout_s)
         wait = max(1, min(MAX_PREFER_WAIT_S, int(self.timeout_s / 2)))
-        headers = {**self._auth(token), "Prefer": f"wait={wait}"}
+        headers = {**self.auth_headers(), "Prefer": f"wait={wait}"}
         if version is None:
             owner, model_name = name.split("/", 1)
             path = f"/v1/models/{quote(owner, safe='')}/{quote(model_name, safe='')}/predictions"
             body: dict[str, Any] = {"input": data}
         else:
             path, body = "/v1/predictions", {"version": version, "input": data}
-        try:
-            prediction = await http.json("POST", path, json=body, headers=headers)
-        except InvalidRequest as exc:
-            if " HTTP 402" in str(exc):  # out of credit: no entry can succeed, so stop the run
-                raise AuthFailed(f"{exc} (add credit to the Replicate account)") from None
-            raise
+        prediction = await http.json("POST", path, json=body, headers=headers)  # 402: OutOfCredit, stops the run
         if not isinstance(prediction, dict) or not prediction.get("status"):
             raise Transient("replicate: the create answer is not a prediction")
         log.debug("replicate: POST %s -> prediction %s %s", path, prediction.get("id"), prediction.get("status"))
@@ -296,18 +253,18 @@ class ReplicateProvider(Provider):
             raise Transient("replicate: a running prediction without an id")
         return f"/v1/predictions/{quote(pid, safe='')}"
 
-    async def _wait(self, http: ProviderHTTP, token: str, prediction: dict[str, Any], deadline: float) -> dict[str, Any]:
+    async def _wait(self, http: ProviderHTTP, prediction: dict[str, Any], deadline: float) -> dict[str, Any]:
         interval = self.poll_interval_s
         while prediction.get("status") in RUNNING:
             url = self._poll_url(http, prediction)
             remaining = deadline - time.monotonic()
             if remaining <= interval:
-                await self._cancel(http, token, prediction)
+                await self._cancel(http, prediction)
                 raise Transient(f"replicate: prediction {prediction.get('id')} not finished within {self.timeout_s:g}s; "
                                 "canceled")
             await asyncio.sleep(interval)
             try:
-                polled = await http.json("GET", url, headers=self._auth(token))
+                polled = await http.json("GET", url, headers=self.auth_headers())
             except (RateLimited, Transient) as exc:
                 # the prediction runs (and bills) on: keep polling it rather than starting another
                 log.debug("replicate: poll of %s failed (%s); polling on", prediction.get("id"), exc)
@@ -324,7 +281,7 @@ class ReplicateProvider(Provider):
         log.debug("replicate: prediction %s %s", prediction.get("id"), prediction.get("status"))
         return prediction
 
-    async def _cancel(self, http: ProviderHTTP, token: str, prediction: dict[str, Any]) -> None:
+    async def _cancel(self, http: ProviderHTTP, prediction: dict[str, Any]) -> None:
         """Best effort: a prediction nobody waits for should not run (and bill) on."""
         pid = str(prediction.get("id") or "")
         url = (prediction.get("urls") or {}).get("cancel")
@@ -334,7 +291,7 @@ class ReplicateProvider(Provider):
                 return
             url = f"/v1/predictions/{quote(pid, safe='')}/cancel"
         try:
-            await asyncio.wait_for(http.request("POST", url, headers=self._auth(token)), 5)
+            await asyncio.wait_for(http.request("POST", url, headers=self.auth_headers()), 5)
         except (ProviderError, TimeoutError) as exc:
             log.debug("replicate: could not cancel %s: %s", pid, exc)
 
@@ -377,8 +334,7 @@ class ReplicateProvider(Provider):
 
     async def check(self) -> str:
         """``limner doctor``: ``GET /v1/account`` checks the token without running anything."""
-        token = self._token()
-        http = self._client(token)
-        account = await http.json("GET", "/v1/account", headers=self._auth(token))
+        await super().check()
+        account = await self.http.json("GET", "/v1/account", headers=self.auth_headers())
         who = account.get("username") if isinstance(account, dict) else None
         return f"token accepted{f' (account {who})' if who else ''}; model {self.model}"

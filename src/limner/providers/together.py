@@ -13,6 +13,8 @@ Together does not document a moderation answer for images; a 4xx whose error men
 moderation or content policy is taken as a refusal (``ContentRefused``), any other 4xx as
 ``InvalidRequest``.
 
+HTTP 402 (``credit_limit``: no credit left) is ``OutOfCredit`` and stops the run.
+
 Settings (``[providers.together]``): ``timeout_s``, ``max_download_bytes`` (cap on the decoded image),
 ``base_url``.
 
@@ -29,10 +31,6 @@ import httpx
 from .base import Capabilities, GenerationRequest, GenerationResult, Price
 from .errors import ContentRefused
 from .hosted import HostedProvider
-from .http import decode_base64_image
-
-#: the old name of :func:`limner.providers.http.decode_base64_image`
-decode_image = decode_base64_image
 
 KEY_ENV = "TOGETHER_API_KEY"
 BASE_ENV = "TOGETHER_BASE_URL"
@@ -70,6 +68,7 @@ class TogetherProvider(HostedProvider):
     required_env = (KEY_ENV,)
     key_env, base_env, default_base_url = KEY_ENV, BASE_ENV, DEFAULT_BASE_URL
     supported_params, param_aliases = SUPPORTED_PARAMS, ALIASES
+    credit_hint = "add credit at https://api.together.xyz/settings/billing"
 
     async def error_hook(self, response: httpx.Response) -> None:
         """A 400/422 whose error mentions NSFW, safety, moderation or content policy is a refusal."""

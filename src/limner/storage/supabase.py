@@ -37,9 +37,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
-from limner.urls import is_loopback
+from limner.urls import Redactor, allowed_http_hosts, is_loopback
 from limner.errors import EXIT_AUTH, ConfigError
-from limner.providers.http import Redactor, allowed_http_hosts
 from limner.storage.base import Storage, StorageError, content_type_for
 
 if TYPE_CHECKING:

@@ -6,9 +6,12 @@ Settings (``[providers.fake]`` in limner.toml, or the ``settings`` dict):
 * ``size``: long side of the (noisy, deterministic) image it returns; default 64
 * ``calls_file``: append one JSON line per call (works across processes)
 * ``transient_ids`` / ``rate_limit_ids``: ``{id: n}`` fail the first n calls for that id
+* ``retry_after``: the ``retry_after`` of those rate limits (default 0.01 s)
 * ``refuse_ids``, ``blank_ids``, ``corrupt_ids``: lists of ids
 * ``auth_fail``: every call raises AuthFailed
 * ``price_usd``: cost reported per successful call
+
+It sets no ``max_concurrency`` (``concurrency_hint()`` is None): ``[generate] concurrency`` applies.
 """
 
 from __future__ import annotations

@@ -771,7 +771,7 @@ def _blend(img: Image.Image, color: RGB, t: float) -> Image.Image:
     return Image.blend(img, Image.new("RGB", img.size, color), t)
 
 
-def _painterly(img: Image.Image, rng: random.Random, nrng: np.random.Generator, S: int) -> Image.Image:
+def _painterly(img: Image.Image, nrng: np.random.Generator, S: int) -> Image.Image:
     """Soft oil-paint strokes: short thick dabs in colours sampled from the picture."""
     W, H = img.size
     f = max(1, min(3, round(S / 340)))
@@ -801,7 +801,7 @@ def _painterly(img: Image.Image, rng: random.Random, nrng: np.random.Generator, 
     return Image.blend(img, out, 0.75)
 
 
-def _vignette(W: int, H: int, strength: float, color: RGB = (0, 0, 0)) -> Image.Image:
+def _vignette(W: int, H: int, strength: float) -> Image.Image:
     """A radial mask, 0 at the centre rising to ``strength*255`` in the corners."""
     w, h = max(2, W // 8), max(2, H // 8)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -952,7 +952,7 @@ def _layout_cartouche(W: int, H: int, title: str, caption: str, S: int, inset: i
     return Cartouche((cx - box_w / 2, bottom - box_h, cx + box_w / 2, bottom), lines, font, line_h, caption, cap_font, cap_h, gap, pad)
 
 
-def _draw_cartouche(img: Image.Image, pal: Palette, kind: str, c: Cartouche, S: int) -> None:
+def _draw_cartouche(img: Image.Image, pal: Palette, c: Cartouche, S: int) -> None:
     d = ImageDraw.Draw(img, "RGBA")
     x0, y0, x1, y1 = c.box
     cx = (x0 + x1) / 2
@@ -1023,7 +1023,7 @@ def render_image(width: int, height: int, seed: object, title: object = None, ye
         paper.paste(img, (0, 0), _deckle(W, H, S, rng))  # the mask's 225 leaves a light wash of paper
         img = paper
     elif kind == "oil":
-        img = _painterly(img, rng, nrng, S)
+        img = _painterly(img, nrng, S)
         img.paste(shade(pal.hills[3], 0.5), (0, 0, W, H), _vignette(W, H, 0.35))
     elif kind == "photo":
         img = _photo(img, S)
@@ -1034,7 +1034,7 @@ def render_image(width: int, height: int, seed: object, title: object = None, ye
     if kind == "manuscript":
         _frame(img, pal, inset)
     if cart is not None:
-        _draw_cartouche(img, pal, kind, cart, S)
+        _draw_cartouche(img, pal, cart, S)
     return img
 
 

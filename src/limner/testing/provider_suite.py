@@ -1,12 +1,33 @@
-"""The abstract test suite every provider must pass (fsspec-style fixtures mixin).
+"""The contract test suite every provider must pass (an fsspec-style fixtures mixin). Needs pytest and
+pytest-asyncio; nothing else in :mod:`limner.testing` imports pytest.
 
-A provider's test module subclasses :class:`ProviderSuite` and provides two fixtures:
+A provider's test module subclasses :class:`ProviderSuite` and provides two fixtures (in the module, a
+``conftest.py``, or the class itself)::
 
-* ``fake``: a loopback fake of the provider's API (see :class:`FakeAPI`), already started;
-* ``make_provider``: ``make_provider(**settings) -> Provider`` pointed at the fake, with the
-  token ``SECRET_TOKEN`` and ``LIMNER_ALLOW_HTTP_HOSTS`` covering 127.0.0.1.
+    from limner.testing.provider_suite import SECRET_TOKEN, ProviderSuite
 
-The fake is scripted with ``fake.mode(name, **options)`` before a call. Modes every fake supports:
+    @pytest.fixture
+    def fake():                      # a loopback fake of the provider's API, started
+        server = MyFake().start()
+        yield server
+        server.stop()
+
+    @pytest.fixture
+    def make_provider(fake):         # make_provider(**settings) -> Provider, pointed at the fake
+        def make(**settings):
+            secrets = {"MY_API_KEY": SECRET_TOKEN, "MY_BASE_URL": fake.url}
+            return MyProvider(settings={"_secret": secrets.get, **settings})
+        return make
+
+    class TestMyProvider(ProviderSuite):
+        pass
+
+``make_provider`` passes the suite's settings on: the provider must honour ``timeout_s`` (seconds for
+one call) and should honour ``max_download_bytes`` (a cap on the image it accepts); its credential
+must be :data:`SECRET_TOKEN`, which must never appear in an error, a log line or a ``repr``.
+
+The fake (a :class:`FakeAPI`) is scripted with ``fake.mode(name, **options)`` before a call. Modes
+every fake supports:
 
 ``ok``                  a normal generation (the default)
 ``rate_limit_once``     the first create call answers 429 with ``Retry-After: 1``; later ones are ok
@@ -19,6 +40,9 @@ The fake is scripted with ``fake.mode(name, **options)`` before a call. Modes ev
 
 and it records ``fake.create_calls`` (generation requests received) and ``fake.last_input``
 (the provider-specific input parameters of the last create call, as a dict).
+
+A test that cannot apply to a backend (a self-hosted server has no moderation, so no refusal) is
+overridden in the subclass with the backend's nearest equivalent, and a comment saying why.
 """
 
 from __future__ import annotations
@@ -34,6 +58,7 @@ from limner.providers import (
     ContentRefused,
     GenerationRequest,
     GenerationResult,
+    HostUnreachable,
     InvalidRequest,
     Provider,
     RateLimited,
@@ -41,10 +66,13 @@ from limner.providers import (
 )
 from limner.runner.retry import CallStats, ProviderGate
 
+__all__ = ["SECRET_TOKEN", "FakeAPI", "ProviderSuite", "call_through_gate", "request"]
+
 SECRET_TOKEN = "r8_FAKE_test_token_0123456789abcdefXYZ"  # a fake: never a real credential
 
 
 def request(**overrides: Any) -> GenerationRequest:
+    """The suite's request: a prompt with quotes, braces and Hebrew, a negative prompt, a 3:2-ish size."""
     base = dict(prompt="Oil painting of the Exodus, \"the sea parts\" {braces} שלום", negative_prompt="blurry, text",
                 width=1024, height=688, seed=12345, model="", params={}, context={"id": "exodus", "title": "Exodus"})
     base.update(overrides)
@@ -73,15 +101,18 @@ class FakeAPI:
 
 
 class ProviderSuite:
-    #: the maximum bytes the provider under test may download (set by make_provider in the fixtures)
+    """The contract. Subclass it in a test module that provides the ``fake`` and ``make_provider`` fixtures."""
+
+    #: the maximum bytes the provider under test may download (make_provider receives it as max_download_bytes)
     max_download_bytes = 1_000_000
 
-    async def _generate(self, provider: Provider, **overrides: Any):
+    async def _generate(self, provider: Provider, **overrides: Any) -> GenerationResult:
         try:
             return await provider.generate(request(model=provider.model, **overrides))
         finally:
             await provider.aclose()
 
+    @pytest.mark.asyncio
     async def test_success_returns_an_image(self, fake: FakeAPI, make_provider) -> None:
         fake.mode("ok")
         result = await self._generate(make_provider())
@@ -90,6 +121,7 @@ class ProviderSuite:
         assert fake.create_calls == 1
         assert result.cost_usd >= 0
 
+    @pytest.mark.asyncio
     async def test_seed_round_trip(self, fake: FakeAPI, make_provider) -> None:
         provider = make_provider()
         fake.mode("ok")
@@ -98,29 +130,35 @@ class ProviderSuite:
             assert result.seed == 424242
             assert 424242 in [v for v in (fake.last_input or {}).values() if isinstance(v, int)]
 
+    @pytest.mark.asyncio
     async def test_429_raises_rate_limited_with_retry_after(self, fake: FakeAPI, make_provider) -> None:
         fake.mode("rate_limit_once")
         with pytest.raises(RateLimited) as info:
             await self._generate(make_provider())
         assert info.value.retry_after == pytest.approx(1, abs=0.5)
 
+    @pytest.mark.asyncio
     async def test_5xx_then_success_through_the_retry_policy(self, fake: FakeAPI, make_provider) -> None:
         fake.mode("server_error_once")
         result, stats = await call_through_gate(make_provider())
         assert stats.attempts == 2
         validate_image(result.data)
 
+    @pytest.mark.asyncio
     async def test_timeout_is_transient(self, fake: FakeAPI, make_provider) -> None:
         fake.mode("slow", delay=3)
-        with pytest.raises(Transient):
+        with pytest.raises(Transient) as info:
             await self._generate(make_provider(timeout_s=0.5))
+        assert not isinstance(info.value, HostUnreachable)  # the host answered the connection: it is slow, not down
 
+    @pytest.mark.asyncio
     async def test_content_refusal_is_permanent_with_its_reason(self, fake: FakeAPI, make_provider) -> None:
         fake.mode("refuse")
         with pytest.raises(ContentRefused) as info:
             await self._generate(make_provider())
         assert str(info.value) and not info.value.retryable
 
+    @pytest.mark.asyncio
     async def test_auth_failure_names_no_secret(self, fake: FakeAPI, make_provider) -> None:
         fake.mode("auth")
         provider = make_provider()
@@ -129,6 +167,7 @@ class ProviderSuite:
         assert SECRET_TOKEN not in str(info.value) and SECRET_TOKEN not in repr(info.value)
         assert SECRET_TOKEN not in repr(provider)
 
+    @pytest.mark.asyncio
     async def test_corrupt_bytes_never_pass_as_an_image(self, fake: FakeAPI, make_provider) -> None:
         fake.mode("corrupt")
         try:
@@ -138,12 +177,14 @@ class ProviderSuite:
         with pytest.raises(ImageRejected):
             validate_image(result.data)
 
+    @pytest.mark.asyncio
     async def test_oversized_output_is_refused(self, fake: FakeAPI, make_provider) -> None:
         fake.mode("oversized")
         with pytest.raises((InvalidRequest, ImageRejected)):
             result = await self._generate(make_provider(max_download_bytes=self.max_download_bytes))
             validate_image(result.data, max_bytes=self.max_download_bytes)
 
+    @pytest.mark.asyncio
     async def test_unsupported_option_is_dropped_with_a_log_line(self, fake: FakeAPI, make_provider, caplog) -> None:
         fake.mode("ok")
         with caplog.at_level(logging.INFO, logger="limner.providers"):
@@ -151,6 +192,7 @@ class ProviderSuite:
         assert "no_such_option_xyz" not in str(fake.last_input)
         assert "no_such_option_xyz" in caplog.text
 
+    @pytest.mark.asyncio
     async def test_secret_never_in_logs(self, fake: FakeAPI, make_provider, caplog) -> None:
         with caplog.at_level(logging.DEBUG):
             for mode in ("ok", "auth", "server_error_once"):

@@ -1,0 +1,151 @@
+"""The shared HTTP layer (limner.providers.http): errors decided by status and by the network
+exception's type, never by message text; against loopback sockets and httpx's MockTransport."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fake_network import RawServer, closed_port_url
+
+from limner.providers import AuthFailed, HostUnreachable, InvalidRequest, OutOfCredit, ProviderError, RateLimited, Transient
+from limner.providers.http import USER_AGENT, ProviderHTTP, Redactor, error_for_status
+
+
+@pytest.fixture(autouse=True)
+def allow_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIMNER_ALLOW_HTTP_HOSTS", "127.0.0.1,nowhere.invalid")
+
+
+def answer(status: int, body: str = "nope", headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, text=body, headers=headers, request=httpx.Request("GET", "https://api.example/x"))
+
+
+@pytest.mark.parametrize(("status", "kind"), [
+    (401, AuthFailed), (403, AuthFailed), (402, OutOfCredit), (429, RateLimited), (408, Transient), (425, Transient),
+    (500, Transient), (503, Transient), (400, InvalidRequest), (404, InvalidRequest), (422, InvalidRequest),
+])
+def test_status_mapping(status: int, kind: type[ProviderError]) -> None:
+    error = error_for_status("demo", answer(status, "out of credit, connection refused"), Redactor())
+    assert type(error) is kind  # the text of the body never decides
+
+
+def test_out_of_credit_stops_like_auth_and_says_to_add_credit() -> None:
+    error = error_for_status("demo", answer(402, '{"title": "Insufficient credit"}'), Redactor(),
+                             credit_hint="add credit at https://example.test/billing")
+    assert isinstance(error, AuthFailed) and not error.retryable
+    assert "HTTP 402" in str(error) and "add credit at https://example.test/billing" in str(error)
+    assert "add credit to the account" in str(error_for_status("demo", answer(402), Redactor()))
+
+
+def test_retry_after_is_read_from_the_header() -> None:
+    error = error_for_status("demo", answer(429, headers={"Retry-After": "7"}), Redactor())
+    assert isinstance(error, RateLimited) and error.retry_after == 7
+
+
+async def test_connection_refused_is_host_unreachable() -> None:
+    url = closed_port_url()
+    http = ProviderHTTP("demo", base_url=url, timeout_s=2)
+    try:
+        with pytest.raises(HostUnreachable) as info:
+            await http.request("GET", "/x")
+        assert isinstance(info.value, Transient) and info.value.retryable
+        assert url.removeprefix("http://") in str(info.value)
+        with pytest.raises(HostUnreachable):
+            await http.download(f"{url}/image.png")
+    finally:
+        await http.aclose()
+
+
+async def test_dns_failure_is_host_unreachable() -> None:
+    http = ProviderHTTP("demo", base_url="http://nowhere.invalid", timeout_s=5)  # .invalid never resolves
+    try:
+        with pytest.raises(HostUnreachable, match="nowhere.invalid"):
+            await http.request("GET", "/x")
+    finally:
+        await http.aclose()
+
+
+@pytest.mark.parametrize(("raised", "kind"), [
+    (httpx.ConnectTimeout("timed out while connecting"), HostUnreachable),
+    (httpx.ConnectError("[Errno 111] Connection refused"), HostUnreachable),
+    (httpx.ReadTimeout("connection refused"), Transient),  # the text says "refused": the type decides
+    (httpx.RemoteProtocolError("Server disconnected without sending a response."), Transient),
+    (httpx.ReadError("host unreachable"), Transient),
+])
+async def test_network_errors_are_decided_by_exception_type(raised: Exception, kind: type[ProviderError]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise raised
+
+    http = ProviderHTTP("demo", base_url="https://api.example", transport=httpx.MockTransport(handler))
+    try:
+        with pytest.raises(Transient) as info:
+            await http.request("POST", "/v1/x", json={})
+        assert type(info.value) is kind
+        with pytest.raises(kind):
+            await http.download("https://cdn.example/x.png")
+    finally:
+        await http.aclose()
+
+
+async def test_a_slow_host_is_transient_not_unreachable() -> None:
+    server = RawServer("silent").start()
+    http = ProviderHTTP("demo", base_url=server.url, timeout_s=0.3)
+    try:
+        with pytest.raises(Transient, match="timed out") as info:
+            await http.request("GET", "/x")
+        assert not isinstance(info.value, HostUnreachable)
+        assert server.connections == 1
+    finally:
+        await http.aclose()
+        server.stop()
+
+
+async def test_a_host_that_hangs_up_is_transient_not_unreachable() -> None:
+    server = RawServer("hang_up").start()
+    http = ProviderHTTP("demo", base_url=server.url, timeout_s=2)
+    try:
+        with pytest.raises(Transient) as info:
+            await http.request("GET", "/x")
+        assert not isinstance(info.value, HostUnreachable)
+    finally:
+        await http.aclose()
+        server.stop()
+
+
+async def test_describe_gives_the_message_and_on_error_may_replace_the_mapping() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        status = int(request.url.path.strip("/"))
+        return httpx.Response(status, json={"detail": [{"msg": "steps must be an integer"}]})
+
+    async def on_error(response: httpx.Response) -> None:
+        if response.status_code == 409:
+            raise RateLimited("demo: busy", retry_after=3)
+
+    http = ProviderHTTP("demo", base_url="https://api.example", transport=httpx.MockTransport(handler),
+                        on_error=on_error, describe=lambda r: r.json()["detail"][0]["msg"])
+    try:
+        with pytest.raises(InvalidRequest, match=r"HTTP 422: steps must be an integer$"):
+            await http.request("GET", "/422")
+        with pytest.raises(RateLimited) as info:
+            await http.request("GET", "/409")
+        assert info.value.retry_after == 3
+        response = await http.send("GET", "/422")  # send hands error answers back, unmapped
+        assert response.status_code == 422
+    finally:
+        await http.aclose()
+
+
+async def test_every_request_names_limner_as_its_user_agent() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["user-agent"])
+        return httpx.Response(200, content=b"\x89PNG\r\n\x1a\n")
+
+    http = ProviderHTTP("demo", base_url="https://api.example", transport=httpx.MockTransport(handler))
+    try:
+        await http.request("GET", "/x")
+        await http.download("https://cdn.example/x.png")
+    finally:
+        await http.aclose()
+    assert seen == [USER_AGENT, USER_AGENT]
