@@ -98,9 +98,15 @@ class KeepAliveFake(BaseHTTPRequestHandler):
             return
         pid = f"bench{next(self.ids):08d}"
         ready_at = time.monotonic() + self.latency
+        inp = body.get("input") or {}
+        # the image is drawn while the prediction "runs", as a real API has its output ready when it
+        # answers: the download then costs only the transfer
+        a, b = ASPECTS.get(str(inp.get("aspect_ratio")), (1, 1))
+        w, h = max(8, round(a * self.size / max(a, b))), max(8, round(b * self.size / max(a, b)))
+        png = noisy_image(w, h, int(inp.get("seed") or 0))
         with self.lock:
             self.counts["create_calls"] += 1
-            self.predictions[pid] = {"input": body.get("input") or {}, "ready_at": ready_at, "created_at": time.time()}
+            self.predictions[pid] = {"input": inp, "ready_at": ready_at, "created_at": time.time(), "png": png}
         wait = re.search(r"wait(?:=(\d+))?", self.headers.get("Prefer") or "")
         if wait:
             time.sleep(max(0.0, min(ready_at - time.monotonic(), float(wait.group(1) or 60))))
@@ -114,10 +120,7 @@ class KeepAliveFake(BaseHTTPRequestHandler):
         elif kind == "files":
             with self.lock:
                 self.counts["file_calls"] += 1
-            inp = self.predictions[pid]["input"]
-            a, b = ASPECTS.get(str(inp.get("aspect_ratio")), (1, 1))
-            w, h = max(8, round(a * self.size / max(a, b))), max(8, round(b * self.size / max(a, b)))
-            self._send(200, noisy_image(w, h, int(inp.get("seed") or 0)), "image/png")
+            self._send(200, self.predictions[pid]["png"], "image/png")
         else:
             with self.lock:
                 self.counts["poll_calls"] += 1

@@ -28,11 +28,9 @@ print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
 
 def run_cli(*args: str) -> str:
     return f"""
-import sys
-sys.argv = ["limner", *{list(args)!r}]
-from limner.cli.app import main
+from limner.cli.app import app
 try:
-    main()
+    app({list(args)!r}, prog_name="limner")
 except SystemExit:
     pass
 """
@@ -66,3 +64,24 @@ def test_status_and_plan_import_neither_alembic_nor_the_imaging_stack(make_proje
     for command in ("status", "plan"):
         mods = imported_after(run_cli("--config", str(project_dir.config), command), cwd=project_dir.root, env=env)
         assert not {"alembic", "PIL", "numpy", "scipy", "limner.imaging.derive"} & set(mods), (command, mods)
+
+
+def test_the_command_exits_with_its_code_and_flushes_its_output(project_dir, tmp_path):
+    """``main`` leaves without tearing the interpreter down: the exit code, the output and the exit
+    handlers must be what a normal exit gives."""
+    proc = subprocess.run([sys.executable, "-m", "limner", "--config", str(project_dir.config), "plan", "--json"],
+                          capture_output=True, text=True, env=project_dir.env(), timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["planned"] == 6
+    bad = subprocess.run([sys.executable, "-m", "limner", "--config", str(tmp_path / "missing.toml"), "plan"],
+                         capture_output=True, text=True, env=project_dir.env(), timeout=120)
+    assert bad.returncode == 2 and "error" in bad.stderr
+    script = (
+        "import atexit, sys\n"
+        "from limner.cli.app import main\n"
+        f"atexit.register(lambda: open({str(tmp_path / 'ran')!r}, 'w').write('yes'))\n"
+        "sys.argv = ['limner', '--version']\n"
+        "main()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == f"limner {__version__}"
+    assert (tmp_path / "ran").read_text() == "yes"

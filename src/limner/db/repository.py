@@ -25,11 +25,13 @@ class EntryStatus(NamedTuple):
 
 
 class Claim(NamedTuple):
-    """The answer to :meth:`Repository.claim`: ``claimed``; ``published`` (another run published this very
-    image meanwhile); or ``held`` by the run ``holder``."""
+    """The answer to :meth:`Repository.claim`: ``claimed`` (with the render of this spec that was paid for
+    but not published yet, if any: resume from it); ``published`` (another run published this very image
+    meanwhile); or ``held`` by the run ``holder``."""
 
     status: str
     holder: RunRow | None = None
+    resumable: Render | None = None
 
 
 class Repository:
@@ -64,8 +66,8 @@ class Repository:
             done = s.execute(update(EntryRow).where(and_(*conditions)).values(
                 claimed_by=run_id, claimed_at=now, state=EntryState.generating.value, fingerprint=fingerprint,
                 updated_at=now))
-            if done.rowcount == 1:
-                return Claim("claimed")
+            if done.rowcount == 1:  # always looked up: another run may have paid for this image and died
+                return Claim("claimed", resumable=self._resumable(s, entry_id, fingerprint))
             row = s.get(EntryRow, entry_id)
             if row is None or row.claimed_by in (None, run_id):
                 return Claim("published")
@@ -83,13 +85,17 @@ class Repository:
     def find_resumable(self, entry_id: str, fingerprint: str) -> Render | None:
         """A render of this exact spec that was paid for but not yet published."""
         with self.db.session() as s:
-            return s.scalars(
-                select(Render)
-                .where(Render.entry_id == entry_id, Render.fingerprint == fingerprint,
-                       Render.status.in_([RenderStatus.generated.value, RenderStatus.derived.value]))
-                .order_by(Render.id.desc())
-                .limit(1)
-            ).first()
+            return self._resumable(s, entry_id, fingerprint)
+
+    @staticmethod
+    def _resumable(s: Any, entry_id: str, fingerprint: str) -> Render | None:
+        return s.scalars(
+            select(Render)
+            .where(Render.entry_id == entry_id, Render.fingerprint == fingerprint,
+                   Render.status.in_([RenderStatus.generated.value, RenderStatus.derived.value]))
+            .order_by(Render.id.desc())
+            .limit(1)
+        ).first()
 
     def published_renders(self, ids: Iterable[str] | None = None) -> list[Render]:
         with self.db.session() as s:

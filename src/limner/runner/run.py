@@ -195,6 +195,9 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                 bar.advance(spend=budget.spent, failed=summary.failed)
 
         beating = asyncio.create_task(heartbeat())
+        # once the first calls are out, the loop waits: import what storing a master needs (Pillow, for
+        # its XMP) in the meantime rather than when the first answer is in
+        warming = asyncio.create_task(_import_later(off, "limner.imaging.xmp_embed"))
         try:
             async with asyncio.TaskGroup() as tg:
                 for _ in range(max(1, n_workers)):
@@ -206,6 +209,7 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
             raise
         finally:
             beating.cancel()
+            warming.cancel()
             try:
                 loop.remove_signal_handler(signal.SIGINT)
             except (NotImplementedError, RuntimeError):  # pragma: no cover
@@ -216,6 +220,13 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
         if gate.first_call_at is not None:
             summary.mark("first_call", gate.first_call_at)
         await gate.provider.aclose()
+
+
+async def _import_later(off: OffLoop, module: str, delay_s: float = 0.05) -> None:
+    import importlib
+
+    await asyncio.sleep(delay_s)
+    await off.io(importlib.import_module, module)
 
 
 def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) -> RunSummary:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from limner.db.models import Render, RenderStatus, utcnow
-from limner.db.repository import Repository
+from limner.db.repository import Claim, Repository
 from limner.imaging.errors import ImageRejected
 from limner.providers import AuthFailed, GenerationRequest, OutOfCredit, ProviderError
 from limner.runner.imaging_task import DeriveOptions, Processed, Provenance, process_master
@@ -127,27 +127,26 @@ class UnitOfWork:
         await self.off.db(self.repo.mark_failed, outcome.entry_id, message, retryable=retryable,
                           attempts=max(1, outcome.provider_calls))
 
-    async def _claim(self, item: PlanItem) -> bool:
-        """Take the entry for this run; False when another live run holds it or just published it."""
+    def _claim(self, item: PlanItem) -> Claim:
+        """Take the entry for this run (in the database thread: one hop for the claim, the check of a
+        holder's liveness and the look-up of a render to resume from)."""
         me, force = self.run_identity, item.reason == "forced"
-        claim = await self.off.db(self.repo.claim, item.entry.id, item.fingerprint, me.id, force=force)
+        claim = self.repo.claim(item.entry.id, item.fingerprint, me.id, force=force)
         if claim.status == "held" and me.holder_is_gone(claim.holder, utcnow()):
             if claim.holder is not None:  # a dead run: free its entries, then try again
-                await self.off.db(self.repo.end_run, claim.holder.id)
-            claim = await self.off.db(self.repo.claim, item.entry.id, item.fingerprint, me.id, force=force)
-        return claim.status == "claimed"
+                self.repo.end_run(claim.holder.id)
+            claim = self.repo.claim(item.entry.id, item.fingerprint, me.id, force=force)
+        return claim
 
     async def _run(self, item: PlanItem, gate: ProviderGate, outcome: Outcome) -> None:
         entry, spec = item.entry, item.spec
-        if not await self._claim(item):
+        claim = await self.off.db(self._claim, item)
+        if claim.status != "claimed":  # another live run holds it, or has just published this image
             outcome.status = "elsewhere"
             return
         provenance = Provenance(entry_id=entry.id, title=entry.title, prompt=spec.prompt, model=spec.model,
                                 provider=spec.provider, seed=spec.seed, alt=entry.alt_text)
-
-        # always looked up, even for an entry that had no row when planned: another run may have paid for
-        # its image since (and died before publishing it)
-        render = await self.off.db(self.repo.find_resumable, entry.id, item.fingerprint)
+        render = claim.resumable
         master: bytes | None = None
         if render is not None:
             master = await self.off.io(self._load_master, render)
