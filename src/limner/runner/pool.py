@@ -72,6 +72,22 @@ def _preload() -> list[str]:
     return modules
 
 
+def start_forkserver() -> None:
+    """Start the forkserver now, so that it imports the imaging stack on the other core while this process
+    still imports its own libraries and plans; the pool's workers are then forked from it at once.
+    Called by ``limner generate`` before anything else; idempotent. The forkserver and the resource
+    tracker are spawned with Ctrl-C ignored (signal dispositions can be set only in the main thread)."""
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(_preload())
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if threading.current_thread() is threading.main_thread() else None
+    try:
+        forkserver.ensure_running()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
 class ImagingPool:
     """A ``ProcessPoolExecutor`` that starts in the background; ``ready`` resolves to it."""
 
@@ -90,17 +106,7 @@ class ImagingPool:
         pipeline once on a tiny image (:func:`warm_up`) before it takes real work."""
         pool = cls(workers or os.cpu_count() or 1, options)
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(_preload())
-        # the forkserver and the resource tracker are spawned here, in the main thread, with Ctrl-C ignored
-        # (signal dispositions can be set only in the main thread); they import in the background
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if threading.current_thread() is threading.main_thread() else None
-        try:
-            from multiprocessing import forkserver
-
-            forkserver.ensure_running()
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+        start_forkserver()  # already running when the command started it early
         pool._thread = threading.Thread(target=pool._start, args=(ctx,), name="limner-pool-start", daemon=True)
         pool._thread.start()
         return pool

@@ -30,9 +30,13 @@ def register(app: typer.Typer) -> None:
         """Generate images for entries that need them (missing and stale by default)."""
         import time
 
+        command_started = time.time()
+        if not dry_run:  # the imaging pool's forkserver imports on the other core while this one plans
+            from limner.runner.pool import start_forkserver
+
+            start_forkserver()
         from limner.runner import RunOptions, build_plan, run_plan
 
-        command_started = time.time()
         project = get_project(ctx)
         try:
             plan = build_plan(project, selection(missing, stale, all_, ids, provider, limit))
