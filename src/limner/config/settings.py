@@ -40,6 +40,8 @@ class ProjectSettings(_Section):
     era_styles: dict[str, str] = Field(default_factory=dict)
     #: folder of project style files (``*.toml``), relative to the project
     styles_dir: str = "styles"
+    #: catalogue field names kept as extra fields although they look like a typo of a known field
+    allow_fields: list[str] = Field(default_factory=list)
 
 
 class GenerateSettings(_Section):
@@ -71,6 +73,8 @@ class GenerateSettings(_Section):
     #: perceptual-hash distance (bits of 64) at or below which a new image is flagged as a near
     #: duplicate of a published one; 0 flags only identical hashes
     near_duplicate_distance: int = Field(4, ge=0, le=16)
+    #: provenance in published variants and placeholders: compact (no prompt, model or seed) or full
+    variant_provenance: Literal["compact", "full"] = "compact"
 
     @field_validator("aspect")
     @classmethod

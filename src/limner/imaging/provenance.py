@@ -1,13 +1,27 @@
-"""Provenance metadata (XMP) for AI-generated images."""
+"""Provenance metadata (XMP) for generated images.
+
+Masters carry the full record (prompt, model, provider, seed). Variants and placeholders, which are
+published, carry a compact one by default (:meth:`Provenance.public`): the IPTC digital source type,
+Limner as the creator tool, the title, the entry id and the fingerprint that finds the full record in
+the database; ``generate.variant_provenance = "full"`` puts the full record in them too.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-__all__ = ["Provenance", "xmp_packet", "embed_xmp", "DIGITAL_SOURCE_TYPE", "LIMNER_XMP_NS", "MAX_XMP_BYTES"]
+__all__ = ["Provenance", "xmp_packet", "embed_xmp", "DIGITAL_SOURCE_TYPE", "TRAINED_ALGORITHMIC_MEDIA",
+           "ALGORITHMIC_MEDIA", "LIMNER_XMP_NS", "MAX_XMP_BYTES"]
 
-DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+#: IPTC digital source types (https://cv.iptc.org/newscodes/digitalsourcetype/): made by a trained model,
+#: or by an algorithm without training data (the offline sketch provider draws with code)
+TRAINED_ALGORITHMIC_MEDIA = "trainedAlgorithmicMedia"
+ALGORITHMIC_MEDIA = "algorithmicMedia"
+_SOURCE_TYPE_BASE = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+DIGITAL_SOURCE_TYPE = _SOURCE_TYPE_BASE + TRAINED_ALGORITHMIC_MEDIA
+#: titles and alt texts in a compact (published) record are clipped to this many characters
+_PUBLIC_FIELD_CHARS = 200
 LIMNER_XMP_NS = "https://limner.dev/ns/1.0/"
 MAX_XMP_BYTES = 60_000
 """Packets are kept below this so they fit a single JPEG APP1 segment (65,502 bytes)."""
@@ -33,9 +47,18 @@ class Provenance:
     prompt: str
     model: str
     provider: str
-    seed: int
+    seed: int | None
     alt: str = ""
     created: str = ""
+    #: an IPTC digital source type term (``trainedAlgorithmicMedia``, ``algorithmicMedia``, ...)
+    source_type: str = TRAINED_ALGORITHMIC_MEDIA
+    #: the render's fingerprint: finds the full record (prompt, model, seed, cost) in the database
+    fingerprint: str = ""
+
+    def public(self) -> Provenance:
+        """The compact record for published files: no prompt, model, provider or seed."""
+        return replace(self, prompt="", model="", provider="", seed=None, title=_clip(self.title, _PUBLIC_FIELD_CHARS),
+                       alt=_clip(self.alt, _PUBLIC_FIELD_CHARS))
 
 
 def _text(value: object) -> str:
@@ -74,17 +97,18 @@ def _render(p: Provenance, prompt: str) -> bytes:
         '    xmlns:xmp="http://ns.adobe.com/xap/1.0/"\n'
         '    xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"\n'
         f'    xmlns:limner="{LIMNER_XMP_NS}">\n'
-        f"   <Iptc4xmpExt:DigitalSourceType>{DIGITAL_SOURCE_TYPE}</Iptc4xmpExt:DigitalSourceType>\n"
+        f"   <Iptc4xmpExt:DigitalSourceType>{_text(_SOURCE_TYPE_BASE + p.source_type)}</Iptc4xmpExt:DigitalSourceType>\n"
         + _alt("dc:title", _clip(p.title, _SHORT_FIELD_CHARS))
         + (_alt("dc:description", _clip(p.alt, _SHORT_FIELD_CHARS)) if p.alt else "")
         + created
         + "   <xmp:CreatorTool>Limner</xmp:CreatorTool>\n"
         f"   <limner:entryId>{_text(_clip(p.entry_id, _SHORT_FIELD_CHARS))}</limner:entryId>\n"
-        f"   <limner:prompt>{_text(prompt)}</limner:prompt>\n"
-        f"   <limner:model>{_text(_clip(p.model, _SHORT_FIELD_CHARS))}</limner:model>\n"
-        f"   <limner:provider>{_text(_clip(p.provider, _SHORT_FIELD_CHARS))}</limner:provider>\n"
-        f"   <limner:seed>{int(p.seed)}</limner:seed>\n"
-        "  </rdf:Description>\n"
+        + (f"   <limner:fingerprint>{_text(_clip(p.fingerprint, 64))}</limner:fingerprint>\n" if p.fingerprint else "")
+        + (f"   <limner:prompt>{_text(prompt)}</limner:prompt>\n" if prompt else "")
+        + (f"   <limner:model>{_text(_clip(p.model, _SHORT_FIELD_CHARS))}</limner:model>\n" if p.model else "")
+        + (f"   <limner:provider>{_text(_clip(p.provider, _SHORT_FIELD_CHARS))}</limner:provider>\n" if p.provider else "")
+        + (f"   <limner:seed>{int(p.seed)}</limner:seed>\n" if p.seed is not None else "")
+        + "  </rdf:Description>\n"
         " </rdf:RDF>\n"
         "</x:xmpmeta>\n"
         '<?xpacket end="r"?>'

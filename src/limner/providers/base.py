@@ -113,6 +113,9 @@ class Provider(ABC):
     #: ``[providers.<name>]`` settings that change the image (quality, workflow, sampler, ...): part of
     #: the fingerprint, so changing one makes the provider's entries stale
     image_settings: ClassVar[tuple[str, ...]] = ()
+    #: the IPTC digital source type written into every image's XMP: ``trainedAlgorithmicMedia`` (a
+    #: trained model made it), or ``algorithmicMedia`` (code drew it without training data, as ``sketch``)
+    digital_source_type: ClassVar[str] = "trainedAlgorithmicMedia"
 
     def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
         self.model = model or self.default_model

@@ -61,6 +61,7 @@ class SketchProvider(Provider):
     )
     price_usd = 0.0
     offline = True
+    digital_source_type = "algorithmicMedia"  # drawn by code, no trained model
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         ctx = request.context

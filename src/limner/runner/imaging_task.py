@@ -31,6 +31,8 @@ class DeriveOptions:
     placeholder_max_bytes: int
     max_bytes: int
     max_pixels: int
+    #: ``compact`` (default): variants and placeholders carry no prompt, model or seed; ``full``: all of it
+    variant_provenance: str = "compact"
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def process_master(master: bytes, provenance: Provenance, opts: DeriveOptions) -
     validated = validate_image(master, max_bytes=opts.max_bytes, max_pixels=opts.max_pixels)
     derived = derive_all(
         master,
-        provenance,
+        provenance if opts.variant_provenance == "full" else provenance.public(),
         widths=opts.widths,
         formats=opts.formats,
         placeholder_width=opts.placeholder_width,
@@ -72,6 +74,7 @@ def warm_up(opts: DeriveOptions) -> None:
     image.save(buf, "PNG")
     tiny = DeriveOptions(widths=(32,), formats=opts.formats, placeholder_width=16,
                          placeholder_format=opts.placeholder_format, placeholder_max_bytes=opts.placeholder_max_bytes,
-                         max_bytes=opts.max_bytes, max_pixels=opts.max_pixels)
+                         max_bytes=opts.max_bytes, max_pixels=opts.max_pixels,
+                         variant_provenance=opts.variant_provenance)
     process_master(buf.getvalue(), Provenance(entry_id="warm-up", title="warm-up", prompt="", model="", provider="",
                                               seed=0), tiny)

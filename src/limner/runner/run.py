@@ -122,7 +122,8 @@ def derive_options(project: Project) -> DeriveOptions:
     g, s = project.settings.generate, project.settings.sync
     return DeriveOptions(widths=tuple(g.widths), formats=tuple(g.formats), placeholder_width=s.placeholder_width,
                          placeholder_format=s.placeholder_format, placeholder_max_bytes=s.placeholder_max_bytes,
-                         max_bytes=g.max_image_bytes, max_pixels=g.max_image_pixels)
+                         max_bytes=g.max_image_bytes, max_pixels=g.max_image_pixels,
+                         variant_provenance=g.variant_provenance)
 
 
 async def _execute(project: Project, plan: Plan, options: RunOptions, summary: RunSummary, pool: ImagingPool,

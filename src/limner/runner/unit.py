@@ -145,7 +145,8 @@ class UnitOfWork:
             outcome.status = "elsewhere"
             return
         provenance = Provenance(entry_id=entry.id, title=entry.title, prompt=spec.prompt, model=spec.model,
-                                provider=spec.provider, seed=spec.seed, alt=entry.alt_text)
+                                provider=spec.provider, seed=spec.seed, alt=entry.alt_text,
+                                source_type=item.lane.cls.digital_source_type, fingerprint=item.fingerprint)
         render = claim.resumable
         master: bytes | None = None
         if render is not None:
