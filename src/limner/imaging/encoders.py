@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 from dataclasses import asdict, dataclass
 from functools import cache
 
 import PIL
 from PIL import Image, features
+
+log = logging.getLogger("limner.imaging")
 
 EXTENSIONS = {"avif": "avif", "webp": "webp", "jpeg": "jpg"}
 MIME_TYPES = {"avif": "image/avif", "webp": "image/webp", "jpeg": "image/jpeg"}
@@ -19,21 +22,35 @@ MIME_TYPES = {"avif": "image/avif", "webp": "image/webp", "jpeg": "image/jpeg"}
 class EncoderSettings:
     """Encoder options for every variant.
 
-    Two speed knobs were tuned against bench/bench_imaging.py (2-core target: about
-    500 ms per 1024px image in one process, 350 ms per image from a 2-worker pool):
+    Tuned with bench/bench_imaging.py --compare --eleventy (docs/benchmarks-imaging.md):
+    bytes at equal SSIMULACRA2 against eleventy-img "tuned" (sharp, AVIF effort 2 =
+    libaom speed 7, 4:2:0) on a synthetic 1024 px image and five photographs, and CPU
+    for the full variant set (2-core target: 350 ms per image from a 2-worker pool).
 
-    * AVIF keeps speed 8 but restricts intra blocks to the DCT transform
-      (libaom ``use-intra-dct-only``) and skips the SMOOTH intra predictors
-      (``enable-smooth-intra=0``): 25-40% less AVIF CPU for about +1% bytes at
-      equal PSNR on detailed and on smooth test images.  Speed 9 was rejected:
-      +9-17% bytes at lower PSNR.
-    * WebP uses ``method=2`` instead of 4: half the WebP CPU for about +2-4% bytes.
+    * AVIF: libaom speed 8 with ``tune=ssimulacra2`` and 4:4:4 chroma, quality 44.
+      The earlier 4:2:0 with libavif's default tune (``iq``) at quality 50 needed
+      7.6% more bytes than eleventy-img for the same SSIMULACRA2 (12.7% more on the
+      1024 px synthetic image); speed 7 closes that gap but needs 1.6-2.1x the AVIF
+      CPU.  These settings need 0.9% fewer bytes over all cases (13.6% fewer on the
+      1024 px synthetic image, -3.9% to +6.8% on single photographs) for about 3-12%
+      more CPU per image.  Quality 44 keeps the photographs at eleventy-img's
+      SSIMULACRA2 (on average) and above where quality 50 had them.
+    * AVIF intra blocks stay restricted to the DCT (``use-intra-dct-only``) without
+      the SMOOTH predictors (``enable-smooth-intra=0``): lifting both saves 1.4% bytes
+      for about a third more AVIF CPU.
+    * WebP uses ``method=2`` instead of 4: 0.5-0.6x the WebP CPU for +5.8% bytes at equal
+      SSIMULACRA2; method 3 matches method 4's bytes but measured 1.8-2.4x
+      method 2's CPU.
     """
 
-    avif_quality: int = 50
+    avif_quality: int = 44
     avif_speed: int = 8
-    avif_subsampling: str = "4:2:0"
-    avif_advanced: tuple[tuple[str, str], ...] = (("use-intra-dct-only", "1"), ("enable-smooth-intra", "0"))
+    avif_subsampling: str = "4:4:4"
+    avif_advanced: tuple[tuple[str, str], ...] = (
+        ("use-intra-dct-only", "1"),
+        ("enable-smooth-intra", "0"),
+        ("tune", "ssimulacra2"),
+    )
     """libaom options passed through libavif."""
     webp_quality: int = 80
     webp_method: int = 2
@@ -52,8 +69,9 @@ class EncoderSettings:
                 "subsampling": self.avif_subsampling,
                 "max_threads": 1,
             }
-            if self.avif_advanced:
-                opts["advanced"] = [tuple(pair) for pair in self.avif_advanced]
+            advanced = accepted_avif_options(tuple(tuple(pair) for pair in self.avif_advanced))
+            if advanced:
+                opts["advanced"] = list(advanced)
             return opts
         if fmt == "webp":
             return {"quality": self.webp_quality, "method": self.webp_method}
@@ -67,6 +85,31 @@ class EncoderSettings:
 
 
 DEFAULT_SETTINGS = EncoderSettings()
+
+
+@cache
+def accepted_avif_options(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """``pairs`` less the libaom options this Pillow build's libavif/libaom rejects.
+
+    ``tune=ssimulacra2`` needs libaom 3.13 or newer; with an older codec every AVIF
+    encode would fail, so such an option is dropped (once, with a warning) and the
+    settings fingerprint names the options actually used."""
+    if not pairs or not features.check("avif"):
+        return pairs
+
+    def accepted(options: tuple[tuple[str, str], ...]) -> bool:
+        try:
+            Image.new("RGB", (16, 16)).save(io.BytesIO(), "AVIF", speed=10, max_threads=1, advanced=list(options))
+        except ValueError:
+            return False
+        return True
+
+    if accepted(pairs):
+        return pairs
+    kept = tuple(pair for pair in pairs if accepted((pair,)))
+    dropped = [f"{key}={value}" for key, value in pairs if (key, value) not in kept]
+    log.warning("AVIF encoder rejects %s (libaom too old?); encoding without", ", ".join(dropped))
+    return kept
 
 
 @cache
