@@ -95,3 +95,18 @@ class ProjectDir:
             return json.loads(proc.stdout)
         except ValueError:
             raise AssertionError(f"stdout is not JSON (exit {proc.returncode}):\n{proc.stdout}\nstderr:\n{proc.stderr}") from None
+
+
+class FailingWrites:
+    """Wraps a project's storage: writes of keys under ``prefix`` raise ``error``; everything else passes."""
+
+    def __init__(self, real: Any, prefix: str, error: Exception) -> None:
+        self._real, self._prefix, self._error = real, prefix, error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def put_if_absent(self, key: str, data: bytes, *, content_type: str) -> bool:
+        if key.startswith(self._prefix):
+            raise self._error
+        return self._real.put_if_absent(key, data, content_type=content_type)

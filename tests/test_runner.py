@@ -7,6 +7,8 @@ from collections import Counter
 
 from sqlalchemy import select
 
+from projects import FailingWrites
+
 from limner.db.models import EntryRow, LedgerRow, Render, RenderStatus, Variant
 from limner.errors import EXIT_AUTH, EXIT_BUDGET, EXIT_FAILURES
 from limner.runner import RunOptions, Selection, build_plan, run_plan
@@ -206,18 +208,7 @@ def test_a_paid_image_whose_store_fails_is_billed_and_counted(make_project_dir):
 
     p = make_project_dir(2, extra="price_usd = 0.02\n")
     project = p.project()
-    real = project.storage
-
-    class FailingMasters:
-        def __getattr__(self, name):
-            return getattr(real, name)
-
-        def put_if_absent(self, key, data, *, content_type):
-            if key.startswith("masters/"):
-                raise StorageError("disk full")
-            return real.put_if_absent(key, data, content_type=content_type)
-
-    project.__dict__["storage"] = FailingMasters()
+    project.__dict__["storage"] = FailingWrites(project.storage, "masters/", StorageError("disk full"))
     try:
         summary = run_plan(project, build_plan(project, Selection()), RunOptions(progress=False))
     finally:

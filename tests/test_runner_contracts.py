@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+from projects import FailingWrites
 from test_runner import rows, run
 
 from limner.db.models import LedgerRow, Render
@@ -56,18 +57,7 @@ def test_a_unit_of_work_returns_an_outcome_for_a_bug_too(make_project_dir):
     """Any exception inside a unit becomes a failed outcome recorded on the entry; nothing escapes."""
     p = make_project_dir(2, extra="price_usd = 0.01\n")
     project = p.project()
-    real = project.storage
-
-    class BrokenVariants:
-        def __getattr__(self, name):
-            return getattr(real, name)
-
-        def put_if_absent(self, key, data, *, content_type):
-            if key.startswith("variants/"):
-                raise RuntimeError("a bug in a storage backend")
-            return real.put_if_absent(key, data, content_type=content_type)
-
-    project.__dict__["storage"] = BrokenVariants()
+    project.__dict__["storage"] = FailingWrites(project.storage, "variants/", RuntimeError("a bug in a storage backend"))
     try:
         summary = run_plan(project, build_plan(project, Selection()), RunOptions(progress=False))
     finally:
