@@ -82,8 +82,8 @@ QUALITIES = {"avif": (40, 46, 52, 58, 64, 70), "webp": (60, 70, 80, 90), "jpeg":
 
 _DCT_ONLY = (("use-intra-dct-only", "1"), ("enable-smooth-intra", "0"))
 _SSIMU2 = (*_DCT_ONLY, ("tune", "ssimulacra2"))
-V0_1_SETTINGS = replace(DEFAULT_SETTINGS, avif_quality=50, avif_speed=8, avif_subsampling="4:2:0", avif_advanced=_DCT_ONLY,
-                        webp_quality=80, webp_method=2, jpeg_quality=80)
+V0_1_SETTINGS = replace(DEFAULT_SETTINGS, avif_quality=50, avif_speed=8, avif_small_speed=8, avif_subsampling="4:2:0",
+                        avif_advanced=_DCT_ONLY, webp_quality=80, webp_method=2, jpeg_quality=80)
 """limner 0.1's encoder settings (before issue #7 part 5), for --ab."""
 
 CANDIDATES: list[tuple[str, str, dict]] = [
@@ -468,7 +468,8 @@ def compare_report(sources: list[Source], base: EncoderSettings, formats: tuple[
         for cand_fmt, label, fields in CANDIDATES:
             if cand_fmt != fmt:
                 continue
-            settings = replace(base, **fields)
+            # a candidate's speed applies at every width (the small-width speed is compared on its own)
+            settings = replace(base, **{"avif_small_speed": fields.get("avif_speed", base.avif_speed), **fields})
             per_case = {}
             for quality in qualities[fmt]:
                 for name, width, im, ref in cases:

@@ -51,3 +51,15 @@ def test_rejected_avif_option_is_dropped(caplog):
 
 def test_no_advanced_options():
     assert "advanced" not in EncoderSettings(avif_advanced=()).for_format("avif")
+
+
+def test_small_avif_variants_use_the_faster_speed():
+    from PIL import Image
+
+    small, large = DEFAULT_SETTINGS.avif_small_width, DEFAULT_SETTINGS.avif_small_width + 1
+    assert DEFAULT_SETTINGS.for_format("avif", small)["speed"] == DEFAULT_SETTINGS.avif_small_speed == 9
+    assert DEFAULT_SETTINGS.for_format("avif", large)["speed"] == DEFAULT_SETTINGS.avif_speed == 8
+    assert DEFAULT_SETTINGS.for_format("avif")["speed"] == 8  # width unknown: the full-size speed
+    im = Image.linear_gradient("L").convert("RGB").resize((64, 48))
+    slow = EncoderSettings(avif_small_speed=8)
+    assert encode(im, "avif") != encode(im, "avif", slow)  # the small-image speed is really used
