@@ -51,7 +51,8 @@ class Project:
 
     @cached_property
     def catalog(self) -> Catalog:
-        return load_catalog(self.settings.catalog_path, known_styles=self.styles.keys())
+        return load_catalog(self.settings.catalog_path, known_styles=self.styles.keys(),
+                            allow_fields=self.settings.project.allow_fields)
 
     def style_for(self, entry: Entry) -> Style:
         p = self.settings.project

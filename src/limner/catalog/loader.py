@@ -6,7 +6,11 @@ Formats, chosen by extension:
 * ``.jsonl`` / ``.ndjson``: one JSON object per line
 * ``.csv``: a header row; ``tags`` split on ``;`` (or ``,``)
 
-Loading never writes anything: a bad catalogue changes nothing.
+Loading never writes anything: a bad catalogue changes nothing. Problems are
+reported sorted by line. Extra fields whose names look like typos of known
+fields are problems (:mod:`limner.catalog.fields`), and so are catalogues that
+ask for unbounded work: deep nesting, YAML alias bombs (:mod:`limner.catalog.limits`).
+Every format is read in time proportional to its size.
 """
 
 from __future__ import annotations
@@ -16,14 +20,17 @@ import datetime as dt
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, KeysView
 from dataclasses import dataclass, field
+from json.scanner import make_scanner
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from limner.catalog.fields import near_miss
+from limner.catalog.limits import MAX_ALIAS_REPEATS, MAX_DEPTH, NodeMeter, Recursive, TooDeep, deep_json_line, too_deep
 from limner.catalog.models import Entry
 from limner.errors import CatalogError, Problem
 from limner.gcpause import gc_paused
@@ -53,25 +60,66 @@ class Catalog:
         return {e.id: e for e in self.entries}
 
 
-@dataclass
 class _Raw:
     """One entry before validation: its data, where it starts, and where each field is."""
 
-    data: Any
-    line: int | None
-    field_lines: dict[str, int] = field(default_factory=dict)
-    #: the entry's JSON text (JSONL): validated straight from JSON, which is much faster
-    json_text: str | None = None
+    __slots__ = ("data", "line", "json_text", "hints", "names_checked", "check_depth", "_field_lines", "_span")
+
+    def __init__(self, data: Any, line: int | None, field_lines: dict[str, int] | None = None, *,
+                 json_text: str | None = None, hints: dict[str, str] | None = None, names_checked: bool = False,
+                 check_depth: bool = False, span: tuple[str, int, int] | None = None) -> None:
+        self.data = data
+        self.line = line
+        #: the entry's JSON text (JSONL): validated straight from JSON, which is much faster
+        self.json_text = json_text
+        #: field -> the text YAML read a value from, when it read it as something else (``16:9`` as 969)
+        self.hints = hints or {}
+        #: field names were checked for typos already (CSV: once, in the header)
+        self.names_checked = names_checked
+        #: data parsed from JSON: lists and mappings are checked for depth here (YAML's are checked as nodes)
+        self.check_depth = check_depth
+        self._field_lines = field_lines
+        #: (text, start, end) of the entry in a JSON file, to find its fields' lines only when reporting
+        self._span = span
+
+    def field_line(self, name: str | None) -> int | None:
+        if name is None:
+            return self.line
+        if self._field_lines is None:
+            self._field_lines = _json_field_lines(self._span, self.data, self.line) if self._span else {}
+        return self._field_lines.get(name, self.line)
 
 
-def load_catalog(path: str | Path, *, known_styles: Iterable[str] | None = None) -> Catalog:
-    """Load and validate a catalogue. Raises :class:`CatalogError` listing every problem."""
+class _Reading:
+    """What every reader needs: the file name as shown, the problems found, the names allowed on purpose."""
+
+    __slots__ = ("shown", "problems", "allowed", "fine_extras", "header_meant")
+
+    def __init__(self, shown: str, allowed: frozenset[str]) -> None:
+        self.shown = shown
+        self.problems: list[Problem] = []
+        self.allowed = allowed
+        #: sets of extra field names already found free of typos (most entries share one)
+        self.fine_extras: set[tuple[str, ...]] = set()
+        #: known fields that typos in a CSV header stand for
+        self.header_meant: set[str] = set()
+
+    def add(self, line: int | None, entry: str | None, fld: str | None, message: str, unit: str = "line") -> None:
+        self.problems.append(Problem(self.shown, line, entry, fld, message, unit))
+
+
+def load_catalog(path: str | Path, *, known_styles: Iterable[str] | None = None,
+                 allow_fields: Iterable[str] = ()) -> Catalog:
+    """Load and validate a catalogue. Raises :class:`CatalogError` listing every problem, sorted by line.
+
+    ``allow_fields`` names extra fields that are kept even though they look like a typo of a
+    known field (the ``project.allow_fields`` setting).
+    """
     with gc_paused():
-        return _load_catalog(Path(path), known_styles)
+        return _load_catalog(Path(path), known_styles, frozenset(allow_fields))
 
 
-def _load_catalog(path: Path, known_styles: Iterable[str] | None) -> Catalog:
-    path = Path(path)
+def _load_catalog(path: Path, known_styles: Iterable[str] | None, allowed: frozenset[str]) -> Catalog:
     shown = str(path)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -85,112 +133,262 @@ def _load_catalog(path: Path, known_styles: Iterable[str] | None) -> Catalog:
     except OSError as exc:
         raise CatalogError([Problem(shown, None, None, None, f"cannot read: {exc.strerror}")]) from None
 
-    problems: list[Problem] = []
+    ctx = _Reading(shown, allowed)
     reader = {"yaml": _read_yaml, "json": _read_json, "jsonl": _read_jsonl, "csv": _read_csv}[fmt]
-    raws = reader(text, shown, problems)
+    raws = reader(text, ctx)
     unit = "row" if fmt == "csv" else "line"
     styles = set(known_styles) if known_styles is not None else None
 
     entries: list[Entry] = []
     lines: dict[str, int] = {}
     for raw in raws:
-        entry = _validate(raw, shown, unit, problems)
+        entry = _validate(raw, ctx, unit)
         if entry is None:
             continue
         if entry.id in lines:
-            problems.append(Problem(shown, raw.line, entry.id, "id", f"duplicate id (first defined at {unit} {lines[entry.id]})", unit))
+            ctx.add(raw.line, entry.id, "id", f"duplicate id (first defined at {unit} {lines[entry.id]})", unit)
             continue
         if styles is not None and entry.style is not None and entry.style not in styles:
-            problems.append(
-                Problem(shown, raw.field_lines.get("style", raw.line), entry.id, "style",
-                        f"unknown style {entry.style!r}; known styles: {', '.join(sorted(styles))}", unit)
-            )
+            ctx.add(raw.field_line("style"), entry.id, "style",
+                    f"unknown style {entry.style!r}; known styles: {', '.join(sorted(styles))}", unit)
             continue
         lines[entry.id] = raw.line or 0
         entries.append(entry)
-    if problems:
-        raise CatalogError(problems)
+    if ctx.problems:
+        # by line; problems about the whole file (no line) first. The sort is stable, so one line's keep their order.
+        ctx.problems.sort(key=lambda p: (p.line is not None, p.line or 0))
+        raise CatalogError(ctx.problems)
     return Catalog(path=path, entries=entries, lines=lines)
 
 
-def _validate(raw: _Raw, shown: str, unit: str, problems: list[Problem]) -> Entry | None:
+# ----------------------------------------------------------------------------- checks shared by all formats
+_KNOWN = frozenset(Entry.model_fields)
+_CONTAINERS = (list, dict)
+_TOO_DEEP = f"lists and mappings nest more than {MAX_DEPTH} levels deep (the entry itself is level 1)"
+
+
+def _typo_message(name: str, known: str) -> str:
+    return (f"unknown field {name!r}: did you mean {known!r}? "
+            f"(to keep {name!r} as an extra field, list it in the project.allow_fields setting)")
+
+
+def _check_names(names: KeysView[str], raw: _Raw, entry_id: str | None, ctx: _Reading, unit: str) -> set[str]:
+    """Report extra field names that look like typos of known fields; return the known fields they stand for."""
+    meant: set[str] = set()
+    for name in sorted(names - _KNOWN):
+        known = near_miss(name, ctx.allowed)
+        if known is not None:
+            ctx.add(raw.field_line(name), entry_id, name, _typo_message(name, known), unit)
+            meant.add(known)
+    return meant
+
+
+def _check_depth(values: dict[str, Any], raw: _Raw, entry_id: str | None, ctx: _Reading, unit: str) -> bool:
+    ok = True
+    for name, value in values.items():
+        kind = type(value)
+        if kind is list:
+            if not any(isinstance(x, _CONTAINERS) for x in value):
+                continue
+        elif kind is not dict:
+            continue
+        if too_deep(value, MAX_DEPTH - 1):
+            ctx.add(raw.field_line(name), entry_id, name, _TOO_DEEP, unit)
+            ok = False
+    return ok
+
+
+def _validate(raw: _Raw, ctx: _Reading, unit: str) -> Entry | None:
+    """The entry, or ``None`` after reporting its problems. Valid entries take the short way."""
     if raw.json_text is not None:
         try:
-            return Entry.model_validate_json(raw.json_text)
+            entry = Entry.model_validate_json(raw.json_text)
         except ValidationError as exc:
             bad_json = [e for e in exc.errors() if e["type"] == "json_invalid"]
             if bad_json:
-                problems.append(Problem(shown, raw.line, None, None, f"invalid JSON: {bad_json[0]['ctx'].get('error', bad_json[0]['msg'])}"))
+                error = str(bad_json[0]["ctx"].get("error", bad_json[0]["msg"]))
+                ctx.add(raw.line, None, None, _TOO_DEEP if "recursion limit" in error else f"invalid JSON: {error}")
                 return None
-        raw = _Raw(json.loads(raw.json_text), raw.line)  # valid JSON, invalid entry: report it field by field
+            # valid JSON, invalid entry: report it field by field
+            return _report(_Raw(json.loads(raw.json_text), raw.line, {}, check_depth=True), ctx, unit)
+        return _checked(entry, raw, ctx, unit)
+    data = raw.data
+    if type(data) is not dict or (not raw.check_depth and not all(isinstance(k, str) for k in data)):
+        return _report(raw, ctx, unit)
+    if isinstance(data.get("date"), (dt.date, dt.datetime)):  # YAML turns 1948-05-14 into a date
+        data = raw.data = {**data, "date": data["date"].isoformat()}
+    try:
+        entry = Entry.model_validate(data)
+    except ValidationError:
+        return _report(raw, ctx, unit)
+    return _checked(entry, raw, ctx, unit)
+
+
+def _checked(entry: Entry, raw: _Raw, ctx: _Reading, unit: str) -> Entry | None:
+    """A valid entry whose extra fields are no typos and (from JSON) not nested too deep."""
+    extras = entry.__pydantic_extra__
+    if not extras:
+        return entry
+    typos: set[str] = set()
+    if not raw.names_checked:
+        names = tuple(extras)
+        if names not in ctx.fine_extras:
+            typos = _check_names(extras.keys(), raw, entry.id, ctx, unit)
+            if not typos:
+                ctx.fine_extras.add(names)
+    deep_ok = not raw.check_depth or _check_depth(extras, raw, entry.id, ctx, unit)
+    return entry if deep_ok and not typos else None
+
+
+def _report(raw: _Raw, ctx: _Reading, unit: str) -> None:
+    """Report every problem of an entry that failed validation, field by field."""
     data = raw.data
     if not isinstance(data, dict):
-        problems.append(Problem(shown, raw.line, None, None, f"an entry must be a mapping of fields, got {type(data).__name__}", unit))
+        ctx.add(raw.line, None, None, f"an entry must be a mapping of fields, got {type(data).__name__}", unit)
         return None
     entry_id = data.get("id") if isinstance(data.get("id"), str) else None
     bad_keys = [k for k in data if not isinstance(k, str)]
     if bad_keys:
-        problems.append(Problem(shown, raw.line, entry_id, str(bad_keys[0]), "field names must be text", unit))
+        ctx.add(raw.line, entry_id, str(bad_keys[0]), "field names must be text", unit)
         return None
-    if isinstance(data.get("date"), (dt.date, dt.datetime)):  # YAML turns 1948-05-14 into a date
-        data = {**data, "date": data["date"].isoformat()}
+    meant = ctx.header_meant if raw.names_checked else _check_names(data.keys(), raw, entry_id, ctx, unit)
+    if raw.check_depth and not _check_depth(data, raw, entry_id, ctx, unit):
+        return None  # validating it would only repeat deep values in its messages
     try:
-        return Entry.model_validate(data)
+        Entry.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
             fld = str(err["loc"][0]) if err["loc"] else None
             got = err.get("input")
             msg = err["msg"]
             if err["type"] == "missing":
+                if fld in meant:  # "title is required" when the entry has "titel": the typo says it all
+                    continue
                 msg = "is required"
             elif fld == "title" and isinstance(got, str) and not got.strip():
                 msg = "must not be empty"
             elif fld == "id" and err["type"] == "string_pattern_mismatch":
                 msg = f"{got!r} is not a valid id: use lowercase letters, digits and '-' (pattern ^[a-z0-9][a-z0-9-]{{0,127}}$)"
+            elif fld is not None and fld in raw.hints:
+                written = raw.hints[fld]
+                msg = f"YAML reads the unquoted {written} as the number {got!r}; quote it: {fld}: '{written}'"
             elif got is not None and not isinstance(got, dict):
                 shown_got = repr(got)
                 msg = f"{msg} (got {shown_got[:60] + '...' if len(shown_got) > 60 else shown_got})"
-            line = raw.field_lines.get(fld, raw.line) if fld else raw.line
-            problems.append(Problem(shown, line, entry_id, fld, msg, unit))
-        return None
+            ctx.add(raw.field_line(fld), entry_id, fld, msg, unit)
+    return None
 
 
 # ----------------------------------------------------------------------------- YAML
-def _read_yaml(text: str, shown: str, problems: list[Problem]) -> list[_Raw]:
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_MappingNode, _ScalarNode = yaml.MappingNode, yaml.ScalarNode
+#: fields whose value is text that YAML 1.1 reads as a number when it has a colon (``16:9`` is 16*60+9)
+_SEXAGESIMAL_HINT = frozenset({"aspect", "date", "title", "era", "description", "prompt", "style", "provider", "alt"})
+
+
+def _read_yaml(text: str, ctx: _Reading) -> list[_Raw]:
     loader = _YamlLoader(text)
     try:
         try:
             root = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
-            problems.append(Problem(shown, mark.line + 1 if mark else None, None, None, f"invalid YAML: {exc.problem or exc.context}"))
+            problem = exc.problem or exc.context or ""
+            if "nesting depth" in problem:
+                problem = f"{problem}: {_TOO_DEEP}"
+            ctx.add(mark.line + 1 if mark else None, None, None, f"invalid YAML: {problem}")
             return []
         except yaml.YAMLError as exc:
-            problems.append(Problem(shown, None, None, None, f"invalid YAML: {exc}"))
+            ctx.add(None, None, None, f"invalid YAML: {exc}")
             return []
-        items = _entries_node(root, shown, problems)
+        except RecursionError:  # the pure-Python composer, without libyaml's own depth limit
+            ctx.add(None, None, None, f"invalid YAML: {_TOO_DEEP}")
+            return []
+        items = _entries_node(root, ctx)
+        meter = NodeMeter()
         raws = []
         for node in items:
             line = node.start_mark.line + 1
-            field_lines = {}
-            if isinstance(node, yaml.MappingNode):
-                for key, _value in node.value:
-                    if isinstance(key, yaml.ScalarNode):
-                        field_lines[key.value] = key.start_mark.line + 1
+            checked = _measure_entry(node, line, meter, ctx)
+            if checked is None:
+                if meter.over_budget:
+                    break  # the budget is spent for good: further entries would only repeat the problem
+                continue
+            field_lines, hints = checked
             try:
                 data = loader.construct_object(node, deep=True)
             except yaml.YAMLError as exc:
-                problems.append(Problem(shown, line, None, None, f"invalid YAML: {exc}"))
+                ctx.add(line, None, None, f"invalid YAML: {exc}")
                 continue
-            raws.append(_Raw(data, line, field_lines))
+            raws.append(_Raw(data, line, field_lines, hints=hints))
         return raws
     finally:
         loader.dispose()
 
 
-def _entries_node(root: Any, shown: str, problems: list[Problem]) -> list[Any]:
+def _measure_entry(node: yaml.Node, line: int, meter: NodeMeter,
+                   ctx: _Reading) -> tuple[dict[str, int], dict[str, str]] | None:
+    """Field lines and hints of an entry node, or ``None`` after reporting a nesting or alias problem.
+
+    Runs before the entry is constructed, so an alias bomb is never expanded.
+    """
+    if type(node) is not _MappingNode:
+        return ({}, {}) if _measured(node, line, node, None, meter, ctx, MAX_DEPTH) else None
+    field_lines: dict[str, int] = {}
+    hints: dict[str, str] = {}
+    pairs = node.value
+    own = 1
+    for key, value in pairs:
+        if type(key) is _ScalarNode:
+            name = key.value
+            field_lines[name] = key.start_mark.line + 1
+        else:
+            name = None
+            if not _measured(key, key.start_mark.line + 1, node, None, meter, ctx, MAX_DEPTH - 1):
+                return None
+        if type(value) is _ScalarNode:
+            own += 2
+            if name in _SEXAGESIMAL_HINT and not value.style and value.tag in _NUMBER_TAGS and ":" in value.value:
+                hints[name] = value.value
+            continue
+        own += 1
+        if not _measured(value, key.start_mark.line + 1, node, name, meter, ctx, MAX_DEPTH - 1):
+            return None
+    meter.own += own
+    return field_lines, hints
+
+
+def _measured(node: yaml.Node, line: int, entry: yaml.Node, name: str | None, meter: NodeMeter,
+              ctx: _Reading, levels: int) -> bool:
+    """Measure one value of an entry; report (and return False) when it is too deep or too repetitive."""
+    problem = None
+    try:
+        meter.measure(node, levels)
+    except TooDeep:
+        problem = _TOO_DEEP
+    except Recursive:
+        problem = "a YAML alias refers to the anchor it is inside (a recursive structure)"
+    else:
+        if meter.over_budget:
+            problem = (f"YAML aliases repeat more than {max(MAX_ALIAS_REPEATS, meter.own):,} values "
+                       f"(aliases of aliases, as in a 'billion laughs' document); write the values out")
+    if problem is None:
+        return True
+    ctx.add(line, _node_id(entry), name, problem)
+    return False
+
+
+def _node_id(node: yaml.Node) -> str | None:
+    if type(node) is _MappingNode:
+        for key, value in node.value:
+            if type(key) is _ScalarNode and key.value == "id" and type(value) is _ScalarNode:
+                return str(value.value)
+    return None
+
+
+def _entries_node(root: Any, ctx: _Reading) -> list[Any]:
     if root is None:
-        problems.append(Problem(shown, None, None, None, "catalogue is empty"))
+        ctx.add(None, None, None, "catalogue is empty")
         return []
     if isinstance(root, yaml.SequenceNode):
         return list(root.value)
@@ -199,62 +397,148 @@ def _entries_node(root: Any, shown: str, problems: list[Problem]) -> list[Any]:
             if isinstance(key, yaml.ScalarNode) and key.value == "entries":
                 if isinstance(value, yaml.SequenceNode):
                     return list(value.value)
-                problems.append(Problem(shown, value.start_mark.line + 1, None, "entries", "must be a list of entries"))
+                ctx.add(value.start_mark.line + 1, None, "entries", "must be a list of entries")
                 return []
-    problems.append(Problem(shown, root.start_mark.line + 1, None, None, "expected a list of entries or a mapping with 'entries:'"))
+    ctx.add(root.start_mark.line + 1, None, None, "expected a list of entries or a mapping with 'entries:'")
     return []
 
 
 # ----------------------------------------------------------------------------- JSON
-def _line_of(text: str, pos: int) -> int:
-    return text.count("\n", 0, pos) + 1
+_WS = re.compile(r"[ \t\n\r]*")
+_SCAN = make_scanner(json.JSONDecoder())
+_NOT_A_LIST = "must be a list of entries"
+_NO_ENTRIES = "expected a list of entries or an object with \"entries\""
 
 
-def _read_json(text: str, shown: str, problems: list[Problem]) -> list[_Raw]:
+class _Unreadable(Exception):
+    """JSON the one-pass reader does not follow: ``json.loads`` reports it with its own message."""
+
+
+class _EntriesNotAList:
+    def __init__(self, pos: int) -> None:
+        self.pos = pos
+
+
+def _read_json(text: str, ctx: _Reading) -> list[_Raw]:
+    """One pass over the text: each entry is decoded once, and its line counted from the previous entry's."""
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        problems.append(Problem(shown, exc.lineno, None, None, f"invalid JSON: {exc.msg} (column {exc.colno})"))
+        found = _walk_json(text)
+    except RecursionError:
+        _report_deep_json(text, ctx)
         return []
-    if isinstance(doc, dict):
-        if "entries" not in doc:
-            problems.append(Problem(shown, 1, None, None, "expected a list of entries or an object with \"entries\""))
-            return []
-        items = doc["entries"]
-        if not isinstance(items, list):
-            problems.append(Problem(shown, _line_of(text, text.find('"entries"')), None, "entries", "must be a list of entries"))
-            return []
-        start = text.find("[", text.find('"entries"'))
-    elif isinstance(doc, list):
-        items = doc
-        start = text.find("[")
-    else:
-        problems.append(Problem(shown, 1, None, None, "expected a list of entries or an object with \"entries\""))
+    except (_Unreadable, StopIteration, IndexError, json.JSONDecodeError):
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            ctx.add(exc.lineno, None, None, f"invalid JSON: {exc.msg} (column {exc.colno})")
+        except RecursionError:
+            _report_deep_json(text, ctx)
+        else:  # pragma: no cover - the walk follows the same grammar as json.loads
+            raise AssertionError("the JSON reader refused JSON that json.loads accepts")
         return []
-    # Walk the array again to learn where each entry starts (json has no positions).
-    decoder = json.JSONDecoder()
+    if isinstance(found, _EntriesNotAList):
+        ctx.add(text.count("\n", 0, found.pos) + 1, None, "entries", _NOT_A_LIST)
+        return []
+    if found is None:
+        ctx.add(1, None, None, _NO_ENTRIES)
+        return []
     raws: list[_Raw] = []
-    pos = start + 1
-    for item in items:
-        while text[pos] in " \t\r\n,":
-            pos += 1
-        _, end = decoder.raw_decode(text, pos)
-        line = _line_of(text, pos)
-        field_lines: dict[str, int] = {}
-        if isinstance(item, dict):
-            chunk = text[pos:end]
-            for key in item:
-                # the key followed by its colon, so a value that happens to equal a key is not taken for it
-                found = re.search(re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:", chunk)
-                at = found.start() if found else -1
-                if at >= 0:
-                    field_lines[key] = line + chunk.count("\n", 0, at)
-        raws.append(_Raw(item, line, field_lines))
-        pos = end
+    line, prev = 1, 0
+    for item, start, end in found:
+        line += text.count("\n", prev, start)
+        prev = start
+        raws.append(_Raw(item, line, None, check_depth=True, span=(text, start, end)))
     return raws
 
 
-def _read_jsonl(text: str, shown: str, problems: list[Problem]) -> Iterator[_Raw]:
+def _walk_json(text: str) -> list[tuple[Any, int, int]] | _EntriesNotAList | None:
+    """The entries with their spans; ``None`` for JSON without a list of entries."""
+    ws = _WS.match
+    pos = ws(text, 0).end()
+    first = text[pos]
+    result: list[tuple[Any, int, int]] | _EntriesNotAList | None = None
+    if first == "[":
+        result, pos = _walk_array(text, pos)
+    elif first == "{":
+        pos = ws(text, pos + 1).end()
+        if text[pos] == "}":
+            pos += 1
+        else:
+            while True:
+                if text[pos] != '"':
+                    raise _Unreadable
+                key_pos = pos
+                key, pos = _SCAN(text, pos)
+                pos = ws(text, pos).end()
+                if text[pos] != ":":
+                    raise _Unreadable
+                pos = ws(text, pos + 1).end()
+                if key == "entries" and text[pos] == "[":
+                    result, pos = _walk_array(text, pos)
+                else:
+                    _, pos = _SCAN(text, pos)
+                    if key == "entries":  # like json.loads, the last "entries" counts
+                        result = _EntriesNotAList(key_pos)
+                pos = ws(text, pos).end()
+                if text[pos] == ",":
+                    pos = ws(text, pos + 1).end()
+                    continue
+                if text[pos] == "}":
+                    pos += 1
+                    break
+                raise _Unreadable
+    else:
+        _, pos = _SCAN(text, pos)
+    if ws(text, pos).end() != len(text):
+        raise _Unreadable
+    return result
+
+
+def _walk_array(text: str, pos: int) -> tuple[list[tuple[Any, int, int]], int]:
+    ws = _WS.match
+    scan = _SCAN
+    items: list[tuple[Any, int, int]] = []
+    pos = ws(text, pos + 1).end()
+    if text[pos] == "]":
+        return items, pos + 1
+    while True:
+        start = pos
+        item, pos = scan(text, pos)
+        items.append((item, start, pos))
+        pos = ws(text, pos).end()
+        c = text[pos]
+        if c == ",":
+            pos = ws(text, pos + 1).end()
+        elif c == "]":
+            return items, pos + 1
+        else:
+            raise _Unreadable
+
+
+def _report_deep_json(text: str, ctx: _Reading) -> None:
+    # the entries sit one level (a list) or two (an object holding a list) below the top
+    first = text.lstrip(" \t\r\n")[:1]
+    ctx.add(deep_json_line(text, MAX_DEPTH + (1 if first == "[" else 2)), None, None, _TOO_DEEP)
+
+
+def _json_field_lines(span: tuple[str, int, int] | None, item: Any, line: int | None) -> dict[str, int]:
+    """Where each field of a JSON entry is: looked up only when a problem is reported."""
+    if span is None or line is None or not isinstance(item, dict):
+        return {}
+    text, start, end = span
+    chunk = text[start:end]
+    field_lines: dict[str, int] = {}
+    for key in item:
+        if not isinstance(key, str):
+            continue
+        # the key followed by its colon, so a value that happens to equal a key is not taken for it
+        found = re.search(re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:", chunk)
+        if found:
+            field_lines[key] = line + chunk.count("\n", 0, found.start())
+    return field_lines
+
+
+def _read_jsonl(text: str, ctx: _Reading) -> Iterator[_Raw]:
     """One entry per line, streamed: each line is validated straight from its JSON text."""
     seen = 0
     for n, line in enumerate(text.splitlines(), 1):
@@ -265,31 +549,38 @@ def _read_jsonl(text: str, shown: str, problems: list[Problem]) -> Iterator[_Raw
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
-                problems.append(Problem(shown, n, None, None, f"invalid JSON: {exc.msg} (column {exc.colno})"))
+                ctx.add(n, None, None, f"invalid JSON: {exc.msg} (column {exc.colno})")
                 continue
-            yield _Raw(value, n)
+            except RecursionError:
+                ctx.add(n, None, None, _TOO_DEEP)
+                continue
+            yield _Raw(value, n, {}, check_depth=True)
             continue
-        yield _Raw(None, n, json_text=line)
-    if not seen and not problems:  # like an empty YAML file: an empty catalogue is a mistake, not zero entries
-        problems.append(Problem(shown, None, None, None, "catalogue is empty"))
+        yield _Raw(None, n, {}, json_text=line, check_depth=True)
+    if not seen and not ctx.problems:  # like an empty YAML file: an empty catalogue is a mistake, not zero entries
+        ctx.add(None, None, None, "catalogue is empty")
 
 
 # ----------------------------------------------------------------------------- CSV
 _INT_FIELDS = ("year", "seed")
 
 
-def _read_csv(text: str, shown: str, problems: list[Problem]) -> list[_Raw]:
+def _read_csv(text: str, ctx: _Reading) -> list[_Raw]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     if not reader.fieldnames:
-        problems.append(Problem(shown, 1, None, None, "CSV has no header row", "row"))
+        ctx.add(1, None, None, "CSV has no header row", "row")
         return []
+    for name in reader.fieldnames:  # a typo in the header: said once, not once per row
+        if name is not None and (known := near_miss(name.strip(), ctx.allowed)) is not None:
+            ctx.add(1, None, name.strip(), _typo_message(name.strip(), known), "row")
+            ctx.header_meant.add(known)
     raws = []
     try:
         for row in reader:
             row_no = reader.line_num
             data: dict[str, Any] = {}
             if None in row:
-                problems.append(Problem(shown, row_no, row.get("id"), None, "row has more cells than the header", "row"))
+                ctx.add(row_no, row.get("id"), None, "row has more cells than the header", "row")
                 continue
             for key, value in row.items():
                 if key is None:
@@ -308,7 +599,7 @@ def _read_csv(text: str, shown: str, problems: list[Problem]) -> list[_Raw]:
                         data[key] = value  # validation reports it with the field named
                 else:
                     data[key] = value
-            raws.append(_Raw(data, row_no))
+            raws.append(_Raw(data, row_no, {}, names_checked=True))
     except csv.Error as exc:
-        problems.append(Problem(shown, reader.line_num, None, None, f"invalid CSV: {exc}", "row"))
+        ctx.add(reader.line_num, None, None, f"invalid CSV: {exc}", "row")
     return raws

@@ -1,33 +1,42 @@
-"""Render style templates in a Jinja2 sandbox. Entry text is data, never template code."""
+"""Render style templates in a bounded Jinja2 sandbox. Entry text is data, never template code.
+
+The sandbox and its limits are in :mod:`limner.styles.sandbox`; every failure to
+compile or render, a broken limit included, is a :class:`StyleError` (exit 2)
+naming the style's source, the style, the template and the entry.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from jinja2 import Template, TemplateSyntaxError, Undefined, meta
-from jinja2.runtime import new_context
 from jinja2.exceptions import SecurityError, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.runtime import new_context
 
 from limner.catalog.models import Entry
 from limner.errors import StyleError
 from limner.styles.models import Style
+from limner.styles.sandbox import BoundedSandbox, TemplateLimitError, render_bounded
+
+#: the entry every template is tried on when styles load
+_PROBE = Entry(id="limner-probe", title="Title")
+#: errors a template can raise while it renders, besides Jinja's own
+_RUNTIME_ERRORS = (ArithmeticError, TypeError, ValueError, LookupError)
 
 
-def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(autoescape=False, undefined=Undefined, keep_trailing_newline=False)
-    return env
+def _environment() -> BoundedSandbox:
+    return BoundedSandbox(autoescape=False, undefined=Undefined, keep_trailing_newline=False)
 
 
 class _Compiled:
     """A compiled template; one that uses no variables is rendered once and kept as text."""
 
-    def __init__(self, env: ImmutableSandboxedEnvironment, source: str) -> None:
+    def __init__(self, env: BoundedSandbox, source: str) -> None:
         self.env = env
         self.template: Template = env.from_string(source)
         self.constant: str | None = None
         if not meta.find_undeclared_variables(env.parse(source)):
-            self.constant = self.template.render()
+            self.constant = self.render(dict(env.globals))
 
     def render(self, variables: dict[str, Any]) -> str:
         if self.constant is not None:
@@ -35,8 +44,25 @@ class _Compiled:
         # Template.render() copies the environment's globals ChainMap for every call; with
         # thousands of entries that dominates, so hand the context a prepared dict instead.
         t = self.template
-        ctx = new_context(self.env, t.name, t.blocks, variables, shared=True, globals=None)
-        return self.env.concat(self.template.root_render_func(ctx))  # type: ignore[attr-defined]
+        return render_bounded(lambda: t.root_render_func(  # type: ignore[attr-defined]
+            new_context(self.env, t.name, t.blocks, variables, shared=True, globals=None)))
+
+
+def _failure(exc: BaseException) -> str | None:
+    """What went wrong, for a render error; ``None`` for errors that are not the template's."""
+    if isinstance(exc, TemplateLimitError):
+        return f"over a limit: {exc}"
+    if isinstance(exc, SecurityError):
+        return f"not allowed in the sandbox: {exc}"
+    if isinstance(exc, MemoryError):
+        return "ran out of memory"
+    if isinstance(exc, RecursionError):
+        return "recursed too deeply"
+    if isinstance(exc, TemplateError):
+        return str(exc)
+    if isinstance(exc, _RUNTIME_ERRORS):
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 class PromptRenderer:
@@ -47,27 +73,43 @@ class PromptRenderer:
         self._globals = dict(self._env.globals)
         self._compiled: dict[str, tuple[_Compiled, _Compiled]] = {}
         for style in styles.values():
+            self._compiled[style.name] = (self._compile(style, "positive", style.positive),
+                                          self._compile(style, "negative", style.negative or ""))
+
+    def _compile(self, style: Style, which: str, source: str) -> _Compiled:
+        try:
+            compiled = _Compiled(self._env, source)
+        except TemplateSyntaxError as exc:
+            raise StyleError(f"{style.source}: style {style.name!r}: {which} template error on line {exc.lineno}: {exc.message}") from None
+        except (SecurityError, TemplateError, MemoryError, RecursionError, *_RUNTIME_ERRORS) as exc:
+            raise StyleError(f"{style.source}: style {style.name!r}: cannot render the {which} template: {_failure(exc)}") from None
+        if compiled.constant is None:
+            # Try it on the smallest entry, so a template that would blow a limit for any entry
+            # (nested loops, ``title * 10**8``) is refused when styles load, before any command works.
+            # Other errors depend on the entry's data and are reported for the entry that causes them.
             try:
-                self._compiled[style.name] = (_Compiled(self._env, style.positive), _Compiled(self._env, style.negative or ""))
-            except TemplateSyntaxError as exc:
-                raise StyleError(f"{style.source}: style {style.name!r}: template error on line {exc.lineno}: {exc.message}") from None
-            except (SecurityError, TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
-                raise StyleError(f"{style.source}: style {style.name!r}: cannot render: {type(exc).__name__}: {exc}") from None
+                compiled.render({**self._globals, **_PROBE.template_vars()})
+            except (TemplateLimitError, MemoryError, RecursionError) as exc:
+                raise StyleError(
+                    f"{style.source}: style {style.name!r}: cannot render the {which} template, "
+                    f"even for an entry with only an id and a title: {_failure(exc)}"
+                ) from None
+            except (TemplateError, *_RUNTIME_ERRORS):
+                pass
+        return compiled
 
     def render(self, style: Style, entry: Entry) -> tuple[str, str]:
         """Return (prompt, negative prompt). An entry's own ``prompt`` replaces the positive template."""
         positive_t, negative_t = self._compiled[style.name]
         variables = {**self._globals, **entry.template_vars()}
+        which = "positive"
         try:
             positive = entry.prompt if entry.prompt else positive_t.render(variables)
+            which = "negative"
             negative = negative_t.render(variables)
-        except SecurityError as exc:
-            raise StyleError(f"{style.source}: style {style.name!r}: template not allowed in the sandbox: {exc}") from None
-        except TemplateError as exc:
-            raise StyleError(f"{style.source}: style {style.name!r}: cannot render for entry {entry.id!r}: {exc}") from None
-        except (ArithmeticError, TypeError, ValueError, LookupError) as exc:  # e.g. the sandbox's range cap, 1/0
+        except (TemplateError, MemoryError, RecursionError, *_RUNTIME_ERRORS) as exc:
             raise StyleError(
-                f"{style.source}: style {style.name!r}: cannot render for entry {entry.id!r}: {type(exc).__name__}: {exc}"
+                f"{style.source}: style {style.name!r}: cannot render the {which} template for entry {entry.id!r}: {_failure(exc)}"
             ) from None
         return _tidy(positive), _tidy(negative)
 
