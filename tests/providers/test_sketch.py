@@ -10,14 +10,20 @@ import subprocess
 import sys
 import time
 
+import logging
+import unicodedata
+from importlib import resources
+from io import BytesIO
+
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageStat
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps, ImageStat
 
 from limner.providers.base import GenerationRequest, GenerationResult
 from limner.providers.errors import InvalidRequest, Transient
 from limner.providers.sketch import SketchProvider, render_sketch
-from limner.providers.sketch_art import PALETTES, format_year, normalize_era, sanitize, style_kind
+from limner.providers.sketch_art import PALETTES, format_year, normalize_era, render_image, sanitize, style_kind
+from limner.providers.sketch_art import text as text_mod
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ERAS = [
@@ -206,6 +212,10 @@ def test_era_names_normalise() -> None:
         " ".join(["word"] * 120),
         "a\nmulti\tline\rtitle",
         "\ud800 lone surrogate",
+        "\u05b0\u05bc starts with marks",  # niqqud with no letter: the shaper's dotted circle, which the font has
+        "المخطوطة بالعربية",  # Arabic: the bundled font lacks it
+        "ט" * 300,
+        "בְּרֵאשִׁית" * 40,  # one long pointed word: broken between letters, never between a letter and its marks
     ],
 )
 async def test_awkward_titles_never_crash(provider: SketchProvider, title: str) -> None:
@@ -214,14 +224,42 @@ async def test_awkward_titles_never_crash(provider: SketchProvider, title: str) 
 
 
 def test_sanitize_keeps_what_the_font_can_draw() -> None:
-    assert sanitize("בראשית") == ""
-    assert sanitize("The Zohar (ספר הזוהר)") == "The Zohar"
-    assert sanitize("Café — naïve") == "Cafe - naive"
-    assert sanitize("Straße") == "Strasse"
+    # the bundled font draws Hebrew, Latin-1, Latin Extended-A, Greek, Cyrillic and General Punctuation as they are
+    assert sanitize("בראשית") == "בראשית"
+    assert sanitize("The Zohar (ספר הזוהר)") == "The Zohar (ספר הזוהר)"
+    assert sanitize("בְּרֵאשִׁית בָּרָא") == unicodedata.normalize("NFC", "בְּרֵאשִׁית בָּרָא")
+    assert sanitize("תשפ״ה – ט׳ באב") == "תשפ״ה – ט׳ באב"
+    assert sanitize("Café — naïve") == "Café — naïve"
+    assert sanitize("Straße, Łódź") == "Straße, Łódź"
+    assert sanitize("Кишинёвский погром") == "Кишинёвский погром"
+    assert sanitize('“Curly” quotes…') == '“Curly” quotes…'
+    # what it lacks is transliterated where obvious and dropped otherwise
     assert sanitize("Emoji 🕎 title") == "Emoji title"
-    assert sanitize('“Curly” quotes') in ('“Curly” quotes', '"Curly" quotes')
+    assert sanitize("Ploiești") == "Ploiesti"  # s with comma below (Latin Extended-B)
+    assert sanitize("Exile → return") == "Exile -> return"
+    assert sanitize("The Zohar (الزوهر)") == "The Zohar"
+    assert sanitize("\u200fבראשית\u202e") == "בראשית"  # bidi controls are dropped: the layout decides
     assert sanitize(None) == ""
     assert sanitize(1948) == "1948"
+
+
+def test_the_bundled_font_has_every_hebrew_letter() -> None:
+    letters = [chr(c) for c in range(0x05D0, 0x05EB)]  # alef to tav, final forms included
+    points = [chr(c) for c in range(0x05B0, 0x05BD)]  # sheva to dagesh
+    assert all(text_mod.can_render(ch) for ch in letters + points + ["\u05be", "\u05f3", "\u05f4", "\ufb2a"])
+    assert not text_mod.can_render("\u0628")  # Arabic beh: not in the subset
+    assert not text_mod.can_render("\U0001f54e")
+
+
+def test_the_bundled_font_ships_with_its_licence_and_recipe() -> None:
+    folder = resources.files("limner.providers.sketch_art").joinpath("fonts")
+    font = folder.joinpath(text_mod.FONT_FILE).read_bytes()
+    assert font[:4] == b"\x00\x01\x00\x00"  # TrueType
+    assert len(font) < 150_000
+    licence = folder.joinpath("LICENSE").read_text(encoding="utf-8")
+    assert "Bitstream Vera Fonts Copyright" in licence and "Arev Fonts Copyright" in licence
+    readme = folder.joinpath("README.md").read_text(encoding="utf-8")
+    assert "pyftsubset" in readme and "U+0590-05FF" in readme and hashlib.sha256(font).hexdigest() in readme
 
 
 def test_year_captions() -> None:
@@ -229,7 +267,8 @@ def test_year_captions() -> None:
     assert format_year(70) == "70 CE"
     assert format_year(-1800, "c. 1800 BCE") == "c. 1800 BCE"
     assert format_year(1948, "14 May 1948") == "14 May 1948"
-    assert format_year(-586, "ט׳ באב") == "586 BCE"  # an undrawable date falls back to the year
+    assert format_year(-586, "ט׳ באב") == "ט׳ באב"  # a Hebrew date is drawn as it is
+    assert format_year(-586, "🕎🕎") == "586 BCE"  # an undrawable date falls back to the year
     assert format_year(None) == ""
     assert format_year("1492") == "1492 CE"
     assert format_year(1492.0) == "1492 CE"
@@ -273,9 +312,227 @@ async def test_long_titles_wrap_to_at_most_three_lines(provider: SketchProvider,
     assert " ".join(drawn_text).replace("...", "") in title
 
 
-async def test_hebrew_title_draws_no_tofu(provider: SketchProvider, drawn_text: list[str]) -> None:
+def laid_out(logical: str) -> str:
+    """What Pillow is handed for one line: the logical text with raqm, else the text in visual order."""
+    return logical if text_mod.has_raqm() else text_mod.visual_order(logical, text_mod.base_direction(logical))
+
+
+async def test_hebrew_title_is_drawn_not_dropped(provider: SketchProvider, drawn_text: list[str]) -> None:
     await provider.generate(req(512, 512, title="ספר הזוהר", year=1290, era="medieval"))
-    assert drawn_text == ["1290 CE"]
+    assert drawn_text == [laid_out("ספר הזוהר"), "1290 CE"]
+
+
+async def test_hebrew_date_caption(provider: SketchProvider, drawn_text: list[str]) -> None:
+    await provider.generate(req(512, 512, title="Tisha B'Av", date="ט׳ באב", era="roman-and-talmudic"))
+    assert drawn_text == ["Tisha B'Av", laid_out("ט׳ באב")]
+
+
+# --- right-to-left layout ----------------------------------------------------------------------
+
+@pytest.fixture
+def text_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[float, float], str, dict]]:
+    """Every ImageDraw.text call: anchor point, text, keyword arguments (font, direction, ...)."""
+    seen: list[tuple[tuple[float, float], str, dict]] = []
+    original = ImageDraw.ImageDraw.text
+
+    def spy(self: ImageDraw.ImageDraw, xy, text, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append((tuple(xy), str(text), dict(kwargs)))
+        return original(self, xy, text, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", spy)
+    return seen
+
+
+@pytest.fixture(params=["raqm", "basic"])
+def layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both layout engines: raqm (where this Pillow has it) and the basic one with Limner's reordering."""
+    if request.param == "raqm" and not text_mod.has_raqm():
+        pytest.skip("this Pillow has no raqm")
+    if request.param == "basic":
+        monkeypatch.setattr(text_mod, "has_raqm", lambda: False)
+    return str(request.param)
+
+
+def _blurred(img: Image.Image, box: tuple[int, int, int, int]) -> np.ndarray:
+    return np.asarray(img.crop(box).filter(ImageFilter.GaussianBlur(1.5)), dtype=np.float64)
+
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def _glyphs(size: int, xy: tuple[float, float], visual: str, canvas: tuple[int, int]) -> Image.Image:
+    """``visual`` (already in display order) drawn glyph after glyph, left to right, by the basic layout."""
+    font = ImageFont.truetype(BytesIO(text_mod._font_bytes()), size, layout_engine=ImageFont.Layout.BASIC)
+    ref = Image.new("L", canvas, 0)
+    ImageDraw.Draw(ref).text(xy, visual, font=font, fill=255, anchor="mm")
+    return ref
+
+
+def _assert_shows_hebrew(text_calls: list, style: str | None) -> None:
+    img = render_image(512, 384, 3, "בראשית", None, None, "patriarchs", style)
+    assert len(text_calls) == 1  # the title, no caption
+    xy, _, kw = text_calls[0]
+    size = kw["font"].size
+    # the letters bet-resh-alef-shin-yod-tav, right to left: drawn left to right that is tav ... bet
+    right = _glyphs(size, xy, "תישארב", img.size)
+    wrong = _glyphs(size, xy, "בראשית", img.size)  # the same letters left to right
+    bb = right.getbbox()
+    assert bb is not None
+    box = (bb[0] - 3, bb[1] - 3, bb[2] + 3, bb[3] + 3)
+    ink = _blurred(ImageOps.invert(img.convert("L")), box)
+    assert _ncc(ink, _blurred(right, box)) > 0.93
+    assert _ncc(ink, _blurred(wrong, box)) < 0.85
+
+
+@pytest.mark.parametrize("style", [None, "manuscript", "oil", "photo"])
+def test_hebrew_only_title_shows_hebrew_on_the_image(text_calls: list, style: str | None) -> None:
+    _assert_shows_hebrew(text_calls, style)  # with the layout engine this Pillow has
+
+
+@pytest.mark.parametrize("style", [None, "photo"])
+def test_hebrew_only_title_shows_hebrew_with_the_basic_layout(text_calls: list, style: str | None,
+                                                               no_raqm: None) -> None:
+    _assert_shows_hebrew(text_calls, style)
+
+
+@pytest.mark.parametrize(
+    ("logical", "visual"),
+    [
+        ("בראשית", "תישארב"),
+        ("חורבן בית המקדש השני 70", "70 ינשה שדקמה תיב ןברוח"),  # the year stays left to right, at the left end
+        ("The Zohar (ספר הזוהר)", "The Zohar (רהוזה רפס)"),  # a Hebrew run inside a Latin line
+        ("מלחמת העצמאות (1948-1949)", "(1948-1949) תואמצעה תמחלמ"),  # brackets mirrored, a hyphen joins the numbers
+        ("מלחמת העצמאות (1948–1949)", "(1949–1948) תואמצעה תמחלמ"),  # an en dash does not (UAX #9, as FriBiDi)
+        ("גלות בבל, 586 לפנה״ס", "ס״הנפל 586 ,לבב תולג"),
+    ],
+)
+def test_right_to_left_lines_are_laid_out_in_display_order(logical: str, visual: str, layout: str) -> None:
+    direction = text_mod.base_direction(logical)
+    # Limner's own reordering (used without raqm) gives the display order written out by hand ...
+    assert text_mod.visual_order(logical, direction) == visual
+    # ... and so does the engine at hand (raqm, when Pillow has it) drawing the logical text
+    font = text_mod.get_font(36)
+    canvas = (1000, 80)
+    drawn = Image.new("L", canvas, 0)
+    text_mod.draw_text(ImageDraw.Draw(drawn), (500, 40), logical, font, (255,), direction)
+    box = (0, 0, *canvas)
+    score = _ncc(_blurred(drawn, box), _blurred(_glyphs(36, (500, 40), visual, canvas), box))
+    assert score > 0.9
+    if logical != visual:  # left to right as stored: what a layout without bidi draws
+        assert _ncc(_blurred(drawn, box), _blurred(_glyphs(36, (500, 40), logical, canvas), box)) < 0.85
+    if logical[::-1] != visual:  # every character reversed, numbers included
+        assert _ncc(_blurred(drawn, box), _blurred(_glyphs(36, (500, 40), logical[::-1], canvas), box)) < score
+
+
+@pytest.mark.parametrize("number", ["70", "1948", "132"])
+def test_numbers_in_right_to_left_lines_read_left_to_right(number: str, layout: str) -> None:
+    # "the year N": the number ends up at the left end, its digits in their usual order
+    logical = f"שנת {number}"
+    font = text_mod.get_font(36)
+    canvas = (600, 80)
+    drawn = Image.new("L", canvas, 0)
+    text_mod.draw_text(ImageDraw.Draw(drawn), (300, 40), logical, font, (255,), "rtl")
+    bb = drawn.getbbox()
+    assert bb is not None
+
+    def left_part(img: Image.Image, width: float) -> np.ndarray:
+        b = img.getbbox()
+        assert b is not None
+        return _blurred(img, (b[0] - 2, 0, int(b[0] + width) + 2, canvas[1]))
+
+    width = font.getlength(number) - 2
+    here = left_part(drawn, width)
+    right = left_part(_glyphs(36, (300, 40), number, canvas), width)
+    wrong = left_part(_glyphs(36, (300, 40), number[::-1], canvas), width)
+    assert _ncc(here, right) > 0.95
+    assert _ncc(here, wrong) < 0.85
+
+
+def test_paragraph_direction() -> None:
+    assert text_mod.base_direction("חורבן בית המקדש השני 70") == "rtl"
+    assert text_mod.base_direction("70 לספירה") == "rtl"  # digits are weak: the first letter decides
+    assert text_mod.base_direction("The Zohar (ספר הזוהר)") == "ltr"
+    assert text_mod.base_direction("1948") == "ltr"
+
+
+async def test_long_hebrew_titles_wrap_right_to_left(provider: SketchProvider, text_calls: list, layout: str) -> None:
+    words = ["מרד", "בר", "כוכבא", "נגד", "האימפריה", "הרומית", "בימי", "הקיסר", "אדריאנוס", "בשנים", "132", "עד", "136",
+             "לספירה", "ודיכויו", "האכזרי"]
+    title = " ".join(words)
+    await provider.generate(req(512, 512, title=title, year=132, era="roman-and-talmudic"))
+    lines, caption = text_calls[:-1], text_calls[-1]
+    assert caption[1] == "132 CE"
+    assert 2 <= len(lines) <= 3
+    if layout == "raqm":  # each line is handed over in logical order and drawn right to left, even one
+        assert all(kw["direction"] == "rtl" for _, _, kw in lines)  # that starts with a number
+        logical = [ln for _, ln, _ in lines]
+    else:  # each line is handed over in display order (for Hebrew words and numbers the reordering is its own inverse)
+        assert all("direction" not in kw for _, _, kw in lines)
+        logical = [text_mod.visual_order(ln, "rtl") for _, ln, _ in lines]
+    # lines keep reading order: the first words on the top line
+    assert " ".join(logical).split() == words[: len(" ".join(logical).split())]
+    assert logical[0].startswith("מרד בר כוכבא")
+    ys = [xy[1] for xy, _, _ in lines]
+    assert ys == sorted(ys)
+    font = lines[0][2]["font"]
+    box_w = 512 * 0.72 - 2 * 512 * 0.024
+    assert all(font.getlength(ln, **({"direction": "rtl"} if text_mod.has_raqm() else {})) <= box_w for _, ln, _ in lines)
+
+
+def test_wrap_keeps_niqqud_with_its_letter(layout: str) -> None:
+    font = text_mod.get_font(20)
+    word = "בְּרֵאשִׁית" * 6
+    lines, _ = text_mod.wrap(font, word, 90, 10, "rtl")
+    assert len(lines) > 1
+    assert "".join(lines) == word
+    assert not any(unicodedata.combining(ln[0]) for ln in lines)
+
+
+def test_hebrew_titles_are_deterministic() -> None:
+    args = (320, 240, 11, "חורבן בית המקדש השני 70", 70, "ט׳ באב", "roman-and-talmudic", "manuscript")
+    assert render_sketch(*args) == render_sketch(*args)
+
+
+# --- without raqm ------------------------------------------------------------------------------
+
+@pytest.fixture
+def no_raqm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow as built without libraqm/FriBiDi: the basic layout."""
+    monkeypatch.setattr(text_mod, "has_raqm", lambda: False)
+    monkeypatch.setattr(text_mod, "_warned", False)
+
+
+def test_without_raqm_rtl_titles_are_reordered_and_it_says_so(no_raqm: None, text_calls: list,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="limner.providers.sketch")
+    img = render_image(512, 384, 3, "חורבן בית המקדש השני 70", None, None, "roman-and-talmudic", None)
+    render_image(512, 384, 4, "בראשית", None, None, "patriarchs", None)
+    _, drawn, kw = text_calls[0]
+    assert drawn == "70 ינשה שדקמה תיב ןברוח"  # still drawn, in display order
+    assert "direction" not in kw  # the basic layout takes none
+    assert kw["font"].layout_engine == ImageFont.Layout.BASIC
+    assert img.size == (512, 384)
+    warnings = [r for r in caplog.records if "raqm" in r.getMessage()]
+    assert len(warnings) == 1  # said once, not once per image
+    assert "simplified bidi" in warnings[0].getMessage()
+
+
+def test_without_raqm_latin_titles_warn_nothing(no_raqm: None, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="limner.providers.sketch")
+    render_sketch(256, 256, 1, "The Covenant between the Pieces", -1800, None, "patriarchs", None)
+    assert not caplog.records
+
+
+async def test_doctor_reports_the_caption_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    detail = await SketchProvider().check()
+    assert detail.startswith("offline")
+    if text_mod.has_raqm():
+        assert "raqm" in detail and "right-to-left" in detail and "no raqm" not in detail
+    monkeypatch.setattr(text_mod, "has_raqm", lambda: False)
+    detail = await SketchProvider().check()
+    assert "no raqm" in detail and "libfribidi" in detail
 
 
 # --- missing context ---------------------------------------------------------------------------
@@ -361,13 +618,14 @@ def test_speed_1024() -> None:
     assert sorted(cpu)[len(cpu) // 2] < 0.3  # generous: shared CI machines are slow
 
 
-def test_same_bytes_in_another_process() -> None:
+@pytest.mark.parametrize("title", ["Title", "חורבן בית ראשון 586"])
+def test_same_bytes_in_another_process(title: str) -> None:
     code = (
         "import hashlib, sys\n"
         "from limner.providers.sketch import render_sketch\n"
-        "sys.stdout.write(hashlib.sha256(render_sketch(160, 120, 42, 'Title', -586, None, 'first-temple', 'oil')).hexdigest())\n"
+        f"sys.stdout.write(hashlib.sha256(render_sketch(160, 120, 42, {title!r}, -586, None, 'first-temple', 'oil')).hexdigest())\n"
     )
-    here = hashlib.sha256(render_sketch(160, 120, 42, "Title", -586, None, "first-temple", "oil")).hexdigest()
+    here = hashlib.sha256(render_sketch(160, 120, 42, title, -586, None, "first-temple", "oil")).hexdigest()
     for hash_seed in ("1", "2"):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                              env={**os.environ, "PYTHONHASHSEED": hash_seed})

@@ -130,7 +130,14 @@ class Database:
                         PrimaryKeyConstraint("version_num", name="alembic_version_pkc"))
         try:
             with self.engine.begin() as conn:
-                Base.metadata.create_all(conn)
+                if conn.dialect.name == "sqlite":
+                    # one table at a time, every foreign key inline: create_all would leave out the
+                    # constraints that break the entries <-> renders cycle (use_alter), since SQLite has no
+                    # ALTER ... ADD CONSTRAINT; SQLite accepts a reference to a table created later
+                    for table in Base.metadata.sorted_tables:
+                        table.create(conn)
+                else:
+                    Base.metadata.create_all(conn)
                 version.create(conn)
                 conn.execute(version.insert().values(version_num=SCHEMA_HEAD))
         except DatabaseError:  # created by another process at the same moment: check what it left

@@ -5,7 +5,9 @@ provider when nothing else is configured. The picture is a seeded, layered
 landscape in the palette of the entry's era (``context["era"]``), with motifs
 of the period, finished as a pencil-and-wash sketch, an illuminated
 manuscript, an oil painting or an old photograph depending on the style name
-(``context["style"]``), and the entry's title and date in a cartouche.
+(``context["style"]``), and the entry's title and date in a cartouche. Captions
+use a bundled DejaVu Sans subset (Latin, Greek, Cyrillic, Hebrew) and are laid
+out right to left where the text asks (see :mod:`limner.providers.sketch_art.text`).
 
 The same request always gives byte-identical PNG bytes.
 
@@ -62,6 +64,13 @@ class SketchProvider(Provider):
     price_usd = 0.0
     offline = True
     digital_source_type = "algorithmicMedia"  # drawn by code, no trained model
+
+    async def check(self) -> str:
+        """``limner doctor``: nothing to reach; says how captions are laid out (raqm, or the basic
+        layout that cannot draw right-to-left scripts properly)."""
+        from .sketch_art import layout_report
+
+        return f"{await super().check()}; {layout_report()}"
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         ctx = request.context

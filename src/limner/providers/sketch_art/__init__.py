@@ -2,6 +2,6 @@
 
 from .palettes import PALETTES, normalize_era
 from .render import RENDERER, render_image, render_sketch, style_kind
-from .text import format_year, sanitize
+from .text import format_year, layout_report, sanitize
 
-__all__ = ["PALETTES", "RENDERER", "format_year", "normalize_era", "render_image", "render_sketch", "sanitize", "style_kind"]
+__all__ = ["PALETTES", "RENDERER", "format_year", "layout_report", "normalize_era", "render_image", "render_sketch", "sanitize", "style_kind"]

@@ -20,7 +20,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from . import motifs as m
 from .palettes import PALETTES, RGB, Palette, lit, mix, normalize_era, shade
-from .text import fit_title, format_year, get_font, sanitize, text_width
+from .text import base_direction, draw_text, fit_title, format_year, get_font, sanitize, text_width
 
 RENDERER = "sketch-v1"
 #: PNG zlib settings: run-length matching compresses the textured drafts smaller than
@@ -927,6 +927,8 @@ class Cartouche:
     cap_h: float
     gap: float
     pad: float
+    direction: str = "ltr"  # the title's paragraph direction, for every one of its lines
+    cap_direction: str = "ltr"
 
 
 def _layout_cartouche(W: int, H: int, title: str, caption: str, S: int, inset: int) -> Cartouche | None:
@@ -936,20 +938,23 @@ def _layout_cartouche(W: int, H: int, title: str, caption: str, S: int, inset: i
     pad = S * 0.024
     lines: list[str] = []
     font = None
+    direction, cap_direction = base_direction(title), base_direction(caption)
     if title:
-        font, lines = fit_title(title, max_w - 2 * pad, max(9, int(S * 0.042)), max(9, int(S * 0.03)), max_lines=3)
+        font, lines = fit_title(title, max_w - 2 * pad, max(9, int(S * 0.042)), max(9, int(S * 0.03)), max_lines=3,
+                                direction=direction)
     cap_font = get_font(max(8, int(S * 0.03)))
     line_h = float(getattr(font, "size", 11)) * 1.2 if lines else 0.0
     cap_h = float(getattr(cap_font, "size", 11)) * 1.25 if caption else 0.0
     gap = S * 0.012 if (lines and caption) else 0.0
-    widths = [text_width(font, ln) for ln in lines]
+    widths = [text_width(font, ln, direction) for ln in lines]
     if caption:
-        widths.append(text_width(cap_font, caption) + S * 0.08)
+        widths.append(text_width(cap_font, caption, cap_direction) + S * 0.08)
     box_w = min(W - 2 * inset - 4, max(widths or [0.0]) + 2 * pad + S * 0.04)
     box_h = len(lines) * line_h + cap_h + gap + 2 * pad * 0.8
     bottom = H - inset - S * 0.035
     cx = W / 2
-    return Cartouche((cx - box_w / 2, bottom - box_h, cx + box_w / 2, bottom), lines, font, line_h, caption, cap_font, cap_h, gap, pad)
+    return Cartouche((cx - box_w / 2, bottom - box_h, cx + box_w / 2, bottom), lines, font, line_h, caption, cap_font, cap_h,
+                     gap, pad, direction, cap_direction)
 
 
 def _draw_cartouche(img: Image.Image, pal: Palette, c: Cartouche, S: int) -> None:
@@ -969,14 +974,14 @@ def _draw_cartouche(img: Image.Image, pal: Palette, c: Cartouche, S: int) -> Non
         d.polygon([(ex + sgn * rr * 1.6, ey), (ex, ey - rr), (ex - sgn * rr * 0.2, ey), (ex, ey + rr)], fill=(*pal.accent, 230))
     y = y0 + c.pad * 0.8
     for ln in c.lines:
-        d.text((cx, y + c.line_h / 2), ln, font=c.font, fill=(*ink, 255), anchor="mm")
+        draw_text(d, (cx, y + c.line_h / 2), ln, c.font, (*ink, 255), c.direction)
         y += c.line_h
     if c.caption:
         y += c.gap
         if c.lines:
             rule = min((x1 - x0) * 0.3, S * 0.12)
             d.line([(cx - rule / 2, y - c.gap / 2), (cx + rule / 2, y - c.gap / 2)], fill=(*pal.accent, 160), width=1)
-        d.text((cx, y + c.cap_h / 2), c.caption, font=c.cap_font, fill=(*pal.accent, 255), anchor="mm")
+        draw_text(d, (cx, y + c.cap_h / 2), c.caption, c.cap_font, (*pal.accent, 255), c.cap_direction)
 
 
 # --- entry point -------------------------------------------------------------------------------

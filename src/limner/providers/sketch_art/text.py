@@ -1,60 +1,99 @@
-"""Text for the sketch renderer: the built-in font, glyph fallbacks, wrapping, captions.
+"""Text for the sketch renderer: the bundled font, bidi layout, glyph fallbacks, wrapping, captions.
 
-Pillow's built-in font (``ImageFont.load_default(size=...)``, a scalable
-FreeType font since Pillow 10.1) covers basic Latin only. Characters it
-cannot draw are transliterated where that is obvious (``é`` -> ``e``,
-``—`` -> ``-``) and dropped otherwise, so Hebrew or emoji in a title never
-produce tofu boxes and never raise.
+Captions are drawn with a subset of DejaVu Sans bundled in ``fonts/`` (Latin,
+Latin-1, Latin Extended-A, Greek, Cyrillic, Hebrew, General Punctuation; see
+``fonts/README.md``). Characters it cannot draw are transliterated where that
+is obvious (``ș`` -> ``s``, ``→`` -> ``->``) and dropped otherwise, so emoji or a script the
+font lacks never produce tofu boxes and never raise.
+
+Right-to-left text (Hebrew) is laid out by Pillow's raqm engine (FriBiDi for
+the bidi algorithm, HarfBuzz for shaping and mark positioning) when Pillow has
+it. Without raqm the basic layout draws glyphs in the order given, so each
+line is first put into visual order by :func:`visual_order`, a simplified
+Unicode bidi algorithm without shaping; that is reported by ``limner doctor``
+(:func:`layout_report`) and logged once, never silent.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 import threading
 import unicodedata
-from typing import Any
+from importlib import resources
+from io import BytesIO
 
-from PIL import ImageFont
+from PIL import ImageDraw, ImageFont, features
+
+log = logging.getLogger("limner.providers.sketch")
+
+#: the bundled caption font (a DejaVu Sans subset; licence and recipe in fonts/)
+FONT_FILE = "DejaVuSans-subset.ttf"
 
 _local = threading.local()
 _support: dict[str, bool] = {}
 _support_lock = threading.Lock()
+_warned_lock = threading.Lock()
+_warned = False
 _PROBE_SIZE = 24
 
-#: transliterations for characters the built-in font lacks
+#: transliterations for characters the bundled font lacks (the rest fall back to their NFKD base letters)
 _FALLBACK = {
-    "\u2013": "-", "\u2014": "-", "\u2012": "-", "\u2010": "-", "\u2011": "-", "\u2212": "-",
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
-    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
-    "\u05f3": "'", "\u05f4": '"',  # Hebrew geresh / gershayim
-    "\u00ab": '"', "\u00bb": '"', "\u2039": "'", "\u203a": "'",
-    "\u2026": "...", "\u00b7": "-", "\u2022": "-",
-    "\u00df": "ss", "\u00e6": "ae", "\u00c6": "AE", "\u0153": "oe", "\u0152": "OE",
-    "\u00f8": "o", "\u00d8": "O", "\u0142": "l", "\u0141": "L", "\u0111": "d", "\u0110": "D",
-    "\u00fe": "th", "\u00de": "Th", "\u00f0": "d", "\u00d0": "D", "\u0131": "i",
+    "\u2190": "<-", "\u2192": "->", "\u2194": "<->", "\u21d2": "=>",
+    "\u2122": "TM", "\u2116": "No.",
 }
 
-FontT = Any  # ImageFont.FreeTypeFont | ImageFont.ImageFont
+FontT = ImageFont.FreeTypeFont
+
+
+@functools.cache
+def _font_bytes() -> bytes:
+    return resources.files(__package__).joinpath("fonts", FONT_FILE).read_bytes()
+
+
+@functools.cache
+def has_raqm() -> bool:
+    """Whether Pillow has the raqm layout engine (libraqm with FriBiDi): bidi, shaping, mark positioning."""
+    try:
+        return bool(features.check_feature("raqm"))
+    except Exception:  # pragma: no cover - a Pillow without the FreeType module at all
+        return False
+
+
+def layout_report() -> str:
+    """How captions are laid out here, for ``limner doctor``."""
+    if has_raqm():
+        return "captions laid out with raqm (bidi and shaping: Hebrew and other right-to-left titles are drawn correctly)"
+    return ("captions: Pillow has no raqm layout (libraqm/libfribidi not found), so right-to-left titles are put in "
+            "order by Limner's simplified bidi, without shaping; install FriBiDi (apt install libfribidi0, "
+            "brew install fribidi) for full layout")
+
+
+def _load(size: int, raqm: bool) -> FontT:
+    engine = ImageFont.Layout.RAQM if raqm else ImageFont.Layout.BASIC
+    return ImageFont.truetype(BytesIO(_font_bytes()), size, layout_engine=engine)
 
 
 def get_font(size: int) -> FontT:
-    """The built-in font at ``size`` px, cached per thread (FreeType faces are not thread-safe)."""
-    cache: dict[int, FontT] | None = getattr(_local, "fonts", None)
+    """The bundled font at ``size`` px, cached per thread (FreeType faces are not thread-safe)."""
+    cache: dict[tuple[int, bool], FontT] | None = getattr(_local, "fonts", None)
     if cache is None:
         cache = _local.fonts = {}
-    size = max(6, int(size))
-    font = cache.get(size)
+    key = (max(6, int(size)), has_raqm())
+    font = cache.get(key)
     if font is None:
-        try:
-            font = ImageFont.load_default(size=size)
-        except Exception:  # Pillow < 10.1 or no FreeType: fixed-size bitmap font
-            font = ImageFont.load_default()
-        cache[size] = font
+        font = cache[key] = _load(*key)
     return font
 
 
-def is_scalable(font: FontT) -> bool:
-    return isinstance(font, ImageFont.FreeTypeFont)
+def _probe_font() -> FontT:
+    # the basic layout maps one character to one glyph: no shaper inserts a dotted circle or decomposes,
+    # so "is this the .notdef box" is a clean question
+    font: FontT | None = getattr(_local, "probe", None)
+    if font is None:
+        font = _local.probe = _load(_PROBE_SIZE, False)
+    return font
 
 
 def _mask_signature(font: FontT, ch: str) -> tuple[tuple[int, int], bytes]:
@@ -63,22 +102,19 @@ def _mask_signature(font: FontT, ch: str) -> tuple[tuple[int, int], bytes]:
 
 
 def can_render(ch: str) -> bool:
-    """Whether the built-in font has a real glyph for ``ch`` (not the .notdef box)."""
+    """Whether the bundled font has a real glyph for ``ch`` (not the .notdef box)."""
     hit = _support.get(ch)
     if hit is not None:
         return hit
     try:
-        font = get_font(_PROBE_SIZE)
         if ch == " ":
             ok = True
-        elif not is_scalable(font):
-            ok = 32 <= ord(ch) < 127
         else:
+            font = _probe_font()
             notdef = getattr(_local, "notdef", None)
             if notdef is None:
                 notdef = _local.notdef = _mask_signature(font, "\ue000")
-            sig = _mask_signature(font, ch)
-            ok = sig != notdef and ord(ch) >= 32
+            ok = ord(ch) >= 32 and _mask_signature(font, ch) != notdef
     except Exception:
         ok = False
     with _support_lock:
@@ -87,7 +123,7 @@ def can_render(ch: str) -> bool:
 
 
 def sanitize(text: object) -> str:
-    """Keep only what the built-in font can draw; '' when nothing readable is left."""
+    """Keep only what the bundled font can draw; '' when nothing readable is left."""
     if text is None:
         return ""
     s = unicodedata.normalize("NFC", str(text))
@@ -96,7 +132,7 @@ def sanitize(text: object) -> str:
         if ch.isspace():
             out.append(" ")
             continue
-        if unicodedata.category(ch)[0] == "C":  # controls, format (ZWJ, marks), private use
+        if unicodedata.category(ch)[0] == "C":  # controls, format (ZWJ, bidi controls), private use
             continue
         if can_render(ch):
             out.append(ch)
@@ -137,16 +173,163 @@ def format_year(year: object, date: object = None) -> str:
     return f"{-y} BCE" if y < 0 else f"{y} CE"
 
 
-def text_width(font: FontT, text: str) -> float:
-    try:
-        return float(font.getlength(text))
-    except Exception:
-        box = font.getbbox(text)
-        return float(box[2] - box[0])
+# --- bidi --------------------------------------------------------------------------------------
+
+def base_direction(text: str) -> str:
+    """The paragraph direction of ``text`` (Unicode bidi rules P2-P3): that of its first strong
+    character, ``"ltr"`` when it has none."""
+    for ch in text:
+        t = unicodedata.bidirectional(ch)
+        if t == "L":
+            return "ltr"
+        if t in ("R", "AL"):
+            return "rtl"
+    return "ltr"
 
 
-def wrap(font: FontT, text: str, max_width: float, max_lines: int) -> tuple[list[str], bool]:
-    """Greedy word wrap. Returns the lines and whether everything fitted."""
+def is_rtl_text(text: str) -> bool:
+    return any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in text)
+
+
+_MIRROR = dict(zip("()[]{}<>«»‹›", ")(][}{><»«›‹"))
+_NUMBER = ("EN", "AN")
+
+
+def visual_order(text: str, direction: str) -> str:
+    """``text`` (one line, in logical order) in left-to-right display order, for the basic layout.
+
+    A simplified Unicode bidi algorithm (UAX #9) for one line without explicit embeddings (sanitize
+    drops bidi controls): weak types W1-W7, neutrals N1-N2, implicit levels I1-I2, reordering L2 and
+    bracket mirroring L4. Combining marks stay after their base character. It does no shaping, so it
+    is right for Hebrew and wrong for scripts that join (Arabic), which the bundled font lacks anyway.
+    """
+    if not is_rtl_text(text) and direction != "rtl":
+        return text
+    e = "R" if direction == "rtl" else "L"
+    clusters: list[str] = []
+    for ch in text:
+        if clusters and unicodedata.combining(ch):
+            clusters[-1] += ch
+        else:
+            clusters.append(ch)
+    raw = [unicodedata.bidirectional(c[0]) or "L" for c in clusters]
+    types = [t if t in ("L", "R", "AL", "EN", "AN", "ES", "ET", "CS") else ("NSM" if t == "NSM" else "N") for t in raw]
+    n = len(types)
+    # W1: a lone mark (only possible first) takes the paragraph's direction
+    types = [e if t == "NSM" else t for t in types]
+    # W2, W3: European digits after Arabic letters are Arabic numbers; AL -> R
+    last_strong = e
+    for i, t in enumerate(types):
+        if t in ("L", "R", "AL"):
+            last_strong = t
+        elif t == "EN" and last_strong == "AL":
+            types[i] = "AN"
+    types = ["R" if t == "AL" else t for t in types]
+    # W4: one separator between two numbers of a kind joins them
+    for i in range(1, n - 1):
+        a, b = types[i - 1], types[i + 1]
+        if types[i] == "ES" and a == b == "EN":
+            types[i] = "EN"
+        elif types[i] == "CS" and a == b and a in _NUMBER:
+            types[i] = a
+    # W5: terminators (%, currency signs) next to European digits are European digits
+    for i in range(n):
+        if types[i] == "ET":
+            j = i
+            while j < n and types[j] == "ET":
+                j += 1
+            if (i > 0 and types[i - 1] == "EN") or (j < n and types[j] == "EN"):
+                for k in range(i, j):
+                    types[k] = "EN"
+    # W6: other separators are neutral
+    types = ["N" if t in ("ES", "ET", "CS") else t for t in types]
+    # W7: European digits after Latin are Latin
+    last_strong = e
+    for i, t in enumerate(types):
+        if t in ("L", "R"):
+            last_strong = t
+        elif t == "EN" and last_strong == "L":
+            types[i] = "L"
+    # N1, N2: neutrals between the same direction take it (digits count as R), else the paragraph's
+    i = 0
+    while i < n:
+        if types[i] != "N":
+            i += 1
+            continue
+        j = i
+        while j < n and types[j] == "N":
+            j += 1
+        before = e if i == 0 else ("R" if types[i - 1] in _NUMBER else types[i - 1])
+        after = e if j == n else ("R" if types[j] in _NUMBER else types[j])
+        fill = before if before == after else e
+        for k in range(i, j):
+            types[k] = fill
+        i = j
+    # I1, I2: embedding levels
+    if e == "L":
+        levels = [0 if t == "L" else (1 if t == "R" else 2) for t in types]
+    else:
+        levels = [1 if t == "R" else 2 for t in types]
+    # L2: from the highest level down to the lowest odd one, reverse every run at that level or above
+    order = list(range(n))
+    top, low = max(levels), min(lv for lv in levels if lv % 2) if any(lv % 2 for lv in levels) else 1
+    for lv in range(top, low - 1, -1):
+        i = 0
+        while i < n:
+            if levels[order[i]] < lv:
+                i += 1
+                continue
+            j = i
+            while j < n and levels[order[j]] >= lv:
+                j += 1
+            order[i:j] = order[i:j][::-1]
+            i = j
+    # L4: mirrored brackets in right-to-left runs
+    out = []
+    for idx in order:
+        c = clusters[idx]
+        if levels[idx] % 2 and c[0] in _MIRROR:
+            c = _MIRROR[c[0]] + c[1:]
+        out.append(c)
+    return "".join(out)
+
+
+def _warn_basic_layout(text: str) -> None:
+    global _warned
+    if _warned or not is_rtl_text(text):
+        return
+    with _warned_lock:
+        if _warned:
+            return
+        _warned = True
+    log.warning("sketch: %s", layout_report())
+
+
+def _laid_out(text: str, direction: str) -> tuple[str, dict[str, str]]:
+    """What to hand Pillow for one line: the text and the keyword arguments for its layout engine."""
+    if has_raqm():
+        return text, {"direction": direction}
+    _warn_basic_layout(text)
+    return visual_order(text, direction), {}
+
+
+def text_width(font: FontT, text: str, direction: str = "ltr") -> float:
+    s, kw = _laid_out(text, direction)
+    return float(font.getlength(s, **kw))
+
+
+def draw_text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font: FontT,
+              fill: tuple[int, ...], direction: str = "ltr", anchor: str = "mm") -> None:
+    """Draw one line (logical order) with the layout engine at hand."""
+    s, kw = _laid_out(text, direction)
+    draw.text(xy, s, font=font, fill=fill, anchor=anchor, **kw)
+
+
+# --- wrapping ----------------------------------------------------------------------------------
+
+def wrap(font: FontT, text: str, max_width: float, max_lines: int, direction: str = "ltr") -> tuple[list[str], bool]:
+    """Greedy word wrap in logical order (so right-to-left lines wrap as they read). Returns the lines
+    and whether everything fitted."""
     words = text.split()
     lines: list[str] = []
     cur = ""
@@ -154,7 +337,7 @@ def wrap(font: FontT, text: str, max_width: float, max_lines: int) -> tuple[list
     while i < len(words):
         w = words[i]
         cand = f"{cur} {w}" if cur else w
-        if text_width(font, cand) <= max_width:
+        if text_width(font, cand, direction) <= max_width:
             cur = cand
             i += 1
             continue
@@ -162,9 +345,9 @@ def wrap(font: FontT, text: str, max_width: float, max_lines: int) -> tuple[list
             lines.append(cur)
             cur = ""
             continue
-        # a single word wider than the line: break it
+        # a single word wider than the line: break it, never between a letter and its marks
         cut = len(w)
-        while cut > 1 and text_width(font, w[:cut]) > max_width:
+        while cut > 1 and (text_width(font, w[:cut], direction) > max_width or unicodedata.combining(w[cut:cut + 1] or "a")):
             cut -= 1
         lines.append(w[:cut])
         words[i] = w[cut:]
@@ -176,18 +359,19 @@ def wrap(font: FontT, text: str, max_width: float, max_lines: int) -> tuple[list
         return lines, True
     kept = lines[:max_lines]
     last = kept[-1]
-    while last and text_width(font, last + "...") > max_width:
+    while last and text_width(font, last + "...", direction) > max_width:
         last = last[:-1].rstrip()
     kept[-1] = (last + "...") if last else "..."
     return kept, False
 
 
-def fit_title(text: str, max_width: float, size: int, min_size: int, max_lines: int = 3) -> tuple[FontT, list[str]]:
+def fit_title(text: str, max_width: float, size: int, min_size: int, max_lines: int = 3,
+              direction: str = "ltr") -> tuple[FontT, list[str]]:
     """The largest font size (from ``size`` down to ``min_size``) at which ``text`` wraps into ``max_lines``."""
     s = size
     while True:
         font = get_font(s)
-        lines, ok = wrap(font, text, max_width, max_lines)
-        if ok or s <= min_size or not is_scalable(font):
+        lines, ok = wrap(font, text, max_width, max_lines, direction)
+        if ok or s <= min_size:
             return font, lines
         s = max(min_size, int(s * 0.88))
