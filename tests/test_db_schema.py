@@ -1,5 +1,6 @@
-"""A new database is created from the models and stamped at the head revision; that must equal
-running every migration (on SQLite and PostgreSQL), and Alembic's head must be ``SCHEMA_HEAD``."""
+"""A new SQLite database is created from the models and stamped at the head revision; that must equal
+running every migration (a new PostgreSQL database runs the migrations), and Alembic's head must be
+``SCHEMA_HEAD``."""
 
 from __future__ import annotations
 

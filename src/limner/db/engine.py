@@ -79,7 +79,10 @@ class Database:
             revision = self.schema_revision()
             if revision == SCHEMA_HEAD:
                 return
-            if revision is None and self._create_at_head():
+            # a new SQLite database (every new project's first command) is created without Alembic;
+            # PostgreSQL goes through the migrations: creating it from the models would make SQLAlchemy
+            # mark the cycle-breaking foreign key as "add later" for the rest of the process
+            if revision is None and self.engine.dialect.name == "sqlite" and self._create_at_head():
                 return
             self._upgrade()
 
@@ -130,14 +133,11 @@ class Database:
                         PrimaryKeyConstraint("version_num", name="alembic_version_pkc"))
         try:
             with self.engine.begin() as conn:
-                if conn.dialect.name == "sqlite":
-                    # one table at a time, every foreign key inline: create_all would leave out the
-                    # constraints that break the entries <-> renders cycle (use_alter), since SQLite has no
-                    # ALTER ... ADD CONSTRAINT; SQLite accepts a reference to a table created later
-                    for table in Base.metadata.sorted_tables:
-                        table.create(conn)
-                else:
-                    Base.metadata.create_all(conn)
+                # one table at a time, every foreign key inline: create_all would leave out the constraint
+                # that breaks the entries <-> renders cycle (use_alter), since SQLite has no ALTER ... ADD
+                # CONSTRAINT; SQLite accepts a reference to a table created later
+                for table in Base.metadata.sorted_tables:
+                    table.create(conn)
                 version.create(conn)
                 conn.execute(version.insert().values(version_num=SCHEMA_HEAD))
         except DatabaseError:  # created by another process at the same moment: check what it left
