@@ -296,6 +296,8 @@ class FakeComfyUI(ScriptedFake):
             entry["status"] = {"status_str": "success", "completed": True, "messages": [
                 ["execution_start", started], ["execution_cached", {"nodes": [], **started}],
                 ["execution_success", started]]}
+        if job["options"].get("history_padding"):  # an answer far larger than any real history
+            entry["padding"] = "x" * int(job["options"]["history_padding"])
         return json_response({prompt_id: entry})
 
     def _view(self, request: Request) -> Response:
@@ -312,6 +314,8 @@ class FakeComfyUI(ScriptedFake):
                 return Response(status=404)
             self._finish(job)
         mode = job["mode"]
+        if job["options"].get("view_redirect"):  # the output is served elsewhere (another origin in a test)
+            return Response(status=302, headers={"Location": job["options"]["view_redirect"]})
         if mode == "corrupt":
             data = b"<html>not an image</html>" * 40
         elif mode == "oversized":

@@ -301,3 +301,44 @@ def test_repr_never_shows_a_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert SECRET_VALUE not in repr(s)
     assert SECRET_VALUE not in str(s)
     assert SECRET_VALUE not in s.model_dump_json()
+
+
+# ------------------------------------------------------------------------- no secrets in limner.toml
+@pytest.mark.parametrize("line", [
+    'authorization = "x"', 'bearer = "x"', 'access_key = "x"', 'private_key = "x"', 'pwd = "x"', 'x_key = "x"',
+    'token = "x"', 'api_key = "x"', 'apiKey = "x"', 'password = "x"', 'passwd = "x"', 'client_secret = "x"',
+    'cookie = "x"', 'credentials = "x"', 'auth = "x"', 'key = "x"',
+    'headers = { Authorization = "x" }', 'headers = { "X-Key" = "x" }', 'extra = { nested = { api-key = "x" } }',
+])
+def test_secret_like_names_are_refused_nested_too(tmp_path: Path, line: str) -> None:
+    root = project(tmp_path, TOML + line + "\n")
+    error = config_error(project_dir=root)
+    assert "looks like a secret" in str(error)
+
+
+@pytest.mark.parametrize("value", [
+    "Bearer abcdefghijklmnop", "Basic dXNlcjpwYXNzd29yZA==", "r8_FAKE_test_token_0123456789abcdefXYZ",
+    "sk-proj-abcdefghijklmnop1234", "hf_abcdefghijklmnopqrstuvwx", "https://user:hunter22@comfy.example:8188",
+    "aZ3kP9qL2mN8vB4xC7tY1wE6rU5iO0pQ",
+])
+def test_secret_shaped_values_are_refused_whatever_the_name(tmp_path: Path, value: str) -> None:
+    for line in (f'opts = "{value}"', f'hosts = ["http://127.0.0.1:8188", "{value}"]', f'extra = {{ a = "{value}" }}'):
+        root = project(tmp_path, TOML + line + "\n")
+        error = config_error(project_dir=root)
+        assert "looks like a secret" in str(error)
+        assert value not in str(error)
+
+
+def test_ordinary_provider_settings_are_accepted(tmp_path: Path) -> None:
+    extra = """\
+author = "Ada"
+hosts = ["http://127.0.0.1:8188", "gpu-2:8188"]
+workflow = "workflows/MyFlux_v2_checkpoint_final_version.json"
+slots = { prompt = "6.text", seed = "3.seed" }
+version = "5599ed30703defd1d160a25a63321b4dec97101d98b4674bcc56e41f62f35637"
+max_json_bytes = 100000
+sort_keys = true
+"""
+    root = project(tmp_path, TOML + extra)
+    s = load_settings(project_dir=root)
+    assert s.providers["fake"].model_extra["workflow"].endswith(".json")

@@ -242,3 +242,38 @@ def test_slots_setting_and_workflow_file(tmp_path) -> None:
         ComfyUIProvider(settings={"workflow": str(path)}).fill(request())
     with pytest.raises(InvalidRequest, match="neither"):
         ComfyUIProvider(settings={"workflow": "sd99"}).fill(request())
+
+
+async def test_a_redirect_to_another_origin_never_carries_the_token(fake, make_provider) -> None:
+    """The output URL redirects to another origin (another port): the token stays with the ComfyUI host."""
+    other = FakeComfyUI().start()  # a second loopback server: same host, another port, so another origin
+    seen: list[str | None] = []
+    try:
+        def record(req):
+            from werkzeug import Response
+            seen.append(req.headers.get("Authorization"))
+            return Response(b"<html>elsewhere</html>", content_type="text/html")
+
+        other.server.expect_request("/elsewhere.png").respond_with_handler(record)
+        fake.mode("ok", view_redirect=f"{other.url}/elsewhere.png")
+        with pytest.raises(Transient):  # the other server's page is not an image
+            await _run(make_provider())
+        assert seen == [None]
+        assert fake.view_calls == 1
+    finally:
+        other.stop()
+
+
+async def test_execution_error_text_is_redacted(fake, make_provider) -> None:
+    """ComfyUI's error text may echo the token (a node that prints its inputs): it never reaches the message."""
+    fake.mode("exec_error", message=f"upstream said: bad header Bearer {SECRET_TOKEN}")
+    with pytest.raises(Transient) as info:
+        await _run(make_provider())
+    assert SECRET_TOKEN not in str(info.value) and SECRET_TOKEN not in repr(info.value)
+    assert "[redacted]" in str(info.value)
+
+
+async def test_a_json_answer_over_the_cap_is_not_read_whole(fake, make_provider) -> None:
+    fake.mode("ok", history_padding=300_000)
+    with pytest.raises(InvalidRequest, match="over the 100,000-byte cap"):
+        await _run(make_provider(max_json_bytes=100_000))

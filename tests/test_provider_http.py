@@ -149,3 +149,99 @@ async def test_every_request_names_limner_as_its_user_agent() -> None:
     finally:
         await http.aclose()
     assert seen == [USER_AGENT, USER_AGENT]
+
+
+async def test_a_redirect_to_another_origin_drops_every_credential_header() -> None:
+    """Two loopback servers on different ports (different origins): the second never sees a credential."""
+    from pytest_httpserver import HTTPServer
+    from werkzeug import Response
+
+    first, second = HTTPServer(host="127.0.0.1"), HTTPServer(host="127.0.0.1")
+    first.start()
+    second.start()
+    seen: dict[str, dict[str, str]] = {}
+
+    def record(name: str, answer: Response):
+        def handler(req):
+            seen[name] = {k.lower(): v for k, v in req.headers.items()}
+            return answer
+        return handler
+
+    try:
+        first.expect_request("/out").respond_with_handler(
+            record("same", Response(status=302, headers={"Location": "/moved"})))
+        first.expect_request("/moved").respond_with_handler(
+            record("moved", Response(status=302, headers={"Location": second.url_for("/img")})))
+        second.expect_request("/img").respond_with_handler(record("other", Response(b"\x89PNG\r\n\x1a\nbytes")))
+        http = ProviderHTTP("demo", base_url=first.url_for("/").rstrip("/"), secrets=["s3cr3t-value"],
+                            headers={"Authorization": "Bearer s3cr3t-value", "X-Workspace": "s3cr3t-value"})
+        http.client.cookies.set("session", "c00kie")
+        try:
+            data = await http.download(first.url_for("/out"), headers={"x-key": "k3y", "api-key": "k3y", "Accept": "image/*"})
+        finally:
+            await http.aclose()
+        assert data.startswith(b"\x89PNG")
+        assert seen["moved"]["authorization"] == "Bearer s3cr3t-value" and seen["moved"]["x-key"] == "k3y"  # same origin
+        other = seen["other"]
+        for name in ("authorization", "x-key", "api-key", "cookie", "x-workspace"):
+            assert name not in other, name
+        assert other["accept"] == "image/*" and other["user-agent"] == USER_AGENT
+    finally:
+        first.stop()
+        second.stop()
+
+
+async def test_an_api_answer_over_the_cap_is_refused_without_reading_it_whole() -> None:
+    from pytest_httpserver import HTTPServer
+    from werkzeug import Response
+
+    server = HTTPServer(host="127.0.0.1")
+    server.start()
+    sent = []
+
+    def chunks():  # no Content-Length: the cap is enforced while reading
+        for _ in range(1000):
+            sent.append(1)
+            yield b'{"x": "' + b"a" * 10_000 + b'"},'
+
+    try:
+        server.expect_request("/big").respond_with_handler(lambda req: Response(chunks(), content_type="application/json"))
+        server.expect_request("/small").respond_with_json({"ok": True})
+        http = ProviderHTTP("demo", base_url=server.url_for("/").rstrip("/"), max_json_bytes=50_000)
+        try:
+            with pytest.raises(InvalidRequest, match="over the 50,000-byte cap"):
+                await http.json("GET", "/big")
+            assert await http.json("GET", "/small") == {"ok": True}
+        finally:
+            await http.aclose()
+        assert len(sent) < 1000
+    finally:
+        server.stop()
+
+
+async def test_every_provider_error_and_metadata_string_is_redacted() -> None:
+    """Any Provider subclass (a plugin's too): what generate raises or reports passes through its redactor,
+    whatever text the remote answer echoed."""
+    from limner.providers import GenerationRequest, GenerationResult, Provider
+
+    secret = "plugin-secret-0123456789"
+
+    class Echo(Provider):
+        name = "echo"
+        required_env = ("ECHO_KEY",)
+
+        async def generate(self, request: GenerationRequest) -> GenerationResult:
+            echoed = f"server said: key {secret} rejected"
+            if request.prompt == "fail":
+                raise InvalidRequest(echoed)
+            return GenerationResult(data=b"x", seed=1, model=f"m-{secret}",
+                                    metadata={"note": echoed, "nested": [{"a": echoed}], "n": 3})
+
+    provider = Echo(settings={"_secret": {"ECHO_KEY": secret}.get})
+    req = GenerationRequest(prompt="ok", negative_prompt="", width=64, height=64, seed=1, model="m")
+    result = await provider.generate(req)
+    assert secret not in repr(result.metadata) and secret not in result.model
+    assert result.metadata["note"] == "server said: key [redacted] rejected" and result.metadata["n"] == 3
+    with pytest.raises(InvalidRequest) as info:
+        await provider.generate(GenerationRequest(prompt="fail", negative_prompt="", width=64, height=64, seed=1, model="m"))
+    assert secret not in str(info.value) and secret not in repr(info.value) and "[redacted]" in str(info.value)

@@ -216,6 +216,17 @@ async def test_failed_predictions_are_classified(fake: ReplicateFake, make_provi
     assert error in str(info.value)
 
 
+async def test_failed_prediction_error_text_is_redacted(fake: ReplicateFake, make_provider, caplog) -> None:
+    """A failed prediction's ``error`` may echo the token: the raised message (what ends up in
+    ``entries.last_error``, ``limner status --json`` and stdout) never shows it."""
+    fake.mode("failed", error=f"Invalid input: header Authorization: Bearer {SECRET_TOKEN} was rejected")
+    with caplog.at_level(logging.DEBUG), pytest.raises(InvalidRequest) as info:
+        await generate(make_provider())
+    assert SECRET_TOKEN not in str(info.value) and SECRET_TOKEN not in repr(info.value)
+    assert SECRET_TOKEN not in caplog.text
+    assert "[redacted]" in str(info.value) and "was rejected" in str(info.value)
+
+
 async def test_canceled_is_transient(fake: ReplicateFake, make_provider) -> None:
     fake.mode("canceled")
     with pytest.raises(Transient, match="canceled"):

@@ -95,13 +95,91 @@ class ProviderSettings(BaseModel):
 
     @model_validator(mode="after")
     def _no_secrets(self) -> ProviderSettings:
-        for key in self.model_extra or {}:
-            if _SECRET_KEY.search(key):
-                raise ValueError(f"{key!r} looks like a secret: secrets go in the environment or .env, never in limner.toml")
+        for key, value in (self.model_extra or {}).items():
+            found = find_secret(key, value)
+            if found:
+                raise ValueError(f"{found} looks like a secret: secrets go in the environment or .env, never in limner.toml")
+        for name in ("model",):  # a declared field may not hold a secret either
+            value = getattr(self, name)
+            if isinstance(value, str) and secret_shaped(value):
+                raise ValueError(f"the value of {name!r} looks like a secret: secrets go in the environment or .env, "
+                                 "never in limner.toml")
         return self
 
 
-_SECRET_KEY = re.compile(r"(token|api_?key|secret|password|passwd|credential|^auth$|^key$)", re.IGNORECASE)
+#: key names that hold credentials, matched on the name lower-cased with ``-``/spaces/camelCase as ``_``:
+#: token, secret, password/passwd/pwd/passphrase, credential(s), cookie, session id, bearer, authorization,
+#: authentication, a name ending in auth or oauth (not author, nor auth_fail), signature, any name ending in
+#: ``key`` as its own word (api_key, x_key, access_key, private_key, key) or carrying a key id
+_SECRET_KEY = re.compile(
+    r"(token|secret|passw|passphrase|(^|_)pwd($|_)|credential|cookie|session_?id|bearer|"
+    r"(^|_)o?auth(_(token|header|key|secret|password|value|string))?$|authori[sz]ation|authentication|"
+    r"signature|(^|_)sig($|_)|"
+    r"(^|_)key$|(^|_)(api|access|private|secret|client|x|app|license|signing|ssh|aws)_?keys?($|_)|apikey|"
+    r"key_?(id|secret|file)$)")
+#: values shaped like credentials: an Authorization scheme, a known provider prefix, a JWT, a URL with a
+#: password, a PEM key
+_SECRET_VALUE = re.compile(
+    r"^\s*(bearer|basic|token|digest)\s+\S{8,}|"  # an Authorization header value
+    r"\b(r8_|sk-|sk_|pk_live_|rk_live_|hf_|ghp_|gho_|ghs_|github_pat_|xox[abprs]-|glpat-|AKIA|ASIA|AIza|fal_|key-)"
+    r"[A-Za-z0-9_\-]{12,}|"
+    r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.|"  # a JWT
+    r"://[^/\s:@]*:[^/\s@]+@|"  # user:password@ in a URL
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
+    re.IGNORECASE)
+_OPAQUE = re.compile(r"[A-Za-z0-9+=]{32,}")
+
+
+def _entropy(text: str) -> float:
+    import math
+    from collections import Counter
+
+    counts = Counter(text)
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+
+
+def secret_shaped(value: str) -> bool:
+    """True for a value shaped like a credential: ``Bearer ...``, ``r8_...``, ``sk-...``, a JWT, a URL with a
+    password, a PEM private key, or a long opaque high-entropy string (32+ letters and digits mixed, without
+    separators, not hexadecimal: model version ids and hashes are hex)."""
+    if _SECRET_VALUE.search(value):
+        return True
+    for run in _OPAQUE.findall(value):
+        if re.fullmatch(r"[0-9a-fA-F\-]+", run):
+            continue
+        if (any(c.isupper() for c in run) and any(c.islower() for c in run) and sum(c.isdigit() for c in run) >= 3
+                and _entropy(run) >= 4.2):
+            return True
+    return False
+
+
+def _key_words(name: str) -> str:
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name))
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def find_secret(key: str, value: Any, path: str = "", depth: int = 0) -> str | None:
+    """Where a setting holds a secret (``'key'`` or ``the value of 'a.b'``), by the key's name (nested
+    tables and lists included) or by the value's shape; None when none does."""
+    where = f"{path}.{key}" if path else str(key)
+    if _SECRET_KEY.search(_key_words(key)):
+        return repr(where)
+    if depth > 20:
+        return None
+    if isinstance(value, str):
+        return f"the value of {where!r}" if secret_shaped(value) else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = find_secret(str(k), v, where, depth + 1)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = find_secret(str(i), v, where, depth + 1) if not isinstance(v, str) else (
+                f"the value of {where!r}" if secret_shaped(v) else None)
+            if found:
+                return found
+    return None
 
 
 class DatabaseSettings(_Section):

@@ -147,7 +147,7 @@ class Automatic1111Provider(SelfHostedProvider):
         body = self.payload(request)
         started = time.perf_counter()
         async with self.host() as http:
-            answer = await http.json("POST", TXT2IMG, json=body)
+            answer = await http.json("POST", TXT2IMG, json=body, max_bytes=http.inline_image_json_bytes)
         seconds = time.perf_counter() - started
         images = answer.get("images") if isinstance(answer, Mapping) else None
         if not images or not isinstance(images[0], str):

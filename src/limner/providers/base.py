@@ -8,14 +8,17 @@ hook ``register_providers`` (see :mod:`limner.plugins`), built-ins included.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from limner.providers.errors import AuthFailed
+from limner.providers.errors import AuthFailed, ProviderError
+from limner.urls import Redactor
 
 
 _slot_release: ContextVar[Callable[[], None] | None] = ContextVar("limner_slot_release", default=None)
@@ -96,8 +99,63 @@ class Capabilities:
     size_multiple: int = 16
 
 
+def redact_value(value: Any, redact: Callable[[str], str], depth: int = 0) -> Any:
+    """``value`` with every string in it (nested dicts, lists and tuples included) passed through ``redact``."""
+    if isinstance(value, str):
+        return redact(value)
+    if depth > 20:
+        return value
+    if isinstance(value, dict):
+        return {redact_value(k, redact, depth + 1): redact_value(v, redact, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_value(v, redact, depth + 1) for v in value)
+    return value
+
+
+def redact_error(exc: ProviderError, redact: Callable[[str], str]) -> None:
+    """Remove secrets from a provider error's message, in place (``str``, ``repr`` and ``args``)."""
+    exc.message = redact(exc.message)
+    exc.args = tuple(redact(a) if isinstance(a, str) else a for a in exc.args)
+
+
+def _redacting(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``generate``/``check``: every provider error raised, and every string of a result's metadata,
+    passes through the provider's :meth:`Provider._redact` before it can be logged or stored."""
+    if getattr(method, "_limner_redacting", False):
+        return method
+
+    @functools.wraps(method)
+    async def wrapper(self: Provider, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await method(self, *args, **kwargs)
+        except ProviderError as exc:
+            redact_error(exc, self._redact)
+            raise
+        if isinstance(result, GenerationResult):
+            result = dataclasses.replace(result, model=self._redact(result.model),
+                                         metadata=redact_value(result.metadata, self._redact))
+        elif isinstance(result, str):
+            result = self._redact(result)
+        return result
+
+    wrapper._limner_redacting = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 class Provider(ABC):
-    """Base class for providers. Subclasses set ``name`` and implement ``generate``."""
+    """Base class for providers. Subclasses set ``name`` and implement ``generate``.
+
+    Every subclass's ``generate`` and ``check`` are wrapped so that the messages of the provider errors
+    they raise, the strings of a result's metadata and ``check``'s answer are redacted
+    (:meth:`_secret_values`) before anything logs or stores them: text copied from a provider's answer
+    (a failed prediction's ``error``, an error body) may echo a token."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for attr in ("generate", "check"):
+            method = cls.__dict__.get(attr)
+            if method is not None and callable(method) and not getattr(method, "__isabstractmethod__", False):
+                setattr(cls, attr, _redacting(method))
 
     name: ClassVar[str]
     default_model: ClassVar[str] = ""
@@ -146,6 +204,19 @@ class Provider(ABC):
         """A secret or endpoint from the environment or the project's .env (never from limner.toml)."""
         lookup = self.settings.get("_secret")
         return lookup(name) if callable(lookup) else (os.environ.get(name) or None)
+
+    def _secret_values(self) -> Iterable[str | None]:
+        """The secret values this provider holds, removed from its messages. Default: those of
+        ``required_env``; adapters add theirs (a hosted key, a self-hosted token or URL password)."""
+        return [self.secret(name) for name in self.required_env]
+
+    def _redact(self, text: str) -> str:
+        """``text`` with every secret of :meth:`_secret_values` replaced by ``[redacted]``."""
+        try:
+            secrets = list(self._secret_values())
+        except Exception:  # noqa: BLE001 - a lookup that fails must not hide the original error
+            secrets = []
+        return Redactor(secrets)(text)
 
     async def check(self) -> str:
         """``limner doctor``: check credentials (and, where a provider implements it, reachability)

@@ -132,7 +132,8 @@ class FalProvider(HostedProvider):
         await self._wait(http, submitted, request_id)
 
         response_url = submitted["response_url"]
-        result = await http.json("GET", response_url, headers=self._auth_for(response_url))
+        result = await http.json("GET", response_url, headers=self._auth_for(response_url),
+                                 max_bytes=http.inline_image_json_bytes)  # may hold a data URI
         if not isinstance(result, dict):
             raise Transient("fal: the response is not a JSON object")
         images = result.get("images") or []

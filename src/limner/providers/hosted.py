@@ -2,6 +2,7 @@
 
 A :class:`HostedProvider` reaches one HTTPS API with one key:
 
+* ``max_json_bytes`` (default 10 MB) caps every JSON answer of the API (see :mod:`limner.providers.http`);
 * the key comes from ``key_env`` (environment or the project's .env); a missing key is ``AuthFailed``
   before any call;
 * the base URL is ``providers.<name>.base_url``, else ``base_env``, else ``default_base_url`` (the same
@@ -26,7 +27,7 @@ import httpx
 
 from .base import GenerationRequest, Provider
 from .errors import AuthFailed, InvalidRequest, Transient
-from .http import DEFAULT_CREDIT_HINT, DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_TIMEOUT_S, ProviderHTTP, decode_base64_image
+from .http import DEFAULT_CREDIT_HINT, DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_JSON_BYTES, DEFAULT_TIMEOUT_S, ProviderHTTP, decode_base64_image
 from .options import number_setting, pick_params, snap_size
 
 
@@ -84,12 +85,20 @@ class HostedProvider(Provider):
             if not key:
                 raise AuthFailed(f"{self.name}: {self.key_env} is not set (environment or .env)")
             max_bytes = int(number_setting(self.name, self.settings, "max_download_bytes", DEFAULT_MAX_DOWNLOAD_BYTES))
+            max_json = int(number_setting(self.name, self.settings, "max_json_bytes", DEFAULT_MAX_JSON_BYTES))
             http = ProviderHTTP(self.name, base_url=self.base_url(), timeout_s=self.timeout_s, max_download_bytes=max_bytes,
+                                max_json_bytes=max_json,
                                 secrets=[key], on_error=self.error_hook, credit_hint=self.credit_hint)
             self._auth = {self.auth_header: f"{self.auth_prefix}{key}", **self.extra_headers}
             # a client from a loop that is gone cannot be closed any more: it is dropped with its loop
             self._http, self._loop = http, loop
         return self._http
+
+    def _secret_values(self) -> list[str | None]:
+        """The key (and the base URL's password, if any), redacted from every message."""
+        from urllib.parse import urlsplit
+
+        return [*super()._secret_values(), self.secret(self.key_env), urlsplit(self.base_url()).password]
 
     def _connect(self) -> ProviderHTTP:
         return self.http

@@ -8,6 +8,9 @@
 * timeouts on every call
 * downloads follow redirects only to https URLs (plain http only for hosts listed in
   ``LIMNER_ALLOW_HTTP_HOSTS``), cap bytes, and sniff the format from the bytes
+* API answers are streamed and read only up to a cap (``DEFAULT_MAX_JSON_BYTES``, 10 MB, for JSON answers;
+  the larger of that and ``max_download_bytes`` for the others): a longer answer is ``InvalidRequest``
+* a redirect to another origin is followed without credential headers
 * secrets are redacted from every message this module builds
 * an adapter may read an error body first (``on_error``) and raise its own error instead
   (a moderation refusal, a wait given in the body), or only say what the body means (``describe``)
@@ -33,6 +36,10 @@ __all__ = ["ALLOW_HTTP_ENV", "Redactor", "allowed_http_hosts"]  # re-exported: t
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_DOWNLOAD_BYTES = 50_000_000
+#: the most bytes read of an API answer parsed as JSON (``ProviderHTTP.json``); a longer answer is
+#: ``InvalidRequest`` and is never read further. Other answers (``request``/``send``) are read up to the
+#: larger of this and ``max_download_bytes``
+DEFAULT_MAX_JSON_BYTES = 10_000_000
 MAX_REDIRECTS = 5
 #: sent with every request (API calls and downloads)
 USER_AGENT = "limner (+https://github.com/limner)"
@@ -61,6 +68,26 @@ def public_url(url: str) -> str:
     if parts.port:
         netloc += f":{parts.port}"
     return f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else url
+
+
+#: request headers that may carry a credential: never sent to another origin than the first one's
+CREDENTIAL_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie", "session", "password", "credential")
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the port defaulted from the scheme."""
+    parts = urlsplit(url)
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def is_credential_header(name: str, value: str, secrets: Iterable[str] = ()) -> bool:
+    """True for a header that may carry a credential: by its name (Authorization, x-key, api-key, Cookie,
+    ...) or because its value holds one of ``secrets``."""
+    lowered = name.lower()
+    if any(word in lowered for word in CREDENTIAL_HEADER_WORDS):
+        return True
+    return any(secret in value for secret in secrets)
 
 
 def check_url(provider: str, url: str) -> None:
@@ -126,8 +153,9 @@ class ProviderHTTP:
                  timeout_s: float | None = None, max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
                  secrets: Iterable[str | None] = (), transport: httpx.AsyncBaseTransport | None = None,
                  on_error: ErrorHook | None = None, describe: Describe | None = None,
-                 credit_hint: str = DEFAULT_CREDIT_HINT) -> None:
+                 credit_hint: str = DEFAULT_CREDIT_HINT, max_json_bytes: int = DEFAULT_MAX_JSON_BYTES) -> None:
         self.provider = provider
+        self.max_json_bytes = max_json_bytes
         self.on_error = on_error
         self.describe = describe
         self.credit_hint = credit_hint
@@ -161,16 +189,35 @@ class ProviderHTTP:
         except httpx.TransportError as exc:
             raise Transient(self.redact(f"{self.provider}: network error ({action}): {type(exc).__name__}: {exc}")) from None
 
-    async def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send a request; network failures become typed errors, answers of any status come back."""
+    async def send(self, method: str, path: str, *, max_bytes: int | None = None, **kwargs: Any) -> httpx.Response:
+        """Send a request; network failures become typed errors, answers of any status come back, their
+        body read up to ``max_bytes`` (default: the larger of ``max_json_bytes`` and ``max_download_bytes``;
+        a longer answer is ``InvalidRequest``, and is not read further)."""
         url = self.url(path)
         check_url(self.provider, url)
-        with self.network_errors(url, f"{method} {urlsplit(url).path}"):
-            return await self.client.request(method, url, **kwargs)
+        cap = max_bytes if max_bytes is not None else max(self.max_json_bytes, self.max_download_bytes)
+        what = f"{method} {urlsplit(url).path}"
+        with self.network_errors(url, what):
+            request = self.client.build_request(method, url, **kwargs)
+            async with contextlib.aclosing(await self.client.send(request, stream=True)) as response:
+                declared = response.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > cap:
+                    raise InvalidRequest(f"{self.provider}: the answer to {what} is {int(declared):,} bytes, "
+                                         f"over the {cap:,}-byte cap")
+                chunks, size = [], 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > cap:
+                        raise InvalidRequest(f"{self.provider}: the answer to {what} is over the {cap:,}-byte cap")
+                    chunks.append(chunk)
+        # the body is decoded already: the copy keeps the status and headers, not the encoding
+        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in ("content-encoding", "content-length")]
+        return httpx.Response(response.status_code, headers=headers, content=b"".join(chunks), request=request,
+                              extensions=response.extensions)
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def request(self, method: str, path: str, *, max_bytes: int | None = None, **kwargs: Any) -> httpx.Response:
         """Send a request; any status >= 400 or network failure becomes a typed provider error."""
-        response = await self.send(method, path, **kwargs)
+        response = await self.send(method, path, max_bytes=max_bytes, **kwargs)
         if response.status_code >= 400:
             raise await self.error(response)
         return response
@@ -183,19 +230,35 @@ class ProviderHTTP:
         detail = self.describe(response) if self.describe is not None else None
         return error_for_status(self.provider, response, self.redact, detail=detail, credit_hint=self.credit_hint)
 
-    async def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self.request(method, path, **kwargs)
+    @property
+    def inline_image_json_bytes(self) -> int:
+        """The cap of a JSON answer that carries the image itself in base64 (OpenAI's ``b64_json``, AUTOMATIC1111's
+        ``images``): ``max_json_bytes`` plus the base64 size of ``max_download_bytes``."""
+        return self.max_json_bytes + self.max_download_bytes * 4 // 3 + 4
+
+    async def json(self, method: str, path: str, *, max_bytes: int | None = None, **kwargs: Any) -> Any:
+        """The answer parsed as JSON, read up to ``max_bytes`` (default ``max_json_bytes``; a longer answer
+        is ``InvalidRequest``, not read further)."""
+        response = await self.request(method, path, max_bytes=max_bytes or self.max_json_bytes, **kwargs)
         try:
             return response.json()
         except ValueError:
             raise Transient(f"{self.provider}: answer is not JSON (HTTP {response.status_code})") from None
 
     async def download(self, url: str, *, headers: dict[str, str] | None = None) -> bytes:
-        """Fetch an output: https-only redirects, capped size. Expired or missing outputs are Transient."""
+        """Fetch an output: https-only redirects, capped size. Expired or missing outputs are Transient.
+
+        A redirect to another origin (scheme, host or port) is followed without any credential header
+        (the client's or ``headers``': Authorization, x-key, api-key, Cookie, any header holding a secret)."""
+        first = origin(url)
         for _ in range(MAX_REDIRECTS + 1):
             check_url(self.provider, url)
+            request = self.client.build_request("GET", url, headers=headers)
+            if origin(url) != first:
+                for name in [n for n, v in request.headers.items() if is_credential_header(n, v, self.redact.secrets)]:
+                    del request.headers[name]
             with self.network_errors(url, "download"):
-                async with self.client.stream("GET", url, headers=headers) as response:
+                async with contextlib.aclosing(await self.client.send(request, stream=True)) as response:
                     if response.is_redirect:
                         location = response.headers.get("location")
                         if not location:

@@ -129,7 +129,8 @@ class OpenAIProvider(HostedProvider):
         body: dict[str, Any] = {"model": model, "prompt": request.prompt, "size": size, "quality": quality,
                                 "n": 1, "output_format": "png", **params}
 
-        answer = await http.json("POST", "/images/generations", json=body, headers=self.auth_headers())
+        answer = await http.json("POST", "/images/generations", json=body, headers=self.auth_headers(),
+                                 max_bytes=http.inline_image_json_bytes)  # the image comes inline, base64
         data = self.b64_json_image(answer)
 
         cost = image_cost(model, quality, size)

@@ -33,7 +33,7 @@ import httpx
 
 from .base import Capabilities, GenerationRequest, Provider
 from .errors import HostUnreachable, InvalidRequest
-from .http import ALLOW_HTTP_ENV, DEFAULT_MAX_DOWNLOAD_BYTES, ProviderHTTP, public_url, url_allowed
+from .http import ALLOW_HTTP_ENV, DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_JSON_BYTES, ProviderHTTP, public_url, url_allowed
 from .options import number_setting, snap_size
 
 log = logging.getLogger("limner.providers")
@@ -180,6 +180,11 @@ class SelfHostedProvider(Provider):
         """Headers carrying the server's credentials, and the secret values to redact. Default: none."""
         return {}, []
 
+    def _secret_values(self) -> list[str | None]:
+        """The credentials' secrets and the hosts' URL passwords, redacted from every message."""
+        _, secrets = self.credentials()
+        return [*super()._secret_values(), *secrets, *(urlsplit(h).password for h in self.hosts())]
+
     def describe_error(self, response: httpx.Response) -> str | None:
         """A short text for an error answer of the server (its body read), or None for the raw body."""
         return None
@@ -195,9 +200,10 @@ class SelfHostedProvider(Provider):
                 raise InvalidRequest(refusal)
             headers, secrets = self.credentials()
             max_bytes = int(number_setting(self.name, self.settings, "max_download_bytes", DEFAULT_MAX_DOWNLOAD_BYTES))
+            max_json = int(number_setting(self.name, self.settings, "max_json_bytes", DEFAULT_MAX_JSON_BYTES))
             client = ProviderHTTP(self.name, base_url=host, headers=headers, timeout_s=self.http_timeout_s(),
-                                  max_download_bytes=max_bytes, secrets=[*secrets, urlsplit(host).password],
-                                  describe=self.describe_error)
+                                  max_download_bytes=max_bytes, max_json_bytes=max_json,
+                                  secrets=[*secrets, urlsplit(host).password], describe=self.describe_error)
             self._clients[host] = client
         return client
 

@@ -106,7 +106,8 @@ class TogetherProvider(HostedProvider):
             body["negative_prompt"] = request.negative_prompt
         body.update(self.api_params(request.params))
 
-        answer = await http.json("POST", "/v1/images/generations", json=body, headers=self.auth_headers())
+        answer = await http.json("POST", "/v1/images/generations", json=body, headers=self.auth_headers(),
+                                 max_bytes=http.inline_image_json_bytes)  # the image comes inline, base64
         data = self.b64_json_image(answer)
         metadata: dict[str, Any] = {"id": str(answer.get("id") or ""), "width": width, "height": height}
         return GenerationResult(data=data, seed=request.seed, cost_usd=self.price_for(model, width, height),
