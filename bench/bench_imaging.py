@@ -583,7 +583,7 @@ def main() -> int:
     sources = [make_source(f"synthetic-{opts.size}", master)]
     if not opts.no_photos:
         sources += [make_source(name, data) for name, data in photo_masters().items()]
-    print(f"images   : " + ", ".join(f"{s.name} {s.width}x{s.sized[s.width].height} ({sorted(s.sized)})" for s in sources))
+    print("images   : " + ", ".join(f"{s.name} {s.width}x{s.sized[s.width].height} ({sorted(s.sized)})" for s in sources))
     probe = sources[-1].sized[sources[-1].width]
     print(f"scorer   : ssimulacra2 {_version('ssimulacra2')} (cached reference side checked against "
           f"compute_ssimulacra2: {check_scorer(probe, encode(probe, 'jpeg', settings)):.4f} both)")

@@ -22,7 +22,7 @@ def test_sync_writes_urls_back_to_the_events_table(project_dir, tmp_path):
     ids = [e["id"] for e in project_dir.entries()]
     make_events_db(db, ids[:5] + ["not-in-catalogue"])
     project_dir.config.write_text(project_dir.config.read_text()
-                                  + f'\n[storage]\ncdn_base_url = "https://cdn.example.org"\npublic_base_url = "https://img.example.org"\n')
+                                  + '\n[storage]\ncdn_base_url = "https://cdn.example.org"\npublic_base_url = "https://img.example.org"\n')
     project_dir.run("generate", check=True)
     env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=f"sqlite:///{db}")
     result = project_dir.run_json("sync", env=env)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from limner.cli.commands._selection import JsonOpt
-from limner.cli.context import friendly, get_project, out, print_json
+from limner.cli.context import friendly, get_project, print_json
 from limner.errors import LimnerError
 from limner.providers import DEFAULT_PROVIDER
 from limner.registry import provider_class, provider_specs
