@@ -78,6 +78,29 @@ def test_claims(project_dir):
         project.close()
 
 
+def test_a_run_that_planned_before_another_published_does_not_pay_again(project_dir):
+    """The order CI once hit: run B plans entry a, run A publishes it, then B queues its plan and claims."""
+    from limner.db.models import EntryState
+
+    project = project_dir.project()
+    repo = project.repo
+    try:
+        repo.sync_entries([("a", "A", None, "f1")])
+        a, b = RunIdentity(), RunIdentity()
+        repo.start_run(a.id, a.host, a.pid)
+        repo.start_run(b.id, b.host, b.pid)
+        assert repo.claim("a", "f1", a.id).status == "claimed"
+        repo.set_state("a", EntryState.published, published_fingerprint="f1", claimed_by=None, claimed_at=None)
+        repo.sync_entries([("a", "A", None, "f1")])  # B queues what it planned before A published
+        assert repo.entry_statuses()["a"].state == "published"
+        assert repo.claim("a", "f1", b.id).status == "published"  # so B never pays for it
+        repo.sync_entries([("a", "A", None, "f2")])  # a changed spec is queued as before
+        assert repo.entry_statuses()["a"].state == "queued"
+        assert repo.claim("a", "f2", b.id).status == "claimed"
+    finally:
+        project.close()
+
+
 def test_a_claim_of_a_process_that_is_gone_does_not_hold(project_dir):
     me = RunIdentity()
     dead = RunRow(id="x", host=me.host, pid=2**22 + 12345, heartbeat_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
@@ -103,3 +126,32 @@ def test_upgrading_a_database_from_the_first_revision_keeps_its_data(tmp_path):
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT id, claimed_by FROM entries")).all() == [("kept", None)]
     db.close()
+
+
+def _open_and_queue(path: str, answers) -> None:  # type: ignore[no-untyped-def]
+    from limner.db.engine import open_database
+    from limner.db.repository import Repository
+
+    try:
+        db = open_database(f"sqlite:///{path}")
+        Repository(db).sync_entries([("a", "A", None, "f")])
+        db.close()
+        answers.put("ok")
+    except Exception as exc:  # noqa: BLE001 - the answer is the test's
+        answers.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_two_processes_creating_one_new_database_both_succeed(tmp_path):
+    """Switching a new database to WAL answered "database is locked" at once to the second process."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    answers = ctx.Queue()
+    for round_ in range(40):
+        path = tmp_path / f"new-{round_}.db"
+        procs = [ctx.Process(target=_open_and_queue, args=(str(path), answers)) for _ in range(2)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(60)
+        assert [answers.get(timeout=5) for _ in procs] == ["ok", "ok"]

@@ -25,11 +25,33 @@ SCHEMA_HEAD = "0002"
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
+    _use_wal(cur)
     cur.close()
+
+
+def _use_wal(cur, wait_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    """Switch the database to WAL (it stays so: every later connection finds it set). The switch takes an
+    exclusive lock and SQLite answers "database is locked" at once, without its busy handler, when
+    another process opens the same new database at that moment: wait for it, like any other lock."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + wait_s
+    delay = 0.005
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
 
 def alembic_config(engine: Engine):  # type: ignore[no-untyped-def]

@@ -164,9 +164,12 @@ class Repository:
             new_rows: list[dict[str, Any]] = []
             for entry_id, title, style, fingerprint in items:
                 if entry_id in existing:
-                    s.execute(  # an entry another run is working on is left to it
+                    s.execute(  # an entry another run is working on, or has just published as planned, is left to it
                         update(EntryRow)
-                        .where(EntryRow.id == entry_id, EntryRow.claimed_by.is_(None))
+                        .where(EntryRow.id == entry_id, EntryRow.claimed_by.is_(None),
+                               or_(EntryRow.state != EntryState.published.value,
+                                   EntryRow.published_fingerprint.is_(None),
+                                   EntryRow.published_fingerprint != fingerprint))
                         .values(title=title, style=style, fingerprint=fingerprint, state=EntryState.queued.value, updated_at=now)
                     )
                 else:
