@@ -16,7 +16,9 @@ It reproduces the documented shapes of the HTTP API:
   problem+json shape); ``429`` answers carry ``Retry-After``.
 
 Script it with :meth:`ReplicateFake.mode` (the modes of :mod:`limner.testing.provider_suite`, plus
-``failed``, ``canceled`` and ``no_credit``: 402 "Insufficient credit" in Replicate's problem+json shape) and :meth:`ReplicateFake.faults` (seeded random 429/500/NSFW for
+``failed``, ``canceled`` and ``no_credit``: 402 "Insufficient credit" in Replicate's problem+json shape;
+options ``redirect_to`` (every download redirected) and ``download_failures=N`` (the first N downloads of
+each output redirected to ``failure_location``, default a 404)) and :meth:`ReplicateFake.faults` (seeded random 429/500/NSFW for
 acceptance runs). Counters: ``create_calls``, ``last_input``, ``last_prefer``, ``poll_calls``,
 ``cancel_calls``, ``paid`` (predictions that succeeded), ``successes``/``refusals`` per prompt.
 """
@@ -299,6 +301,11 @@ class ReplicateFake:
         if prediction is None or prediction["status"] != "succeeded":
             return Response("Not Found", status=404, content_type="text/plain")
         mode, options = prediction["_mode"], prediction["_options"]
+        with self._lock:  # ``download_failures=N``: the first N downloads of each output are redirected away
+            failures_left = prediction.get("_download_failures", options.get("download_failures", 0))
+            prediction["_download_failures"] = max(0, failures_left - 1)
+        if failures_left:
+            return Response("", status=302, headers={"Location": options.get("failure_location", "/files/gone.png")})
         if options.get("redirect_to"):
             return Response("", status=302, headers={"Location": options["redirect_to"]})
         if mode == "corrupt":

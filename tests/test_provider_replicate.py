@@ -9,7 +9,7 @@ from fake_network import closed_port_url
 from fake_replicate import NSFW_ERROR, ReplicateFake, start_fake, stop_fake
 
 from limner.imaging import sniff_format, validate_image
-from limner.providers import AuthFailed, ContentRefused, HostUnreachable, InvalidRequest, OutOfCredit, Transient
+from limner.providers import AuthFailed, ContentRefused, HostUnreachable, InvalidRequest, OutOfCredit, ProviderError, Transient
 from limner.providers.hosted import HostedProvider
 from limner.providers.replicate import FLUX_ASPECTS, PRICES, ReplicateProvider, is_nsfw, split_model
 from limner.runner.retry import CallStats, ProviderGate
@@ -260,8 +260,7 @@ async def test_plain_http_download_refused_without_the_allow_list(fake: Replicat
     fake.mode("ok", output_host="localhost")
     with pytest.raises(InvalidRequest, match="refusing to fetch http://localhost") as info:
         await generate(make_provider())
-    assert fake.file_calls == 0
-    assert info.value.billed_usd == pytest.approx(0.003)  # the prediction succeeded: Replicate billed it
+    assert fake.file_calls == 0 and fake.paid == 1
 
 
 async def test_plain_http_api_refused_without_the_allow_list(fake: ReplicateFake, make_provider, monkeypatch) -> None:
@@ -283,7 +282,48 @@ async def test_expired_output_is_transient(fake: ReplicateFake, make_provider) -
     with pytest.raises(Transient) as info:
         await generate(make_provider())
     assert "404" in str(info.value)
-    assert info.value.billed_usd == pytest.approx(0.003)
+
+
+async def test_a_failed_download_is_fetched_again_never_paid_again(fake: ReplicateFake, make_provider) -> None:
+    """Issue #8 (b): a failed download after a successful prediction made a new paid prediction on every
+    retry. Through the runner's gate, the retry asks about the known prediction and downloads it again."""
+    fake.mode("ok", download_failures=2)
+    gate = ProviderGate(make_provider(), concurrency=1, rate_per_minute=None, timeout_s=30, max_attempts=4,
+                        backoff_initial_s=0.01, backoff_max_s=0.02)
+    stats = CallStats()
+    answer = await gate.call(request(), stats)
+    await gate.provider.aclose()
+    validate_image(answer.result.data)
+    assert fake.create_calls == 1 and fake.paid == 1  # one prediction, paid once
+    assert stats.attempts == 1 and stats.fetches == 2
+    assert fake.file_calls == 5  # two redirected downloads (each to a 404: 2 requests), then the image
+    assert answer.call.external_id and answer.call.cost_usd == pytest.approx(0.003)
+
+
+@pytest.mark.parametrize(("mode", "state", "billed"), [("failed", "failed", 0.0), ("canceled", "gone", 0.0)])
+async def test_fetch_known_reports_how_a_prediction_ended(fake: ReplicateFake, make_provider, mode, state, billed) -> None:
+    fake.mode(mode, error="CUDA out of memory")
+    provider = make_provider()
+    with pytest.raises(ProviderError):
+        await generate(provider)
+    pid = next(iter(fake.predictions))
+    known = await provider.fetch_known(pid, request(model=provider.model))
+    await provider.aclose()
+    assert known.state == state and known.billed_usd == billed and known.result is None
+    if state == "failed":
+        assert isinstance(known.error, Transient) and "CUDA out of memory" in str(known.error)
+
+
+async def test_fetch_known_downloads_a_finished_prediction_and_forgets_an_unknown_one(fake: ReplicateFake,
+                                                                                    make_provider) -> None:
+    provider = make_provider()
+    first = await generate(provider)
+    pid = first.metadata["prediction_id"]
+    known = await provider.fetch_known(pid, request(model=provider.model))
+    assert known.state == "done" and known.result.data == first.data and fake.create_calls == 1
+    gone = await provider.fetch_known("no-such-prediction", request(model=provider.model))
+    await provider.aclose()
+    assert gone.state == "gone" and gone.billed_usd is None
 
 
 async def test_token_never_in_repr_errors_or_logs(fake: ReplicateFake, make_provider, caplog) -> None:

@@ -203,20 +203,42 @@ async def test_a_provider_can_give_its_slot_back_before_the_download():
     assert gate.slots._value == 1  # every slot given back exactly once
 
 
-def test_a_paid_image_whose_store_fails_is_billed_and_counted(make_project_dir):
+def test_storage_full_after_a_paid_answer_stops_paying_keeps_the_image_and_the_next_run_adopts_it(make_project_dir):
+    """Issue #8 (c): with storage full the run kept paying (20 paid, 1 published), its summary disagreed with
+    the ledger, and the re-run paid again. Now the first failure stops new paid calls, the paid images go to
+    the recovery folder, the summary is the ledger's, and the next run records them without a call."""
     from limner.storage import StorageError
 
-    p = make_project_dir(2, extra="price_usd = 0.02\n")
+    p = make_project_dir(12, extra="latency_s = 0.05\nprice_usd = 0.02\n")
+    p.config.write_text(p.config.read_text().replace("concurrency = 4", "concurrency = 2"))
     project = p.project()
     project.__dict__["storage"] = FailingWrites(project.storage, "masters/", StorageError("disk full"))
     try:
         summary = run_plan(project, build_plan(project, Selection()), RunOptions(progress=False))
     finally:
         project.close()
-    assert summary.failed == 2 and summary.provider_calls == 2
-    assert abs(summary.spend_usd - 0.04) < 1e-9  # the budget saw what was paid
+    paid = len(p.calls())
+    # only calls that were out when the first store failed: up to 2 in flight, and 2 more that started
+    # while the first answers were being stored (the slot is free once the provider answers)
+    assert 1 <= paid <= 4
+    assert summary.halted and "recovery" in summary.halted and summary.exit_code == EXIT_FAILURES
+    assert summary.kept_locally == paid and summary.generated == 0
+    assert summary.not_started == 12 - paid
     ledger = rows(p, LedgerRow)
-    assert sorted((r.outcome, r.cost_usd) for r in ledger) == [("store_failed", 0.02), ("store_failed", 0.02)]
+    assert summary.provider_calls == len(ledger) == paid  # the summary is the ledger's
+    assert abs(summary.spend_usd - sum(r.cost_usd for r in ledger)) < 1e-9 and abs(summary.spend_usd - 0.02 * paid) < 1e-9
+    assert {(r.status, r.outcome) for r in ledger} == {("answered", "kept_locally")}
+    recovery = p.root / ".limner" / "recovery"
+    assert len(list(recovery.glob("*.img"))) == paid
+
+    _, again = run(p)  # storage works again
+    assert again.generated == 12 and again.resumed == paid and again.failed == 0
+    assert len(p.calls()) == 12  # the kept images were not paid for again
+    ledger = rows(p, LedgerRow)
+    assert len(ledger) == 12 and {r.status for r in ledger} == {"recorded"} and all(r.render_id for r in ledger)
+    assert again.provider_calls == 12 - paid and abs(again.spend_usd - 0.02 * (12 - paid)) < 1e-9
+    assert list(recovery.iterdir()) == []
+    assert_consistent(p)
 
 
 def test_a_failed_retry_of_a_reverted_change_costs_nothing(make_project_dir):

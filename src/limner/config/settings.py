@@ -60,6 +60,9 @@ class GenerateSettings(_Section):
     #: longest wait a provider's Retry-After is honoured for; a server asking for more is waited on
     #: this long, then retried
     retry_after_max_s: float = Field(600.0, ge=0)
+    #: overall deadline of one provider call in seconds (create, wait, download), unless the provider's
+    #: own ``timeout_s`` sets one; a call past it is recorded and asked about again, never silently dropped
+    call_timeout_s: float = Field(600.0, gt=0)
     #: stop starting calls once spend would pass this (USD); none = no cap
     budget_usd: float | None = Field(None, ge=0)
     #: CPU workers for validation and derivation (0 = number of CPUs)

@@ -156,10 +156,29 @@ class Variant(Base):
     render: Mapped[Render] = relationship(back_populates="variants")
 
 
+class CallStatus(str, enum.Enum):
+    """Where a paid call stands (the ledger's ``status``). Open: ``pending`` (written before the call went
+    out; ``external_id`` once the provider named it), ``answered`` (the image is in hand, not yet recorded as a
+    render: it may be in the recovery folder). Closed: ``recorded`` (its render is recorded), ``failed`` (it
+    ended without an image; ``cost_usd`` is what was billed), ``lost`` (no answer will come and the provider
+    cannot be asked: the estimate stays in ``cost_usd``). Rows written before the journal existed: ``recorded``."""
+
+    pending = "pending"
+    answered = "answered"
+    recorded = "recorded"
+    failed = "failed"
+    lost = "lost"
+
+
+OPEN_CALLS = (CallStatus.pending.value, CallStatus.answered.value)
+
+
 class LedgerRow(Base):
-    """Every paid (or billed) provider call, including failed ones that were billed."""
+    """Every paid (or billed) provider call, written before the call goes out (the paid-call journal):
+    its ``cost_usd`` is the list price until the answer says otherwise, so spend never misses a call."""
 
     __tablename__ = "ledger"
+    __table_args__ = (Index("ix_ledger_entry_fingerprint", "entry_id", "fingerprint"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     entry_id: Mapped[str] = mapped_column(String(128), index=True)
@@ -169,3 +188,10 @@ class LedgerRow(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     outcome: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default=CallStatus.recorded.value, server_default="recorded")
+    #: the run that made the call, and the spec it was for (None on rows from before the journal)
+    run_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    #: the provider's own id for the call (a prediction id), as soon as it is known
+    external_id: Mapped[str | None] = mapped_column(String(256))
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from limner.db.engine import Database
-from limner.db.models import EntryRow, EntryState, LedgerRow, Render, RenderStatus, RunRow, Template, Variant, utcnow
+from limner.db.models import OPEN_CALLS, CallStatus, EntryRow, EntryState, LedgerRow, Render, RenderStatus, RunRow, Template, Variant, utcnow
 
 
 class EntryStatus(NamedTuple):
@@ -32,6 +32,8 @@ class Claim(NamedTuple):
     status: str
     holder: RunRow | None = None
     resumable: Render | None = None
+    #: calls for this image that were made (maybe paid) and never closed: asked about before paying again
+    open_calls: tuple[LedgerRow, ...] = ()
 
 
 class Repository:
@@ -67,7 +69,9 @@ class Repository:
                 claimed_by=run_id, claimed_at=now, state=EntryState.generating.value, fingerprint=fingerprint,
                 updated_at=now))
             if done.rowcount == 1:  # always looked up: another run may have paid for this image and died
-                return Claim("claimed", resumable=self._resumable(s, entry_id, fingerprint))
+                resumable = self._resumable(s, entry_id, fingerprint)
+                open_calls = () if resumable is not None else tuple(self._open_calls(s, entry_id, fingerprint))
+                return Claim("claimed", resumable=resumable, open_calls=open_calls)
             row = s.get(EntryRow, entry_id)
             if row is None or row.claimed_by in (None, run_id):
                 return Claim("published")
@@ -229,20 +233,77 @@ class Repository:
                 if s.get(Template, sha) is None:
                     raise
 
-    def record_render(self, render: Render, *, ledger_outcome: str = "generated") -> Render:
-        """Record a paid generation (master already stored) and its ledger line, in one commit."""
+    def record_render(self, render: Render, *, call_id: int | None = None, ledger_outcome: str = "generated") -> Render:
+        """Record a paid generation (master already stored) and close its ledger line, in one commit: the
+        journal's row ``call_id`` when the call was journaled, else a new line."""
+        now = utcnow()
         with self.db.session(write=True) as s:
             s.add(render)
             s.flush()
-            s.add(LedgerRow(entry_id=render.entry_id, render_id=render.id, provider=render.provider, model=render.model,
-                            cost_usd=render.cost_usd, outcome=ledger_outcome))
+            done = 0
+            if call_id is not None:
+                done = s.execute(update(LedgerRow).where(LedgerRow.id == call_id).values(
+                    render_id=render.id, cost_usd=render.cost_usd, outcome=ledger_outcome,
+                    status=CallStatus.recorded.value, updated_at=now)).rowcount
+            if not done:
+                s.add(LedgerRow(entry_id=render.entry_id, render_id=render.id, provider=render.provider, model=render.model,
+                                cost_usd=render.cost_usd, outcome=ledger_outcome, status=CallStatus.recorded.value,
+                                fingerprint=render.fingerprint, updated_at=now))
             s.execute(update(EntryRow).where(EntryRow.id == render.entry_id)
-                      .values(state=EntryState.generated.value, updated_at=utcnow()))
+                      .values(state=EntryState.generated.value, updated_at=now))
         return render
 
-    def record_billed_failure(self, entry_id: str, provider: str, model: str, cost_usd: float, outcome: str) -> None:
+    # ------------------------------------------------------------------ the paid-call journal (the ledger)
+    def open_call(self, *, entry_id: str, fingerprint: str, run_id: str, provider: str, model: str,
+                  estimate_usd: float) -> int:
+        """Write a paid call's line before the call goes out, at the list price: if the process dies while
+        the call is out, spend still counts it and the next run knows it was made."""
+        now = utcnow()
         with self.db.session(write=True) as s:
-            s.add(LedgerRow(entry_id=entry_id, provider=provider, model=model, cost_usd=cost_usd, outcome=outcome))
+            row = LedgerRow(entry_id=entry_id, fingerprint=fingerprint, run_id=run_id, provider=provider, model=model,
+                            cost_usd=estimate_usd, outcome="pending", status=CallStatus.pending.value, created_at=now,
+                            updated_at=now)
+            s.add(row)
+            s.flush()
+            return int(row.id)
+
+    def note_external_id(self, call_id: int, external_id: str) -> None:
+        with self.db.session(write=True) as s:
+            s.execute(update(LedgerRow).where(LedgerRow.id == call_id)
+                      .values(external_id=external_id[:256], updated_at=utcnow()))
+
+    def settle_call(self, call_id: int, status: CallStatus, *, cost_usd: float | None = None,
+                    outcome: str | None = None) -> None:
+        """Move a journaled call on: ``answered`` (image in hand), ``failed`` (``cost_usd`` billed), ``lost``."""
+        values: dict[str, Any] = {"status": status.value, "updated_at": utcnow()}
+        if cost_usd is not None:
+            values["cost_usd"] = cost_usd
+        if outcome is not None:
+            values["outcome"] = outcome[:32]
+        with self.db.session(write=True) as s:
+            s.execute(update(LedgerRow).where(LedgerRow.id == call_id).values(**values))
+
+    def open_calls(self, entry_id: str, fingerprint: str) -> list[LedgerRow]:
+        """Calls for this exact spec that were made (and maybe paid) but never closed, oldest first."""
+        with self.db.session() as s:
+            return self._open_calls(s, entry_id, fingerprint)
+
+    @staticmethod
+    def _open_calls(s: Any, entry_id: str, fingerprint: str) -> list[LedgerRow]:
+        return list(s.scalars(select(LedgerRow).where(
+            LedgerRow.entry_id == entry_id, LedgerRow.fingerprint == fingerprint,
+            LedgerRow.status.in_(OPEN_CALLS)).order_by(LedgerRow.id)).all())
+
+    def call(self, call_id: int) -> LedgerRow | None:
+        with self.db.session() as s:
+            return s.get(LedgerRow, call_id)
+
+    def run_spend(self, run_id: str) -> tuple[int, float]:
+        """(calls, USD) of the ledger lines a run wrote: its summary is read from here."""
+        with self.db.session() as s:
+            n, usd = s.execute(select(func.count(), func.coalesce(func.sum(LedgerRow.cost_usd), 0.0))
+                               .where(LedgerRow.run_id == run_id)).one()
+        return int(n), float(usd or 0.0)
 
     def set_placeholder(self, render_id: int, key: str, width: int, height: int) -> None:
         with self.db.session(write=True) as s:

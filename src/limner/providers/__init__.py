@@ -1,6 +1,15 @@
 """Providers turn a prompt into image bytes. See :mod:`limner.providers.base`."""
 
-from limner.providers.base import Capabilities, GenerationRequest, GenerationResult, Price, Provider
+from limner.providers.base import (
+    Capabilities,
+    GenerationRequest,
+    GenerationResult,
+    KnownCall,
+    Price,
+    Provider,
+    release_slot,
+    report_call_id,
+)
 from limner.providers.errors import (
     AuthFailed,
     ContentRefused,
@@ -23,10 +32,13 @@ __all__ = [
     "GenerationResult",
     "HostUnreachable",
     "InvalidRequest",
+    "KnownCall",
     "OutOfCredit",
     "Price",
     "Provider",
     "ProviderError",
     "RateLimited",
     "Transient",
+    "release_slot",
+    "report_call_id",
 ]

@@ -33,6 +33,19 @@ def release_slot() -> None:
         release()
 
 
+_call_id_sink: ContextVar[Callable[[str], None] | None] = ContextVar("limner_call_id_sink", default=None)
+
+
+def report_call_id(external_id: str) -> None:
+    """Called by a provider as soon as the service has named the paid call (a prediction or job id),
+    before waiting on it: the runner writes it into the ledger at once, so a failed download, a timeout or
+    a killed process is followed by :meth:`Provider.fetch_known` with this id instead of a new paid call.
+    A provider that reports ids must implement ``fetch_known``. Outside a run it does nothing."""
+    sink = _call_id_sink.get()
+    if sink is not None and external_id:
+        sink(str(external_id))
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """What the runner asks a provider for. Everything that shapes the image is here."""
@@ -66,6 +79,26 @@ class GenerationResult:
     model: str = ""
     #: anything the provider reports worth keeping (prediction id, timings, ...); no secrets
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KnownCall:
+    """What :meth:`Provider.fetch_known` found out about a call made earlier (by id):
+
+    * ``done``: it succeeded; ``result`` holds the image, fetched again (no new charge);
+    * ``failed``: it ended without an image; ``error`` says why, ``billed_usd`` what it cost;
+    * ``gone``: the provider no longer knows it (expired, canceled) or this provider cannot look calls up
+      (``unsupported``); ``billed_usd`` when known (None: keep the estimate). A new paid call is then fair.
+    """
+
+    state: str
+    result: GenerationResult | None = None
+    error: ProviderError | None = None
+    billed_usd: float | None = None
+
+    @classmethod
+    def unsupported(cls) -> KnownCall:
+        return cls("unsupported")
 
 
 @dataclass(frozen=True)
@@ -118,6 +151,11 @@ def redact_error(exc: ProviderError, redact: Callable[[str], str]) -> None:
     exc.args = tuple(redact(a) if isinstance(a, str) else a for a in exc.args)
 
 
+def _redacted_result(provider: Provider, result: GenerationResult) -> GenerationResult:
+    return dataclasses.replace(result, model=provider._redact(result.model),
+                               metadata=redact_value(result.metadata, provider._redact))
+
+
 def _redacting(method: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap ``generate``/``check``: every provider error raised, and every string of a result's metadata,
     passes through the provider's :meth:`Provider._redact` before it can be logged or stored."""
@@ -132,8 +170,12 @@ def _redacting(method: Callable[..., Any]) -> Callable[..., Any]:
             redact_error(exc, self._redact)
             raise
         if isinstance(result, GenerationResult):
-            result = dataclasses.replace(result, model=self._redact(result.model),
-                                         metadata=redact_value(result.metadata, self._redact))
+            result = _redacted_result(self, result)
+        elif isinstance(result, KnownCall):
+            if result.error is not None:
+                redact_error(result.error, self._redact)
+            if result.result is not None:
+                result = dataclasses.replace(result, result=_redacted_result(self, result.result))
         elif isinstance(result, str):
             result = self._redact(result)
         return result
@@ -152,7 +194,7 @@ class Provider(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for attr in ("generate", "check"):
+        for attr in ("generate", "check", "fetch_known"):
             method = cls.__dict__.get(attr)
             if method is not None and callable(method) and not getattr(method, "__isabstractmethod__", False):
                 setattr(cls, attr, _redacting(method))
@@ -182,6 +224,14 @@ class Provider(ABC):
     @abstractmethod
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         """Produce one image. Raise only :mod:`limner.providers.errors` types."""
+
+    async def fetch_known(self, external_id: str, request: GenerationRequest) -> KnownCall:
+        """Look up a call made earlier whose id this provider reported (:func:`report_call_id`) and fetch its
+        image again if it succeeded, waiting for it if it still runs, without paying again. The runner asks
+        this, rather than calling ``generate``, after a failed download, a timeout, or a run killed while the
+        call was out. Raise a retryable provider error when the provider cannot be asked right now.
+        Default: ``KnownCall.unsupported()`` (a provider that never reports ids needs nothing more)."""
+        return KnownCall.unsupported()
 
     async def aclose(self) -> None:
         """Release clients and connections. Called once a run's calls are done (and by ``limner doctor``

@@ -34,7 +34,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
-from limner.providers.base import Capabilities, GenerationRequest, GenerationResult, Price, release_slot
+from limner.providers.base import (
+    Capabilities,
+    GenerationRequest,
+    GenerationResult,
+    KnownCall,
+    Price,
+    release_slot,
+    report_call_id,
+)
 from limner.providers.errors import ContentRefused, InvalidRequest, ProviderError, RateLimited, Transient
 from limner.providers.hosted import HostedProvider
 from limner.providers.http import ProviderHTTP
@@ -199,6 +207,7 @@ class ReplicateProvider(HostedProvider):
         http = self.http
         deadline = time.monotonic() + self.timeout_s
         prediction = await self._create(http, name, version, data)
+        report_call_id(str(prediction.get("id") or ""))  # into the ledger before we wait on it
         prediction = await self._wait(http, prediction, deadline)
 
         pid = str(prediction.get("id") or "")
@@ -207,24 +216,48 @@ class ReplicateProvider(HostedProvider):
             raise self._failure(pid, prediction.get("error"))
         if status == "canceled":
             raise Transient(f"replicate: prediction {pid} was canceled")
+        return await self._result(http, request, prediction)
 
-        cost = self._cost(request)
+    async def _result(self, http: ProviderHTTP, request: GenerationRequest, prediction: dict[str, Any]) -> GenerationResult:
+        """The image of a prediction that succeeded, downloaded now. A failed download is a retryable error:
+        the runner asks :meth:`fetch_known` to download it again, never a new prediction."""
+        pid = str(prediction.get("id") or "")
         url = self._first_output(pid, prediction.get("output"))
         release_slot()  # the prediction is done; only the download is left
-        try:
-            image = await self._fetch(http, url)
-        except ProviderError as exc:  # the prediction succeeded: Replicate billed it
-            exc.billed_usd = max(exc.billed_usd, cost)
-            raise
+        image = await self._fetch(http, url)
         metrics = prediction.get("metrics") or {}
-        metadata: dict[str, Any] = {"prediction_id": pid, "aspect_ratio": data.get("aspect_ratio"),
-                                    "output_format": data.get("output_format")}
+        inp = prediction.get("input") if isinstance(prediction.get("input"), dict) else {}
+        metadata: dict[str, Any] = {"prediction_id": pid, "aspect_ratio": inp.get("aspect_ratio"),
+                                    "output_format": inp.get("output_format")}
+        version = split_model(request.model or self.model)[1]
         if version:
             metadata["version"] = version
         if isinstance(metrics.get("predict_time"), (int, float)):
             metadata["predict_time_s"] = round(float(metrics["predict_time"]), 3)
-        return GenerationResult(data=image, seed=request.seed, cost_usd=cost, model=request.model or self.model,
-                                metadata=metadata)
+        return GenerationResult(data=image, seed=request.seed, cost_usd=self._cost(request),
+                                model=request.model or self.model, metadata=metadata)
+
+    async def fetch_known(self, external_id: str, request: GenerationRequest) -> KnownCall:
+        """``GET /v1/predictions/{id}``: a prediction that succeeded is downloaded again (Replicate keeps
+        outputs for an hour; no new charge), one still running is waited for, a failed or canceled one
+        cost nothing (official models bill successful predictions only), an unknown one is gone."""
+        http = self.http
+        try:
+            prediction = await http.json("GET", f"/v1/predictions/{quote(external_id, safe='')}",
+                                         headers=self.auth_headers())
+        except InvalidRequest:  # 404: expired or never ours
+            return KnownCall("gone")
+        if not isinstance(prediction, dict) or not prediction.get("status"):
+            raise Transient("replicate: the poll answer is not a prediction")
+        prediction = await self._wait(http, prediction, time.monotonic() + self.timeout_s)
+        status = prediction.get("status")
+        if status == "failed":
+            return KnownCall("failed", error=self._failure(external_id, prediction.get("error")), billed_usd=0.0)
+        if status == "canceled":
+            return KnownCall("gone", billed_usd=0.0)
+        if prediction.get("output") is None and prediction.get("data_removed"):
+            return KnownCall("gone")  # succeeded (and billed) but its output has expired
+        return KnownCall("done", result=await self._result(http, request, prediction))
 
     async def _create(self, http: ProviderHTTP, name: str, version: str | None, data: dict[str, Any]) -> dict[str, Any]:
         # the server holds the answer up to `wait` s: keep that well inside the read timeout (timeout_s)

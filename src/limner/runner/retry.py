@@ -8,27 +8,49 @@ while waiting, so a backing-off call never blocks another.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from limner.providers import AuthFailed, GenerationRequest, GenerationResult, Provider, RateLimited, Transient
-from limner.providers.base import _slot_release
+from limner.db.models import CallStatus
+from limner.providers import AuthFailed, GenerationRequest, GenerationResult, Provider, ProviderError, RateLimited, Transient
+from limner.providers.base import _call_id_sink, _slot_release
+from limner.runner.journal import Call, CallJournal
+
+log = logging.getLogger("limner.runner")
+T = TypeVar("T")
 
 
 class RunStopped(Exception):
-    """The run is stopping (first Ctrl-C): no new provider call starts."""
+    """The run is stopping (first Ctrl-C, or a fault after a paid answer): no new provider call starts."""
+
+
+class CallTimedOut(Transient):
+    """A call passed its overall deadline (``[generate] call_timeout_s`` or the provider's ``timeout_s``)."""
 
 
 @dataclass
 class CallStats:
+    #: new (paid) calls made
     attempts: int = 0
+    #: times the provider was asked about a call made earlier (no new charge)
+    fetches: int = 0
     latency_ms: int = 0
-    #: billed failed attempts (USD)
-    billed_failures_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An image in hand, and the journaled call it came from (its ledger line is closed when the render
+    is recorded)."""
+
+    result: GenerationResult
+    call: Call
 
 
 class RetryAfterOrBackoff:
@@ -69,7 +91,7 @@ class ProviderGate:
         #: when the first call of this run went out (epoch seconds), for the run's timeline
         self.first_call_at: float | None = None
 
-    async def _once(self, request: GenerationRequest, stats: CallStats) -> GenerationResult:
+    async def _once(self, request: GenerationRequest, stats: CallStats, journal: CallJournal) -> Answer:
         await self.slots.acquire()
         released = False
 
@@ -81,36 +103,104 @@ class ProviderGate:
 
         token = _slot_release.set(release)
         try:
-            if self.stopping:
-                raise RunStopped()
             if self.auth_failure is not None:
                 raise AuthFailed(str(self.auth_failure))
+            asked = journal.to_ask_about()
+            if asked is not None:  # a call made earlier for this image: its answer first, never a new payment
+                answer = await self._ask_about(asked, request, stats, journal)
+                if answer is not None:
+                    return answer
+            for call in journal.unanswerable():  # killed before the provider named it: nobody can ask
+                await journal.settle(call, CallStatus.lost, outcome="lost")
+            if self.stopping:
+                raise RunStopped()
             if self.limiter is not None:
                 await self.limiter.acquire()
-            stats.attempts += 1
-            if self.first_call_at is None:
-                self.first_call_at = time.time()
-            try:
-                return await self._call(request)
-            except AuthFailed as exc:
-                self.auth_failure = exc
-                raise
+            if self.stopping:
+                raise RunStopped()
+            return await self._new_call(request, stats, journal)
         finally:
             _slot_release.reset(token)
             release()
 
-    async def _call(self, request: GenerationRequest) -> GenerationResult:
-        coro = self.provider.generate(request)
-        if self.timeout_s:
-            try:
-                return await asyncio.wait_for(coro, self.timeout_s)
-            except TimeoutError:
-                raise Transient(f"{self.provider.name}: no answer within {self.timeout_s:g}s") from None
-        return await coro
+    async def _bounded(self, coro: Awaitable[T]) -> T:
+        if not self.timeout_s:
+            return await coro
+        try:
+            return await asyncio.wait_for(coro, self.timeout_s)
+        except TimeoutError:
+            raise CallTimedOut(f"{self.provider.name}: no answer within {self.timeout_s:g}s") from None
 
-    async def call(self, request: GenerationRequest, stats: CallStats) -> GenerationResult:
-        if self.stopping:
+    async def _new_call(self, request: GenerationRequest, stats: CallStats, journal: CallJournal) -> Answer:
+        call = await journal.open()  # written before the call goes out
+        stats.attempts += 1
+        if self.first_call_at is None:
+            self.first_call_at = time.time()
+        sink = _call_id_sink.set(journal.id_sink(call))
+        try:
+            result = await self._bounded(self.provider.generate(request))
+        except AuthFailed as exc:
+            self.auth_failure = exc
+            await journal.settle(call, CallStatus.failed, cost_usd=exc.billed_usd, outcome=type(exc).__name__)
+            raise
+        except ProviderError as exc:
+            await journal.flush()
+            if call.external_id:  # the provider named the call: it may have succeeded (and billed)
+                if not exc.retryable:  # no next attempt will ask about it: ask now
+                    answer = await self._settle_now(call, request, stats, journal, exc)
+                    if answer is not None:
+                        return answer
+                # else: left open; the next attempt (or the next run) asks about it before paying again
+            elif isinstance(exc, CallTimedOut):  # it may still run and bill, and nobody can ask about it
+                await journal.settle(call, CallStatus.lost, outcome="timed_out")
+            else:
+                await journal.settle(call, CallStatus.failed, cost_usd=exc.billed_usd, outcome=type(exc).__name__)
+            raise
+        finally:
+            _call_id_sink.reset(sink)
+        await journal.flush()
+        call.cost_usd = result.cost_usd  # the ledger line closes with the render, in one commit
+        return Answer(result, call)
+
+    async def _ask_about(self, call: Call, request: GenerationRequest, stats: CallStats,
+                         journal: CallJournal) -> Answer | None:
+        """Settle an open call by asking the provider about its id. Returns its image if it succeeded;
+        None when a new call is fair (it failed retryably, or is gone); raises when it failed for good,
+        or the provider cannot be asked right now (retryable: asked again on the next attempt)."""
+        assert call.external_id is not None
+        stats.fetches += 1
+        known = await self._bounded(self.provider.fetch_known(call.external_id, request))
+        if known.state == "done" and known.result is not None:
+            call.cost_usd = call.cost_usd if not call.this_run else known.result.cost_usd
+            return Answer(known.result, call)
+        if known.state == "failed":
+            await journal.settle(call, CallStatus.failed, cost_usd=known.billed_usd, outcome="failed")
+            if known.error is not None and not known.error.retryable:
+                raise known.error
+            return None
+        if known.billed_usd is None:  # gone, or the provider cannot tell: the estimate stays in the ledger
+            await journal.settle(call, CallStatus.lost, outcome=known.state)
+        else:
+            await journal.settle(call, CallStatus.failed, cost_usd=known.billed_usd, outcome=known.state)
+        return None
+
+    async def _settle_now(self, call: Call, request: GenerationRequest, stats: CallStats, journal: CallJournal,
+                          exc: ProviderError) -> Answer | None:
+        try:
+            answer = await self._ask_about(call, request, stats, journal)
+        except ProviderError as again:
+            if again is exc or not again.retryable:
+                return None
+            log.info("%s: could not ask about call %s (%s); the next run will", self.provider.name, call.external_id, again)
+            return None
+        return answer
+
+    async def call(self, request: GenerationRequest, stats: CallStats, journal: CallJournal | None = None) -> Answer:
+        """One image for ``request``, retried per the policy. Every paid call goes through ``journal``
+        (default: one kept in memory)."""
+        if self.stopping and (journal is None or journal.to_ask_about() is None):
             raise RunStopped()
+        journal = journal if journal is not None else CallJournal(None, None, provider=self.provider.name)
         retrying = AsyncRetrying(
             retry=retry_if_exception_type((RateLimited, Transient)),
             stop=stop_after_attempt(self.max_attempts),
@@ -120,11 +210,7 @@ class ProviderGate:
         async for attempt in retrying:
             with attempt:
                 started = time.perf_counter()
-                try:
-                    result = await self._once(request, stats)
-                except (RateLimited, Transient) as exc:
-                    stats.billed_failures_usd += exc.billed_usd
-                    raise
+                answer = await self._once(request, stats, journal)
                 stats.latency_ms = int((time.perf_counter() - started) * 1000)
-                return result
+                return answer
         raise AssertionError("unreachable")  # pragma: no cover

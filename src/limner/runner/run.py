@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from limner.errors import EXIT_AUTH, EXIT_BUDGET, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
 from limner.project import Project
 from limner.runner.claims import HEARTBEAT_S, RunIdentity
@@ -23,6 +25,7 @@ from limner.runner.neardup import NearDuplicateIndex
 from limner.runner.plan import Plan, PlanItem
 from limner.runner.pool import ImagingPool
 from limner.runner.progress import RunProgress
+from limner.runner.recovery import RecoveryFolder
 from limner.runner.retry import ProviderGate
 from limner.runner.unit import OffLoop, Outcome, UnitOfWork
 
@@ -50,6 +53,10 @@ class RunSummary:
     interrupted: bool = False
     budget_stopped: bool = False
     auth_error: str | None = None
+    #: why the run stopped starting paid calls after a storage or database fault (None: it did not)
+    halted: str | None = None
+    #: paid images kept in the recovery folder by this run (the next run records them)
+    kept_locally: int = 0
     elapsed_s: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
     #: when each phase of the run was reached (epoch seconds): see docs/cli.md, ``generate --json``
@@ -65,7 +72,7 @@ class RunSummary:
             return EXIT_INTERRUPTED
         if self.auth_error:
             return EXIT_AUTH
-        if self.failed:
+        if self.failed or self.halted:
             return EXIT_FAILURES
         if self.budget_stopped:
             return EXIT_BUDGET
@@ -86,6 +93,10 @@ class RunSummary:
             self.not_started += 1
         elif outcome.status == "elsewhere":
             self.elsewhere += 1
+        elif outcome.status == "stopped" and outcome.stop_cause == "fault":
+            self.kept_locally += int(outcome.provider_calls > 0 or outcome.cost_usd > 0)
+            self.halted = self.halted or outcome.stop_reason
+            self.failures.append({"id": outcome.entry_id, "error": outcome.stop_reason or "stopped"})
         elif outcome.status == "stopped" and self.auth_error is None:
             self.auth_error = outcome.stop_reason
 
@@ -94,7 +105,7 @@ class RunSummary:
             "planned": self.planned, "generated": self.generated, "resumed": self.resumed, "skipped": self.skipped,
             "failed": self.failed, "provider_calls": self.provider_calls, "spend_usd": round(self.spend_usd, 6),
             "not_started": self.not_started, "elsewhere": self.elsewhere, "interrupted": self.interrupted, "budget_stopped": self.budget_stopped,
-            "auth_error": self.auth_error, "elapsed_s": round(self.elapsed_s, 3), "failures": self.failures,
+            "auth_error": self.auth_error, "halted": self.halted, "kept_locally": self.kept_locally, "elapsed_s": round(self.elapsed_s, 3), "failures": self.failures,
             "timeline": {k: round(v, 4) for k, v in sorted(self.timeline.items(), key=lambda kv: kv[1])},
         }
 
@@ -136,7 +147,8 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                               ((entry_id, int(value, 16)) for entry_id, value in phashes.items()))
     pool.ready.add_done_callback(lambda _: summary.mark("pool_ready"))
     unit = UnitOfWork(repo=repo, storage=project.storage, pool=asyncio.wrap_future(pool.ready),
-                      options=derive_options(project), near_duplicates=near, off=off, run=run)
+                      options=derive_options(project), near_duplicates=near, off=off, run=run,
+                      recovery=RecoveryFolder(project.settings.state_dir / "recovery"))
 
     async def heartbeat() -> None:  # our claims hold while this beats (see runner/claims.py)
         while True:
@@ -192,6 +204,9 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                     return
                 if outcome.status == "stopped":
                     stop.set()
+                    if outcome.stop_cause == "fault":  # calls in flight finish and are kept; none starts
+                        for gate in gates.values():
+                            gate.stopping = True
                     return
                 bar.advance(spend=budget.spent, failed=summary.failed)
 
@@ -261,8 +276,21 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
     except (KeyboardInterrupt, asyncio.CancelledError):  # a second Ctrl-C: stopped at once
         summary.interrupted = True
     finally:
-        repo.end_run(run.id)  # entries still claimed (stopped, not started) are free for the next run
+        try:
+            repo.end_run(run.id)  # entries still claimed (stopped, not started) are free for the next run
+        except SQLAlchemyError as exc:  # their claims lapse when this process is gone (see runner/claims.py)
+            log.error("could not end the run in the database: %s", exc)
         pool.shutdown(wait=not summary.interrupted)
         summary.elapsed_s = time.perf_counter() - started
         summary.mark("finished")
+    _spend_from_ledger(repo, run, summary)
     return summary
+
+
+def _spend_from_ledger(repo: Any, run: RunIdentity, summary: RunSummary) -> None:
+    """The summary's calls and spend are the ledger's lines of this run (written before each call), so the
+    two always agree; the in-memory count stays only when the database cannot be read."""
+    try:
+        summary.provider_calls, summary.spend_usd = repo.run_spend(run.id)
+    except SQLAlchemyError as exc:
+        log.error("could not read this run's spend from the ledger (%s); the summary counts what it saw", exc)

@@ -22,15 +22,19 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from limner.db.models import Render, RenderStatus, utcnow
+from sqlalchemy.exc import SQLAlchemyError
+
+from limner.db.models import CallStatus, Render, RenderStatus, utcnow
 from limner.db.repository import Claim, Repository
 from limner.imaging.errors import ImageRejected
-from limner.providers import AuthFailed, GenerationRequest, OutOfCredit, ProviderError
+from limner.providers import AuthFailed, GenerationRequest, GenerationResult, OutOfCredit, ProviderError
 from limner.runner.imaging_task import DeriveOptions, Processed, Provenance, process_master
 from limner.runner.claims import RunIdentity
 from limner.runner.neardup import NearDuplicateIndex
 from limner.runner.plan import PlanItem
-from limner.runner.retry import CallStats, ProviderGate, RunStopped
+from limner.runner.journal import Call, CallJournal
+from limner.runner.recovery import Kept, RecoveryFolder
+from limner.runner.retry import Answer, CallStats, ProviderGate, RunStopped
 from limner.storage import Storage, StorageError, content_key
 from limner.storage.base import EXTENSIONS, MIME_TYPES
 
@@ -42,6 +46,11 @@ T = TypeVar("T")
 EMBEDS_WITHOUT_DECODING = frozenset({"jpeg", "png", "webp"})
 
 Status = Literal["published", "failed", "not_started", "stopped", "elsewhere"]
+
+
+class PaidButNotKept(Exception):
+    """Storing or recording a paid image failed: it is in the recovery folder (or, if even that failed,
+    only the provider has it); the run must start no new paid call."""
 
 
 @dataclass
@@ -63,6 +72,9 @@ class Outcome:
     resumed: bool = False
     near_duplicate_of: str | None = None
     stop_reason: str | None = None
+    #: why the run must stop (with ``status == "stopped"``): the provider refused the ``credentials`` (or
+    #: the account), or a ``fault`` (storage or database) after a paid answer
+    stop_cause: Literal["credentials", "fault"] | None = None
 
 
 class OffLoop:
@@ -89,7 +101,7 @@ class OffLoop:
 class UnitOfWork:
     def __init__(self, *, repo: Repository, storage: Storage, pool: asyncio.Future[Executor] | Executor,
                  options: DeriveOptions, near_duplicates: NearDuplicateIndex, off: OffLoop,
-                 run: RunIdentity) -> None:
+                 run: RunIdentity, recovery: RecoveryFolder) -> None:
         self.repo = repo
         self.run_identity = run
         self.storage = storage
@@ -98,6 +110,7 @@ class UnitOfWork:
         self.options = options
         self.near_duplicates = near_duplicates
         self.off = off
+        self.recovery = recovery
         self._templates: set[str] = set()
 
     async def run(self, item: PlanItem, gate: ProviderGate) -> Outcome:
@@ -108,11 +121,17 @@ class UnitOfWork:
         except RunStopped:  # never reached the provider: it stays queued for the next run
             outcome.status = "not_started"
         except AuthFailed as exc:  # OutOfCredit too: no entry can succeed, so the run stops
-            outcome.status = "stopped"
+            outcome.status, outcome.stop_cause = "stopped", "credentials"
             refused = "has no credit left" if isinstance(exc, OutOfCredit) else "rejected the credentials"
             outcome.stop_reason = f"provider {item.provider!r} {refused}: {exc}"
             if outcome.provider_calls:  # entries that never reached the provider stay queued
                 await self._fail(outcome, f"{type(exc).__name__}: {exc}", retryable=True)
+        except PaidButNotKept as exc:
+            outcome.status, outcome.stop_cause, outcome.stop_reason = "stopped", "fault", str(exc)
+        except SQLAlchemyError as exc:  # a database that cannot be written cannot journal a paid call
+            log.error("entry %s: database error: %s", item.entry.id, exc)
+            outcome.status, outcome.stop_cause = "stopped", "fault"
+            outcome.stop_reason = f"the database failed ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})"
         except ProviderError as exc:
             await self._fail(outcome, f"{type(exc).__name__}: {exc}", retryable=exc.retryable)
         except ImageRejected as exc:
@@ -124,8 +143,13 @@ class UnitOfWork:
 
     async def _fail(self, outcome: Outcome, message: str, *, retryable: bool) -> None:
         outcome.status, outcome.error, outcome.retryable = "failed", message, retryable
-        await self.off.db(self.repo.mark_failed, outcome.entry_id, message, retryable=retryable,
-                          attempts=max(1, outcome.provider_calls))
+        try:
+            await self.off.db(self.repo.mark_failed, outcome.entry_id, message, retryable=retryable,
+                              attempts=max(1, outcome.provider_calls))
+        except SQLAlchemyError as exc:  # the entry stays as it was in the database; the run stops
+            log.error("entry %s: could not record its failure: %s", outcome.entry_id, exc)
+            outcome.status, outcome.stop_cause = "stopped", "fault"
+            outcome.stop_reason = f"the database failed ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})"
 
     def _claim(self, item: PlanItem) -> Claim:
         """Take the entry for this run (in the database thread: one hop for the claim, the check of a
@@ -153,7 +177,12 @@ class UnitOfWork:
             master = await self.off.io(self._load_master, render)
             outcome.resumed = master is not None
         if render is None or master is None:
-            render, master = await self._generate(item, gate, provenance, outcome)
+            kept = self.recovery.find(entry.id, item.fingerprint) if len(self.recovery) else None
+            adopted = await self._adopt(item, provenance, kept) if kept is not None else None
+            if adopted is not None:
+                (render, master), outcome.resumed = adopted, True
+            else:
+                render, master = await self._generate(item, gate, provenance, outcome, claim.open_calls)
 
         # shielded: a cancelled run never cancels a pool future itself (the pool's own shutdown does that
         # safely); the worker's answer is simply dropped
@@ -171,41 +200,78 @@ class UnitOfWork:
         outcome.status = "published"
 
     # ------------------------------------------------------------------ stages
-    async def _generate(self, item: PlanItem, gate: ProviderGate, provenance: Provenance,
-                        outcome: Outcome) -> tuple[Render, bytes]:
-        """Call the provider, then store and record the master at once. Every cent is in the outcome
-        and the ledger, whatever happens after the call."""
+    async def _generate(self, item: PlanItem, gate: ProviderGate, provenance: Provenance, outcome: Outcome,
+                        open_calls: tuple = ()) -> tuple[Render, bytes]:
+        """Call the provider through the paid-call journal (every call is in the ledger before it goes
+        out), then store and record the master at once. A paid image that cannot be stored or recorded is
+        kept in the recovery folder and stops the run's new paid calls."""
         entry, spec = item.entry, item.spec
         stats = CallStats()
+        journal = CallJournal(self.repo, self.off, entry_id=entry.id, fingerprint=item.fingerprint,
+                              run_id=self.run_identity.id, provider=spec.provider, model=spec.model,
+                              estimate_usd=item.price_usd, earlier=list(open_calls))
         request = GenerationRequest(prompt=spec.prompt, negative_prompt=spec.negative_prompt, width=spec.width,
                                     height=spec.height, seed=spec.seed, model=spec.model, params=spec.params,
                                     context={**entry.context(), "style": spec.style})
+        answer: Answer | None = None
         try:
-            result = await gate.call(request, stats)
-        except ProviderError as exc:
-            billed = stats.billed_failures_usd + (0.0 if exc.retryable else exc.billed_usd)
-            self._count(outcome, stats, billed_failures=billed)
-            if billed:
-                await self.off.db(self.repo.record_billed_failure, entry.id, spec.provider, spec.model, billed,
-                                  type(exc).__name__)
-            raise
-        self._count(outcome, stats, billed_failures=stats.billed_failures_usd, image=result.cost_usd)
-        if stats.billed_failures_usd:
-            await self.off.db(self.repo.record_billed_failure, entry.id, spec.provider, spec.model,
-                              stats.billed_failures_usd, "retried")
+            answer = await gate.call(request, stats, journal)
+        finally:
+            self._count(outcome, journal, answer)
+        result, call = answer.result, answer.call
         try:
             return await self._store_master(item, provenance, result.data, result.cost_usd, stats, result.seed,
-                                            result.model or spec.model, result.metadata)
-        except Exception:  # paid for, but not kept: the ledger and the budget must still see it
-            await self.off.db(self.repo.record_billed_failure, entry.id, spec.provider, spec.model, result.cost_usd,
-                              "store_failed")
-            raise
+                                            result.model or spec.model, result.metadata,
+                                            call_id=call.id if call.id > 0 else None)
+        except Exception as exc:  # paid for, but not kept: keep it here, and stop paying
+            where = await self._keep(item, result, call, exc)
+            try:
+                await journal.settle(call, CallStatus.answered, cost_usd=result.cost_usd, outcome="kept_locally")
+            except Exception as again:  # noqa: BLE001 - the database may be what failed
+                log.error("entry %s: could not note the kept image in the ledger: %s", entry.id, again)
+            journal.recorded(call, result.cost_usd)  # counted as paid in this run's outcome either way
+            self._count(outcome, journal, answer)
+            raise PaidButNotKept(
+                f"could not keep the paid image of {entry.id!r} ({type(exc).__name__}: {str(exc)[:300]}); {where}; "
+                "no new paid call was started") from exc
+
+    async def _keep(self, item: PlanItem, result: GenerationResult, call: Call, exc: BaseException) -> str:
+        sha = hashlib.sha256(result.data).hexdigest()
+        kept = Kept(entry_id=item.entry.id, fingerprint=item.fingerprint, provider=item.spec.provider,
+                    model=result.model or item.spec.model, seed=result.seed, cost_usd=result.cost_usd, sha256=sha,
+                    call_id=call.id if call.id > 0 else None, external_id=call.external_id,
+                    metadata=result.metadata)
+        log.error("entry %s: storing or recording its paid image failed: %s", item.entry.id, exc)
+        try:
+            path = await self.off.io(self.recovery.keep, result.data, kept)
+        except OSError as disk:
+            log.critical("entry %s: the paid image could not be kept on local disk either (%s)%s", item.entry.id,
+                         disk, f"; the provider still has it as call {call.external_id}" if call.external_id else "")
+            return ("it could not be kept on local disk either" +
+                    (f"; the next run asks the provider for call {call.external_id} again" if call.external_id else ""))
+        return f"it is kept in {path} and the next run records it without paying again"
+
+    async def _adopt(self, item: PlanItem, provenance: Provenance, kept: Kept) -> tuple[Render, bytes] | None:
+        """Record an image an earlier run paid for but could not keep (see :mod:`limner.runner.recovery`)."""
+        data = await self.off.io(self.recovery.read, kept)
+        if data is None:
+            return None
+        try:
+            stored = await self._store_master(item, provenance, data, kept.cost_usd, CallStats(), kept.seed, kept.model,
+                                              kept.metadata, call_id=kept.call_id)
+        except Exception as exc:
+            raise PaidButNotKept(f"could not record the kept image of {item.entry.id!r} "
+                                 f"({type(exc).__name__}: {str(exc)[:300]}); it stays in {self.recovery.path}") from exc
+        await self.off.io(self.recovery.adopted, kept)
+        log.info("entry %s: recorded the image kept in the recovery folder (no new call)", item.entry.id)
+        return stored
 
     @staticmethod
-    def _count(outcome: Outcome, stats: CallStats, *, billed_failures: float, image: float = 0.0) -> None:
-        outcome.provider_calls = stats.attempts
-        outcome.billed_failures_usd = billed_failures
-        outcome.cost_usd = billed_failures + image
+    def _count(outcome: Outcome, journal: CallJournal, answer: Answer | None) -> None:
+        outcome.provider_calls = journal.calls_made
+        outcome.cost_usd = journal.cost_usd
+        image = answer.call.cost_usd if answer is not None and answer.call.this_run else 0.0
+        outcome.billed_failures_usd = max(0.0, outcome.cost_usd - image)
 
     def _load_master(self, render: Render) -> bytes | None:
         try:
@@ -237,7 +303,7 @@ class UnitOfWork:
         return master, fmt, key
 
     async def _store_master(self, item: PlanItem, provenance: Provenance, data: bytes, cost: float, stats: CallStats,
-                            seed: int, model: str, metadata: dict) -> tuple[Render, bytes]:
+                            seed: int, model: str, metadata: dict, *, call_id: int | None = None) -> tuple[Render, bytes]:
         master, fmt, key = await self.off.io(self._embed_and_put, data, provenance)
         spec = item.spec
         if spec.template_sha not in self._templates:
@@ -254,7 +320,7 @@ class UnitOfWork:
             master_sha256=hashlib.sha256(master).hexdigest(), master_key=key, master_format=fmt,
             master_bytes=len(master),
         )
-        return await self.off.db(self.repo.record_render, render), master
+        return await self.off.db(self.repo.record_render, render, call_id=call_id), master
 
     def _put_derived(self, processed: Processed) -> tuple[list[dict], str]:
         d = processed.derived

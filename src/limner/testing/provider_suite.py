@@ -85,7 +85,8 @@ async def call_through_gate(provider: Provider, **overrides: Any) -> tuple[Gener
                         backoff_initial_s=0.01, backoff_max_s=0.05)
     stats = CallStats()
     try:
-        return await gate.call(request(model=provider.model, **overrides), stats), stats
+        answer = await gate.call(request(model=provider.model, **overrides), stats)
+        return answer.result, stats
     finally:
         await provider.aclose()
 

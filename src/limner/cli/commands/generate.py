@@ -69,6 +69,10 @@ def register(app: typer.Typer) -> None:
         if summary.auth_error:
             err.print(f"error: {summary.auth_error}. The run stopped; fix the credentials or the account (see `limner doctor`) and re-run.",
                       highlight=False, markup=False)
+        if summary.halted:
+            err.print(f"error: {summary.halted}. The run started no new paid call after this; fix storage or the "
+                      f"database and re-run: {summary.kept_locally} paid image(s) kept in .limner/recovery/ are "
+                      "recorded then, without paying again.", highlight=False, markup=False)
         if summary.budget_stopped:
             err.print(f"Budget of ${cap:.2f} reached: {summary.not_started} entries not started. Raise --budget and re-run to continue.",
                       highlight=False)

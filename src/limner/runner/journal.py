@@ -1,0 +1,116 @@
+"""The paid-call journal: one entry's provider calls, each written to the ledger before it goes out.
+
+Money is never spent without a trace. Before a provider call a ledger line is written at the list price
+(``pending``); the provider's id for the call (:func:`limner.providers.report_call_id`) is written as soon as
+it is known; the answer settles the line (``answered``, then ``recorded`` with its render, or ``failed``
+with what was billed). A line that stays open (a failed download, a timeout, a killed process) is
+settled by asking the provider about that id (:meth:`limner.providers.Provider.fetch_known`) before any
+new paid call for the same image, in this run or the next. Spend is the sum of the ledger, open lines
+included at their estimate, so a summary read from the ledger never misses a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from limner.db.models import CallStatus
+
+if TYPE_CHECKING:
+    from limner.db.models import LedgerRow
+    from limner.db.repository import Repository
+    from limner.runner.unit import OffLoop
+
+
+@dataclass
+class Call:
+    """The in-memory twin of one ledger line."""
+
+    id: int
+    cost_usd: float
+    external_id: str | None = None
+    status: str = CallStatus.pending.value
+    #: written by this run (counted in its outcome); False for an open line of an earlier run
+    this_run: bool = True
+
+    @property
+    def open(self) -> bool:
+        return self.status in (CallStatus.pending.value, CallStatus.answered.value)
+
+
+class CallJournal:
+    """The ledger lines of one entry's calls, written through the run's database thread."""
+
+    def __init__(self, repo: Repository | None, off: OffLoop | None, *, entry_id: str = "", fingerprint: str = "",
+                 run_id: str = "", provider: str = "", model: str = "", estimate_usd: float = 0.0,
+                 earlier: list[LedgerRow] | None = None) -> None:
+        """``repo=None``: a journal kept in memory only (a provider tried outside a run, in tests)."""
+        self.repo, self.off = repo, off
+        self.entry_id, self.fingerprint, self.run_id = entry_id, fingerprint, run_id
+        self.provider, self.model, self.estimate_usd = provider, model, estimate_usd
+        self.calls: list[Call] = [Call(r.id, r.cost_usd, r.external_id, r.status, this_run=False) for r in earlier or ()]
+        self._id_writes: list[asyncio.Future[None]] = []
+
+    # -- reading ---------------------------------------------------------------------------
+    def to_ask_about(self) -> Call | None:
+        """The oldest open call with a provider id: ask the provider about it before paying again."""
+        return next((c for c in self.calls if c.open and c.external_id), None)
+
+    def unanswerable(self) -> list[Call]:
+        """Open calls of an earlier run without a provider id: nobody can ask about them."""
+        return [c for c in self.calls if c.open and not c.external_id and not c.this_run]
+
+    @property
+    def cost_usd(self) -> float:
+        """What this run's calls for the entry cost (open ones at their estimate)."""
+        return sum(c.cost_usd for c in self.calls if c.this_run)
+
+    @property
+    def calls_made(self) -> int:
+        return sum(1 for c in self.calls if c.this_run)
+
+    # -- writing ---------------------------------------------------------------------------
+    async def open(self) -> Call:
+        """Write the line of a call about to go out (before any money can be spent)."""
+        if self.repo is None or self.off is None:
+            call_id = -len(self.calls) - 1
+        else:
+            call_id = await self.off.db(self.repo.open_call, entry_id=self.entry_id, fingerprint=self.fingerprint,
+                                        run_id=self.run_id, provider=self.provider, model=self.model,
+                                        estimate_usd=self.estimate_usd)
+        call = Call(call_id, self.estimate_usd)
+        self.calls.append(call)
+        return call
+
+    def id_sink(self, call: Call) -> Callable[[str], None]:
+        """The callback behind ``report_call_id`` while ``call`` is out: note the id, write it at once."""
+        def sink(external_id: str) -> None:
+            if call.external_id == external_id:
+                return
+            call.external_id = external_id
+            if self.repo is None or self.off is None:
+                return
+            self._id_writes.append(asyncio.ensure_future(self.off.db(self.repo.note_external_id, call.id, external_id)))
+        return sink
+
+    async def settle(self, call: Call, status: CallStatus, *, cost_usd: float | None = None,
+                     outcome: str | None = None) -> None:
+        await self.flush()
+        if cost_usd is not None:
+            call.cost_usd = cost_usd
+        call.status = status.value
+        if self.repo is None or self.off is None:
+            return
+        await self.off.db(self.repo.settle_call, call.id, status, cost_usd=cost_usd, outcome=outcome)
+
+    async def flush(self) -> None:
+        """Wait until every reported id is written."""
+        writes, self._id_writes = self._id_writes, []
+        for write in writes:
+            await write
+
+    def recorded(self, call: Call, cost_usd: float) -> None:
+        """The render of ``call`` was recorded (the database closed its line in the same commit)."""
+        call.status, call.cost_usd = CallStatus.recorded.value, cost_usd

@@ -1,0 +1,99 @@
+"""The recovery folder: paid images that could not be stored or recorded, kept on local disk.
+
+When storing a master or recording its render fails after the provider answered (storage full or
+unreachable, database disk full), the image is not thrown away: its bytes and what is needed to record
+it (entry, fingerprint, cost, seed, model, ledger line) go to ``.limner/recovery/`` and the run stops
+starting new paid calls. The next run adopts every image it finds there for the entry and spec it plans,
+records it as if it had just come from the provider, and deletes the files: that image is never paid for
+again.
+
+Files: ``<sha256>.img`` (the bytes exactly as the provider sent them) and ``<sha256>.json`` (what to record),
+written with a temporary name and renamed, so a half-written pair is never adopted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("limner.runner")
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What is needed to record a kept image as the render of its entry."""
+
+    entry_id: str
+    fingerprint: str
+    provider: str
+    model: str
+    seed: int
+    cost_usd: float
+    sha256: str
+    call_id: int | None = None
+    external_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class RecoveryFolder:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._index: dict[tuple[str, str], Kept] | None = None
+
+    def keep(self, data: bytes, kept: Kept) -> Path:
+        """Write the image and its record (raises ``OSError`` when even the local disk refuses)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        image = self.path / f"{kept.sha256}.img"
+        record = self.path / f"{kept.sha256}.json"
+        for target, payload in ((image, data), (record, json.dumps(asdict(kept), sort_keys=True).encode())):
+            tmp = target.with_suffix(target.suffix + ".tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        if self._index is not None:
+            self._index[(kept.entry_id, kept.fingerprint)] = kept
+        return image
+
+    def _load(self) -> dict[tuple[str, str], Kept]:
+        if self._index is None:
+            self._index = {}
+            if self.path.is_dir():
+                for record in sorted(self.path.glob("*.json")):
+                    try:
+                        kept = Kept(**json.loads(record.read_text()))
+                    except (OSError, ValueError, TypeError) as exc:
+                        log.warning("recovery: cannot read %s (%s); left in place", record, exc)
+                        continue
+                    if (self.path / f"{kept.sha256}.img").is_file():
+                        self._index[(kept.entry_id, kept.fingerprint)] = kept
+        return self._index
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def find(self, entry_id: str, fingerprint: str) -> Kept | None:
+        return self._load().get((entry_id, fingerprint))
+
+    def read(self, kept: Kept) -> bytes | None:
+        """The kept bytes, or None if they are missing or do not match their hash."""
+        try:
+            data = (self.path / f"{kept.sha256}.img").read_bytes()
+        except OSError:
+            return None
+        return data if hashlib.sha256(data).hexdigest() == kept.sha256 else None
+
+    def adopted(self, kept: Kept) -> None:
+        """The image is stored and recorded: forget it."""
+        self._load().pop((kept.entry_id, kept.fingerprint), None)
+        for suffix in (".json", ".img"):
+            try:
+                (self.path / f"{kept.sha256}{suffix}").unlink()
+            except FileNotFoundError:
+                pass
