@@ -17,8 +17,9 @@ It reproduces the documented shapes of the HTTP API:
 
 Script it with :meth:`ReplicateFake.mode` (the modes of :mod:`limner.testing.provider_suite`, plus
 ``failed``, ``canceled`` and ``no_credit``: 402 "Insufficient credit" in Replicate's problem+json shape;
-options ``redirect_to`` (every download redirected) and ``download_failures=N`` (the first N downloads of
-each output redirected to ``failure_location``, default a 404)) and :meth:`ReplicateFake.faults` (seeded random 429/500/NSFW for
+options ``redirect_to`` (every download redirected), ``download_failures=N`` (the first N downloads of
+each output redirected to ``failure_location``, default a 404) and ``drip_downloads=N`` (the first N
+downloads of each output send one byte every ``drip_s`` seconds)) and :meth:`ReplicateFake.faults` (seeded random 429/500/NSFW for
 acceptance runs). Counters: ``create_calls``, ``last_input``, ``last_prefer``, ``poll_calls``,
 ``cancel_calls``, ``paid`` (predictions that succeeded), ``successes``/``refusals`` per prompt.
 """
@@ -304,8 +305,16 @@ class ReplicateFake:
         with self._lock:  # ``download_failures=N``: the first N downloads of each output are redirected away
             failures_left = prediction.get("_download_failures", options.get("download_failures", 0))
             prediction["_download_failures"] = max(0, failures_left - 1)
+            drips_left = prediction.get("_drips", options.get("drip_downloads", 0))
+            prediction["_drips"] = max(0, drips_left - 1)
         if failures_left:
             return Response("", status=302, headers={"Location": options.get("failure_location", "/files/gone.png")})
+        if drips_left:  # ``drip_downloads=N``: the first N downloads send one byte every ``drip_s`` seconds
+            def drip(pause: float = float(options.get("drip_s", 2.0))) -> Any:
+                for byte in b"\x89PNG\r\n\x1a\n" * 4:
+                    time.sleep(pause)
+                    yield bytes([byte])
+            return Response(drip(), status=200, content_type="image/png")
         if options.get("redirect_to"):
             return Response("", status=302, headers={"Location": options["redirect_to"]})
         if mode == "corrupt":

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from projects import FailingWrites
 
-from limner.db.models import EntryRow, LedgerRow, Render, RenderStatus, Variant
+from limner.db.models import EntryRow, LedgerRow, Render, RenderStatus, RunRow, Variant
 from limner.errors import EXIT_AUTH, EXIT_BUDGET, EXIT_FAILURES
 from limner.runner import RunOptions, Selection, build_plan, run_plan
 
@@ -277,3 +277,57 @@ def test_a_provider_setting_that_changes_the_image_makes_entries_stale(make_proj
     project = p.project()
     assert build_plan(project, Selection()).items == []
     project.close()
+
+
+def test_a_database_that_fills_up_mid_run_stops_paying_and_loses_nothing(make_project_dir):
+    """Issue #8 (d): a database disk filling mid-run aborted with a traceback and no summary, and 6 paid
+    calls were paid again on the next run. Now the run ends with a summary, the paid images wait in the
+    recovery folder, and the next run records them without a call."""
+    from sqlalchemy.exc import OperationalError
+
+    from limner.db.repository import Repository
+
+    class FillsUp(Repository):
+        """Every write after the first ``room`` fails the way a full disk does."""
+
+        room = 20
+
+        def __init__(self, db):
+            super().__init__(db)
+            real = db.session
+
+            def session(*, write=False):
+                if write:
+                    FillsUp.room -= 1
+                    if FillsUp.room < 0:
+                        raise OperationalError("INSERT", {}, Exception("database or disk is full"))
+                return real(write=write)
+            self.db = type("FullDisk", (), {"session": staticmethod(session), "engine": db.engine})()
+
+    p = make_project_dir(12, extra="latency_s = 0.05\nprice_usd = 0.01\n")
+    project = p.project()
+    project.__dict__["repo"] = FillsUp(project.db)
+    try:
+        summary = run_plan(project, build_plan(project, Selection()), RunOptions(progress=False))
+    finally:
+        project.close()
+    assert summary.halted and "database" in summary.halted and summary.exit_code == EXIT_FAILURES
+    paid = len(p.calls())
+    assert 0 < paid < 12  # nothing new started once the first write failed
+    assert summary.generated + summary.kept_locally <= paid
+    recovery = p.root / ".limner" / "recovery"
+    kept = len(list(recovery.glob("*.img"))) if recovery.exists() else 0
+    assert kept == summary.kept_locally > 0
+
+    project = p.project()  # this process stands in for the one that died: its claims lapse with it
+    with project.db.session(write=True) as s:
+        s.execute(update(RunRow).values(pid=2**22 + 12345))
+    project.close()
+    _, again = run(p)  # the disk has room again
+    assert again.generated == 12 - summary.generated and again.failed == 0
+    assert again.resumed >= kept
+    ledger = rows(p, LedgerRow)
+    assert len(p.calls()) == len(ledger)  # every paid call is in the ledger, none twice
+    assert len(ledger) - paid == again.provider_calls and len({r.entry_id for r in ledger if r.status == "recorded"}) == 12
+    assert not recovery.exists() or list(recovery.iterdir()) == []
+    assert_consistent(p)

@@ -18,7 +18,9 @@ left) is ``OutOfCredit``, which stops the run. The concurrency slot is given bac
 as soon as the prediction has ended, before the download.
 
 Settings (``[providers.replicate]``): ``model``, ``timeout_s`` (120), ``poll_interval_s``
-(1.0), ``max_download_bytes``, ``output_format`` (``png``), ``base_url``; secrets
+(1.0), ``prefer_wait_s`` (how long the create call may be held for the answer: at most 60 and half of
+``timeout_s``; shorter means the prediction id reaches the ledger sooner), ``max_download_bytes``,
+``output_format`` (``png``), ``base_url``; secrets
 (environment or ``.env``): ``REPLICATE_API_TOKEN``, optionally ``REPLICATE_BASE_URL``.
 """
 
@@ -262,6 +264,8 @@ class ReplicateProvider(HostedProvider):
     async def _create(self, http: ProviderHTTP, name: str, version: str | None, data: dict[str, Any]) -> dict[str, Any]:
         # the server holds the answer up to `wait` s: keep that well inside the read timeout (timeout_s)
         wait = max(1, min(MAX_PREFER_WAIT_S, int(self.timeout_s / 2)))
+        if self.settings.get("prefer_wait_s") is not None:
+            wait = max(1, min(wait, int(number_setting(self.name, self.settings, "prefer_wait_s", wait))))
         headers = {**self.auth_headers(), "Prefer": f"wait={wait}"}
         if version is None:
             owner, model_name = name.split("/", 1)

@@ -1,0 +1,127 @@
+"""Issue #8, "paid calls that leave no trace": every fault after a paid call is in the ledger, the summary
+agrees with the ledger, and the next run never pays again for an image a call already produced.
+
+The CLI runs in subprocesses against the loopback Replicate fake."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from fake_replicate import ReplicateFake, start_fake, stop_fake
+from test_acceptance_replicate import TOKEN, configure, env_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def fake():
+    server, api = start_fake(TOKEN, image_size=64)
+    try:
+        yield api
+    finally:
+        stop_fake(server, api)
+
+
+def ledger(p) -> list[dict]:
+    with sqlite3.connect(p.root / ".limner" / "limner.db") as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute("SELECT * FROM ledger ORDER BY id")]
+
+
+def generate(p, env, *args: str, timeout: float = 120):
+    proc = p.run("generate", "--no-progress", "--json", *args, env=env, timeout=timeout)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def agrees(summary: dict, rows: list[dict], run_rows: int | None = None) -> None:
+    """The summary's calls and spend are this run's ledger lines."""
+    mine = rows[-run_rows:] if run_rows else []
+    assert summary["provider_calls"] == len(mine)
+    assert summary["spend_usd"] == pytest.approx(sum(r["cost_usd"] for r in mine))
+
+
+def test_a_slow_drip_download_is_cut_by_the_deadline_recorded_and_fetched_next_run(fake: ReplicateFake, make_project_dir):
+    """(a) A download dripping a byte every 2 s hung for ever; with timeout_s set, the timed-out predictions
+    were in neither the ledger nor the summary."""
+    p = make_project_dir(1, provider="replicate")
+    configure(p)
+    p.config.write_text(p.config.read_text().replace("max_attempts = 10", "max_attempts = 2")
+                        .replace("timeout_s = 30", "timeout_s = 1"))
+    env = env_for(p, fake)
+    fake.mode("ok", drip_downloads=2, drip_s=2.0)
+    started = time.monotonic()
+    code, summary = generate(p, env)
+    assert time.monotonic() - started < 30
+    assert code == 1 and summary["failed"] == 1 and "within 1s" in summary["failures"][0]["error"]
+    rows = ledger(p)
+    assert fake.create_calls == 1 and len(rows) == 1  # the second attempt asked about the prediction
+    assert rows[0]["status"] == "pending" and rows[0]["external_id"] and rows[0]["cost_usd"] == pytest.approx(0.003)
+    agrees(summary, rows, 1)
+
+    code, again = generate(p, env)  # the output downloads at full speed now
+    assert code == 0 and again["generated"] == 1
+    assert fake.create_calls == 1  # fetched, not paid again
+    rows = ledger(p)
+    assert len(rows) == 1 and rows[0]["status"] == "recorded" and rows[0]["render_id"]
+    assert again["provider_calls"] == 0 and again["spend_usd"] == 0
+
+
+def test_a_failed_download_never_buys_a_new_prediction_in_this_run_or_the_next(fake: ReplicateFake, make_project_dir):
+    """(b) A failed download (redirect to a closed port, a loop) made a new paid prediction on every retry,
+    and the next run paid again."""
+    p = make_project_dir(2, provider="replicate")
+    configure(p)
+    p.config.write_text(p.config.read_text().replace("max_attempts = 10", "max_attempts = 3"))
+    env = env_for(p, fake)
+    fake.mode("ok", download_failures=4, failure_location="/files/loop.png")
+    code, summary = generate(p, env)
+    assert code == 1 and summary["failed"] == 2
+    assert fake.create_calls == 2 and fake.paid == 2  # one prediction per entry, never another
+    rows = ledger(p)
+    assert [r["status"] for r in rows] == ["pending", "pending"] and all(r["external_id"] for r in rows)
+    agrees(summary, rows, 2)
+    assert summary["spend_usd"] == pytest.approx(0.006)  # both predictions succeeded: billed
+
+    code, again = generate(p, env)
+    assert code == 0 and again["generated"] == 2 and fake.create_calls == 2
+    assert again["provider_calls"] == 0 and again["spend_usd"] == 0
+    assert [r["status"] for r in ledger(p)] == ["recorded", "recorded"]
+
+
+def test_calls_in_flight_at_kill_9_are_fetched_on_resume_not_paid_again(fake: ReplicateFake, make_project_dir):
+    """(e) After kill -9 the calls in flight were paid again on resume and never recorded."""
+    p = make_project_dir(4, provider="replicate")
+    configure(p, extra="prefer_wait_s = 1\n")
+    env = env_for(p, fake)
+    fake.latency = 3.0
+    proc = subprocess.Popen([sys.executable, "-m", "limner", "--config", str(p.config), "generate", "--no-progress"],
+                            cwd=p.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # until every prediction is created and its id is in the ledger
+        time.sleep(0.1)
+        try:
+            known = [r for r in ledger(p) if r["external_id"]]
+        except sqlite3.Error:
+            continue
+        if len(known) == 4:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    assert fake.create_calls == 4 and len(known) == 4
+    fake.latency = 0.0
+
+    code, again = generate(p, env)
+    assert code == 0 and again["generated"] == 4
+    assert fake.create_calls == 4  # the known predictions were fetched
+    rows = ledger(p)
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"recorded"}
+    assert again["provider_calls"] == 0 and again["spend_usd"] == 0
