@@ -31,7 +31,7 @@ import uuid
 from typing import Any
 
 from PIL import Image
-from pytest_httpserver import HTTPServer
+from fake_network import RedirectingServer
 from werkzeug import Request, Response
 
 KNOWN_MODELS = ["v1-5-pruned-emaonly.safetensors", "sd_xl_base_1.0.safetensors", "flux1-dev.safetensors",
@@ -59,12 +59,8 @@ def noisy_png(width: int, height: int, seed: int, *, long_side: int = 192) -> by
     return buf.getvalue()
 
 
-class QuickHTTPServer(HTTPServer):
-    """pytest-httpserver with a short shutdown poll, so stopping a fake takes milliseconds, not 0.5 s."""
-
-    def thread_target(self) -> None:
-        assert self.server is not None
-        self.server.serve_forever(poll_interval=0.02)
+class QuickHTTPServer(RedirectingServer):
+    """pytest-httpserver with a short shutdown poll and the suite's ``redirect_elsewhere`` mode."""
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -87,6 +83,17 @@ class ScriptedFake:
     def mode(self, name: str, **options: Any) -> None:
         with self.lock:
             self._mode, self._options, self._failed_once = name, options, False
+            self.server.redirect_elsewhere = name == "redirect_elsewhere"
+            self.server.redirect_after = int(options.get("after", 0))
+
+    @property
+    def elsewhere(self) -> list[dict[str, str]]:
+        """Headers of the requests that reached the other origin (``redirect_elsewhere``)."""
+        return self.server.elsewhere
+
+    @property
+    def redirected(self) -> int:
+        return self.server.redirected
 
 
 class FakeComfyUI(ScriptedFake):

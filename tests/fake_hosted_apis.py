@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fake_network import closed_port_url
+from fake_network import RedirectingServer, closed_port_url
 from PIL import Image
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -35,7 +35,8 @@ from limner.providers.http import ALLOW_HTTP_ENV
 from limner.testing.fake_provider import noisy_png
 from limner.testing.provider_suite import SECRET_TOKEN, FakeAPI, call_through_gate, request
 
-SUITE_MODES = ("ok", "rate_limit_once", "server_error_once", "slow", "refuse", "auth", "corrupt", "oversized")
+SUITE_MODES = ("ok", "rate_limit_once", "server_error_once", "slow", "refuse", "auth", "corrupt", "oversized",
+               "redirect_elsewhere")
 #: long side of the PNGs the fakes serve (small: the tests only need a real, non-blank image)
 IMAGE_SIDE = 192
 
@@ -60,12 +61,6 @@ def oversized_png() -> bytes:
 CORRUPT_PNG = png()[:40] + b"\x00garbage\x00" * 4
 
 
-class _QuickServer(HTTPServer):
-    """pytest-httpserver's server, polling for shutdown every 10 ms instead of 500 ms (fast teardown)."""
-
-    def thread_target(self) -> None:
-        assert self.server is not None
-        self.server.serve_forever(poll_interval=0.01)
 
 
 class HostedFake(FakeAPI):
@@ -79,7 +74,7 @@ class HostedFake(FakeAPI):
     modes: tuple[str, ...] = SUITE_MODES
 
     def __init__(self) -> None:
-        self.server = _QuickServer(host="127.0.0.1", threaded=True)
+        self.server = RedirectingServer(host="127.0.0.1", threaded=True)
         self.server.expect_request(re.compile(".*")).respond_with_handler(self._handle)
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -109,6 +104,17 @@ class HostedFake(FakeAPI):
             raise ValueError(f"{type(self).__name__} has no mode {name!r} (modes: {', '.join(self.modes)})")
         with self._lock:
             self.current, self.options, self._failed_once = name, options, False
+            self.server.redirect_elsewhere = name == "redirect_elsewhere"
+            self.server.redirect_after = int(options.get("after", 0))
+
+    @property
+    def elsewhere(self) -> list[dict[str, str]]:
+        """Headers of the requests that reached the other origin (``redirect_elsewhere``)."""
+        return self.server.elsewhere
+
+    @property
+    def redirected(self) -> int:
+        return self.server.redirected
 
     def next_id(self) -> str:
         return f"req-{next(self._ids):04d}"

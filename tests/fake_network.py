@@ -1,5 +1,6 @@
 """Loopback network failures for the provider tests: a port nobody listens on, a server that accepts
-connections and never answers, one that hangs up without answering.
+connections and never answers, one that hangs up without answering, and the fakes' server, which can
+redirect every request to another origin.
 
 They are real sockets on 127.0.0.1, so httpx raises what it raises against a real host that is down
 (``ConnectError``: connection refused), slow (``ReadTimeout``) or broken (``RemoteProtocolError``).
@@ -9,6 +10,10 @@ from __future__ import annotations
 
 import socket
 import threading
+from typing import Any
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 
 def closed_port_url() -> str:
@@ -69,3 +74,34 @@ class RawServer:
                 conn.close()
             else:
                 self._open.append(conn)  # keep it open, answer nothing
+
+
+class RedirectingServer(HTTPServer):
+    """pytest-httpserver with a 10 ms shutdown poll and the suite's ``redirect_elsewhere`` mode.
+
+    With ``redirect_elsewhere`` set, every request to ``127.0.0.1`` (after the first ``redirect_after``) is answered ``307`` to the same path on
+    ``http://localhost:<port>``: another origin (another host name), which records the headers it receives
+    in ``elsewhere`` and answers 404. No provider may carry its credentials there."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.redirect_elsewhere = False
+        #: requests served normally before the redirects start (``redirect_elsewhere`` with ``after=N``)
+        self.redirect_after = 0
+        self.redirected = 0
+        self.elsewhere: list[dict[str, str]] = []
+
+    def thread_target(self) -> None:
+        assert self.server is not None
+        self.server.serve_forever(poll_interval=0.01)
+
+    def dispatch(self, request: Request) -> Response:
+        if request.host.rsplit(":", 1)[0] == "localhost":
+            self.elsewhere.append(dict(request.headers))
+            return Response("not here", status=404, content_type="text/plain")
+        if self.redirect_elsewhere and self.redirect_after > 0:
+            self.redirect_after -= 1
+        elif self.redirect_elsewhere:
+            self.redirected += 1
+            return Response("", status=307, headers={"Location": f"http://localhost:{self.port}{request.full_path}"})
+        return super().dispatch(request)

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from fake_network import RedirectingServer
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -102,9 +103,21 @@ class ReplicateFake:
 
     def mode(self, name: str, **options: Any) -> None:
         assert name in {"ok", "rate_limit_once", "server_error_once", "slow", "refuse", "auth", "corrupt", "oversized",
-                        "failed", "canceled", "no_credit"}, name
+                        "failed", "canceled", "no_credit", "redirect_elsewhere"}, name
         with self._lock:
             self._mode, self._options, self._once_done = name, dict(options), False
+            if isinstance(self.server, RedirectingServer):
+                self.server.redirect_elsewhere = name == "redirect_elsewhere"
+                self.server.redirect_after = int(options.get("after", 0))
+
+    @property
+    def elsewhere(self) -> list[dict[str, str]]:
+        """Headers of the requests that reached the other origin (``redirect_elsewhere``)."""
+        return self.server.elsewhere if isinstance(self.server, RedirectingServer) else []
+
+    @property
+    def redirected(self) -> int:
+        return self.server.redirected if isinstance(self.server, RedirectingServer) else 0
 
     def faults(self, *, rate_limit: float = 0.0, server_error: float = 0.0, nsfw: float = 0.0, pending: float = 0.0,
                retry_after: int = 1, seed: int = 0) -> None:
@@ -398,7 +411,7 @@ class ReplicateFake:
 def start_fake(token: str, **kwargs: Any) -> tuple[HTTPServer, ReplicateFake]:
     """A started threaded server with the fake routes (stop it with ``stop_fake``)."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log lines on stderr
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server = RedirectingServer(host="127.0.0.1", port=0, threaded=True)
     server.start()
     return server, ReplicateFake(server, token, **kwargs)
 

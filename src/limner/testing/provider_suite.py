@@ -37,9 +37,15 @@ every fake supports:
 ``auth``                401 (or the provider's documented auth failure)
 ``corrupt``             the image bytes are not an image
 ``oversized``           the image is larger than the provider's download cap in the test (1 MB)
+``redirect_elsewhere``  every request to the fake's URL (``http://127.0.0.1:<port>``) answers ``307`` to the
+                        same path on another origin, ``http://localhost:<port>``, which answers 404; with
+                        ``after=N``, the first N requests are served normally (the create call), then
+                        every later one (polls, downloads) is redirected
 
-and it records ``fake.create_calls`` (generation requests received) and ``fake.last_input``
-(the provider-specific input parameters of the last create call, as a dict).
+and it records ``fake.create_calls`` (generation requests received), ``fake.last_input``
+(the provider-specific input parameters of the last create call, as a dict), ``fake.redirected``
+(requests answered with the redirect) and ``fake.elsewhere`` (the headers of each request that reached
+the other origin).
 
 A test that cannot apply to a backend (a self-hosted server has no moderation, so no refusal) is
 overridden in the subclass with the backend's nearest equivalent, and a comment saying why.
@@ -61,6 +67,7 @@ from limner.providers import (
     HostUnreachable,
     InvalidRequest,
     Provider,
+    ProviderError,
     RateLimited,
     Transient,
 )
@@ -69,6 +76,8 @@ from limner.runner.retry import CallStats, ProviderGate
 __all__ = ["SECRET_TOKEN", "FakeAPI", "ProviderSuite", "call_through_gate", "request"]
 
 SECRET_TOKEN = "r8_FAKE_test_token_0123456789abcdefXYZ"  # a fake: never a real credential
+#: headers that carry credentials, for the suite's cross-origin check (lower case)
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-key", "x-api-key", "api-key"})
 
 
 def request(**overrides: Any) -> GenerationRequest:
@@ -96,6 +105,9 @@ class FakeAPI:
 
     create_calls: int = 0
     last_input: dict[str, Any] | None = None
+    #: requests answered with the ``redirect_elsewhere`` redirect, and the headers that reached the other origin
+    redirected: int = 0
+    elsewhere: list[dict[str, str]] = []
 
     def mode(self, name: str, **options: Any) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -192,6 +204,24 @@ class ProviderSuite:
             await self._generate(make_provider(), params={"no_such_option_xyz": 7})
         assert "no_such_option_xyz" not in str(fake.last_input)
         assert "no_such_option_xyz" in caplog.text
+
+    @pytest.mark.asyncio
+    async def test_no_credentials_across_origins_on_a_redirect(self, fake: FakeAPI, make_provider, monkeypatch) -> None:
+        """A redirect to another origin gets neither the credential nor any authorization header (whether the
+        provider follows it or not). Plain http to both hosts is allowed here, so the redirect is tried."""
+        monkeypatch.setenv("LIMNER_ALLOW_HTTP_HOSTS", "127.0.0.1,localhost")
+        for after in (0, 1):  # from the first request on; then after the create call (polls, downloads)
+            fake.mode("redirect_elsewhere", after=after)
+            try:
+                await self._generate(make_provider(timeout_s=5))
+            except ProviderError:
+                pass
+            if after == 0:
+                assert fake.redirected >= 1  # the provider did reach the redirect
+        for headers in fake.elsewhere:
+            names = {name.lower() for name in headers}
+            assert not names & CREDENTIAL_HEADERS, headers
+            assert not any(SECRET_TOKEN in value for value in headers.values()), headers
 
     @pytest.mark.asyncio
     async def test_secret_never_in_logs(self, fake: FakeAPI, make_provider, caplog) -> None:
