@@ -347,10 +347,12 @@ def test_example_timeline_published_to_supabase(make_project_dir: Any) -> None:
         finally:
             project.close()
 
+        base = manifest["base"]
+        assert base == f"{fake.url}/storage/v1/object/public/timeline-images/limner/"
         urls: set[str] = set()
         for entry in manifest["entries"].values():
-            urls |= {entry["master_url"], entry["image_url"], entry["cdn_url"]}
-            urls |= {s["url"] for sources in entry["sources"].values() for s in sources}
+            urls |= {base + entry["master_key"], base + entry["image_key"]}
+            urls |= {base + key for keys in entry["variants"].values() for key in keys.values()}
         assert urls and all(u.startswith(f"{fake.url}/storage/v1/object/public/timeline-images/limner/") for u in urls)
         with httpx.Client() as client:  # no key: what a browser gets
             for url in sorted(urls):
@@ -363,4 +365,4 @@ def test_example_timeline_published_to_supabase(make_project_dir: Any) -> None:
             for entry_id in manifest["entries"]:
                 r = client.get(f"{fake.url}/storage/v1/object/public/timeline-images/limner/events/{entry_id}.jpg")
                 assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
-                assert r.content == client.get(manifest["entries"][entry_id]["image_url"]).content
+                assert r.content == client.get(base + manifest["entries"][entry_id]["image_key"]).content

@@ -52,10 +52,13 @@ def test_generate_sync_status_check_missing(project_dir):
         placeholder = p.root / "frontend/public/images/events" / f"{entry_id}.webp"
         assert placeholder.stat().st_size <= 100_000
         assert entry["placeholder"] == f"/images/events/{entry_id}.webp"
-        assert set(entry["srcset"]) == {"avif", "webp", "jpeg"}
-        for sources in entry["sources"].values():
-            for s in sources:
-                assert Path(s["url"].removeprefix("file://")).is_file()
+        assert set(entry["variants"]) == {"avif", "webp", "jpeg"}
+        assert entry["order"] == int(entry_id.rsplit("-", 1)[1])  # the catalogue's order
+        for keys in entry["variants"].values():
+            for width, key in keys.items():
+                assert (p.root / ".limner/media" / key).is_file() and key.endswith(f"-{width}" + Path(key).suffix)
+    assert manifest["version"] == 2 and manifest["base"] is None and manifest["cdn_base"] is None  # no file:// paths
+    assert "file:" not in (p.root / "frontend/src/data/limner-manifest.json").read_text()
     # re-sync: nothing changes on disk
     mtime = (p.root / "frontend/src/data/limner-manifest.json").stat().st_mtime_ns
     again = p.run_json("sync")

@@ -115,6 +115,7 @@ JSON_RUNS: dict[str, list[tuple[str, ...]]] = {
     "gc": [()],
     "upload": [("--to", "copy", "--no-progress")],
     "adopt-placeholders": [("frontend/public/images/events", "--dry-run")],
+    "check": [()],
 }
 #: a dry run prints the plan: its keys are documented under plan
 ALSO_DOCUMENTED_UNDER = {("generate", "--dry-run"): ["plan"]}
@@ -184,6 +185,7 @@ def json_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, ..
     (app_dir / "not-an-entry.webp").write_bytes((app_dir / "event-000.webp").read_bytes())
     (app_dir / "event-003.jpg").write_bytes(b"not an image")
     run("adopt-placeholders", "frontend/public/images/events", "--dry-run")
+    run("check")  # no .gitignore here: a problem, so the keys of `problems[]` are checked too
     assert set(outputs) == {(name, *args) for name, runs in JSON_RUNS.items() for args in runs}
     return outputs
 
@@ -257,7 +259,7 @@ def anchors(text: str) -> set[str]:
 
 
 DOC_FILES = ("cli.md", "configuration.md", "catalogue.md", "styles.md", "plugins.md", "manifest.md", "storage.md",
-             "supabase.md", "providers.md", "architecture.md", "benchmarks.md")
+             "supabase.md", "providers.md", "architecture.md", "benchmarks.md", "ci.md", "migration.md", "frontend.md")
 
 
 @pytest.mark.parametrize("name", DOC_FILES)

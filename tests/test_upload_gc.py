@@ -110,11 +110,12 @@ def test_generate_into_s3_and_every_manifest_url_serves_its_image(make_project_d
     assert set(objects(bucket)) == {f"site/media/{k}" for k in keys}  # everything under the prefix, nothing else
     manifest = json.loads((p.root / "frontend/src/data/limner-manifest.json").read_text())
     assert len(manifest["entries"]) == 4
+    prefix = f"{endpoint}/{bucket}/site/media/"
+    assert manifest["base"] == prefix
     urls = set()
     for entry in manifest["entries"].values():
-        urls |= {entry["master_url"], entry["image_url"], entry["cdn_url"]}
-        urls |= {s["url"] for sources in entry["sources"].values() for s in sources}
-    prefix = f"{endpoint}/{bucket}/site/media/"
+        urls |= {prefix + entry["master_key"], prefix + entry["image_key"]}
+        urls |= {prefix + key for keys in entry["variants"].values() for key in keys.values()}
     session = requests.Session()
     for url in sorted(urls):
         assert url.startswith(prefix), url
@@ -167,7 +168,7 @@ def test_upload_copies_referenced_objects_then_all_and_the_project_switches(make
     manifest = json.loads((p.root / "frontend/src/data/limner-manifest.json").read_text())
     assert len(manifest["entries"]) == 3
     for entry in manifest["entries"].values():
-        for url in (entry["image_url"], entry["master_url"]):
+        for url in (manifest["base"] + entry["image_key"], manifest["base"] + entry["master_key"]):
             response = requests.get(url, timeout=10)
             assert response.status_code == 200
             assert hashlib.sha256(response.content).hexdigest() == keys[url.split("/media/", 1)[1]]

@@ -13,12 +13,14 @@ import typer
 from limner import __version__
 from limner.cli.commands import (
     adopt,
+    check,
     check_missing,
     costs,
     doctor,
     gc,
     generate,
     init,
+    media,
     plan,
     providers,
     status,
@@ -56,7 +58,7 @@ def root(
     setup_logging(verbose)
 
 
-for module in (init, plan, generate, status, sync, check_missing, providers, styles, costs, doctor, adopt, upload, gc):
+for module in (init, plan, generate, status, sync, check_missing, providers, styles, costs, doctor, adopt, upload, gc, media, check):
     module.register(app)
 
 

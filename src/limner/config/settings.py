@@ -223,6 +223,8 @@ class SyncSettings(_Section):
     placeholder_max_bytes: int = Field(100_000, ge=1_000)
     #: the manifest JSON the app reads; its JSON Schema is written beside it
     manifest: str = "frontend/src/data/limner-manifest.json"
+    #: the manifest's recommended `sizes` attribute; unset: "(min-width: <widest>px) <widest>px, 100vw"
+    sizes: str | None = None
     #: the app's database, to write image_url / image_cdn_url / image_generated_at back (unset: no write-back)
     events_database_url: str | None = None
     #: the app's events table and its id column (ids are the catalogue ids)

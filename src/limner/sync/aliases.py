@@ -51,7 +51,7 @@ def alias_source(render: Render, fmt: str) -> Variant | None:
 
 
 def alias_url(storage: Storage, pattern: str | None, render: Render) -> str | None:
-    """The alias URL for the manifest (``alias_url``), or None without a pattern or a variant to serve."""
+    """The alias URL (the manifest carries its key, ``alias_key``), or None without a pattern or a variant to serve."""
     if not pattern or alias_source(render, alias_format(pattern)) is None:
         return None
     return storage.url(alias_key(pattern, render.entry_id))

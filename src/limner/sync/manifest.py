@@ -1,7 +1,11 @@
-"""The manifest the app reads: per entry id, its sizes, URLs, srcsets and inline placeholders.
+"""The manifest the app reads: per entry id, its size, catalogue fields, variant keys and inline placeholders.
 
-The output is deterministic (sorted, no run timestamp), so re-syncing with
-nothing changed leaves the file, and the app's git diff, untouched.
+The output is deterministic (sorted, no run timestamp) and holds no machine path: objects are named by
+their storage key, relative to the top-level ``base`` (the public URL of the storage, ``null`` for a
+local folder without ``storage.public_base_url``) and ``cdn_base`` (``storage.cdn_base_url``). So
+re-syncing with nothing changed, on any machine and from any folder, leaves the file (and the app's
+git diff) untouched. The frontend helper (``clients/js``, npm ``limner-images``) joins base and key,
+and derives ``srcset`` strings from the variant lists.
 """
 
 from __future__ import annotations
@@ -12,98 +16,137 @@ from limner.catalog import Entry
 from limner.db.models import Render
 from limner.db.repository import as_utc_iso
 from limner.storage import Storage
-from limner.sync.aliases import alias_url
+from limner.sync.aliases import alias_source
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 FORMAT_ORDER = ("avif", "webp", "jpeg")
 PLACEHOLDER_EXT = {"webp": "webp", "jpeg": "jpg"}
-
-_SOURCE = {
-    "type": "object",
-    "required": ["url", "width", "height"],
-    "additionalProperties": False,
-    "properties": {"url": {"type": "string"}, "width": {"type": "integer", "minimum": 1}, "height": {"type": "integer", "minimum": 1}},
-}
+#: a storage key: relative, no scheme, no ``..``
+_KEY_PATTERN = r"^(?!/)(?!(?:.*/)?\.\.(?:/|$))[^\s:?#]+$"
+_KEY = {"type": "string", "pattern": _KEY_PATTERN}
+_BASE = {"type": ["string", "null"], "pattern": "^[a-zA-Z][a-zA-Z0-9+.-]*://\\S*/$"}
+_PROBE = "limner-base-probe"
 
 MANIFEST_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://limner.dev/schema/manifest-1.json",
-    "title": "Limner image manifest",
+    "$id": f"https://limner.dev/schema/manifest-{MANIFEST_VERSION}.json",
+    "title": "LimnerManifest",
+    "description": "Limner image manifest: what an app needs to show each catalogue entry's image.",
     "type": "object",
-    "required": ["version", "entries"],
+    "required": ["version", "base", "cdn_base", "sizes", "entries"],
     "additionalProperties": False,
     "properties": {
         "$schema": {"type": "string"},
         "version": {"const": MANIFEST_VERSION},
+        "base": {**_BASE, "description": "Public URL of the storage (ends in /); keys are relative to it. "
+                                          "null: a local folder with no public URL (serve it with `limner media serve`)."},
+        "cdn_base": {**_BASE, "description": "storage.cdn_base_url (ends in /), or null when no CDN is set."},
+        "sizes": {"type": "string", "minLength": 1, "description": "Recommended `sizes` attribute."},
         "entries": {
             "type": "object",
             "propertyNames": {"pattern": "^[a-z0-9][a-z0-9-]{0,127}$"},
-            "additionalProperties": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["id", "width", "height", "alt", "placeholder", "srcset", "sources", "master_url", "image_url",
-                             "cdn_url", "blurhash", "thumbhash", "color", "generated_at", "provider", "model"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "title": {"type": "string"},
-                    "width": {"type": "integer", "minimum": 1},
-                    "height": {"type": "integer", "minimum": 1},
-                    "alt": {"type": "string"},
-                    "placeholder": {"type": "string", "description": "URL path of the committed git placeholder"},
-                    "placeholder_width": {"type": "integer", "minimum": 1},
-                    "placeholder_height": {"type": "integer", "minimum": 1},
-                    "srcset": {
-                        "type": "object",
-                        "propertyNames": {"enum": list(FORMAT_ORDER)},
-                        "additionalProperties": {"type": "string", "pattern": "^\\S+ \\d+w(, \\S+ \\d+w)*$"},
-                    },
-                    "sources": {"type": "object", "propertyNames": {"enum": list(FORMAT_ORDER)},
-                                "additionalProperties": {"type": "array", "minItems": 1, "items": _SOURCE}},
-                    "master_url": {"type": "string"},
-                    "image_url": {"type": "string", "description": "largest JPEG variant at the public base URL"},
-                    "cdn_url": {"type": "string", "description": "the same through the CDN (image_url when no CDN is set)"},
-                    "alias_url": {"type": "string", "description": "stable URL of the entry's image (storage.alias_pattern)"},
-                    "blurhash": {"type": "string", "minLength": 6},
-                    "thumbhash": {"type": "string", "minLength": 4},
-                    "color": {"type": "string", "pattern": "^#[0-9a-f]{6}$"},
-                    "generated_at": {"type": "string", "format": "date-time"},
-                    "provider": {"type": "string"},
-                    "model": {"type": "string"},
-                    "seed": {"type": "integer"},
-                    "fingerprint": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "additionalProperties": {"$ref": "#/$defs/entry"},
+        },
+    },
+    "$defs": {
+        "widths": {
+            "title": "LimnerWidthKeys",
+            "description": "Variant key by width in pixels (a decimal string), widths ascending.",
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": "^[1-9][0-9]{0,4}$"},
+            "additionalProperties": _KEY,
+        },
+        "entry": {
+            "title": "LimnerEntry",
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["id", "order", "width", "height", "alt", "placeholder", "variants", "image_key", "master_key",
+                         "blurhash", "thumbhash", "color", "generated_at", "provider", "model"],
+            "properties": {
+                "id": {"type": "string"},
+                "order": {"type": "integer", "minimum": 0, "description": "Position of the entry in the catalogue (0-based)."},
+                "title": {"type": "string"},
+                "year": {"type": "integer", "description": "The catalogue's year (negative: BCE)."},
+                "date": {"type": "string", "description": "The catalogue's date label."},
+                "era": {"type": "string"},
+                "width": {"type": "integer", "minimum": 1},
+                "height": {"type": "integer", "minimum": 1},
+                "alt": {"type": "string"},
+                "placeholder": {"type": "string", "description": "URL path of the committed git placeholder"},
+                "placeholder_width": {"type": "integer", "minimum": 1},
+                "placeholder_height": {"type": "integer", "minimum": 1},
+                "variants": {
+                    "title": "LimnerVariants",
+                    "type": "object",
+                    "description": "Per format (avif, webp, jpeg), the variant keys by width in pixels, widths ascending.",
+                    "additionalProperties": False,
+                    "minProperties": 1,
+                    "properties": {fmt: {"$ref": "#/$defs/widths"} for fmt in FORMAT_ORDER},
                 },
+                "image_key": {**_KEY, "description": "Key of the largest JPEG variant (else WebP, else any): a single fallback src."},
+                "master_key": {**_KEY, "description": "Key of the full-resolution master."},
+                "alias_key": {**_KEY, "description": "Stable key of the entry's image (storage.alias_pattern)."},
+                "blurhash": {"type": "string", "minLength": 6},
+                "thumbhash": {"type": "string", "minLength": 4},
+                "color": {"type": "string", "pattern": "^#[0-9a-f]{6}$"},
+                "generated_at": {"type": "string", "format": "date-time"},
+                "provider": {"type": "string"},
+                "model": {"type": "string"},
+                "seed": {"type": "integer"},
+                "fingerprint": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             },
         },
     },
 }
 
 
-def _cdn(storage: Storage, cdn_base: str | None, key: str) -> str:
-    return f"{cdn_base.rstrip('/')}/{key}" if cdn_base else storage.url(key)
+def storage_base(storage: Storage) -> str | None:
+    """The public URL every key of ``storage`` is relative to (ending in ``/``), or None when the storage
+    has no http(s) URL (a local folder without ``public_base_url``: its URLs would be ``file://`` paths)."""
+    probe = storage.url(_PROBE)
+    if not probe.endswith(_PROBE) or not probe.startswith(("http://", "https://")):
+        return None
+    return probe[: -len(_PROBE)]
 
 
-def manifest_entry(entry: Entry, render: Render, *, storage: Storage, cdn_base: str | None, placeholder_url: str,
-                   alias_pattern: str | None = None) -> dict[str, Any]:
-    by_format: dict[str, list[dict[str, Any]]] = {}
-    for v in sorted(render.variants, key=lambda v: (v.format, v.width)):
-        by_format.setdefault(v.format, []).append({"url": storage.url(v.key), "width": v.width, "height": v.height, "_key": v.key})
-    sources = {f: [{k: s[k] for k in ("url", "width", "height")} for s in by_format[f]] for f in FORMAT_ORDER if f in by_format}
-    srcset = {f: ", ".join(f"{s['url']} {s['width']}w" for s in items) for f, items in sources.items()}
-    best = (by_format.get("jpeg") or by_format.get("webp") or next(iter(by_format.values())))[-1]
-    doc = {
-        "id": entry.id,
-        "title": entry.title,
+def cdn_base(url: str | None) -> str | None:
+    return url.rstrip("/") + "/" if url else None
+
+
+def default_sizes(entries: dict[str, dict[str, Any]]) -> str:
+    """``sizes`` for the largest variant: full viewport width on small screens, that width above."""
+    widest = max((int(w) for e in entries.values() for keys in e["variants"].values() for w in keys), default=0)
+    return f"(min-width: {widest}px) {widest}px, 100vw" if widest else "100vw"
+
+
+def manifest_entry(entry: Entry, render: Render, *, order: int, placeholder_url: str,
+                   alias_key: str | None = None) -> dict[str, Any]:
+    variants: dict[str, dict[str, str]] = {}
+    for fmt in FORMAT_ORDER:
+        matching = sorted((v for v in render.variants if v.format == fmt), key=lambda v: v.width)
+        if matching:
+            variants[fmt] = {str(v.width): v.key for v in matching}
+    best = alias_source(render, "jpeg") or alias_source(render, "webp") or max(render.variants, key=lambda v: v.width)
+    doc: dict[str, Any] = {"id": entry.id, "order": order, "title": entry.title}
+    for name in ("year", "date", "era"):
+        value = getattr(entry, name)
+        if value is not None:
+            doc[name] = value
+    doc.update({
         "width": render.width,
         "height": render.height,
         "alt": entry.alt_text,
         "placeholder": placeholder_url,
         "placeholder_width": render.placeholder_width,
         "placeholder_height": render.placeholder_height,
-        "srcset": srcset,
-        "sources": sources,
-        "master_url": storage.url(render.master_key),
-        "image_url": best["url"],
-        "cdn_url": _cdn(storage, cdn_base, best["_key"]),
+        "variants": variants,
+        "image_key": best.key,
+        "master_key": render.master_key,
+    })
+    if alias_key:
+        doc["alias_key"] = alias_key
+    doc.update({
         "blurhash": render.blurhash,
         "thumbhash": render.thumbhash,
         "color": render.dominant_color,
@@ -112,17 +155,32 @@ def manifest_entry(entry: Entry, render: Render, *, storage: Storage, cdn_base: 
         "model": render.model,
         "seed": render.seed,
         "fingerprint": render.fingerprint,
-    }
-    alias = alias_url(storage, alias_pattern, render)
-    if alias:
-        doc["alias_url"] = alias
+    })
     return doc
 
 
-def build_manifest(entries: dict[str, dict[str, Any]], schema_ref: str | None = None) -> dict[str, Any]:
+def build_manifest(entries: dict[str, dict[str, Any]], schema_ref: str | None = None, *, base: str | None = None,
+                   cdn: str | None = None, sizes: str | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     if schema_ref:
         doc["$schema"] = schema_ref
     doc["version"] = MANIFEST_VERSION
+    doc["base"] = base
+    doc["cdn_base"] = cdn
+    doc["sizes"] = sizes or default_sizes(entries)
     doc["entries"] = {k: entries[k] for k in sorted(entries)}
     return doc
+
+
+def entry_url(base: str | None, key: str) -> str | None:
+    """``base`` + ``key``, or None without a base."""
+    return base + key if base else None
+
+
+
+def schema_text() -> str:
+    """The schema file's text, as ``limner sync`` writes it (and as ``clients/js/manifest.schema.json`` holds it:
+    ``python -c "from limner.sync.manifest import schema_text; print(schema_text(), end='')" > clients/js/manifest.schema.json``)."""
+    import json
+
+    return json.dumps(MANIFEST_SCHEMA, ensure_ascii=False, indent=2) + "\n"

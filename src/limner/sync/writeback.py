@@ -42,7 +42,8 @@ def _when(value: str | None) -> dt.datetime | None:
 
 
 def write_back(url: str, table_name: str, id_column: str, entries: dict[str, dict[str, Any]]) -> WriteBackResult:
-    """Set image_url, image_cdn_url and image_generated_at for every manifest entry found in the table."""
+    """Set image_url, image_cdn_url and image_generated_at for every entry found in the table (``entries``: id ->
+    ``{"image_url", "cdn_url", "generated_at"}``, absolute URLs)."""
     try:
         safe_url = make_url(url).render_as_string(hide_password=True)
         engine = create_engine(url)

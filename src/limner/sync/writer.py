@@ -22,8 +22,9 @@ from limner.errors import ConfigError
 from limner.project import Project
 from limner.storage import content_key
 from limner.storage.base import EXTENSIONS, MIME_TYPES
-from limner.sync.aliases import configured_pattern, write_aliases
-from limner.sync.manifest import MANIFEST_SCHEMA, PLACEHOLDER_EXT, build_manifest, manifest_entry
+from limner.keys import alias_format, alias_key
+from limner.sync.aliases import alias_source, configured_pattern, write_aliases
+from limner.sync.manifest import MANIFEST_SCHEMA, PLACEHOLDER_EXT, build_manifest, cdn_base, manifest_entry, storage_base
 
 
 log = logging.getLogger("limner.sync")
@@ -128,6 +129,7 @@ def sync_project(project: Project) -> SyncResult:
     entries: dict[str, dict[str, Any]] = {}
     renders = project.repo.published_renders()
     alias_pattern = configured_pattern(project)
+    order = {entry_id: i for i, entry_id in enumerate(catalog)}
     for render in renders:
         entry = catalog.get(render.entry_id)
         if entry is None or not render.placeholder_key:
@@ -138,8 +140,10 @@ def sync_project(project: Project) -> SyncResult:
             result.written.append(str(target))
         else:
             result.unchanged += 1
-        entries[entry.id] = manifest_entry(entry, render, storage=storage, cdn_base=s.storage.cdn_base_url,
-                                           placeholder_url=f"{prefix}/{entry.id}.{ext}", alias_pattern=alias_pattern)
+        alias = (alias_key(alias_pattern, entry.id)
+                 if alias_pattern and alias_source(render, alias_format(alias_pattern)) is not None else None)
+        entries[entry.id] = manifest_entry(entry, render, order=order[entry.id], placeholder_url=f"{prefix}/{entry.id}.{ext}",
+                                           alias_key=alias)
     result.published = len(entries)
 
     # placeholders of entries that left the catalogue, and of the other format; only plain entry ids,
@@ -157,16 +161,20 @@ def sync_project(project: Project) -> SyncResult:
                 _write_step(path, path.unlink)
                 result.removed.append(str(path))
 
-    schema_ref = os.path.relpath(schema_path, manifest_path.parent)
-    result.manifest_changed = _write_step(manifest_path, write_if_changed, manifest_path,
-                                          _json_bytes(build_manifest(entries, "./" + schema_ref)))
+    schema_ref = Path(os.path.relpath(schema_path, manifest_path.parent)).as_posix()
+    cdn = cdn_base(s.storage.cdn_base_url)
+    manifest = build_manifest(entries, "./" + schema_ref, base=storage_base(storage), cdn=cdn, sizes=s.sync.sizes)
+    result.manifest_changed = _write_step(manifest_path, write_if_changed, manifest_path, _json_bytes(manifest))
     _write_step(schema_path, write_if_changed, schema_path, _json_bytes(MANIFEST_SCHEMA))
     # remote aliases last: a storage failure cannot leave the app's files half-written
     result.aliases = write_aliases(project, [r for r in renders if r.entry_id in entries])
     if s.sync.events_database_url:
         from limner.sync.writeback import write_back
 
-        wb = write_back(s.sync.events_database_url, s.sync.events_table, s.sync.events_id_column, entries)
+        urls = {entry_id: {"image_url": storage.url(e["image_key"]),
+                           "cdn_url": cdn + e["image_key"] if cdn else storage.url(e["image_key"]),
+                           "generated_at": e["generated_at"]} for entry_id, e in entries.items()}
+        wb = write_back(s.sync.events_database_url, s.sync.events_table, s.sync.events_id_column, urls)
         result.written_back, result.written_back_unchanged, result.not_in_events_table = wb.updated, wb.unchanged, wb.not_found
     result.manifest = str(manifest_path)
     result.schema = str(schema_path)

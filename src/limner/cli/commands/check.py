@@ -1,0 +1,34 @@
+"""``limner check``: the app repository's hygiene (tracked masters, big placeholders, manifest, .gitignore)."""
+
+from __future__ import annotations
+
+import typer
+
+from limner.cli.commands._selection import JsonOpt
+from limner.cli.context import friendly, out, print_json
+from limner.errors import EXIT_FAILURES
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("check")
+    @friendly
+    def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+        """Check the app's repo: no masters or variants in git, small placeholders, a valid manifest, the .gitignore block. Exit 1 on problems."""
+        from limner.ci.check import check_app
+        from limner.config import load_settings
+
+        report = check_app(load_settings(ctx.ensure_object(dict).get("config")))
+        if as_json:
+            print_json(report.as_dict())
+        else:
+            for problem in report.problems:
+                out.print(f"{problem.file}: {problem.message} [{problem.kind}]", highlight=False, markup=False)
+            for note in report.skipped:
+                out.print(f"skipped: {note}", highlight=False, markup=False)
+            if report.ok:
+                out.print("ok: the app's repository is clean.", highlight=False, markup=False)
+            else:
+                n = len(report.problems)
+                out.print(f"{n} problem{'s' if n != 1 else ''} found.", highlight=False, markup=False)
+        if not report.ok:
+            raise typer.Exit(EXIT_FAILURES)
