@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limner.catalog import Catalog, Entry, load_catalog
 from limner.config.settings import Settings
@@ -20,6 +20,9 @@ from limner.providers import DEFAULT_PROVIDER, Provider
 from limner.registry import provider_class
 from limner.storage import Storage, open_storage
 from limner.styles import PromptRenderer, Style, load_styles
+
+if TYPE_CHECKING:
+    from limner.db.review import Reviews
 
 
 class Project:
@@ -93,6 +96,12 @@ class Project:
     @cached_property
     def repo(self) -> Repository:
         return Repository(self.db)
+
+    @cached_property
+    def reviews(self) -> Reviews:
+        from limner.db.review import Reviews
+
+        return Reviews(self.db)
 
     @cached_property
     def storage(self) -> Storage:

@@ -232,6 +232,14 @@ class SyncSettings(_Section):
     events_id_column: str = "id"
 
 
+class ReviewSettings(_Section):
+    #: new renders wait for a person's approval before they are published (sync, manifest, write-back)
+    required: bool = False
+    #: address and port of ``limner serve``; binding anything but a loopback address needs a token
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535)
+
+
 class Settings(BaseSettings):
     """All of Limner's settings. See docs/configuration.md."""
 
@@ -254,6 +262,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
     #: extra plugin modules to load (comma separated in LIMNER_PLUGINS)
     plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

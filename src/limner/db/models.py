@@ -33,6 +33,17 @@ class EntryState(str, enum.Enum):
     published = "published"
     failed = "failed"
     stale = "stale"
+    #: its newest render waits for a person's decision (``[review] required``); the entry keeps its
+    #: previously approved image until then
+    awaiting_review = "awaiting_review"
+
+
+class ReviewState(str, enum.Enum):
+    """A person's decision on a render (``renders.review``; NULL: nobody looked, and none was asked for)."""
+
+    awaiting = "awaiting"
+    approved = "approved"
+    rejected = "rejected"
 
 
 class RenderStatus(str, enum.Enum):
@@ -65,6 +76,8 @@ class EntryRow(Base):
     #: the run working on this entry now (``runs.id``): no other run calls a provider for it meanwhile
     claimed_by: Mapped[str | None] = mapped_column(String(36), index=True)
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: a person pinned the published render: the entry is up to date until regenerated or forced
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     published_render: Mapped[Render | None] = relationship(foreign_keys=[published_render_id], post_update=True)
 
@@ -136,6 +149,8 @@ class Render(Base):
     placeholder_height: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     published_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: a person's decision (see :class:`ReviewState`)
+    review: Mapped[str | None] = mapped_column(String(16), index=True)
 
     variants: Mapped[list[Variant]] = relationship(back_populates="render", cascade="all, delete-orphan", order_by="Variant.width")
 
@@ -195,3 +210,31 @@ class LedgerRow(Base):
     #: the provider's own id for the call (a prediction id), as soon as it is known
     external_id: Mapped[str | None] = mapped_column(String(256))
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class Decision(Base):
+    """Every review decision: approve, reject (with its reason), pin; who and when."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), index=True)
+    render_id: Mapped[int] = mapped_column(ForeignKey("renders.id", ondelete="CASCADE"), index=True)
+    decision: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Override(Base):
+    """A person's change to one entry's generation: a prompt in place of the style's, extra negative terms,
+    a seed, a style. Part of the entry's fingerprint, so setting one makes the entry stale."""
+
+    __tablename__ = "overrides"
+
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True)
+    prompt: Mapped[str | None] = mapped_column(Text)
+    negative_extra: Mapped[str | None] = mapped_column(Text)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    style: Mapped[str | None] = mapped_column(String(128))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

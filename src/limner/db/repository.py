@@ -10,7 +10,21 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from limner.db.engine import Database
-from limner.db.models import OPEN_CALLS, CallStatus, EntryRow, EntryState, LedgerRow, Render, RenderStatus, RunRow, Template, Variant, utcnow
+from limner.db.models import (
+    OPEN_CALLS,
+    CallStatus,
+    EntryRow,
+    EntryState,
+    LedgerRow,
+    Override,
+    Render,
+    RenderStatus,
+    ReviewState,
+    RunRow,
+    Template,
+    Variant,
+    utcnow,
+)
 
 
 class EntryStatus(NamedTuple):
@@ -22,6 +36,16 @@ class EntryStatus(NamedTuple):
     attempts: int
     last_error: str | None
     input_digest: str | None = None
+    pinned: bool = False
+
+
+class EntryOverride(NamedTuple):
+    """A person's change to one entry's generation (see :class:`limner.db.models.Override`)."""
+
+    prompt: str | None = None
+    negative_extra: str | None = None
+    seed: int | None = None
+    style: str | None = None
 
 
 class Claim(NamedTuple):
@@ -81,10 +105,16 @@ class Repository:
     def entry_statuses(self) -> dict[str, EntryStatus]:
         query = select(
             EntryRow.id, EntryRow.state, EntryRow.fingerprint, EntryRow.published_fingerprint,
-            EntryRow.retryable, EntryRow.attempts, EntryRow.last_error, EntryRow.input_digest,
+            EntryRow.retryable, EntryRow.attempts, EntryRow.last_error, EntryRow.input_digest, EntryRow.pinned,
         )
         with self.db.engine.connect() as conn:  # plain rows: this query reads every entry
             return {r[0]: EntryStatus(*r) for r in conn.execute(query)}
+
+    def overrides(self) -> dict[str, EntryOverride]:
+        """entry id -> a person's override of its generation (usually none: one small query per plan)."""
+        with self.db.engine.connect() as conn:
+            return {r[0]: EntryOverride(*r[1:]) for r in conn.execute(select(
+                Override.entry_id, Override.prompt, Override.negative_extra, Override.seed, Override.style))}
 
     def find_resumable(self, entry_id: str, fingerprint: str) -> Render | None:
         """A render of this exact spec that was paid for but not yet published."""
@@ -315,8 +345,10 @@ class Repository:
             s.execute(update(Render).where(Render.id == render_id).values(status=RenderStatus.rejected.value, error=error[:2000]))
 
     def record_derived(self, render_id: int, *, fields: dict[str, Any], variants: list[dict[str, Any]], publish: bool = False,
-                       input_digest: str | None = None) -> None:
-        """Record the variants (already stored); with ``publish``, publish in the same transaction."""
+                       input_digest: str | None = None, await_review: bool = False) -> None:
+        """Record the variants (already stored); with ``publish``, publish in the same transaction; with
+        ``await_review``, leave the render waiting for a person's decision instead (the entry keeps its
+        published image until a new one is approved)."""
         with self.db.session(write=True) as s:
             render = s.get(Render, render_id)
             assert render is not None
@@ -327,8 +359,24 @@ class Repository:
                 if (v["width"], v["format"]) not in have:
                     render.variants.append(Variant(**v))
             render.status = RenderStatus.derived.value
-            if publish:
+            if await_review:
+                self._await_review(s, render, input_digest)
+            elif publish:
                 self._publish(s, render, input_digest)
+
+    @staticmethod
+    def _await_review(s: Any, render: Render, input_digest: str | None) -> None:
+        now = utcnow()
+        render.review = ReviewState.awaiting.value
+        entry = s.get(EntryRow, render.entry_id)
+        assert entry is not None
+        entry.state = EntryState.awaiting_review.value
+        entry.fingerprint = render.fingerprint
+        entry.last_error = None
+        entry.retryable = True
+        entry.updated_at = now
+        entry.claimed_by = None
+        entry.claimed_at = None
 
     @staticmethod
     def _publish(s: Any, render: Render, input_digest: str | None) -> None:
@@ -351,6 +399,7 @@ class Repository:
         entry.updated_at = now
         entry.claimed_by = None
         entry.claimed_at = None
+        entry.pinned = False
 
     # ------------------------------------------------------------------ adopted (legacy) images
     def adopt_render(self, render: Render, *, title: str, style: str | None, template: dict[str, Any]) -> Render:

@@ -19,6 +19,7 @@ is the one recorded at publish time is up to date without rendering anything.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections import Counter
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 
 from limner.catalog import Entry
 from limner.db.models import EntryState
-from limner.db.repository import EntryStatus
+from limner.db.repository import EntryOverride, EntryStatus
 from limner.errors import ConfigError
 from limner.gcpause import gc_paused
 from limner.project import Project
@@ -60,29 +61,53 @@ class SpecContext:
         self.key = json.dumps([FINGERPRINT_VERSION, style.name, style.template_sha, self.provider, self.model,
                                self.multiple, long_side, aspect, self.provider_settings], sort_keys=True, default=str)
 
-    def digest(self, entry: Entry) -> str:
-        return hashlib.sha256((self.key + entry.model_dump_json()).encode("utf-8")).hexdigest()
+    def digest(self, entry: Entry, override: EntryOverride | None = None) -> str:
+        extra = json.dumps([override.prompt, override.negative_extra]) if override else ""
+        return hashlib.sha256((self.key + entry.model_dump_json() + extra).encode("utf-8")).hexdigest()
 
-    def spec(self, entry: Entry) -> RenderSpec:
-        return build_spec(entry, self.style, self.renderer, provider=self.provider, model=self.model,
+    def spec(self, entry: Entry, override: EntryOverride | None = None) -> RenderSpec:
+        spec = build_spec(entry, self.style, self.renderer, provider=self.provider, model=self.model,
                           long_side=self.long_side, default_aspect=self.aspect, size_multiple=self.multiple,
                           provider_settings=self.provider_settings)
+        return apply_override(spec, override) if override else spec
+
+
+def apply_override(spec: RenderSpec, override: EntryOverride) -> RenderSpec:
+    """A person's prompt in place of the style's, and extra negative terms after the style's."""
+    prompt = override.prompt.strip() if override.prompt and override.prompt.strip() else spec.prompt
+    negative = spec.negative_prompt
+    if override.negative_extra and override.negative_extra.strip():
+        negative = ", ".join(p for p in (negative.strip(), override.negative_extra.strip()) if p)
+    return dataclasses.replace(spec, prompt=prompt, negative_prompt=negative)
+
+
+def with_override(entry: Entry, override: EntryOverride | None) -> Entry:
+    """The entry as a person changed it: another style, another seed."""
+    if override is None or (override.style is None and override.seed is None):
+        return entry
+    update: dict[str, object] = {}
+    if override.style is not None:
+        update["style"] = override.style
+    if override.seed is not None:
+        update["seed"] = override.seed
+    return entry.model_copy(update=update)
 
 
 class PlanItem:
     """One entry to run. Its spec (and fingerprint) are computed when first asked for."""
 
-    __slots__ = ("entry", "ctx", "reason", "_digest", "_spec", "_fingerprint")
+    __slots__ = ("entry", "ctx", "reason", "override", "_digest", "_spec", "_fingerprint")
 
     def __init__(self, entry: Entry, ctx: SpecContext, reason: str, digest: str | None = None,
-                 spec: RenderSpec | None = None, fingerprint: str | None = None) -> None:
-        self.entry, self.ctx, self.reason = entry, ctx, reason
+                 spec: RenderSpec | None = None, fingerprint: str | None = None,
+                 override: EntryOverride | None = None) -> None:
+        self.entry, self.ctx, self.reason, self.override = entry, ctx, reason, override
         self._digest, self._spec, self._fingerprint = digest, spec, fingerprint
 
     @property
     def digest(self) -> str:
         if self._digest is None:
-            self._digest = self.ctx.digest(self.entry)
+            self._digest = self.ctx.digest(self.entry, self.override)
         return self._digest
 
     @property
@@ -96,7 +121,7 @@ class PlanItem:
     @property
     def spec(self) -> RenderSpec:
         if self._spec is None:
-            self._spec = self.ctx.spec(self.entry)
+            self._spec = self.ctx.spec(self.entry, self.override)
         return self._spec
 
     @property
@@ -147,6 +172,10 @@ def _reason(status: EntryStatus, fingerprint: str) -> str | None:
     """Why an entry with a state row needs work (None: it does not)."""
     if status.state == EntryState.missing.value:
         return "missing"
+    if status.state == EntryState.awaiting_review.value:  # waits for a person, unless its spec changed since
+        if status.fingerprint == fingerprint:
+            return None
+        return "stale" if status.published_fingerprint else "changed"
     if status.state in _PUBLISHED:
         return None if status.published_fingerprint == fingerprint else "stale"
     if status.state in _RESUMABLE:
@@ -164,16 +193,20 @@ def _reason(status: EntryStatus, fingerprint: str) -> str | None:
     return "missing"
 
 
-def build_plan(project: Project, selection: Selection, statuses: dict[str, EntryStatus] | None = None) -> Plan:
+def build_plan(project: Project, selection: Selection, statuses: dict[str, EntryStatus] | None = None,
+               overrides: dict[str, EntryOverride] | None = None) -> Plan:
     with gc_paused():
-        return _build_plan(project, selection, statuses)
+        return _build_plan(project, selection, statuses, overrides)
 
 
-def _build_plan(project: Project, selection: Selection, statuses: dict[str, EntryStatus] | None) -> Plan:
+def _build_plan(project: Project, selection: Selection, statuses: dict[str, EntryStatus] | None,
+                overrides: dict[str, EntryOverride] | None) -> Plan:
     settings = project.settings
     catalog = project.catalog
     if statuses is None:
         statuses = project.repo.entry_statuses()
+    if overrides is None:
+        overrides = project.repo.overrides()
     wanted_ids = set(selection.ids)
     if wanted_ids:
         known = catalog.by_id()
@@ -213,6 +246,8 @@ def _build_plan(project: Project, selection: Selection, statuses: dict[str, Entr
     for entry in catalog:
         if wanted_ids and entry.id not in wanted_ids:
             continue
+        override = overrides.get(entry.id) if overrides else None
+        entry = with_override(entry, override)
         ctx = context_for(entry)
         status = statuses.get(entry.id)
         spec: RenderSpec | None = None
@@ -220,10 +255,12 @@ def _build_plan(project: Project, selection: Selection, statuses: dict[str, Entr
         digest: str | None = None
         if status is None:
             reason: str | None = "missing"
-        elif status.state in _PUBLISHED and status.input_digest == (digest := ctx.digest(entry)):
+        elif status.pinned and status.state in _PUBLISHED:
+            reason = None  # a person pinned its image
+        elif status.state in _PUBLISHED and status.input_digest == (digest := ctx.digest(entry, override)):
             reason = None  # same inputs as when it was published: no need to render the prompt
         else:
-            spec = ctx.spec(entry)
+            spec = ctx.spec(entry, override)
             fp = spec.fingerprint
             reason = _reason(status, fp)
         if reason == "stale":
@@ -244,7 +281,7 @@ def _build_plan(project: Project, selection: Selection, statuses: dict[str, Entr
         if selection.limit is not None and len(items) >= selection.limit:
             continue
         reasons[reason] += 1
-        items.append(PlanItem(entry, ctx, reason, digest, spec, fp))
+        items.append(PlanItem(entry, ctx, reason, digest, spec, fp, override))
     used = {item.provider for item in items}
     return Plan(items=items, total=len(catalog), up_to_date=up_to_date, reasons=reasons, held_back=held_back,
                 stale_not_selected=stale_not_selected, stale_ids=stale_ids,

@@ -148,7 +148,8 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
     pool.ready.add_done_callback(lambda _: summary.mark("pool_ready"))
     unit = UnitOfWork(repo=repo, storage=project.storage, pool=asyncio.wrap_future(pool.ready),
                       options=derive_options(project), near_duplicates=near, off=off, run=run,
-                      recovery=RecoveryFolder(project.settings.state_dir / "recovery"))
+                      recovery=RecoveryFolder(project.settings.state_dir / "recovery"),
+                      review_required=project.settings.review.required)
 
     async def heartbeat() -> None:  # our claims hold while this beats (see runner/claims.py)
         while True:

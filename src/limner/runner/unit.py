@@ -101,7 +101,7 @@ class OffLoop:
 class UnitOfWork:
     def __init__(self, *, repo: Repository, storage: Storage, pool: asyncio.Future[Executor] | Executor,
                  options: DeriveOptions, near_duplicates: NearDuplicateIndex, off: OffLoop,
-                 run: RunIdentity, recovery: RecoveryFolder) -> None:
+                 run: RunIdentity, recovery: RecoveryFolder, review_required: bool = False) -> None:
         self.repo = repo
         self.run_identity = run
         self.storage = storage
@@ -111,6 +111,8 @@ class UnitOfWork:
         self.near_duplicates = near_duplicates
         self.off = off
         self.recovery = recovery
+        #: ``[review] required``: a new render waits for a person's approval instead of being published
+        self.review_required = review_required
         self._templates: set[str] = set()
 
     async def run(self, item: PlanItem, gate: ProviderGate) -> Outcome:
@@ -347,6 +349,7 @@ class UnitOfWork:
                     "dominant_color": d.dominant_color, "placeholder_key": ph_key, "placeholder_width": ph.width,
                     "placeholder_height": ph.height},
             variants=variants,
-            publish=True,
+            publish=not self.review_required,
+            await_review=self.review_required,
             input_digest=input_digest,
         )
