@@ -41,7 +41,18 @@ def section(text: str, heading: str) -> str:
 
 
 def commands() -> dict:
-    return typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    """Every command by name; a group's subcommands as ``"group sub"`` (documented in ``## limner group``)."""
+    found = {}
+    for name, command in typer.main.get_command(app).commands.items():  # type: ignore[attr-defined]
+        found[name] = command
+        for sub, subcommand in getattr(command, "commands", {}).items():
+            found[f"{name} {sub}"] = subcommand
+    return found
+
+
+def command_section(text: str, name: str) -> str:
+    """The part of docs/cli.md documenting command ``name`` (a subcommand: its group's section)."""
+    return section(text, f"## limner {name.split()[0]}")
 
 
 def long_flags(command) -> list[str]:  # type: ignore[no-untyped-def]
@@ -80,9 +91,11 @@ def test_there_are_commands_to_check() -> None:
 @pytest.mark.parametrize("name", sorted(commands()))
 def test_every_command_and_option_is_documented(name: str) -> None:
     text = read("cli.md")
-    body = section(text, f"## limner {name}")
+    body = command_section(text, name)
+    if " " in name:
+        assert f"limner {name}" in body, f"docs/cli.md '## limner {name.split()[0]}' does not show `limner {name}`"
     missing = [flag for flag in long_flags(commands()[name]) if f"`{flag}" not in body]
-    assert not missing, f"docs/cli.md '## limner {name}' does not mention {missing}"
+    assert not missing, f"docs/cli.md '## limner {name.split()[0]}' does not mention {missing} (of `limner {name}`)"
 
 
 def test_global_options_are_documented() -> None:
@@ -116,6 +129,12 @@ JSON_RUNS: dict[str, list[tuple[str, ...]]] = {
     "upload": [("--to", "copy", "--no-progress")],
     "adopt-placeholders": [("frontend/public/images/events", "--dry-run")],
     "check": [()],
+    "review list": [(), ("--entry", "event-000")],
+    "review approve": [("1", "--note", "ok")],
+    "review reject": [("2", "--note", "wrong century")],
+    "review pin": [("1",)],
+    "review override": [("event-001", "--seed", "5")],
+    "review regenerate": [("event-001",)],
 }
 #: a dry run prints the plan: its keys are documented under plan
 ALSO_DOCUMENTED_UNDER = {("generate", "--dry-run"): ["plan"]}
@@ -145,7 +164,7 @@ def json_keys(data: typing.Any) -> set[str]:
 
 def json_docs(name: str) -> str:
     text = read("cli.md")
-    body = section(text, f"## limner {name}")
+    body = command_section(text, name)
     if re.search(rf"^### {re.escape(name)} --json$", text, re.M):
         body += "\n" + section(text, f"### {name} --json")
     return body
@@ -168,7 +187,7 @@ def json_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, ..
     outputs: dict[tuple[str, ...], typing.Any] = {}
 
     def run(name: str, *args: str) -> None:
-        outputs[(name, *args)] = p.run_json(name, *args)
+        outputs[(name, *args)] = p.run_json(*name.split(), *args)
 
     run("plan")
     run("generate", "--dry-run")
@@ -186,6 +205,10 @@ def json_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, ..
     (app_dir / "event-003.jpg").write_bytes(b"not an image")
     run("adopt-placeholders", "frontend/public/images/events", "--dry-run")
     run("check")  # no .gitignore here: a problem, so the keys of `problems[]` are checked too
+    for name in ("review list", "review approve", "review reject", "review pin", "review override",
+                 "review regenerate"):  # decisions on the renders above (ids 1 and 2), then one more call
+        for args in JSON_RUNS[name]:
+            run(name, *args)
     assert set(outputs) == {(name, *args) for name, runs in JSON_RUNS.items() for args in runs}
     return outputs
 

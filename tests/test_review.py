@@ -162,3 +162,31 @@ def test_regenerate_stores_the_change_and_runs_the_unit_of_work_now(make_project
     assert newest.seed == 4242 and newest.review == "awaiting"
     with pytest.raises(ReviewError, match="no style 'nope'"):
         with_project(p, lambda project: regenerate(project, "event-001", style="nope"))
+
+
+def test_the_cli_gate_approve_two_then_sync_publishes_exactly_those(make_project_dir):
+    p = make_project_dir(3, extra="")
+    p.config.write_text(p.config.read_text() + "\n[review]\nrequired = true\n")
+    assert p.run("generate", "--no-progress").returncode == 0
+    assert p.run_json("sync")["written"] == 0
+    awaiting = p.run_json("review", "list")["renders"]
+    assert sorted(r["entry_id"] for r in awaiting) == ["event-000", "event-001", "event-002"]
+    chosen = [r["render_id"] for r in awaiting if r["entry_id"] in ("event-000", "event-002")]
+    done = p.run_json("review", "approve", *map(str, chosen), "--note", "checked", "--actor", "ci")["decisions"]
+    assert [d["entry_state"] for d in done] == ["published", "published"]
+    rejected = next(r["render_id"] for r in awaiting if r["entry_id"] == "event-001")
+    refused = p.run("review", "reject", str(rejected))
+    assert refused.returncode == 2 and "--note" in refused.stderr  # a reason is required
+    assert p.run_json("review", "reject", str(rejected), "--note", "wrong century")["decisions"][0]["entry_state"] == "failed"
+    sync = p.run_json("sync")
+    assert sync["written"] == 2
+    manifest = json.loads((p.root / "frontend" / "src" / "data" / "limner-manifest.json").read_text())
+    assert sorted(manifest["entries"]) == ["event-000", "event-002"]
+    missing = p.run("review", "approve", "99999")
+    assert missing.returncode == 2 and "no render 99999" in missing.stderr
+
+    override = p.run_json("review", "override", "event-001", "--seed", "31", "--negative", "modern dress")
+    assert override["override"] == {"prompt": None, "negative_extra": "modern dress", "seed": 31, "style": None}
+    regen = p.run_json("review", "regenerate", "event-001", "--new-seed")
+    assert regen["summary"]["generated"] == 1 and regen["render"]["review"] == "awaiting"
+    assert regen["render"]["seed"] != 31

@@ -23,6 +23,7 @@ from limner.cli.commands import (
     media,
     plan,
     providers,
+    review,
     status,
     styles,
     sync,
@@ -58,7 +59,7 @@ def root(
     setup_logging(verbose)
 
 
-for module in (init, plan, generate, status, sync, check_missing, providers, styles, costs, doctor, adopt, upload, gc, media, check):
+for module in (init, plan, generate, status, sync, check_missing, providers, styles, costs, doctor, adopt, upload, gc, media, check, review):
     module.register(app)
 
 

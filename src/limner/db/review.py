@@ -23,14 +23,16 @@ from limner.db.models import (
     utcnow,
 )
 from limner.db.repository import Repository
-from limner.errors import LimnerError
+from limner.errors import EXIT_BAD_INPUT, LimnerError
 
 #: renders that can be shown and published (their variants are stored)
 SHOWABLE = (RenderStatus.derived.value, RenderStatus.published.value, RenderStatus.superseded.value)
 
 
 class ReviewError(LimnerError):
-    """A decision that cannot be taken (unknown render, a render without variants, ...)."""
+    """A decision that cannot be taken (unknown render, a render without variants, ...); nothing changed."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 class Reviews:
