@@ -31,7 +31,7 @@ import uuid
 from typing import Any
 
 from PIL import Image
-from fake_network import RedirectingServer
+from fake_network import RedirectingServer, RedirectMode
 from werkzeug import Request, Response
 
 KNOWN_MODELS = ["v1-5-pruned-emaonly.safetensors", "sd_xl_base_1.0.safetensors", "flux1-dev.safetensors",
@@ -67,7 +67,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(json.dumps(body), status=status, headers=headers, content_type="application/json")
 
 
-class ScriptedFake:
+class ScriptedFake(RedirectMode):
     """What every self-hosted fake shares: a loopback server, the suite's ``mode()``, ``url`` and ``stop()``.
     Subclasses set ``server``, ``lock``, ``stopping`` and the mode fields in ``__init__``."""
 
@@ -83,17 +83,7 @@ class ScriptedFake:
     def mode(self, name: str, **options: Any) -> None:
         with self.lock:
             self._mode, self._options, self._failed_once = name, options, False
-            self.server.redirect_elsewhere = name == "redirect_elsewhere"
-            self.server.redirect_after = int(options.get("after", 0))
-
-    @property
-    def elsewhere(self) -> list[dict[str, str]]:
-        """Headers of the requests that reached the other origin (``redirect_elsewhere``)."""
-        return self.server.elsewhere
-
-    @property
-    def redirected(self) -> int:
-        return self.server.redirected
+            self.script_redirect(name, options)
 
 
 class FakeComfyUI(ScriptedFake):

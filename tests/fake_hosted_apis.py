@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fake_network import RedirectingServer, closed_port_url
+from fake_network import RedirectingServer, RedirectMode, closed_port_url
 from PIL import Image
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -63,7 +63,7 @@ CORRUPT_PNG = png()[:40] + b"\x00garbage\x00" * 4
 
 
 
-class HostedFake(FakeAPI):
+class HostedFake(RedirectMode, FakeAPI):
     """One fake API server. Subclasses implement ``route(request) -> Response``."""
 
     #: header carrying the key, and the prefix before it
@@ -104,17 +104,7 @@ class HostedFake(FakeAPI):
             raise ValueError(f"{type(self).__name__} has no mode {name!r} (modes: {', '.join(self.modes)})")
         with self._lock:
             self.current, self.options, self._failed_once = name, options, False
-            self.server.redirect_elsewhere = name == "redirect_elsewhere"
-            self.server.redirect_after = int(options.get("after", 0))
-
-    @property
-    def elsewhere(self) -> list[dict[str, str]]:
-        """Headers of the requests that reached the other origin (``redirect_elsewhere``)."""
-        return self.server.elsewhere
-
-    @property
-    def redirected(self) -> int:
-        return self.server.redirected
+            self.script_redirect(name, options)
 
     def next_id(self) -> str:
         return f"req-{next(self._ids):04d}"

@@ -105,3 +105,23 @@ class RedirectingServer(HTTPServer):
             self.redirected += 1
             return Response("", status=307, headers={"Location": f"http://localhost:{self.port}{request.full_path}"})
         return super().dispatch(request)
+
+
+class RedirectMode:
+    """For a fake served by a :class:`RedirectingServer` (``self.server``): the suite's ``redirect_elsewhere``
+    mode and what it saw. Call :meth:`script_redirect` from the fake's ``mode()``."""
+
+    server: RedirectingServer
+
+    def script_redirect(self, name: str, options: dict[str, Any]) -> None:
+        self.server.redirect_elsewhere = name == "redirect_elsewhere"
+        self.server.redirect_after = int(options.get("after", 0))
+
+    @property
+    def elsewhere(self) -> list[dict[str, str]]:
+        """Headers of the requests that reached the other origin (``redirect_elsewhere``)."""
+        return self.server.elsewhere
+
+    @property
+    def redirected(self) -> int:
+        return self.server.redirected
