@@ -12,6 +12,7 @@ included at their estimate, so a summary read from the ledger never misses a cal
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from limner.db.models import LedgerRow
     from limner.db.repository import Repository
     from limner.runner.unit import OffLoop
+
+log = logging.getLogger("limner.runner")
 
 
 @dataclass
@@ -106,10 +109,15 @@ class CallJournal:
         await self.off.db(self.repo.settle_call, call.id, status, cost_usd=cost_usd, outcome=outcome)
 
     async def flush(self) -> None:
-        """Wait until every reported id is written."""
+        """Wait until every reported id is written. A failed write is logged, not raised: the line itself is
+        in the ledger already, and the answer in hand must still be kept (a database that fails for good
+        fails the next write of the unit of work, which keeps the image in the recovery folder)."""
         writes, self._id_writes = self._id_writes, []
         for write in writes:
-            await write
+            try:
+                await write
+            except Exception as exc:  # noqa: BLE001 - see above
+                log.error("entry %s: could not write the provider's id for its call: %s", self.entry_id, exc)
 
     def recorded(self, call: Call, cost_usd: float) -> None:
         """The render of ``call`` was recorded (the database closed its line in the same commit)."""
