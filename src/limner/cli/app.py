@@ -24,6 +24,7 @@ from limner.cli.commands import (
     plan,
     providers,
     review,
+    serve,
     status,
     styles,
     sync,
@@ -59,7 +60,7 @@ def root(
     setup_logging(verbose)
 
 
-for module in (init, plan, generate, status, sync, check_missing, providers, styles, costs, doctor, adopt, upload, gc, media, check, review):
+for module in (init, plan, generate, status, sync, check_missing, providers, styles, costs, doctor, adopt, upload, gc, media, check, review, serve):
     module.register(app)
 
 

@@ -1,0 +1,94 @@
+"""``limner serve``: the review studio, a web app over the project (see docs/review.md, "Review studio")."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from limner.cli.context import err, friendly, get_project, out
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    @friendly
+    def serve_cmd(
+        ctx: typer.Context,
+        host: Annotated[Optional[str], typer.Option("--host", help="Address to bind (default: [review] host, 127.0.0.1). "
+                                                    "Any non-loopback address needs a token.")] = None,
+        port: Annotated[Optional[int], typer.Option("--port", min=0, max=65535,
+                                                    help="Port (default: [review] port, 8765).")] = None,
+        token: Annotated[Optional[bool], typer.Option("--token/--no-token", help="Require a token (LIMNER_SERVE_TOKEN, or one "
+                                                      "generated and printed once). Default: required when binding beyond "
+                                                      "loopback or when LIMNER_SERVE_TOKEN is set.", show_default=False)] = None,
+        open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the studio in a web browser.")] = False,
+        allowed_host: Annotated[Optional[list[str]], typer.Option("--allowed-host", metavar="NAME", help="Another host name the studio "
+                                                                  "answers to (repeatable; for a name or proxy in front of it).")] = None,
+    ) -> None:
+        """Serve the review studio: see, approve, reject, pin and regenerate every entry's image."""
+        try:
+            import uvicorn
+
+            from limner.studio.app import create_app
+        except ImportError as exc:
+            from limner.errors import ConfigError
+
+            raise ConfigError(f"limner serve needs FastAPI and uvicorn ({exc.name} is not installed)",
+                              hint="pip install -e '/path/to/limner[serve]'") from None
+        from limner.studio.security import is_loopback, resolve_token
+
+        project = get_project(ctx)
+        settings = project.settings
+        bind = host or settings.review.host
+        bind_port = settings.review.port if port is None else port
+        if bind_port == 0:  # a free port, known before the server starts so the address can be printed
+            import socket
+
+            with socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET) as probe:
+                probe.bind((bind.strip("[]"), 0))
+                bind_port = probe.getsockname()[1]
+        secret, generated = resolve_token(settings.secret, bind, token)
+        _ = project.catalog  # a bad catalogue is reported now, not on the first request
+        app = create_app(project, token=secret, host=bind, extra_hosts=allowed_host or ())
+        shown = "localhost" if bind in ("0.0.0.0", "::") else (f"[{bind}]" if ":" in bind else bind)
+        url = f"http://{shown}:{bind_port}/"
+        if secret is None:
+            out.print(f"Limner review studio: {url}", highlight=False)
+            login = url
+        else:
+            login = f"{url}login?token={secret}"
+            if generated:
+                out.print(f"Limner review studio: {login}", highlight=False)
+                out.print("A token was generated for this run (set LIMNER_SERVE_TOKEN to keep one); "
+                          f"API clients send 'Authorization: Bearer {secret}'.", highlight=False)
+            else:
+                out.print(f"Limner review studio: {url}login?token=<LIMNER_SERVE_TOKEN>", highlight=False)
+        if not is_loopback(bind):
+            err.print(f"warning: serving on {bind}, beyond this machine; plain HTTP: put TLS in front of it on an "
+                      "untrusted network", highlight=False, markup=False)
+        if open_browser:
+            import threading
+            import webbrowser
+
+            threading.Timer(1.0, webbrowser.open, args=(login,)).start()
+        _quiet_token_in_logs()
+        try:
+            uvicorn.run(app, host=bind, port=bind_port, log_level="info", server_header=False)
+        finally:
+            project.close()
+
+
+def _quiet_token_in_logs() -> None:
+    """The access log shows ``/login?token=…`` as ``/login?token=[hidden]``."""
+    import logging
+    import re
+
+    pattern = re.compile(r"(token=)[^&\s\"]+")
+
+    class Redact(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if isinstance(record.args, tuple):
+                record.args = tuple(pattern.sub(r"\1[hidden]", a) if isinstance(a, str) else a for a in record.args)
+            return True
+
+    logging.getLogger("uvicorn.access").addFilter(Redact())
