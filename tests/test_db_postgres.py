@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -16,6 +17,8 @@ def pg_url():
     try:
         admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:  # .ci/run starts PostgreSQL; a laptop may not have it
+        if os.environ.get("LIMNER_REQUIRE_POSTGRES"):  # set by .ci/run: there, a skip would hide a failure
+            pytest.fail(f"PostgreSQL not reachable at 127.0.0.1:5432 (LIMNER_REQUIRE_POSTGRES is set): {exc}")
         pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432: {exc}")
     name = f"limner_test_{uuid.uuid4().hex[:10]}"
     admin.execute(f'CREATE DATABASE "{name}"')

@@ -23,6 +23,7 @@ from limner.cli.commands import (
     media,
     plan,
     providers,
+    queue,
     review,
     serve,
     status,
@@ -60,7 +61,7 @@ def root(
     setup_logging(verbose)
 
 
-for module in (init, plan, generate, status, sync, check_missing, providers, styles, costs, doctor, adopt, upload, gc, media, check, review, serve):
+for module in (init, plan, generate, status, sync, check_missing, providers, styles, costs, doctor, adopt, upload, gc, media, check, review, serve, queue):
     module.register(app)
 
 

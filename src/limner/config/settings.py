@@ -240,6 +240,22 @@ class ReviewSettings(_Section):
     port: int = Field(8765, ge=0, le=65535)
 
 
+class QueueSettings(_Section):
+    """Queue workers on PostgreSQL (``limner worker``, ``generate --enqueue``): see docs/scaling.md."""
+
+    #: a worker writes its heartbeat this often (seconds)
+    heartbeat_s: float = Field(10.0, gt=0)
+    #: a worker silent for this long (seconds) is dead: its running jobs go back to the queue
+    stalled_after_s: float = Field(30.0, gt=0)
+    #: jobs one worker runs at once (``limner worker --concurrency`` wins)
+    concurrency: int = Field(8, ge=1, le=256)
+    #: provider ``concurrency`` holds across every worker (PostgreSQL advisory locks), not per worker
+    global_limits: bool = True
+    #: cron expression (UTC; a sixth field is seconds) of the periodic "enqueue what is missing or stale",
+    #: run by exactly one worker per tick; empty: none
+    schedule: str = "0 3 * * 1"
+
+
 class Settings(BaseSettings):
     """All of Limner's settings. See docs/configuration.md."""
 
@@ -263,6 +279,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
     #: extra plugin modules to load (comma separated in LIMNER_PLUGINS)
     plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

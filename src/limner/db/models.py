@@ -93,6 +93,34 @@ class RunRow(Base):
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    #: ``worker`` for a queue worker (``limner worker``); None for a ``limner generate`` run
+    kind: Mapped[str | None] = mapped_column(String(16))
+
+
+class SpendCap(Base):
+    """A budget shared by queue workers (``limner generate --enqueue --budget``): a worker reserves a
+    call's price here before the call goes out, and settles it with what the call cost."""
+
+    __tablename__ = "spend_caps"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    cap_usd: Mapped[float] = mapped_column(Float)
+    reserved_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    spent_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CallStart(Base):
+    """When a provider call started, for a rate limit shared by queue workers (``limner worker``): a
+    worker counts the starts of the last minute before it starts one. Rows older than a minute are
+    deleted as workers go."""
+
+    __tablename__ = "call_starts"
+    __table_args__ = (Index("ix_call_starts_provider_started_at", "provider", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Template(Base):

@@ -21,6 +21,7 @@ from limner.db.models import (
     RenderStatus,
     ReviewState,
     RunRow,
+    SpendCap,
     Template,
     Variant,
     utcnow,
@@ -65,10 +66,57 @@ class Repository:
         self.db = db
 
     # ------------------------------------------------------------------ runs and claims
-    def start_run(self, run_id: str, host: str, pid: int) -> None:
+    def start_run(self, run_id: str, host: str, pid: int, *, kind: str | None = None) -> None:
         now = utcnow()
         with self.db.session(write=True) as s:
-            s.add(RunRow(id=run_id, host=host, pid=pid, started_at=now, heartbeat_at=now))
+            s.add(RunRow(id=run_id, host=host, pid=pid, started_at=now, heartbeat_at=now, kind=kind))
+
+    def release_claim(self, entry_id: str, run_id: str) -> None:
+        """Give one entry back (a queue worker whose job stopped before the entry was done)."""
+        with self.db.session(write=True) as s:
+            s.execute(update(EntryRow).where(EntryRow.id == entry_id, EntryRow.claimed_by == run_id)
+                      .values(claimed_by=None, claimed_at=None))
+
+    def live_runs(self, *, kind: str | None = None) -> list[tuple[RunRow, list[str]]]:
+        """Runs not finished (of ``kind``, if given), oldest first, each with the entries it holds."""
+        with self.db.session() as s:
+            q = select(RunRow).where(RunRow.finished_at.is_(None))
+            if kind is not None:
+                q = q.where(RunRow.kind == kind)
+            runs = list(s.scalars(q.order_by(RunRow.started_at)))
+            held: dict[str, list[str]] = {}
+            for entry_id, run_id in s.execute(select(EntryRow.id, EntryRow.claimed_by).where(
+                    EntryRow.claimed_by.in_([r.id for r in runs])).order_by(EntryRow.id)):
+                held.setdefault(run_id, []).append(entry_id)
+            return [(r, held.get(r.id, [])) for r in runs]
+
+    # ------------------------------------------------------------------ spend caps shared by queue workers
+    def open_spend_cap(self, cap_id: str, cap_usd: float) -> None:
+        with self.db.session(write=True) as s:
+            row = s.get(SpendCap, cap_id)
+            if row is None:
+                s.add(SpendCap(id=cap_id, cap_usd=cap_usd, reserved_usd=0.0, spent_usd=0.0, created_at=utcnow()))
+            else:
+                row.cap_usd = cap_usd
+
+    def reserve_spend(self, cap_id: str, price_usd: float) -> bool:
+        """Reserve ``price_usd`` under the cap, atomically across processes: False when spent + reserved +
+        price would pass it."""
+        with self.db.session(write=True) as s:
+            done = s.execute(update(SpendCap).where(
+                SpendCap.id == cap_id,
+                SpendCap.spent_usd + SpendCap.reserved_usd + price_usd <= SpendCap.cap_usd + 1e-9,
+            ).values(reserved_usd=SpendCap.reserved_usd + price_usd))
+            return done.rowcount == 1
+
+    def settle_spend(self, cap_id: str, reserved_usd: float, actual_usd: float) -> None:
+        with self.db.session(write=True) as s:
+            s.execute(update(SpendCap).where(SpendCap.id == cap_id).values(
+                reserved_usd=SpendCap.reserved_usd - reserved_usd, spent_usd=SpendCap.spent_usd + actual_usd))
+
+    def spend_cap(self, cap_id: str) -> SpendCap | None:
+        with self.db.session() as s:
+            return s.get(SpendCap, cap_id)
 
     def heartbeat(self, run_id: str) -> None:
         with self.db.session(write=True) as s:

@@ -22,6 +22,11 @@ BUILTIN_PROVIDERS = (
                  "Self-hosted ComfyUI servers (API-format workflows).", extra="comfyui", env=("COMFYUI_HOSTS", "COMFYUI_TOKEN")),
     ProviderSpec("automatic1111", "limner.providers.automatic1111:Automatic1111Provider",
                  "Self-hosted AUTOMATIC1111 / Forge (txt2img API).", extra="automatic1111", env=("A1111_BASE_URL", "A1111_AUTH")),
+    ProviderSpec("diffusers", "limner.providers.diffusers_local:DiffusersProvider",
+                 "Local generation with Hugging Face diffusers (Flux, SD 3.5, SDXL; CUDA, MPS or CPU).",
+                 extra="gpu", env=("HF_TOKEN",)),
+    ProviderSpec("mflux", "limner.providers.mflux_local:MfluxProvider",
+                 "FLUX.1 on Apple silicon with mflux (MLX); Macs only.", extra="mlx", env=("HF_TOKEN",)),
 )
 
 

@@ -137,24 +137,36 @@ def derive_options(project: Project) -> DeriveOptions:
                          variant_provenance=g.variant_provenance)
 
 
+async def open_unit(project: Project, pool: ImagingPool, run: RunIdentity) -> tuple[UnitOfWork, OffLoop]:
+    """The unit of work every entry of a run goes through (and its database and storage threads): shared
+    by :func:`run_plan` and by a queue worker (:mod:`limner.queue`), so both run the same code."""
+    off = OffLoop(db_threads=1 if project.db.engine.dialect.name == "sqlite" else 4)
+    phashes = await off.db(project.repo.phashes)
+    near = NearDuplicateIndex(project.settings.generate.near_duplicate_distance,
+                              ((entry_id, int(value, 16)) for entry_id, value in phashes.items()))
+    unit = UnitOfWork(repo=project.repo, storage=project.storage, pool=asyncio.wrap_future(pool.ready),
+                      options=derive_options(project), near_duplicates=near, off=off, run=run,
+                      recovery=RecoveryFolder(project.settings.state_dir / "recovery"),
+                      review_required=project.settings.review.required)
+    return unit, off
+
+
+async def beat(off: OffLoop, repo: Any, run: RunIdentity, every_s: float = HEARTBEAT_S) -> None:
+    """The run's heartbeat: its claims hold while this beats (see runner/claims.py)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await off.db(repo.heartbeat, run.id)
+        except SQLAlchemyError as exc:  # a lost connection: try again at the next beat
+            log.warning("heartbeat of run %s failed: %s", run.id, exc)
+
+
 async def _execute(project: Project, plan: Plan, options: RunOptions, summary: RunSummary, pool: ImagingPool,
                    run: RunIdentity) -> None:
     repo = project.repo
     gates: dict[str, ProviderGate] = {name: lane.gate(project.settings.generate) for name, lane in plan.lanes.items()}
-    off = OffLoop(db_threads=1 if project.db.engine.dialect.name == "sqlite" else 4)
-    phashes = await off.db(repo.phashes)
-    near = NearDuplicateIndex(project.settings.generate.near_duplicate_distance,
-                              ((entry_id, int(value, 16)) for entry_id, value in phashes.items()))
     pool.ready.add_done_callback(lambda _: summary.mark("pool_ready"))
-    unit = UnitOfWork(repo=repo, storage=project.storage, pool=asyncio.wrap_future(pool.ready),
-                      options=derive_options(project), near_duplicates=near, off=off, run=run,
-                      recovery=RecoveryFolder(project.settings.state_dir / "recovery"),
-                      review_required=project.settings.review.required)
-
-    async def heartbeat() -> None:  # our claims hold while this beats (see runner/claims.py)
-        while True:
-            await asyncio.sleep(HEARTBEAT_S)
-            await off.db(repo.heartbeat, run.id)
+    unit, off = await open_unit(project, pool, run)
     budget = Budget(options.budget_usd)
     queue: asyncio.Queue[PlanItem] = asyncio.Queue()
     for item in plan.items:
@@ -211,7 +223,7 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                     return
                 bar.advance(spend=budget.spent, failed=summary.failed)
 
-        beating = asyncio.create_task(heartbeat())
+        beating = asyncio.create_task(beat(off, repo, run))
         # once the first calls are out, the loop waits: import what storing a master needs (Pillow, for
         # its XMP) in the meantime rather than when the first answer is in
         warming = asyncio.create_task(_import_later(off, "limner.imaging.xmp_embed"))

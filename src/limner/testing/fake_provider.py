@@ -5,6 +5,8 @@ Settings (``[providers.fake]`` in limner.toml, or the ``settings`` dict):
 * ``latency_s``: fixed latency per call
 * ``size``: long side of the (noisy, deterministic) image it returns; default 64
 * ``calls_file``: append one JSON line per call (works across processes)
+* ``spans_file``: append ``{"id", "start", "end", "pid"}`` when a call's latency is over (epoch seconds):
+  how many calls were in flight at once, across processes
 * ``transient_ids`` / ``rate_limit_ids``: ``{id: n}`` fail the first n calls for that id
 * ``retry_after``: the ``retry_after`` of those rate limits (default 0.01 s)
 * ``refuse_ids``, ``blank_ids``, ``corrupt_ids``: lists of ids
@@ -20,6 +22,7 @@ import asyncio
 import io
 import json
 import os
+import time
 from collections import Counter
 from typing import Any, ClassVar
 
@@ -60,8 +63,12 @@ class FakeProvider(Provider):
         if s.get("calls_file"):
             with open(s["calls_file"], "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"id": entry_id, "seed": request.seed, "pid": os.getpid()}) + "\n")
+        started = time.time()
         if s.get("latency_s"):
             await asyncio.sleep(float(s["latency_s"]))
+        if s.get("spans_file"):
+            with open(s["spans_file"], "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"id": entry_id, "start": started, "end": time.time(), "pid": os.getpid()}) + "\n")
         if s.get("auth_fail"):
             raise AuthFailed("fake: invalid token")
         if n <= int((s.get("rate_limit_ids") or {}).get(entry_id, 0)):

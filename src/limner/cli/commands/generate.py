@@ -25,13 +25,14 @@ def register(app: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; call nothing, change nothing.")] = False,
         budget: Annotated[Optional[float], typer.Option("--budget", min=0, help="Stop starting calls that would take spend (done + in flight) over this many USD.")] = None,
         as_json: JsonOpt = False,
+        enqueue: Annotated[bool, typer.Option("--enqueue", help="Put one job per planned entry on the PostgreSQL queue for `limner worker` instead of running here.")] = False,
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
     ) -> None:
         """Generate images for entries that need them (missing and stale by default)."""
         import time
 
         command_started = time.time()
-        if not dry_run:  # the imaging pool's forkserver imports on the other core while this one plans
+        if not dry_run and not enqueue:  # the imaging pool's forkserver imports on the other core while this one plans
             from limner.runner.pool import start_forkserver
 
             start_forkserver()
@@ -48,6 +49,11 @@ def register(app: typer.Typer) -> None:
                 else:
                     print_plan(project, plan)
                     out.print("Dry run: nothing was generated.")
+                return
+            if enqueue:  # the workers run it (see docs/scaling.md)
+                from limner.cli.commands.queue import enqueue_plan_cmd
+
+                enqueue_plan_cmd(project, plan, budget=budget, forcing=bool(ids) or all_, as_json=as_json)
                 return
             if project.provider_is_default and not provider and any(i.provider == "sketch" for i in plan.items):
                 err.print("No provider configured: using the offline 'sketch' provider (set LIMNER_PROVIDER or `provider` in limner.toml).",

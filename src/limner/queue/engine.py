@@ -1,0 +1,74 @@
+"""The queue engine: a procrastinate app on Limner's PostgreSQL database.
+
+The engine's tables live beside Limner's and are created by the engine's own schema
+(:meth:`procrastinate.schema.SchemaManager.get_schema`, what ``procrastinate schema --apply`` runs), on
+first use, once, under an advisory lock.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from limner.errors import ConfigError
+
+if TYPE_CHECKING:
+    import procrastinate
+
+    from limner.project import Project
+
+#: the job of one entry; it carries ``entry_id``, ``fingerprint`` and ``cap_id``
+TASK = "limner.generate_entry"
+#: the periodic job (``[queue] schedule``): plan and enqueue what is missing or stale; on queue ``schedule``
+SCHEDULE_TASK = "limner.scheduled_enqueue"
+_SCHEMA_LOCK = 0x6C696D6E  # "limn": serialises the first creation of the engine's schema
+
+
+def conninfo(project: Project) -> str:
+    """The libpq connection string of the project's database; exit 2 unless it is PostgreSQL."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(project.settings.database.url)
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError(
+            f"the queue needs PostgreSQL, and [database] url is {url.get_backend_name()}",
+            hint='set [database] url = "postgresql+psycopg://user@host:5432/db" in limner.toml (see docs/scaling.md); '
+                 "on SQLite use `limner generate`")
+    try:
+        import procrastinate  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("the queue needs the 'queue' extra", hint="pip install 'limner[queue]'") from exc
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def make_app(dsn: str, *, schedule: str | None = None) -> procrastinate.App:
+    """The app with Limner's tasks; with ``schedule`` (a cron expression) the periodic enqueue too (only
+    workers need it: each defers it, the engine keeps one job per tick)."""
+    import procrastinate
+
+    from limner.queue.tasks import register
+
+    if schedule:
+        import croniter
+
+        if not croniter.croniter.is_valid(schedule):
+            raise ConfigError(f"[queue] schedule is not a cron expression: {schedule!r}",
+                              hint='e.g. "0 3 * * 1" (Mondays 03:00 UTC); empty for none')
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=dsn))
+    register(app, schedule=schedule)
+    return app
+
+
+def ensure_schema(dsn: str) -> bool:
+    """Create the engine's tables when they are missing (idempotent). True when it created them."""
+    import psycopg
+    import procrastinate
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+        try:
+            if conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()[0] is not None:
+                return False
+            conn.execute(procrastinate.schema.SchemaManager.get_schema())
+            return True
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))

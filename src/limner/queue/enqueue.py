@@ -1,0 +1,79 @@
+"""Enqueue a plan: one job per entry, deduplicated by entry and fingerprint.
+
+The job's ``queueing_lock`` is its entry id, so the engine keeps at most one *queued* job per entry. A
+second enqueue of an unchanged entry finds that job (same fingerprint) and adds nothing; a changed entry
+cancels the queued job of its old fingerprint and queues its own. Each job goes to the queue named after
+its provider (``limner worker --queues replicate`` serves only those).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from limner.queue.engine import TASK
+
+if TYPE_CHECKING:
+    import procrastinate
+
+    from limner.project import Project
+    from limner.runner.plan import Plan
+
+
+@dataclass
+class EnqueueResult:
+    enqueued: int = 0
+    already_queued: int = 0
+    replaced: int = 0
+    cap_id: str | None = None
+    queues: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"enqueued": self.enqueued, "already_queued": self.already_queued, "replaced": self.replaced,
+                "budget_id": self.cap_id, "queues": self.queues}
+
+
+async def enqueue_plan(app: procrastinate.App, plan: Plan, *, cap_id: str | None = None) -> EnqueueResult:
+    import procrastinate
+
+    result = EnqueueResult(cap_id=cap_id)
+    task = app.tasks[TASK]
+    for item in plan.items:
+        args = {"entry_id": item.entry.id, "fingerprint": item.fingerprint, "cap_id": cap_id}
+        job = task.configure(queueing_lock=item.entry.id, queue=item.provider)
+        for attempt in range(3):
+            try:
+                await job.defer_async(**args)
+                break
+            except procrastinate.exceptions.AlreadyEnqueued:
+                queued = [j for j in await app.job_manager.list_jobs_async(task=TASK, status="todo",
+                                                                             queueing_lock=item.entry.id)]
+                if any(j.task_kwargs.get("fingerprint") == item.fingerprint for j in queued):
+                    result.already_queued += 1
+                    break
+                for old in queued:  # another fingerprint: the entry changed since; its old job goes
+                    if await app.job_manager.cancel_job_by_id_async(old.id):
+                        result.replaced += 1
+        else:  # pragma: no cover - a worker kept taking and requeueing the job meanwhile
+            raise RuntimeError(f"could not enqueue {item.entry.id}")
+        result.queues[item.provider] = result.queues.get(item.provider, 0) + 1
+    result.enqueued = len(plan.items) - result.already_queued
+    return result
+
+
+def new_cap_id() -> str:
+    return str(uuid.uuid4())
+
+
+def commit_plan(project: Project, plan: Plan, budget_usd: float | None) -> str | None:
+    """Record the plan's entries (as ``limner generate`` does before it runs) and open a spend cap shared
+    by the workers when there is a budget. Returns the cap's id."""
+    repo = project.repo
+    repo.sync_entries(((i.entry.id, i.entry.title, i.style.name, i.fingerprint) for i in plan.items))
+    repo.mark_stale(plan.stale_not_selected)
+    if budget_usd is None or not plan.items:
+        return None
+    cap_id = new_cap_id()
+    repo.open_spend_cap(cap_id, budget_usd)
+    return cap_id

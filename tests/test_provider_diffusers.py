@@ -1,0 +1,355 @@
+"""The ``diffusers`` provider on tiny pipelines built locally from configs (no download), on the CPU.
+
+The pipelines (a Stable Diffusion one: UNet with block_out_channels (32, 64), CLIP text encoder of hidden
+size 32, two-block VAE; and a Flux one: a FluxTransformer2DModel with 1 layer, 2 heads of 16, joint
+attention 32, CLIP and T5 encoders of hidden size 32, one-block VAE with one latent channel) are built once
+per session by :mod:`limner.testing.tiny_diffusers` and saved with ``save_pretrained``; the provider loads
+them through its real loading code (``from_pretrained``) and generates 64-pixel images in 2 steps.
+
+The shared provider suite (:mod:`limner.testing.provider_suite`) is not rerun here: every one of its tests
+scripts an HTTP API through a loopback fake (429 with Retry-After, 5xx, timeouts, moderation, auth
+failures, corrupt or oversized downloads, redirects to another origin), and a local pipeline has no API,
+no credentials, no moderation and no downloads. What applies of it (seed round trip, typed errors, the
+image's size and format, an end-to-end run through the runner) is tested below on the real pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import io
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="the diffusers provider's tests need torch (pip install 'limner[gpu]')")
+diffusers = pytest.importorskip("diffusers", reason="the diffusers provider's tests need diffusers (pip install 'limner[gpu]')")
+pytest.importorskip("transformers", reason="the diffusers provider's tests need transformers (pip install 'limner[gpu]')")
+
+import numpy as np  # noqa: E402
+from diffusers import StableDiffusionPipeline  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from limner.providers import AuthFailed, GenerationRequest, InvalidRequest  # noqa: E402
+from limner.providers.diffusers_local import (  # noqa: E402
+    DiffusersProvider, ModelUnavailable, OutOfMemory, classify_load_error)
+from limner.testing.tiny_diffusers import build_pipeline  # noqa: E402
+
+SPY = f"{__name__}:SpyPipeline"
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_pipeline("sd", tmp_path_factory.mktemp("models") / "tiny-sd")
+
+
+@pytest.fixture(scope="session")
+def tiny_flux(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_pipeline("flux", tmp_path_factory.mktemp("models") / "tiny-flux")
+
+
+@pytest.fixture(autouse=True)
+def _reset_spy() -> None:
+    SpyPipeline.loads = 0
+    SpyPipeline.calls = []
+    SpyPipeline.oom = None
+
+
+class SpyPipeline(StableDiffusionPipeline):
+    """The real Stable Diffusion pipeline, recording what the provider asks of it (and able to run out of
+    memory on demand): ``oom = "batch"`` fails calls of more than one image, ``oom = "always"`` every call."""
+
+    loads = 0
+    calls: list[dict[str, Any]] = []
+    oom: str | None = None
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
+        SpyPipeline.loads += 1
+        pipe = super().from_pretrained(*args, **kwargs)
+        pipe.enabled = []
+        return pipe
+
+    def enable_attention_slicing(self, *args: Any, **kwargs: Any) -> None:
+        self.enabled.append("attention_slicing")
+        super().enable_attention_slicing(*args, **kwargs)
+
+    def enable_model_cpu_offload(self, *args: Any, **kwargs: Any) -> None:
+        self.enabled.append("cpu_offload")
+        super().enable_model_cpu_offload(*args, **kwargs)
+
+    def enable_sequential_cpu_offload(self, *args: Any, **kwargs: Any) -> None:
+        self.enabled.append("sequential_cpu_offload")
+        super().enable_sequential_cpu_offload(*args, **kwargs)
+
+    @functools.wraps(StableDiffusionPipeline.__call__)  # the provider reads which arguments the pipeline takes
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        SpyPipeline.calls.append({k: v for k, v in kwargs.items() if k != "generator"} | {"n": len(kwargs["prompt"])})
+        if SpyPipeline.oom == "always" or (SpyPipeline.oom == "batch" and len(kwargs["prompt"]) > 1):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return super().__call__(*args, **kwargs)
+
+
+def request(i: int = 0, *, seed: int | None = None, width: int = 64, height: int = 64, **params: Any) -> GenerationRequest:
+    return GenerationRequest(prompt=f"an ancient temple by a river, number {i}", negative_prompt="blurry", width=width,
+                             height=height, seed=100 + i if seed is None else seed, model="",
+                             params={"steps": 2, **params}, context={"id": f"event-{i:03d}"})
+
+
+def pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(np.int16)
+
+
+def provider(model: Path | str, **settings: Any) -> DiffusersProvider:
+    return DiffusersProvider(model=str(model), settings={"device": "cpu", **settings})
+
+
+async def gather(p: DiffusersProvider, requests: list[GenerationRequest]) -> list[Any]:
+    return await asyncio.gather(*(p.generate(r) for r in requests))
+
+
+# ---------------------------------------------------------------------------------------------- images
+def test_image_size_format_and_metadata(tiny_sd: Path) -> None:
+    result = asyncio.run(provider(tiny_sd).generate(request(width=96, height=64)))
+    image = Image.open(io.BytesIO(result.data))
+    assert image.format == "PNG" and image.size == (96, 64) and image.mode == "RGB"
+    assert pixels(result.data).std() > 5, "a near-uniform image would be rejected as blank"
+    assert result.seed == 100 and result.cost_usd == 0.0 and result.model == str(tiny_sd)
+    assert result.metadata | {"batch_seconds": 0} == {
+        "device": "cpu", "dtype": "float32", "pipeline": "StableDiffusionPipeline", "steps": 2,
+        "guidance_scale": 7.5, "batch": 1, "batch_seconds": 0}
+
+
+def test_seed_reproducibility(tiny_sd: Path) -> None:
+    p = provider(tiny_sd)
+    first, again, other = asyncio.run(_sequential(p, [request(1), request(1), request(1, seed=7)]))
+    assert np.array_equal(pixels(first.data), pixels(again.data)), "the same seed gave another image"
+    assert np.abs(pixels(first.data) - pixels(other.data)).mean() > 5, "another seed gave the same image"
+    # a fresh provider (a new process's worth of state) gives the same image for the same seed
+    fresh = asyncio.run(provider(tiny_sd).generate(request(1)))
+    assert np.array_equal(pixels(first.data), pixels(fresh.data))
+
+
+async def _sequential(p: DiffusersProvider, requests: list[GenerationRequest]) -> list[Any]:
+    return [await p.generate(r) for r in requests]
+
+
+@pytest.mark.parametrize(("family", "n"), [("sd", 8), ("flux", 4)])
+def test_a_batch_gives_each_image_as_a_single_run_would(family: str, n: int, tiny_sd: Path, tiny_flux: Path) -> None:
+    model = tiny_sd if family == "sd" else tiny_flux
+    requests = [request(i) for i in range(n)]
+    singles = asyncio.run(_sequential(provider(model), requests))
+    batched = asyncio.run(gather(provider(model, batch_size=n, batch_window_ms=2000), requests))
+    assert [r.metadata["batch"] for r in singles] == [1] * n
+    assert [r.metadata["batch"] for r in batched] == [n] * n, "the calls were not gathered into one pipeline call"
+    for i, (single, batch) in enumerate(zip(singles, batched)):
+        diff = np.abs(pixels(single.data) - pixels(batch.data))
+        assert diff.max() <= 3 and diff.mean() < 0.5, f"image {i} differs in a batch: max {diff.max()}, mean {diff.mean():.3f}"
+        assert batch.seed == requests[i].seed
+    # each image follows its own seed: neighbours in the batch differ
+    assert np.abs(pixels(batched[0].data) - pixels(batched[1].data)).mean() > 5
+
+
+def test_batches_gather_only_calls_with_the_same_size_and_parameters(tiny_sd: Path) -> None:
+    p = provider(tiny_sd, batch_size=8, batch_window_ms=500, pipeline=SPY)
+    requests = [request(0), request(1), request(2), request(3, width=48), request(4, width=48), request(5, steps=3),
+                dataclasses.replace(request(6), negative_prompt="")]
+    results = asyncio.run(gather(p, requests))
+    assert [r.metadata["batch"] for r in results] == [3, 3, 3, 2, 2, 1, 1]
+    assert sorted((c["n"], c["width"], c["num_inference_steps"]) for c in SpyPipeline.calls) == [
+        (1, 64, 2), (1, 64, 3), (2, 48, 2), (3, 64, 2)]
+    assert [Image.open(io.BytesIO(r.data)).size for r in results] == [(64, 64)] * 3 + [(48, 64)] * 2 + [(64, 64)] * 2
+
+
+def test_a_full_batch_goes_at_once_without_waiting_for_the_window(tiny_sd: Path) -> None:
+    p = provider(tiny_sd, batch_size=2, batch_window_ms=60_000, pipeline=SPY)
+    results = asyncio.run(asyncio.wait_for(gather(p, [request(0), request(1)]), 30))
+    assert [r.metadata["batch"] for r in results] == [2, 2]
+
+
+def test_style_params_and_settings_reach_the_pipeline(tiny_sd: Path) -> None:
+    p = provider(tiny_sd, pipeline=SPY, guidance_scale=3.0, steps=5)
+    asyncio.run(p.generate(request(0, cfg_scale=2.0, sampler="euler")))  # the style's steps=2 and cfg win
+    call = SpyPipeline.calls[-1]
+    assert (call["num_inference_steps"], call["guidance_scale"]) == (2, 2.0)
+    assert call["negative_prompt"] == ["blurry"] and call["prompt"] == [request(0).prompt]
+    assert "sampler" not in call and "max_sequence_length" not in call  # dropped; SD takes no sequence length
+
+
+def test_flux_gets_its_max_sequence_length_and_schnell_defaults(tiny_flux: Path) -> None:
+    p = provider(tiny_flux, max_sequence_length=64)
+    result = asyncio.run(p.generate(GenerationRequest(prompt="a ship", negative_prompt="", width=64, height=64,
+                                                      seed=1, model="")))
+    # the tiny transformer has no guidance embeddings, like schnell: 4 steps, guidance 0
+    assert (result.metadata["steps"], result.metadata["guidance_scale"]) == (4, 0.0)
+    assert result.metadata["pipeline"] == "FluxPipeline"
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def test_the_pipeline_is_loaded_once_and_kept_warm(tiny_sd: Path) -> None:
+    p = provider(tiny_sd, pipeline=SPY)
+    asyncio.run(gather(p, [request(i) for i in range(3)]))  # concurrent first calls
+    asyncio.run(p.generate(request(4)))
+    asyncio.run(p.aclose())
+    asyncio.run(p.generate(request(5)))  # still warm after aclose (a run's end), in another event loop
+    assert SpyPipeline.loads == 1 and len(SpyPipeline.calls) == 5
+
+
+def test_memory_modes_are_applied(tiny_sd: Path, caplog: pytest.LogCaptureFixture) -> None:
+    p = provider(tiny_sd, pipeline=SPY, memory=["attention_slicing", "vae_tiling", "vae_slicing", "cpu_offload"])
+    with caplog.at_level(logging.WARNING, logger="limner.providers"):
+        result = asyncio.run(p.generate(request(0)))
+    pipe = p._slots[0].pipeline
+    assert pipe.enabled == ["attention_slicing"], "cpu_offload needs an accelerator: not applied on the CPU"
+    assert pipe.vae.use_tiling and pipe.vae.use_slicing
+    assert "cpu_offload needs an accelerator" in caplog.text
+    assert Image.open(io.BytesIO(result.data)).size == (64, 64)
+    plain = provider(tiny_sd, pipeline=SPY)
+    asyncio.run(plain.generate(request(0)))
+    assert plain._slots[0].pipeline.enabled == [] and not plain._slots[0].pipeline.vae.use_tiling
+
+
+def test_unknown_settings_are_refused(tiny_sd: Path) -> None:
+    with pytest.raises(InvalidRequest, match="unknown memory mode"):
+        asyncio.run(provider(tiny_sd, memory="cpu_ofload").generate(request(0)))
+    with pytest.raises(InvalidRequest, match="unknown dtype"):
+        asyncio.run(provider(tiny_sd, dtype="fp8").generate(request(0)))
+    with pytest.raises(InvalidRequest, match="multiples of 8"):
+        asyncio.run(provider(tiny_sd).generate(request(0, width=60)))
+
+
+def test_concurrency_is_one_pipeline_call_per_device_filled_by_batch_size() -> None:
+    assert DiffusersProvider(settings={}).concurrency_hint() == 1
+    assert DiffusersProvider(settings={"batch_size": 4}).concurrency_hint() == 4
+    assert DiffusersProvider(settings={"devices": ["cuda:0", "cuda:1"], "batch_size": 2}).concurrency_hint() == 4
+
+
+# ---------------------------------------------------------------------------------------------- errors
+def test_a_missing_local_folder_stops_the_run_with_a_hint(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailable, match="does not exist") as info:
+        asyncio.run(provider(tmp_path / "nowhere").generate(request(0)))
+    assert isinstance(info.value, AuthFailed) and not info.value.retryable and "huggingface-cli download" in str(info.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelUnavailable, match="no model_index.json"):
+        asyncio.run(provider(tmp_path / "empty").generate(request(0)))
+
+
+def test_weights_not_on_this_machine_say_how_to_download(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    p = provider("black-forest-labs/FLUX.1-schnell", local_files_only=True)
+    with pytest.raises(ModelUnavailable) as info:
+        asyncio.run(p.generate(request(0)))
+    assert "huggingface-cli download black-forest-labs/FLUX.1-schnell --local-dir" in str(info.value)
+    with pytest.raises(ModelUnavailable):  # the failure is kept: no second attempt at loading
+        asyncio.run(p.generate(request(1)))
+    with pytest.raises(ModelUnavailable, match="not on this machine"):
+        asyncio.run(p.check())
+
+
+def _hub_error(cls: type[Exception], status: int) -> Exception:
+    """A huggingface_hub HTTP error as the hub client raises it, with a response of ``status``."""
+    import huggingface_hub.errors as hub_errors
+
+    http = sys.modules[hub_errors.Response.__module__.split(".")[0]]  # the hub client's HTTP library
+    response = http.Response(status, request=http.Request("GET", "https://huggingface.co/api/models/x"))
+    return cls(f"{status} Client Error", response=response)
+
+
+def test_a_gated_model_names_the_token() -> None:
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        try:
+            raise _hub_error(GatedRepoError, 401)
+        except GatedRepoError as inner:
+            raise OSError("cannot load model_index.json") from inner  # as diffusers wraps it
+    except OSError as exc:
+        error = classify_load_error(exc, "black-forest-labs/FLUX.1-dev")
+    assert isinstance(error, ModelUnavailable) and "HF_TOKEN" in str(error) and "gated" in str(error)
+    missing = classify_load_error(_hub_error(RepositoryNotFoundError, 404), "someone/typo")
+    assert isinstance(missing, ModelUnavailable) and "HF_TOKEN" in str(missing) and "gated" not in str(missing)
+
+
+def test_the_hf_token_is_redacted_from_messages(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    token = "hf_abcdefghijklmnopqrstuvwxyz123456"
+    p = DiffusersProvider(model=str(tmp_path / "nowhere" / token), settings={"device": "cpu", "_secret": {"HF_TOKEN": token}.get})
+    with pytest.raises(ModelUnavailable) as info:
+        asyncio.run(p.generate(request(0)))
+    assert token not in str(info.value) and "[redacted]" in str(info.value)
+
+
+def test_out_of_memory_splits_a_batch_then_stops_the_run(tiny_sd: Path) -> None:
+    SpyPipeline.oom = "batch"
+    p = provider(tiny_sd, pipeline=SPY, batch_size=3, batch_window_ms=2000)
+    results = asyncio.run(gather(p, [request(i) for i in range(3)]))
+    assert [c["n"] for c in SpyPipeline.calls] == [3, 1, 1, 1]
+    assert [r.metadata["batch"] for r in results] == [1, 1, 1]
+    SpyPipeline.oom = "always"
+    with pytest.raises(OutOfMemory) as info:
+        asyncio.run(provider(tiny_sd, pipeline=SPY).generate(request(5)))
+    assert not info.value.retryable and "cpu_offload" in str(info.value) and "vae_tiling" in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------- the CLI
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_the_cli_starts_without_torch_and_hints_the_extra() -> None:
+    proc = _python("""
+import sys
+from limner.cli.app import app
+for args in (["--help"], ["providers", "--help"]):
+    try:
+        app(args, prog_name="limner")
+    except SystemExit:
+        pass
+from limner.registry import provider_specs
+assert provider_specs()["diffusers"].extra == "gpu"
+print("HEAVY", sorted(m for m in ("torch", "diffusers", "transformers") if m in sys.modules), file=sys.stderr)
+""")
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stderr
+    # where torch is not installed, the provider answers with the extra to install
+    proc = _python("""
+import sys
+sys.modules["torch"] = None  # as if torch were not installed
+from limner.errors import LimnerError
+from limner.registry import provider_class
+try:
+    provider_class("diffusers")
+except LimnerError as exc:
+    print(exc, "|", exc.hint)
+""")
+    assert "needs a package that is not installed (torch) | pip install 'limner[gpu]'" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_limner_generate_publishes_entries_with_a_local_model(tiny_sd: Path, make_project_dir: Any) -> None:
+    p = make_project_dir(3, provider="diffusers", extra=f"""
+        [providers.diffusers]
+        model = "{tiny_sd}"
+        device = "cpu"
+        steps = 2
+        batch_size = 3
+        """)
+    env = p.env(LIMNER_GENERATE_SIZE="64")
+    proc = p.run("generate", "--json", "--no-progress", env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads(proc.stdout)
+    assert (summary["generated"], summary["failed"], summary["provider_calls"], summary["spend_usd"]) == (3, 0, 3, 0)
+    proc = p.run("sync", "--json", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    manifest = json.loads((p.root / "frontend" / "src" / "data" / "limner-manifest.json").read_text())
+    entries = manifest["entries"]
+    assert sorted(entries) == ["event-000", "event-001", "event-002"], manifest
+    placeholders = sorted((p.root / "frontend" / "public" / "images" / "events").glob("*.webp"))
+    assert [f.stem for f in placeholders] == ["event-000", "event-001", "event-002"]
+    again = json.loads(p.run("generate", "--json", "--no-progress", env=env).stdout)
+    assert again["provider_calls"] == 0 and again["skipped"] == 3  # nothing changed, nothing redone

@@ -1,0 +1,118 @@
+"""The ``mflux`` provider (Apple silicon only).
+
+Off a Mac, it must stop a run with one clear message. mflux itself cannot run here (MLX needs Apple
+silicon), so the adapter's own code (parameters, seed, size, quantisation, PNG encoding, loading once) is
+checked against a recording stand-in for mflux's ``Flux1`` class and ``ModelConfig``, with the platform
+check told it is on a Mac; that shows what Limner passes to mflux, not that mflux works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from limner.providers import AuthFailed, GenerationRequest, InvalidRequest
+from limner.providers import mflux_local
+from limner.providers.mflux_local import MfluxProvider, PlatformUnsupported
+
+
+def request(**params: Any) -> GenerationRequest:
+    return GenerationRequest(prompt="a lighthouse at dusk", negative_prompt="blurry", width=96, height=64, seed=42,
+                             model="", params=params)
+
+
+@pytest.mark.skipif(mflux_local.apple_silicon(), reason="checks the message given off Apple silicon")
+def test_off_apple_silicon_the_run_stops_with_a_clear_message() -> None:
+    with pytest.raises(PlatformUnsupported) as info:
+        asyncio.run(MfluxProvider().generate(request()))
+    assert isinstance(info.value, AuthFailed) and not info.value.retryable
+    assert "Apple silicon" in str(info.value) and "diffusers" in str(info.value)
+    with pytest.raises(PlatformUnsupported):
+        asyncio.run(MfluxProvider().check())
+
+
+@pytest.mark.skipif(mflux_local.apple_silicon(), reason="checks the message given off Apple silicon")
+def test_limner_generate_with_mflux_off_a_mac_exits_3(make_project_dir: Any) -> None:
+    p = make_project_dir(2, provider="mflux")
+    proc = p.run("generate", "--no-progress")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "Apple silicon Macs only" in proc.stdout + proc.stderr
+
+
+class _Generated:
+    def __init__(self, image: Image.Image) -> None:
+        self.image = image
+
+
+class _Flux1:
+    """Records what the provider asks of mflux's ``Flux1``; draws a seeded noise image."""
+
+    made: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+
+    def __init__(self, **kwargs: Any) -> None:
+        _Flux1.made.append(kwargs)
+
+    def generate_image(self, **kwargs: Any) -> _Generated:
+        import numpy as np
+
+        _Flux1.calls.append(kwargs)
+        rng = np.random.default_rng(kwargs["seed"])
+        pixels = rng.integers(0, 256, (kwargs["height"], kwargs["width"], 3), dtype=np.uint8)
+        return _Generated(Image.fromarray(pixels))
+
+
+class _ModelConfig:
+    @staticmethod
+    def from_name(model_name: str) -> str:
+        if model_name not in ("schnell", "dev"):
+            raise ValueError(f"unknown model {model_name}")
+        return f"config:{model_name}"
+
+
+@pytest.fixture
+def stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    _Flux1.made, _Flux1.calls = [], []
+    modules = {
+        "mflux": types.ModuleType("mflux"),
+        "mflux.models.common.config.model_config": types.ModuleType("mflux.models.common.config.model_config"),
+        "mflux.models.flux.variants.txt2img.flux": types.ModuleType("mflux.models.flux.variants.txt2img.flux"),
+    }
+    modules["mflux.models.common.config.model_config"].ModelConfig = _ModelConfig  # type: ignore[attr-defined]
+    modules["mflux.models.flux.variants.txt2img.flux"].Flux1 = _Flux1  # type: ignore[attr-defined]
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(mflux_local, "apple_silicon", lambda: True)
+
+
+def test_the_adapter_passes_seed_size_steps_and_quantisation(stand_in: None, tmp_path: Path) -> None:
+    provider = MfluxProvider(settings={"quantize": 8, "model_path": str(tmp_path)})
+    first = asyncio.run(provider.generate(request()))
+    second = asyncio.run(provider.generate(request(steps=2, guidance_scale=5.0, sampler="x")))
+    assert _Flux1.made == [{"quantize": 8, "model_path": str(tmp_path), "model_config": "config:schnell"}]  # loaded once
+    assert _Flux1.calls == [
+        {"seed": 42, "prompt": "a lighthouse at dusk", "width": 96, "height": 64, "num_inference_steps": 4, "guidance": 3.5},
+        {"seed": 42, "prompt": "a lighthouse at dusk", "width": 96, "height": 64, "num_inference_steps": 2, "guidance": 5.0},
+    ]
+    image = Image.open(io.BytesIO(first.data))
+    assert (image.format, image.size) == ("PNG", (96, 64)) and first.seed == 42 and first.model == "schnell"
+    assert second.metadata["num_inference_steps"] == 2 and second.metadata["quantize"] == 8
+
+
+def test_dev_defaults_and_bad_settings(stand_in: None) -> None:
+    asyncio.run(MfluxProvider(model="dev").generate(request()))
+    assert _Flux1.calls[-1]["num_inference_steps"] == 25
+    with pytest.raises(InvalidRequest, match="quantize"):
+        asyncio.run(MfluxProvider(settings={"quantize": 7}).generate(request()))
+    with pytest.raises(InvalidRequest, match="unknown model"):
+        asyncio.run(MfluxProvider(model="no-such-model").generate(request()))
+    with pytest.raises(InvalidRequest, match="multiples of 16"):
+        asyncio.run(MfluxProvider().generate(GenerationRequest(prompt="x", negative_prompt="", width=100, height=64,
+                                                               seed=1, model="")))

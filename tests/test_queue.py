@@ -1,0 +1,389 @@
+"""Queue workers on the real PostgreSQL: deduplicated enqueue, a provider's concurrency across worker
+processes, SIGTERM, kill -9 and stalled-job recovery, retry of failed jobs, a budget shared by workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+from test_db_postgres import pg_url  # noqa: F401  (fixture)
+from test_docs import documented, json_docs, json_keys
+
+pytest.importorskip("procrastinate")
+
+FAST_QUEUE = "\n[queue]\nheartbeat_s = 1\nstalled_after_s = 3\n"
+
+
+def queue_project(make_project_dir, url: str, n: int, extra: str = ""):  # type: ignore[no-untyped-def]
+    p = make_project_dir(n, extra=extra)
+    p.config.write_text(p.config.read_text().replace("concurrency = 4", "concurrency = 5")
+                        + f'spans_file = "{p.root / "spans.jsonl"}"\n'
+                        + f'\n[database]\nurl = "{url}"\n' + FAST_QUEUE)
+    return p
+
+
+def spans(p) -> list[dict]:  # type: ignore[no-untyped-def]
+    path = p.root / "spans.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+
+
+def max_in_flight(rows: list[dict]) -> int:
+    events = sorted([(r["start"], 1) for r in rows] + [(r["end"], -1) for r in rows], key=lambda e: (e[0], e[1]))
+    now = peak = 0
+    for _, step in events:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def start_worker(p, *args: str) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+    """A ``limner worker`` process; its stdout and stderr go to files (a pipe nobody reads could block it)."""
+    n = len(list(p.root.glob("worker-*.out")))
+    out, err = open(p.root / f"worker-{n}.out", "w"), open(p.root / f"worker-{n}.err", "w")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "limner", "--config", str(p.config), "worker", "--json", *args],
+                            cwd=p.root, env=p.env(), stdout=out, stderr=err, text=True)
+    proc.files = (out.name, err.name)  # type: ignore[attr-defined]
+    out.close()
+    err.close()
+    return proc
+
+
+def ended(w: subprocess.Popen, timeout: float = 60) -> tuple[int, str, str]:
+    code = w.wait(timeout=timeout)
+    out, err = (open(f).read() for f in w.files)  # type: ignore[attr-defined]
+    return code, out, err
+
+
+def published(p) -> int:  # type: ignore[no-untyped-def]
+    project = p.project()
+    try:
+        return project.repo.counts_by_state().get("published", 0)
+    finally:
+        project.close()
+
+
+def wait_until(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def stop(workers: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
+    for w in workers:
+        if w.poll() is None:
+            w.send_signal(signal.SIGTERM)
+    try:
+        return [ended(w) for w in workers]
+    except subprocess.TimeoutExpired:  # never leave a worker behind on a database about to be dropped
+        for w in workers:
+            w.kill()
+        raise
+
+
+def start_workers(p, n: int, *args: str) -> list[subprocess.Popen]:  # type: ignore[no-untyped-def]
+    """``n`` workers, once all of them are up (listed by ``limner workers``)."""
+    workers = [start_worker(p, *args) for _ in range(n)]
+    try:
+        wait_until(lambda: len(p.run_json("workers")["workers"]) == n, 60, "the workers to start")
+    except AssertionError:
+        stop(workers)
+        raise
+    return workers
+
+
+def assert_documented(name: str, data: object) -> None:
+    """Every key ``limner <name> --json`` printed is listed in its section of docs/cli.md."""
+    docs = json_docs(name)
+    missing = sorted(k for k in json_keys(data) if not documented(k, docs))
+    assert not missing, f"`limner {name} --json` prints keys docs/cli.md does not list: {missing}"
+
+
+async def test_global_slots_never_exceed_the_limit_and_give_every_lock_back(pg_url):  # noqa: F811
+    import asyncio
+    import random
+
+    import psycopg
+
+    from limner.queue.limits import GlobalSlots, SlotConnection
+
+    dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    sessions = [SlotConnection(dsn) for _ in range(3)]  # three workers
+    slots = [GlobalSlots(s, "stress", 5, poll_s=0.005) for s in sessions]
+    in_flight = peak = 0
+
+    async def call(g: GlobalSlots) -> None:
+        nonlocal in_flight, peak
+        await g.acquire()
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(random.uniform(0, 0.01))
+        in_flight -= 1
+        g.release()
+
+    await asyncio.wait_for(asyncio.gather(*(call(slots[i % 3]) for i in range(300))), 60)
+    await asyncio.sleep(0.2)  # unlocks are sent in the background
+    assert peak == 5
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        left = await (await conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+                                       "(SELECT oid FROM pg_database WHERE datname = current_database())")).fetchone()
+    assert left[0] == 0  # a lock taken twice by one session (re-entrant) would stay held here
+    for s in sessions:
+        await s.close()
+
+
+async def test_global_rate_limit_holds_across_workers(pg_url):  # noqa: F811
+    import asyncio
+    import time as clock
+
+    from limner.db.engine import Database, create_db_engine
+    from limner.queue.limits import GlobalRate, SlotConnection
+
+    db = Database(create_db_engine(pg_url))
+    db.migrate()  # Limner's tables, call_starts among them
+    db.engine.dispose()
+    dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    sessions = [SlotConnection(dsn) for _ in range(3)]  # three workers
+    window = 1.5
+    limits = [GlobalRate(s, "fake", 4, window_s=window) for s in sessions]
+    starts: list[float] = []
+
+    async def call(limit: GlobalRate) -> None:
+        await limit.acquire()
+        starts.append(clock.monotonic())
+
+    began = clock.monotonic()
+    await asyncio.wait_for(asyncio.gather(*(call(limits[i % 3]) for i in range(12))), 30)
+    starts.sort()
+    # never more than 4 starts in any window, so 12 starts need at least two more windows
+    assert all(starts[i + 4] - starts[i] >= window - 0.05 for i in range(len(starts) - 4)), starts
+    assert starts[-1] - began >= 2 * window - 0.1
+    for s in sessions:
+        await s.close()
+
+
+def test_queue_commands_need_postgres(project_dir):
+    for args in (["worker"], ["workers"], ["queue"], ["retry", "--failed"], ["generate", "--enqueue"]):
+        proc = project_dir.run(*args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert "needs PostgreSQL" in proc.stderr and "sqlite" in proc.stderr, proc.stderr
+    assert project_dir.calls() == []
+
+
+def test_enqueue_twice_gives_one_job_per_entry_and_a_changed_entry_replaces_its_job(make_project_dir, pg_url):  # noqa: F811
+    p = queue_project(make_project_dir, pg_url, 12)
+    first = p.run_json("generate", "--enqueue")
+    assert (first["enqueued"], first["already_queued"]) == (12, 0), first
+    assert_documented("generate", first)
+    second = p.run_json("generate", "--enqueue")
+    assert (second["enqueued"], second["already_queued"], second["replaced"]) == (0, 12, 0), second
+    entries = p.entries()
+    entries[3]["title"] = "A different title"  # a new fingerprint for one entry
+    p.write_catalog(entries)
+    third = p.run_json("generate", "--enqueue")
+    assert (third["enqueued"], third["already_queued"], third["replaced"]) == (1, 11, 1), third
+    queue = p.run_json("queue")
+    assert queue["queued"] == 12 and queue["cancelled"] == 1 and queue["running"] == 0, queue
+    assert queue["queues"] == {"fake": {"queued": 12, "running": 0, "failed": 0, "done": 0, "cancelled": 1, "aborted": 0}}
+    assert_documented("queue", queue)
+    assert p.calls() == []  # enqueuing pays for nothing
+
+
+@pytest.mark.slow
+def test_three_workers_hold_the_provider_concurrency_across_processes_and_sigterm_finishes_in_flight(
+        make_project_dir, pg_url):  # noqa: F811
+    n = 60
+    p = queue_project(make_project_dir, pg_url, n, extra="latency_s = 0.3\n")
+    assert p.run_json("generate", "--enqueue")["enqueued"] == n
+    workers = [start_worker(p, "--concurrency", "8") for _ in range(3)]
+    try:
+        wait_until(lambda: len(spans(p)) >= 10, 60, "the first calls")
+        live = p.run_json("workers")["workers"]
+        assert sorted(w["pid"] for w in live) == sorted(w.pid for w in workers)
+        assert all(w["heartbeat_age_s"] < 5 for w in live)
+        assert_documented("workers", p.run_json("workers"))
+        # SIGTERM a worker mid-call: it takes no new job and finishes the ones it runs
+        def in_flight_of(pid: int) -> set[str]:
+            return {c["id"] for c in p.calls() if c["pid"] == pid} - {r["id"] for r in spans(p) if r["pid"] == pid}
+
+        wait_until(lambda: any(in_flight_of(w.pid) for w in workers), 30, "a worker with calls in flight")
+        term = next(w for w in workers if in_flight_of(w.pid))
+        term.send_signal(signal.SIGTERM)
+        cut_short = in_flight_of(term.pid)
+        code, out, err = ended(term, 30)
+        assert code == 0, err
+        assert cut_short and not in_flight_of(term.pid)  # its calls in flight all answered
+        wait_until(lambda: published(p) == n, 90, "every entry published")
+    finally:
+        results = stop(workers)
+    assert all(code == 0 for code, _, _ in results), [e[-2000:] for _, _, e in results]
+    rows = spans(p)
+    assert max_in_flight(rows) <= 5, max_in_flight(rows)  # concurrency = 5 across the three processes
+    assert max_in_flight(rows) >= 4  # and they did run in parallel
+    calls = Counter(c["id"] for c in p.calls())
+    assert len(calls) == n and set(calls.values()) == {1}, calls  # each entry paid once
+    assert sum(json.loads(out)["published"] for _, out, _ in results) == n
+    assert_documented("worker", json.loads(results[0][1]))
+    queue = p.run_json("queue")
+    assert (queue["done"], queue["queued"], queue["running"], queue["failed"]) == (n, 0, 0, 0), queue
+    assert p.run_json("workers")["workers"] == []
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_job_has_its_jobs_finished_by_another_without_paying_twice(make_project_dir, pg_url):  # noqa: F811
+    n = 40
+    p = queue_project(make_project_dir, pg_url, n, extra="latency_s = 0.5\n")
+    workers = start_workers(p, 3, "--concurrency", "4")
+    try:
+        assert p.run_json("generate", "--enqueue")["enqueued"] == n
+
+        def in_flight_of(pid: int) -> set[str]:  # its calls that started and have not answered
+            return {c["id"] for c in p.calls() if c["pid"] == pid} - {r["id"] for r in spans(p) if r["pid"] == pid}
+
+        def busy() -> subprocess.Popen | None:
+            return next((w for w in workers if in_flight_of(w.pid)), None)
+
+        wait_until(lambda: busy() is not None, 60, "a worker with calls in flight")
+        victim = busy()
+        assert victim is not None
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        killed_at = time.time()
+        in_flight = in_flight_of(victim.pid)
+        assert in_flight
+        wait_until(lambda: published(p) == n, 90, "every entry published after the kill")
+        recovered_in = time.time() - killed_at
+    finally:
+        results = [r for w, r in zip(workers, stop(workers)) if w.returncode != -signal.SIGKILL]
+    assert all(code == 0 for code, _, _ in results), [e[-2000:] for _, _, e in results]
+    calls = Counter(c["id"] for c in p.calls())
+    assert set(calls) == {f"event-{i:03d}" for i in range(n)}
+    twice = {i for i, k in calls.items() if k > 1}
+    assert twice <= in_flight and max(calls.values()) <= 2, (twice, in_flight)  # only calls lost in the kill
+    assert recovered_in < 60
+    queue = p.run_json("queue")
+    assert (queue["queued"], queue["running"], queue["failed"]) == (0, 0, 0), queue
+    project = p.project()
+    try:
+        from limner.db.models import EntryRow
+
+        with project.db.session() as s:
+            assert all(e.claimed_by is None for e in s.query(EntryRow).all())
+    finally:
+        project.close()
+
+
+@pytest.mark.slow
+def test_retry_failed_requeues_retryable_failures(make_project_dir, pg_url):  # noqa: F811
+    p = queue_project(make_project_dir, pg_url, 4, extra='transient_ids = {"event-001" = 99}\n')
+    p.config.write_text(p.config.read_text().replace("[generate]\n", "[generate]\nmax_attempts = 2\n"))
+    assert p.run_json("generate", "--enqueue")["enqueued"] == 4
+    worker = start_worker(p)
+    try:
+        wait_until(lambda: p.run_json("queue")["failed"] == 1 and published(p) == 3, 60, "one failure")
+        p.config.write_text(p.config.read_text().replace('transient_ids = {"event-001" = 99}\n', ""))
+        stop([worker])
+        retried = p.run_json("retry", "--failed")
+        assert retried["requeued"] == 1 and retried["ids"] == ["event-001"], retried
+        assert_documented("retry", retried)
+        assert p.run_json("queue")["queued"] == 1
+        worker = start_worker(p)
+        wait_until(lambda: published(p) == 4, 60, "the retried entry published")
+    finally:
+        stop([worker])
+    queue = p.run_json("queue")
+    assert (queue["failed"], queue["queued"], queue["done"]) == (0, 0, 4), queue
+
+
+@pytest.mark.slow
+def test_a_budget_holds_across_workers(make_project_dir, pg_url):  # noqa: F811
+    p = queue_project(make_project_dir, pg_url, 10, extra="latency_s = 0.1\nprice_usd = 0.01\n")
+    enq = p.run_json("generate", "--enqueue", "--budget", "0.045")
+    assert enq["enqueued"] == 10 and enq["budget_id"]
+    workers = [start_worker(p, "--concurrency", "4") for _ in range(2)]
+    try:
+        wait_until(lambda: p.run_json("queue")["done"] + p.run_json("queue")["failed"] == 10, 60, "every job settled")
+    finally:
+        stop(workers)
+    assert len(p.calls()) == 4  # 4 × 0.01 fits under 0.045, a fifth would not
+    assert published(p) == 4 and p.run_json("queue")["failed"] == 6
+    project = p.project()
+    try:
+        cap = project.repo.spend_cap(enq["budget_id"])
+        assert abs(cap.spent_usd - 0.04) < 1e-9 and abs(cap.reserved_usd) < 1e-9
+    finally:
+        project.close()
+    assert os.path.exists(p.root / "spans.jsonl")
+
+
+@pytest.mark.slow
+def test_the_schedule_enqueues_what_is_missing_once_per_tick_across_workers(make_project_dir, pg_url):  # noqa: F811
+    p = queue_project(make_project_dir, pg_url, 6)
+    p.config.write_text(p.config.read_text() + 'schedule = "* * * * * */2"\n')  # every 2 s (sixth field: seconds)
+    import psycopg
+
+    dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
+
+    def entry_jobs() -> int:
+        with psycopg.connect(dsn) as conn:
+            return conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'limner.generate_entry'"
+                                ).fetchone()[0]
+
+    workers = start_workers(p, 2)  # nothing enqueued by hand
+    try:
+        wait_until(lambda: published(p) == 6, 60, "the scheduled run to publish everything")
+        time.sleep(2.5)  # a tick that planned before the last publication has enqueued by now
+        jobs_then = entry_jobs()
+        time.sleep(4.5)  # a few more ticks: nothing is left to enqueue
+    finally:
+        results = stop(workers)
+    assert all(code == 0 for code, _, _ in results), [e[-2000:] for _, _, e in results]
+    calls = Counter(c["id"] for c in p.calls())
+    assert len(calls) == 6 and set(calls.values()) == {1}, calls
+    with psycopg.connect(dsn) as conn:
+        ticks, distinct, ok = conn.execute(
+            "SELECT count(*), count(DISTINCT args->>'timestamp'), count(*) FILTER (WHERE status = 'succeeded') "
+            "FROM procrastinate_jobs WHERE task_name = 'limner.scheduled_enqueue'").fetchone()
+    assert ticks >= 3 and ticks == distinct, (ticks, distinct)  # one job per tick, though two workers defer it
+    assert ok >= ticks - 2  # the last ticks may still be running as the workers stop
+    assert jobs_then >= 6 and entry_jobs() == jobs_then  # later ticks found nothing missing: no job added
+
+
+@pytest.mark.slow
+def test_worker_metrics(make_project_dir, pg_url):  # noqa: F811
+    import socket
+    import urllib.request
+
+    p = queue_project(make_project_dir, pg_url, 3, extra="latency_s = 0.1\nprice_usd = 0.01\n")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert p.run_json("generate", "--enqueue")["enqueued"] == 3
+    worker = start_worker(p, "--metrics-port", str(port), "--log-format", "json")
+    try:
+        wait_until(lambda: published(p) == 3, 60, "three entries published")
+
+        def scrape() -> str:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+
+        wait_until(lambda: 'limner_queue_jobs{status="done"} 3.0' in scrape(), 30, "the queue gauge")
+        text = scrape()
+    finally:
+        [(code, _, err)] = stop([worker])
+    assert code == 0, err
+    logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert logs and all({"ts", "level", "logger", "message", "host", "pid"} <= set(x) for x in logs), err
+    assert sum(1 for x in logs if x.get("job_id") is not None and x["logger"].startswith("procrastinate")) >= 3
+    assert 'limner_jobs_total{outcome="published"} 3.0' in text, text
+    assert 'limner_provider_call_seconds_count{provider="fake"} 3.0' in text, text
+    assert 'limner_spend_usd_total{provider="fake"} 0.03' in text, text
+    assert 'limner_queue_jobs{status="queued"} 0.0' in text, text
+
