@@ -245,3 +245,38 @@ async def test_every_provider_error_and_metadata_string_is_redacted() -> None:
     with pytest.raises(InvalidRequest) as info:
         await provider.generate(GenerationRequest(prompt="fail", negative_prompt="", width=64, height=64, seed=1, model="m"))
     assert secret not in str(info.value) and secret not in repr(info.value) and "[redacted]" in str(info.value)
+
+
+def test_every_client_shares_one_tls_context_built_once(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Loading the CA bundle costs ~20 ms: it is done once per process (limner.providers.tls), with httpx's
+    own rules (SSL_CERT_FILE when set, else certifi's bundle)."""
+    import ssl
+
+    import certifi
+
+    from limner.providers import tls
+
+    made: list[dict] = []
+    real = ssl.create_default_context
+
+    def counting(*args, **kwargs):
+        made.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tls, "_context", None)
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    clients = [ProviderHTTP("demo", base_url="https://api.example") for _ in range(3)]
+    assert made == [{"cafile": certifi.where()}] and tls.tls_context() is tls.tls_context()
+
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(open(certifi.where(), "rb").read())
+    monkeypatch.setattr(tls, "_context", None)
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    tls.tls_context()
+    assert made[-1] == {"cafile": str(bundle)}
+    import asyncio
+
+    for client in clients:
+        asyncio.run(client.client.aclose())

@@ -331,3 +331,51 @@ def test_a_database_that_fills_up_mid_run_stops_paying_and_loses_nothing(make_pr
     assert len(ledger) - paid == again.provider_calls and len({r.entry_id for r in ledger if r.status == "recorded"}) == 12
     assert not recovery.exists() or list(recovery.iterdir()) == []
     assert_consistent(p)
+
+
+def test_a_database_failure_after_the_master_is_recorded_is_not_counted_as_kept_locally(make_project_dir):
+    """Found by a flaky run of the test above: a database that fails once the master is stored and recorded
+    (here: when the variants are recorded) stopped the run as a fault, and the summary counted those entries as
+    "kept in the recovery folder" although nothing was there. Their masters are stored and recorded: the summary
+    says 0 kept, and the next run resumes them from the stored masters without paying."""
+    from sqlalchemy.exc import OperationalError
+
+    from limner.db.repository import Repository
+
+    class NoRoomForVariants(Repository):
+        def record_derived(self, *args, **kwargs):
+            raise OperationalError("INSERT", {}, Exception("database or disk is full"))
+
+    p = make_project_dir(6, extra="latency_s = 0.02\nprice_usd = 0.01\n")
+    project = p.project()
+    project.__dict__["repo"] = NoRoomForVariants(project.db)
+    try:
+        summary = run_plan(project, build_plan(project, Selection()), RunOptions(progress=False))
+    finally:
+        project.close()
+    paid = len(p.calls())
+    assert summary.halted and "database" in summary.halted and summary.exit_code == EXIT_FAILURES
+    assert paid > 0 and summary.kept_locally == 0 and summary.generated == 0
+    assert not (p.root / ".limner" / "recovery").exists()
+
+    _, again = run(p)
+    assert again.generated == 6 and again.resumed == paid and len(p.calls()) == 6  # none paid twice
+    assert_consistent(p)
+
+
+def test_the_recovery_folder_keeps_two_entries_given_the_same_bytes_apart(tmp_path):
+    """Files were named by the image's hash alone: a second entry given the same bytes overwrote the first's
+    record, and adopting one deleted the other's image (its next run would have paid again)."""
+    from limner.runner.recovery import Kept, RecoveryFolder
+
+    data = b"\x89PNG same bytes for both"
+    sha = hashlib.sha256(data).hexdigest()
+    a = Kept(entry_id="event-a", fingerprint="fa", provider="fake", model="m", seed=1, cost_usd=0.01, sha256=sha)
+    b = Kept(entry_id="event-b", fingerprint="fb", provider="fake", model="m", seed=1, cost_usd=0.01, sha256=sha)
+    folder = RecoveryFolder(tmp_path / "recovery")
+    folder.keep(data, a)
+    folder.keep(data, b)
+    fresh = RecoveryFolder(tmp_path / "recovery")  # as the next run sees it
+    assert len(fresh) == 2 and fresh.find("event-a", "fa") == a and fresh.find("event-b", "fb") == b
+    fresh.adopted(a)
+    assert fresh.read(b) == data and len(RecoveryFolder(tmp_path / "recovery")) == 1

@@ -85,3 +85,46 @@ def test_the_command_exits_with_its_code_and_flushes_its_output(project_dir, tmp
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == f"limner {__version__}"
     assert (tmp_path / "ran").read_text() == "yes"
+
+
+def test_the_imaging_pools_results_unpickle_without_the_imaging_stack(tmp_path):
+    """A worker's result (validated + derived) crosses to the main process pickled; unpickling imports the
+    modules of its classes. They live in limner.imaging.results, so the main process does not import NumPy
+    and Pillow (about 60 ms of its GIL) when the first image comes back."""
+    import io
+    import pickle
+
+    from PIL import Image
+
+    from limner.runner.imaging_task import DeriveOptions, Provenance, process_master
+
+    buf = io.BytesIO()
+    Image.radial_gradient("L").convert("RGB").resize((96, 64)).save(buf, "PNG")
+    options = DeriveOptions(widths=(64,), formats=("webp",), placeholder_width=32, placeholder_format="webp",
+                            placeholder_max_bytes=100_000, max_bytes=10_000_000, max_pixels=10_000_000)
+    processed = process_master(buf.getvalue(), Provenance("e", "t", "p", "m", "fake", 1), options)
+    (tmp_path / "result.pickle").write_bytes(pickle.dumps(processed))
+    mods = imported_after(f"import pickle; r = pickle.loads(open({str(tmp_path / 'result.pickle')!r}, 'rb').read()); "
+                          "assert r.derived.variants and r.validated.phash")
+    assert not {"PIL", "numpy", "limner.imaging.derive"} & set(mods), mods
+
+
+def test_the_console_script_pauses_the_collector_only_for_its_start_up():
+    """``limner`` (limner.cli.entry) runs without the cyclic collector while it imports (40-50 ms of passes
+    over objects that all live on); the run turns it back on (``startup_over``), and a command that never
+    does gets it back after ``STARTUP_LIMIT_S`` anyway."""
+    script = """
+import gc, json, time
+from limner import gcpause
+gcpause.pause_for_startup(limit_s=0.3)
+paused = not gc.isenabled()
+gcpause.startup_over()
+back = gc.isenabled() and gc.get_freeze_count() > 0
+gcpause.pause_for_startup(limit_s=0.2)
+again = not gc.isenabled()
+time.sleep(0.6)
+print(json.dumps([paused, back, again, gc.isenabled()]))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [True, True, True, True]

@@ -1,3 +1,3 @@
-from limner.cli.app import main
+from limner.cli.entry import main
 
 main()

@@ -13,14 +13,14 @@ import importlib
 from typing import Any
 
 _WHERE = {
-    "ImageInfo": "decode", "inspect_image": "decode", "safe_open": "decode", "sniff_format": "decode",
+    "ImageInfo": "results", "inspect_image": "decode", "safe_open": "decode", "sniff_format": "decode",
     "ImageRejected": "errors",
-    "DEFAULT_FORMATS": "derive", "DEFAULT_WIDTHS": "derive", "Derived": "derive", "Variant": "derive",
+    "DEFAULT_FORMATS": "derive", "DEFAULT_WIDTHS": "derive", "Derived": "results", "Variant": "results",
     "derive_all": "derive", "plan_widths": "derive",
     "DEFAULT_SETTINGS": "encoders", "EncoderSettings": "encoders",
-    "Placeholder": "placeholders", "make_placeholder": "placeholders",
+    "Placeholder": "results", "make_placeholder": "placeholders",
     "Provenance": "provenance", "embed_xmp": "provenance", "xmp_packet": "provenance",
-    "NEAR_DUPLICATE_DISTANCE": "validate", "Validated": "validate", "phash_distance": "validate",
+    "NEAR_DUPLICATE_DISTANCE": "validate", "Validated": "results", "phash_distance": "validate",
     "validate_image": "validate",
 }
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import struct
-from dataclasses import dataclass
 
 from PIL import Image
 
 from .errors import REJECT_CODES, ImageRejected
+from .results import ImageInfo
 
-__all__ = ["REJECT_CODES", "ImageRejected"]  # re-exported: they live in .errors, importable without Pillow
+__all__ = ["REJECT_CODES", "ImageInfo", "ImageRejected"]  # re-exported: they live in .errors and .results, importable without Pillow
 
 # Our format name -> (Pillow format id, MIME type). GIF is sniffed but not accepted.
 SUPPORTED_FORMATS: dict[str, tuple[str, str]] = {
@@ -24,13 +24,6 @@ DEFAULT_MAX_BYTES = 50_000_000
 DEFAULT_MAX_PIXELS = 40_000_000
 
 
-@dataclass(frozen=True)
-class ImageInfo:
-    format: str
-    mime: str
-    width: int
-    height: int
-    bytes: int
 
 
 def sniff_format(data: bytes) -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from PIL import Image
 
@@ -30,6 +29,7 @@ from .placeholders import (
     thumbhash_of,
 )
 from .provenance import Provenance, xmp_packet
+from .results import Derived, Variant
 
 DEFAULT_WIDTHS = (240, 480, 768, 1024, 1536, 2048)
 DEFAULT_FORMATS = ("avif", "webp", "jpeg")
@@ -37,27 +37,6 @@ MIN_DOWNSCALE_RATIO = 1.25
 """A width w below the source is kept only when source_width / w >= 1.25."""
 
 
-@dataclass(frozen=True)
-class Variant:
-    width: int
-    height: int
-    format: str
-    mime: str
-    name: str
-    sha256: str
-    data: bytes
-
-
-@dataclass(frozen=True)
-class Derived:
-    width: int
-    height: int
-    variants: tuple[Variant, ...]
-    placeholder: Placeholder
-    blurhash: str
-    thumbhash: str
-    dominant_color: str
-    settings_version: str
 
 
 def plan_widths(source_width: int, widths: tuple[int, ...] = DEFAULT_WIDTHS) -> list[int]:
@@ -109,8 +88,10 @@ def derive_all(
     threads: int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    image: Image.Image | None = None,
 ) -> Derived:
-    """Decode ``master`` once and produce every width x format variant plus previews.
+    """Decode ``master`` once and produce every width x format variant plus previews. ``image``: ``master``
+    already decoded by :func:`~limner.imaging.decode.safe_open` (it is not changed).
 
     ``threads`` is how many variants are encoded concurrently inside this call
     (default: CPU count).  Use ``threads=1`` when calling from a process pool that
@@ -119,7 +100,7 @@ def derive_all(
     for fmt in formats:
         if fmt not in EXTENSIONS:
             raise ValueError(f"unsupported output format {fmt!r}")
-    im = safe_open(master, max_bytes=max_bytes, max_pixels=max_pixels)
+    im = image if image is not None else safe_open(master, max_bytes=max_bytes, max_pixels=max_pixels)
     icc = _rgb_icc_profile(im)
     rgb = to_rgb(im)
     del im

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 from PIL import Image, ImageStat
 
-from .decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageInfo, ImageRejected, info_for, safe_open
+from .decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageRejected, info_for, safe_open
 from .normalize import to_rgb
+from .results import Validated
 
 NEAR_DUPLICATE_DISTANCE = 6
 """Perceptual-hash Hamming distance at or below which two images count as near duplicates."""
@@ -17,12 +17,6 @@ NEAR_DUPLICATE_DISTANCE = 6
 _PROBE_SIDE = 128
 
 
-@dataclass(frozen=True)
-class Validated:
-    info: ImageInfo
-    phash: str
-    mean_std: float
-    """Standard deviation of grayscale luminance over a <=128px copy."""
 
 
 def validate_image(
@@ -31,11 +25,13 @@ def validate_image(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_std: float = 4.0,
+    image: Image.Image | None = None,
 ) -> Validated:
-    """Decode safely and reject blank or near-uniform images."""
-    im = safe_open(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    """Decode safely and reject blank or near-uniform images. ``image``: ``data`` already decoded by
+    :func:`~limner.imaging.decode.safe_open` (it is not changed)."""
+    im = image if image is not None else safe_open(data, max_bytes=max_bytes, max_pixels=max_pixels)
     info = info_for(data, im)
-    probe = to_rgb(im)
+    probe = to_rgb(im)  # a copy: thumbnail() below shrinks it in place
     probe.thumbnail((_PROBE_SIDE, _PROBE_SIDE), Image.Resampling.BOX)
     gray = probe.convert("L")
     std = float(ImageStat.Stat(gray).stddev[0])

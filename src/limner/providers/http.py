@@ -12,6 +12,7 @@
   the larger of that and ``max_download_bytes`` for the others): a longer answer is ``InvalidRequest``
 * a redirect to another origin is followed without credential headers
 * secrets are redacted from every message this module builds
+* one verifying TLS context for every client of the process (:mod:`limner.providers.tls`)
 * an adapter may read an error body first (``on_error``) and raise its own error instead
   (a moderation refusal, a wait given in the body), or only say what the body means (``describe``)
 """
@@ -29,6 +30,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from limner.providers.tls import tls_context
 from limner.providers.errors import AuthFailed, HostUnreachable, InvalidRequest, OutOfCredit, ProviderError, RateLimited, Transient
 from limner.urls import ALLOW_HTTP_ENV, Redactor, allowed_http_hosts
 
@@ -165,7 +167,8 @@ class ProviderHTTP:
         self.max_download_bytes = max_download_bytes
         self.timeout = httpx.Timeout(timeout_s or DEFAULT_TIMEOUT_S, connect=min(10.0, timeout_s or 10.0))
         self.client = httpx.AsyncClient(headers={"User-Agent": USER_AGENT, **(headers or {})}, timeout=self.timeout,
-                                        follow_redirects=False, transport=transport)
+                                        follow_redirects=False, transport=transport,
+                                        verify=tls_context() if transport is None else True)
 
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"

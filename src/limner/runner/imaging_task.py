@@ -7,13 +7,8 @@ itself is imported by the pool's forkserver (see :mod:`limner.runner.pool`) and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from limner.imaging.provenance import Provenance
-
-if TYPE_CHECKING:
-    from limner.imaging.derive import Derived
-    from limner.imaging.validate import Validated
+from limner.imaging.results import Derived, Validated
 
 __all__ = ["DeriveOptions", "Processed", "Provenance", "process_master", "warm_up"]
 
@@ -42,11 +37,13 @@ class Processed:
 
 
 def process_master(master: bytes, provenance: Provenance, opts: DeriveOptions) -> Processed:
-    """Validate a master and derive its variants and placeholders. Raises ``ImageRejected``."""
+    """Validate a master and derive its variants and placeholders, decoding it once. Raises ``ImageRejected``."""
+    from limner.imaging.decode import safe_open
     from limner.imaging.derive import derive_all
     from limner.imaging.validate import validate_image
 
-    validated = validate_image(master, max_bytes=opts.max_bytes, max_pixels=opts.max_pixels)
+    image = safe_open(master, max_bytes=opts.max_bytes, max_pixels=opts.max_pixels)
+    validated = validate_image(master, max_bytes=opts.max_bytes, max_pixels=opts.max_pixels, image=image)
     derived = derive_all(
         master,
         provenance if opts.variant_provenance == "full" else provenance.public(),
@@ -58,6 +55,7 @@ def process_master(master: bytes, provenance: Provenance, opts: DeriveOptions) -
         max_bytes=opts.max_bytes,
         max_pixels=opts.max_pixels,
         threads=1,  # one process per core already: no encoder threads on top
+        image=image,
     )
     return Processed(validated=validated, derived=derived)
 

@@ -22,7 +22,7 @@ from limner.db.models import CallStatus
 if TYPE_CHECKING:
     from limner.db.models import LedgerRow
     from limner.db.repository import Repository
-    from limner.runner.unit import OffLoop
+    from limner.runner.offloop import OffLoop
 
 log = logging.getLogger("limner.runner")
 
@@ -80,7 +80,7 @@ class CallJournal:
         if self.repo is None or self.off is None:
             call_id = -len(self.calls) - 1
         else:
-            call_id = await self.off.db(self.repo.open_call, entry_id=self.entry_id, fingerprint=self.fingerprint,
+            call_id = await self.off.db_urgent(self.repo.open_call, entry_id=self.entry_id, fingerprint=self.fingerprint,
                                         run_id=self.run_id, provider=self.provider, model=self.model,
                                         estimate_usd=self.estimate_usd)
         call = Call(call_id, self.estimate_usd)
@@ -95,7 +95,7 @@ class CallJournal:
             call.external_id = external_id
             if self.repo is None or self.off is None:
                 return
-            self._id_writes.append(asyncio.ensure_future(self.off.db(self.repo.note_external_id, call.id, external_id)))
+            self._id_writes.append(asyncio.ensure_future(self.off.db_urgent(self.repo.note_external_id, call.id, external_id)))
         return sink
 
     async def settle(self, call: Call, status: CallStatus, *, cost_usd: float | None = None,
@@ -106,7 +106,7 @@ class CallJournal:
         call.status = status.value
         if self.repo is None or self.off is None:
             return
-        await self.off.db(self.repo.settle_call, call.id, status, cost_usd=cost_usd, outcome=outcome)
+        await self.off.db_urgent(self.repo.settle_call, call.id, status, cost_usd=cost_usd, outcome=outcome)
 
     async def flush(self) -> None:
         """Wait until every reported id is written. A failed write is logged, not raised: the line itself is

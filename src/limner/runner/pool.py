@@ -20,7 +20,6 @@ import multiprocessing
 import os
 import select
 import signal
-import sys
 import threading
 from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
 
@@ -64,12 +63,8 @@ def init_worker(options: DeriveOptions, main_pid: int) -> None:
 
 
 def _preload() -> list[str]:
-    modules = ["limner.runner.imaging_task", *IMAGING_MODULES]
-    main = sys.modules.get("__main__")
-    # a console script (``limner``) is re-run as ``__mp_main__`` in each worker: have its imports ready
-    if main is not None and getattr(main, "__spec__", None) is None and "limner.cli.app" in sys.modules:
-        modules.insert(0, "limner.cli.app")
-    return modules
+    # each worker imports the ``limner`` script again as ``__mp_main__``: all it imports is limner.cli.entry
+    return ["limner.cli.entry", "limner.runner.imaging_task", *IMAGING_MODULES]
 
 
 def start_forkserver() -> None:

@@ -7,8 +7,9 @@ starting new paid calls. The next run adopts every image it finds there for the 
 records it as if it had just come from the provider, and deletes the files: that image is never paid for
 again.
 
-Files: ``<sha256>.img`` (the bytes exactly as the provider sent them) and ``<sha256>.json`` (what to record),
-written with a temporary name and renamed, so a half-written pair is never adopted.
+Files: ``<entry id>.<sha256>.img`` (the bytes exactly as the provider sent them) and ``<entry id>.<sha256>.json``
+(what to record), written with a temporary name and renamed, so a half-written pair is never adopted. The
+entry is part of the name: two entries given the same bytes keep a pair each.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class Kept:
     external_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def stem(self) -> str:
+        """The name of its pair of files, without the suffix."""
+        return f"{self.entry_id}.{self.sha256}"
+
 
 class RecoveryFolder:
     def __init__(self, path: Path) -> None:
@@ -48,8 +54,8 @@ class RecoveryFolder:
     def keep(self, data: bytes, kept: Kept) -> Path:
         """Write the image and its record (raises ``OSError`` when even the local disk refuses)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        image = self.path / f"{kept.sha256}.img"
-        record = self.path / f"{kept.sha256}.json"
+        image = self.path / f"{kept.stem}.img"
+        record = self.path / f"{kept.stem}.json"
         for target, payload in ((image, data), (record, json.dumps(asdict(kept), sort_keys=True).encode())):
             tmp = target.with_suffix(target.suffix + ".tmp")
             with open(tmp, "wb") as fh:
@@ -71,7 +77,7 @@ class RecoveryFolder:
                     except (OSError, ValueError, TypeError) as exc:
                         log.warning("recovery: cannot read %s (%s); left in place", record, exc)
                         continue
-                    if (self.path / f"{kept.sha256}.img").is_file():
+                    if (self.path / f"{kept.stem}.img").is_file():
                         self._index[(kept.entry_id, kept.fingerprint)] = kept
         return self._index
 
@@ -84,7 +90,7 @@ class RecoveryFolder:
     def read(self, kept: Kept) -> bytes | None:
         """The kept bytes, or None if they are missing or do not match their hash."""
         try:
-            data = (self.path / f"{kept.sha256}.img").read_bytes()
+            data = (self.path / f"{kept.stem}.img").read_bytes()
         except OSError:
             return None
         return data if hashlib.sha256(data).hexdigest() == kept.sha256 else None
@@ -94,6 +100,6 @@ class RecoveryFolder:
         self._load().pop((kept.entry_id, kept.fingerprint), None)
         for suffix in (".json", ".img"):
             try:
-                (self.path / f"{kept.sha256}{suffix}").unlink()
+                (self.path / f"{kept.stem}{suffix}").unlink()
             except FileNotFoundError:
                 pass

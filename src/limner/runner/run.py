@@ -18,16 +18,18 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from limner.errors import EXIT_AUTH, EXIT_BUDGET, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
+from limner.gcpause import startup_over
 from limner.project import Project
 from limner.runner.claims import HEARTBEAT_S, RunIdentity
 from limner.runner.imaging_task import DeriveOptions
 from limner.runner.neardup import NearDuplicateIndex
+from limner.runner.offloop import OffLoop, responsive_loop
 from limner.runner.plan import Plan, PlanItem
 from limner.runner.pool import ImagingPool
 from limner.runner.progress import RunProgress
 from limner.runner.recovery import RecoveryFolder
 from limner.runner.retry import ProviderGate
-from limner.runner.unit import OffLoop, Outcome, UnitOfWork
+from limner.runner.unit import Outcome, UnitOfWork
 
 log = logging.getLogger("limner.runner")
 
@@ -94,7 +96,7 @@ class RunSummary:
         elif outcome.status == "elsewhere":
             self.elsewhere += 1
         elif outcome.status == "stopped" and outcome.stop_cause == "fault":
-            self.kept_locally += int(outcome.provider_calls > 0 or outcome.cost_usd > 0)
+            self.kept_locally += int(outcome.kept_locally)
             self.halted = self.halted or outcome.stop_reason
             self.failures.append({"id": outcome.entry_id, "error": outcome.stop_reason or "stopped"})
         elif outcome.status == "stopped" and self.auth_error is None:
@@ -284,8 +286,10 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
     pool = ImagingPool.start(derive_options(project), project.settings.generate.workers)
     run = RunIdentity()
     repo.start_run(run.id, run.host, run.pid)
+    startup_over()  # imported and planned: the garbage collector is back on for the run (see gcpause.py)
     try:
-        asyncio.run(_execute(project, plan, options, summary, pool, run))
+        with responsive_loop():
+            asyncio.run(_execute(project, plan, options, summary, pool, run))
     except (KeyboardInterrupt, asyncio.CancelledError):  # a second Ctrl-C: stopped at once
         summary.interrupted = True
     finally:

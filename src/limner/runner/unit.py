@@ -14,13 +14,11 @@ loop never waits on a write or a lock.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
-from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -33,14 +31,13 @@ from limner.runner.claims import RunIdentity
 from limner.runner.neardup import NearDuplicateIndex
 from limner.runner.plan import PlanItem
 from limner.runner.journal import Call, CallJournal
+from limner.runner.offloop import OffLoop
 from limner.runner.recovery import Kept, RecoveryFolder
 from limner.runner.retry import Answer, CallStats, ProviderGate, RunStopped
 from limner.storage import Storage, StorageError, content_key
 from limner.storage.base import EXTENSIONS, MIME_TYPES
 
 log = logging.getLogger("limner.runner")
-
-T = TypeVar("T")
 
 #: formats whose masters get their XMP packet by inserting a chunk or segment, never by decoding
 EMBEDS_WITHOUT_DECODING = frozenset({"jpeg", "png", "webp"})
@@ -75,27 +72,8 @@ class Outcome:
     #: why the run must stop (with ``status == "stopped"``): the provider refused the ``credentials`` (or
     #: the account), or a ``fault`` (storage or database) after a paid answer
     stop_cause: Literal["credentials", "fault"] | None = None
-
-
-class OffLoop:
-    """Runs blocking calls in worker threads so the event loop never waits on them.
-
-    Database calls go to one thread (SQLite takes one writer at a time: several writer threads would
-    only wait on each other's locks), storage calls to a few others."""
-
-    def __init__(self, *, db_threads: int = 1, io_threads: int = 8) -> None:
-        self._db = ThreadPoolExecutor(db_threads, thread_name_prefix="limner-db")
-        self._io = ThreadPoolExecutor(io_threads, thread_name_prefix="limner-io")
-
-    async def db(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._db, functools.partial(fn, *args, **kwargs))
-
-    async def io(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._io, functools.partial(fn, *args, **kwargs))
-
-    def shutdown(self) -> None:
-        self._db.shutdown(wait=True)
-        self._io.shutdown(wait=True)
+    #: its paid image could be neither stored nor recorded, and waits in the recovery folder
+    kept_locally: bool = False
 
 
 class UnitOfWork:
@@ -226,7 +204,7 @@ class UnitOfWork:
                                             result.model or spec.model, result.metadata,
                                             call_id=call.id if call.id > 0 else None)
         except Exception as exc:  # paid for, but not kept: keep it here, and stop paying
-            where = await self._keep(item, result, call, exc)
+            outcome.kept_locally, where = await self._keep(item, result, call, exc)
             try:
                 await journal.settle(call, CallStatus.answered, cost_usd=result.cost_usd, outcome="kept_locally")
             except Exception as again:  # noqa: BLE001 - the database may be what failed
@@ -237,7 +215,8 @@ class UnitOfWork:
                 f"could not keep the paid image of {entry.id!r} ({type(exc).__name__}: {str(exc)[:300]}); {where}; "
                 "no new paid call was started") from exc
 
-    async def _keep(self, item: PlanItem, result: GenerationResult, call: Call, exc: BaseException) -> str:
+    async def _keep(self, item: PlanItem, result: GenerationResult, call: Call, exc: BaseException) -> tuple[bool, str]:
+        """Keep a paid image in the recovery folder: (kept there, what to tell the user)."""
         sha = hashlib.sha256(result.data).hexdigest()
         kept = Kept(entry_id=item.entry.id, fingerprint=item.fingerprint, provider=item.spec.provider,
                     model=result.model or item.spec.model, seed=result.seed, cost_usd=result.cost_usd, sha256=sha,
@@ -249,9 +228,9 @@ class UnitOfWork:
         except OSError as disk:
             log.critical("entry %s: the paid image could not be kept on local disk either (%s)%s", item.entry.id,
                          disk, f"; the provider still has it as call {call.external_id}" if call.external_id else "")
-            return ("it could not be kept on local disk either" +
-                    (f"; the next run asks the provider for call {call.external_id} again" if call.external_id else ""))
-        return f"it is kept in {path} and the next run records it without paying again"
+            return False, ("it could not be kept on local disk either" +
+                           (f"; the next run asks the provider for call {call.external_id} again" if call.external_id else ""))
+        return True, f"it is kept in {path} and the next run records it without paying again"
 
     async def _adopt(self, item: PlanItem, provenance: Provenance, kept: Kept) -> tuple[Render, bytes] | None:
         """Record an image an earlier run paid for but could not keep (see :mod:`limner.runner.recovery`)."""

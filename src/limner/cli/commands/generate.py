@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
     ) -> None:
         """Generate images for entries that need them (missing and stale by default)."""
+        import threading
         import time
 
         command_started = time.time()
@@ -36,6 +37,7 @@ def register(app: typer.Typer) -> None:
             from limner.runner.pool import start_forkserver
 
             start_forkserver()
+            threading.Thread(target=_warm_tls, name="limner-warm-tls", daemon=True).start()
         from limner.runner import RunOptions, build_plan, run_plan
 
         project = get_project(ctx)
@@ -86,3 +88,13 @@ def register(app: typer.Typer) -> None:
             err.print(f"Interrupted: {summary.generated} published this run. Run `limner generate` again to resume; "
                       "nothing already paid for is lost.", highlight=False)
         raise typer.Exit(summary.exit_code)
+
+
+def _warm_tls() -> None:
+    """The providers' TLS context, made while this process plans (see providers/tls.py)."""
+    from limner.providers.tls import tls_context
+
+    try:
+        tls_context()
+    except ImportError:  # certifi comes with httpx, an optional extra: an offline provider needs neither
+        pass

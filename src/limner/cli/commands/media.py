@@ -52,6 +52,9 @@ def register(app: typer.Typer) -> None:
         out.print(f"Pass it as the base: getImageProps(manifest, id, {{ base: '{server.base_url}' }})",
                   highlight=False, markup=False)
         out.file.flush()
+        from limner.gcpause import startup_over
+
+        startup_over()  # a long-running process: the garbage collector back on (see gcpause.py)
         try:
             server.serve_forever()
         except KeyboardInterrupt:

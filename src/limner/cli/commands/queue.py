@@ -89,12 +89,16 @@ def register(app: typer.Typer) -> None:
                 except ImportError as exc:
                     raise ConfigError("--metrics-port needs prometheus_client", hint="pip install 'limner[queue]'") from exc
             start_forkserver()
+            from limner.gcpause import startup_over
             from limner.queue.worker import run_worker
+            from limner.runner.offloop import responsive_loop
 
+            startup_over()  # a long-running process: the garbage collector back on (see gcpause.py)
             names = [q for part in queues or () for q in part.split(",") if q.strip()]
-            runtime = asyncio.run(run_worker(project, dsn, concurrency=concurrency or project.settings.queue.concurrency,
-                                             queues=names or None, metrics_port=metrics_port,
-                                             metrics_host=metrics_host))
+            with responsive_loop():  # the event loop before the database threads (see runner/offloop.py)
+                runtime = asyncio.run(run_worker(project, dsn, concurrency=concurrency or project.settings.queue.concurrency,
+                                                 queues=names or None, metrics_port=metrics_port,
+                                                 metrics_host=metrics_host))
         finally:
             project.close()
         data = {"run_id": runtime.run.id, "host": runtime.run.host, "pid": runtime.run.pid, "published": runtime.done,

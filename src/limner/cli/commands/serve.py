@@ -72,6 +72,9 @@ def register(app: typer.Typer) -> None:
 
             threading.Timer(1.0, webbrowser.open, args=(login,)).start()
         _quiet_token_in_logs()
+        from limner.gcpause import startup_over
+
+        startup_over()  # a long-running process: the garbage collector back on (see gcpause.py)
         try:
             uvicorn.run(app, host=bind, port=bind_port, log_level="info", server_header=False)
         finally:
