@@ -158,6 +158,54 @@ class Repository:
         with self.db.engine.connect() as conn:  # plain rows: this query reads every entry
             return {r[0]: EntryStatus(*r) for r in conn.execute(query)}
 
+    def entry_status(self, entry_id: str) -> EntryStatus | None:
+        """One entry's status (None: no row yet), by its primary key: what a queue job plans its entry
+        with, instead of reading every entry's status."""
+        query = select(
+            EntryRow.id, EntryRow.state, EntryRow.fingerprint, EntryRow.published_fingerprint,
+            EntryRow.retryable, EntryRow.attempts, EntryRow.last_error, EntryRow.input_digest, EntryRow.pinned,
+        ).where(EntryRow.id == entry_id)
+        with self.db.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return EntryStatus(*row) if row is not None else None
+
+    def entry_override(self, entry_id: str) -> EntryOverride | None:
+        """A person's override of one entry's generation (None: there is none)."""
+        query = select(Override.prompt, Override.negative_extra, Override.seed, Override.style).where(
+            Override.entry_id == entry_id)
+        with self.db.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return EntryOverride(*row) if row is not None else None
+
+    def published_render_ids_of(self, ids: Iterable[str]) -> dict[str, int]:
+        """entry id -> id of its published render, for these entries (those with none are left out)."""
+        ids = list(ids)
+        found: dict[str, int] = {}
+        with self.db.engine.connect() as conn:
+            for i in range(0, len(ids), 5000):
+                found.update(conn.execute(select(EntryRow.id, EntryRow.published_render_id).where(
+                    EntryRow.id.in_(ids[i:i + 5000]), EntryRow.published_render_id.is_not(None))).all())
+        return found
+
+    def claim_to_replace(self, entry_id: str, run_id: str, replaces: int | None) -> Claim:
+        """Take an entry for this run to replace its published image (a forced queue job), atomically: only
+        while no other run holds it and its published render is still ``replaces`` (the one published when
+        the job was enqueued). ``published``: another image was published since, so the job is done;
+        ``held``: another run holds it. The unit of work's own claim then finds it held by this run."""
+        now = utcnow()
+        same = (EntryRow.published_render_id.is_(None) if replaces is None
+                else EntryRow.published_render_id == replaces)
+        with self.db.session(write=True) as s:
+            done = s.execute(update(EntryRow).where(
+                EntryRow.id == entry_id, or_(EntryRow.claimed_by.is_(None), EntryRow.claimed_by == run_id), same,
+            ).values(claimed_by=run_id, claimed_at=now))
+            if done.rowcount == 1:
+                return Claim("claimed")
+            row = s.get(EntryRow, entry_id)
+            if row is None or row.claimed_by in (None, run_id):
+                return Claim("published")
+            return Claim("held", s.get(RunRow, row.claimed_by))
+
     def overrides(self) -> dict[str, EntryOverride]:
         """entry id -> a person's override of its generation (usually none: one small query per plan)."""
         with self.db.engine.connect() as conn:

@@ -4,6 +4,12 @@ The job's ``queueing_lock`` is its entry id, so the engine keeps at most one *qu
 second enqueue of an unchanged entry finds that job (same fingerprint) and adds nothing; a changed entry
 cancels the queued job of its old fingerprint and queues its own. Each job goes to the queue named after
 its provider (``limner worker --queues replicate`` serves only those).
+
+A *forced* job (``generate --enqueue --id/--all`` of a published entry) regenerates its image. It carries
+``replaces``, the id of the render published when it was enqueued: a worker regenerates only while that
+render is still the published one (:meth:`limner.db.repository.Repository.claim_to_replace`), so a second
+forced job for the same image, or the same job run twice, pays nothing. A queued forced job covers an
+unforced one for the same fingerprint; an unforced job is replaced by a forced one.
 """
 
 from __future__ import annotations
@@ -34,13 +40,25 @@ class EnqueueResult:
                 "budget_id": self.cap_id, "queues": self.queues}
 
 
-async def enqueue_plan(app: procrastinate.App, plan: Plan, *, cap_id: str | None = None) -> EnqueueResult:
+def _covers(queued: dict, fingerprint: str, force: bool) -> bool:
+    """Whether a queued job's arguments already do what a job for (fingerprint, force) would."""
+    return queued.get("fingerprint") == fingerprint and (bool(queued.get("force")) or not force)
+
+
+async def enqueue_plan(app: procrastinate.App, plan: Plan, *, cap_id: str | None = None,
+                       replaces: dict[str, int] | None = None) -> EnqueueResult:
+    """One job per plan item. ``replaces``: entry id -> its published render id, for the items planned as
+    ``forced`` (see the module's docstring)."""
     import procrastinate
 
     result = EnqueueResult(cap_id=cap_id)
     task = app.tasks[TASK]
+    replaces = replaces or {}
     for item in plan.items:
+        force = item.reason == "forced"
         args = {"entry_id": item.entry.id, "fingerprint": item.fingerprint, "cap_id": cap_id}
+        if force:
+            args.update(force=True, replaces=replaces.get(item.entry.id))
         job = task.configure(queueing_lock=item.entry.id, queue=item.provider)
         for attempt in range(3):
             try:
@@ -49,10 +67,10 @@ async def enqueue_plan(app: procrastinate.App, plan: Plan, *, cap_id: str | None
             except procrastinate.exceptions.AlreadyEnqueued:
                 queued = [j for j in await app.job_manager.list_jobs_async(task=TASK, status="todo",
                                                                              queueing_lock=item.entry.id)]
-                if any(j.task_kwargs.get("fingerprint") == item.fingerprint for j in queued):
+                if any(_covers(j.task_kwargs, item.fingerprint, force) for j in queued):
                     result.already_queued += 1
                     break
-                for old in queued:  # another fingerprint: the entry changed since; its old job goes
+                for old in queued:  # another fingerprint (the entry changed since), or forced now: the old job goes
                     if await app.job_manager.cancel_job_by_id_async(old.id):
                         result.replaced += 1
         else:  # pragma: no cover - a worker kept taking and requeueing the job meanwhile
@@ -77,3 +95,9 @@ def commit_plan(project: Project, plan: Plan, budget_usd: float | None) -> str |
     cap_id = new_cap_id()
     repo.open_spend_cap(cap_id, budget_usd)
     return cap_id
+
+
+def replaced_renders(project: Project, plan: Plan) -> dict[str, int]:
+    """entry id -> its published render, for the plan's ``forced`` items (what their jobs replace)."""
+    forced = [i.entry.id for i in plan.items if i.reason == "forced"]
+    return project.repo.published_render_ids_of(forced) if forced else {}

@@ -3,14 +3,20 @@
 A worker process holds one :class:`WorkerRuntime`: its run identity and heartbeat (claims of a dead
 worker are taken over like those of a dead ``generate``: :mod:`limner.runner.claims`), the imaging pool,
 the unit of work and one :class:`~limner.runner.retry.ProviderGate` per provider whose slots are shared
-by every worker (:mod:`.limits`). A job plans its entry against the database when it runs, so an entry
-published meanwhile costs nothing, and a job for an older fingerprint than the catalogue's is dropped.
+by every worker (:mod:`.limits`). A job plans its entry against the database when it runs (from its own
+row: :meth:`~limner.db.repository.Repository.entry_status`), so an entry published meanwhile costs
+nothing, and a job for an older fingerprint than the catalogue's is dropped.
+
+A *forced* job (``generate --enqueue --id/--all``) regenerates a published entry once: it claims the entry
+only while the render it was enqueued to replace is still the published one. A fault after a paid answer
+pauses the worker (:meth:`WorkerRuntime._halt`, :meth:`WorkerRuntime.recover`; see :mod:`.worker`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from limner.queue.engine import SCHEDULE_TASK, TASK
@@ -34,6 +40,11 @@ class HeldElsewhere(Exception):
     """Another live run holds the entry: the job is retried later (the engine's retry)."""
 
 
+class Paused(Exception):
+    """This worker stopped taking paid work after a storage or database fault: the job goes back on the
+    queue (the engine's retry) and runs once a worker can keep what it pays for."""
+
+
 class EntryFailed(Exception):
     """The unit of work failed the entry (recorded on it, with its reason): the job fails too."""
 
@@ -51,6 +62,15 @@ class WorkerRuntime:
         self._beating: asyncio.Task[None] | None = None
         #: database sessions of the shared rate limits (one per rate-limited provider)
         self._sessions: list = []
+        #: why this worker takes no paid work (a storage or database fault after a paid answer); None: it does
+        self.halted: str | None = None
+        #: entries of the jobs a fault stopped (entry id -> fingerprint): this run keeps their claims, and
+        #: :meth:`recover` records their kept images before the worker takes jobs again
+        self.faulted: dict[str, str] = {}
+        #: called with the reason on the first fault: the supervisor stops taking jobs (:mod:`.worker`)
+        self.on_halt: Callable[[str], None] | None = None
+        #: kept images this worker recorded after a fault; times its engine was started again
+        self.recovered = self.restarts = 0
 
     async def start(self) -> None:
         from limner.queue.limits import SlotConnection
@@ -59,27 +79,35 @@ class WorkerRuntime:
         from limner.runner.run import beat, derive_options, open_unit
 
         p = self.project
-        self.run = RunIdentity()
+        if not hasattr(self, "run"):
+            self.run = RunIdentity()
         p.storage.check()  # a store that cannot be written must not cost a paid generation
-        p.repo.start_run(self.run.id, self.run.host, self.run.pid, kind="worker")
-        self.pool = ImagingPool.start(derive_options(p), p.settings.generate.workers)
+        if not getattr(self, "_run_started", False):
+            p.repo.start_run(self.run.id, self.run.host, self.run.pid, kind="worker")
+            self._run_started = True
+        if not hasattr(self, "pool"):  # started once, even when a lost database makes the worker start again
+            self.pool = ImagingPool.start(derive_options(p), p.settings.generate.workers)
         self.unit, self.off = await open_unit(p, self.pool, self.run)
         self.slots = SlotConnection(self.dsn) if p.settings.queue.global_limits else None
         self._beating = asyncio.create_task(beat(self.off, p.repo, self.run, min(HEARTBEAT_S, p.settings.queue.heartbeat_s)))
 
     async def close(self) -> None:
+        """Everything :meth:`start` opened (also after a start that failed half-way)."""
         if self._beating is not None:
             self._beating.cancel()
         for gate in self.gates.values():
             await gate.provider.aclose()
-        for session in [self.slots, *self._sessions]:
+        for session in [getattr(self, "slots", None), *self._sessions]:
             if session is not None:
                 await session.close()
         try:
-            await self.off.db(self.project.repo.end_run, self.run.id)
+            if hasattr(self, "off"):
+                await self.off.db(self.project.repo.end_run, self.run.id)
         finally:
-            await asyncio.to_thread(self.off.shutdown)
-            await asyncio.to_thread(self.pool.shutdown, wait=True)
+            if hasattr(self, "off"):
+                await asyncio.to_thread(self.off.shutdown)
+            if hasattr(self, "pool"):
+                await asyncio.to_thread(self.pool.shutdown, wait=True)
 
     def gate_for(self, lane: Lane) -> ProviderGate:
         gate = self.gates.get(lane.name)
@@ -116,9 +144,11 @@ class WorkerRuntime:
         return f"enqueued {result.enqueued}"
 
     # -------------------------------------------------------------------------------------- one job
-    def _plan_one(self, entry_id: str, fingerprint: str) -> PlanItem | str:
-        """The entry's plan item, planned now; or why there is nothing to do (``up_to_date``,
-        ``superseded``: the catalogue has another fingerprint, ``not_in_catalogue``)."""
+    def _plan_one(self, entry_id: str, fingerprint: str, force: bool = False) -> PlanItem | str:
+        """The entry's plan item, planned now from its own row (never every entry's status); or why there is
+        nothing to do (``up_to_date``, ``superseded``: the catalogue has another fingerprint,
+        ``not_in_catalogue``). A published entry is planned again only when the job is ``force``d
+        (``generate --enqueue --id/--all``): its item's reason is then ``forced``."""
         from limner.runner.plan import Selection, build_plan
 
         p = self.project
@@ -127,64 +157,159 @@ class WorkerRuntime:
                 p.__dict__.pop("catalog", None)
             if entry_id not in p.catalog.by_id():
                 continue
-            status = p.repo.entry_statuses().get(entry_id)
-            plan = build_plan(p, Selection(ids=(entry_id,)), statuses={entry_id: status} if status else {})
+            status = p.repo.entry_status(entry_id)
+            override = p.repo.entry_override(entry_id)
+            plan = build_plan(p, Selection(ids=(entry_id,)), statuses={entry_id: status} if status else {},
+                              overrides={entry_id: override} if override else {})
             item = plan.items[0]
             if item.fingerprint != fingerprint:
                 continue
-            if item.reason == "forced":  # published with this fingerprint (or failed for good, unchanged)
+            if item.reason == "forced" and not force:  # published with this fingerprint (or failed for good)
                 return "up_to_date"
             p.repo.sync_entries([(entry_id, item.entry.title, item.style.name, item.fingerprint)])
             return item
         return "superseded" if entry_id in p.catalog.by_id() else "not_in_catalogue"
+
+    def _claim_to_replace(self, entry_id: str, replaces: int | None) -> str:
+        """A forced job's claim (see :meth:`limner.db.repository.Repository.claim_to_replace`): ``claimed``,
+        ``published`` (replaced since the job was enqueued: nothing to pay for) or ``held``."""
+        from limner.db.models import utcnow
+
+        repo = self.project.repo
+        claim = repo.claim_to_replace(entry_id, self.run.id, replaces)
+        if claim.status == "held" and self.run.holder_is_gone(claim.holder, utcnow()):
+            if claim.holder is not None:  # a dead run: free its entries, then try again
+                repo.end_run(claim.holder.id)
+            claim = repo.claim_to_replace(entry_id, self.run.id, replaces)
+        return claim.status
 
     def _count(self, provider: str, outcome: Any) -> None:
         if self.metrics is None:
             return
         self.metrics.spend.labels(provider).inc(outcome.cost_usd)
         label = {"published": "published", "elsewhere": "retried", "not_started": "retried"}.get(outcome.status, "failed")
+        if outcome.status == "stopped" and outcome.stop_cause == "fault":
+            label = "retried"
         self.metrics.jobs.labels(label).inc()
 
-    async def run_entry(self, entry_id: str, fingerprint: str, cap_id: str | None = None) -> str:
+    def _halt(self, entry_id: str, fingerprint: str, reason: str) -> None:
+        """A fault after a paid answer (storage or database): no new paid call in this worker (calls in flight
+        finish and are kept) until :meth:`recover` finds the store and the database working again."""
+        self.faulted[entry_id] = fingerprint
+        if self.halted is not None:
+            return
+        self.halted = reason
+        for gate in self.gates.values():
+            gate.stopping = True
+        log.error("storage or database fault: this worker takes no new job until both work again (%s)", reason)
+        if self.on_halt is not None:
+            self.on_halt(reason)
+
+    async def run_entry(self, entry_id: str, fingerprint: str, cap_id: str | None = None, force: bool = False,
+                        replaces: int | None = None) -> str:
+        if self.halted is not None:  # taken just as the worker paused
+            raise Paused(f"{entry_id}: this worker is paused ({self.halted}); back on the queue")
+        if entry_id in self.current:  # a second job for the entry while this worker runs one: its claims are
+            # this run's, so only this check keeps the two from both paying
+            raise HeldElsewhere(f"{entry_id}: this worker is running it; retried in {HELD_RETRY_WAIT_S}s")
+        self.current.add(entry_id)  # before any await: two jobs started together see each other
+        try:
+            found = await self.off.db(self._plan_one, entry_id, fingerprint, force)
+            if isinstance(found, str):
+                if self.metrics is not None:
+                    self.metrics.jobs.labels("up_to_date").inc()
+                log.info("job %s: %s, nothing to do", entry_id, found)
+                return found
+            return await self._run_item(found, entry_id, fingerprint, cap_id, replaces)
+        finally:
+            self.current.discard(entry_id)
+
+    async def _run_item(self, item: PlanItem, entry_id: str, fingerprint: str, cap_id: str | None,
+                        replaces: int | None) -> str:
         from limner.queue.limits import SharedBudget
 
-        found = await self.off.db(self._plan_one, entry_id, fingerprint)
-        if isinstance(found, str):
-            if self.metrics is not None:
-                self.metrics.jobs.labels("up_to_date").inc()
-            log.info("job %s: %s, nothing to do", entry_id, found)
-            return found
-        item = found
-        budget = SharedBudget(self.project.repo, cap_id)
+        repo = self.project.repo
+        if item.reason == "forced":  # replace the published image once, however often the job runs
+            claimed = await self.off.db(self._claim_to_replace, entry_id, replaces)
+            if claimed == "published":
+                if self.metrics is not None:
+                    self.metrics.jobs.labels("up_to_date").inc()
+                log.info("job %s: its image was replaced since it was enqueued, nothing to do", entry_id)
+                return "up_to_date"
+            if claimed == "held":
+                raise HeldElsewhere(f"{entry_id}: another run holds it; retried in {HELD_RETRY_WAIT_S}s")
+        budget = SharedBudget(repo, cap_id)
         price = item.price_usd
         if not await self.off.db(budget.reserve, price):
+            if item.reason == "forced":
+                await self.off.db(repo.release_claim, entry_id, self.run.id)
             raise EntryFailed(f"{entry_id}: the budget of this enqueue is spent; `limner generate --enqueue --budget N` "
                               "enqueues the entries left with a new budget")
-        self.current.add(entry_id)
         outcome = None
         try:
             outcome = await self.unit.run(item, self.gate_for(item.lane))
         finally:
-            self.current.discard(entry_id)
             await asyncio.shield(self.off.db(budget.settle, price, outcome.cost_usd if outcome else 0.0))
         self._count(item.provider, outcome)
         if outcome.status == "published":
             self.done += 1
             return "published"
+        if outcome.status == "stopped" and outcome.stop_cause == "fault":
+            # the claim stays with this run: its paid image is in this host's recovery folder, and
+            # recover() records it before this worker takes another job
+            self._halt(entry_id, item.fingerprint, outcome.stop_reason or "a storage or database fault")
+            raise Paused(f"{entry_id}: {outcome.stop_reason}; back on the queue")
         if outcome.status == "not_started":
-            await self.off.db(self.project.repo.release_claim, entry_id, self.run.id)
+            await self.off.db(repo.release_claim, entry_id, self.run.id)
+            if self.halted is not None:
+                raise Paused(f"{entry_id}: not started, this worker is paused ({self.halted}); back on the queue")
         if outcome.status in ("elsewhere", "not_started"):
-            statuses = await self.off.db(self.project.repo.entry_statuses)
-            st = statuses.get(entry_id)
-            if st is not None and st.published_fingerprint == fingerprint and st.state == "published":
+            st = await self.off.db(repo.entry_status, entry_id)
+            if st is not None and st.published_fingerprint == fingerprint and st.state == "published" \
+                    and item.reason != "forced":
                 return "up_to_date"
             raise HeldElsewhere(f"{entry_id}: another run holds it; retried in {HELD_RETRY_WAIT_S}s")
-        if outcome.status == "stopped" and outcome.stop_cause != "fault":  # credentials: free it for later
-            await self.off.db(self.project.repo.release_claim, entry_id, self.run.id)
-        # a fault after a paid answer keeps the claim: the image is in this host's recovery folder, and the
-        # entry stays with this worker (its next job for the entry, or the next run here, records it)
+        if outcome.status == "stopped":  # credentials: free it for later
+            await self.off.db(repo.release_claim, entry_id, self.run.id)
         self.failed += 1
         raise EntryFailed(f"{entry_id}: {outcome.error or outcome.stop_reason or outcome.status}")
+
+    async def recover(self) -> bool:
+        """After a fault: once the store and the database take writes again, record the images this worker
+        kept in the recovery folder (no provider call: the gates stay stopped meanwhile), and free the other
+        entries the fault stopped. True when the worker may take jobs again; False: still broken, try later."""
+        p = self.project
+        try:
+            await self.off.io(p.storage.check)
+            await self.off.db(p.repo.heartbeat, self.run.id)  # a write: the database takes them again
+        except Exception as exc:  # noqa: BLE001 - whatever the store or database raises: still down
+            log.warning("still paused: the store or the database fails (%s: %s)", type(exc).__name__, str(exc)[:300])
+            return False
+        for entry_id, fingerprint in list(self.faulted.items()):
+            found = await self.off.db(self._plan_one, entry_id, fingerprint, True)
+            if isinstance(found, str):  # its catalogue entry changed meanwhile: the kept image is not what it needs
+                await self.off.db(p.repo.release_claim, entry_id, self.run.id)
+                del self.faulted[entry_id]
+                continue
+            gate = self.gate_for(found.lane)
+            gate.stopping = True  # recording a kept image must never start a paid call
+            outcome = await self.unit.run(found, gate)
+            self._count(found.provider, outcome)
+            if outcome.status == "stopped" and outcome.stop_cause == "fault":
+                log.warning("still paused: recording the kept image of %s failed (%s)", entry_id, outcome.stop_reason)
+                return False
+            if outcome.status == "published":
+                self.done += 1
+                self.recovered += 1
+                log.info("entry %s: recorded its kept image after the fault (no new call)", entry_id)
+            elif outcome.status == "not_started":  # nothing kept to record: its job, retried, generates it
+                await self.off.db(p.repo.release_claim, entry_id, self.run.id)
+            del self.faulted[entry_id]
+        log.warning("the store and the database work again: this worker takes jobs again (was: %s)", self.halted)
+        self.halted = None
+        for gate in self.gates.values():
+            gate.stopping = False
+        return True
 
 
 def register(app: procrastinate.App, *, schedule: str | None = None) -> None:
@@ -199,7 +324,8 @@ def register(app: procrastinate.App, *, schedule: str | None = None) -> None:
 
     @app.task(name=TASK, pass_context=True,
               retry=procrastinate.RetryStrategy(max_attempts=HELD_RETRY_ATTEMPTS, wait=HELD_RETRY_WAIT_S,
-                                                retry_exceptions={HeldElsewhere}))
-    async def generate_entry(context: Any, entry_id: str, fingerprint: str, cap_id: str | None = None) -> str:
+                                                retry_exceptions={HeldElsewhere, Paused}))
+    async def generate_entry(context: Any, entry_id: str, fingerprint: str, cap_id: str | None = None,
+                             force: bool = False, replaces: int | None = None) -> str:
         runtime: WorkerRuntime = context.additional_context["limner"]
-        return await runtime.run_entry(entry_id, fingerprint, cap_id)
+        return await runtime.run_entry(entry_id, fingerprint, cap_id, force, replaces)

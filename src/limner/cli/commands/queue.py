@@ -20,22 +20,21 @@ if TYPE_CHECKING:
 
 
 def enqueue_plan_cmd(project: Project, plan: Plan, *, budget: float | None, forcing: bool, as_json: bool) -> None:
-    """``limner generate --enqueue``: commit the plan's entries, then one job per entry."""
+    """``limner generate --enqueue``: commit the plan's entries, then one job per entry. With ``--id`` or
+    ``--all`` (``forcing``) a published entry's job regenerates it, once (see :mod:`limner.queue.enqueue`)."""
     from limner.queue.engine import conninfo, ensure_schema, make_app
-    from limner.queue.enqueue import commit_plan, enqueue_plan
+    from limner.queue.enqueue import commit_plan, enqueue_plan, replaced_renders
 
     dsn = conninfo(project)
-    if forcing:
-        raise ConfigError("--enqueue takes the missing and stale entries; --id and --all regenerate published ones",
-                          hint="run `limner generate --id ...` here, or drop --id/--all")
     cap = budget if budget is not None else project.settings.generate.budget_usd
     ensure_schema(dsn)
+    replaces = replaced_renders(project, plan) if forcing else {}
     cap_id = commit_plan(project, plan, cap)
     app = make_app(dsn)
 
     async def go():  # type: ignore[no-untyped-def]
         async with app.open_async():
-            return await enqueue_plan(app, plan, cap_id=cap_id)
+            return await enqueue_plan(app, plan, cap_id=cap_id, replaces=replaces)
 
     result = asyncio.run(go())
     data = {"planned": len(plan.items), "skipped": plan.up_to_date + len(plan.held_back), **result.to_dict(),
@@ -102,11 +101,14 @@ def register(app: typer.Typer) -> None:
         finally:
             project.close()
         data = {"run_id": runtime.run.id, "host": runtime.run.host, "pid": runtime.run.pid, "published": runtime.done,
-                "failed": runtime.failed}
+                "failed": runtime.failed, "recovered": runtime.recovered, "restarts": runtime.restarts}
         if as_json:
             print_json(data)
         else:
-            err.print(f"Worker stopped: {runtime.done} published, {runtime.failed} failed.", highlight=False)
+            err.print(f"Worker stopped: {runtime.done} published, {runtime.failed} failed"
+                      + (f", {runtime.recovered} kept image(s) recorded after a fault" if runtime.recovered else "")
+                      + (f", {runtime.restarts} restart(s) after a lost database or a fault" if runtime.restarts else "")
+                      + ".", highlight=False)
 
     @app.command("workers")
     @friendly

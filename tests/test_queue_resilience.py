@@ -1,0 +1,259 @@
+"""Queue workers through trouble, on the real PostgreSQL: a database outage with calls in flight, a storage
+fault that pauses a worker's paid work, forced (`--id`/`--all`) jobs that never pay twice, and a job that
+plans its entry from its own row."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections import Counter
+
+import pytest
+from projects import FailingWrites
+from test_db_postgres import ADMIN_URL, pg_url  # noqa: F401  (fixture)
+from test_queue import (
+    ended,
+    published,
+    queue_project,
+    spans,
+    start_workers,
+    stop,
+    wait_until,
+)
+
+pytest.importorskip("procrastinate")
+
+
+def _db_name(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+def cut_database(url: str, seconds: float) -> None:
+    """An outage of this test's database only (never the shared server): it refuses new connections and
+    every connection to it is dropped, for ``seconds``."""
+    import psycopg
+
+    name = _db_name(url)
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:  # connections that were opening as it closed go too
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+                time.sleep(0.2)
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
+@pytest.mark.slow
+def test_a_worker_survives_a_database_outage_with_calls_in_flight_and_pays_nothing_twice(make_project_dir, pg_url):  # noqa: F811
+    p = queue_project(make_project_dir, pg_url, 3, extra="latency_s = 1.5\n")
+    [worker] = start_workers(p, 1, "--concurrency", "3")
+    try:
+        assert p.run_json("generate", "--enqueue")["enqueued"] == 3
+        wait_until(lambda: len(p.calls()) == 3, 30, "three calls out")
+        assert not spans(p)  # all three in flight: their answers come while the database is away
+        cut_database(pg_url, 4.0)
+        assert worker.poll() is None, ended(worker)[2][-3000:]  # the worker lived through it
+        wait_until(lambda: published(p) == 3, 60, "the three paid images recorded after the outage")
+        assert worker.poll() is None
+        entries = p.entries() + [dict(e, id=f"late-{i}", title=f"Late {i}") for i, e in enumerate(p.entries())]
+        p.write_catalog(entries)  # and it takes jobs enqueued afterwards
+        assert p.run_json("generate", "--enqueue")["enqueued"] == 3
+        wait_until(lambda: published(p) == 6, 60, "the jobs enqueued after the outage")
+        wait_until(lambda: p.run_json("queue")["running"] + p.run_json("queue")["queued"] == 0, 30, "the queue settled")
+    finally:
+        [(code, out, err)] = stop([worker])
+    assert code == 0, err[-3000:]
+    calls = Counter(c["id"] for c in p.calls())
+    assert len(calls) == 6 and set(calls.values()) == {1}, calls  # the calls in flight were not paid again
+    assert "retrying in" in err, err[-3000:]  # each retry is logged
+    summary = json.loads(out)
+    assert summary["restarts"] >= 1 and summary["published"] == 6, summary
+    queue = p.run_json("queue")
+    assert (queue["failed"], queue["queued"], queue["running"]) == (0, 0, 0), queue
+    assert not list((p.root / ".limner" / "recovery").glob("*.img"))
+
+
+class Outage(FailingWrites):
+    """A store that is down while ``broken``: masters cannot be written and its check fails."""
+
+    def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
+        from limner.storage import StorageError
+
+        super().__init__(real, "masters/", StorageError("the store is down"))
+        self.broken = False
+
+    def put_if_absent(self, key: str, data: bytes, *, content_type: str) -> bool:
+        if self.broken:
+            return super().put_if_absent(key, data, content_type=content_type)
+        return self._real.put_if_absent(key, data, content_type=content_type)
+
+    def check(self) -> None:
+        if self.broken:
+            raise self._error
+        self._real.check()
+
+
+async def _until(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(pred):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+async def test_a_storage_fault_pauses_a_workers_paid_work_until_the_store_is_back(make_project_dir, pg_url):  # noqa: F811
+    from limner.db.models import LedgerRow
+    from limner.queue.engine import conninfo
+    from limner.queue.worker import run_worker
+
+    n, concurrency = 12, 3
+    p = queue_project(make_project_dir, pg_url, n, extra="latency_s = 0.3\nprice_usd = 0.02\n")
+    assert (await asyncio.to_thread(p.run_json, "generate", "--enqueue"))["enqueued"] == n
+    project = p.project()
+    store = Outage(project.storage)
+    project.__dict__["storage"] = store
+    bosses: list = []
+    handler_before = signal.getsignal(signal.SIGTERM)
+    running = asyncio.create_task(run_worker(project, conninfo(project), concurrency=concurrency, queues=None,
+                                             supervisor=bosses))
+    try:
+        while not bosses:
+            assert not running.done(), running.result()
+            await asyncio.sleep(0.005)
+        runtime = bosses[0].runtime
+        at_halt: list[tuple[int, int]] = []
+        halt = runtime.on_halt
+
+        def noted(reason: str) -> None:  # what was paid, and answered, the moment the worker paused
+            at_halt.append((len(p.calls()), len(spans(p))))
+            halt(reason)
+
+        runtime.on_halt = noted
+        store.broken = True  # before the first job: every master write fails
+        await _until(lambda: bool(at_halt), 60, "the worker to pause")
+        await asyncio.sleep(2.0)  # paused: nothing new is paid for while the store is down
+        paid, answered = at_halt[0]
+        assert len(p.calls()) == paid, "a call started after the fault"
+        assert 1 <= paid <= concurrency  # only the calls in flight at the fault
+        assert paid - answered <= concurrency - 1  # the first answer made the fault; the others were out
+        recovery = p.root / ".limner" / "recovery"
+        assert len(list(recovery.glob("*.img"))) == paid  # every paid image is kept here
+        assert runtime.halted and "recovery" in runtime.halted
+        assert await asyncio.to_thread(published, p) == 0
+
+        store.broken = False  # the store is back: the kept images are recorded, then the jobs run
+        await _until(lambda: published(p) == n, 90, "every entry published")
+        assert runtime.halted is None and runtime.recovered == paid
+        # the paused jobs came back on the queue and found their entries published
+        await _until(lambda: p.run_json("queue")["done"] == n, 60, "every job done")
+    finally:
+        if bosses:
+            bosses[0].stop()
+        await asyncio.wait_for(running, 60)
+    assert signal.getsignal(signal.SIGTERM) == handler_before  # the worker's signal handlers are gone with it
+    calls = Counter(c["id"] for c in p.calls())
+    assert len(calls) == n and set(calls.values()) == {1}, calls  # the kept images were not paid again
+    assert not list(recovery.glob("*.img"))
+    with project.db.session() as s:
+        ledger = list(s.query(LedgerRow).all())
+    assert len(ledger) == n and {r.status for r in ledger} == {"recorded"}
+    project.close()
+    queue = await asyncio.to_thread(p.run_json, "queue")
+    assert (queue["failed"], queue["queued"], queue["running"], queue["done"]) == (0, 0, 0, n), queue
+
+
+@pytest.mark.slow
+def test_enqueue_with_id_or_all_regenerates_published_entries_once(make_project_dir, pg_url):  # noqa: F811
+    from limner.queue.engine import TASK, conninfo, make_app
+
+    p = queue_project(make_project_dir, pg_url, 3, extra="latency_s = 0.4\n")
+    p.run("generate", "--no-progress", check=True)  # all three published, in this process
+    assert len(p.calls()) == 3
+
+    def published_renders() -> dict[str, int]:
+        project = p.project()
+        try:
+            return project.repo.published_render_ids_of(["event-000", "event-001", "event-002"])
+        finally:
+            project.close()
+
+    before = published_renders()
+    first = p.run_json("generate", "--enqueue", "--id", "event-001")
+    assert (first["enqueued"], first["already_queued"]) == (1, 0), first
+    again = p.run_json("generate", "--enqueue", "--id", "event-001")
+    assert (again["enqueued"], again["already_queued"]) == (0, 1), again  # one job for a forced entry
+    every = p.run_json("generate", "--enqueue", "--all")
+    assert (every["enqueued"], every["already_queued"], every["replaced"]) == (2, 1, 0), every
+    assert p.run_json("queue")["queued"] == 3
+
+    # the same forced job twice on the queue (as if enqueued again while a worker ran it): still one payment
+    project = p.project()
+    dsn = conninfo(project)
+    project.close()
+    app = make_app(dsn)
+
+    async def duplicate() -> None:
+        async with app.open_async():
+            [job] = await app.job_manager.list_jobs_async(task=TASK, status="todo", queueing_lock="event-002")
+            assert job.task_kwargs["force"] is True and job.task_kwargs["replaces"] == before["event-002"]
+            await app.tasks[TASK].configure(queue="fake").defer_async(**job.task_kwargs)
+
+    asyncio.run(duplicate())
+    workers = start_workers(p, 2, "--concurrency", "4")
+    try:
+        wait_until(lambda: p.run_json("queue")["done"] == 4, 90, "the four jobs done")
+    finally:
+        results = stop(workers)
+    assert all(code == 0 for code, _, _ in results), [e[-2000:] for _, _, e in results]
+    calls = Counter(c["id"] for c in p.calls())
+    assert calls == {"event-000": 2, "event-001": 2, "event-002": 2}, calls  # each regenerated once
+    after = published_renders()
+    assert all(after[k] != before[k] for k in before), (before, after)
+    queue = p.run_json("queue")
+    assert (queue["failed"], queue["queued"], queue["running"]) == (0, 0, 0), queue
+    # a new request after that is a new regeneration
+    assert p.run_json("generate", "--enqueue", "--id", "event-001")["enqueued"] == 1
+
+
+def test_a_job_plans_its_entry_from_its_own_row(make_project_dir, monkeypatch):
+    """100,000 entries must not mean reading 100,000 statuses per job: the job reads its entry's row."""
+    from sqlalchemy import event
+
+    from limner.db.repository import Repository
+    from limner.queue.tasks import WorkerRuntime
+    from limner.runner import RunOptions, Selection, build_plan, run_plan
+
+    p = make_project_dir(5)
+    project = p.project()
+    try:
+        fingerprints = {i.entry.id: i.fingerprint for i in build_plan(project, Selection()).items}
+        run_plan(project, build_plan(project, Selection(ids=("event-001",))), RunOptions(progress=False))
+
+        def every_row(*_a, **_k):  # type: ignore[no-untyped-def]
+            raise AssertionError("a job read every entry's row")
+
+        monkeypatch.setattr(Repository, "entry_statuses", every_row)
+        monkeypatch.setattr(Repository, "overrides", every_row)
+        statements: list[str] = []
+        event.listen(project.db.engine, "before_cursor_execute",
+                     lambda _c, _cur, statement, *_: statements.append(" ".join(statement.split())))
+        runtime = WorkerRuntime(project, "postgresql://unused")
+        missing = runtime._plan_one("event-003", fingerprints["event-003"])
+        assert not isinstance(missing, str) and missing.reason == "missing"
+        assert runtime._plan_one("event-001", fingerprints["event-001"]) == "up_to_date"
+        forced = runtime._plan_one("event-001", fingerprints["event-001"], force=True)
+        assert not isinstance(forced, str) and forced.reason == "forced"
+        assert runtime._plan_one("event-002", "another fingerprint") == "superseded"
+        reads = [s for s in statements if s.startswith("SELECT") and ("FROM entries" in s or "FROM overrides" in s)]
+        assert reads and all("WHERE" in s for s in reads), reads
+        assert project.repo.entry_status("event-001").state == "published"
+        assert project.repo.entry_status("nope") is None and project.repo.entry_override("event-001") is None
+    finally:
+        project.close()
