@@ -7,7 +7,7 @@ import json
 import pytest
 
 from limner.db.models import Decision, EntryRow, Render
-from limner.db.review import ReviewError
+from limner.db.review import ReviewConflict, ReviewError, ReviewErrorKind, ReviewInvalid, ReviewNotFound
 from limner.runner import RunOptions, Selection, build_plan, run_plan
 from limner.sync import sync_project
 
@@ -190,3 +190,81 @@ def test_the_cli_gate_approve_two_then_sync_publishes_exactly_those(make_project
     regen = p.run_json("review", "regenerate", "event-001", "--new-seed")
     assert regen["summary"]["generated"] == 1 and regen["render"]["review"] == "awaiting"
     assert regen["render"]["seed"] != 31
+
+
+def test_every_refusal_has_a_declared_kind(make_project_dir):
+    from limner.review import regenerate, set_override
+
+    p = make_project_dir(2)
+    generate(p, Selection(ids=("event-000",)), **GATE)
+    render = with_project(p, lambda project: renders_of(project, "event-000")[0].id)
+    refusals = [
+        (lambda project: project.reviews.approve(10_000), ReviewNotFound, "no render 10000"),
+        (lambda project: project.reviews.reject(10_000, note="x"), ReviewNotFound, "no render 10000"),
+        (lambda project: project.reviews.pin(10_000), ReviewNotFound, "no render 10000"),
+        (lambda project: project.reviews.set_override("event-001", seed=1), ReviewNotFound, "no entry 'event-001' in the database"),
+        (lambda project: set_override(project, "nope", seed=1), ReviewNotFound, "no entry 'nope' in the catalogue"),
+        (lambda project: regenerate(project, "nope"), ReviewNotFound, "no entry 'nope' in the catalogue"),
+        (lambda project: project.reviews.reject(render, note=" "), ReviewInvalid, "needs a reason"),
+        (lambda project: regenerate(project, "event-000", style="nope"), ReviewInvalid, "no style 'nope'"),
+        (lambda project: set_override(project, "event-001", style="nope"), ReviewInvalid, "no style 'nope'"),
+    ]
+    for action, kind, words in refusals:
+        with pytest.raises(kind, match=words) as info:
+            with_project(p, action, **GATE)
+        assert info.value.kind is {ReviewNotFound: ReviewErrorKind.not_found, ReviewInvalid: ReviewErrorKind.invalid}[kind]
+        assert info.value.exit_code == 2
+    with_project(p, lambda project: project.reviews.reject(render, note="wrong century"))
+    with pytest.raises(ReviewConflict, match="was rejected; approve it first") as info:
+        with_project(p, lambda project: project.reviews.pin(render))
+    assert info.value.kind is ReviewErrorKind.conflict
+    assert with_project(p, lambda project: project.reviews.entry("nope")) is None
+    assert len(p.calls()) == 1  # no refusal called the provider
+    with pytest.raises(TypeError, match="has no kind"):
+        ReviewError("a refusal without a kind")
+
+
+def test_no_review_error_is_raised_without_its_kind():
+    """Every raise site names the kind (the studio maps the kind to 404, 409 or 422, never the message)."""
+    import ast
+    from pathlib import Path
+
+    import limner
+
+    root = Path(limner.__file__).parent
+    bare = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                func = node.exc.func
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+                if name == "ReviewError":
+                    bare.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert bare == []
+
+
+def test_the_cli_overrides_and_regenerates_an_entry_never_generated(make_project_dir):
+    p = make_project_dir(3, extra="")
+    p.config.write_text(p.config.read_text() + "\n[review]\nrequired = true\n")
+    assert p.run("generate", "--no-progress", "--id", "event-000").returncode == 0
+    assert with_project(p, lambda project: project.reviews.entry("event-001")) is None
+
+    override = p.run_json("review", "override", "event-001", "--seed", "3", "--negative", "modern dress")
+    assert override == {"entry_id": "event-001",
+                        "override": {"prompt": None, "negative_extra": "modern dress", "seed": 3, "style": None}}
+    status = p.run_json("status")["by_state"]
+    assert (status["missing"], status["queued"], status["awaiting_review"]) == (2, 0, 1)  # nothing queued by it
+
+    regen = p.run_json("review", "regenerate", "event-002", "--seed", "9")
+    assert regen["summary"]["generated"] == 1
+    assert (regen["render"]["entry_id"], regen["render"]["seed"], regen["render"]["review"]) == ("event-002", 9, "awaiting")
+    assert p.run_json("generate", "--no-progress")["generated"] == 1  # event-001, with its override
+    assert p.calls()[-1]["id"] == "event-001" and p.calls()[-1]["seed"] == 3
+    assert p.run_json("review", "override", "event-002", "--clear")["override"] is None
+
+    for args in (("override", "nope", "--seed", "1"), ("override", "nope", "--clear"), ("regenerate", "nope")):
+        refused = p.run("review", *args)
+        assert refused.returncode == 2 and "no entry 'nope' in the catalogue" in refused.stderr, (args, refused.stderr)
+    typo = p.run("review", "regenerate", "event-01")
+    assert typo.returncode == 2 and "did you mean" in typo.stderr
+    assert len(p.calls()) == 3

@@ -105,7 +105,7 @@ def test_reject_needs_a_reason_pin_and_bulk_approve(gated):
         headers = csrf(client)
         r0 = newest_render(client, "event-000")
         assert client.post(f"/api/renders/{r0}/reject", json={}, headers=headers).status_code == 422
-        assert client.post(f"/api/renders/{r0}/reject", json={"note": "  "}, headers=headers).status_code == 409
+        assert client.post(f"/api/renders/{r0}/reject", json={"note": "  "}, headers=headers).status_code == 422
         res = client.post(f"/api/renders/{r0}/reject", json={"note": "garbled text"}, headers=headers)
         assert res.status_code == 200 and res.json()["render"]["review"] == "rejected"
         entry = client.get("/api/entries/event-000").json()
@@ -482,4 +482,212 @@ def test_a_failed_regeneration_is_a_failed_job_with_its_reason_and_a_new_entry_s
         missing = client.get("/api/entries/event-001").json()
         assert missing["state"] == "missing" and missing["renders"] == [] and missing["manifest_preview"] is None
         assert "No render yet." in client.get("/entries/event-001").text
-        assert client.post("/api/entries/event-001/regenerate", headers=csrf(client)).status_code == 409
+        # an entry never generated is generated for the first time (its database row is created)
+        res = client.post("/api/entries/event-001/regenerate", headers=csrf(client))
+        assert res.status_code == 202, res.text
+        assert client.app.state.studio.jobs.wait(res.json()["job"], timeout=120).status == "done"
+        assert client.get("/api/entries/event-001").json()["state"] == "published"
+
+
+# ---------------------------------------------------------------------- entries never generated
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def partly_generated(request, make_project_dir):
+    """A 3-entry project with the publish gate on where only event-000 was ever planned and generated:
+    event-001 and event-002 have no database row."""
+    extra = GATE
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_url")
+        extra += f'\n[database]\nurl = "{url}"\n'
+    p = make_project_dir(3, extra=extra)
+    project = p.project()
+    try:
+        run_plan(project, build_plan(project, Selection(ids=("event-000",))), RunOptions(progress=False))
+        assert project.reviews.entry("event-001") is None and project.reviews.entry("event-002") is None
+    finally:
+        project.close()
+    return p
+
+
+def test_an_entry_never_generated_can_be_overridden_and_regenerated_from_the_studio(partly_generated):
+    p = partly_generated
+    with client_for(p) as client:
+        headers = csrf(client)
+        assert client.get("/api/entries/event-001").json()["state"] == "missing"
+
+        # an override alone: the row is created from the catalogue, the entry stays missing (nothing queued)
+        res = client.post("/api/entries/event-001/override", json={"seed": 11, "negative_extra": "modern dress"},
+                          headers=headers)
+        assert res.status_code == 200, res.text
+        assert res.json()["override"] == {"prompt": None, "negative_extra": "modern dress", "seed": 11, "style": None}
+        row = client.app.state.studio.project.reviews.entry("event-001")
+        style = client.app.state.studio.data.catalog().style_of["event-001"]  # the catalogue's (its era's)
+        assert (row.title, row.style, row.state) == ("Event 1", style, "missing")
+        detail = client.get("/api/entries/event-001").json()
+        assert detail["state"] == "missing" and detail["override"]["seed"] == 11 and detail["renders"] == []
+        assert "seed 11" in client.get("/entries/event-001").text
+        plan = build_plan(client.app.state.studio.project, Selection())
+        assert [(i.entry.id, i.reason) for i in plan.items] == [("event-001", "missing"), ("event-002", "missing")]
+        assert plan.items[0].spec.seed == 11 and plan.items[0].spec.negative_prompt.endswith("modern dress")
+
+        # a regeneration of an entry without a row, with a seed: generated now, awaiting review (the gate)
+        res = client.post("/api/entries/event-002/regenerate", json={"seed": 5}, headers=headers)
+        assert res.status_code == 202, res.text
+        job = client.app.state.studio.jobs.wait(res.json()["job"], timeout=120)
+        assert job.status == "done" and job.summary["generated"] == 1, job
+        renders = client.get("/api/entries/event-002/renders").json()["renders"]
+        assert [(r["id"], r["seed"], r["review"]) for r in renders] == [(job.render_id, 5, "awaiting")]
+        assert client.get("/api/entries/event-002").json()["state"] == "awaiting_review"
+
+        # and the entry whose row the override created: regenerated with a new seed, the negative terms kept
+        res = client.post("/api/entries/event-001/regenerate", headers=headers)
+        assert res.status_code == 202
+        job = client.app.state.studio.jobs.wait(res.json()["job"], timeout=120)
+        assert job.status == "done", job
+        newest = client.get("/api/entries/event-001/renders").json()["renders"][0]
+        assert newest["negative_prompt"].endswith("modern dress") and newest["seed"] == res.json()["params"]["seed"]
+
+        # an id that is not in the catalogue stays a 404 that names it, and changes nothing
+        for url, body in (("/api/entries/nope/override", {"seed": 1}), ("/api/entries/nope/regenerate", None),
+                          ("/api/entries/nope/override/clear", None), ("/api/entries/event-01/override", {"seed": 1})):
+            res = client.post(url, json=body, headers=headers)
+            assert res.status_code == 404, (url, res.status_code, res.text)
+            assert "in the catalogue" in res.json()["detail"] and url.split("/")[3] in res.json()["detail"]
+        assert "did you mean" in client.post("/api/entries/event-01/regenerate", headers=headers).json()["detail"]
+        assert client.app.state.studio.project.reviews.entry("nope") is None
+    assert [c["id"] for c in p.calls()] == ["event-000", "event-002", "event-001"]
+
+
+# ---------------------------------------------------------------------- refusals: status by kind
+
+
+def test_each_refused_action_answers_the_status_of_its_kind(gated):
+    from sqlalchemy import update
+
+    from limner.db.models import Render
+
+    p = gated
+    with client_for(p) as client:
+        headers = csrf(client)
+        st = client.app.state.studio
+        r0, r1 = newest_render(client, "event-000"), newest_render(client, "event-001")
+        cases = [
+            # not found: 404
+            ("/api/renders/999999/approve", None, 404, "no render 999999"),
+            ("/api/renders/999999/reject", {"note": "x"}, 404, "no render 999999"),
+            ("/api/renders/999999/pin", None, 404, "no render 999999"),
+            ("/api/entries/nope/override", {"seed": 1}, 404, "no entry 'nope' in the catalogue"),
+            ("/api/entries/nope/regenerate", None, 404, "no entry 'nope' in the catalogue"),
+            # invalid: 422
+            (f"/api/renders/{r0}/reject", {"note": "   "}, 422, "needs a reason"),
+            ("/api/entries/event-000/override", {"style": "nope"}, 422, "no style 'nope'"),
+            ("/api/entries/event-000/regenerate", {"style": "nope"}, 422, "no style 'nope'"),
+        ]
+        for url, body, status, words in cases:
+            res = client.post(url, json=body, headers=headers)
+            assert (res.status_code, words in res.json()["detail"]) == (status, True), (url, res.status_code, res.text)
+
+        # conflict: 409 (the render exists; its state does not allow it)
+        assert client.post(f"/api/renders/{r0}/reject", json={"note": "wrong"}, headers=headers).status_code == 200
+        res = client.post(f"/api/renders/{r0}/pin", headers=headers)
+        assert res.status_code == 409 and "was rejected" in res.json()["detail"]
+        with st.project.db.session(write=True) as s:  # a render whose variants were never stored
+            s.execute(update(Render).where(Render.id == r1).values(status="generated"))
+        res = client.post(f"/api/renders/{r1}/pin", headers=headers)
+        assert res.status_code == 409 and "has no stored variants" in res.json()["detail"]
+        bulk = client.post("/api/renders/approve", json={"ids": [999_999]}, headers=headers).json()
+        assert bulk == {"approved": [], "errors": [{"id": 999_999, "error": "no render 999999"}]}
+
+
+def test_the_status_follows_the_kind_never_the_message():
+    from limner.db.review import ReviewConflict, ReviewError, ReviewInvalid, ReviewNotFound
+    from limner.studio.api import _review_error
+
+    # messages that would mislead a mapping by text
+    assert _review_error(ReviewConflict("no render can be pinned while it is rejected")).status_code == 409
+    assert _review_error(ReviewNotFound("render 7 is gone")).status_code == 404
+    assert _review_error(ReviewInvalid("no entry would take a blank reason")).status_code == 422
+    with pytest.raises(TypeError, match="has no kind"):
+        ReviewError("a refusal without a kind")
+
+
+# ---------------------------------------------------------------------- pinned, with a newer render awaiting review
+
+PINNED_AWAITING = "pinned · newer render awaiting review"
+
+
+def _labels(item: dict) -> list[str]:
+    return [b["label"] for b in item["badges"]]
+
+
+def _card_badges(html: str) -> list[str]:
+    return re.findall(r'<span class="badge [^"]*" title="[^"]*">([^<]*)</span>', html)
+
+
+def test_a_pinned_entry_with_a_newer_render_awaiting_review_says_so_once(make_project_dir):
+    p = make_project_dir(1, extra=GATE)
+    generate(p)
+    with client_for(p) as client:
+        headers = csrf(client)
+        first = newest_render(client, "event-000")
+        assert client.post(f"/api/renders/{first}/approve", headers=headers).json()["entry"]["state"] == "published"
+        job = client.post("/api/entries/event-000/regenerate", json={"seed": 7}, headers=headers).json()["job"]
+        assert client.app.state.studio.jobs.wait(job, timeout=120).status == "done"
+        second = newest_render(client, "event-000")
+        assert second != first
+        # the reviewer pins the first: it stays published while the second still awaits a decision
+        pinned = client.post(f"/api/renders/{first}/pin", headers=headers).json()["entry"]
+        assert pinned == {"id": "event-000", "state": "published", "published_render_id": first, "pinned": True}
+
+        item = client.get("/api/entries").json()["items"][0]
+        assert item["pinned"] and item["awaiting_review"] and item["render_id"] == second
+        assert _labels(item) == [PINNED_AWAITING]
+        assert f"render {first} is pinned and stays published; render {second} awaits review" in item["badges"][0]["title"]
+        assert _labels(client.get("/api/entries/event-000").json()) == [PINNED_AWAITING]
+        for url in ("/", "/fragments/card/event-000", "/entries/event-000", "/fragments/renders/event-000"):
+            assert _card_badges(client.get(url).text) == [PINNED_AWAITING], url
+        assert "published · pinned" in client.get("/fragments/renders/event-000").text
+        assert client.get("/api/entries", params={"awaiting": True}).json()["total"] == 1
+
+        # approving the newer render publishes it in place of the pinned one (as the badge says)
+        done = client.post(f"/api/renders/{second}/approve", headers=headers).json()["entry"]
+        assert done == {"id": "event-000", "state": "published", "published_render_id": second, "pinned": False}
+        item = client.get("/api/entries").json()["items"][0]
+        assert _labels(item) == ["published"] and item["render_id"] == second
+        assert _card_badges(client.get("/fragments/card/event-000").text) == ["published"]
+
+        # rejecting the newer render instead keeps the pin: the pinned image stays, nothing is held or planned
+        job = client.post("/api/entries/event-000/regenerate", json={"seed": 8}, headers=headers).json()["job"]
+        assert client.app.state.studio.jobs.wait(job, timeout=120).status == "done"
+        third = newest_render(client, "event-000")
+        client.post(f"/api/renders/{second}/pin", headers=headers)
+        assert _labels(client.get("/api/entries").json()["items"][0]) == [PINNED_AWAITING]
+        done = client.post(f"/api/renders/{third}/reject", json={"note": "worse"}, headers=headers).json()["entry"]
+        assert done == {"id": "event-000", "state": "published", "published_render_id": second, "pinned": True}
+        item = client.get("/api/entries").json()["items"][0]
+        assert _labels(item) == ["published", "pinned"] and item["render_id"] == second
+        assert build_plan(client.app.state.studio.project, Selection()).items == []
+    assert len(p.calls()) == 3
+
+
+def test_a_forced_run_on_a_pinned_entry_shows_one_badge_and_approving_publishes_it(make_project_dir):
+    p = make_project_dir(1, extra=GATE)
+    generate(p)
+    with client_for(p) as client:
+        headers = csrf(client)
+        first = newest_render(client, "event-000")
+        client.post(f"/api/renders/{first}/pin", headers=headers)
+        project = p.project()
+        try:  # `limner generate --id event-000`: a run forces the pinned entry
+            summary = run_plan(project, build_plan(project, Selection(ids=("event-000",))), RunOptions(progress=False))
+        finally:
+            project.close()
+        assert summary.generated == 1
+        second = newest_render(client, "event-000")
+        item = client.get("/api/entries").json()["items"][0]
+        assert item["state"] == "awaiting_review" and item["pinned"] and item["render_id"] == second
+        assert _labels(item) == [PINNED_AWAITING]
+        assert _card_badges(client.get("/").text) == [PINNED_AWAITING]
+        done = client.post(f"/api/renders/{second}/approve", headers=headers).json()["entry"]
+        assert done["published_render_id"] == second and not done["pinned"] and done["state"] == "published"

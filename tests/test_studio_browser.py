@@ -145,7 +145,9 @@ def test_keyboard_review_in_headless_chromium_then_sync_publishes_exactly_the_ap
     assert len(regen["after"]) == 2 and regen["after"][1]["id"] == regen["before"][0]
     assert regen["after"][0]["id"] > regen["before"][0] and regen["after"][0]["review"] == "awaiting"
     pinned = steps["pinned"]
-    assert pinned["published"] == regen["before"] and "pinned" in pinned["badges"]
+    assert pinned["published"] == regen["before"]
+    # the regenerated render still awaits review: one badge says both, not "pinned" next to "awaiting review"
+    assert pinned["badges"] == ["pinned · newer render awaiting review"], pinned["badges"]
     assert pinned["decisions"][0][2] == "pinned"
     assert report["pageErrors"] == [] and report["consoleErrors"] == [], report
     assert report["failedRequests"] == [], report["failedRequests"]

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from limner.db.review import ReviewError
+from limner.db.review import ReviewError, ReviewErrorKind
 from limner.studio.data import PER_PAGE, Filters, decision_dict, render_dict
 
 router = APIRouter(prefix="/api", tags=["review"])
@@ -47,8 +47,12 @@ def actor(request: Request) -> str:
     return "studio (token)" if request.scope.get("state", {}).get("limner_authenticated_by") == "bearer" else "studio"
 
 
+#: the HTTP status of each kind of refused review action
+STATUS_OF = {ReviewErrorKind.not_found: 404, ReviewErrorKind.conflict: 409, ReviewErrorKind.invalid: 422}
+
+
 def _review_error(exc: ReviewError) -> HTTPException:
-    return HTTPException(404 if exc.message.startswith(("no render", "no entry")) else 409, exc.message)
+    return HTTPException(STATUS_OF[exc.kind], exc.message)
 
 
 def _decided(request: Request, render: Any) -> dict[str, Any]:
@@ -139,13 +143,16 @@ def pin(request: Request, render_id: int, body: Annotated[NoteBody | None, Body(
     return _decided(request, render)
 
 
-@router.post("/entries/{entry_id}/override", summary="Store a prompt, extra negative terms, seed or style for the entry")
+@router.post("/entries/{entry_id}/override",
+             summary="Store a prompt, extra negative terms, seed or style for the entry (also one never generated)")
 def set_override(request: Request, entry_id: str, body: OverrideBody) -> dict[str, Any]:
+    from limner.review import set_override as store
+
     st = studio(request)
-    _check_entry(st, entry_id, body.style)
+    st.data.catalog()  # the catalogue as the studio shows it (reloaded when its file changed)
     try:
-        st.project.reviews.set_override(entry_id, prompt=body.prompt, negative_extra=body.negative_extra,
-                                        seed=body.seed, style=body.style, keep=False)
+        store(st.project, entry_id, prompt=body.prompt, negative_extra=body.negative_extra, seed=body.seed,
+              style=body.style, keep=False)
     except ReviewError as exc:
         raise _review_error(exc) from None
     st.data.invalidate()
@@ -164,7 +171,7 @@ def clear_override(request: Request, entry_id: str) -> dict[str, Any]:
 
 
 @router.post("/entries/{entry_id}/regenerate", status_code=202,
-             summary="Generate the entry again now, in the background (a paid call); returns a job id")
+             summary="Generate the entry (again) now, in the background (a paid call); returns a job id")
 async def regenerate(request: Request, entry_id: str, body: Annotated[OverrideBody | None, Body()] = None) -> dict[str, Any]:
     st = studio(request)
     body = body or OverrideBody()
@@ -193,12 +200,16 @@ def get_decisions(request: Request, entry_id: str | None = None) -> dict[str, An
 
 
 def _check_entry(st: Any, entry_id: str, style: str | None = None) -> None:
-    if entry_id not in st.data.catalog().by_id:
-        raise HTTPException(404, f"no entry {entry_id!r} in the catalogue")
-    if st.project.reviews.entry(entry_id) is None:
-        raise HTTPException(409, f"{entry_id!r} is not in the database yet (plan or generate it first)")
-    if style is not None and style not in st.project.styles:
-        raise HTTPException(422, f"no style {style!r} (styles: {', '.join(sorted(st.project.styles))})")
+    """404 for an id not in the catalogue, 422 for an unknown style. An entry that was never planned is fine:
+    an override or a regeneration gives it its database row (:func:`limner.review.ensure_entry`)."""
+    from limner.review import check_entry, check_style
+
+    st.data.catalog()  # the catalogue as the studio shows it (reloaded when its file changed)
+    try:
+        check_entry(st.project, entry_id)
+        check_style(st.project, style)
+    except ReviewError as exc:
+        raise _review_error(exc) from None
 
 
 __all__ = ["router"]

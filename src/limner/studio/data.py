@@ -14,7 +14,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from limner.db.models import EntryState
+from limner.db.models import EntryState, ReviewState
 
 if TYPE_CHECKING:
     from limner.catalog import Catalog, Entry
@@ -187,14 +187,19 @@ class StudioData:
 
     @staticmethod
     def card(entry: Entry, card: dict[str, Any], state: str, awaiting: bool, stale: bool, view: CatalogView) -> dict[str, Any]:
+        stale = stale or state == EntryState.stale.value
         return {
             "id": entry.id, "title": entry.title, "year": entry.year, "date": entry.year_label or None, "era": entry.era,
             "tags": list(entry.tags), "style": view.style_of.get(entry.id),
             "state": state, "error": card["error"] if state == EntryState.failed.value else None,
-            "pinned": card["pinned"], "awaiting_review": awaiting, "stale": stale or state == EntryState.stale.value,
+            "pinned": card["pinned"], "awaiting_review": awaiting, "stale": stale,
+            "published_render_id": card["published_render_id"],
             "render_id": card["render_id"], "review": card["review"],
             "thumb": media_url(card["thumb"]), "near_duplicate_of": card["near_duplicate_of"],
             "color": card["dominant_color"], "width": card["width"], "height": card["height"],
+            "badges": badges(state, pinned=card["pinned"], awaiting=awaiting, stale=stale,
+                             published_render_id=card["published_render_id"], render_id=card["render_id"],
+                             near_duplicate_of=card["near_duplicate_of"]),
         }
 
     def entry_card(self, entry_id: str) -> dict[str, Any] | None:
@@ -208,7 +213,8 @@ class StudioData:
         state = card["state"]
         if stale and state == EntryState.published.value:
             state = EntryState.stale.value
-        awaiting = any(r.review == "awaiting" for r in reviews.renders(entry_id)) if card["render_id"] else False
+        # as in the grid: the card shows the newest render awaiting review, if any (Reviews.cards)
+        awaiting = card["review"] == ReviewState.awaiting.value
         return self.card(entry, card, state, awaiting, stale, view)
 
     # ------------------------------------------------------------------ one entry
@@ -252,6 +258,40 @@ class StudioData:
         doc = manifest_entry(entry, render, order=order,
                              placeholder_url=f"{s.placeholder_url_prefix.rstrip('/')}/{entry.id}.{ext}")
         return {"entry": doc, "placeholder": media_url(render.placeholder_key)}
+
+
+#: entry states a pinned entry can be in while a newer render awaits review (its pinned image is published)
+_PINNED_STATES = (EntryState.published.value, EntryState.awaiting_review.value)
+
+
+def badges(state: str, *, pinned: bool, awaiting: bool, stale: bool, published_render_id: int | None,
+           render_id: int | None, near_duplicate_of: str | None) -> list[dict[str, str]]:
+    """The badges of an entry's card and page, in order: ``kind`` (its CSS class), ``label``, ``title``.
+    One place decides them, so that they never contradict each other: a pinned entry whose newer render
+    awaits review shows one badge, *pinned · newer render awaiting review* (the pinned image stays
+    published; the card shows the newer render; approving it publishes it in place of the pinned one),
+    instead of *pinned* next to *awaiting review*."""
+    out: list[dict[str, str]] = []
+    awaiting = awaiting or state == EntryState.awaiting_review.value
+    if pinned and awaiting and state in _PINNED_STATES:
+        newer = f"render {render_id}" if render_id else "a newer render"
+        out.append({"kind": "pinned awaiting", "label": "pinned · newer render awaiting review",
+                    "title": f"render {published_render_id} is pinned and stays published; {newer} awaits review "
+                             "(approve it to publish it instead, reject it to keep the pinned one)"})
+    else:
+        out.append({"kind": f"state-{state}", "label": state.replace("_", " "), "title": f"state: {state}"})
+        if awaiting and state != EntryState.awaiting_review.value:
+            out.append({"kind": "awaiting", "label": "awaiting review",
+                        "title": f"render {render_id} awaits review" if render_id else "a render awaits review"})
+        if pinned:
+            out.append({"kind": "pinned", "label": "pinned",
+                        "title": f"render {published_render_id} is pinned: it stays published until a person "
+                                 "regenerates the entry"})
+    if stale and state != EntryState.stale.value:  # a stale state says it already
+        out.append({"kind": "stale", "label": "stale", "title": "its spec changed since it was published"})
+    if near_duplicate_of:
+        out.append({"kind": "dup", "label": "near duplicate", "title": f"near duplicate of {near_duplicate_of}"})
+    return out
 
 
 def media_url(key: str | None) -> str | None:
@@ -298,4 +338,4 @@ def decision_dict(d: Any) -> dict[str, Any]:
             "actor": d.actor, "created_at": _iso(d.created_at)}
 
 
-__all__ = ["PER_PAGE", "STATES", "CatalogView", "Filters", "StudioData", "decision_dict", "media_url", "render_dict"]
+__all__ = ["PER_PAGE", "STATES", "CatalogView", "Filters", "StudioData", "badges", "decision_dict", "media_url", "render_dict"]

@@ -124,17 +124,18 @@ def register(app: typer.Typer) -> None:
                      style: StyleOpt = None,
                      clear: Annotated[bool, typer.Option("--clear", help="Remove the entry's override.")] = False,
                      as_json: JsonOpt = False) -> None:
-        """Store a change to one entry's generation (part of its fingerprint: the next run makes it again)."""
+        """Store a change to one entry's generation (part of its fingerprint: the next run makes it again).
+        Any catalogue entry, also one never generated."""
+        from limner.review import check_entry, set_override
+
         project = get_project(ctx)
         try:
-            if style is not None and style not in project.styles:
-                from limner.db.review import ReviewError
-
-                raise ReviewError(f"no style {style!r} (styles: {', '.join(sorted(project.styles))})")
             if clear:
+                if project.reviews.entry(entry_id) is None:  # (an entry since removed from the catalogue may clear its own)
+                    check_entry(project, entry_id)
                 project.reviews.clear_override(entry_id)
             else:
-                project.reviews.set_override(entry_id, prompt=prompt, negative_extra=negative, seed=seed, style=style)
+                set_override(project, entry_id, prompt=prompt, negative_extra=negative, seed=seed, style=style)
             row = project.reviews.override(entry_id)
         finally:
             project.close()
@@ -151,7 +152,8 @@ def register(app: typer.Typer) -> None:
                        prompt: PromptOpt = None, negative: NegativeOpt = None, seed: SeedOpt = None,
                        new_seed: Annotated[bool, typer.Option("--new-seed", help="A random new seed.")] = False,
                        style: StyleOpt = None, as_json: JsonOpt = False) -> None:
-        """Store the change and generate the entry now (a paid call; with the gate, it waits for approval)."""
+        """Store the change and generate the entry now, also one never generated (a paid call; with the gate,
+        it waits for approval)."""
         import secrets
 
         from limner.review import regenerate
