@@ -68,3 +68,59 @@ def test_responsive_loop_shortens_the_switch_interval_and_puts_it_back():
     with responsive_loop(0.001):
         assert sys.getswitchinterval() == pytest.approx(0.001)
     assert sys.getswitchinterval() == pytest.approx(before)
+
+
+def test_a_group_commit_writes_what_was_asked_meanwhile_in_one_batch():
+    """``Batched``: sixteen units asking for a ledger line at once get their own ids from at most two
+    transactions (the first asker's, and one for everyone who asked while it was written)."""
+    from limner.runner.offloop import Batched
+
+    batches: list[list[int]] = []
+
+    def write(lines: list[int]) -> list[int]:
+        batches.append(list(lines))
+        return [n * 10 for n in lines]
+
+    async def scenario() -> list[int]:
+        off = OffLoop(db_threads=1)
+        batched: Batched[int, int] = Batched(off, write, URGENT)
+        try:
+            return await asyncio.gather(*(batched(n) for n in range(16)))
+        finally:
+            off.shutdown()
+
+    assert asyncio.run(scenario()) == [n * 10 for n in range(16)]
+    assert 1 <= len(batches) <= 2 and sorted(n for b in batches for n in b) == list(range(16))
+
+
+def test_a_group_commit_hands_its_error_to_every_caller_of_the_batch_and_skips_the_cancelled():
+    from limner.runner.offloop import Batched
+
+    written: list[list[str]] = []
+    release = threading.Event()
+
+    def write(lines: list[str]) -> list[str]:
+        release.wait(5)
+        written.append(list(lines))
+        if "bad" in lines:
+            raise RuntimeError("disk full")
+        return lines
+
+    async def scenario() -> tuple[list, list]:
+        off = OffLoop(db_threads=1)
+        batched: Batched[str, str] = Batched(off, write)
+        first = asyncio.ensure_future(batched("first"))  # its batch is being written while the rest ask
+        await asyncio.sleep(0.05)
+        gone = asyncio.ensure_future(batched("gone"))
+        rest = [asyncio.ensure_future(batched(x)) for x in ("bad", "also")]
+        await asyncio.sleep(0)
+        gone.cancel()
+        release.set()
+        results = await asyncio.gather(first, *rest, return_exceptions=True)
+        off.shutdown()
+        return results, written
+
+    results, written = asyncio.run(scenario())
+    assert results[0] == "first"
+    assert [type(r) for r in results[1:]] == [RuntimeError, RuntimeError]  # one batch: one error for both
+    assert written == [["first"], ["bad", "also"]]  # the cancelled line was never written

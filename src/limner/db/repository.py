@@ -384,14 +384,20 @@ class Repository:
                   estimate_usd: float) -> int:
         """Write a paid call's line before the call goes out, at the list price: if the process dies while
         the call is out, spend still counts it and the next run knows it was made."""
+        return self.open_call_lines([dict(entry_id=entry_id, fingerprint=fingerprint, run_id=run_id, provider=provider,
+                                          model=model, estimate_usd=estimate_usd)])[0]
+
+    def open_call_lines(self, lines: list[dict[str, Any]]) -> list[int]:
+        """:meth:`open_call` for several calls in one transaction (the runner's group commit); ids in order."""
         now = utcnow()
         with self.db.session(write=True) as s:
-            row = LedgerRow(entry_id=entry_id, fingerprint=fingerprint, run_id=run_id, provider=provider, model=model,
-                            cost_usd=estimate_usd, outcome="pending", status=CallStatus.pending.value, created_at=now,
-                            updated_at=now)
-            s.add(row)
+            rows = [LedgerRow(entry_id=line["entry_id"], fingerprint=line["fingerprint"], run_id=line["run_id"],
+                              provider=line["provider"], model=line["model"], cost_usd=line["estimate_usd"],
+                              outcome="pending", status=CallStatus.pending.value, created_at=now, updated_at=now)
+                    for line in lines]
+            s.add_all(rows)
             s.flush()
-            return int(row.id)
+            return [int(row.id) for row in rows]
 
     def note_external_id(self, call_id: int, external_id: str) -> None:
         with self.db.session(write=True) as s:

@@ -15,14 +15,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from limner.db.models import CallStatus
 
 if TYPE_CHECKING:
     from limner.db.models import LedgerRow
     from limner.db.repository import Repository
-    from limner.runner.offloop import OffLoop
+    from limner.runner.offloop import Batched, OffLoop
 
 log = logging.getLogger("limner.runner")
 
@@ -48,9 +48,11 @@ class CallJournal:
 
     def __init__(self, repo: Repository | None, off: OffLoop | None, *, entry_id: str = "", fingerprint: str = "",
                  run_id: str = "", provider: str = "", model: str = "", estimate_usd: float = 0.0,
-                 earlier: list[LedgerRow] | None = None) -> None:
-        """``repo=None``: a journal kept in memory only (a provider tried outside a run, in tests)."""
-        self.repo, self.off = repo, off
+                 earlier: list[LedgerRow] | None = None, lines: Batched[dict[str, Any], int] | None = None) -> None:
+        """``repo=None``: a journal kept in memory only (a provider tried outside a run, in tests). ``lines``: the
+        run's group commit of new lines (:meth:`Repository.open_call_lines` through
+        :class:`~limner.runner.offloop.Batched`; else each line is its own transaction)."""
+        self.repo, self.off, self.lines = repo, off, lines
         self.entry_id, self.fingerprint, self.run_id = entry_id, fingerprint, run_id
         self.provider, self.model, self.estimate_usd = provider, model, estimate_usd
         self.calls: list[Call] = [Call(r.id, r.cost_usd, r.external_id, r.status, this_run=False) for r in earlier or ()]
@@ -80,9 +82,12 @@ class CallJournal:
         if self.repo is None or self.off is None:
             call_id = -len(self.calls) - 1
         else:
-            call_id = await self.off.db_urgent(self.repo.open_call, entry_id=self.entry_id, fingerprint=self.fingerprint,
-                                        run_id=self.run_id, provider=self.provider, model=self.model,
-                                        estimate_usd=self.estimate_usd)
+            line = dict(entry_id=self.entry_id, fingerprint=self.fingerprint, run_id=self.run_id,
+                        provider=self.provider, model=self.model, estimate_usd=self.estimate_usd)
+            if self.lines is not None:
+                call_id = await self.lines(line)
+            else:
+                call_id = await self.off.db_urgent(self.repo.open_call, **line)
         call = Call(call_id, self.estimate_usd)
         self.calls.append(call)
         return call
@@ -95,7 +100,7 @@ class CallJournal:
             call.external_id = external_id
             if self.repo is None or self.off is None:
                 return
-            self._id_writes.append(asyncio.ensure_future(self.off.db_urgent(self.repo.note_external_id, call.id, external_id)))
+            self._id_writes.append(asyncio.ensure_future(self.off.db_soon(self.repo.note_external_id, call.id, external_id)))
         return sink
 
     async def settle(self, call: Call, status: CallStatus, *, cost_usd: float | None = None,
@@ -106,7 +111,7 @@ class CallJournal:
         call.status = status.value
         if self.repo is None or self.off is None:
             return
-        await self.off.db_urgent(self.repo.settle_call, call.id, status, cost_usd=cost_usd, outcome=outcome)
+        await self.off.db_soon(self.repo.settle_call, call.id, status, cost_usd=cost_usd, outcome=outcome)
 
     async def flush(self) -> None:
         """Wait until every reported id is written. A failed write is logged, not raised: the line itself is

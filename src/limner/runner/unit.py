@@ -31,7 +31,7 @@ from limner.runner.claims import RunIdentity
 from limner.runner.neardup import NearDuplicateIndex
 from limner.runner.plan import PlanItem
 from limner.runner.journal import Call, CallJournal
-from limner.runner.offloop import OffLoop
+from limner.runner.offloop import URGENT, Batched, OffLoop
 from limner.runner.recovery import Kept, RecoveryFolder
 from limner.runner.retry import Answer, CallStats, ProviderGate, RunStopped
 from limner.storage import Storage, StorageError, content_key
@@ -92,6 +92,9 @@ class UnitOfWork:
         #: ``[review] required``: a new render waits for a person's approval instead of being published
         self.review_required = review_required
         self._templates: set[str] = set()
+        #: the ledger lines of the calls about to go out together, in one transaction (a group commit, see
+        #: runner/offloop.py), first in the database thread's queue: a provider slot waits on them
+        self.lines: Batched[dict, int] = Batched(off, repo.open_call_lines, URGENT)
 
     async def run(self, item: PlanItem, gate: ProviderGate) -> Outcome:
         """Run one entry to publication. Returns its outcome; raises only ``CancelledError``."""
@@ -133,7 +136,9 @@ class UnitOfWork:
 
     def _claim(self, item: PlanItem) -> Claim:
         """Take the entry for this run (in the database thread: one hop for the claim, the check of a
-        holder's liveness and the look-up of a render to resume from)."""
+        holder's liveness and the look-up of a render to resume from). One transaction per entry: claims
+        grouped in one transaction took as long each (their statements, not their commits, cost) and
+        made every unit wait for the last of them."""
         me, force = self.run_identity, item.reason == "forced"
         claim = self.repo.claim(item.entry.id, item.fingerprint, me.id, force=force)
         if claim.status == "held" and me.holder_is_gone(claim.holder, utcnow()):
@@ -189,7 +194,7 @@ class UnitOfWork:
         stats = CallStats()
         journal = CallJournal(self.repo, self.off, entry_id=entry.id, fingerprint=item.fingerprint,
                               run_id=self.run_identity.id, provider=spec.provider, model=spec.model,
-                              estimate_usd=item.price_usd, earlier=list(open_calls))
+                              estimate_usd=item.price_usd, earlier=list(open_calls), lines=self.lines)
         request = GenerationRequest(prompt=spec.prompt, negative_prompt=spec.negative_prompt, width=spec.width,
                                     height=spec.height, seed=spec.seed, model=spec.model, params=spec.params,
                                     context={**entry.context(), "style": spec.style})
