@@ -70,6 +70,19 @@ def test_responsive_loop_shortens_the_switch_interval_and_puts_it_back():
     assert sys.getswitchinterval() == pytest.approx(before)
 
 
+def test_overlapping_runs_share_the_switch_interval_and_the_last_one_puts_it_back():
+    """Two runs in two threads (the studio regenerating two entries): the first to end must not put the
+    default back under the other, nor the last leave the short interval behind."""
+    before = sys.getswitchinterval()
+    first, second = responsive_loop(0.001), responsive_loop(0.001)
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert sys.getswitchinterval() == pytest.approx(0.001)  # the second run is still going
+    second.__exit__(None, None, None)
+    assert sys.getswitchinterval() == pytest.approx(before)
+
+
 def test_a_group_commit_writes_what_was_asked_meanwhile_in_one_batch():
     """``Batched``: sixteen units asking for a ledger line at once get their own ids from at most two
     transactions (the first asker's, and one for everyone who asked while it was written)."""

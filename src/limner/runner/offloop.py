@@ -166,12 +166,26 @@ class Batched(Generic[A, T]):
 LOOP_SWITCH_INTERVAL_S = 0.001
 
 
+_switch_lock = threading.Lock()
+_switch_users = 0
+_switch_before = 0.0
+
+
 @contextmanager
 def responsive_loop(interval_s: float = LOOP_SWITCH_INTERVAL_S) -> Iterator[None]:
-    """A shorter thread switch interval for the duration (see the module's doc); the previous one after."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(interval_s)
+    """A shorter thread switch interval for the duration (see the module's doc). It is the process's setting:
+    runs at the same time in several threads (the studio's regenerations) share it, and the last one to end
+    puts the interval that was there before the first back."""
+    global _switch_users, _switch_before
+    with _switch_lock:
+        if _switch_users == 0:
+            _switch_before = sys.getswitchinterval()
+            sys.setswitchinterval(interval_s)
+        _switch_users += 1
     try:
         yield
     finally:
-        sys.setswitchinterval(previous)
+        with _switch_lock:
+            _switch_users -= 1
+            if _switch_users == 0:
+                sys.setswitchinterval(_switch_before)
