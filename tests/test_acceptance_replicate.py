@@ -182,3 +182,20 @@ def test_plan_costs_and_budget(fake: ReplicateFake, replicate_project, tmp_path:
     st = status(p, env)
     assert st["by_state"]["published"] == fake.paid
     assert st["spend_usd"] <= 0.05 + 1e-9
+
+
+def test_a_client_that_cannot_be_made_leaves_no_line_in_the_ledger(fake: ReplicateFake, replicate_project) -> None:
+    """A CA bundle that cannot be read (``SSL_CERT_FILE`` pointing nowhere) used to fail inside the call,
+    after its ledger line was written: every entry left a ``pending`` line at the list price for a call that
+    never went out, which the next run counted as spend. The client is now made first (``Provider.prepare``),
+    so nothing is written or paid, and the message names the bundle."""
+    p = replicate_project(3)
+    env = {**env_for(p, fake), "SSL_CERT_FILE": str(p.root / "no-such-bundle.pem")}
+    proc = p.run("generate", "--no-progress", env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "cannot load the CA certificates for TLS from SSL_CERT_FILE=" in proc.stdout + proc.stderr
+    assert "no-such-bundle.pem" in proc.stdout + proc.stderr
+    assert fake.create_calls == 0
+    with sqlite3.connect(p.root / ".limner" / "limner.db") as db:
+        assert db.execute("select count(*) from ledger").fetchone()[0] == 0
+    assert status(p, env)["spend_usd"] == 0

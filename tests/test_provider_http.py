@@ -276,6 +276,11 @@ def test_every_client_shares_one_tls_context_built_once(monkeypatch: pytest.Monk
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
     tls.tls_context()
     assert made[-1] == {"cafile": str(bundle)}
+
+    monkeypatch.setattr(tls, "_context", None)  # a bundle that cannot be read: a clear error that names it
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    with pytest.raises(InvalidRequest, match=r"cannot load the CA certificates for TLS from SSL_CERT_FILE=.*missing\.pem"):
+        tls.tls_context()
     import asyncio
 
     for client in clients:

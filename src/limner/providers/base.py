@@ -233,6 +233,13 @@ class Provider(ABC):
         Default: ``KnownCall.unsupported()`` (a provider that never reports ids needs nothing more)."""
         return KnownCall.unsupported()
 
+    async def prepare(self) -> None:
+        """Make what a call needs that can fail without any request going out (an HTTP client, its TLS
+        context, a host list). The runner awaits it before it writes a call's line in the ledger, so a
+        failure here leaves no line for a call that was never made. Called before every call: make things
+        once and return at once after. Raise :mod:`limner.providers.errors` types. Default: nothing."""
+        return None
+
     async def aclose(self) -> None:
         """Release clients and connections. Called once a run's calls are done (and by ``limner doctor``
         after ``check``); a later ``generate`` must still work (connect again). Default: nothing."""

@@ -94,6 +94,10 @@ class HostedProvider(Provider):
             self._http, self._loop = http, loop
         return self._http
 
+    async def prepare(self) -> None:
+        """The client (and its TLS context), before the call's ledger line: ``AuthFailed`` for a missing key."""
+        self.http  # noqa: B018 - the property builds it
+
     def _secret_values(self) -> list[str | None]:
         """The key (and the base URL's password, if any), redacted from every message."""
         from urllib.parse import urlsplit

@@ -191,6 +191,12 @@ class SelfHostedProvider(Provider):
 
     # -- plumbing ---------------------------------------------------------------------------
 
+    async def prepare(self) -> None:
+        """Every host's client, before the call's ledger line (``InvalidRequest`` for plain http to a host
+        that is not allowed)."""
+        for host in self.hosts():
+            self.client(host)
+
     def client(self, host: str) -> ProviderHTTP:
         """The client of one host (``InvalidRequest`` for plain http to a host not allowed)."""
         client = self._clients.get(host)

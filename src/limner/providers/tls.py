@@ -18,16 +18,24 @@ _context: ssl.SSLContext | None = None
 
 
 def tls_context() -> ssl.SSLContext:
-    """The shared context (built on first use; thread-safe)."""
+    """The shared context (built on first use; thread-safe). A CA bundle that cannot be read is an
+    ``InvalidRequest`` naming it (and the variable that points at it)."""
     global _context
     with _lock:
         if _context is None:
             if os.environ.get("SSL_CERT_FILE"):
-                _context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+                where, kwargs = f"SSL_CERT_FILE={os.environ['SSL_CERT_FILE']}", {"cafile": os.environ["SSL_CERT_FILE"]}
             elif os.environ.get("SSL_CERT_DIR"):
-                _context = ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+                where, kwargs = f"SSL_CERT_DIR={os.environ['SSL_CERT_DIR']}", {"capath": os.environ["SSL_CERT_DIR"]}
             else:
                 import certifi
 
-                _context = ssl.create_default_context(cafile=certifi.where())
+                where, kwargs = f"certifi's bundle {certifi.where()}", {"cafile": certifi.where()}
+            try:
+                _context = ssl.create_default_context(**kwargs)
+            except (OSError, ssl.SSLError) as exc:
+                from limner.providers.errors import InvalidRequest
+
+                raise InvalidRequest(f"cannot load the CA certificates for TLS from {where}: "
+                                     f"{getattr(exc, 'strerror', None) or exc}") from None
         return _context

@@ -135,6 +135,18 @@ class ProviderSuite:
         assert result.cost_usd >= 0
 
     @pytest.mark.asyncio
+    async def test_prepare_makes_no_request_and_the_call_still_works(self, fake: FakeAPI, make_provider) -> None:
+        """``prepare()`` runs before every call's ledger line: it must not call the service (that would be a
+        request with no line), and repeating it changes nothing."""
+        fake.mode("ok")
+        provider = make_provider()
+        await provider.prepare()
+        await provider.prepare()
+        assert fake.create_calls == 0
+        result = await self._generate(provider)
+        assert sniff_format(result.data) in {"png", "jpeg", "webp"} and fake.create_calls == 1
+
+    @pytest.mark.asyncio
     async def test_seed_round_trip(self, fake: FakeAPI, make_provider) -> None:
         provider = make_provider()
         fake.mode("ok")
