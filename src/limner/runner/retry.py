@@ -132,7 +132,11 @@ class ProviderGate:
             raise CallTimedOut(f"{self.provider.name}: no answer within {self.timeout_s:g}s") from None
 
     async def _new_call(self, request: GenerationRequest, stats: CallStats, journal: CallJournal) -> Answer:
-        await self.provider.prepare()  # what can fail before a request goes out fails here, leaving no line
+        try:
+            await self.provider.prepare()  # what can fail before a request goes out fails here, leaving no line
+        except AuthFailed as exc:  # a missing key: no call of this run can be made
+            self.auth_failure = exc
+            raise
         call = await journal.open()  # written before the call goes out
         stats.attempts += 1
         if self.first_call_at is None:
