@@ -55,6 +55,7 @@ def test_the_runner_imports_neither_the_imaging_stack_nor_alembic():
     """The main process of ``generate`` makes calls; Pillow and the codecs run in the pool's workers."""
     mods = imported_after("import limner.runner.run, limner.runner.unit")
     assert not {"PIL", "numpy", "scipy", "alembic", "httpx", "limner.imaging.derive"} & set(mods), mods
+    assert "rich.console" not in mods  # rich comes with the progress bar, when it is shown
 
 
 def test_status_and_plan_import_neither_alembic_nor_the_imaging_stack(make_project_dir):

@@ -189,7 +189,7 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
         stop.set()
         for gate in gates.values():
             gate.stopping = True
-        bar.console.print("Stopping: finishing the calls in flight (they are paid for); Ctrl-C again to stop now.")
+        bar.say("Stopping: finishing the calls in flight (they are paid for); Ctrl-C again to stop now.")
 
     with RunProgress(len(plan.items), enabled=options.progress) as bar:
         try:
