@@ -21,6 +21,18 @@ EXAMPLE_APP = ROOT / "examples" / "jewish-timeline" / "frontend"
 STAMP = ".limner-install-stamp"
 
 
+def require_chromium() -> str:
+    """The Chromium to drive (``LIMNER_CHROMIUM``, else ``chromium`` on the PATH); the test skips without
+    one, or fails when ``LIMNER_REQUIRE_BROWSER=1`` (as ``.ci/run`` sets)."""
+    found = os.environ.get("LIMNER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if found and Path(found).is_file():
+        return found
+    message = "Chromium not found (apt-get install -y chromium, or set LIMNER_CHROMIUM)"
+    if os.environ.get("LIMNER_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"LIMNER_REQUIRE_BROWSER=1 but {message}")
+    pytest.skip(message)
+
+
 def node_tools() -> tuple[str, str]:
     """``(node, npm)`` paths, or a skip naming what is missing."""
     node, npm = shutil.which("node"), shutil.which("npm")

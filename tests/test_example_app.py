@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import shutil
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -22,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from frontend_tools import EXAMPLE_APP, node_tools, npm_env, prepare_example_app, run
+from frontend_tools import EXAMPLE_APP, node_tools, npm_env, prepare_example_app, require_chromium, run
 from limner.storage.serve import MediaServer
 from projects import ProjectDir
 
@@ -30,11 +28,6 @@ pytestmark = pytest.mark.slow
 
 DEMO_CATALOG = EXAMPLE_APP.parent / "catalog.yaml"
 ENTRIES = 9
-
-
-def chromium_path() -> str | None:
-    found = os.environ.get("LIMNER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    return found if found and Path(found).is_file() else None
 
 
 class _Quiet(SimpleHTTPRequestHandler):
@@ -101,12 +94,7 @@ def test_the_app_builds_from_a_synced_manifest(site):
 
 
 def test_the_timeline_loads_in_headless_chromium(site, tmp_path):
-    browser = chromium_path()
-    if browser is None:
-        message = "Chromium not found (apt-get install -y chromium, or set LIMNER_CHROMIUM)"
-        if os.environ.get("LIMNER_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"LIMNER_REQUIRE_BROWSER=1 but {message}")
-        pytest.skip(message)
+    browser = require_chromium()
     screenshot = tmp_path / "timeline.png"
     proc = run([str(site["node"]), "scripts/browser-check.mjs", "--url", str(site["url"]), "--screenshot", str(screenshot),
                 "--chromium", browser], EXAMPLE_APP, timeout=120)

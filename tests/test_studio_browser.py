@@ -21,9 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from frontend_tools import EXAMPLE_APP, ROOT, node_tools, prepare_example_app, run
+from frontend_tools import EXAMPLE_APP, ROOT, node_tools, prepare_example_app, require_chromium, run
 from projects import ProjectDir
-from test_example_app import chromium_path
 
 pytest.importorskip("fastapi", reason="the review studio needs the serve extra (pip install -e '.[serve]')")
 pytestmark = pytest.mark.slow
@@ -94,12 +93,7 @@ class _Server:
 
 
 def test_keyboard_review_in_headless_chromium_then_sync_publishes_exactly_the_approved(tmp_path):
-    browser = chromium_path()
-    if browser is None:
-        message = "Chromium not found (apt-get install -y chromium, or set LIMNER_CHROMIUM)"
-        if os.environ.get("LIMNER_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"LIMNER_REQUIRE_BROWSER=1 but {message}")
-        pytest.skip(message)
+    browser = require_chromium()
     node, npm = node_tools()
     prepare_example_app(npm)  # playwright-core comes with the example app's dependencies
 
