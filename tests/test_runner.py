@@ -24,6 +24,18 @@ def run(p, selection=Selection(), budget=None, **overrides):
         project.close()
 
 
+def run_broken(p, **parts):
+    """One run with parts of the project replaced (``repo=lambda project: ...``, ``storage=...``): a database or a
+    store that fails mid-run."""
+    project = p.project()
+    for name, make in parts.items():
+        project.__dict__[name] = make(project)
+    try:
+        return run_plan(project, build_plan(project, Selection()), RunOptions(progress=False))
+    finally:
+        project.close()
+
+
 def rows(p, model):
     project = p.project()
     try:
@@ -211,12 +223,7 @@ def test_storage_full_after_a_paid_answer_stops_paying_keeps_the_image_and_the_n
 
     p = make_project_dir(12, extra="latency_s = 0.05\nprice_usd = 0.02\n")
     p.config.write_text(p.config.read_text().replace("concurrency = 4", "concurrency = 2"))
-    project = p.project()
-    project.__dict__["storage"] = FailingWrites(project.storage, "masters/", StorageError("disk full"))
-    try:
-        summary = run_plan(project, build_plan(project, Selection()), RunOptions(progress=False))
-    finally:
-        project.close()
+    summary = run_broken(p, storage=lambda project: FailingWrites(project.storage, "masters/", StorageError("disk full")))
     paid = len(p.calls())
     # only calls that were out when the first store failed: up to 2 in flight, and 2 more that started
     # while the first answers were being stored (the slot is free once the provider answers)
@@ -311,12 +318,7 @@ def test_a_database_that_fills_up_mid_run_stops_paying_and_loses_nothing(make_pr
             return super().record_render(*args, **kwargs)
 
     p = make_project_dir(12, extra="latency_s = 0.05\nprice_usd = 0.01\n")
-    project = p.project()
-    project.__dict__["repo"] = FillsUp(project.db)
-    try:
-        summary = run_plan(project, build_plan(project, Selection()), RunOptions(progress=False))
-    finally:
-        project.close()
+    summary = run_broken(p, repo=lambda project: FillsUp(project.db))
     assert summary.halted and "database" in summary.halted and summary.exit_code == EXIT_FAILURES
     paid = len(p.calls())
     assert 3 <= paid < 12  # nothing new started once the first write failed
@@ -353,12 +355,7 @@ def test_a_database_failure_after_the_master_is_recorded_is_not_counted_as_kept_
             raise OperationalError("INSERT", {}, Exception("database or disk is full"))
 
     p = make_project_dir(6, extra="latency_s = 0.02\nprice_usd = 0.01\n")
-    project = p.project()
-    project.__dict__["repo"] = NoRoomForVariants(project.db)
-    try:
-        summary = run_plan(project, build_plan(project, Selection()), RunOptions(progress=False))
-    finally:
-        project.close()
+    summary = run_broken(p, repo=lambda project: NoRoomForVariants(project.db))
     paid = len(p.calls())
     assert summary.halted and "database" in summary.halted and summary.exit_code == EXIT_FAILURES
     assert paid > 0 and summary.kept_locally == 0 and summary.generated == 0
