@@ -304,13 +304,19 @@ def test_a_database_that_fills_up_mid_run_stops_paying_and_loses_nothing(make_pr
 
         def __init__(self, db):
             super().__init__(db)
-            real = db.session
+            real = db
 
             def session(*, write=False):
                 if write and FillsUp.full:
                     raise OperationalError("INSERT", {}, Exception("database or disk is full"))
-                return real(write=write)
-            self.db = type("FullDisk", (), {"session": staticmethod(session), "engine": db.engine})()
+                return real.session(write=write)
+
+            def write():
+                if FillsUp.full:
+                    raise OperationalError("INSERT", {}, Exception("database or disk is full"))
+                return real.write()
+            self.db = type("FullDisk", (), {"session": staticmethod(session), "write": staticmethod(write),
+                                            "engine": db.engine})()
 
         def record_render(self, *args, **kwargs):
             FillsUp.renders += 1

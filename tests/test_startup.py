@@ -129,3 +129,34 @@ print(json.dumps([paused, back, again, gc.isenabled()]))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == [True, True, True, True]
+
+
+def test_the_console_script_answers_version_before_importing_the_cli():
+    script = ("import json, sys\nsys.argv = ['limner', '--version']\nfrom limner.cli.entry import main\nmain()\n"
+              "print(json.dumps(sorted(m for m in ('typer', 'click', 'pydantic', 'limner.cli.app') if m in sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    version, imported = proc.stdout.strip().splitlines()
+    assert version == f"limner {__version__}" and json.loads(imported) == []
+
+
+def test_the_console_script_imports_httpx_without_its_command_line_interface(project_dir):
+    """httpx's CLI (click, rich, pygments) is imported with httpx unless its import fails; the console
+    script makes it fail: the run needs httpx, never its CLI."""
+    script = ("import atexit, json, sys\n"
+              "atexit.register(lambda: print(json.dumps(sorted(m for m in ('httpx', 'httpx._main', 'pygments', 'click') "
+              "if sys.modules.get(m) is not None))))\n"
+              f"sys.argv = ['limner', '--config', {str(project_dir.config)!r}, 'providers']\n"
+              "from limner.cli.entry import main\nmain()\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env=project_dir.env())
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["httpx"]
+
+
+def test_importing_the_cli_does_not_import_asyncio():
+    """asyncio (about 25 ms) comes with the commands that run a loop (generate, worker, queue...), not with
+    ``--help``, ``status`` or ``plan``."""
+    proc = subprocess.run([sys.executable, "-c", "import sys, limner.cli.app; print('asyncio' in sys.modules)"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr

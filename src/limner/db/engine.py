@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -83,6 +83,21 @@ class Database:
                 s.commit()
             except BaseException:
                 s.rollback()
+                raise
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A plain connection in a write transaction (``BEGIN IMMEDIATE`` on SQLite, as :meth:`session`
+        with ``write=True``) that commits on success and rolls back on error: for the statements of
+        :mod:`limner.db.statements`, which need no session."""
+        with self.engine.connect() as conn:
+            try:
+                if self.engine.dialect.name == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                yield conn
+                conn.commit()
+            except BaseException:
+                conn.rollback()
                 raise
 
     def schema_revision(self) -> str | None:

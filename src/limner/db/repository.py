@@ -6,10 +6,11 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
 
 from limner.db.engine import Database
+from limner.db.statements import hot, params, row_values
 from limner.db.models import (
     OPEN_CALLS,
     CallStatus,
@@ -131,23 +132,24 @@ class Repository:
     def claim(self, entry_id: str, fingerprint: str, run_id: str, *, force: bool = False) -> Claim:
         """Take an entry for this run before any provider call, atomically: it succeeds only when no other
         run holds the entry and (unless ``force``) the image for ``fingerprint`` is not published yet."""
-        now = utcnow()
-        conditions = [EntryRow.id == entry_id, or_(EntryRow.claimed_by.is_(None), EntryRow.claimed_by == run_id)]
-        if not force:
-            conditions.append(or_(EntryRow.published_fingerprint.is_(None), EntryRow.published_fingerprint != fingerprint,
-                                  EntryRow.state != EntryState.published.value))
-        with self.db.session(write=True) as s:
-            done = s.execute(update(EntryRow).where(and_(*conditions)).values(
-                claimed_by=run_id, claimed_at=now, state=EntryState.generating.value, fingerprint=fingerprint,
-                updated_at=now))
+        st = hot()
+        key = {"p_id": entry_id, "p_fp": fingerprint}
+        with self.db.write() as conn:
+            done = conn.execute(st.claim_forced if force else st.claim, {**key, "p_run": run_id, "p_now": utcnow()})
             if done.rowcount == 1:  # always looked up: another run may have paid for this image and died
-                resumable = self._resumable(s, entry_id, fingerprint)
-                open_calls = () if resumable is not None else tuple(self._open_calls(s, entry_id, fingerprint))
-                return Claim("claimed", resumable=resumable, open_calls=open_calls)
-            row = s.get(EntryRow, entry_id)
-            if row is None or row.claimed_by in (None, run_id):
-                return Claim("published")
-            return Claim("held", s.get(RunRow, row.claimed_by))
+                resumable = conn.execute(st.resumable_id, key).first()
+                open_calls = conn.execute(st.open_call_ids, key).first() if resumable is None else None
+                if resumable is None and open_calls is None:  # the usual answer: a new image to generate
+                    return Claim("claimed")
+                with Session(bind=conn, expire_on_commit=False) as s:  # rows to resume from: as objects
+                    if resumable is not None:
+                        return Claim("claimed", resumable=s.get(Render, resumable[0]))
+                    return Claim("claimed", open_calls=tuple(self._open_calls(s, entry_id, fingerprint)))
+            with Session(bind=conn, expire_on_commit=False) as s:
+                row = s.get(EntryRow, entry_id)
+                if row is None or row.claimed_by in (None, run_id):
+                    return Claim("published")
+                return Claim("held", s.get(RunRow, row.claimed_by))
 
     # ------------------------------------------------------------------ reads
     def entry_statuses(self) -> dict[str, EntryStatus]:
@@ -362,21 +364,26 @@ class Repository:
     def record_render(self, render: Render, *, call_id: int | None = None, ledger_outcome: str = "generated") -> Render:
         """Record a paid generation (master already stored) and close its ledger line, in one commit: the
         journal's row ``call_id`` when the call was journaled, else a new line."""
-        now = utcnow()
-        with self.db.session(write=True) as s:
-            s.add(render)
-            s.flush()
+        st, now = hot(), utcnow()
+        values = row_values(render, Render.__table__)
+        with self.db.write() as conn:
+            render_id = conn.execute(st.insert_render, values).scalar_one()
             done = 0
             if call_id is not None:
-                done = s.execute(update(LedgerRow).where(LedgerRow.id == call_id).values(
-                    render_id=render.id, cost_usd=render.cost_usd, outcome=ledger_outcome,
-                    status=CallStatus.recorded.value, updated_at=now)).rowcount
+                done = conn.execute(st.close_line, {"p_id": call_id, "p_render": render_id, "p_cost": render.cost_usd,
+                                                    "p_outcome": ledger_outcome, "p_status": CallStatus.recorded.value,
+                                                    "p_now": now}).rowcount
             if not done:
-                s.add(LedgerRow(entry_id=render.entry_id, render_id=render.id, provider=render.provider, model=render.model,
-                                cost_usd=render.cost_usd, outcome=ledger_outcome, status=CallStatus.recorded.value,
-                                fingerprint=render.fingerprint, updated_at=now))
-            s.execute(update(EntryRow).where(EntryRow.id == render.entry_id)
-                      .values(state=EntryState.generated.value, updated_at=now))
+                conn.execute(st.insert_line, row_values(LedgerRow(
+                    entry_id=render.entry_id, render_id=render_id, provider=render.provider, model=render.model,
+                    cost_usd=render.cost_usd, outcome=ledger_outcome, status=CallStatus.recorded.value,
+                    fingerprint=render.fingerprint, created_at=now, updated_at=now), LedgerRow.__table__))
+            conn.execute(st.entry_generated, {"p_id": render.entry_id, "p_now": now})
+        # the object now holds what was written, as a flush would have left it: a row of the database
+        for name, value in values.items():
+            setattr(render, name, value)
+        render.id = render_id
+        make_transient_to_detached(render)
         return render
 
     # ------------------------------------------------------------------ the paid-call journal (the ledger)
@@ -390,19 +397,17 @@ class Repository:
     def open_call_lines(self, lines: list[dict[str, Any]]) -> list[int]:
         """:meth:`open_call` for several calls in one transaction (the runner's group commit); ids in order."""
         now = utcnow()
-        with self.db.session(write=True) as s:
-            rows = [LedgerRow(entry_id=line["entry_id"], fingerprint=line["fingerprint"], run_id=line["run_id"],
-                              provider=line["provider"], model=line["model"], cost_usd=line["estimate_usd"],
-                              outcome="pending", status=CallStatus.pending.value, created_at=now, updated_at=now)
-                    for line in lines]
-            s.add_all(rows)
-            s.flush()
-            return [int(row.id) for row in rows]
+        rows = [{"entry_id": line["entry_id"], "fingerprint": line["fingerprint"], "run_id": line["run_id"],
+                 "provider": line["provider"], "model": line["model"], "cost_usd": line["estimate_usd"],
+                 "outcome": "pending", "status": CallStatus.pending.value, "created_at": now, "updated_at": now,
+                 "render_id": None, "external_id": None}
+                for line in lines]
+        with self.db.write() as conn:
+            return [int(i) for i in conn.execute(hot().insert_lines, rows).scalars()]
 
     def note_external_id(self, call_id: int, external_id: str) -> None:
-        with self.db.session(write=True) as s:
-            s.execute(update(LedgerRow).where(LedgerRow.id == call_id)
-                      .values(external_id=external_id[:256], updated_at=utcnow()))
+        with self.db.write() as conn:
+            conn.execute(hot().note_external_id, {"p_id": call_id, "p_external_id": external_id[:256], "p_now": utcnow()})
 
     def settle_call(self, call_id: int, status: CallStatus, *, cost_usd: float | None = None,
                     outcome: str | None = None) -> None:
@@ -412,8 +417,8 @@ class Repository:
             values["cost_usd"] = cost_usd
         if outcome is not None:
             values["outcome"] = outcome[:32]
-        with self.db.session(write=True) as s:
-            s.execute(update(LedgerRow).where(LedgerRow.id == call_id).values(**values))
+        with self.db.write() as conn:
+            conn.execute(hot().settle(tuple(values)), {"p_id": call_id, **params(values)})
 
     def open_calls(self, entry_id: str, fingerprint: str) -> list[LedgerRow]:
         """Calls for this exact spec that were made (and maybe paid) but never closed, oldest first."""
@@ -451,47 +456,40 @@ class Repository:
         """Record the variants (already stored); with ``publish``, publish in the same transaction; with
         ``await_review``, leave the render waiting for a person's decision instead (the entry keeps its
         published image until a new one is approved)."""
-        with self.db.session(write=True) as s:
-            render = s.get(Render, render_id)
-            assert render is not None
-            for k, v in fields.items():
-                setattr(render, k, v)
-            have = {(v.width, v.format) for v in render.variants}
-            for v in variants:
-                if (v["width"], v["format"]) not in have:
-                    render.variants.append(Variant(**v))
-            render.status = RenderStatus.derived.value
+        st, now = hot(), utcnow()
+        with self.db.write() as conn:
+            found = conn.execute(st.render_of, {"p_id": render_id}).first()
+            assert found is not None, f"no render {render_id}"
+            entry_id, fingerprint = found
+            conn.execute(st.derive_render(tuple(fields)), {"p_id": render_id, **params(fields)})
+            have = {(w, f) for w, f in conn.execute(st.variant_shapes, {"p_id": render_id})}
+            new = [{**v, "render_id": render_id} for v in variants if (v["width"], v["format"]) not in have]
+            if new:
+                conn.execute(st.insert_variants, new)
             if await_review:
-                self._await_review(s, render, input_digest)
+                conn.execute(st.await_render, {"p_id": render_id})
+                conn.execute(st.entry_awaits_review, {"p_id": entry_id, "p_fp": fingerprint, "p_now": now})
             elif publish:
-                self._publish(s, render, input_digest)
-
-    @staticmethod
-    def _await_review(s: Any, render: Render, input_digest: str | None) -> None:
-        now = utcnow()
-        render.review = ReviewState.awaiting.value
-        entry = s.get(EntryRow, render.entry_id)
-        assert entry is not None
-        entry.state = EntryState.awaiting_review.value
-        entry.fingerprint = render.fingerprint
-        entry.last_error = None
-        entry.retryable = True
-        entry.updated_at = now
-        entry.claimed_by = None
-        entry.claimed_at = None
+                previous = conn.execute(st.published_render_of, {"p_id": entry_id}).scalar()
+                if previous and previous != render_id:
+                    conn.execute(st.supersede, {"p_id": previous})
+                conn.execute(st.publish_render, {"p_id": render_id, "p_now": now})
+                conn.execute(st.publish_entry, {"p_id": entry_id, "p_render": render_id, "p_fp": fingerprint,
+                                                "p_digest": input_digest, "p_now": now})
 
     @staticmethod
     def _publish(s: Any, render: Render, input_digest: str | None) -> None:
-        now = utcnow()
-        render_id = render.id
+        """Publish ``render`` in session ``s`` (a person's approval, :mod:`limner.db.review`); a run publishes
+        through the same statements in :meth:`record_derived`."""
+        st = hot()
         entry = s.get(EntryRow, render.entry_id)
         assert entry is not None
-        if entry.published_render_id and entry.published_render_id != render_id:
-            s.execute(update(Render).where(Render.id == entry.published_render_id)
-                      .values(status=RenderStatus.superseded.value))
+        if entry.published_render_id and entry.published_render_id != render.id:
+            s.execute(st.supersede, {"p_id": entry.published_render_id})
+        now = utcnow()
         render.status = RenderStatus.published.value
         render.published_at = now
-        entry.published_render_id = render_id
+        entry.published_render_id = render.id
         entry.published_fingerprint = render.fingerprint
         entry.input_digest = input_digest
         entry.fingerprint = render.fingerprint

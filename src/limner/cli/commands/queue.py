@@ -5,7 +5,6 @@ The engine (procrastinate) is imported only inside the commands: ``limner --help
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -22,6 +21,8 @@ if TYPE_CHECKING:
 def enqueue_plan_cmd(project: Project, plan: Plan, *, budget: float | None, forcing: bool, as_json: bool) -> None:
     """``limner generate --enqueue``: commit the plan's entries, then one job per entry. With ``--id`` or
     ``--all`` (``forcing``) a published entry's job regenerates it, once (see :mod:`limner.queue.enqueue`)."""
+    import asyncio
+
     from limner.queue.engine import conninfo, ensure_schema, make_app
     from limner.queue.enqueue import commit_plan, enqueue_plan, replaced_renders
 
@@ -88,6 +89,8 @@ def register(app: typer.Typer) -> None:
                 except ImportError as exc:
                     raise ConfigError("--metrics-port needs prometheus_client", hint="pip install 'limner[queue]'") from exc
             start_forkserver()
+            import asyncio
+
             from limner.gcpause import startup_over
             from limner.queue.worker import run_worker
             from limner.runner.offloop import responsive_loop
@@ -148,6 +151,8 @@ def register(app: typer.Typer) -> None:
         project = get_project(ctx)
         try:
             _, qapp = _queue_app(project)
+            import asyncio
+
             from limner.queue.engine import TASK
 
             async def go():  # type: ignore[no-untyped-def]
@@ -182,6 +187,8 @@ def register(app: typer.Typer) -> None:
         project = get_project(ctx)
         try:
             _, qapp = _queue_app(project)
+            import asyncio
+
             from limner.queue.engine import TASK
 
             statuses = project.repo.entry_statuses()
