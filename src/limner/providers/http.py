@@ -13,6 +13,7 @@
 * a redirect to another origin is followed without credential headers
 * secrets are redacted from every message this module builds
 * one verifying TLS context for every client of the process (:mod:`limner.providers.tls`)
+* httpcore's pool on an asyncio network backend, without anyio (:mod:`limner.providers.transport`)
 * an adapter may read an error body first (``on_error``) and raise its own error instead
   (a moderation refusal, a wait given in the body), or only say what the body means (``describe``)
 """
@@ -31,6 +32,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from limner.providers.tls import tls_context
+from limner.providers.transport import transport_for
 from limner.providers.errors import AuthFailed, HostUnreachable, InvalidRequest, OutOfCredit, ProviderError, RateLimited, Transient
 from limner.urls import ALLOW_HTTP_ENV, Redactor, allowed_http_hosts
 
@@ -166,6 +168,8 @@ class ProviderHTTP:
         self.redact = Redactor(secrets)
         self.max_download_bytes = max_download_bytes
         self.timeout = httpx.Timeout(timeout_s or DEFAULT_TIMEOUT_S, connect=min(10.0, timeout_s or 10.0))
+        if transport is None:  # the asyncio transport (see providers/transport.py), unless a proxy is set
+            transport = transport_for(tls_context())
         self.client = httpx.AsyncClient(headers={"User-Agent": USER_AGENT, **(headers or {})}, timeout=self.timeout,
                                         follow_redirects=False, transport=transport,
                                         verify=tls_context() if transport is None else True)
