@@ -388,3 +388,25 @@ def test_the_recovery_folder_keeps_two_entries_given_the_same_bytes_apart(tmp_pa
     assert len(fresh) == 2 and fresh.find("event-a", "fa") == a and fresh.find("event-b", "fb") == b
     fresh.adopted(a)
     assert fresh.read(b) == data and len(RecoveryFolder(tmp_path / "recovery")) == 1
+
+
+def test_the_imaging_pool_starts_once_the_first_call_is_out(make_project_dir):
+    """Its forkserver imports the imaging stack while the calls are out, not while the first calls wait on this
+    process's own imports and plan; an entry resumed from a stored image (no call) starts it itself."""
+    p = make_project_dir(4, extra="latency_s = 0.2\n")
+    _, summary = run(p)
+    t = summary.timeline
+    assert summary.generated == 4 and t["first_call"] <= t["pool_started"] <= t["pool_ready"] <= t["first_published"]
+
+    project = p.project()  # one entry's image is recorded but not published: the next run resumes it
+    with project.db.session(write=True) as s:
+        render = s.scalars(select(Render).limit(1)).one()
+        s.execute(update(Render).where(Render.id == render.id).values(status="derived"))
+        s.execute(update(EntryRow).where(EntryRow.id == render.entry_id).values(state="generated",
+                                                                                published_render_id=None,
+                                                                                published_fingerprint=None))
+    project.close()
+    calls = len(p.calls())
+    _, again = run(p)
+    assert again.generated == 1 and again.resumed == 1 and len(p.calls()) == calls  # no call: the unit started the pool
+    assert "first_call" not in again.timeline and again.timeline["pool_started"] <= again.timeline["first_published"]

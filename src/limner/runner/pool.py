@@ -4,9 +4,12 @@
   (Pillow, codecs, imagehash), so each worker is a cheap fork that has it
   already; the forkserver does not preload the ``limner`` script (``__main__``)
   as it would by default.
-* The pool starts in a background thread: provider calls go out while the
-  forkserver imports, and units wait for the pool only when they have an image
-  to derive.
+* The pool starts when the run's first provider call has gone out (or when a
+  unit needs it first: an image to resume from), in a background thread: its
+  forkserver imports the imaging stack while the calls are out, rather than
+  competing for the CPU with the imports and the plan the first calls wait on
+  (on a 2-core machine that made the first call 0.1-0.2 s later). Units wait for
+  the pool only when they have an image to derive.
 * The forkserver, the resource tracker and the workers are born ignoring Ctrl-C
   (a terminal sends it to the whole process group; the main process stops the
   run and shuts the pool down), and the workers exit with the main process: after a
@@ -21,6 +24,7 @@ import os
 import select
 import signal
 import threading
+import time
 from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
 
 from limner.runner.imaging_task import IMAGING_MODULES, DeriveOptions, warm_up
@@ -68,9 +72,9 @@ def _preload() -> list[str]:
 
 
 def start_forkserver() -> None:
-    """Start the forkserver now, so that it imports the imaging stack on the other core while this process
-    still imports its own libraries and plans; the pool's workers are then forked from it at once.
-    Called by ``limner generate`` before anything else; idempotent. The forkserver and the resource
+    """Start the forkserver now: it imports the imaging stack in its own process, and the pool's workers are
+    then forked from it at once. Called by :meth:`ImagingPool.begin` and by ``limner worker`` before
+    anything else; idempotent. The forkserver and the resource
     tracker are spawned with Ctrl-C ignored (signal dispositions can be set only in the main thread)."""
     from multiprocessing import forkserver
 
@@ -84,7 +88,8 @@ def start_forkserver() -> None:
 
 
 class ImagingPool:
-    """A ``ProcessPoolExecutor`` that starts in the background; ``ready`` resolves to it."""
+    """A ``ProcessPoolExecutor`` that starts in the background when :meth:`begin` is first called (or at once,
+    with :meth:`start`); ``ready`` resolves to it."""
 
     def __init__(self, workers: int, options: DeriveOptions) -> None:
         self.workers = workers
@@ -94,17 +99,33 @@ class ImagingPool:
         self._executor: ProcessPoolExecutor | None = None
         self._closed = False
         self._thread: threading.Thread | None = None
+        #: when :meth:`begin` started it (epoch seconds; None: not started)
+        self.started_at: float | None = None
 
     @classmethod
     def start(cls, options: DeriveOptions, workers: int = 0) -> ImagingPool:
-        """Start the forkserver now and the workers in a background thread; each worker runs the
-        pipeline once on a tiny image (:func:`warm_up`) before it takes real work."""
-        pool = cls(workers or os.cpu_count() or 1, options)
-        ctx = multiprocessing.get_context("forkserver")
-        start_forkserver()  # already running when the command started it early
-        pool._thread = threading.Thread(target=pool._start, args=(ctx,), name="limner-pool-start", daemon=True)
-        pool._thread.start()
+        """A pool started now (a queue worker's: it runs for hours)."""
+        pool = cls.later(options, workers)
+        pool.begin()
         return pool
+
+    @classmethod
+    def later(cls, options: DeriveOptions, workers: int = 0) -> ImagingPool:
+        """A pool that starts at the first :meth:`begin` (a run's: see the module's docstring)."""
+        return cls(workers or os.cpu_count() or 1, options)
+
+    def begin(self) -> None:
+        """Start the forkserver now and the workers in a background thread; each worker runs the pipeline
+        once on a tiny image (:func:`warm_up`) before it takes real work. Idempotent; nothing after
+        :meth:`shutdown`."""
+        with self._lock:
+            if self._thread is not None or self._closed:
+                return
+            self._thread = threading.Thread(target=self._start, args=(multiprocessing.get_context("forkserver"),),
+                                            name="limner-pool-start", daemon=True)
+            self.started_at = time.time()
+        start_forkserver()
+        self._thread.start()
 
     def _start(self, ctx: multiprocessing.context.BaseContext) -> None:
         try:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -90,6 +90,9 @@ class ProviderGate:
         self.stopping = False
         #: when the first call of this run went out (epoch seconds), for the run's timeline
         self.first_call_at: float | None = None
+        #: called (soon, on the event loop) once the gate's first call is on its way: the run starts its
+        #: imaging pool then (see runner/pool.py)
+        self.on_first_call: Callable[[], None] | None = None
 
     async def _once(self, request: GenerationRequest, stats: CallStats, journal: CallJournal) -> Answer:
         await self.slots.acquire()
@@ -141,6 +144,8 @@ class ProviderGate:
         stats.attempts += 1
         if self.first_call_at is None:
             self.first_call_at = time.time()
+            if self.on_first_call is not None:  # after this task has sent its request
+                asyncio.get_running_loop().call_soon(self.on_first_call)
         sink = _call_id_sink.set(journal.id_sink(call))
         try:
             result = await self._bounded(self.provider.generate(request))

@@ -146,7 +146,7 @@ async def open_unit(project: Project, pool: ImagingPool, run: RunIdentity) -> tu
     phashes = await off.db(project.repo.phashes)
     near = NearDuplicateIndex(project.settings.generate.near_duplicate_distance,
                               ((entry_id, int(value, 16)) for entry_id, value in phashes.items()))
-    unit = UnitOfWork(repo=project.repo, storage=project.storage, pool=asyncio.wrap_future(pool.ready),
+    unit = UnitOfWork(repo=project.repo, storage=project.storage, pool=pool,
                       options=derive_options(project), near_duplicates=near, off=off, run=run,
                       recovery=RecoveryFolder(project.settings.state_dir / "recovery"),
                       review_required=project.settings.review.required)
@@ -167,6 +167,8 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                    run: RunIdentity) -> None:
     repo = project.repo
     gates: dict[str, ProviderGate] = {name: lane.gate(project.settings.generate) for name, lane in plan.lanes.items()}
+    for gate in gates.values():  # the pool starts once the first call is out (see runner/pool.py)
+        gate.on_first_call = pool.begin
     pool.ready.add_done_callback(lambda _: summary.mark("pool_ready"))
     unit, off = await open_unit(project, pool, run)
     budget = Budget(options.budget_usd)
@@ -247,6 +249,8 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                 pass
             await asyncio.to_thread(off.shutdown)
     summary.not_started += queue.qsize()
+    if pool.started_at is not None:
+        summary.mark("pool_started", pool.started_at)
     for gate in gates.values():
         if gate.first_call_at is not None:
             summary.mark("first_call", gate.first_call_at)
@@ -282,8 +286,8 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
     summary.mark("checked")
     if not plan.items:
         return summary
-    # the pool starts in the background: the first provider calls go out while its workers import the imaging stack
-    pool = ImagingPool.start(derive_options(project), project.settings.generate.workers)
+    # the pool starts in the background once the first call is out: its workers import the imaging stack meanwhile
+    pool = ImagingPool.later(derive_options(project), project.settings.generate.workers)
     run = RunIdentity()
     repo.start_run(run.id, run.host, run.pid)
     startup_over()  # imported and planned: the garbage collector is back on for the run (see gcpause.py)

@@ -30,6 +30,7 @@ from limner.runner.imaging_task import DeriveOptions, Processed, Provenance, pro
 from limner.runner.claims import RunIdentity
 from limner.runner.neardup import NearDuplicateIndex
 from limner.runner.plan import PlanItem
+from limner.runner.pool import ImagingPool
 from limner.runner.journal import Call, CallJournal
 from limner.runner.offloop import URGENT, Batched, OffLoop
 from limner.runner.recovery import Kept, RecoveryFolder
@@ -77,13 +78,14 @@ class Outcome:
 
 
 class UnitOfWork:
-    def __init__(self, *, repo: Repository, storage: Storage, pool: asyncio.Future[Executor] | Executor,
+    def __init__(self, *, repo: Repository, storage: Storage, pool: ImagingPool | Executor,
                  options: DeriveOptions, near_duplicates: NearDuplicateIndex, off: OffLoop,
                  run: RunIdentity, recovery: RecoveryFolder, review_required: bool = False) -> None:
         self.repo = repo
         self.run_identity = run
         self.storage = storage
-        #: the process pool, or a future of it while it starts (the first provider calls do not wait for it)
+        #: the process pool (an ``ImagingPool`` starts when the first unit needs it, if the run has not
+        #: started it already; the first provider calls never wait for it)
         self._pool = pool
         self.options = options
         self.near_duplicates = near_duplicates
@@ -171,7 +173,7 @@ class UnitOfWork:
 
         # shielded: a cancelled run never cancels a pool future itself (the pool's own shutdown does that
         # safely); the worker's answer is simply dropped
-        pool = self._pool if isinstance(self._pool, Executor) else await asyncio.shield(self._pool)
+        pool = self._pool if isinstance(self._pool, Executor) else await self._started(self._pool)
         future = pool.submit(process_master, master, provenance, self.options)
         try:
             processed: Processed = await asyncio.shield(asyncio.wrap_future(future))
@@ -183,6 +185,11 @@ class UnitOfWork:
             log.warning("%s looks like a near-duplicate of %s", entry.id, outcome.near_duplicate_of)
         await self._store_derived(render, processed, item.digest, outcome.near_duplicate_of)
         outcome.status = "published"
+
+    @staticmethod
+    async def _started(pool: ImagingPool) -> Executor:
+        pool.begin()  # started already, unless this unit is the first to need it (an image to resume from)
+        return await asyncio.shield(asyncio.wrap_future(pool.ready))
 
     # ------------------------------------------------------------------ stages
     async def _generate(self, item: PlanItem, gate: ProviderGate, provenance: Provenance, outcome: Outcome,

@@ -33,10 +33,7 @@ def register(app: typer.Typer) -> None:
         import time
 
         command_started = time.time()
-        if not dry_run and not enqueue:  # the imaging pool's forkserver imports on the other core while this one plans
-            from limner.runner.pool import start_forkserver
-
-            start_forkserver()
+        if not dry_run and not enqueue:  # the imaging pool starts once the first call is out (runner/pool.py)
             threading.Thread(target=_warm_tls, name="limner-warm-tls", daemon=True).start()
         from limner.runner import RunOptions, build_plan, run_plan
 
