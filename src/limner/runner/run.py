@@ -169,7 +169,7 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
     gates: dict[str, ProviderGate] = {name: lane.gate(project.settings.generate) for name, lane in plan.lanes.items()}
     for gate in gates.values():  # the pool starts once the first call is out (see runner/pool.py)
         gate.on_first_call = pool.begin
-    pool.ready.add_done_callback(lambda _: summary.mark("pool_ready"))
+    pool.ready.add_done_callback(lambda f: None if f.cancelled() or f.exception() else summary.mark("pool_ready"))
     unit, off = await open_unit(project, pool, run)
     budget = Budget(options.budget_usd)
     queue: asyncio.Queue[PlanItem] = asyncio.Queue()
