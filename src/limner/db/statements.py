@@ -3,9 +3,9 @@
 A run writes about a dozen rows per entry (its claim, the ledger line and its notes, the render, twelve
 variants, the publication) from one database thread that shares the interpreter with the event loop.
 Through the ORM (a session, a unit-of-work flush, a statement built and its cache key computed at each
-call) that cost about 15 ms of CPU per entry on a 2-core machine, held while the loop waited to send the
+call) that cost 14 ms of CPU per entry on a slow 2-core machine, held while the loop waited to send the
 next call; these statements are built once (their cache keys are memoised) and run on a plain
-connection, for about a third of that (``python bench/bench_db.py``).
+connection, for 2.8 ms (``python bench/bench_db.py``).
 
 Statements whose set of columns varies (a settle with or without a cost, the fields a derivation
 records) are built once per shape and kept.

@@ -1,0 +1,127 @@
+"""The writes a unit of work makes for every entry (db/statements.py), on SQLite and on PostgreSQL: the rows
+they leave, the claim's three answers, and a fault in the middle of a write that leaves nothing behind."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
+
+from limner.db.engine import Database, open_database
+from limner.db.models import CallStatus, EntryRow, LedgerRow, Render, RenderStatus, Variant
+from limner.db.repository import Repository
+from test_db_postgres import pg_url  # noqa: F401  (fixture)
+
+SHAPES = [(w, f) for w in (256, 512) for f in ("avif", "webp", "jpeg")]
+FIELDS = {"width": 512, "height": 512, "phash": "ff00ff00ff00ff00", "near_duplicate_of": None, "blurhash": "b",
+          "thumbhash": "t", "dominant_color": "#102030", "placeholder_key": "placeholders/p.webp",
+          "placeholder_width": 16, "placeholder_height": 16}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request, tmp_path):  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path}/state.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    database = open_database(url)
+    yield database
+    database.close()
+
+
+def new_render(entry: str, seed: int) -> Render:
+    return Render(entry_id=entry, fingerprint="fp", status=RenderStatus.generated.value, provider="fake", model="m",
+                  seed=seed, prompt="a boat", negative_prompt="", parameters={"width": 512}, style="default",
+                  style_version="1", template_sha="t" * 64, cost_usd=0.003, latency_ms=900, attempts=1,
+                  provider_metadata={"id": f"p{seed}"}, master_sha256=f"{seed:064d}", master_key=f"masters/{seed}.png",
+                  master_format="png", master_bytes=1000)
+
+
+def variants(seed: int) -> list[dict]:
+    return [{"width": w, "height": w, "format": f, "key": f"variants/{seed}-{w}.{f}", "sha256": f"{seed:064d}",
+             "bytes": 100} for w, f in SHAPES]
+
+
+def paid_render(repo: Repository, entry: str, seed: int) -> Render:
+    claim = repo.claim(entry, "fp", "run-1", force=True)
+    assert claim.status == "claimed"
+    [line] = repo.open_call_lines([{"entry_id": entry, "fingerprint": "fp", "run_id": "run-1", "provider": "fake",
+                                    "model": "m", "estimate_usd": 0.004}])
+    repo.note_external_id(line, f"prediction-{seed}")
+    repo.settle_call(line, CallStatus.answered, cost_usd=0.003, outcome="answered")
+    return repo.record_render(new_render(entry, seed), call_id=line)
+
+
+def test_a_unit_of_works_writes_leave_the_rows_the_orm_did(db: Database):
+    repo = Repository(db)
+    repo.start_run("run-1", "host", 1)
+    repo.sync_entries([("e1", "Entry one", "default", "fp")])
+    repo.ensure_template("t" * 64, style="default", version="1", positive="p", negative="n", params={})
+
+    first = paid_render(repo, "e1", 1)
+    assert first.id and first.created_at is not None and first.status == RenderStatus.generated.value
+    repo.record_derived(first.id, fields=FIELDS, variants=variants(1), publish=True, input_digest="d1")
+    repo.record_derived(first.id, fields=FIELDS, variants=variants(1), publish=True, input_digest="d1")  # again: no twin
+    second = paid_render(repo, "e1", 2)
+    repo.record_derived(second.id, fields=FIELDS, variants=variants(2), publish=True, input_digest="d2")
+
+    with db.session() as s:
+        entry = s.get(EntryRow, "e1")
+        renders = {r.id: r for r in s.scalars(select(Render))}
+        lines = list(s.scalars(select(LedgerRow).order_by(LedgerRow.id)))
+        shapes = sorted((v.render_id, v.width, v.format) for v in s.scalars(select(Variant)))
+    assert (entry.state, entry.published_render_id, entry.published_fingerprint, entry.input_digest,
+            entry.claimed_by, entry.pinned) == ("published", second.id, "fp", "d2", None, False)
+    assert renders[first.id].status == "superseded" and renders[second.id].status == "published"
+    assert renders[second.id].published_at is not None and renders[second.id].blurhash == "b"
+    assert renders[second.id].provider_metadata == {"id": "p2"} and renders[second.id].parameters == {"width": 512}
+    assert [(line.status, line.render_id, line.cost_usd, line.external_id) for line in lines] == [
+        ("recorded", first.id, 0.003, "prediction-1"), ("recorded", second.id, 0.003, "prediction-2")]
+    assert shapes == sorted([(first.id, w, f) for w, f in SHAPES] + [(second.id, w, f) for w, f in SHAPES])
+
+
+def test_the_claim_answers_claimed_resumable_open_calls_and_held(db: Database):
+    repo = Repository(db)
+    repo.start_run("run-1", "host", 1)
+    repo.start_run("run-2", "host", 2)
+    repo.sync_entries([("e1", "One", "default", "fp"), ("e2", "Two", "default", "fp"), ("e3", "Three", "default", "fp")])
+    repo.ensure_template("t" * 64, style="default", version="1", positive="p", negative="n", params={})
+
+    assert repo.claim("e1", "fp", "run-1") == ("claimed", None, None, ())
+    render = repo.record_render(new_render("e1", 1))  # paid, not published: the next claim resumes from it
+    again = repo.claim("e1", "fp", "run-1")
+    assert again.status == "claimed" and again.resumable is not None and again.resumable.id == render.id
+    assert again.resumable.master_key == "masters/1.png"  # a whole row, usable once its session is gone
+
+    repo.claim("e2", "fp", "run-1")
+    [line] = repo.open_call_lines([{"entry_id": "e2", "fingerprint": "fp", "run_id": "run-1", "provider": "fake",
+                                    "model": "m", "estimate_usd": 0.004}])
+    opened = repo.claim("e2", "fp", "run-1")
+    assert opened.status == "claimed" and [c.id for c in opened.open_calls] == [line]
+
+    repo.claim("e3", "fp", "run-1")
+    held = repo.claim("e3", "fp", "run-2")
+    assert held.status == "held" and held.holder is not None and held.holder.id == "run-1"
+
+
+def test_a_fault_in_the_middle_of_a_write_leaves_nothing_behind(db: Database):
+    """The variants' insert fails after the render's fields were updated: the whole write rolls back."""
+    repo = Repository(db)
+    repo.start_run("run-1", "host", 1)
+    repo.sync_entries([("e1", "One", "default", "fp")])
+    repo.ensure_template("t" * 64, style="default", version="1", positive="p", negative="n", params={})
+    render = paid_render(repo, "e1", 1)
+
+    def disk_full(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("INSERT INTO VARIANTS"):
+            raise OperationalError(statement, parameters, Exception("database or disk is full"))
+
+    event.listen(db.engine, "before_cursor_execute", disk_full)
+    try:
+        with pytest.raises(OperationalError, match="disk is full"):
+            repo.record_derived(render.id, fields=FIELDS, variants=variants(1), publish=True, input_digest="d")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", disk_full)
+    with db.session() as s:
+        row, entry = s.get(Render, render.id), s.get(EntryRow, "e1")
+        assert (row.status, row.blurhash, row.width) == ("generated", None, None)
+        assert s.scalars(select(Variant)).all() == [] and entry.state == "generated" and entry.published_render_id is None
+    repo.record_derived(render.id, fields=FIELDS, variants=variants(1), publish=True, input_digest="d")  # room again
+    assert repo.counts_by_state() == {"published": 1}
