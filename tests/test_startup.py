@@ -12,7 +12,9 @@ import sys
 from limner import __version__
 
 HEAVY = ("sqlalchemy", "alembic", "PIL", "numpy", "scipy", "httpx", "pydantic_settings", "jinja2", "yaml",
-         "rich.console", "limner.project", "limner.db", "limner.imaging.derive")
+         "rich.console", "limner.project", "limner.db", "limner.imaging.derive", "sqlalchemy.orm", "limner.db.models")
+#: the ORM and the classes that map the tables: a run's hot path, ``plan`` and ``status`` use Core tables
+ORM = {"sqlalchemy.orm", "limner.db.models"}
 
 
 def imported_after(code: str, cwd=None, env=None) -> list[str]:
@@ -54,7 +56,7 @@ def test_version_prints_the_version():
 def test_the_runner_imports_neither_the_imaging_stack_nor_alembic():
     """The main process of ``generate`` makes calls; Pillow and the codecs run in the pool's workers."""
     mods = imported_after("import limner.runner.run, limner.runner.unit")
-    assert not {"PIL", "numpy", "scipy", "alembic", "httpx", "limner.imaging.derive"} & set(mods), mods
+    assert not {"PIL", "numpy", "scipy", "alembic", "httpx", "limner.imaging.derive", *ORM} & set(mods), mods
     assert "rich.console" not in mods  # rich comes with the progress bar, when it is shown
 
 
@@ -64,7 +66,33 @@ def test_status_and_plan_import_neither_alembic_nor_the_imaging_stack(make_proje
     project_dir.run("generate", check=True, env=env)
     for command in ("status", "plan"):
         mods = imported_after(run_cli("--config", str(project_dir.config), command), cwd=project_dir.root, env=env)
-        assert not {"alembic", "PIL", "numpy", "scipy", "limner.imaging.derive"} & set(mods), (command, mods)
+        assert not {"alembic", "PIL", "numpy", "scipy", "limner.imaging.derive", *ORM} & set(mods), (command, mods)
+
+
+def test_a_plan_with_entries_to_generate_imports_no_orm(make_project_dir):
+    """What runs before the first provider call (the plan, its rows queued, the run recorded) uses Core
+    tables: the ORM is imported while the first calls are out (runner/run.py)."""
+    project_dir = make_project_dir(n=3, provider="sketch")
+    env = {k: v for k, v in project_dir.env().items() if k != "LIMNER_PLUGINS"}
+    code = f"""
+from pathlib import Path
+from limner.config import load_settings
+from limner.project import Project
+from limner.runner import Selection, build_plan
+from limner.runner.claims import RunIdentity
+project = Project(load_settings(Path({str(project_dir.config)!r})))
+plan = build_plan(project, Selection())
+assert len(plan.items) == 3, plan.items
+project.repo.sync_entries((i.entry.id, i.entry.title, i.style.name, i.fingerprint) for i in plan.items)
+run = RunIdentity()
+project.repo.start_run(run.id, run.host, run.pid)
+item = plan.items[0]
+assert project.repo.claim(item.entry.id, item.fingerprint, run.id).status == "claimed"
+project.repo.open_call_lines([dict(entry_id=item.entry.id, fingerprint=item.fingerprint, run_id=run.id,
+                                   provider="sketch", model="m", estimate_usd=0.0)])
+"""
+    mods = imported_after(code, cwd=project_dir.root, env=env)
+    assert "sqlalchemy" in mods and not ORM & set(mods), mods
 
 
 def test_the_command_exits_with_its_code_and_flushes_its_output(project_dir, tmp_path):

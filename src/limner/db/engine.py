@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 
 from limner.errors import LimnerError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
 #: the newest migration's revision (a test checks it is Alembic's head): a database already at it is
@@ -66,7 +69,6 @@ def alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
 class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:
@@ -74,8 +76,13 @@ class Database:
 
         ``write=True`` on SQLite takes the write lock at once (``BEGIN IMMEDIATE``): a transaction that
         reads first and writes later would otherwise fail with "database is locked", without waiting,
-        whenever another process (a second run) committed in between."""
-        with self._sessions() as s:
+        whenever another process (a second run) committed in between.
+
+        Sessions are for the code that works with rows as objects; the ORM is imported at the first
+        (a run's statements and ``limner status`` need none: :mod:`limner.db.tables`)."""
+        from sqlalchemy.orm import Session
+
+        with Session(self.engine, expire_on_commit=False) as s:
             try:
                 if write and self.engine.dialect.name == "sqlite":
                     s.connection().exec_driver_sql("BEGIN IMMEDIATE")
@@ -161,7 +168,7 @@ class Database:
         from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, inspect
         from sqlalchemy.exc import DatabaseError
 
-        from limner.db.models import Base
+        from limner.db.tables import metadata
 
         with self.engine.connect() as conn:
             if inspect(conn).get_table_names():
@@ -173,7 +180,7 @@ class Database:
                 # one table at a time, every foreign key inline: create_all would leave out the constraint
                 # that breaks the entries <-> renders cycle (use_alter), since SQLite has no ALTER ... ADD
                 # CONSTRAINT; SQLite accepts a reference to a table created later
-                for table in Base.metadata.sorted_tables:
+                for table in metadata.sorted_tables:
                     table.create(conn)
                 version.create(conn)
                 conn.execute(version.insert().values(version_num=SCHEMA_HEAD))

@@ -1,32 +1,51 @@
-"""The queries Limner runs. Every write commits at once: each stage of a unit of work is durable."""
+"""The queries Limner runs. Every write commits at once: each stage of a unit of work is durable.
+
+What a plan, a unit of work and ``limner status`` run is written against the Core tables
+(:mod:`limner.db.tables`); the methods that return rows as objects (a render to resume, a run holding a
+claim, the renders a manifest lists) import the ORM classes (:mod:`limner.db.models`) when first called.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
+from sqlalchemy import func, insert, or_, select, update
 
 from limner.db.engine import Database
 from limner.db.statements import hot, params, row_values
-from limner.db.models import (
+from limner.db.tables import (
     OPEN_CALLS,
     CallStatus,
-    EntryRow,
     EntryState,
-    LedgerRow,
-    Override,
-    Render,
     RenderStatus,
-    ReviewState,
-    RunRow,
-    SpendCap,
-    Template,
-    Variant,
+    entries,
+    ledger,
+    overrides,
+    renders,
+    runs,
+    spend_caps,
+    templates,
     utcnow,
+    variants,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from limner.db.models import LedgerRow, Render, RunRow, SpendCap
+
+E, R, V, L = entries.c, renders.c, variants.c, ledger.c
+STATUS_COLUMNS = (E.id, E.state, E.fingerprint, E.published_fingerprint, E.retryable, E.attempts, E.last_error,
+                  E.input_digest, E.pinned)
+
+
+def _objects(db: Database) -> Session:
+    """A read-only session for the methods that return ORM objects (imports the ORM at the first)."""
+    from sqlalchemy.orm import Session
+
+    return Session(db.engine, expire_on_commit=False)
 
 
 class EntryStatus(NamedTuple):
@@ -69,65 +88,69 @@ class Repository:
     # ------------------------------------------------------------------ runs and claims
     def start_run(self, run_id: str, host: str, pid: int, *, kind: str | None = None) -> None:
         now = utcnow()
-        with self.db.session(write=True) as s:
-            s.add(RunRow(id=run_id, host=host, pid=pid, started_at=now, heartbeat_at=now, kind=kind))
+        with self.db.write() as conn:
+            conn.execute(insert(runs).values(id=run_id, host=host, pid=pid, started_at=now, heartbeat_at=now, kind=kind))
 
     def release_claim(self, entry_id: str, run_id: str) -> None:
         """Give one entry back (a queue worker whose job stopped before the entry was done)."""
-        with self.db.session(write=True) as s:
-            s.execute(update(EntryRow).where(EntryRow.id == entry_id, EntryRow.claimed_by == run_id)
-                      .values(claimed_by=None, claimed_at=None))
+        with self.db.write() as conn:
+            conn.execute(update(entries).where(E.id == entry_id, E.claimed_by == run_id)
+                         .values(claimed_by=None, claimed_at=None))
 
     def live_runs(self, *, kind: str | None = None) -> list[tuple[RunRow, list[str]]]:
         """Runs not finished (of ``kind``, if given), oldest first, each with the entries it holds."""
-        with self.db.session() as s:
+        from limner.db.models import RunRow
+
+        with _objects(self.db) as s:
             q = select(RunRow).where(RunRow.finished_at.is_(None))
             if kind is not None:
                 q = q.where(RunRow.kind == kind)
-            runs = list(s.scalars(q.order_by(RunRow.started_at)))
+            found = list(s.scalars(q.order_by(RunRow.started_at)))
             held: dict[str, list[str]] = {}
-            for entry_id, run_id in s.execute(select(EntryRow.id, EntryRow.claimed_by).where(
-                    EntryRow.claimed_by.in_([r.id for r in runs])).order_by(EntryRow.id)):
+            for entry_id, run_id in s.execute(select(E.id, E.claimed_by).where(
+                    E.claimed_by.in_([r.id for r in found])).order_by(E.id)):
                 held.setdefault(run_id, []).append(entry_id)
-            return [(r, held.get(r.id, [])) for r in runs]
+            return [(r, held.get(r.id, [])) for r in found]
 
     # ------------------------------------------------------------------ spend caps shared by queue workers
     def open_spend_cap(self, cap_id: str, cap_usd: float) -> None:
-        with self.db.session(write=True) as s:
-            row = s.get(SpendCap, cap_id)
-            if row is None:
-                s.add(SpendCap(id=cap_id, cap_usd=cap_usd, reserved_usd=0.0, spent_usd=0.0, created_at=utcnow()))
-            else:
-                row.cap_usd = cap_usd
+        c = spend_caps.c
+        with self.db.write() as conn:
+            if conn.execute(update(spend_caps).where(c.id == cap_id).values(cap_usd=cap_usd)).rowcount == 0:
+                conn.execute(insert(spend_caps).values(id=cap_id, cap_usd=cap_usd, reserved_usd=0.0, spent_usd=0.0,
+                                                       created_at=utcnow()))
 
     def reserve_spend(self, cap_id: str, price_usd: float) -> bool:
         """Reserve ``price_usd`` under the cap, atomically across processes: False when spent + reserved +
         price would pass it."""
-        with self.db.session(write=True) as s:
-            done = s.execute(update(SpendCap).where(
-                SpendCap.id == cap_id,
-                SpendCap.spent_usd + SpendCap.reserved_usd + price_usd <= SpendCap.cap_usd + 1e-9,
-            ).values(reserved_usd=SpendCap.reserved_usd + price_usd))
+        c = spend_caps.c
+        with self.db.write() as conn:
+            done = conn.execute(update(spend_caps).where(
+                c.id == cap_id, c.spent_usd + c.reserved_usd + price_usd <= c.cap_usd + 1e-9,
+            ).values(reserved_usd=c.reserved_usd + price_usd))
             return done.rowcount == 1
 
     def settle_spend(self, cap_id: str, reserved_usd: float, actual_usd: float) -> None:
-        with self.db.session(write=True) as s:
-            s.execute(update(SpendCap).where(SpendCap.id == cap_id).values(
-                reserved_usd=SpendCap.reserved_usd - reserved_usd, spent_usd=SpendCap.spent_usd + actual_usd))
+        c = spend_caps.c
+        with self.db.write() as conn:
+            conn.execute(update(spend_caps).where(c.id == cap_id).values(
+                reserved_usd=c.reserved_usd - reserved_usd, spent_usd=c.spent_usd + actual_usd))
 
     def spend_cap(self, cap_id: str) -> SpendCap | None:
-        with self.db.session() as s:
+        from limner.db.models import SpendCap
+
+        with _objects(self.db) as s:
             return s.get(SpendCap, cap_id)
 
     def heartbeat(self, run_id: str) -> None:
-        with self.db.session(write=True) as s:
-            s.execute(update(RunRow).where(RunRow.id == run_id).values(heartbeat_at=utcnow()))
+        with self.db.write() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(heartbeat_at=utcnow()))
 
     def end_run(self, run_id: str) -> None:
         """The run is over (or found dead): its claims are released."""
-        with self.db.session(write=True) as s:
-            s.execute(update(EntryRow).where(EntryRow.claimed_by == run_id).values(claimed_by=None, claimed_at=None))
-            s.execute(update(RunRow).where(RunRow.id == run_id, RunRow.finished_at.is_(None)).values(finished_at=utcnow()))
+        with self.db.write() as conn:
+            conn.execute(update(entries).where(E.claimed_by == run_id).values(claimed_by=None, claimed_at=None))
+            conn.execute(update(runs).where(runs.c.id == run_id, runs.c.finished_at.is_(None)).values(finished_at=utcnow()))
 
     def claim(self, entry_id: str, fingerprint: str, run_id: str, *, force: bool = False) -> Claim:
         """Take an entry for this run before any provider call, atomically: it succeeds only when no other
@@ -141,40 +164,46 @@ class Repository:
                 open_calls = conn.execute(st.open_call_ids, key).first() if resumable is None else None
                 if resumable is None and open_calls is None:  # the usual answer: a new image to generate
                     return Claim("claimed")
+                from sqlalchemy.orm import Session
+
+                from limner.db.models import Render
+
                 with Session(bind=conn, expire_on_commit=False) as s:  # rows to resume from: as objects
                     if resumable is not None:
                         return Claim("claimed", resumable=s.get(Render, resumable[0]))
                     return Claim("claimed", open_calls=tuple(self._open_calls(s, entry_id, fingerprint)))
-            with Session(bind=conn, expire_on_commit=False) as s:
-                row = s.get(EntryRow, entry_id)
-                if row is None or row.claimed_by in (None, run_id):
-                    return Claim("published")
-                return Claim("held", s.get(RunRow, row.claimed_by))
+            return self._not_claimed(conn, entry_id, run_id)
+
+    @staticmethod
+    def _not_claimed(conn: Any, entry_id: str, run_id: str) -> Claim:
+        """Why a claim's update changed no row: ``published``, or ``held`` by another run (as an object)."""
+        holder = conn.execute(select(E.claimed_by).where(E.id == entry_id)).scalar()
+        if holder in (None, run_id):
+            return Claim("published")
+        from sqlalchemy.orm import Session
+
+        from limner.db.models import RunRow
+
+        with Session(bind=conn, expire_on_commit=False) as s:
+            return Claim("held", s.get(RunRow, holder))
 
     # ------------------------------------------------------------------ reads
     def entry_statuses(self) -> dict[str, EntryStatus]:
-        query = select(
-            EntryRow.id, EntryRow.state, EntryRow.fingerprint, EntryRow.published_fingerprint,
-            EntryRow.retryable, EntryRow.attempts, EntryRow.last_error, EntryRow.input_digest, EntryRow.pinned,
-        )
         with self.db.engine.connect() as conn:  # plain rows: this query reads every entry
-            return {r[0]: EntryStatus(*r) for r in conn.execute(query)}
+            return {r[0]: EntryStatus(*r) for r in conn.execute(select(*STATUS_COLUMNS))}
 
     def entry_status(self, entry_id: str) -> EntryStatus | None:
         """One entry's status (None: no row yet), by its primary key: what a queue job plans its entry
         with, instead of reading every entry's status."""
-        query = select(
-            EntryRow.id, EntryRow.state, EntryRow.fingerprint, EntryRow.published_fingerprint,
-            EntryRow.retryable, EntryRow.attempts, EntryRow.last_error, EntryRow.input_digest, EntryRow.pinned,
-        ).where(EntryRow.id == entry_id)
+        query = select(*STATUS_COLUMNS).where(E.id == entry_id)
         with self.db.engine.connect() as conn:
             row = conn.execute(query).first()
         return EntryStatus(*row) if row is not None else None
 
     def entry_override(self, entry_id: str) -> EntryOverride | None:
         """A person's override of one entry's generation (None: there is none)."""
-        query = select(Override.prompt, Override.negative_extra, Override.seed, Override.style).where(
-            Override.entry_id == entry_id)
+        o = overrides.c
+        query = select(o.prompt, o.negative_extra, o.seed, o.style).where(o.entry_id == entry_id)
         with self.db.engine.connect() as conn:
             row = conn.execute(query).first()
         return EntryOverride(*row) if row is not None else None
@@ -185,8 +214,8 @@ class Repository:
         found: dict[str, int] = {}
         with self.db.engine.connect() as conn:
             for i in range(0, len(ids), 5000):
-                found.update(conn.execute(select(EntryRow.id, EntryRow.published_render_id).where(
-                    EntryRow.id.in_(ids[i:i + 5000]), EntryRow.published_render_id.is_not(None))).all())
+                found.update(conn.execute(select(E.id, E.published_render_id).where(
+                    E.id.in_(ids[i:i + 5000]), E.published_render_id.is_not(None))).all())
         return found
 
     def claim_to_replace(self, entry_id: str, run_id: str, replaces: int | None) -> Claim:
@@ -195,45 +224,44 @@ class Repository:
         the job was enqueued). ``published``: another image was published since, so the job is done;
         ``held``: another run holds it. The unit of work's own claim then finds it held by this run."""
         now = utcnow()
-        same = (EntryRow.published_render_id.is_(None) if replaces is None
-                else EntryRow.published_render_id == replaces)
-        with self.db.session(write=True) as s:
-            done = s.execute(update(EntryRow).where(
-                EntryRow.id == entry_id, or_(EntryRow.claimed_by.is_(None), EntryRow.claimed_by == run_id), same,
+        same = E.published_render_id.is_(None) if replaces is None else E.published_render_id == replaces
+        with self.db.write() as conn:
+            done = conn.execute(update(entries).where(
+                E.id == entry_id, or_(E.claimed_by.is_(None), E.claimed_by == run_id), same,
             ).values(claimed_by=run_id, claimed_at=now))
             if done.rowcount == 1:
                 return Claim("claimed")
-            row = s.get(EntryRow, entry_id)
-            if row is None or row.claimed_by in (None, run_id):
-                return Claim("published")
-            return Claim("held", s.get(RunRow, row.claimed_by))
+            return self._not_claimed(conn, entry_id, run_id)
 
     def overrides(self) -> dict[str, EntryOverride]:
         """entry id -> a person's override of its generation (usually none: one small query per plan)."""
+        o = overrides.c
         with self.db.engine.connect() as conn:
             return {r[0]: EntryOverride(*r[1:]) for r in conn.execute(select(
-                Override.entry_id, Override.prompt, Override.negative_extra, Override.seed, Override.style))}
+                o.entry_id, o.prompt, o.negative_extra, o.seed, o.style))}
 
     def find_resumable(self, entry_id: str, fingerprint: str) -> Render | None:
         """A render of this exact spec that was paid for but not yet published."""
-        with self.db.session() as s:
-            return self._resumable(s, entry_id, fingerprint)
+        from limner.db.models import Render
 
-    @staticmethod
-    def _resumable(s: Any, entry_id: str, fingerprint: str) -> Render | None:
-        return s.scalars(
-            select(Render)
-            .where(Render.entry_id == entry_id, Render.fingerprint == fingerprint,
-                   Render.status.in_([RenderStatus.generated.value, RenderStatus.derived.value]))
-            .order_by(Render.id.desc())
-            .limit(1)
-        ).first()
+        with _objects(self.db) as s:
+            return s.scalars(
+                select(Render)
+                .where(Render.entry_id == entry_id, Render.fingerprint == fingerprint,
+                       Render.status.in_([RenderStatus.generated.value, RenderStatus.derived.value]))
+                .order_by(Render.id.desc())
+                .limit(1)
+            ).first()
 
     def published_renders(self, ids: Iterable[str] | None = None) -> list[Render]:
-        with self.db.session() as s:
+        from sqlalchemy.orm import selectinload
+
+        from limner.db.models import Render
+
+        with _objects(self.db) as s:
             q = (
                 select(Render)
-                .join(EntryRow, EntryRow.published_render_id == Render.id)
+                .join(entries, E.published_render_id == Render.id)
                 .options(selectinload(Render.variants))
                 .order_by(Render.entry_id)
             )
@@ -243,47 +271,47 @@ class Repository:
 
     def phashes(self) -> dict[str, str]:
         """entry id -> perceptual hash of its published image."""
-        with self.db.session() as s:
-            rows = s.execute(select(Render.entry_id, Render.phash).join(EntryRow, EntryRow.published_render_id == Render.id)).all()
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(select(R.entry_id, R.phash).join(entries, E.published_render_id == R.id)).all()
         return {e: p for e, p in rows if p}
 
     def counts_by_state(self) -> dict[str, int]:
-        with self.db.session() as s:
-            return dict(s.execute(select(EntryRow.state, func.count()).group_by(EntryRow.state)).all())
+        with self.db.engine.connect() as conn:
+            return dict(conn.execute(select(E.state, func.count()).group_by(E.state)).all())  # type: ignore[arg-type]
 
     def spend(self) -> float:
-        with self.db.session() as s:
-            return float(s.scalar(select(func.coalesce(func.sum(LedgerRow.cost_usd), 0.0))) or 0.0)
+        with self.db.engine.connect() as conn:
+            return float(conn.scalar(select(func.coalesce(func.sum(L.cost_usd), 0.0))) or 0.0)
 
     def spend_by(self, *, since: dt.date | None = None) -> list[tuple[str, str, str, int, float]]:
         """(day, provider, model, calls, USD) from the ledger, oldest first."""
-        day = func.date(LedgerRow.created_at)
-        query = select(day, LedgerRow.provider, LedgerRow.model, func.count(), func.sum(LedgerRow.cost_usd))
+        day = func.date(L.created_at)
+        query = select(day, L.provider, L.model, func.count(), func.sum(L.cost_usd))
         if since is not None:
-            query = query.where(LedgerRow.created_at >= dt.datetime.combine(since, dt.time()))
-        query = query.group_by(day, LedgerRow.provider, LedgerRow.model).order_by(day, LedgerRow.provider, LedgerRow.model)
-        with self.db.session() as s:
-            return [(str(d), p, m, int(n), float(c or 0)) for d, p, m, n, c in s.execute(query).all()]
+            query = query.where(L.created_at >= dt.datetime.combine(since, dt.time()))
+        query = query.group_by(day, L.provider, L.model).order_by(day, L.provider, L.model)
+        with self.db.engine.connect() as conn:
+            return [(str(d), p, m, int(n), float(c or 0)) for d, p, m, n, c in conn.execute(query).all()]
 
     def failures(self) -> list[tuple[str, str | None, int, bool]]:
-        with self.db.session() as s:
-            return list(
-                s.execute(
-                    select(EntryRow.id, EntryRow.last_error, EntryRow.attempts, EntryRow.retryable)
-                    .where(EntryRow.state == EntryState.failed.value)
-                    .order_by(EntryRow.id)
-                ).all()
-            )
+        with self.db.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(  # type: ignore[misc]
+                select(E.id, E.last_error, E.attempts, E.retryable)
+                .where(E.state == EntryState.failed.value)
+                .order_by(E.id)
+            ).all()]
 
     def all_object_keys(self) -> set[str]:
-        with self.db.session() as s:
-            keys = set(s.scalars(select(Render.master_key)).all())
-            keys |= {k for k in s.scalars(select(Render.placeholder_key)).all() if k}
-            keys |= set(s.scalars(select(Variant.key)).all())
+        with self.db.engine.connect() as conn:
+            keys = set(conn.scalars(select(R.master_key)).all())
+            keys |= {k for k in conn.scalars(select(R.placeholder_key)).all() if k}
+            keys |= set(conn.scalars(select(V.key)).all())
         return keys
 
     def renders_for(self, entry_id: str) -> list[Render]:
-        with self.db.session() as s:
+        from limner.db.models import Render
+
+        with _objects(self.db) as s:
             return list(s.scalars(select(Render).where(Render.entry_id == entry_id).order_by(Render.id)).all())
 
     # ------------------------------------------------------------------ writes
@@ -291,17 +319,16 @@ class Repository:
         """Queue entries: (id, title, style, fingerprint). Creates missing rows; marks stale ones."""
         now = utcnow()
         items = list(items)
-        with self.db.session(write=True) as s:
-            existing = set(s.scalars(select(EntryRow.id).where(EntryRow.id.in_([i[0] for i in items]))).all()) if len(items) < 30000 else set(s.scalars(select(EntryRow.id)).all())
+        with self.db.write() as conn:
+            existing = set(conn.scalars(select(E.id).where(E.id.in_([i[0] for i in items]))).all()) if len(items) < 30000 else set(conn.scalars(select(E.id)).all())
             new_rows: list[dict[str, Any]] = []
             for entry_id, title, style, fingerprint in items:
                 if entry_id in existing:
-                    s.execute(  # an entry another run is working on, or has just published as planned, is left to it
-                        update(EntryRow)
-                        .where(EntryRow.id == entry_id, EntryRow.claimed_by.is_(None),
-                               or_(EntryRow.state != EntryState.published.value,
-                                   EntryRow.published_fingerprint.is_(None),
-                                   EntryRow.published_fingerprint != fingerprint))
+                    conn.execute(  # an entry another run is working on, or has just published as planned, is left to it
+                        update(entries)
+                        .where(E.id == entry_id, E.claimed_by.is_(None),
+                               or_(E.state != EntryState.published.value, E.published_fingerprint.is_(None),
+                                   E.published_fingerprint != fingerprint))
                         .values(title=title, style=style, fingerprint=fingerprint, state=EntryState.queued.value, updated_at=now)
                     )
                 else:
@@ -309,63 +336,57 @@ class Repository:
                                      "state": EntryState.queued.value, "attempts": 0, "retryable": True,
                                      "created_at": now, "updated_at": now})
             if new_rows:  # another run may be queuing the same new entries right now: first one wins
-                s.execute(self._insert_ignoring_duplicates(EntryRow), new_rows)
+                conn.execute(self._insert_ignoring_duplicates(entries, "id"), new_rows)
             stale = list(stale_ids)
             if stale:
-                s.execute(update(EntryRow).where(EntryRow.id.in_(stale), EntryRow.state == EntryState.published.value)
-                          .values(state=EntryState.stale.value, updated_at=now))
+                conn.execute(update(entries).where(E.id.in_(stale), E.state == EntryState.published.value)
+                             .values(state=EntryState.stale.value, updated_at=now))
 
-    def _insert_ignoring_duplicates(self, model: Any) -> Any:
+    def _insert_ignoring_duplicates(self, table: Any, key: str) -> Any:
         dialect = self.db.engine.dialect.name
         if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
         elif dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
         else:  # pragma: no cover - other databases: a plain insert (a duplicate raises)
-            from sqlalchemy import insert
-
-            return insert(model)
-        return insert(model).on_conflict_do_nothing(index_elements=["id"])
+            return insert(table)
+        return dialect_insert(table).on_conflict_do_nothing(index_elements=[key])
 
     def mark_stale(self, ids: Iterable[str]) -> None:
         ids = list(ids)
         if not ids:
             return
-        with self.db.session(write=True) as s:
-            s.execute(update(EntryRow).where(EntryRow.id.in_(ids), EntryRow.state == EntryState.published.value)
-                      .values(state=EntryState.stale.value, updated_at=utcnow()))
+        with self.db.write() as conn:
+            conn.execute(update(entries).where(E.id.in_(ids), E.state == EntryState.published.value)
+                         .values(state=EntryState.stale.value, updated_at=utcnow()))
 
     def set_state(self, entry_id: str, state: EntryState, **values: Any) -> None:
-        with self.db.session(write=True) as s:
-            s.execute(update(EntryRow).where(EntryRow.id == entry_id).values(state=state.value, updated_at=utcnow(), **values))
+        with self.db.write() as conn:
+            conn.execute(update(entries).where(E.id == entry_id).values(state=state.value, updated_at=utcnow(), **values))
 
     def mark_failed(self, entry_id: str, error: str, *, retryable: bool, attempts: int) -> None:
-        with self.db.session(write=True) as s:
-            s.execute(
-                update(EntryRow)
-                .where(EntryRow.id == entry_id)
+        with self.db.write() as conn:
+            conn.execute(
+                update(entries)
+                .where(E.id == entry_id)
                 .values(state=EntryState.failed.value, last_error=error[:2000], retryable=retryable,
-                        attempts=EntryRow.attempts + attempts, updated_at=utcnow(), claimed_by=None, claimed_at=None)
+                        attempts=E.attempts + attempts, updated_at=utcnow(), claimed_by=None, claimed_at=None)
             )
 
     def ensure_template(self, sha: str, *, style: str, version: str, positive: str, negative: str, params: dict[str, Any]) -> None:
-        from sqlalchemy.exc import IntegrityError
-
-        try:
-            with self.db.session(write=True) as s:
-                if s.get(Template, sha) is None:
-                    s.add(Template(sha256=sha, style=style, version=version, positive=positive, negative=negative,
-                                   params=params))
-        except IntegrityError:  # another run recorded the same template at the same moment: it is there
-            with self.db.session() as s:
-                if s.get(Template, sha) is None:
-                    raise
+        """Record a template version once (another run recording the same one at the same moment is fine)."""
+        with self.db.write() as conn:
+            conn.execute(self._insert_ignoring_duplicates(templates, "sha256").values(
+                sha256=sha, style=style, version=version, positive=positive, negative=negative, params=params,
+                created_at=utcnow()))
 
     def record_render(self, render: Render, *, call_id: int | None = None, ledger_outcome: str = "generated") -> Render:
         """Record a paid generation (master already stored) and close its ledger line, in one commit: the
         journal's row ``call_id`` when the call was journaled, else a new line."""
+        from sqlalchemy.orm import make_transient_to_detached
+
         st, now = hot(), utcnow()
-        values = row_values(render, Render.__table__)
+        values = row_values(render, renders)
         with self.db.write() as conn:
             render_id = conn.execute(st.insert_render, values).scalar_one()
             done = 0
@@ -374,10 +395,11 @@ class Repository:
                                                     "p_outcome": ledger_outcome, "p_status": CallStatus.recorded.value,
                                                     "p_now": now}).rowcount
             if not done:
-                conn.execute(st.insert_line, row_values(LedgerRow(
-                    entry_id=render.entry_id, render_id=render_id, provider=render.provider, model=render.model,
-                    cost_usd=render.cost_usd, outcome=ledger_outcome, status=CallStatus.recorded.value,
-                    fingerprint=render.fingerprint, created_at=now, updated_at=now), LedgerRow.__table__))
+                conn.execute(st.insert_line, {
+                    "entry_id": render.entry_id, "render_id": render_id, "provider": render.provider,
+                    "model": render.model, "cost_usd": render.cost_usd, "outcome": ledger_outcome,
+                    "status": CallStatus.recorded.value, "fingerprint": render.fingerprint, "created_at": now,
+                    "updated_at": now, "run_id": None, "external_id": None})
             conn.execute(st.entry_generated, {"p_id": render.entry_id, "p_now": now})
         # the object now holds what was written, as a flush would have left it: a row of the database
         for name, value in values.items():
@@ -422,34 +444,38 @@ class Repository:
 
     def open_calls(self, entry_id: str, fingerprint: str) -> list[LedgerRow]:
         """Calls for this exact spec that were made (and maybe paid) but never closed, oldest first."""
-        with self.db.session() as s:
+        with _objects(self.db) as s:
             return self._open_calls(s, entry_id, fingerprint)
 
     @staticmethod
     def _open_calls(s: Any, entry_id: str, fingerprint: str) -> list[LedgerRow]:
+        from limner.db.models import LedgerRow
+
         return list(s.scalars(select(LedgerRow).where(
             LedgerRow.entry_id == entry_id, LedgerRow.fingerprint == fingerprint,
             LedgerRow.status.in_(OPEN_CALLS)).order_by(LedgerRow.id)).all())
 
     def call(self, call_id: int) -> LedgerRow | None:
-        with self.db.session() as s:
+        from limner.db.models import LedgerRow
+
+        with _objects(self.db) as s:
             return s.get(LedgerRow, call_id)
 
     def run_spend(self, run_id: str) -> tuple[int, float]:
         """(calls, USD) of the ledger lines a run wrote: its summary is read from here."""
-        with self.db.session() as s:
-            n, usd = s.execute(select(func.count(), func.coalesce(func.sum(LedgerRow.cost_usd), 0.0))
-                               .where(LedgerRow.run_id == run_id)).one()
+        with self.db.engine.connect() as conn:
+            n, usd = conn.execute(select(func.count(), func.coalesce(func.sum(L.cost_usd), 0.0))
+                                  .where(L.run_id == run_id)).one()
         return int(n), float(usd or 0.0)
 
     def set_placeholder(self, render_id: int, key: str, width: int, height: int) -> None:
-        with self.db.session(write=True) as s:
-            s.execute(update(Render).where(Render.id == render_id)
-                      .values(placeholder_key=key, placeholder_width=width, placeholder_height=height))
+        with self.db.write() as conn:
+            conn.execute(update(renders).where(R.id == render_id)
+                         .values(placeholder_key=key, placeholder_width=width, placeholder_height=height))
 
     def reject_render(self, render_id: int, error: str) -> None:
-        with self.db.session(write=True) as s:
-            s.execute(update(Render).where(Render.id == render_id).values(status=RenderStatus.rejected.value, error=error[:2000]))
+        with self.db.write() as conn:
+            conn.execute(update(renders).where(R.id == render_id).values(status=RenderStatus.rejected.value, error=error[:2000]))
 
     def record_derived(self, render_id: int, *, fields: dict[str, Any], variants: list[dict[str, Any]], publish: bool = False,
                        input_digest: str | None = None, await_review: bool = False) -> None:
@@ -481,6 +507,8 @@ class Repository:
     def _publish(s: Any, render: Render, input_digest: str | None) -> None:
         """Publish ``render`` in session ``s`` (a person's approval, :mod:`limner.db.review`); a run publishes
         through the same statements in :meth:`record_derived`."""
+        from limner.db.models import EntryRow
+
         st = hot()
         entry = s.get(EntryRow, render.entry_id)
         assert entry is not None
@@ -508,6 +536,8 @@ class Repository:
         Creates the entry row when the entry was never planned, and the template row the render points
         at. Writes no ledger line: nothing was paid for. Publish it with ``record_derived(publish=True)``.
         """
+        from limner.db.models import EntryRow, Template
+
         now = utcnow()
         with self.db.session(write=True) as s:
             if s.get(Template, render.template_sha) is None:
@@ -525,7 +555,9 @@ class Repository:
 
     def adopted_render_for(self, entry_id: str, fingerprint: str, master_sha256: str) -> Render | None:
         """An adopted render of these bytes that was recorded but not yet published (an interrupted adopt)."""
-        with self.db.session() as s:
+        from limner.db.models import Render
+
+        with _objects(self.db) as s:
             return s.scalars(
                 select(Render)
                 .where(Render.entry_id == entry_id, Render.fingerprint == fingerprint, Render.master_sha256 == master_sha256,
@@ -536,36 +568,36 @@ class Repository:
 
     def published_providers(self, ids: Iterable[str] | None = None) -> dict[str, str]:
         """entry id -> provider of its published render."""
-        query = select(Render.entry_id, Render.provider).join(EntryRow, EntryRow.published_render_id == Render.id)
+        query = select(R.entry_id, R.provider).join(entries, E.published_render_id == R.id)
         if ids is not None:
-            query = query.where(Render.entry_id.in_(list(ids)))
-        with self.db.session() as s:
-            return {e: p for e, p in s.execute(query).all()}
+            query = query.where(R.entry_id.in_(list(ids)))
+        with self.db.engine.connect() as conn:
+            return {e: p for e, p in conn.execute(query).all()}
 
     # ------------------------------------------------------------------ storage maintenance (upload, gc)
     def object_digests(self) -> dict[str, str]:
         """key -> sha256 of every master and variant a row records (placeholders are named by their sha256)."""
-        with self.db.session() as s:
-            digests = {k: sha for k, sha in s.execute(select(Render.master_key, Render.master_sha256)).all()}
-            digests.update({k: sha for k, sha in s.execute(select(Variant.key, Variant.sha256)).all()})
+        with self.db.engine.connect() as conn:
+            digests = {k: sha for k, sha in conn.execute(select(R.master_key, R.master_sha256)).all()}
+            digests.update({k: sha for k, sha in conn.execute(select(V.key, V.sha256)).all()})
         return digests
 
     def object_keys_by_render(self) -> dict[int, tuple[str, set[str]]]:
         """render id -> (status, every object key it references: master, placeholder, variants)."""
-        with self.db.session() as s:
+        with self.db.engine.connect() as conn:
             found: dict[int, tuple[str, set[str]]] = {
                 rid: (status, {k for k in (master, placeholder) if k})
-                for rid, status, master, placeholder in s.execute(
-                    select(Render.id, Render.status, Render.master_key, Render.placeholder_key)).all()
+                for rid, status, master, placeholder in conn.execute(
+                    select(R.id, R.status, R.master_key, R.placeholder_key)).all()
             }
-            for rid, key in s.execute(select(Variant.render_id, Variant.key)).all():
+            for rid, key in conn.execute(select(V.render_id, V.key)).all():
                 if rid in found:
                     found[rid][1].add(key)
         return found
 
     def published_render_ids(self) -> set[int]:
-        with self.db.session() as s:
-            return set(s.scalars(select(EntryRow.published_render_id).where(EntryRow.published_render_id.is_not(None))).all())
+        with self.db.engine.connect() as conn:
+            return set(conn.scalars(select(E.published_render_id).where(E.published_render_id.is_not(None))).all())
 
     def forget_renders(self, render_ids: Iterable[int]) -> int:
         """Delete superseded or rejected render rows and their variant rows; never a published or live one.
@@ -576,16 +608,16 @@ class Repository:
         ids = sorted(set(render_ids))
         dead = (RenderStatus.superseded.value, RenderStatus.rejected.value)
         deleted = 0
-        with self.db.session(write=True) as s:
-            published = set(s.scalars(select(EntryRow.published_render_id).where(EntryRow.published_render_id.is_not(None))).all())
+        with self.db.write() as conn:
+            published = set(conn.scalars(select(E.published_render_id).where(E.published_render_id.is_not(None))).all())
             for i in range(0, len(ids), 500):
                 chunk = [r for r in ids[i:i + 500] if r not in published]
-                chunk = list(s.scalars(select(Render.id).where(Render.id.in_(chunk), Render.status.in_(dead))).all()) if chunk else []
+                chunk = list(conn.scalars(select(R.id).where(R.id.in_(chunk), R.status.in_(dead))).all()) if chunk else []
                 if not chunk:
                     continue
-                s.execute(update(LedgerRow).where(LedgerRow.render_id.in_(chunk)).values(render_id=None))
-                s.execute(delete(Variant).where(Variant.render_id.in_(chunk)))
-                deleted += s.execute(delete(Render).where(Render.id.in_(chunk))).rowcount or 0
+                conn.execute(update(ledger).where(L.render_id.in_(chunk)).values(render_id=None))
+                conn.execute(delete(variants).where(V.render_id.in_(chunk)))
+                deleted += conn.execute(delete(renders).where(R.id.in_(chunk))).rowcount or 0
         return deleted
 
 def as_utc_iso(value: dt.datetime | None) -> str | None:

@@ -19,12 +19,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.sql import Executable
 
-from limner.db.models import OPEN_CALLS, EntryRow, EntryState, LedgerRow, Render, RenderStatus, ReviewState, Variant
-
-entries: Table = EntryRow.__table__  # type: ignore[assignment]
-renders: Table = Render.__table__  # type: ignore[assignment]
-variants: Table = Variant.__table__  # type: ignore[assignment]
-ledger: Table = LedgerRow.__table__  # type: ignore[assignment]
+from limner.db.tables import OPEN_CALLS, EntryState, RenderStatus, ReviewState, entries, ledger, renders, variants
 
 
 class Statements:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from limner.db.models import CallStatus
+from limner.db.tables import CallStatus
 
 if TYPE_CHECKING:
     from limner.db.models import LedgerRow

@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from limner.catalog import Entry
-from limner.db.models import EntryState
+from limner.db.tables import EntryState
 from limner.db.repository import EntryOverride, EntryStatus
 from limner.errors import ConfigError
 from limner.gcpause import gc_paused

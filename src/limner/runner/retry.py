@@ -18,7 +18,7 @@ from typing import TypeVar
 from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from limner.db.models import CallStatus
+from limner.db.tables import CallStatus
 from limner.providers import AuthFailed, GenerationRequest, GenerationResult, Provider, ProviderError, RateLimited, Transient
 from limner.providers.base import _call_id_sink, _slot_release
 from limner.runner.journal import Call, CallJournal

@@ -228,9 +228,9 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                 bar.advance(spend=budget.spent, failed=summary.failed)
 
         beating = asyncio.create_task(beat(off, repo, run))
-        # once the first calls are out, the loop waits: import what storing a master needs (Pillow, for
-        # its XMP) in the meantime rather than when the first answer is in
-        warming = asyncio.create_task(_import_later(off, "limner.imaging.xmp_embed"))
+        # once the first calls are out, the loop waits: import what storing a master needs (the ORM class
+        # of a render, Pillow for its XMP) in the meantime rather than when the first answer is in
+        warming = asyncio.create_task(_import_later(off, "limner.db.models", "limner.imaging.xmp_embed"))
         try:
             async with asyncio.TaskGroup() as tg:
                 for _ in range(max(1, n_workers)):
@@ -257,11 +257,12 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
         await gate.provider.aclose()
 
 
-async def _import_later(off: OffLoop, module: str, delay_s: float = 0.05) -> None:
+async def _import_later(off: OffLoop, *modules: str, delay_s: float = 0.05) -> None:
     import importlib
 
     await asyncio.sleep(delay_s)
-    await off.io(importlib.import_module, module)
+    for module in modules:
+        await off.io(importlib.import_module, module)
 
 
 def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) -> RunSummary:

@@ -18,12 +18,12 @@ import hashlib
 import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from limner.db.models import CallStatus, Render, RenderStatus, utcnow
 from limner.db.repository import Claim, Repository
+from limner.db.tables import CallStatus, RenderStatus, utcnow
 from limner.imaging.errors import ImageRejected
 from limner.providers import AuthFailed, GenerationRequest, GenerationResult, OutOfCredit, ProviderError
 from limner.runner.imaging_task import DeriveOptions, Processed, Provenance, process_master
@@ -37,6 +37,9 @@ from limner.runner.recovery import Kept, RecoveryFolder
 from limner.runner.retry import Answer, CallStats, ProviderGate, RunStopped
 from limner.storage import Storage, StorageError, content_key
 from limner.storage.base import EXTENSIONS, MIME_TYPES
+
+if TYPE_CHECKING:
+    from limner.db.models import Render
 
 log = logging.getLogger("limner.runner")
 
@@ -304,6 +307,8 @@ class UnitOfWork:
                               version=item.style.version, positive=item.style.positive, negative=item.style.negative,
                               params=item.style.params)
             self._templates.add(spec.template_sha)
+        from limner.db.models import Render  # imported while the first calls were out (runner/run.py)
+
         render = Render(
             entry_id=spec.entry_id, fingerprint=item.fingerprint, status=RenderStatus.generated.value,
             provider=spec.provider, model=model, seed=seed, prompt=spec.prompt, negative_prompt=spec.negative_prompt,

@@ -62,7 +62,7 @@ def entries_with_image(project: Project) -> set[str]:
 
 def catalogue_states(project: Project) -> dict[str, str]:
     """State of every catalogue entry, with ``stale`` computed against the current catalogue and styles."""
-    from limner.db.models import EntryState
+    from limner.db.tables import EntryState
     from limner.runner import Selection, build_plan
 
     statuses = project.repo.entry_statuses()
@@ -79,7 +79,7 @@ def catalogue_states(project: Project) -> dict[str, str]:
 
 
 def status_dict(project: Project) -> dict[str, Any]:
-    from limner.db.models import EntryState
+    from limner.db.tables import EntryState
 
     states = catalogue_states(project)
     counts = Counter(states.values())
