@@ -33,6 +33,11 @@ from limner.runner.unit import Outcome, UnitOfWork
 
 log = logging.getLogger("limner.runner")
 
+#: the imaging pool starts this long after a run's first call went out, so that the first round's requests
+#: are written first: starting the forkserver holds the event loop for about 10 ms (its workers then take
+#: 0.3-0.4 s to import the imaging stack, well within a provider's latency)
+POOL_START_DELAY_S = 0.02
+
 
 @dataclass
 class RunOptions:
@@ -166,9 +171,10 @@ async def beat(off: OffLoop, repo: Any, run: RunIdentity, every_s: float = HEART
 async def _execute(project: Project, plan: Plan, options: RunOptions, summary: RunSummary, pool: ImagingPool,
                    run: RunIdentity) -> None:
     repo = project.repo
+    loop = asyncio.get_running_loop()
     gates: dict[str, ProviderGate] = {name: lane.gate(project.settings.generate) for name, lane in plan.lanes.items()}
-    for gate in gates.values():  # the pool starts once the first call is out (see runner/pool.py)
-        gate.on_first_call = pool.begin
+    for gate in gates.values():  # the pool starts once the first calls are out (see runner/pool.py)
+        gate.on_first_call = lambda: loop.call_later(POOL_START_DELAY_S, pool.begin)
     pool.ready.add_done_callback(lambda f: None if f.cancelled() or f.exception() else summary.mark("pool_ready"))
     unit, off = await open_unit(project, pool, run)
     budget = Budget(options.budget_usd)
@@ -179,7 +185,6 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
     n_workers = min(len(plan.items), sum(g.concurrency for g in gates.values()) * 2 + pool.workers)
 
     main_task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
 
     def on_sigint() -> None:
         """First Ctrl-C: finish (and store) the calls in flight, start nothing new. Second: stop now."""
