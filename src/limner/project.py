@@ -19,7 +19,8 @@ from limner.errors import ConfigError
 from limner.providers import DEFAULT_PROVIDER, Provider
 from limner.registry import provider_class
 from limner.storage import Storage, open_storage
-from limner.styles import PromptRenderer, Style, load_styles
+from limner.styles import PromptRenderer, Style
+from limner.styles.loader import load_styles_with_renderer
 
 if TYPE_CHECKING:
     from limner.db.review import Reviews
@@ -39,18 +40,24 @@ class Project:
 
     # ---------------------------------------------------------------- inputs
     @cached_property
-    def styles(self) -> dict[str, Style]:
+    def _styles_and_renderer(self) -> tuple[dict[str, Style], PromptRenderer]:
         s = self.settings
         inline = {k: dict(v) for k, v in s.styles.items()}
-        styles = load_styles(s.path(s.project.styles_dir), inline, config_name=str(s.config_file or "limner.toml"))
+        styles, renderer = load_styles_with_renderer(s.path(s.project.styles_dir), inline,
+                                                     config_name=str(s.config_file or "limner.toml"))
         for name in [s.project.default_style, *s.project.era_styles.values()]:
             if name not in styles:
                 raise ConfigError(f"{s.config_file or 'settings'}: unknown style {name!r} in [project]; known styles: {', '.join(sorted(styles))}")
-        return styles
+        return styles, renderer
 
-    @cached_property
+    @property
+    def styles(self) -> dict[str, Style]:
+        return self._styles_and_renderer[0]
+
+    @property
     def renderer(self) -> PromptRenderer:
-        return PromptRenderer(self.styles)
+        """The prompt renderer that compiled every style's templates when the styles loaded."""
+        return self._styles_and_renderer[1]
 
     @cached_property
     def catalog(self) -> Catalog:

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from limner.errors import StyleError
 from limner.styles.builtin import BUILTIN_STYLES
 from limner.styles.models import Style
+
+if TYPE_CHECKING:
+    from limner.styles.templates import PromptRenderer
 
 
 def _build(data: dict[str, Any], *, name: str, source: str) -> Style:
@@ -24,7 +27,18 @@ def _build(data: dict[str, Any], *, name: str, source: str) -> Style:
         raise StyleError(f"{source}: style {name!r}: {msgs}") from None
 
 
-def load_styles(styles_dir: Path | None = None, inline: dict[str, dict[str, Any]] | None = None, *, config_name: str = "limner.toml") -> dict[str, Style]:
+def load_styles(styles_dir: Path | None = None, inline: dict[str, dict[str, Any]] | None = None, *,
+                config_name: str = "limner.toml") -> dict[str, Style]:
+    """The built-in styles, then those of ``styles_dir``, then the inline ones; every template is compiled
+    (and tried) now, so a broken one is reported before any work starts."""
+    styles, _renderer = load_styles_with_renderer(styles_dir, inline, config_name=config_name)
+    return styles
+
+
+def load_styles_with_renderer(styles_dir: Path | None = None, inline: dict[str, dict[str, Any]] | None = None, *,
+                              config_name: str = "limner.toml") -> tuple[dict[str, Style], PromptRenderer]:
+    """:func:`load_styles`, with the renderer that compiled the templates (compiling them is most of the
+    cost of loading styles: a project keeps this one)."""
     styles = {s.name: s for s in BUILTIN_STYLES}
     if styles_dir is not None and styles_dir.is_dir():
         for path in sorted(styles_dir.glob("*.toml")):
@@ -42,5 +56,4 @@ def load_styles(styles_dir: Path | None = None, inline: dict[str, dict[str, Any]
     # compile every template now so a broken one is reported before any work starts
     from limner.styles.templates import PromptRenderer
 
-    PromptRenderer(styles)
-    return styles
+    return styles, PromptRenderer(styles)
