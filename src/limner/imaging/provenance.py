@@ -8,6 +8,7 @@ the database; ``generate.variant_provenance = "full"`` puts the full record in t
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
@@ -28,8 +29,14 @@ MAX_XMP_BYTES = 60_000
 
 _SHORT_FIELD_CHARS = 1_000
 _ELLIPSIS = "\u2026"
-# Characters that XML 1.0 forbids, including lone surrogates and U+FFFE/U+FFFF.
-_XML_INVALID = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+@functools.cache
+def _xml_invalid() -> re.Pattern[str]:
+    """Characters that XML 1.0 forbids, including lone surrogates and U+FFFE/U+FFFF. Compiled at first use
+    (6 ms): the runner's main process imports this module before its first call, and writes its first XMP
+    packet only once an answer is in, on a storage thread."""
+    return re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def embed_xmp(data: bytes, packet: bytes) -> bytes:
@@ -63,7 +70,7 @@ class Provenance:
 
 def _text(value: object) -> str:
     """XML-escape text for element content and attribute values alike."""
-    s = _XML_INVALID.sub("", str(value))
+    s = _xml_invalid().sub("", str(value))
     return (
         s.replace("&", "&amp;")
         .replace("<", "&lt;")
