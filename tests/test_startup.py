@@ -12,7 +12,8 @@ import sys
 from limner import __version__
 
 HEAVY = ("sqlalchemy", "alembic", "PIL", "numpy", "scipy", "httpx", "pydantic_settings", "jinja2", "yaml",
-         "rich.console", "limner.project", "limner.db", "limner.imaging.derive", "sqlalchemy.orm", "limner.db.models")
+         "rich.console", "limner.project", "limner.db", "limner.imaging.derive", "sqlalchemy.orm", "limner.db.models",
+         "limner.runner.forkserver_exit")
 #: the ORM and the classes that map the tables: a run's hot path, ``plan`` and ``status`` use Core tables
 ORM = {"sqlalchemy.orm", "limner.db.models"}
 
@@ -188,3 +189,17 @@ def test_importing_the_cli_does_not_import_asyncio():
     proc = subprocess.run([sys.executable, "-c", "import sys, limner.cli.app; print('asyncio' in sys.modules)"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
+
+
+def test_the_pools_forkserver_leaves_without_tearing_its_interpreter_down():
+    """The forkserver preloads limner.runner.forkserver_exit first: at its exit (its parent gone) it leaves at
+    once, so a reader of the command's output through a pipe does not wait for NumPy and Pillow to unload.
+    Here an exit handler registered before the module never runs; the main process never imports it."""
+    from limner.runner.pool import _preload
+
+    assert _preload()[0] == "limner.runner.forkserver_exit"
+    script = ("import atexit; atexit.register(print, 'torn down'); import limner.runner.forkserver_exit; "
+              "print('preloaded', flush=True); raise SystemExit(3)")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["preloaded"] and proc.returncode == 0, (proc.stdout, proc.returncode)
+    assert "limner.runner.forkserver_exit" not in imported_after("import limner.runner.run, limner.runner.unit")

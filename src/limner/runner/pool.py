@@ -68,7 +68,7 @@ def init_worker(options: DeriveOptions, main_pid: int) -> None:
 
 def _preload() -> list[str]:
     # each worker imports the ``limner`` script again as ``__mp_main__``: all it imports is limner.cli.entry
-    return ["limner.cli.entry", "limner.runner.imaging_task", *IMAGING_MODULES]
+    return ["limner.runner.forkserver_exit", "limner.cli.entry", "limner.runner.imaging_task", *IMAGING_MODULES]
 
 
 def start_forkserver() -> None:
