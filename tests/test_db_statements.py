@@ -39,6 +39,20 @@ def variants(seed: int) -> list[dict]:
              "bytes": 100} for w, f in SHAPES]
 
 
+def prepared(db: Database, *entries: str, runs: int = 1) -> Repository:
+    """A repository with ``runs`` runs started, ``entries`` queued and the template recorded (twice: the
+    second time changes nothing, as when two runs record the same template at once)."""
+    repo = Repository(db)
+    for n in range(1, runs + 1):
+        repo.start_run(f"run-{n}", "host", n)
+    repo.sync_entries([(e, f"Entry {e}", "default", "fp") for e in entries])
+    for _ in range(2):
+        repo.ensure_template("t" * 64, style="default", version="1", positive="p", negative="n", params={})
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM templates").scalar() == 1
+    return repo
+
+
 def paid_render(repo: Repository, entry: str, seed: int) -> Render:
     claim = repo.claim(entry, "fp", "run-1", force=True)
     assert claim.status == "claimed"
@@ -50,10 +64,7 @@ def paid_render(repo: Repository, entry: str, seed: int) -> Render:
 
 
 def test_a_unit_of_works_writes_leave_the_rows_the_orm_did(db: Database):
-    repo = Repository(db)
-    repo.start_run("run-1", "host", 1)
-    repo.sync_entries([("e1", "Entry one", "default", "fp")])
-    repo.ensure_template("t" * 64, style="default", version="1", positive="p", negative="n", params={})
+    repo = prepared(db, "e1")
 
     first = paid_render(repo, "e1", 1)
     assert first.id and first.created_at is not None and first.status == RenderStatus.generated.value
@@ -78,11 +89,7 @@ def test_a_unit_of_works_writes_leave_the_rows_the_orm_did(db: Database):
 
 
 def test_the_claim_answers_claimed_resumable_open_calls_and_held(db: Database):
-    repo = Repository(db)
-    repo.start_run("run-1", "host", 1)
-    repo.start_run("run-2", "host", 2)
-    repo.sync_entries([("e1", "One", "default", "fp"), ("e2", "Two", "default", "fp"), ("e3", "Three", "default", "fp")])
-    repo.ensure_template("t" * 64, style="default", version="1", positive="p", negative="n", params={})
+    repo = prepared(db, "e1", "e2", "e3", runs=2)
 
     assert repo.claim("e1", "fp", "run-1") == ("claimed", None, None, ())
     render = repo.record_render(new_render("e1", 1))  # paid, not published: the next claim resumes from it
@@ -103,10 +110,7 @@ def test_the_claim_answers_claimed_resumable_open_calls_and_held(db: Database):
 
 def test_a_fault_in_the_middle_of_a_write_leaves_nothing_behind(db: Database):
     """The variants' insert fails after the render's fields were updated: the whole write rolls back."""
-    repo = Repository(db)
-    repo.start_run("run-1", "host", 1)
-    repo.sync_entries([("e1", "One", "default", "fp")])
-    repo.ensure_template("t" * 64, style="default", version="1", positive="p", negative="n", params={})
+    repo = prepared(db, "e1")
     render = paid_render(repo, "e1", 1)
 
     def disk_full(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]

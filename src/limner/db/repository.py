@@ -41,6 +41,19 @@ STATUS_COLUMNS = (E.id, E.state, E.fingerprint, E.published_fingerprint, E.retry
                   E.input_digest, E.pinned)
 
 
+def insert_ignoring_duplicates(db: Database, table: Any, key: str) -> Any:
+    """An insert into ``table`` that skips rows whose ``key`` is there already (another run or process
+    inserting the same row at the same moment: the first one wins), in the database's own dialect."""
+    dialect = db.engine.dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:  # pragma: no cover - other databases: a plain insert (a duplicate raises)
+        return insert(table)
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=[key])
+
+
 def _objects(db: Database) -> Session:
     """A read-only session for the methods that return ORM objects (imports the ORM at the first)."""
     from sqlalchemy.orm import Session
@@ -336,21 +349,11 @@ class Repository:
                                      "state": EntryState.queued.value, "attempts": 0, "retryable": True,
                                      "created_at": now, "updated_at": now})
             if new_rows:  # another run may be queuing the same new entries right now: first one wins
-                conn.execute(self._insert_ignoring_duplicates(entries, "id"), new_rows)
+                conn.execute(insert_ignoring_duplicates(self.db, entries, "id"), new_rows)
             stale = list(stale_ids)
             if stale:
                 conn.execute(update(entries).where(E.id.in_(stale), E.state == EntryState.published.value)
                              .values(state=EntryState.stale.value, updated_at=now))
-
-    def _insert_ignoring_duplicates(self, table: Any, key: str) -> Any:
-        dialect = self.db.engine.dialect.name
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        elif dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:  # pragma: no cover - other databases: a plain insert (a duplicate raises)
-            return insert(table)
-        return dialect_insert(table).on_conflict_do_nothing(index_elements=[key])
 
     def mark_stale(self, ids: Iterable[str]) -> None:
         ids = list(ids)
@@ -376,7 +379,7 @@ class Repository:
     def ensure_template(self, sha: str, *, style: str, version: str, positive: str, negative: str, params: dict[str, Any]) -> None:
         """Record a template version once (another run recording the same one at the same moment is fine)."""
         with self.db.write() as conn:
-            conn.execute(self._insert_ignoring_duplicates(templates, "sha256").values(
+            conn.execute(insert_ignoring_duplicates(self.db, templates, "sha256").values(
                 sha256=sha, style=style, version=version, positive=positive, negative=negative, params=params,
                 created_at=utcnow()))
 

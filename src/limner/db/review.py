@@ -23,7 +23,7 @@ from limner.db.models import (
     Variant,
     utcnow,
 )
-from limner.db.repository import Repository
+from limner.db.repository import Repository, insert_ignoring_duplicates
 from limner.db.tables import entries
 from limner.errors import EXIT_BAD_INPUT, LimnerError
 
@@ -181,7 +181,7 @@ class Reviews:
         with self.db.session(write=True) as s:
             if s.get(EntryRow, entry_id) is not None:
                 return False
-            insert = Repository(self.db)._insert_ignoring_duplicates(entries, "id").values(
+            insert = insert_ignoring_duplicates(self.db, entries, "id").values(
                 id=entry_id, title=title, style=style, state=EntryState.missing.value, attempts=0, retryable=True,
                 pinned=False, created_at=now, updated_at=now)
             return bool(s.execute(insert).rowcount)
