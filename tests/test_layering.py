@@ -5,10 +5,13 @@
     imported first fails here, whatever order the rest of the suite happens to import things in.
 (b) The layering contract, checked on the import graph (grimp; ``TYPE_CHECKING`` imports count,
     direct and indirect chains alike).
+(c) No private reach-ins: no module uses another module's private names (``x._name`` where ``_name`` is
+    not defined in the module itself, or ``from m import _name``). A contract between modules is public.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -241,3 +244,52 @@ def package_cycles(graph: grimp.ImportGraph) -> set[frozenset[str]]:
 
 def test_no_new_import_cycles_between_packages(graph: grimp.ImportGraph) -> None:
     assert package_cycles(graph) == set(KNOWN_PACKAGE_CYCLES)
+
+
+
+# ------------------------------------------------------------------------------ (c) private reach-ins
+#: the standard library's and third-party libraries' private names that Limner uses on purpose
+ALLOWED_PRIVATE = {
+    "os._exit",  # leave at once: the pool's workers with their run, the forkserver (runner/forkserver_exit.py)
+    "atexit._run_exitfuncs",  # cli/app.py: run the exit handlers, then os._exit past the interpreter's teardown
+    "from PIL import _avif",  # imaging/encoders.py: Pillow's AVIF plugin has no public encoder-version query
+    "from jinja2.utils import _PassArg",  # styles/sandbox.py: how Jinja2 marks a filter that takes the context
+}
+
+
+def private_reach_ins(source: str) -> list[tuple[int, str]]:
+    """``(line, expression)`` of each use of a private name that ``source`` does not define itself."""
+    tree = ast.parse(source)
+    defined: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            defined.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")) and node.attr not in defined:
+                found.append((node.lineno, ast.unparse(node)))
+        elif isinstance(node, ast.ImportFrom):
+            found += [(node.lineno, f"from {node.module} import {a.name}") for a in node.names
+                      if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_no_module_reaches_into_another_modules_private_names() -> None:
+    found = [f"{path.relative_to(PACKAGE_DIR)}:{line}: {expr}"
+             for path in sorted(PACKAGE_DIR.rglob("*.py"))
+             for line, expr in private_reach_ins(path.read_text(encoding="utf-8"))
+             if expr not in ALLOWED_PRIVATE]
+    assert found == []
+
+
+def test_the_reach_in_check_sees_one() -> None:
+    source = "from limner.db.repository import Repository\n\ndef f(s, r):\n    Repository._publish(s, r, None)\n"
+    assert private_reach_ins(source) == [(4, "Repository._publish")]
+    assert private_reach_ins("from limner.providers.base import _slot_release\n") == \
+        [(1, "from limner.providers.base import _slot_release")]
+    assert private_reach_ins("class A:\n    def _x(self):\n        return self._y\n\ndef g(a):\n    return a._x()\n") == []

@@ -506,32 +506,6 @@ class Repository:
                 conn.execute(st.publish_entry, {"p_id": entry_id, "p_render": render_id, "p_fp": fingerprint,
                                                 "p_digest": input_digest, "p_now": now})
 
-    @staticmethod
-    def _publish(s: Any, render: Render, input_digest: str | None) -> None:
-        """Publish ``render`` in session ``s`` (a person's approval, :mod:`limner.db.review`); a run publishes
-        through the same statements in :meth:`record_derived`."""
-        from limner.db.models import EntryRow
-
-        st = hot()
-        entry = s.get(EntryRow, render.entry_id)
-        assert entry is not None
-        if entry.published_render_id and entry.published_render_id != render.id:
-            s.execute(st.supersede, {"p_id": entry.published_render_id})
-        now = utcnow()
-        render.status = RenderStatus.published.value
-        render.published_at = now
-        entry.published_render_id = render.id
-        entry.published_fingerprint = render.fingerprint
-        entry.input_digest = input_digest
-        entry.fingerprint = render.fingerprint
-        entry.state = EntryState.published.value
-        entry.last_error = None
-        entry.retryable = True
-        entry.updated_at = now
-        entry.claimed_by = None
-        entry.claimed_at = None
-        entry.pinned = False
-
     # ------------------------------------------------------------------ adopted (legacy) images
     def adopt_render(self, render: Render, *, title: str, style: str | None, template: dict[str, Any]) -> Render:
         """Record an adopted image (a hand-made placeholder, master already stored), in one commit.
@@ -628,3 +602,28 @@ def as_utc_iso(value: dt.datetime | None) -> str | None:
         return None
     return value.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")
 
+
+def publish_in_session(s: Any, render: Render, input_digest: str | None) -> None:
+    """Publish ``render`` in the ORM session ``s``, superseding the entry's previous image (a person's approval,
+    :mod:`limner.db.review`); a run publishes through the same statements in :meth:`Repository.record_derived`."""
+    from limner.db.models import EntryRow
+
+    st = hot()
+    entry = s.get(EntryRow, render.entry_id)
+    assert entry is not None
+    if entry.published_render_id and entry.published_render_id != render.id:
+        s.execute(st.supersede, {"p_id": entry.published_render_id})
+    now = utcnow()
+    render.status = RenderStatus.published.value
+    render.published_at = now
+    entry.published_render_id = render.id
+    entry.published_fingerprint = render.fingerprint
+    entry.input_digest = input_digest
+    entry.fingerprint = render.fingerprint
+    entry.state = EntryState.published.value
+    entry.last_error = None
+    entry.retryable = True
+    entry.updated_at = now
+    entry.claimed_by = None
+    entry.claimed_at = None
+    entry.pinned = False

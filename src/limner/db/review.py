@@ -23,7 +23,7 @@ from limner.db.models import (
     Variant,
     utcnow,
 )
-from limner.db.repository import Repository, insert_ignoring_duplicates
+from limner.db.repository import insert_ignoring_duplicates, publish_in_session
 from limner.db.tables import entries
 from limner.errors import EXIT_BAD_INPUT, LimnerError
 
@@ -89,7 +89,7 @@ class Reviews:
             render.review = ReviewState.approved.value
             s.add(Decision(entry_id=entry.id, render_id=render.id, decision="approved", note=note, actor=actor))
             if publish:
-                Repository._publish(s, render, entry.input_digest if entry.fingerprint == render.fingerprint else None)
+                publish_in_session(s, render, entry.input_digest if entry.fingerprint == render.fingerprint else None)
             return render
 
     def reject(self, render_id: int, *, note: str, actor: str | None = None) -> Render:
@@ -118,7 +118,7 @@ class Reviews:
                     or_(Render.review.is_(None), Render.review == ReviewState.approved.value))
                     .order_by(Render.id.desc()).limit(1)).first()
                 if fallback is not None:
-                    Repository._publish(s, fallback, None)
+                    publish_in_session(s, fallback, None)
                 else:
                     entry.published_render_id = None
                     entry.published_fingerprint = None
@@ -142,7 +142,7 @@ class Reviews:
                 raise ReviewConflict(f"render {render_id} of {entry.id!r} was rejected; approve it first")
             render.review = ReviewState.approved.value
             s.add(Decision(entry_id=entry.id, render_id=render.id, decision="pinned", note=note, actor=actor))
-            Repository._publish(s, render, None)
+            publish_in_session(s, render, None)
             entry.pinned = True
             return render
 

@@ -12,7 +12,8 @@ import dataclasses
 import functools
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -44,6 +45,28 @@ def report_call_id(external_id: str) -> None:
     sink = _call_id_sink.get()
     if sink is not None and external_id:
         sink(str(external_id))
+
+
+@contextmanager
+def slot_released_by(release: Callable[[], None]) -> Iterator[None]:
+    """The runner's side of :func:`release_slot`: inside the block (and the tasks it starts),
+    ``release_slot()`` calls ``release``."""
+    token = _slot_release.set(release)
+    try:
+        yield
+    finally:
+        _slot_release.reset(token)
+
+
+@contextmanager
+def call_ids_to(sink: Callable[[str], None]) -> Iterator[None]:
+    """The runner's side of :func:`report_call_id`: inside the block (and the tasks it starts),
+    ``report_call_id(id)`` calls ``sink(id)``."""
+    token = _call_id_sink.set(sink)
+    try:
+        yield
+    finally:
+        _call_id_sink.reset(token)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 
 from limner.db.tables import CallStatus
 from limner.providers import AuthFailed, GenerationRequest, GenerationResult, Provider, ProviderError, RateLimited, Transient
-from limner.providers.base import _call_id_sink, _slot_release
+from limner.providers.base import call_ids_to, slot_released_by
 from limner.runner.journal import Call, CallJournal
 
 log = logging.getLogger("limner.runner")
@@ -104,26 +104,25 @@ class ProviderGate:
                 released = True
                 self.slots.release()
 
-        token = _slot_release.set(release)
         try:
-            if self.auth_failure is not None:
-                raise AuthFailed(str(self.auth_failure))
-            asked = journal.to_ask_about()
-            if asked is not None:  # a call made earlier for this image: its answer first, never a new payment
-                answer = await self._ask_about(asked, request, stats, journal)
-                if answer is not None:
-                    return answer
-            for call in journal.unanswerable():  # killed before the provider named it: nobody can ask
-                await journal.settle(call, CallStatus.lost, outcome="lost")
-            if self.stopping:
-                raise RunStopped()
-            if self.limiter is not None:
-                await self.limiter.acquire()
-            if self.stopping:
-                raise RunStopped()
-            return await self._new_call(request, stats, journal)
+            with slot_released_by(release):
+                if self.auth_failure is not None:
+                    raise AuthFailed(str(self.auth_failure))
+                asked = journal.to_ask_about()
+                if asked is not None:  # a call made earlier for this image: its answer first, never a new payment
+                    answer = await self._ask_about(asked, request, stats, journal)
+                    if answer is not None:
+                        return answer
+                for call in journal.unanswerable():  # killed before the provider named it: nobody can ask
+                    await journal.settle(call, CallStatus.lost, outcome="lost")
+                if self.stopping:
+                    raise RunStopped()
+                if self.limiter is not None:
+                    await self.limiter.acquire()
+                if self.stopping:
+                    raise RunStopped()
+                return await self._new_call(request, stats, journal)
         finally:
-            _slot_release.reset(token)
             release()
 
     async def _bounded(self, coro: Awaitable[T]) -> T:
@@ -146,28 +145,26 @@ class ProviderGate:
             self.first_call_at = time.time()
             if self.on_first_call is not None:  # after this task has sent its request
                 asyncio.get_running_loop().call_soon(self.on_first_call)
-        sink = _call_id_sink.set(journal.id_sink(call))
-        try:
-            result = await self._bounded(self.provider.generate(request))
-        except AuthFailed as exc:
-            self.auth_failure = exc
-            await journal.settle(call, CallStatus.failed, cost_usd=exc.billed_usd, outcome=type(exc).__name__)
-            raise
-        except ProviderError as exc:
-            await journal.flush()
-            if call.external_id:  # the provider named the call: it may have succeeded (and billed)
-                if not exc.retryable:  # no next attempt will ask about it: ask now
-                    answer = await self._settle_now(call, request, stats, journal, exc)
-                    if answer is not None:
-                        return answer
-                # else: left open; the next attempt (or the next run) asks about it before paying again
-            elif isinstance(exc, CallTimedOut):  # it may still run and bill, and nobody can ask about it
-                await journal.settle(call, CallStatus.lost, outcome="timed_out")
-            else:
+        with call_ids_to(journal.id_sink(call)):
+            try:
+                result = await self._bounded(self.provider.generate(request))
+            except AuthFailed as exc:
+                self.auth_failure = exc
                 await journal.settle(call, CallStatus.failed, cost_usd=exc.billed_usd, outcome=type(exc).__name__)
-            raise
-        finally:
-            _call_id_sink.reset(sink)
+                raise
+            except ProviderError as exc:
+                await journal.flush()
+                if call.external_id:  # the provider named the call: it may have succeeded (and billed)
+                    if not exc.retryable:  # no next attempt will ask about it: ask now
+                        answer = await self._settle_now(call, request, stats, journal, exc)
+                        if answer is not None:
+                            return answer
+                    # else: left open; the next attempt (or the next run) asks about it before paying again
+                elif isinstance(exc, CallTimedOut):  # it may still run and bill, and nobody can ask about it
+                    await journal.settle(call, CallStatus.lost, outcome="timed_out")
+                else:
+                    await journal.settle(call, CallStatus.failed, cost_usd=exc.billed_usd, outcome=type(exc).__name__)
+                raise
         await journal.flush()
         call.cost_usd = result.cost_usd  # the ledger line closes with the render, in one commit
         return Answer(result, call)

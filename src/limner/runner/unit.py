@@ -279,7 +279,8 @@ class UnitOfWork:
             return None
         return data
 
-    def _embed_and_put(self, data: bytes, provenance: Provenance) -> tuple[bytes, str, str]:
+    def _embed_and_put(self, data: bytes, provenance: Provenance) -> tuple[bytes, str, str, str]:
+        """Store the master with its XMP packet: (master, format, key, sha256), hashed here, off the loop."""
         # imported here, in a storage thread, once the first answer is in: Pillow is not needed to start calls
         from limner.imaging.provenance import embed_xmp, xmp_packet
         from limner.imaging.decode import sniff_format
@@ -296,11 +297,11 @@ class UnitOfWork:
         sha = hashlib.sha256(master).hexdigest()
         key = content_key("masters", sha, EXTENSIONS.get(fmt, "bin"))
         self.storage.put_if_absent(key, master, content_type=MIME_TYPES.get(fmt, "application/octet-stream"))
-        return master, fmt, key
+        return master, fmt, key, sha
 
     async def _store_master(self, item: PlanItem, provenance: Provenance, data: bytes, cost: float, stats: CallStats,
                             seed: int, model: str, metadata: dict, *, call_id: int | None = None) -> tuple[Render, bytes]:
-        master, fmt, key = await self.off.io(self._embed_and_put, data, provenance)
+        master, fmt, key, sha = await self.off.io(self._embed_and_put, data, provenance)
         spec = item.spec
         if spec.template_sha not in self._templates:
             await self.off.db(self.repo.ensure_template, spec.template_sha, style=item.style.name,
@@ -315,7 +316,7 @@ class UnitOfWork:
             parameters={**spec.params, "width": spec.width, "height": spec.height}, style=spec.style,
             style_version=spec.style_version, template_sha=spec.template_sha, cost_usd=cost,
             latency_ms=stats.latency_ms, attempts=stats.attempts, provider_metadata=metadata,
-            master_sha256=hashlib.sha256(master).hexdigest(), master_key=key, master_format=fmt,
+            master_sha256=sha, master_key=key, master_format=fmt,
             master_bytes=len(master),
         )
         return await self.off.db(self.repo.record_render, render, call_id=call_id), master
