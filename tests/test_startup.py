@@ -203,3 +203,12 @@ def test_the_pools_forkserver_leaves_without_tearing_its_interpreter_down():
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.stdout.split() == ["preloaded"] and proc.returncode == 0, (proc.stdout, proc.returncode)
     assert "limner.runner.forkserver_exit" not in imported_after("import limner.runner.run, limner.runner.unit")
+
+
+def test_importing_the_orm_classes_configures_their_mappers():
+    """A run imports limner.db.models on a thread while its first calls are out; the mappers are configured by
+    that import, not by the first Render made on the event loop when the first answer is in."""
+    script = ("import limner.db.models as m; print(sorted(mp.class_.__name__ for mp in m.Base.registry.mappers "
+              "if not mp.configured))")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", (proc.stdout, proc.stderr)

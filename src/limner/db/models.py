@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy.orm import DeclarativeBase, Mapped, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, configure_mappers, relationship
 
 from limner.db import tables
 from limner.db.tables import OPEN_CALLS, CallStatus, EntryState, RenderStatus, ReviewState, utcnow
@@ -188,3 +188,9 @@ class Override(Base):
     seed: Mapped[int | None]
     style: Mapped[str | None]
     updated_at: Mapped[dt.datetime]
+
+
+# Configured here, by whoever imports this module, rather than by the first object made: a run imports it on a
+# thread while its first calls are out (runner/run.py), and the first Render made on its event loop, when the
+# first answer is in, found the mappers unconfigured and configured them there (7 ms with every unit waiting).
+configure_mappers()
