@@ -26,7 +26,6 @@ import numpy as np
 import pytest
 from fake_network import RedirectingServer, RedirectMode, closed_port_url
 from PIL import Image
-from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from limner.imaging import validate_image

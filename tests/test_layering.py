@@ -7,6 +7,7 @@
     direct and indirect chains alike).
 (c) No private reach-ins: no module uses another module's private names (``x._name`` where ``_name`` is
     not defined in the module itself, or ``from m import _name``). A contract between modules is public.
+(d) No dead names: ruff's pyflakes rules (unused imports and variables, undefined names) pass.
 """
 
 from __future__ import annotations
@@ -293,3 +294,12 @@ def test_the_reach_in_check_sees_one() -> None:
     assert private_reach_ins("from limner.providers.base import _slot_release\n") == \
         [(1, "from limner.providers.base import _slot_release")]
     assert private_reach_ins("class A:\n    def _x(self):\n        return self._y\n\ndef g(a):\n    return a._x()\n") == []
+
+
+# ------------------------------------------------------------------------------------- (d) dead names
+def test_no_unused_import_name_or_variable() -> None:
+    """Ruff's pyflakes rules over the package, the tests and the benchmarks (``[tool.ruff.lint]``)."""
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", "src", "tests", "bench"],
+                          cwd=root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

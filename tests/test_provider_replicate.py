@@ -258,7 +258,7 @@ async def test_wrong_token_is_auth_failed(fake: ReplicateFake, make_provider) ->
 async def test_plain_http_download_refused_without_the_allow_list(fake: ReplicateFake, make_provider, monkeypatch) -> None:
     monkeypatch.setenv("LIMNER_ALLOW_HTTP_HOSTS", "127.0.0.1")  # the API host only; outputs come from "localhost"
     fake.mode("ok", output_host="localhost")
-    with pytest.raises(InvalidRequest, match="refusing to fetch http://localhost") as info:
+    with pytest.raises(InvalidRequest, match="refusing to fetch http://localhost"):
         await generate(make_provider())
     assert fake.file_calls == 0 and fake.paid == 1
 

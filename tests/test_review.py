@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from limner.db.models import Decision, EntryRow, Render
+from limner.db.models import Render
 from limner.db.review import ReviewConflict, ReviewError, ReviewErrorKind, ReviewInvalid, ReviewNotFound
 from limner.runner import RunOptions, Selection, build_plan, run_plan
 from limner.sync import sync_project

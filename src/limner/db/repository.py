@@ -253,19 +253,6 @@ class Repository:
             return {r[0]: EntryOverride(*r[1:]) for r in conn.execute(select(
                 o.entry_id, o.prompt, o.negative_extra, o.seed, o.style))}
 
-    def find_resumable(self, entry_id: str, fingerprint: str) -> Render | None:
-        """A render of this exact spec that was paid for but not yet published."""
-        from limner.db.models import Render
-
-        with _objects(self.db) as s:
-            return s.scalars(
-                select(Render)
-                .where(Render.entry_id == entry_id, Render.fingerprint == fingerprint,
-                       Render.status.in_([RenderStatus.generated.value, RenderStatus.derived.value]))
-                .order_by(Render.id.desc())
-                .limit(1)
-            ).first()
-
     def published_renders(self, ids: Iterable[str] | None = None) -> list[Render]:
         from sqlalchemy.orm import selectinload
 

@@ -33,8 +33,6 @@ from .results import Derived, Variant
 
 DEFAULT_WIDTHS = (240, 480, 768, 1024, 1536, 2048)
 DEFAULT_FORMATS = ("avif", "webp", "jpeg")
-MIN_DOWNSCALE_RATIO = 1.25
-"""A width w below the source is kept only when source_width / w >= 1.25."""
 
 
 

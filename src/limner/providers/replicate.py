@@ -83,8 +83,6 @@ class ModelSpec:
     num_outputs: bool = True
     #: upper bound of ``num_inference_steps`` (0: the model has none)
     max_steps: int = 0
-    #: the output is a list of URLs (else one URL string)
-    list_output: bool = True
 
 
 _FAST = frozenset({"go_fast", "megapixels", "output_quality", "disable_safety_checker"})
@@ -92,7 +90,7 @@ MODELS: dict[str, ModelSpec] = {
     "black-forest-labs/flux-schnell": ModelSpec(params=_FAST | {"num_inference_steps"}, max_steps=4),
     "black-forest-labs/flux-dev": ModelSpec(params=_FAST | {"num_inference_steps", "guidance"}, max_steps=50),
     "black-forest-labs/flux-1.1-pro": ModelSpec(params=frozenset({"output_quality", "safety_tolerance", "prompt_upsampling"}),
-                                                num_outputs=False, list_output=False),
+                                                num_outputs=False),
 }
 
 #: list prices, per output image (Replicate bills official models per image, and only successful predictions)

@@ -172,12 +172,6 @@ def build_manifest(entries: dict[str, dict[str, Any]], schema_ref: str | None = 
     return doc
 
 
-def entry_url(base: str | None, key: str) -> str | None:
-    """``base`` + ``key``, or None without a base."""
-    return base + key if base else None
-
-
-
 def schema_text() -> str:
     """The schema file's text, as ``limner sync`` writes it (and as ``clients/js/manifest.schema.json`` holds it:
     ``python -c "from limner.sync.manifest import schema_text; print(schema_text(), end='')" > clients/js/manifest.schema.json``)."""

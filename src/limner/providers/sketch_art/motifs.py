@@ -91,14 +91,6 @@ def tent(p: Pen, x: float, y: float, s: float) -> None:
         p.sketch_line([(peak - w * 0.08, y - h), (peak - w * 0.08, y - h - s * 0.12)], width=max(1, p.lw - 1))
 
 
-def pyramid(p: Pen, x: float, y: float, s: float) -> None:
-    w = s * p.rng.uniform(2.2, 3.2)
-    h = w * 0.62
-    apex = (x + w * 0.05, y - h)
-    p.poly([(x - w / 2, y), apex, (x + w / 2, y)], p.fill)
-    p.poly([apex, (x + w / 2, y), (x + w * 0.15, y)], p.dark, outline=False)
-
-
 def house(p: Pen, x: float, y: float, s: float, roof: str = "gable") -> None:
     r = p.rng
     w = s * r.uniform(0.8, 1.3)
