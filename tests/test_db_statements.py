@@ -129,3 +129,31 @@ def test_a_fault_in_the_middle_of_a_write_leaves_nothing_behind(db: Database):
         assert s.scalars(select(Variant)).all() == [] and entry.state == "generated" and entry.published_render_id is None
     repo.record_derived(render.id, fields=FIELDS, variants=variants(1), publish=True, input_digest="d")  # room again
     assert repo.counts_by_state() == {"published": 1}
+
+
+PUBLISHED = ("state", "published_fingerprint", "input_digest", "fingerprint", "last_error", "retryable", "claimed_by",
+             "claimed_at", "pinned")
+
+
+def test_a_person_publishes_what_a_run_publishes(db: Database):
+    """A run publishes through the Core statements (``record_derived``), a person's approval through the ORM
+    (``publish_in_session``): both leave the same entry and renders behind."""
+    from limner.db.repository import publish_in_session
+
+    repo = prepared(db, "run", "person")
+    for entry in ("run", "person"):
+        first = paid_render(repo, entry, 1 if entry == "run" else 3)
+        repo.record_derived(first.id, fields=FIELDS, variants=variants(first.seed), publish=True, input_digest="d1")
+    by_run = paid_render(repo, "run", 2)
+    repo.record_derived(by_run.id, fields=FIELDS, variants=variants(2), publish=True, input_digest="d2")
+    by_person = paid_render(repo, "person", 4)
+    repo.record_derived(by_person.id, fields=FIELDS, variants=variants(4), publish=False, input_digest="d2")
+    with db.session(write=True) as s:
+        publish_in_session(s, s.get(Render, by_person.id), "d2")
+
+    with db.session() as s:
+        run, person = s.get(EntryRow, "run"), s.get(EntryRow, "person")
+        assert [getattr(person, c) for c in PUBLISHED] == [getattr(run, c) for c in PUBLISHED]
+        assert (run.published_render_id, person.published_render_id) == (by_run.id, by_person.id)
+        statuses = {r.seed: (r.status, r.published_at is not None) for r in s.scalars(select(Render))}
+    assert statuses == {1: ("superseded", True), 2: ("published", True), 3: ("superseded", True), 4: ("published", True)}
