@@ -134,8 +134,10 @@ def test_unknown_id_and_unknown_provider_exit_2(project_dir):
     assert project_dir.run("generate", "--id", "nope").returncode == 2
     proc = project_dir.run("plan", "--id", "event-00l")  # a typo of event-001
     assert proc.returncode == 2 and "'event-00l' (did you mean 'event-00" in proc.stderr
-    proc = project_dir.run("generate", "--provider", "nope")
-    assert proc.returncode == 2 and "unknown provider" in proc.stderr
+    proc = project_dir.run("generate", "--provider", "xyzzy")
+    assert proc.returncode == 2 and "unknown provider 'xyzzy'; available:" in proc.stderr
+    proc = project_dir.run("plan", "--provider", "replicat")
+    assert proc.returncode == 2 and "unknown provider 'replicat' (did you mean 'replicate'?)" in proc.stderr
 
 
 def test_providers_styles_init(tmp_path, project_dir):

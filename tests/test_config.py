@@ -248,7 +248,7 @@ def test_bad_aspect_in_config(tmp_path: Path) -> None:
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     root = project(tmp_path, 'catalog = "c.yaml"\ncatalogue = "typo.yaml"\n')
     err = config_error(root / "limner.toml")
-    assert "'catalogue'" in str(err)
+    assert "'catalogue' (did you mean 'catalog'?)" in str(err)
     assert str(root.resolve() / "limner.toml") in str(err)
 
 
@@ -256,6 +256,13 @@ def test_unknown_key_in_a_section(tmp_path: Path) -> None:
     root = project(tmp_path, "[generate]\nsize = 512\nconcurency = 3\n")
     err = config_error(root / "limner.toml")
     assert "limner.toml:3" in str(err) and "generate.concurency" in str(err)
+    assert "unknown setting (did you mean 'concurrency'?)" in str(err)
+
+
+def test_an_unknown_name_far_from_every_setting_suggests_none(tmp_path: Path) -> None:
+    root = project(tmp_path, "[storage]\nxyzzy = 1\n")
+    err = config_error(root / "limner.toml")
+    assert "setting 'storage.xyzzy': unknown setting; see docs/configuration.md" in str(err)
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
@@ -342,3 +349,11 @@ sort_keys = true
     root = project(tmp_path, TOML + extra)
     s = load_settings(project_dir=root)
     assert s.providers["fake"].model_extra["workflow"].endswith(".json")
+
+
+def test_an_unknown_storage_scheme_names_the_closest() -> None:
+    from limner.errors import ConfigError
+    from limner.registry import storage_class
+
+    with pytest.raises(ConfigError, match=r"unknown storage scheme 'supabse://' \(did you mean 'supabase'\?\); available: "):
+        storage_class("supabse")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 EXIT_OK = 0
@@ -10,6 +11,15 @@ EXIT_BAD_INPUT = 2  # catalogue, configuration, style or usage error; nothing ch
 EXIT_AUTH = 3  # a provider rejected the credentials; the run stopped
 EXIT_BUDGET = 4  # the budget stopped the run before every planned entry ran
 EXIT_INTERRUPTED = 130  # Ctrl-C; re-run to resume
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'a', 'b'?)`` naming the (at most three) names of ``known`` closest to a mistyped
+    ``name``, or ``""`` when none is close: the tail of an error message about ``name``."""
+    from difflib import get_close_matches
+
+    close = get_close_matches(name, list(known), n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
 
 
 class LimnerError(Exception):

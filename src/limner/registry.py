@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from limner.errors import ConfigError, LimnerError
+from limner.errors import ConfigError, LimnerError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,8 @@ def load_target(target: str, *, what: str, name: str, extra: str | None) -> Any:
 def provider_class(name: str) -> Any:
     specs = provider_specs()
     if name not in specs:
-        raise ConfigError(f"unknown provider {name!r}; available: {', '.join(sorted(specs))}", hint="run `limner providers` to list them")
+        raise ConfigError(f"unknown provider {name!r}{did_you_mean(name, specs)}; available: {', '.join(sorted(specs))}",
+                          hint="run `limner providers` to list them")
     spec = specs[name]
     return load_target(spec.target, what="provider", name=name, extra=spec.extra)
 
@@ -90,6 +91,7 @@ def provider_class(name: str) -> Any:
 def storage_class(scheme: str) -> Any:
     specs = storage_specs()
     if scheme not in specs:
-        raise ConfigError(f"unknown storage scheme {scheme + '://'!r}; available: {', '.join(s + '://' for s in sorted(specs))}")
+        raise ConfigError(f"unknown storage scheme {scheme + '://'!r}{did_you_mean(scheme, specs)}; "
+                          f"available: {', '.join(s + '://' for s in sorted(specs))}")
     spec = specs[scheme]
     return load_target(spec.target, what="storage", name=scheme, extra=spec.extra)

@@ -22,7 +22,7 @@ from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from limner.errors import ConfigError
+from limner.errors import ConfigError, did_you_mean
 from limner.keys import validate_pattern
 
 CONFIG_FILENAME = "limner.toml"
@@ -425,6 +425,17 @@ def _source_of(loc: tuple[str, ...], overrides: dict[str, Any], root: Path, conf
     return "settings"
 
 
+def _fields_at(path: tuple[str, ...]) -> list[str]:
+    """The setting names a section at ``path`` takes (``("generate",)`` -> concurrency, budget_usd...)."""
+    model: type[BaseModel] = Settings
+    for part in path:
+        field = model.model_fields.get(part)
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
 def load_settings(
     config: str | Path | None = None,
     *,
@@ -459,11 +470,16 @@ def load_settings(
         for err in exc.errors():
             loc = tuple(str(x) for x in err["loc"])
             where = _source_of(loc, overrides or {}, root, config_file)
-            messages.append(f"{where}: setting {'.'.join(loc)!r}: {err['msg']}")
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden" and loc:  # a mistyped name, most of the time
+                msg = f"unknown setting{did_you_mean(loc[-1], _fields_at(loc[:-1]))}; see docs/configuration.md"
+            messages.append(f"{where}: setting {'.'.join(loc)!r}: {msg}")
         raise ConfigError("invalid configuration; nothing was changed:\n  " + "\n  ".join(messages)) from None
-    unknown = sorted(set(data) - set(Settings.model_fields) - {"project_dir", "config_file"})
+    known = set(Settings.model_fields) - {"project_dir", "config_file"}
+    unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"{config_file}: unknown setting(s) {', '.join(map(repr, unknown))}; see docs/configuration.md")
+        named = ", ".join(repr(name) + did_you_mean(name, known) for name in unknown)
+        raise ConfigError(f"{config_file}: unknown setting(s) {named}; see docs/configuration.md")
     settings.project_dir = root
     settings.config_file = config_file
     return settings

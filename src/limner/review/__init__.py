@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from limner.errors import did_you_mean
+
 if TYPE_CHECKING:
     from limner.project import Project
     from limner.runner.run import RunSummary
@@ -20,13 +22,9 @@ def check_entry(project: Project, entry_id: str) -> None:
     known = project.catalog.by_id()
     if entry_id in known:
         return
-    from difflib import get_close_matches
-
     from limner.db.review import ReviewNotFound
 
-    close = get_close_matches(entry_id, list(known), n=3, cutoff=0.6)
-    hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-    raise ReviewNotFound(f"no entry {entry_id!r} in the catalogue {project.settings.catalog}{hint}")
+    raise ReviewNotFound(f"no entry {entry_id!r} in the catalogue {project.settings.catalog}{did_you_mean(entry_id, known)}")
 
 
 def check_style(project: Project, style: str | None) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from limner.catalog import Entry
 from limner.db.tables import EntryState
 from limner.db.repository import EntryOverride, EntryStatus
-from limner.errors import ConfigError
+from limner.errors import ConfigError, did_you_mean
 from limner.gcpause import gc_paused
 from limner.project import Project
 from limner.runner.lanes import Lane, resolve_lane
@@ -212,12 +212,7 @@ def _build_plan(project: Project, selection: Selection, statuses: dict[str, Entr
         known = catalog.by_id()
         unknown = wanted_ids - set(known)
         if unknown:
-            from difflib import get_close_matches
-
-            parts = []
-            for name in sorted(unknown):
-                close = get_close_matches(name, known, n=3, cutoff=0.6)
-                parts.append(f"{name!r} (did you mean {', '.join(map(repr, close))}?)" if close else repr(name))
+            parts = [repr(name) + did_you_mean(name, known) for name in sorted(unknown)]
             raise ConfigError(f"--id names entries not in the catalogue {settings.catalog}: {', '.join(parts)}")
 
     gen = settings.generate
