@@ -47,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--dtype", default="auto", help="auto (bf16/fp16 on CUDA, bf16 on MPS, fp32 on CPU), bfloat16, float16, float32")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile on the denoiser (first call compiles)")
     ap.add_argument("--compile-mode", default=None, help="torch.compile mode (default, max-autotune, ...)")
+    ap.add_argument("--compiled-only", action="store_true", help="with --compile, time only the compiled modes")
     ap.add_argument("--memory", default="", help="memory modes, comma-separated (cpu_offload, vae_tiling, ...), as the provider's setting")
     return ap.parse_args(argv)
 
@@ -158,18 +159,25 @@ def main(argv: list[str] | None = None) -> int:
               " not a measure of any real model" if args.scale == "tiny" and not args.model else ""))
     print(f"model: {what}; built/loaded in {load_s:.1f}s")
     print(f"{args.size}x{args.size}, {steps} steps, memory modes: {args.memory or 'none'}\n")
-    rows = [timed(pipe, args, device, 1, "single")]
-    if args.batch > 1:
-        rows.append(timed(pipe, args, device, args.batch, "batched"))
+    rows: list[list[str]] = []
+
+    def measure(batch: int, label: str) -> None:  # each row printed as it is measured: a cut-off run keeps it
+        rows.append(timed(pipe, args, device, batch, label))
+        print("measured: " + " | ".join(rows[-1]), flush=True)
+
+    if not (args.compile and args.compiled_only):
+        measure(1, "single")
+        if args.batch > 1:
+            measure(args.batch, "batched")
     if args.compile:
         denoiser = "transformer" if getattr(pipe, "transformer", None) is not None else "unet"
         setattr(pipe, denoiser, torch.compile(getattr(pipe, denoiser), mode=args.compile_mode))
         t0 = time.perf_counter()
         run(pipe, args, device, 1, 20_000)
-        print(f"compile ({args.compile_mode or 'default'} mode) + first call: {time.perf_counter() - t0:.1f}s")
-        rows.append(timed(pipe, args, device, 1, "compiled"))
+        print(f"compile ({args.compile_mode or 'default'} mode) + first call: {time.perf_counter() - t0:.1f}s", flush=True)
+        measure(1, "compiled")
         if args.batch > 1:
-            rows.append(timed(pipe, args, device, args.batch, "compiled+batched"))
+            measure(args.batch, "compiled+batched")
     print(table("Local generation", ["mode", "batch", "images", "seconds", "images/s", "s/image", "peak memory"], rows))
     return 0
 

