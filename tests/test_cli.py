@@ -295,6 +295,13 @@ def test_doctor_checks_without_generating(project_dir):
     assert project_dir.run("doctor", "--provider", "sketch").returncode == 0
 
 
+def test_doctor_names_a_missing_key_once(project_dir):
+    env = {k: v for k, v in project_dir.env().items() if k != "REPLICATE_API_TOKEN"}
+    proc = project_dir.run("doctor", "--provider", "replicate", env=env)
+    assert proc.returncode == 3
+    assert proc.stdout.strip() == "FAIL replicate: REPLICATE_API_TOKEN is not set (environment or .env)"
+
+
 def test_a_secret_in_limner_toml_is_refused(project_dir):
     project_dir.config.write_text(project_dir.config.read_text() + 'api_token = "r8_FAKE_should_not_be_here_0123456789"\n')
     proc = project_dir.run("plan")

@@ -303,7 +303,8 @@ class Provider(ABC):
         without generating anything. Returns a short description; raises a provider error."""
         missing = self.missing_env()
         if missing:
-            raise AuthFailed(f"{self.name}: {', '.join(missing)} not set (environment or .env)")
+            verb = "is" if len(missing) == 1 else "are"
+            raise AuthFailed(f"{self.name}: {', '.join(missing)} {verb} not set (environment or .env)")
         return "offline, nothing to check" if self.offline else "credentials present"
 
     def missing_env(self) -> list[str]:

@@ -50,9 +50,9 @@ def register(app: typer.Typer) -> None:
                     row["ok"] = True
                     await instance.aclose()
                 except AuthFailed as exc:
-                    row.update(detail=str(exc), auth=True)
+                    row.update(detail=_unprefixed(name, str(exc)), auth=True)
                 except (ProviderError, LimnerError) as exc:
-                    row["detail"] = str(exc)
+                    row["detail"] = _unprefixed(name, str(exc))
                 results.append(row)
 
         try:
@@ -68,3 +68,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_AUTH)
         if not all(r["ok"] for r in results):
             raise typer.Exit(EXIT_FAILURES)
+
+
+def _unprefixed(name: str, message: str) -> str:
+    """A provider's error without its leading ``"<name>: "``: the line names the provider already."""
+    prefix = f"{name}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
