@@ -18,7 +18,7 @@ import hashlib
 import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -47,6 +47,15 @@ log = logging.getLogger("limner.runner")
 EMBEDS_WITHOUT_DECODING = frozenset({"jpeg", "png", "webp"})
 
 Status = Literal["published", "failed", "not_started", "stopped", "elsewhere"]
+
+
+class StoredMaster(NamedTuple):
+    """A paid image as stored: with its XMP packet, its format, its content-addressed key and its SHA-256."""
+
+    data: bytes
+    format: str
+    key: str
+    sha256: str
 
 
 class PaidButNotKept(Exception):
@@ -279,8 +288,8 @@ class UnitOfWork:
             return None
         return data
 
-    def _embed_and_put(self, data: bytes, provenance: Provenance) -> tuple[bytes, str, str, str]:
-        """Store the master with its XMP packet: (master, format, key, sha256), hashed here, off the loop."""
+    def _embed_and_put(self, data: bytes, provenance: Provenance) -> StoredMaster:
+        """Store the master with its XMP packet; hashed here, in a storage thread, not on the loop."""
         # imported here, in a storage thread, once the first answer is in: Pillow is not needed to start calls
         from limner.imaging.provenance import embed_xmp, xmp_packet
         from limner.imaging.decode import sniff_format
@@ -297,11 +306,11 @@ class UnitOfWork:
         sha = hashlib.sha256(master).hexdigest()
         key = content_key("masters", sha, EXTENSIONS.get(fmt, "bin"))
         self.storage.put_if_absent(key, master, content_type=MIME_TYPES.get(fmt, "application/octet-stream"))
-        return master, fmt, key, sha
+        return StoredMaster(master, fmt, key, sha)
 
     async def _store_master(self, item: PlanItem, provenance: Provenance, data: bytes, cost: float, stats: CallStats,
                             seed: int, model: str, metadata: dict, *, call_id: int | None = None) -> tuple[Render, bytes]:
-        master, fmt, key, sha = await self.off.io(self._embed_and_put, data, provenance)
+        stored = await self.off.io(self._embed_and_put, data, provenance)
         spec = item.spec
         if spec.template_sha not in self._templates:
             await self.off.db(self.repo.ensure_template, spec.template_sha, style=item.style.name,
@@ -316,10 +325,10 @@ class UnitOfWork:
             parameters={**spec.params, "width": spec.width, "height": spec.height}, style=spec.style,
             style_version=spec.style_version, template_sha=spec.template_sha, cost_usd=cost,
             latency_ms=stats.latency_ms, attempts=stats.attempts, provider_metadata=metadata,
-            master_sha256=sha, master_key=key, master_format=fmt,
-            master_bytes=len(master),
+            master_sha256=stored.sha256, master_key=stored.key, master_format=stored.format,
+            master_bytes=len(stored.data),
         )
-        return await self.off.db(self.repo.record_render, render, call_id=call_id), master
+        return await self.off.db(self.repo.record_render, render, call_id=call_id), stored.data
 
     def _put_derived(self, processed: Processed) -> tuple[list[dict], str]:
         d = processed.derived
