@@ -14,7 +14,11 @@ Two ways to measure (``--mode``):
 
 * ``process`` (default): the whole ``limner generate --json`` command, from exec to exit, as a
   user runs it; the phase breakdown comes from the summary's ``timeline``.
-* ``inrun``: ``build_plan`` + ``run_plan`` inside this process (start-up excluded).
+* ``inrun``: ``build_plan`` + ``run_plan`` inside this process (start-up excluded);
+* ``bare``: the harness's ceiling, no Limner at all: ``bench/bare_client.py``, a whole process whose
+  ``concurrency`` httpx loops only make the create calls and download the outputs against the same fake.
+  What it loses against the ideal is the fake's, the loopback's and Python's HTTP stack's share on this
+  machine, not the runner's. ``--suite`` runs it beside each case.
 
 Ideal = entries x latency / concurrency seconds (``concurrency / latency`` entries/s). Floor =
 ceil(entries / concurrency) x latency: the calls on one slot follow each other, so no run can be
@@ -24,9 +28,9 @@ faster (1,000 entries on 16 slots are 63 calls in a row on 8 of them: 31.5 s, no
 >= 0.96.
 
     python bench/bench_replicate.py [--entries 192] [--latency 1.0] [--concurrency 16] [--size 256]
-                                    [--mode process|inrun|both] [--repeat 1]
+                                    [--mode process|inrun|both|bare] [--repeat 1]
                                     [--fake keepalive|httpserver] [--derive 'formats = ["webp"]']
-    python bench/bench_replicate.py --suite      # the three targets above, whole process
+    python bench/bench_replicate.py --suite      # the three targets above, whole process, each beside the bare client
 """
 
 from __future__ import annotations
@@ -194,13 +198,27 @@ def run_process(root: Path, env: dict[str, str]) -> tuple[float, dict, dict[str,
     return wall, summary, timeline
 
 
+def run_bare(env: dict[str, str], entries: int, concurrency: int) -> tuple[float, dict]:
+    """``bench/bare_client.py`` (no Limner) against the same fake, exec to exit: returns (wall seconds, its report)."""
+    cmd = [sys.executable, str(Path(__file__).with_name("bare_client.py")), env["REPLICATE_BASE_URL"], TOKEN,
+           str(entries), str(concurrency)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise SystemExit(f"bare_client.py exited {proc.returncode}:\n{proc.stderr}")
+    return wall, json.loads(proc.stdout)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--entries", type=int, default=192)
     ap.add_argument("--latency", type=float, default=1.0, help="seconds the fake holds each prediction")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--size", type=int, default=256, help="long side of the fake's images, in pixels")
-    ap.add_argument("--mode", choices=["process", "inrun", "both"], default="process")
+    ap.add_argument("--mode", choices=["process", "inrun", "both", "bare"], default="process",
+                    help="process: the whole limner command; inrun: plan + run in this process; both: the two; "
+                         "bare: bench/bare_client.py, the harness's ceiling (no Limner)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per case (each on a new project); the table shows each")
     ap.add_argument("--suite", action="store_true", help="the issue's three whole-process targets (16@1s, 192@1s, 1000@0.5s)")
     ap.add_argument("--derive", default="",
@@ -237,13 +255,18 @@ def bench_case(args: argparse.Namespace, entries: int, latency: float, min_ratio
     phase_rows: list[list[str]] = []
     load_before = os.getloadavg()[0]
     try:
-        modes = ["process", "inrun"] if args.mode == "both" else [args.mode]
+        modes = {"both": ["process", "inrun"]}.get(args.mode, [args.mode]) + (["bare"] if args.suite else [])
         for mode in modes:
             for run in range(args.repeat):
                 with tempfile.TemporaryDirectory() as tmp:
                     root = Path(tmp)
                     write_project(root, entries, args.concurrency, latency, args.derive)
-                    if mode == "process":
+                    if mode == "bare":
+                        wall, done = run_bare(env, entries, args.concurrency)
+                        generated, failed = done["created"], entries - done["created"]
+                        if not done["downloaded_bytes"]:
+                            raise SystemExit("the bare client downloaded nothing")
+                    elif mode == "process":
                         wall, summary, timeline = run_process(root, env)
                         generated, failed = summary["generated"], summary["failed"]
                         for label, a, b in PHASES:
