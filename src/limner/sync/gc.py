@@ -21,6 +21,11 @@ whose objects the manifest still names keeps its row too.
 Rows go first, then objects: a crash in between leaves unreferenced objects, which the next
 ``limner gc --delete`` removes, never a row pointing at nothing.
 
+Never while a run works: a unit of work stores an image's variants and placeholder a moment before it
+records their rows, so for that moment they look like garbage. ``limner gc --delete`` refuses (unless
+``--force``) while :func:`busy` names a reason: a live run or queue worker holding entries, or entries
+left ``generating``. It asks before it lists the storage and again right before the first delete.
+
 The storage is reached only through the ``Storage`` contract (``list_sizes`` or ``list``, ``delete``),
 so any storage plugin can be collected.
 """
@@ -64,6 +69,25 @@ class GcResult:
     failed: list[dict[str, str]] = field(default_factory=list)
     renders_forgotten: int = 0
     bytes: int = 0
+
+
+def busy(repo: Repository) -> str | None:
+    """Why deleting now could take a run's fresh objects for garbage (a sentence), or None when no run works."""
+    from limner.db.tables import utcnow
+    from limner.runner.claims import RunIdentity
+
+    me, now = RunIdentity(), utcnow()
+    working = [(run, held) for run, held in repo.live_runs() if held and not me.holder_is_gone(run, now)]
+    if working:
+        entries = sum(len(held) for _run, held in working)
+        runs = ", ".join(f"{run.kind or 'generate'} {run.host}:{run.pid}" for run, _held in working[:3])
+        return (f"{len(working)} run(s) hold {entries} entries ({runs}): a run stores an image's variants a moment "
+                "before it records them, and gc would take them for garbage")
+    generating = repo.counts_by_state().get("generating", 0)
+    if generating:
+        return (f"{generating} entries are being generated: a running `limner generate` may have stored objects it has "
+                "not recorded yet, and gc would take them for garbage")
+    return None
 
 
 def plan_gc(storage: Storage, repo: Repository, *, superseded: bool = False, manifest_text: str = "") -> GcPlan:

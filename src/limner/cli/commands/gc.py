@@ -19,21 +19,22 @@ def register(app: typer.Typer) -> None:
         delete: Annotated[bool, typer.Option("--delete", help="Delete the objects listed (default: a dry run that only lists them).")] = False,
         superseded: Annotated[bool, typer.Option("--superseded", help="Also collect the objects of superseded and rejected renders, "
                                                  "and forget those renders' rows.")] = False,
-        force: Annotated[bool, typer.Option("--force", help="Delete even while entries are being generated.")] = False,
+        force: Annotated[bool, typer.Option("--force", help="Delete even while runs or workers hold entries, or entries are being generated.")] = False,
         as_json: JsonOpt = False,
     ) -> None:
         """List stored objects that no render references (dry run); --delete removes them. Published images are never touched."""
-        from limner.sync.gc import plan_gc, run_gc
+        from limner.sync.gc import busy, plan_gc, run_gc
+
+        def refuse_while_busy() -> None:
+            reason = busy(project.repo) if delete and not force else None
+            if reason:
+                raise LimnerError(reason, hint="wait for the runs to end (or re-run `limner generate` to finish an "
+                                               "interrupted one), or pass --force")
 
         project = get_project(ctx)
         try:
             settings = project.settings
-            generating = project.repo.counts_by_state().get("generating", 0)
-            if delete and generating and not force:
-                raise LimnerError(
-                    f"{generating} entries are being generated: a running `limner generate` may have stored objects it has not "
-                    "recorded yet, and gc would take them for garbage",
-                    hint="wait for the run to end (or re-run `limner generate` to finish an interrupted one), or pass --force")
+            refuse_while_busy()
             manifest_path = settings.path(settings.sync.manifest)
             try:
                 manifest_text = manifest_path.read_text(encoding="utf-8")
@@ -41,6 +42,7 @@ def register(app: typer.Typer) -> None:
                 manifest_text = ""
             storage = project.storage
             plan = plan_gc(storage, project.repo, superseded=superseded, manifest_text=manifest_text)
+            refuse_while_busy()  # again: a run may have started while the storage was listed
             result = run_gc(storage, project.repo, plan) if delete else None
         finally:
             project.close()

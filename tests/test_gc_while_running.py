@@ -1,0 +1,86 @@
+"""``limner gc --delete`` while a run works: a unit of work stores an image's variants and placeholder a moment
+before it records their rows, so for that moment they look like garbage. gc must refuse then (sync/gc.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from projects import ProjectDir  # noqa: E402
+
+from limner.db.tables import EntryState  # noqa: E402
+from limner.runner import RunOptions, Selection, build_plan, run_plan  # noqa: E402
+
+
+class GcAfterPlaceholder:
+    """The project's storage, running ``limner gc --delete`` once, right after the first placeholder is stored
+    (its variants are stored, their rows not yet written)."""
+
+    def __init__(self, real: Any, p: ProjectDir, *args: str) -> None:
+        self.real, self.p, self.args = real, p, args
+        self.gc: subprocess.CompletedProcess[str] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def put_if_absent(self, key: str, data: bytes, *, content_type: str) -> bool:
+        wrote = self.real.put_if_absent(key, data, content_type=content_type)
+        if key.startswith("placeholders/") and self.gc is None:
+            self.gc = self.p.run("gc", "--delete", "--json", *self.args)
+        return wrote
+
+
+def run_with_gc(p: ProjectDir, *args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """One entry generated while gc runs in its window; returns gc's process and the published render's
+    keys that point at nothing."""
+    p.write_catalog(p.entries()[:1])
+    project = p.project()
+    racing = GcAfterPlaceholder(project.storage, p, *args)
+    project.__dict__["storage"] = racing
+    try:
+        summary = run_plan(project, build_plan(project, Selection()), RunOptions(progress=False))
+        assert summary.generated == 1, summary.failures
+        (render,) = project.repo.published_renders()
+        keys = [render.master_key, render.placeholder_key, *(v.key for v in render.variants)]
+        missing = [k for k in keys if not racing.real.exists(k)]
+    finally:
+        project.close()
+    assert racing.gc is not None
+    return racing.gc, missing
+
+
+def test_gc_refuses_while_a_run_holds_entries_and_leaves_its_objects(project_dir: ProjectDir) -> None:
+    gc, missing = run_with_gc(project_dir)
+    assert gc.returncode == 1, gc.stdout + gc.stderr
+    assert "hold 1 entries" in gc.stderr and "--force" in gc.stderr
+    assert missing == []
+
+
+def test_gc_forced_in_that_window_is_what_the_guard_prevents(project_dir: ProjectDir) -> None:
+    gc, missing = run_with_gc(project_dir, "--force")
+    assert gc.returncode == 0, gc.stderr
+    deleted = json.loads(gc.stdout)["deleted"]
+    assert deleted and missing  # without the guard, the published render points at deleted objects
+
+
+def test_gc_goes_ahead_beside_an_idle_worker_and_a_dead_run(project_dir: ProjectDir) -> None:
+    project_dir.run("generate", "--no-progress", check=True)
+    project = project_dir.project()
+    try:
+        project.storage.put("masters/zz/orphan.png", b"o" * 10, content_type="image/png")
+        entry = project_dir.entries()[0]["id"]
+        project.repo.start_run("idle-worker", os.uname().nodename, os.getpid(), kind="worker")  # alive, holds nothing
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        project.repo.start_run("dead-run", os.uname().nodename, int(dead.stdout))  # gone, holds an entry
+        project.repo.claim(entry, "fp", "dead-run", force=True)
+        project.repo.set_state(entry, EntryState.published)
+    finally:
+        project.close()
+    gc = project_dir.run_json("gc", "--delete")
+    assert [o["key"] for o in gc["objects"]] == ["masters/zz/orphan.png"] and gc["deleted"] == 1
