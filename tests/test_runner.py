@@ -152,6 +152,29 @@ def test_auth_failure_stops_the_run(make_project_dir):
     assert summary.generated == 0
 
 
+def test_a_stopped_run_puts_the_entries_it_left_generating_back(make_project_dir):
+    """Credentials rejected mid-run: the entries claimed and never finished are not left ``generating`` (which
+    reads as a run in progress, and stops ``gc --delete``): back to ``published`` where an image still shows,
+    ``queued`` where none does."""
+    p = make_project_dir(6)
+    run(p)
+    p.write_config("auth_fail = true\n")
+    _, summary = run(p, Selection(all=True))
+    assert summary.exit_code == EXIT_AUTH
+    states = [e.state for e in rows(p, EntryRow)]
+    called = len({c["id"] for c in p.calls()[6:]})  # the calls that failed on the credentials: those entries failed
+    assert sorted(states) == ["failed"] * called + ["published"] * (6 - called) and called < 6
+
+    q = make_project_dir(6, extra="auth_fail = true\n", name="never")
+    _, summary = run(q)
+    assert summary.exit_code == EXIT_AUTH
+    called = len({c["id"] for c in q.calls()})
+    assert sorted(e.state for e in rows(q, EntryRow)) == ["failed"] * called + ["queued"] * (6 - called) and called < 6
+    assert not any(e.claimed_by for e in rows(q, EntryRow))
+    gc = q.run("gc", "--delete")
+    assert gc.returncode == 0, gc.stderr
+
+
 def test_budget_never_starts_a_call_over_the_cap(make_project_dir):
     p = make_project_dir(10, extra="price_usd = 0.01\n")
     _, summary = run(p, budget=0.035)

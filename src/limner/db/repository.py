@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 
 from limner.db.engine import Database
 from limner.db.statements import hot, params, row_values
@@ -52,6 +52,15 @@ def insert_ignoring_duplicates(db: Database, table: Any, key: str) -> Any:
     else:  # pragma: no cover - other databases: a plain insert (a duplicate raises)
         return insert(table)
     return dialect_insert(table).on_conflict_do_nothing(index_elements=[key])
+
+
+def _unfinished_back(*where: Any) -> Any:
+    """The entries ``where`` selects that a claim left ``generating``: back to ``published`` when they still
+    show an image, else ``queued`` (no image was recorded: a unit stopped before its call, or its call failed
+    to be kept; what was paid is in the ledger and the recovery folder, and the next run plans them)."""
+    return (update(entries).where(*where, E.state == EntryState.generating.value)
+            .values(state=case((E.published_render_id.is_not(None), EntryState.published.value),
+                               else_=EntryState.queued.value)))
 
 
 def _objects(db: Database) -> Session:
@@ -107,6 +116,7 @@ class Repository:
     def release_claim(self, entry_id: str, run_id: str) -> None:
         """Give one entry back (a queue worker whose job stopped before the entry was done)."""
         with self.db.write() as conn:
+            conn.execute(_unfinished_back(E.id == entry_id, E.claimed_by == run_id))
             conn.execute(update(entries).where(E.id == entry_id, E.claimed_by == run_id)
                          .values(claimed_by=None, claimed_at=None))
 
@@ -160,8 +170,11 @@ class Repository:
             conn.execute(update(runs).where(runs.c.id == run_id).values(heartbeat_at=utcnow()))
 
     def end_run(self, run_id: str) -> None:
-        """The run is over (or found dead): its claims are released."""
+        """The run is over (or found dead): its claims are released, and the entries it left ``generating``
+        (stopped before an image was recorded) are back where they were: ``published`` when they still show
+        an image, ``queued`` otherwise."""
         with self.db.write() as conn:
+            conn.execute(_unfinished_back(E.claimed_by == run_id))
             conn.execute(update(entries).where(E.claimed_by == run_id).values(claimed_by=None, claimed_at=None))
             conn.execute(update(runs).where(runs.c.id == run_id, runs.c.finished_at.is_(None)).values(finished_at=utcnow()))
 
