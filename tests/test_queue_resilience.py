@@ -257,3 +257,42 @@ def test_a_job_plans_its_entry_from_its_own_row(make_project_dir, monkeypatch):
         assert project.repo.entry_status("nope") is None and project.repo.entry_override("event-001") is None
     finally:
         project.close()
+
+
+def test_a_gate_made_while_the_worker_is_paused_starts_no_paid_call(make_project_dir):
+    """A job already past its own check when the worker paused, whose provider had no gate yet, gets a gate
+    that is stopping too: its unit ends ``not_started`` instead of paying."""
+    from limner.queue.tasks import WorkerRuntime
+    from limner.runner import Selection, build_plan
+
+    p = make_project_dir(2)
+    project = p.project()
+    try:
+        lane = build_plan(project, Selection()).items[0].lane
+        for halted in (None, "storage fault"):
+            runtime = WorkerRuntime(project, "postgresql://unused")
+            runtime.slots, runtime.halted = None, halted
+            assert runtime.gate_for(lane).stopping is (halted is not None)
+    finally:
+        project.close()
+
+
+def test_a_jobs_own_outcomes_are_logged_in_one_line_and_crashes_with_their_traceback(caplog):
+    import logging
+
+    from limner.queue.logs import one_line_outcomes
+    from limner.queue.tasks import EntryFailed, HeldElsewhere, Paused
+
+    one_line_outcomes(EntryFailed, HeldElsewhere, Paused)
+    logger = logging.getLogger("procrastinate.worker")
+    caplog.set_level(logging.INFO, logger="procrastinate.worker")
+    for exc in (EntryFailed("b-two: ContentRefused: refused by the safety filter"), KeyError("boom")):
+        try:
+            raise exc
+        except Exception as raised:  # noqa: BLE001 - logged as the engine does
+            logger.log(logging.ERROR, "Job run_entry(entry_id='b-two') ended with status: %s", "Error", exc_info=raised)
+    refused, crashed = caplog.records[-2:]
+    assert refused.getMessage() == ("Job run_entry(entry_id='b-two') ended with status: Error - "
+                                    "EntryFailed: b-two: ContentRefused: refused by the safety filter")
+    assert refused.exc_info is None and "Traceback" not in caplog.text.split("\n")[0]
+    assert crashed.exc_info is not None and crashed.exc_info[0] is KeyError

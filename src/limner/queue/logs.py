@@ -30,6 +30,30 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
+class OneLineOutcomes(logging.Filter):
+    """The engine logs a job that raised with its traceback. For Limner's own outcomes (an entry failed and
+    recorded why, another run holds the entry, the worker is paused) that reads like a crash: they are
+    logged as one line that ends with the reason, and nothing else is changed."""
+
+    def __init__(self, *outcomes: type[BaseException]) -> None:
+        super().__init__()
+        self.outcomes = outcomes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, self.outcomes):
+            record.msg, record.args = f"{record.getMessage()} - {type(exc).__name__}: {exc}", None
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def one_line_outcomes(*outcomes: type[BaseException]) -> None:
+    """Install :class:`OneLineOutcomes` on the engine's worker logger (once)."""
+    logger = logging.getLogger("procrastinate.worker")
+    if not any(isinstance(f, OneLineOutcomes) for f in logger.filters):
+        logger.addFilter(OneLineOutcomes(*outcomes))
+
+
 def use_json_logs(level: int) -> None:
     """Limner's and the engine's loggers write JSON lines to stderr at ``level``."""
     handler = logging.StreamHandler()

@@ -113,6 +113,7 @@ class WorkerRuntime:
         gate = self.gates.get(lane.name)
         if gate is None:
             gate = self.gates[lane.name] = lane.gate(self.project.settings.generate)
+            gate.stopping = self.halted is not None  # a gate made while paused starts no paid call either
             if self.metrics is not None:
                 self.metrics.time_calls(gate.provider)
             if self.slots is not None:

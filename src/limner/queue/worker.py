@@ -280,6 +280,10 @@ async def run_worker(project: Project, dsn: str, *, concurrency: int, queues: li
                      supervisor: list[Supervisor] | None = None) -> WorkerRuntime:
     """Run a worker until stopped. ``supervisor``: a list the :class:`Supervisor` is appended to once it
     exists (for a caller in the same process that stops it)."""
+    from limner.queue.logs import one_line_outcomes
+    from limner.queue.tasks import EntryFailed, HeldElsewhere, Paused
+
+    one_line_outcomes(EntryFailed, HeldElsewhere, Paused)
     q = project.settings.queue
     app = make_app(dsn, schedule=q.schedule or None)
     metrics = None
