@@ -78,6 +78,44 @@ def test_claims(project_dir):
         project.close()
 
 
+def test_a_pid_is_judged_only_in_its_own_process_table(project_dir):
+    """Two containers with ``--network host`` share a hostname, not a PID namespace: a live worker there has a
+    pid that does not exist here. Only a run of this process table is judged dead by its pid."""
+    project = project_dir.project()
+    repo = project.repo
+    try:
+        repo.sync_entries([("a", "A", None, "f1"), ("b", "B", None, "f1"), ("c", "C", None, "f1")])
+        me = RunIdentity()
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        gone_pid = int(dead.stdout)
+        for run_id, scope, entry in (("container", me.scope + "-another-pid-namespace", "a"), ("here", me.scope, "b"),
+                                     ("older", None, "c")):
+            repo.start_run(run_id, me.host, gone_pid, scope=scope)
+            assert repo.claim(entry, "f1", run_id).status == "claimed"
+        held = {entry: repo.claim(entry, "f1", me.id) for entry in "abc"}
+        now = held["a"].holder.heartbeat_at
+        assert not me.holder_is_gone(held["a"].holder, now)  # same hostname, other PID namespace, fresh heartbeat
+        assert me.holder_is_gone(held["a"].holder, now + dt.timedelta(seconds=LEASE_S + 1))  # its lease still ends
+        assert me.holder_is_gone(held["b"].holder, now)  # this process table: its pid is gone, so is the run
+        assert me.holder_is_gone(held["c"].holder, now)  # recorded without a scope: judged by its host, as before
+        assert {r.id: r.scope for r in rows(project_dir, RunRow)}["here"] == me.scope
+    finally:
+        project.close()
+
+
+def test_another_pid_namespace_is_another_process_table():
+    probe = [sys.executable, "-c", "from limner.runner.claims import process_table; print(process_table())"]
+    try:
+        inside = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", *probe], capture_output=True, text=True,
+                                timeout=60)
+    except FileNotFoundError:
+        pytest.skip("no unshare here")
+    if inside.returncode:
+        pytest.skip(f"cannot make a PID namespace here: {inside.stderr.strip()[:200]}")
+    here = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
+    assert inside.stdout.strip() != here and inside.stdout.split("/")[0] == here.split("/")[0]  # same hostname
+
+
 def test_a_run_that_planned_before_another_published_does_not_pay_again(project_dir):
     """The order CI once hit: run B plans entry a, run A publishes it, then B queues its plan and claims."""
     from limner.db.models import EntryState

@@ -6,16 +6,17 @@ SQLite is opened in WAL mode with foreign keys on and a busy timeout, so a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 
-from limner.errors import LimnerError
+from limner.errors import ConfigError, LimnerError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
 #: the newest migration's revision (a test checks it is Alembic's head): a database already at it is
 #: opened without importing Alembic, which would cost more than the rest of a ``limner status``
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -210,24 +211,115 @@ class Database:
         return f"<Database {self.engine.url.render_as_string(hide_password=True)}>"
 
 
+#: the setting a database URL comes from, as error messages name it
+SETTING = "database.url (LIMNER_DATABASE_URL)"
+#: query parameters of a URL that may hold a secret (``?password=...``, ``?sslkey=...``): masked in messages
+_SECRET_QUERY = re.compile(r"(?i)([?&][^=&#]*(?:pass|secret|token|key|auth)[^=&#]*=)[^&#]*")
+_USERINFO = re.compile(r"^([^:/?#]+://[^:@/?#]*:)[^/?#]*@")
+
+
+def mask_url(url: str) -> str:
+    """``url`` fit for a message: the password of ``user:password@`` and the values of query parameters
+    that may hold a secret are replaced by ``***``; a URL SQLAlchemy cannot parse is masked the same way."""
+    masked = _USERINFO.sub(r"\1***@", url.strip())
+    return _SECRET_QUERY.sub(r"\1***", masked)
+
+
+def parse_url(url: str) -> URL:
+    """``url`` parsed; one SQLAlchemy cannot parse is a :class:`ConfigError` naming the setting."""
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"{SETTING}: {mask_url(url)!r} is not a database URL",
+                          hint="use sqlite:///path/to/limner.db or postgresql+psycopg://user@host/db "
+                               "(see docs/configuration.md)") from None
+
+
+def _sqlite_file(sa_url: URL) -> Path | None:
+    """The file of a SQLite URL (None: in memory, or not SQLite)."""
+    db = sa_url.database
+    if sa_url.get_backend_name() != "sqlite" or not db or db == ":memory:" or db.startswith("file:"):
+        return None
+    return Path(db)
+
+
+def _check_folder(url: str, file: Path, *, create: bool) -> None:
+    """Create the folder of the SQLite ``file`` (``create``), or check that it could be created (the nearest
+    existing ancestor is a folder): a :class:`ConfigError` naming the setting when it cannot be."""
+    import errno
+
+    problem: OSError | None = None
+    try:
+        nearest = next((p for p in file.parents if p.exists()), None)
+        if nearest is not None and not nearest.is_dir():
+            problem = NotADirectoryError(errno.ENOTDIR, "not a folder", str(nearest))
+        elif create:
+            file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        problem = exc
+    if problem is not None:
+        where = f" ({problem.filename})" if problem.filename else ""
+        raise ConfigError(f"{SETTING} {mask_url(url)!r}: cannot create the folder of the database: "
+                          f"{problem.strerror or problem}{where}",
+                          hint="point database.url at a file in a folder you can write to")
+
+
 def create_db_engine(url: str) -> Engine:
-    sa_url = make_url(url)
-    if sa_url.get_backend_name() == "sqlite":
-        db = sa_url.database
-        if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(sa_url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(sa_url, pool_pre_ping=True)
+    """The engine of ``url`` (a SQLite file's folder is created); a bad URL, an unknown kind of database or
+    a SQLite file whose folder cannot be created is a :class:`ConfigError` naming the setting (the URL masked)."""
+    from sqlalchemy.exc import NoSuchModuleError
+
+    sa_url = parse_url(url)
+    file = _sqlite_file(sa_url)
+    if file is not None:
+        _check_folder(url, file, create=True)
+    try:
+        if sa_url.get_backend_name() == "sqlite":
+            engine = create_engine(sa_url, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_engine(sa_url, pool_pre_ping=True)
+    except NoSuchModuleError:
+        raise ConfigError(f"{SETTING}: {mask_url(url)!r} names an unknown kind of database "
+                          f"{sa_url.drivername!r}",
+                          hint="Limner keeps its state in SQLite (sqlite:///path/to/limner.db) or PostgreSQL "
+                               "(postgresql+psycopg://user@host/db)") from None
+    except ImportError as exc:
+        raise LimnerError(f"{SETTING}: the database driver for {sa_url.drivername!r} is not installed ({exc.name or exc})",
+                          hint="for PostgreSQL use postgresql+psycopg://user@host/db and pip install 'limner[postgres]'"
+                          if sa_url.get_backend_name() == "postgresql" else
+                          "Limner keeps its state in SQLite (sqlite:///path/to/limner.db) or PostgreSQL "
+                          "(postgresql+psycopg://user@host/db)") from None
 
 
-def open_database(url: str, *, migrate: bool = True) -> Database:
+def empty_database() -> Database:
+    """An empty state database in memory, at the head revision: what a read-only command reads when the
+    project's SQLite file does not exist yet (so that it creates neither the file nor its folder)."""
+    from sqlalchemy.pool import StaticPool
+
+    # one connection shared by every thread (a database thread reads too): an in-memory database is per connection
+    engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    database = Database(engine)
+    database._create_at_head()
+    return database
+
+
+def open_database(url: str, *, migrate: bool = True, create: bool = True) -> Database:
+    """The state database of ``url``, migrated to the head (``migrate``).
+
+    ``create=False`` (a command that changes nothing): a SQLite file that does not exist is neither created
+    nor given its folder; an empty database in memory stands in for it."""
+    if not create:
+        file = _sqlite_file(parse_url(url))
+        if file is not None and not file.exists():
+            _check_folder(url, file, create=False)  # a path that could never be created is still an error
+            return empty_database()
     try:
         database = Database(create_db_engine(url))
         if migrate:
             database.migrate()
     except OperationalError as exc:
-        safe = make_url(url).render_as_string(hide_password=True)
-        raise LimnerError(f"cannot open database {safe}: {exc.orig}") from None
+        raise LimnerError(f"cannot open database {mask_url(url)}: {exc.orig}") from None
     return database

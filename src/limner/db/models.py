@@ -60,6 +60,7 @@ class RunRow(Base):
     heartbeat_at: Mapped[dt.datetime]
     finished_at: Mapped[dt.datetime | None]
     kind: Mapped[str | None]
+    scope: Mapped[str | None]
 
 
 class SpendCap(Base):

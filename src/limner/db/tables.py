@@ -125,6 +125,9 @@ runs = Table(
     Column("finished_at", DateTime),
     #: ``worker`` for a queue worker (``limner worker``); None for a ``limner generate`` run
     Column("kind", String(16)),
+    #: the process table ``pid`` belongs to (:func:`limner.runner.claims.process_table`): only a run of the same
+    #: one is judged by its pid; NULL for runs recorded before it was kept (judged by ``host``)
+    Column("scope", String(255)),
 )
 
 #: a budget shared by queue workers (``limner generate --enqueue --budget``): a worker reserves a call's

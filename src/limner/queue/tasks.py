@@ -83,7 +83,7 @@ class WorkerRuntime:
             self.run = RunIdentity()
         p.storage.check()  # a store that cannot be written must not cost a paid generation
         if not getattr(self, "_run_started", False):
-            p.repo.start_run(self.run.id, self.run.host, self.run.pid, kind="worker")
+            p.repo.start_run(self.run.id, self.run.host, self.run.pid, kind="worker", scope=self.run.scope)
             self._run_started = True
         if not hasattr(self, "pool"):  # started once, even when a lost database makes the worker start again
             self.pool = ImagingPool.start(derive_options(p), p.settings.generate.workers)
