@@ -284,6 +284,46 @@ def first_file(result: dict[str, Any], entry_id: str, folder: Path) -> str:
     return next(f.name for f in sorted(folder.iterdir()) if f.stem == entry_id and f.name not in ignored)
 
 
+@pytest.mark.parametrize("when", ["after_its_claim", "before_its_claim"])
+def test_adopt_and_a_paid_generation_at_once_never_replace_the_paid_image(make_project_dir: Any, monkeypatch: Any,
+                                                                          when: str) -> None:
+    """``limner generate`` runs while adopt-placeholders is between reading the statuses and publishing: either
+    the run finds the entry held (adopt publishes, nothing is paid) or adopt finds it published (and skips it).
+    Never a paid image superseded by a hand-made one, to be planned stale and paid for again."""
+    import limner.sync.adopt as adopt_mod
+
+    p = make_project_dir(2)
+    folder = p.root / "legacy"
+    folder.mkdir()
+    (folder / "event-000.jpg").write_bytes(image_bytes("JPEG", 160, 107, 1))
+    runs: list[dict[str, Any]] = []
+    hooked = "_adopt_one" if when == "after_its_claim" else "_take"
+    real = getattr(adopt_mod, hooked)
+
+    def racing(*args: Any) -> Any:
+        runs.append(json.loads(p.run("generate", "--id", "event-000", "--json", "--no-progress").stdout))
+        return real(*args)
+
+    monkeypatch.setattr(adopt_mod, hooked, racing)
+    project = p.project()
+    try:
+        result = adopt_placeholders(project, folder)
+        published = project.repo.published_providers()
+        superseded = [r for r in project.reviews.renders("event-000") if r.status == "superseded"]
+    finally:
+        project.close()
+    assert len(runs) == 1
+    if when == "after_its_claim":
+        assert result.adopted == ["event-000"] and runs[0]["generated"] == 0 and runs[0]["provider_calls"] == 0
+        assert published == {"event-000": "legacy"}
+    else:
+        assert result.adopted == [] and result.skipped == [{"id": "event-000", "file": "event-000.jpg", "reason": "published"}]
+        assert runs[0]["generated"] == 1 and published == {"event-000": "fake"}
+    assert not superseded
+    plan = json.loads(p.run("plan", "--json").stdout)
+    assert "event-000" not in {i["id"] for i in plan["items"]} or when == "after_its_claim"  # the paid one is up to date
+
+
 def test_adopt_dry_run_and_bad_images(make_project_dir: Any) -> None:
     p = make_project_dir(3)
     folder = p.root / "legacy"

@@ -356,6 +356,14 @@ class Repository:
                 conn.execute(update(entries).where(E.id.in_(stale), E.state == EntryState.published.value)
                              .values(state=EntryState.stale.value, updated_at=now))
 
+    def ensure_entry(self, entry_id: str, title: str, style: str | None) -> None:
+        """The entry's row, created (``missing``) when it was never planned; an existing row is left as it is."""
+        now = utcnow()
+        with self.db.write() as conn:
+            conn.execute(insert_ignoring_duplicates(self.db, entries, "id"),
+                         [{"id": entry_id, "title": title, "style": style, "state": EntryState.missing.value,
+                           "attempts": 0, "retryable": True, "created_at": now, "updated_at": now}])
+
     def mark_stale(self, ids: Iterable[str]) -> None:
         ids = list(ids)
         if not ids:

@@ -133,18 +133,49 @@ def adopt_placeholders(project: Project, directory: str | Path, *, dry_run: bool
     if not todo:
         return result
 
+    from limner.runner.claims import RunIdentity
     from limner.runner.run import derive_options
 
     options = derive_options(project)
-    for entry, path in todo:
-        try:
-            _adopt_one(project, entry, path, options)
-        except ImageRejected as exc:
-            result.failed.append({"id": entry.id, "file": path.name, "error": f"image rejected ({exc.code}): {exc.reason}"})
-            continue
-        result.adopted.append(entry.id)
-        log.info("adopted %s from %s", entry.id, path.name)
+    me = RunIdentity()  # adopting is a run: it claims each entry as a unit of work does, so no run pays for
+    repo.start_run(me.id, me.host, me.pid, kind="adopt", scope=me.scope)  # one it is adopting, nor it the reverse
+    try:
+        for entry, path in todo:
+            taken = _take(project, me, entry)
+            if taken is not None:  # a run holds it, or published an image since the statuses were read
+                result.skipped.append({"id": entry.id, "file": path.name, "reason": taken})
+                continue
+            try:
+                _adopt_one(project, entry, path, options)
+            except ImageRejected as exc:
+                result.failed.append({"id": entry.id, "file": path.name, "error": f"image rejected ({exc.code}): {exc.reason}"})
+                continue
+            result.adopted.append(entry.id)
+            log.info("adopted %s from %s", entry.id, path.name)
+    finally:
+        repo.end_run(me.id)  # what it claimed and did not publish goes back (Repository.end_run)
     return result
+
+
+def _take(project: Project, me: Any, entry: Entry) -> str | None:
+    """Claim ``entry`` for the adopting run; None when taken and still without a published image, else why
+    not: ``held`` (a live run is generating it) or ``published`` (an image was published meanwhile)."""
+    from limner.db.tables import utcnow
+
+    repo = project.repo
+    repo.ensure_entry(entry.id, entry.title, project.style_for(entry).name)
+    claim = repo.claim(entry.id, LEGACY_FINGERPRINT, me.id)
+    if claim.status == "held" and me.holder_is_gone(claim.holder, utcnow()):
+        if claim.holder is not None:  # a dead run: free its entries, then try again
+            repo.end_run(claim.holder.id)
+        claim = repo.claim(entry.id, LEGACY_FINGERPRINT, me.id)
+    if claim.status != "claimed":
+        return claim.status
+    status = repo.entry_status(entry.id)
+    if status is not None and status.published_fingerprint:  # claimed after a run published it: leave it
+        repo.release_claim(entry.id, me.id)
+        return "published"
+    return None
 
 
 def _adopt_one(project: Project, entry: Entry, path: Path, options: Any) -> None:
