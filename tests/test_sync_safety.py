@@ -46,3 +46,24 @@ def test_a_folder_that_cannot_be_written_is_exit_2_with_the_path(synced):
     proc = p.run("sync")
     assert proc.returncode == 2
     assert "blocker/events" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_manifest_folder_that_cannot_be_written_changes_no_placeholder(make_project_dir):
+    """The folders sync writes into are checked before the first file changes (exit 2 then means nothing
+    changed): a manifest whose folder cannot be made (a file is in the way) leaves the placeholders unwritten."""
+    p = make_project_dir(2)
+    p.run("generate", check=True)
+    (p.root / "blocker").write_text("a file where the manifest's folder should be")
+    proc = p.run("sync", env=p.env(LIMNER_SYNC_MANIFEST=str(p.root / "blocker" / "data" / "m.json")))
+    assert proc.returncode == 2 and "blocker" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (p.root / "frontend").exists()
+
+
+@pytest.mark.parametrize("entries", [[{"id": "event-000"}], None, "x"])
+def test_a_manifest_whose_entries_are_not_an_object_is_rewritten(synced, entries):
+    manifest = synced.root / "frontend" / "src" / "data" / "limner-manifest.json"
+    doc = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**doc, "entries": entries}))
+    proc = synced.run("sync")
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads(manifest.read_text())["entries"]) == {"event-000", "event-001"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import sqlite3
 import uuid
 
@@ -67,6 +69,57 @@ def test_write_back_on_postgres(project_dir):
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}") as con:
             rows = con.execute("select image_url, image_generated_at from timeline_events").fetchall()
         assert all(u and t for u, t in rows)
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def app_files(p):
+    """Every file the app's repo gets from sync, with its bytes."""
+    root = p.root / "frontend"
+    return {f.relative_to(root): f.read_bytes() for f in root.rglob("*") if f.is_file()} if root.exists() else {}
+
+
+@pytest.mark.parametrize("url, error", [
+    ("sqlite:///{db}", "events table 'timeline_events' not found"),
+    ("postgresql://app:s3cret-pw@db.example.org:54x2/app", "not a usable database URL"),
+])
+def test_a_bad_events_table_or_url_changes_no_file(project_dir, tmp_path, url, error):
+    """The events table is checked before the first placeholder is written: a wrong table or a malformed URL
+    is exit 2 and the app's files are as they were (none here), and no password is printed."""
+    db = tmp_path / "empty.db"
+    sqlite3.connect(db).close()
+    project_dir.run("generate", check=True)
+    proc = project_dir.run("sync", env=project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=url.format(db=db)))
+    assert proc.returncode == 2 and error in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "s3cret-pw" not in proc.stderr + proc.stdout
+    assert app_files(project_dir) == {}
+
+
+def test_write_back_to_a_timestamptz_column_is_the_right_instant_and_unchanged_the_second_time(project_dir):
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    name = f"limner_app_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}", autocommit=True) as con:
+            con.execute("CREATE TABLE timeline_events (id TEXT PRIMARY KEY, image_url TEXT, image_cdn_url TEXT, "
+                        "image_generated_at TIMESTAMPTZ)")
+            con.execute("INSERT INTO timeline_events (id) VALUES ('event-000')")
+            con.execute(f'ALTER DATABASE "{name}" SET timezone TO \'America/New_York\'')  # the session's zone
+        project_dir.run("generate", check=True)
+        env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+        first = project_dir.run_json("sync", env=env)
+        again = project_dir.run_json("sync", env=env)
+        assert (first["written_back"], again["written_back"], again["written_back_unchanged"]) == (1, 0, 1)
+        manifest = json.loads((project_dir.root / "frontend/src/data/limner-manifest.json").read_text())
+        generated_at = dt.datetime.fromisoformat(manifest["entries"]["event-000"]["generated_at"].replace("Z", "+00:00"))
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}") as con:
+            (stored,) = con.execute("select image_generated_at from timeline_events").fetchone()
+        assert stored == generated_at  # the same instant, whatever the session's time zone
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()

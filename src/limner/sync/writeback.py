@@ -19,7 +19,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import MetaData, Table, create_engine, select, update
+from sqlalchemy import DateTime, MetaData, Table, create_engine, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
 
@@ -35,56 +35,98 @@ class WriteBackResult:
     not_found: list[str] = field(default_factory=list)
 
 
-def _when(value: str | None) -> dt.datetime | None:
+def _when(value: str | None, *, aware: bool) -> dt.datetime | None:
+    """The manifest's ``generated_at`` (ISO 8601, UTC) as the column takes it: aware (UTC) for a
+    ``TIMESTAMP WITH TIME ZONE`` column, naive UTC for a plain ``TIMESTAMP``."""
     if not value:
         return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
+    when = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC)
+    return when if aware else when.replace(tzinfo=None)
+
+
+def _same_instant(a: Any, b: Any) -> bool:
+    """Whether two column values are the same: datetimes compared as instants (a ``timestamptz`` reads back in
+    the session's time zone), anything else by equality."""
+    if isinstance(a, dt.datetime) and isinstance(b, dt.datetime):
+        def utc(d: dt.datetime) -> dt.datetime:
+            return d.astimezone(dt.UTC).replace(tzinfo=None) if d.tzinfo else d
+        return utc(a) == utc(b)
+    return bool(a == b)
+
+
+class EventsTable:
+    """The app's events table, opened and checked before ``limner sync`` writes anything (a wrong URL, table
+    or column is then an error that changed nothing); :meth:`write` sets the URLs at the end."""
+
+    def __init__(self, url: str, table_name: str, id_column: str) -> None:
+        try:
+            self.safe_url = make_url(url).render_as_string(hide_password=True)
+            self.engine = create_engine(url)
+        except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:  # ValueError: a bad port
+            raise ConfigError(f"[sync] events_database_url is not a usable database URL: {type(exc).__name__}") from None
+        self.table_name, self.id_column = table_name, id_column
+        try:
+            try:
+                self.table = Table(table_name, MetaData(), autoload_with=self.engine)
+            except NoSuchTableError:
+                raise ConfigError(f"events table {table_name!r} not found in {self.safe_url} ([sync] events_table)") from None
+            missing = [c for c in (id_column, *COLUMNS) if c not in self.table.c]
+            if missing:
+                raise ConfigError(
+                    f"events table {table_name!r} lacks column(s) {', '.join(missing)}; add them, e.g. "
+                    f"ALTER TABLE {table_name} ADD COLUMN image_url TEXT, ADD COLUMN image_cdn_url TEXT, "
+                    "ADD COLUMN image_generated_at TIMESTAMP"
+                )
+        except LimnerError:
+            self.close()
+            raise
+        except SQLAlchemyError as exc:
+            self.close()
+            raise self._error(exc) from None
+
+    def _error(self, exc: SQLAlchemyError) -> LimnerError:
+        return LimnerError(f"cannot write back to {self.safe_url} table {self.table_name!r}: {type(exc).__name__}: "
+                           f"{exc.orig if hasattr(exc, 'orig') else exc}")
+
+    def write(self, entries: dict[str, dict[str, Any]]) -> WriteBackResult:
+        """Set image_url, image_cdn_url and image_generated_at for every entry found in the table (``entries``: id ->
+        ``{"image_url", "cdn_url", "generated_at"}``, absolute URLs), in one transaction; rows already holding
+        those values are not written."""
+        result = WriteBackResult()
+        table, key = self.table, self.table.c[self.id_column]
+        column_type = table.c.image_generated_at.type
+        aware = isinstance(column_type, DateTime) and bool(column_type.timezone)  # TIMESTAMP WITH TIME ZONE
+        try:
+            with self.engine.begin() as conn:
+                current = {
+                    str(row[0]): tuple(row[1:])
+                    for row in conn.execute(select(key, *(table.c[c] for c in COLUMNS)).where(key.in_(list(entries))))
+                }
+                for entry_id, entry in sorted(entries.items()):
+                    if entry_id not in current:
+                        result.not_found.append(entry_id)
+                        continue
+                    values = (entry["image_url"], entry["cdn_url"], _when(entry.get("generated_at"), aware=aware))
+                    if all(_same_instant(a, b) for a, b in zip(current[entry_id], values, strict=True)):
+                        result.unchanged += 1
+                        continue
+                    conn.execute(update(table).where(key == entry_id).values(dict(zip(COLUMNS, values))))
+                    result.updated += 1
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
+        return result
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def write_back(url: str, table_name: str, id_column: str, entries: dict[str, dict[str, Any]]) -> WriteBackResult:
-    """Set image_url, image_cdn_url and image_generated_at for every entry found in the table (``entries``: id ->
-    ``{"image_url", "cdn_url", "generated_at"}``, absolute URLs)."""
+    """Open the events table, write ``entries`` (see :meth:`EventsTable.write`) and close it."""
+    events = EventsTable(url, table_name, id_column)
     try:
-        safe_url = make_url(url).render_as_string(hide_password=True)
-        engine = create_engine(url)
-    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        raise ConfigError(f"[sync] events_database_url is not a usable database URL: {type(exc).__name__}") from None
-    result = WriteBackResult()
-    try:
-        try:
-            table = Table(table_name, MetaData(), autoload_with=engine)
-        except NoSuchTableError:
-            raise ConfigError(f"events table {table_name!r} not found in {safe_url} ([sync] events_table)") from None
-        missing = [c for c in (id_column, *COLUMNS) if c not in table.c]
-        if missing:
-            raise ConfigError(
-                f"events table {table_name!r} lacks column(s) {', '.join(missing)}; add them, e.g. "
-                f"ALTER TABLE {table_name} ADD COLUMN image_url TEXT, ADD COLUMN image_cdn_url TEXT, "
-                "ADD COLUMN image_generated_at TIMESTAMP"
-            )
-        key = table.c[id_column]
-        with engine.begin() as conn:
-            current = {
-                str(row[0]): tuple(row[1:])
-                for row in conn.execute(select(key, *(table.c[c] for c in COLUMNS)).where(key.in_(list(entries))))
-            }
-            for entry_id, entry in sorted(entries.items()):
-                if entry_id not in current:
-                    result.not_found.append(entry_id)
-                    continue
-                values = (entry["image_url"], entry["cdn_url"], _when(entry.get("generated_at")))
-                if current[entry_id] == values:
-                    result.unchanged += 1
-                    continue
-                conn.execute(update(table).where(key == entry_id).values(dict(zip(COLUMNS, values))))
-                result.updated += 1
-    except LimnerError:
-        raise
-    except SQLAlchemyError as exc:
-        raise LimnerError(f"cannot write back to {safe_url} table {table_name!r}: {type(exc).__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from None
+        return events.write(entries)
     finally:
-        engine.dispose()
-    return result
+        events.close()
 
 
-__all__ = ["COLUMNS", "WriteBackResult", "write_back"]
+__all__ = ["COLUMNS", "EventsTable", "WriteBackResult", "write_back"]

@@ -14,11 +14,11 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limner.catalog.models import SLUG_PATTERN
 from limner.db.models import Render
-from limner.errors import ConfigError
+from limner.errors import ConfigError, LimnerError
 from limner.project import Project
 from limner.storage import content_key
 from limner.storage.base import EXTENSIONS, MIME_TYPES
@@ -26,6 +26,9 @@ from limner.keys import alias_format, alias_key
 from limner.sync.aliases import alias_source, configured_pattern, write_aliases
 from limner.sync.manifest import MANIFEST_SCHEMA, PLACEHOLDER_EXT, build_manifest, cdn_base, manifest_entry, storage_base
 
+
+if TYPE_CHECKING:
+    from limner.sync.writeback import EventsTable
 
 log = logging.getLogger("limner.sync")
 
@@ -76,13 +79,29 @@ def write_if_changed(path: Path, data: bytes) -> bool:
 
 
 def _write_step(path: Path, fn: Any, *args: Any) -> Any:
-    """Run one file operation of sync; a folder that cannot be written is a configuration error (exit 2)
-    that names the path, not a traceback."""
+    """Run one file operation of sync. The folders were checked first (:func:`_check_writable`), so a failure
+    here (a full disk, a folder where a file goes) comes after other files may have changed: an error that
+    names the path (exit 1), not a traceback; the next ``limner sync`` writes what is left."""
     try:
         return fn(*args)
     except OSError as exc:
-        raise ConfigError(f"sync cannot write {path}: {exc.strerror or exc}",
-                          hint="check sync.placeholder_dir and sync.manifest in limner.toml, and the folder's permissions") from None
+        raise LimnerError(f"sync stopped: cannot write {path}: {exc.strerror or exc}",
+                          hint="fix the cause and run `limner sync` again: it writes only what differs") from None
+
+
+def _check_writable(*folders: Path) -> None:
+    """Each folder sync writes into exists and can be written, or can be created: else a configuration error
+    (exit 2) before anything changed."""
+    for folder in folders:
+        existing = folder
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ConfigError(f"sync cannot write into {folder}: {existing} is not a folder",
+                              hint="check sync.placeholder_dir and sync.manifest in limner.toml")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"sync cannot write into {folder}: {existing} is not writable (or on a read-only file system)",
+                              hint="check sync.placeholder_dir and sync.manifest in limner.toml, and the folder's permissions")
 
 
 def _json_bytes(doc: Any) -> bytes:
@@ -112,19 +131,40 @@ def _placeholder_for(project: Project, render: Render) -> str:
 def sync_project(project: Project) -> SyncResult:
     s = project.settings
     catalog = project.catalog.by_id()
-    storage = project.storage
     result = SyncResult()
     out_dir = s.path(s.sync.placeholder_dir)
     manifest_path = s.path(s.sync.manifest)
     schema_path = manifest_path.with_name(manifest_path.stem + ".schema.json")
-    ext = PLACEHOLDER_EXT[s.sync.placeholder_format]
-    prefix = s.sync.placeholder_url_prefix.rstrip("/")
 
     previous_ids: set[str] = set()
     try:
-        previous_ids = set(json.loads(manifest_path.read_text(encoding="utf-8")).get("entries", {}))
-    except (OSError, ValueError, AttributeError):
-        pass
+        previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none yet, or not JSON: it is rewritten whole
+        previous = None
+    if isinstance(previous, dict) and isinstance(previous.get("entries"), dict):  # else not a manifest of ours
+        previous_ids = {str(entry_id) for entry_id in previous["entries"]}
+
+    # everything that can refuse is asked before the first file changes: the folders written into, the app's
+    # events table (a wrong URL, table or column then changed nothing)
+    _check_writable(out_dir, manifest_path.parent, schema_path.parent)
+    events = None
+    if s.sync.events_database_url:
+        from limner.sync.writeback import EventsTable
+
+        events = EventsTable(s.sync.events_database_url, s.sync.events_table, s.sync.events_id_column)
+    try:
+        _write_all(project, result, catalog, previous_ids, out_dir, manifest_path, schema_path, events)
+    finally:
+        if events is not None:
+            events.close()
+    return result
+
+
+def _write_all(project: Project, result: SyncResult, catalog: dict[str, Any], previous_ids: set[str], out_dir: Path,
+               manifest_path: Path, schema_path: Path, events: EventsTable | None) -> None:
+    s, storage = project.settings, project.storage
+    ext = PLACEHOLDER_EXT[s.sync.placeholder_format]
+    prefix = s.sync.placeholder_url_prefix.rstrip("/")
 
     entries: dict[str, dict[str, Any]] = {}
     renders = project.repo.published_renders()
@@ -168,14 +208,11 @@ def sync_project(project: Project) -> SyncResult:
     _write_step(schema_path, write_if_changed, schema_path, _json_bytes(MANIFEST_SCHEMA))
     # remote aliases last: a storage failure cannot leave the app's files half-written
     result.aliases = write_aliases(project, [r for r in renders if r.entry_id in entries])
-    if s.sync.events_database_url:
-        from limner.sync.writeback import write_back
-
+    if events is not None:
         urls = {entry_id: {"image_url": storage.url(e["image_key"]),
                            "cdn_url": cdn + e["image_key"] if cdn else storage.url(e["image_key"]),
                            "generated_at": e["generated_at"]} for entry_id, e in entries.items()}
-        wb = write_back(s.sync.events_database_url, s.sync.events_table, s.sync.events_id_column, urls)
+        wb = events.write(urls)
         result.written_back, result.written_back_unchanged, result.not_in_events_table = wb.updated, wb.unchanged, wb.not_found
     result.manifest = str(manifest_path)
     result.schema = str(schema_path)
-    return result
