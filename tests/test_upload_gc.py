@@ -411,3 +411,17 @@ def test_gc_collects_from_a_minimal_plugin_storage(make_project_dir: Callable[..
     finally:
         project.close()
 
+
+
+def test_upload_with_a_referenced_object_missing_exits_1_and_does_not_suggest_the_switch(
+        make_project_dir: Callable[..., ProjectDir]) -> None:
+    p = make_project_dir(2)
+    p.run("generate", "--no-progress", check=True)
+    local = LocalStorage(p.root / ".limner/media")
+    lost = sorted(k for k in row_keys(p) if k.startswith("masters/"))[0]
+    local.delete(lost)
+    proc = p.run("upload", "--to", "elsewhere", "--json", "--no-progress")
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["missing"] == [lost] and json.loads(proc.stdout)["failed"] == 0
+    text = p.run("upload", "--to", "elsewhere", "--no-progress")
+    assert text.returncode == 1 and "url =" not in text.stdout and "missing from the source" in text.stdout

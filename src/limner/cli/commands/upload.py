@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
             src = open_storage_at(settings, from_) if from_ else project.storage
             dst = open_storage_at(settings, to, endpoint_url=endpoint_url, region=region)
             recorded = project.repo.object_digests()
+            missing: list[str] = []
             if all_:
                 items = list(list_with_sizes(src))
             else:  # what the rows reference (masters, variants, placeholders), at the sizes the source has
@@ -72,7 +73,7 @@ def register(app: typer.Typer) -> None:
             project.close()
         elapsed = time.perf_counter() - started
         summary = {"from": describe(src), "to": describe(dst), **result.to_dict(), "bytes_total": total_bytes,
-                   "elapsed_s": round(elapsed, 3)}
+                   "missing": missing, "elapsed_s": round(elapsed, 3)}
         if as_json:
             print_json(summary)
         else:
@@ -82,8 +83,12 @@ def register(app: typer.Typer) -> None:
                 out.print(f"  failed {failure['key']}: {failure['error']}", highlight=False, markup=False)
             if result.failed:
                 out.print("Re-run the same command to retry the failed objects; copied ones are skipped.", highlight=False)
+            elif missing:  # the destination lacks what the rows name: switching to it would break those images
+                out.print(f"{len(missing)} objects the database references are missing from the source, so from the "
+                          "destination too; do not switch to it before they are restored (or their entries regenerated).",
+                          highlight=False, markup=False)
             else:
                 out.print(f"To use it, set [storage] url = \"{to}\" in limner.toml (or LIMNER_STORAGE_URL), then run `limner sync`.",
                           highlight=False, markup=False)
-        raise typer.Exit(EXIT_FAILURES if result.failed else EXIT_OK)
+        raise typer.Exit(EXIT_FAILURES if result.failed or missing else EXIT_OK)
 
