@@ -204,8 +204,13 @@ def test_aliases_on_supabase_use_server_side_copy_atomically(tmp_path: Path) -> 
 
 def test_alias_patterns() -> None:
     assert validate_pattern("events/{id}.jpg") == "events/{id}.jpg"
+    assert validate_pattern("img/{id}/{id}-large.webp") == "img/{id}/{id}-large.webp"
     for bad in ("events/{slug}.jpg", "events/static.jpg", "../{id}.jpg", "/abs/{id}.jpg", "variants/{id}.jpg",
-                "events/{id}.png", "events/{id}"):
+                "events/{id}.png", "events/{id}",
+                # a format spec or conversion changes the id (every 'exo…' one alias; quotes), and a '.' or empty
+                # segment puts the alias elsewhere (./masters/… is under masters/ on a folder store)
+                "events/{id:.3}.jpg", "events/{id!r}.jpg", "events/{id:>20}.jpg", "./masters/{id}.jpg",
+                "events//{id}.jpg", "events/./{id}.jpg", " events/{id}.jpg"):
         with pytest.raises(ConfigError):
             validate_pattern(bad)
     assert is_alias_key("events/{id}.jpg", "events/exodus-1.jpg")

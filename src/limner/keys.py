@@ -30,16 +30,19 @@ def content_key(kind: str, sha256: str, ext: str) -> str:
 def validate_pattern(pattern: str) -> str:
     """Check an alias pattern: ``{id}`` once or more, no other field, a known image extension, a safe key."""
     try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(pattern)
+                  if name is not None]
     except ValueError as exc:
         raise ConfigError(f"storage.alias_pattern {pattern!r}: {exc}") from None
-    if fields != {"id"}:
-        raise ConfigError(f"storage.alias_pattern {pattern!r}: use {{id}} (the entry id) and no other field",
+    if not fields or any(field != ("id", "", None) for field in fields):  # no format spec ({id:.3}), no {id!r}
+        raise ConfigError(f"storage.alias_pattern {pattern!r}: use {{id}} (the entry id, as it is) and no other field",
                           hint=f"for example {DEFAULT_ALIAS_PATTERN!r}")
     sample = pattern.format(id="x")
+    parts = sample.split("/")
+    if sample.startswith("/") or any(part in ("", ".", "..") for part in parts) or sample != sample.strip():
+        raise ConfigError(f"storage.alias_pattern {pattern!r}: must be a relative key without empty, '.' or '..' "
+                          f"segments, such as {DEFAULT_ALIAS_PATTERN!r}")
     pure = PurePosixPath(sample)
-    if sample.startswith("/") or ".." in pure.parts or sample.endswith("/"):
-        raise ConfigError(f"storage.alias_pattern {pattern!r}: must be a relative key, such as {DEFAULT_ALIAS_PATTERN!r}")
     if sample.startswith(CONTENT_PREFIXES):
         raise ConfigError(f"storage.alias_pattern {pattern!r}: {', '.join(CONTENT_PREFIXES)} hold content-addressed "
                           "objects; choose another folder")
