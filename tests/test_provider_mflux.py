@@ -29,21 +29,29 @@ def request(**params: Any) -> GenerationRequest:
 
 
 @pytest.mark.skipif(mflux_local.apple_silicon(), reason="checks the message given off Apple silicon")
-def test_off_apple_silicon_the_run_stops_with_a_clear_message() -> None:
-    with pytest.raises(PlatformUnsupported) as info:
-        asyncio.run(MfluxProvider().generate(request()))
-    assert isinstance(info.value, AuthFailed) and not info.value.retryable
-    assert "Apple silicon" in str(info.value) and "diffusers" in str(info.value)
-    with pytest.raises(PlatformUnsupported):
-        asyncio.run(MfluxProvider().check())
+def test_off_apple_silicon_the_provider_says_it_cannot_run_here() -> None:
+    assert "Apple silicon" in (MfluxProvider.unavailable() or "")
+    for call in (MfluxProvider().prepare(), MfluxProvider().generate(request()), MfluxProvider().check()):
+        with pytest.raises(PlatformUnsupported) as info:
+            asyncio.run(call)
+        assert isinstance(info.value, InvalidRequest) and not isinstance(info.value, AuthFailed)
+        assert not info.value.retryable and "Apple silicon" in str(info.value) and "diffusers" in str(info.value)
 
 
 @pytest.mark.skipif(mflux_local.apple_silicon(), reason="checks the message given off Apple silicon")
-def test_limner_generate_with_mflux_off_a_mac_exits_3(make_project_dir: Any) -> None:
+def test_limner_generate_with_mflux_off_a_mac_exits_2_and_records_nothing(make_project_dir: Any) -> None:
+    """Not a rejected credential (exit 3), and no call: a usage error before anything is written."""
     p = make_project_dir(2, provider="mflux")
     proc = p.run("generate", "--no-progress")
-    assert proc.returncode == 3, proc.stdout + proc.stderr
-    assert "Apple silicon Macs only" in proc.stdout + proc.stderr
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "cannot run on this machine" in proc.stderr and "Apple silicon Macs only" in proc.stderr
+    assert "credentials" not in proc.stderr
+    costs = p.run_json("costs")
+    assert costs["by_provider"] == {} and costs["total_usd"] == 0, costs  # no ledger line
+    status = p.run_json("status")
+    assert status["by_state"].get("generating", 0) == 0 and status["spend_usd"] == 0
+    listed = {r["name"]: r for r in p.run_json("providers")}["mflux"]
+    assert listed["installed"] and not listed["configured"] and "Apple silicon" in listed["unavailable"]
 
 
 class _Generated:

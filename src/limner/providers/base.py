@@ -256,6 +256,13 @@ class Provider(ABC):
         Default: ``KnownCall.unsupported()`` (a provider that never reports ids needs nothing more)."""
         return KnownCall.unsupported()
 
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this provider cannot run on this machine at all (an Apple-silicon-only backend on Linux), as a
+        sentence; None when it can. A run asks before it writes or pays anything (exit 2), and ``limner
+        providers`` shows it. Default: None."""
+        return None
+
     async def prepare(self) -> None:
         """Make what a call needs that can fail without any request going out (an HTTP client, its TLS
         context, a host list). The runner awaits it before it writes a call's line in the ledger, so a

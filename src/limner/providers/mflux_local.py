@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .base import Capabilities, GenerationRequest, GenerationResult, Provider
-from .errors import AuthFailed, InvalidRequest
+from .errors import InvalidRequest
 from .options import number_setting, pick_params
 
 NAME = "mflux"
@@ -48,8 +48,10 @@ if apple_silicon() and importlib.util.find_spec("mflux") is None:  # the install
     raise ImportError("No module named 'mflux'", name="mflux")
 
 
-class PlatformUnsupported(AuthFailed):
-    """mflux runs on Apple silicon only: stops the run (no entry could succeed here) with one message."""
+class PlatformUnsupported(InvalidRequest):
+    """mflux runs on Apple silicon only. A run checks :meth:`MfluxProvider.unavailable` before anything is
+    written (exit 2); a call that gets here anyway is refused in :meth:`~MfluxProvider.prepare`, before its
+    ledger line, never as a rejected credential."""
 
 
 SUPPORTED_PARAMS = frozenset({"steps", "guidance"})
@@ -73,11 +75,20 @@ class MfluxProvider(Provider):
     def _secret_values(self) -> Iterable[str | None]:
         return [self.secret("HF_TOKEN")]
 
-    def _require_platform(self) -> None:
-        if not apple_silicon():
-            raise PlatformUnsupported(
-                f"mflux: runs on Apple silicon Macs only (MLX), not on {platform.system()} {platform.machine()}: "
+    @classmethod
+    def unavailable(cls) -> str | None:
+        if apple_silicon():
+            return None
+        return (f"mflux runs on Apple silicon Macs only (MLX), not on {platform.system()} {platform.machine()}: "
                 "use the diffusers provider here (provider = \"diffusers\", pip install 'limner[gpu]')")
+
+    def _require_platform(self) -> None:
+        reason = self.unavailable()
+        if reason is not None:
+            raise PlatformUnsupported(f"mflux: {reason.removeprefix('mflux ')}")
+
+    async def prepare(self) -> None:
+        self._require_platform()  # before the call's ledger line: no line for a call that cannot be made
 
     def quantize(self) -> int | None:
         value = self.settings.get("quantize")

@@ -60,6 +60,9 @@ class Lane:
     def missing_env(self) -> list[str]:
         return self.provider.missing_env()
 
+    def unavailable(self) -> str | None:
+        return self.cls.unavailable()
+
     def gate(self, generate: GenerateSettings) -> ProviderGate:
         from limner.runner.retry import ProviderGate
 

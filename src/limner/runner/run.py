@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from limner.errors import EXIT_AUTH, EXIT_BUDGET, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
+from limner.errors import EXIT_AUTH, EXIT_BUDGET, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, ConfigError
 from limner.gcpause import startup_over
 from limner.project import Project
 from limner.runner.claims import HEARTBEAT_S, RunIdentity
@@ -277,7 +277,11 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
     summary.mark("run_started")
     started = time.perf_counter()
     repo = project.repo
-    # checks before anything is written or paid for: credentials, then the store
+    # checks before anything is written or paid for: the providers can run here, their credentials, the store
+    for name, lane in plan.lanes.items():
+        reason = lane.unavailable()
+        if reason is not None and any(i.provider == name for i in plan.items):
+            raise ConfigError(f"provider {name!r} cannot run on this machine: {reason}")
     for name, lane in plan.lanes.items():
         missing = lane.missing_env()
         if missing:  # same exit as a rejected credential

@@ -25,13 +25,15 @@ def register(app: typer.Typer) -> None:
             try:
                 cls = provider_class(name)
             except LimnerError as exc:
-                row.update(installed=False, configured=False, model=None, price_usd=None, missing=[], hint=exc.hint)
+                row.update(installed=False, configured=False, model=None, price_usd=None, missing=[], unavailable=None,
+                           hint=exc.hint)
                 rows.append(row)
                 continue
             missing = [v for v in cls.required_env if not settings.secret(v)]
             conf = settings.provider_settings(name)
-            row.update(installed=True, configured=not missing, missing=missing, model=conf.model or cls.default_model,
-                       price_usd=project.provider_price(name))
+            unavailable = cls.unavailable()
+            row.update(installed=True, configured=not missing and unavailable is None, missing=missing,
+                       unavailable=unavailable, model=conf.model or cls.default_model, price_usd=project.provider_price(name))
             rows.append(row)
         if as_json:
             print_json(rows)
@@ -47,7 +49,8 @@ def register(app: typer.Typer) -> None:
         table.add_column("price/image", no_wrap=True, justify="right")
         table.add_column("", overflow="fold")
         for r in rows:
-            configured = "yes" if r["configured"] else ("not installed" if not r["installed"] else "missing " + ", ".join(r["missing"]))
+            configured = ("yes" if r["configured"] else "not installed" if not r["installed"]
+                          else "not on this machine" if r["unavailable"] else "missing " + ", ".join(r["missing"]))
             table.add_row(r["name"] + (" (default)" if r["default"] else ""), configured, r["model"] or "-",
                           "-" if r["price_usd"] is None else f"${r['price_usd']:.4f}", r["description"])
         print_table(table)
