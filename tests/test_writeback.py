@@ -49,7 +49,9 @@ def test_missing_columns_are_a_clear_error(project_dir, tmp_path):
     assert proc.returncode == 2 and "ALTER TABLE timeline_events ADD COLUMN image_url" in proc.stderr
 
 
-def test_write_back_on_postgres(project_dir):
+@pytest.fixture
+def app_pg():
+    """A PostgreSQL database of its own for the app's events table: its psycopg URL (dropped after the test)."""
     psycopg = pytest.importorskip("psycopg")
     try:
         admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3)
@@ -58,20 +60,26 @@ def test_write_back_on_postgres(project_dir):
     name = f"limner_app_{uuid.uuid4().hex[:8]}"
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}", autocommit=True) as con:
-            con.execute("CREATE TABLE timeline_events (id TEXT PRIMARY KEY, image_url TEXT, image_cdn_url TEXT, "
-                        "image_generated_at TIMESTAMP)")
-            con.execute("INSERT INTO timeline_events (id) VALUES ('event-000'), ('event-001')")
-        project_dir.run("generate", check=True)
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        result = project_dir.run_json("sync", env=project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=url))
-        assert result["written_back"] == 2
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}") as con:
-            rows = con.execute("select image_url, image_generated_at from timeline_events").fetchall()
-        assert all(u and t for u, t in rows)
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def test_write_back_on_postgres(project_dir, app_pg):
+    import psycopg
+
+    with psycopg.connect(app_pg, autocommit=True) as con:
+        con.execute("CREATE TABLE timeline_events (id TEXT PRIMARY KEY, image_url TEXT, image_cdn_url TEXT, "
+                    "image_generated_at TIMESTAMP)")
+        con.execute("INSERT INTO timeline_events (id) VALUES ('event-000'), ('event-001')")
+    project_dir.run("generate", check=True)
+    url = app_pg.replace("postgresql://", "postgresql+psycopg://")
+    result = project_dir.run_json("sync", env=project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=url))
+    assert result["written_back"] == 2
+    with psycopg.connect(app_pg) as con:
+        rows = con.execute("select image_url, image_generated_at from timeline_events").fetchall()
+    assert all(u and t for u, t in rows)
 
 
 def app_files(p):
@@ -96,30 +104,21 @@ def test_a_bad_events_table_or_url_changes_no_file(project_dir, tmp_path, url, e
     assert app_files(project_dir) == {}
 
 
-def test_write_back_to_a_timestamptz_column_is_the_right_instant_and_unchanged_the_second_time(project_dir):
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    name = f"limner_app_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}", autocommit=True) as con:
-            con.execute("CREATE TABLE timeline_events (id TEXT PRIMARY KEY, image_url TEXT, image_cdn_url TEXT, "
-                        "image_generated_at TIMESTAMPTZ)")
-            con.execute("INSERT INTO timeline_events (id) VALUES ('event-000')")
-            con.execute(f'ALTER DATABASE "{name}" SET timezone TO \'America/New_York\'')  # the session's zone
-        project_dir.run("generate", check=True)
-        env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-        first = project_dir.run_json("sync", env=env)
-        again = project_dir.run_json("sync", env=env)
-        assert (first["written_back"], again["written_back"], again["written_back_unchanged"]) == (1, 0, 1)
-        manifest = json.loads((project_dir.root / "frontend/src/data/limner-manifest.json").read_text())
-        generated_at = dt.datetime.fromisoformat(manifest["entries"]["event-000"]["generated_at"].replace("Z", "+00:00"))
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}") as con:
-            (stored,) = con.execute("select image_generated_at from timeline_events").fetchone()
-        assert stored == generated_at  # the same instant, whatever the session's time zone
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+def test_write_back_to_a_timestamptz_column_is_the_right_instant_and_unchanged_the_second_time(project_dir, app_pg):
+    import psycopg
+
+    with psycopg.connect(app_pg, autocommit=True) as con:
+        con.execute("CREATE TABLE timeline_events (id TEXT PRIMARY KEY, image_url TEXT, image_cdn_url TEXT, "
+                    "image_generated_at TIMESTAMPTZ)")
+        con.execute("INSERT INTO timeline_events (id) VALUES ('event-000')")
+        con.execute(f'ALTER DATABASE "{app_pg.rsplit("/", 1)[1]}" SET timezone TO \'America/New_York\'')  # the session's zone
+    project_dir.run("generate", check=True)
+    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=app_pg.replace("postgresql://", "postgresql+psycopg://"))
+    first = project_dir.run_json("sync", env=env)
+    again = project_dir.run_json("sync", env=env)
+    assert (first["written_back"], again["written_back"], again["written_back_unchanged"]) == (1, 0, 1)
+    manifest = json.loads((project_dir.root / "frontend/src/data/limner-manifest.json").read_text())
+    generated_at = dt.datetime.fromisoformat(manifest["entries"]["event-000"]["generated_at"].replace("Z", "+00:00"))
+    with psycopg.connect(app_pg) as con:
+        (stored,) = con.execute("select image_generated_at from timeline_events").fetchone()
+    assert stored == generated_at  # the same instant, whatever the session's time zone
