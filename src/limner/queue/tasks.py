@@ -25,7 +25,11 @@ if TYPE_CHECKING:
     import procrastinate
 
     from limner.project import Project
+    from limner.queue.limits import SlotConnection
     from limner.runner.lanes import Lane
+    from limner.runner.offloop import OffLoop
+    from limner.runner.pool import ImagingPool
+    from limner.runner.unit import UnitOfWork
     from limner.runner.plan import PlanItem
     from limner.runner.retry import ProviderGate
 
@@ -71,21 +75,29 @@ class WorkerRuntime:
         self.on_halt: Callable[[str], None] | None = None
         #: kept images this worker recorded after a fault; times its engine was started again
         self.recovered = self.restarts = 0
+        from limner.runner.claims import RunIdentity
+
+        #: this worker's identity as a run (its claims, its heartbeat), for the life of the process
+        self.run = RunIdentity()
+        self._run_started = False
+        #: made by :meth:`start` (the pool once; the rest at every start after a lost database); None before
+        self.pool: ImagingPool | None = None
+        self.off: OffLoop = None  # type: ignore[assignment]  # set by start(), before any job runs
+        self.unit: UnitOfWork = None  # type: ignore[assignment]  # set by start(), before any job runs
+        self.slots: SlotConnection | None = None
 
     async def start(self) -> None:
         from limner.queue.limits import SlotConnection
-        from limner.runner.claims import HEARTBEAT_S, RunIdentity
+        from limner.runner.claims import HEARTBEAT_S
         from limner.runner.pool import ImagingPool
         from limner.runner.run import beat, derive_options, open_unit
 
         p = self.project
-        if not hasattr(self, "run"):
-            self.run = RunIdentity()
         p.storage.check()  # a store that cannot be written must not cost a paid generation
-        if not getattr(self, "_run_started", False):
+        if not self._run_started:
             p.repo.start_run(self.run.id, self.run.host, self.run.pid, kind="worker", scope=self.run.scope)
             self._run_started = True
-        if not hasattr(self, "pool"):  # started once, even when a lost database makes the worker start again
+        if self.pool is None:  # started once, even when a lost database makes the worker start again
             self.pool = ImagingPool.start(derive_options(p), p.settings.generate.workers)
         self.unit, self.off = await open_unit(p, self.pool, self.run)
         self.slots = SlotConnection(self.dsn) if p.settings.queue.global_limits else None
@@ -97,16 +109,16 @@ class WorkerRuntime:
             self._beating.cancel()
         for gate in self.gates.values():
             await gate.provider.aclose()
-        for session in [getattr(self, "slots", None), *self._sessions]:
+        for session in [self.slots, *self._sessions]:
             if session is not None:
                 await session.close()
         try:
-            if hasattr(self, "off"):
+            if self.off is not None:
                 await self.off.db(self.project.repo.end_run, self.run.id)
         finally:
-            if hasattr(self, "off"):
+            if self.off is not None:
                 await asyncio.to_thread(self.off.shutdown)
-            if hasattr(self, "pool"):
+            if self.pool is not None:
                 await asyncio.to_thread(self.pool.shutdown, wait=True)
 
     def gate_for(self, lane: Lane) -> ProviderGate:
