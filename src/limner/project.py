@@ -27,8 +27,11 @@ if TYPE_CHECKING:
 
 
 class Project:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
+        """``read_only``: the command changes nothing, so a state database that does not exist yet is not
+        created (nor its folder): the command reads an empty state instead (:func:`open_database`)."""
         self.settings = settings
+        self.read_only = read_only
         if settings.plugins:
             from limner.plugins import load_plugins
 
@@ -98,7 +101,7 @@ class Project:
 
     @cached_property
     def db(self) -> Database:
-        return open_database(self.settings.database_url)
+        return open_database(self.settings.database_url, create=not self.read_only)
 
     @cached_property
     def repo(self) -> Repository:

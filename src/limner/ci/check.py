@@ -213,30 +213,48 @@ def check_manifest(settings: Settings, root: Path, report: CheckReport) -> list[
 
 
 # ------------------------------------------------------------------------------------ gitignore
+def init_command(root: Path) -> str:
+    """The command that writes Limner's .gitignore block of the project in ``root`` for its current
+    settings, as typed in the current directory: ``limner init`` reads the project's limner.toml."""
+    import os
+    import shlex
+
+    try:
+        here = Path.cwd().resolve()
+    except OSError:  # the current directory was removed
+        here = None
+    if here == root:
+        return "limner init"
+    where = os.path.relpath(root, here) if here is not None else str(root)
+    return f"limner init {shlex.quote(where if not where.startswith('-') else './' + where)}"
+
+
 def check_gitignore(settings: Settings, root: Path) -> list[Problem]:
     path = root / ".gitignore"
+    init = init_command(root)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return [Problem("gitignore", ".gitignore", "missing: `limner init` writes it with Limner's block "
+        return [Problem("gitignore", ".gitignore", f"missing: `{init}` writes it with Limner's block "
                                                    "(ignoring .limner/, .env and master copies)")]
     except (OSError, UnicodeDecodeError) as exc:
         return [Problem("gitignore", ".gitignore", f"cannot read it: {exc}")]
-    if GITIGNORE_BEGIN not in text or GITIGNORE_END not in text:
-        return [Problem("gitignore", ".gitignore", "Limner's block is missing: run `limner init` to add it "
+    start = text.find(GITIGNORE_BEGIN)
+    if start < 0:
+        return [Problem("gitignore", ".gitignore", f"Limner's block is missing: run `{init}` to add it "
                                                    "(it ignores .limner/, .env and master copies)")]
-    start = text.index(GITIGNORE_BEGIN)
     end = text.find(GITIGNORE_END, start)
     if end < 0:
-        return [Problem("gitignore", ".gitignore", "Limner's block is not closed: run `limner init` to rewrite it")]
+        return [Problem("gitignore", ".gitignore", f"Limner's block is not closed: run `{init}` to rewrite it")]
     block = text[start:end + len(GITIGNORE_END)]
     try:
         expected = gitignore_block(settings.sync.placeholder_dir).rstrip("\n")
     except Exception:  # noqa: BLE001 - an unusable placeholder_dir is reported by the commands that use it
         return []
     if block != expected:
-        return [Problem("gitignore", ".gitignore", "Limner's block is out of date (placeholder folder or rules "
-                                                   "changed): run `limner init` to rewrite it")]
+        return [Problem("gitignore", ".gitignore", "Limner's block is out of date (placeholder folder "
+                                                   f"{settings.sync.placeholder_dir!r} or rules changed): "
+                                                   f"run `{init}` to rewrite it")]
     return []
 
 

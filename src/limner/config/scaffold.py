@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from limner.errors import ConfigError
+from limner.errors import ConfigError, LimnerError
 from limner.registry import provider_specs
 
 GITIGNORE_BEGIN = "# >>> limner (managed by `limner init`; edits inside are replaced) >>>"
@@ -94,20 +95,36 @@ def env_example() -> str:
 GITIGNORE_SPECIAL = frozenset("\\*?[")
 
 
-def check_placeholder_dir(placeholder_dir: str) -> str:
-    """The ``--placeholder-dir`` value, refused (exit 2) when it cannot be written as one path.
+def check_placeholder_dir(placeholder_dir: str, *, name: str = "--placeholder-dir", inside: bool = True) -> str:
+    """The ``--placeholder-dir`` value (``name``: what the message calls it), refused (exit 2) when it cannot
+    be written as one path, or (``inside``) when it is not a folder inside the project.
 
     A line break would end the TOML string and the .gitignore rule and start new ones (a
-    ``[providers.…]`` table, a ``!.env`` rule), so control characters are refused outright.
+    ``[providers.…]`` table, a ``!.env`` rule), so control characters are refused outright. An absolute
+    path, one under ``~`` or one that leaves the project with ``..`` cannot be un-ignored by the project's
+    .gitignore (``!/etc/foo/`` would name the project's own ``etc/foo``).
     """
     bad = sorted({c for c in placeholder_dir if ord(c) < 32 or ord(c) == 127})
     if bad:
-        raise ConfigError(f"--placeholder-dir {placeholder_dir!r} contains control characters ({', '.join(repr(c) for c in bad)})",
+        raise ConfigError(f"{name} {placeholder_dir!r} contains control characters ({', '.join(repr(c) for c in bad)})",
                           hint="give a folder path on one line, such as frontend/public/images/events")
     if not placeholder_dir.strip().rstrip("/"):
-        raise ConfigError(f"--placeholder-dir {placeholder_dir!r} names no folder",
+        raise ConfigError(f"{name} {placeholder_dir!r} names no folder",
+                          hint="give a folder relative to the project, such as frontend/public/images/events")
+    if inside and not is_inside_project(placeholder_dir):
+        raise ConfigError(f"{name} {placeholder_dir!r} is not a folder inside the project: the placeholder folder "
+                          "is relative to the project directory",
                           hint="give a folder relative to the project, such as frontend/public/images/events")
     return placeholder_dir
+
+
+def is_inside_project(placeholder_dir: str) -> bool:
+    """Whether ``placeholder_dir`` names a folder below the project directory (what ``settings.path`` makes
+    of it): not absolute, not under ``~``, not leaving the project with ``..``, not the project itself."""
+    if placeholder_dir.startswith("~") or PurePosixPath(placeholder_dir).is_absolute():
+        return False
+    normal = posixpath.normpath(placeholder_dir)
+    return normal != "." and normal != ".." and not normal.startswith("../")
 
 
 def gitignore_literal(path: str) -> str:
@@ -128,24 +145,40 @@ def limner_toml(placeholder_dir: str) -> str:
 
 
 def gitignore_block(placeholder_dir: str) -> str:
-    check_placeholder_dir(placeholder_dir)
+    """Limner's .gitignore block for a project whose placeholders go to ``placeholder_dir``: the folder is
+    un-ignored when it is inside the project (a .gitignore has no say over a folder outside it)."""
+    check_placeholder_dir(placeholder_dir, name="sync.placeholder_dir", inside=False)
+    keep = []
+    if is_inside_project(placeholder_dir):
+        keep = ["# keep the small git placeholders", f"!{gitignore_literal(posixpath.normpath(placeholder_dir))}/"]
     return "\n".join([
         GITIGNORE_BEGIN,
         "# Limner's local state, cache and full-resolution masters: never commit them",
         ".limner/",
         ".env",
         "*.limner-master.*",
-        "# keep the small git placeholders",
-        f"!{gitignore_literal(placeholder_dir.rstrip('/'))}/",
+        *keep,
         GITIGNORE_END,
     ]) + "\n"
 
 
 def update_gitignore(path: Path, block: str) -> bool:
+    """Put ``block`` in the .gitignore at ``path`` in place of Limner's block (appended when there is none);
+    True when the file changed. A block whose end marker was deleted is replaced up to its last line of
+    Limner's rules, so a re-run leaves one block."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if GITIGNORE_BEGIN in text and GITIGNORE_END in text:
-        start = text.index(GITIGNORE_BEGIN)
-        end = text.index(GITIGNORE_END, start) + len(GITIGNORE_END)
+    start = text.find(GITIGNORE_BEGIN)
+    if start >= 0:
+        end = text.find(GITIGNORE_END, start)
+        if end >= 0:
+            end += len(GITIGNORE_END)
+        else:  # not closed: the block's own lines (any version's) end it
+            end = start + len(GITIGNORE_BEGIN)
+            for line in text[end:].split("\n")[1:]:
+                if not (line.startswith("# ") or line in (".limner/", ".env", "*.limner-master.*")
+                        or (line.startswith("!") and line.endswith("/"))):
+                    break
+                end += 1 + len(line)
         rest = text[end:]
         new = text[:start] + block.rstrip("\n") + (rest if rest.startswith("\n") else "\n" + rest)
     else:
@@ -156,28 +189,68 @@ def update_gitignore(path: Path, block: str) -> bool:
     return True
 
 
-def scaffold(root: Path, *, placeholder_dir: str = "frontend/public/images/events") -> ScaffoldResult:
-    check_placeholder_dir(placeholder_dir)  # before anything is written
+def _refuse_unwritable(root: Path, paths: list[Path]) -> None:
+    """Refuse (exit 2, before anything is written) a project folder that is a file, or a file of the
+    scaffold whose place is taken by a folder (or whose folder is a file)."""
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{root}: not a folder, so no project can be made in it",
+                          hint="give `limner init` a folder (it is created when it does not exist)")
+    nearest = next((p for p in [root, *root.parents] if p.exists()), None)
+    if nearest is not None and not nearest.is_dir():
+        raise ConfigError(f"{root}: cannot create the project folder: {nearest} is not a folder",
+                          hint="give `limner init` a folder (it is created when it does not exist)")
+    for path in paths:
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{path}: not a file, so `limner init` cannot write it; nothing was changed",
+                              hint="move it out of the way and re-run `limner init`")
+        if path.parent.exists() and not path.parent.is_dir():
+            raise ConfigError(f"{path.parent}: not a folder, so `limner init` cannot write {path.name} in it; "
+                              "nothing was changed", hint="move it out of the way and re-run `limner init`")
+
+
+def scaffold(root: Path, *, placeholder_dir: str = "frontend/public/images/events",
+             configured: bool = False) -> ScaffoldResult:
+    """Write the project's files into ``root`` (created when needed), keeping the existing ones; Limner's
+    block of .gitignore follows ``placeholder_dir``: the ``--placeholder-dir`` given, a folder inside the
+    project, or (``configured``) the ``sync.placeholder_dir`` of the project's existing limner.toml, as
+    ``limner check`` expects it. A folder that cannot be written is an error naming it: exit 2 when nothing
+    was written yet."""
+    # before anything is written
+    check_placeholder_dir(placeholder_dir, **({"name": "sync.placeholder_dir", "inside": False} if configured else {}))
+    block = gitignore_block(placeholder_dir)
     result = ScaffoldResult()
-    root.mkdir(parents=True, exist_ok=True)
     files = {
         root / "limner.toml": limner_toml(placeholder_dir),
         root / ".env.example": env_example(),
         root / "styles" / "house-style.toml": SAMPLE_STYLE,
         root / "catalog.yaml": SAMPLE_CATALOG,
     }
-    for path, content in files.items():
-        rel = str(path.relative_to(root))
-        if path.exists():
-            result.kept.append(rel)
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
-        result.created.append(rel)
     gi = root / ".gitignore"
-    existed = gi.exists()
-    if update_gitignore(gi, gitignore_block(placeholder_dir)):
-        (result.updated if existed else result.created).append(".gitignore")
-    else:
-        result.kept.append(".gitignore")
+    _refuse_unwritable(root, [*files, gi])
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{root}: cannot create the project folder: {exc.strerror or exc}",
+                          hint="give `limner init` a folder you can write to") from None
+    try:
+        for path, content in files.items():
+            rel = str(path.relative_to(root))
+            if path.exists():
+                result.kept.append(rel)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+            result.created.append(rel)
+        existed = gi.exists()
+        if update_gitignore(gi, block):
+            (result.updated if existed else result.created).append(".gitignore")
+        else:
+            result.kept.append(".gitignore")
+    except (OSError, UnicodeDecodeError) as exc:
+        where = getattr(exc, "filename", None) or root
+        done = ", ".join(result.created + result.updated)
+        error = ConfigError if not done else LimnerError
+        raise error(f"{where}: cannot write the project's files: {getattr(exc, 'strerror', None) or exc}"
+                    + (f" (already written: {done})" if done else "; nothing was changed"),
+                    hint="give `limner init` a folder you can write to") from None
     return result

@@ -215,7 +215,7 @@ class Database:
 SETTING = "database.url (LIMNER_DATABASE_URL)"
 #: query parameters of a URL that may hold a secret (``?password=...``, ``?sslkey=...``): masked in messages
 _SECRET_QUERY = re.compile(r"(?i)([?&][^=&#]*(?:pass|secret|token|key|auth)[^=&#]*=)[^&#]*")
-_USERINFO = re.compile(r"^([^:/?#]+://[^:@/?#]*:)[^/?#]*@")
+_USERINFO = re.compile(r"^((?:[^:/?#]*://)?[^:@/?#]*:)[^/?#]*@")
 
 
 def mask_url(url: str) -> str:

@@ -11,13 +11,36 @@ import typer
 from limner.cli.context import friendly, out
 
 
+DEFAULT_PLACEHOLDER_DIR = "frontend/public/images/events"
+
+
+def configured_placeholder_dir(root: Path, given: str | None) -> str:
+    """``sync.placeholder_dir`` of the project in ``root`` (its limner.toml, .env and environment, as every
+    command reads them); a ``--placeholder-dir`` that names another folder is refused (exit 2): init keeps
+    the existing limner.toml, so the .gitignore block would disagree with it."""
+    import posixpath
+
+    from limner.config import load_settings
+    from limner.errors import ConfigError
+
+    configured = load_settings(root / "limner.toml").sync.placeholder_dir
+    if given is not None and posixpath.normpath(given) != posixpath.normpath(configured):
+        raise ConfigError(f"--placeholder-dir {given!r} differs from sync.placeholder_dir {configured!r} of "
+                          f"{root / 'limner.toml'}, which init keeps; nothing was changed",
+                          hint="change sync.placeholder_dir in limner.toml and run `limner init` without "
+                               "--placeholder-dir to rewrite the .gitignore block")
+    return configured
+
+
 def register(app: typer.Typer) -> None:
     @app.command("init")
     @friendly
     def init_cmd(
         ctx: typer.Context,
         directory: Annotated[Path, typer.Argument(help="Project directory (default: current).")] = Path("."),
-        placeholder_dir: Annotated[str, typer.Option(help="Where the app keeps committed placeholders.")] = "frontend/public/images/events",
+        placeholder_dir: Annotated[Optional[str], typer.Option(
+            help="Where the app keeps committed placeholders, relative to the project (default: the "
+                 "existing limner.toml's sync.placeholder_dir, else frontend/public/images/events).")] = None,
         ci: Annotated[Optional[str], typer.Option("--ci", help="Also write a CI workflow: github or gitlab. In a folder "
                                                   "that already has limner.toml, only the workflow is written.")] = None,
         ci_commit: Annotated[bool, typer.Option("--ci-commit", help="The workflow commits to the branch instead of "
@@ -28,9 +51,11 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option("--force", help="Replace an existing CI workflow.")] = False,
     ) -> None:
         """Create limner.toml, .env.example, a sample style and catalogue; add Limner's block to .gitignore. Safe to re-run."""
-        from limner.config.scaffold import ScaffoldResult, scaffold
+        from limner.config.scaffold import ScaffoldResult, check_placeholder_dir, scaffold
 
         root = directory.resolve()
+        if placeholder_dir is not None:
+            check_placeholder_dir(placeholder_dir)  # before anything is written
         if ci is not None:
             from limner.ci.workflow import CI_KINDS, CiOptions, write_ci
             from limner.errors import ConfigError
@@ -40,7 +65,13 @@ def register(app: typer.Typer) -> None:
             options = CiOptions(budget=ci_budget, commit=ci_commit, pip_spec=ci_install)
             options.validate()  # before anything is written
         initialised = (root / "limner.toml").is_file()
-        result = scaffold(root, placeholder_dir=placeholder_dir) if not (ci and initialised) else ScaffoldResult()
+        if ci and initialised:
+            result = ScaffoldResult()
+        elif initialised:  # the .gitignore block follows the project's settings, as `limner check` reads them
+            configured = configured_placeholder_dir(root, placeholder_dir)
+            result = scaffold(root, placeholder_dir=configured, configured=True)
+        else:
+            result = scaffold(root, placeholder_dir=placeholder_dir or DEFAULT_PLACEHOLDER_DIR)
         notes: list[str] = []
         if ci is not None:
             ci_result = write_ci(root, ci, options, force=force)

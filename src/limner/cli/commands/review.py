@@ -56,6 +56,10 @@ def register(app: typer.Typer) -> None:
         """Renders awaiting review, oldest first (or every render of one entry, newest first)."""
         project = get_project(ctx)
         try:
+            if entry and project.reviews.entry(entry) is None:  # (an entry since removed from the catalogue
+                from limner.review import check_entry  # still lists the renders it has)
+
+                check_entry(project, entry)
             renders = project.reviews.renders(entry) if entry else project.reviews.awaiting()
         finally:
             project.close()

@@ -65,6 +65,7 @@ def catalogue_states(project: Project) -> dict[str, str]:
     from limner.db.tables import EntryState
     from limner.runner import Selection, build_plan
 
+    project.catalog  # a bad catalogue is reported before the state database is opened
     statuses = project.repo.entry_statuses()
     plan = build_plan(project, Selection(), statuses)
     stale = set(plan.stale_ids)
