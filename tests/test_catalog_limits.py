@@ -281,9 +281,11 @@ def test_json_syntax_and_shape_errors(tmp_path: Path, text: str, message: str, l
     assert message in p.message and p.line == line
 
 
-def test_json_last_entries_key_counts_like_json_loads(tmp_path: Path) -> None:
-    text = '{"entries": [{"id": "a", "title": "A"}], "entries": [{"id": "b", "title": "B"}, {"id": "c", "title": "C"}]}'
-    assert [e.id for e in load_catalog(write(tmp_path, "c.json", text))] == ["b", "c"]
+def test_json_entries_key_given_twice_is_an_error(tmp_path: Path) -> None:
+    # json.loads would keep the last list without a word; which one was meant is the user's to say
+    text = '{"entries": [{"id": "a", "title": "A"}],\n "entries": [{"id": "b", "title": "B"}, {"id": "c", "title": "C"}]}'
+    p = only(problems_of(write(tmp_path, "c.json", text)))
+    assert (p.line, p.field) == (2, "entries") and "given twice (first at line 1)" in p.message
 
 
 # ------------------------------------------------------------------------- from the command line

@@ -79,12 +79,25 @@ def load_target(target: str, *, what: str, name: str, extra: str | None) -> Any:
     return getattr(module, attr)
 
 
-def provider_class(name: str) -> Any:
+#: the hint that goes with :func:`unknown_provider`'s message
+UNKNOWN_PROVIDER_HINT = "run `limner providers` to list them"
+
+
+def unknown_provider(name: str) -> str | None:
+    """The message for a provider name that no plugin registers (``unknown provider 'x' (did you mean
+    ...?); available: ...``), or ``None`` for a known name. Callers that know where the name came from
+    (a catalogue entry, a style, a setting, an option) put that in front of it."""
     specs = provider_specs()
-    if name not in specs:
-        raise ConfigError(f"unknown provider {name!r}{did_you_mean(name, specs)}; available: {', '.join(sorted(specs))}",
-                          hint="run `limner providers` to list them")
-    spec = specs[name]
+    if name in specs:
+        return None
+    return f"unknown provider {name!r}{did_you_mean(name, specs)}; available: {', '.join(sorted(specs))}"
+
+
+def provider_class(name: str) -> Any:
+    message = unknown_provider(name)
+    if message is not None:
+        raise ConfigError(message, hint=UNKNOWN_PROVIDER_HINT)
+    spec = provider_specs()[name]
     return load_target(spec.target, what="provider", name=name, extra=spec.extra)
 
 

@@ -8,6 +8,8 @@
   whichever is larger. A "billion laughs" document (aliases of aliases) is
   refused after a few hundred values are counted, without expanding anything.
   An alias inside its own anchor (a recursive structure) is refused.
+* Duplicate keys: a YAML mapping that gives a key twice is refused (YAML would keep
+  the last value and drop the first silently); see :func:`duplicate_keys`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,45 @@ class Recursive(Exception):
     pass
 
 
+class DuplicateKey(Exception):
+    """A mapping gives one key twice: YAML would keep the last value and drop the first without a word."""
+
+    def __init__(self, key: str, line: int, first: int) -> None:
+        super().__init__(key)
+        #: the key, the (1-based) line of its second occurrence, and of its first
+        self.key, self.line, self.first = key, line, first
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def duplicate_keys(node: yaml.MappingNode) -> list[tuple[yaml.ScalarNode, int]]:
+    """The scalar keys a mapping node gives again, each with the line of its first occurrence.
+
+    Merge keys (``<<``) are left out: a value merged in may be given again on purpose (that is what
+    merging is for), and merged mappings are not this node's own keys.
+    """
+    seen: dict[str, int] = {}
+    again: list[tuple[yaml.ScalarNode, int]] = []
+    for key, _ in node.value:
+        if type(key) is not yaml.ScalarNode or key.tag == _MERGE_TAG:
+            continue
+        first = seen.get(key.value)
+        if first is None:
+            seen[key.value] = key.start_mark.line + 1
+        else:
+            again.append((key, first))
+    return again
+
+
+def _check_keys(node: yaml.Node) -> None:
+    if type(node) is yaml.MappingNode:
+        again = duplicate_keys(node)
+        if again:
+            key, first = again[0]
+            raise DuplicateKey(key.value, key.start_mark.line + 1, first)
+
+
 class NodeMeter:
     """Measures composed YAML nodes without expanding aliases: each collection node is walked once."""
 
@@ -49,8 +90,9 @@ class NodeMeter:
     def measure(self, root: yaml.Node, levels: int = MAX_DEPTH - 1) -> tuple[int, int]:
         """``(values, depth)`` of a node as if its aliases were expanded; a scalar is ``(1, 0)``.
 
-        Raises :class:`TooDeep` when lists and mappings nest more than ``levels`` deep, and
-        :class:`Recursive` for an alias inside its own anchor.
+        Raises :class:`TooDeep` when lists and mappings nest more than ``levels`` deep,
+        :class:`Recursive` for an alias inside its own anchor, and :class:`DuplicateKey` for a mapping
+        that gives a key twice.
         """
         if type(root) is yaml.ScalarNode:
             self.own += 1
@@ -64,6 +106,7 @@ class NodeMeter:
                 raise TooDeep
             self.repeated += got[0]
             return got
+        _check_keys(root)
         memo[id(root)] = _ON_PATH
         self.own += 1
         # [node, iterator over its children, values so far, deepest child so far]
@@ -81,6 +124,7 @@ class NodeMeter:
                     if got is None:
                         if len(frames) >= levels:
                             raise TooDeep
+                        _check_keys(child)
                         memo[id(child)] = _ON_PATH
                         self.own += 1
                         frames.append([child, _children(child), 1, 0])
@@ -100,7 +144,7 @@ class NodeMeter:
                         parent = frames[-1]
                         parent[2] += result[0]
                         parent[3] = max(parent[3], result[1])
-        except (TooDeep, Recursive):
+        except (TooDeep, Recursive, DuplicateKey):
             for frame in frames:  # not measured: forget them, so a later alias to them is not taken for recursion
                 memo.pop(id(frame[0]), None)
             raise

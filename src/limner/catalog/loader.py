@@ -30,7 +30,16 @@ import yaml
 from pydantic import ValidationError
 
 from limner.catalog.fields import near_miss
-from limner.catalog.limits import MAX_ALIAS_REPEATS, MAX_DEPTH, NodeMeter, Recursive, TooDeep, deep_json_line, too_deep
+from limner.catalog.limits import (
+    MAX_ALIAS_REPEATS,
+    MAX_DEPTH,
+    DuplicateKey,
+    NodeMeter,
+    Recursive,
+    TooDeep,
+    deep_json_line,
+    too_deep,
+)
 from limner.catalog.models import Entry
 from limner.errors import CatalogError, Problem
 from limner.gcpause import gc_paused
@@ -58,6 +67,36 @@ class Catalog:
 
     def by_id(self) -> dict[str, Entry]:
         return {e.id: e for e in self.entries}
+
+    @property
+    def unit(self) -> str:
+        """What :attr:`lines` count: ``"row"`` in a CSV file, ``"line"`` elsewhere (see :class:`Problem`)."""
+        return "row" if FORMATS.get(self.path.suffix.lower()) == "csv" else "line"
+
+    def field_line(self, entry_id: str, name: str) -> int | None:
+        """The line (or CSV row) where an entry gives a field, else where the entry starts.
+
+        For reporting a problem found after loading (an unknown provider): the file is read again, so a
+        valid catalogue costs nothing for it.
+        """
+        start = self.lines.get(entry_id)
+        try:
+            text = self.path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError):
+            return start
+        fmt = FORMATS.get(self.path.suffix.lower())
+        if fmt is None:
+            return start
+        reader = {"yaml": _read_yaml, "json": _read_json, "jsonl": _read_jsonl, "csv": _read_csv}[fmt]
+        for raw in reader(text, _Reading(str(self.path), frozenset())):
+            if raw.line != start:
+                continue
+            if raw.json_text is not None:  # JSONL: the whole entry is on its line
+                return raw.line
+            data = raw.data
+            if isinstance(data, dict) and data.get("id") == entry_id:
+                return raw.field_line(name)
+        return start
 
 
 class _Raw:
@@ -167,6 +206,20 @@ _CONTAINERS = (list, dict)
 _TOO_DEEP = f"lists and mappings nest more than {MAX_DEPTH} levels deep (the entry itself is level 1)"
 
 
+def _duplicate_field(first: int | None) -> str:
+    where = f" (first given at line {first})" if first is not None else ""
+    return f"duplicate field{where}: only one value would count; give each field once"
+
+
+def _duplicate_key(key: str, first: int | None) -> str:
+    where = f" (first given at line {first})" if first is not None else ""
+    return f"key {key!r} given twice in one mapping{where}: only one value would count; give each key once"
+
+
+def _duplicate_entries(first: int) -> str:
+    return f"given twice (first at line {first}): only one list would count; give one list of entries"
+
+
 def _typo_message(name: str, known: str) -> str:
     return (f"unknown field {name!r}: did you mean {known!r}? "
             f"(to keep {name!r} as an extra field, list it in the project.allow_fields setting)")
@@ -209,8 +262,17 @@ def _validate(raw: _Raw, ctx: _Reading, unit: str) -> Entry | None:
                 error = str(bad_json[0]["ctx"].get("error", bad_json[0]["msg"]))
                 ctx.add(raw.line, None, None, _TOO_DEEP if "recursion limit" in error else f"invalid JSON: {error}")
                 return None
-            # valid JSON, invalid entry: report it field by field
-            return _report(_Raw(json.loads(raw.json_text), raw.line, {}, check_depth=True), ctx, unit)
+            # valid JSON, invalid entry: report it field by field (or the fields it gives twice)
+            data, twice = _keys_given_twice(raw.json_text)
+            if twice:
+                _report_twice(ctx, data, twice, raw.json_text, raw.line, same_line=True)
+                return None
+            return _report(_Raw(data, raw.line, {}, check_depth=True), ctx, unit)
+        if _may_repeat_keys(raw.json_text, 0, len(raw.json_text), len(entry.model_fields_set)):
+            data, twice = _keys_given_twice(raw.json_text)
+            if twice:
+                _report_twice(ctx, data, twice, raw.json_text, raw.line, same_line=True)
+                return None
         return _checked(entry, raw, ctx, unit)
     data = raw.data
     if type(data) is not dict or (not raw.check_depth and not all(isinstance(k, str) for k in data)):
@@ -281,6 +343,7 @@ def _report(raw: _Raw, ctx: _Reading, unit: str) -> None:
 
 # ----------------------------------------------------------------------------- YAML
 _NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 _MappingNode, _ScalarNode = yaml.MappingNode, yaml.ScalarNode
 #: fields whose value is text that YAML 1.1 reads as a number when it has a colon (``16:9`` is 16*60+9)
 _SEXAGESIMAL_HINT = frozenset({"aspect", "date", "title", "era", "description", "prompt", "style", "provider", "alt"})
@@ -338,10 +401,16 @@ def _measure_entry(node: yaml.Node, line: int, meter: NodeMeter,
     hints: dict[str, str] = {}
     pairs = node.value
     own = 1
+    given_twice = False
     for key, value in pairs:
         if type(key) is _ScalarNode:
             name = key.value
-            field_lines[name] = key.start_mark.line + 1
+            first = field_lines.get(name)
+            if first is not None and key.tag != _MERGE_TAG:  # YAML would keep the last value without a word
+                ctx.add(key.start_mark.line + 1, _node_id(node), name, _duplicate_field(first))
+                given_twice = True
+            else:
+                field_lines[name] = key.start_mark.line + 1
         else:
             name = None
             if not _measured(key, key.start_mark.line + 1, node, None, meter, ctx, MAX_DEPTH - 1):
@@ -355,7 +424,7 @@ def _measure_entry(node: yaml.Node, line: int, meter: NodeMeter,
         if not _measured(value, key.start_mark.line + 1, node, name, meter, ctx, MAX_DEPTH - 1):
             return None
     meter.own += own
-    return field_lines, hints
+    return None if given_twice else (field_lines, hints)
 
 
 def _measured(node: yaml.Node, line: int, entry: yaml.Node, name: str | None, meter: NodeMeter,
@@ -368,6 +437,8 @@ def _measured(node: yaml.Node, line: int, entry: yaml.Node, name: str | None, me
         problem = _TOO_DEEP
     except Recursive:
         problem = "a YAML alias refers to the anchor it is inside (a recursive structure)"
+    except DuplicateKey as exc:
+        line, problem = exc.line, _duplicate_key(exc.key, exc.first)
     else:
         if meter.over_budget:
             problem = (f"YAML aliases repeat more than {max(MAX_ALIAS_REPEATS, meter.own):,} values "
@@ -393,12 +464,16 @@ def _entries_node(root: Any, ctx: _Reading) -> list[Any]:
     if isinstance(root, yaml.SequenceNode):
         return list(root.value)
     if isinstance(root, yaml.MappingNode):
-        for key, value in root.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == "entries":
-                if isinstance(value, yaml.SequenceNode):
-                    return list(value.value)
-                ctx.add(value.start_mark.line + 1, None, "entries", "must be a list of entries")
-                return []
+        found = [(key, value) for key, value in root.value if isinstance(key, yaml.ScalarNode) and key.value == "entries"]
+        if len(found) > 1:  # which list was meant? YAML would take the last one without a word
+            ctx.add(found[1][0].start_mark.line + 1, None, "entries", _duplicate_entries(found[0][0].start_mark.line + 1))
+            return []
+        if found:
+            value = found[0][1]
+            if isinstance(value, yaml.SequenceNode):
+                return list(value.value)
+            ctx.add(value.start_mark.line + 1, None, "entries", "must be a list of entries")
+            return []
     ctx.add(root.start_mark.line + 1, None, None, "expected a list of entries or a mapping with 'entries:'")
     return []
 
@@ -417,6 +492,11 @@ class _Unreadable(Exception):
 class _EntriesNotAList:
     def __init__(self, pos: int) -> None:
         self.pos = pos
+
+
+class _EntriesTwice:
+    def __init__(self, first: int, again: int) -> None:
+        self.first, self.again = first, again
 
 
 def _read_json(text: str, ctx: _Reading) -> list[_Raw]:
@@ -439,6 +519,10 @@ def _read_json(text: str, ctx: _Reading) -> list[_Raw]:
     if isinstance(found, _EntriesNotAList):
         ctx.add(text.count("\n", 0, found.pos) + 1, None, "entries", _NOT_A_LIST)
         return []
+    if isinstance(found, _EntriesTwice):
+        ctx.add(text.count("\n", 0, found.again) + 1, None, "entries",
+                _duplicate_entries(text.count("\n", 0, found.first) + 1))
+        return []
     if found is None:
         ctx.add(1, None, None, _NO_ENTRIES)
         return []
@@ -447,8 +531,93 @@ def _read_json(text: str, ctx: _Reading) -> list[_Raw]:
     for item, start, end in found:
         line += text.count("\n", prev, start)
         prev = start
+        if type(item) is dict and _may_repeat_keys(text, start, end, len(item)):
+            data, twice = _keys_given_twice(text[start:end])
+            if twice:
+                _report_twice(ctx, data, twice, text[start:end], line)
+                continue
         raws.append(_Raw(item, line, None, check_depth=True, span=(text, start, end)))
     return raws
+
+
+#: a key's closing quote, then space before its colon
+_SPACED_KEY_END = re.compile(r'"[ \t\r\n]+:')
+
+
+def _may_repeat_keys(text: str, start: int, end: int, keys: int) -> bool:
+    """Whether the JSON object ``text[start:end]``, read as ``keys`` distinct keys, may give a key twice.
+
+    Every key ends with a quote and a colon. With no space between the two anywhere, the object holds
+    at least as many ``":`` as it gives keys (more when it nests objects, or a string holds one), so
+    as many as its distinct keys means none is given twice: the common case is decided without
+    parsing again. Otherwise :func:`_keys_given_twice` decides.
+    """
+    return text.count('":', start, end) != keys or _SPACED_KEY_END.search(text, start, end) is not None
+
+
+def _keys_given_twice(chunk: str) -> tuple[Any, list[tuple[str, str | None]]]:
+    """A JSON value (each mapping keeping the first value of a key) and the keys given twice in it.
+
+    Each is ``(field, None)`` for a field of the entry given twice, or ``(field, key)`` for a key given
+    twice in a mapping inside that field.
+    """
+    again: list[tuple[dict[str, Any], str]] = []
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in obj:
+                again.append((obj, key))
+            else:
+                obj[key] = value
+        return obj
+
+    try:
+        data = json.loads(chunk, object_pairs_hook=pairs_hook)
+    except (ValueError, RecursionError):  # pragma: no cover - the chunk was read as JSON already
+        return None, []
+    twice: list[tuple[str, str | None]] = []
+    for obj, key in again:
+        if obj is data:
+            twice.append((key, None))
+        elif isinstance(data, dict):
+            field_name = next((name for name, value in data.items() if _holds(value, obj)), None)
+            if field_name is not None:
+                twice.append((field_name, key))
+    return data, twice
+
+
+def _holds(value: Any, target: dict[str, Any]) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if item is target:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _report_twice(ctx: _Reading, data: Any, twice: list[tuple[str, str | None]], chunk: str, line: int | None,
+                  *, same_line: bool = False) -> None:
+    """Report the keys a JSON entry gives twice, at the line of the second one (JSONL: the entry's line)."""
+    entry_id = data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
+    for field_name, key in twice:
+        first = again = None
+        if not same_line and line is not None:
+            # where the field's key is written (followed by its colon, so a value equal to it is not taken)
+            found = [m.start() for m in re.finditer(re.escape(json.dumps(key or field_name, ensure_ascii=False)) + r"\s*:", chunk)]
+            if key is None and len(found) >= 2:
+                first, again = (line + chunk.count("\n", 0, pos) for pos in found[:2])
+            elif found:
+                again = line + chunk.count("\n", 0, found[-1])
+        where = again if again is not None else line
+        if key is None:
+            ctx.add(where, entry_id, field_name, _duplicate_field(first))
+        else:
+            ctx.add(where, entry_id, field_name, _duplicate_key(key, None))
 
 
 def _walk_json(text: str) -> list[tuple[Any, int, int]] | _EntriesNotAList | None:
@@ -461,6 +630,7 @@ def _walk_json(text: str) -> list[tuple[Any, int, int]] | _EntriesNotAList | Non
         result, pos = _walk_array(text, pos)
     elif first == "{":
         pos = ws(text, pos + 1).end()
+        entries_at: list[int] = []
         if text[pos] == "}":
             pos += 1
         else:
@@ -473,11 +643,13 @@ def _walk_json(text: str) -> list[tuple[Any, int, int]] | _EntriesNotAList | Non
                 if text[pos] != ":":
                     raise _Unreadable
                 pos = ws(text, pos + 1).end()
+                if key == "entries":
+                    entries_at.append(key_pos)
                 if key == "entries" and text[pos] == "[":
                     result, pos = _walk_array(text, pos)
                 else:
                     _, pos = _SCAN(text, pos)
-                    if key == "entries":  # like json.loads, the last "entries" counts
+                    if key == "entries":
                         result = _EntriesNotAList(key_pos)
                 pos = ws(text, pos).end()
                 if text[pos] == ",":
@@ -487,6 +659,8 @@ def _walk_json(text: str) -> list[tuple[Any, int, int]] | _EntriesNotAList | Non
                     pos += 1
                     break
                 raise _Unreadable
+        if len(entries_at) > 1:  # which list was meant? json.loads would take the last one without a word
+            result = _EntriesTwice(entries_at[0], entries_at[1])
     else:
         _, pos = _SCAN(text, pos)
     if ws(text, pos).end() != len(text):
@@ -566,27 +740,45 @@ _INT_FIELDS = ("year", "seed")
 
 
 def _read_csv(text: str, ctx: _Reading) -> list[_Raw]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if not reader.fieldnames:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        ctx.add(reader.line_num, None, None, f"invalid CSV: {exc}", "row")
+        return []
+    if not header:
         ctx.add(1, None, None, "CSV has no header row", "row")
         return []
-    for name in reader.fieldnames:  # a typo in the header: said once, not once per row
-        if name is not None and (known := near_miss(name.strip(), ctx.allowed)) is not None:
-            ctx.add(1, None, name.strip(), _typo_message(name.strip(), known), "row")
+    names = [name.strip() for name in header]
+    columns: dict[str, int] = {}  # name -> its (first) column
+    for i, name in enumerate(names):
+        if name and name in columns:  # said once, at the header: every row's value would be dropped but one
+            ctx.add(1, None, name, f"duplicate column (columns {columns[name] + 1} and {i + 1} are both {name!r}): "
+                    "only one value would count; name each field once", "row")
+            continue
+        columns.setdefault(name, i)
+        if (known := near_miss(name, ctx.allowed)) is not None:  # a typo in the header: said once, not once per row
+            ctx.add(1, None, name, _typo_message(name, known), "row")
             ctx.header_meant.add(known)
+    used = sorted(columns.items(), key=lambda item: item[1])
+    width = len(header)
     raws = []
+    ended = reader.line_num  # the line the previous record ended on: the next starts after it
+    row_no = ended
     try:
         for row in reader:
-            row_no = reader.line_num
-            data: dict[str, Any] = {}
-            if None in row:
-                ctx.add(row_no, row.get("id"), None, "row has more cells than the header", "row")
+            row_no, ended = ended + 1, reader.line_num
+            if not row:
+                continue  # a blank line
+            id_cell = row[columns["id"]].strip() if "id" in columns and columns["id"] < len(row) else None
+            if len(row) > width:
+                ctx.add(row_no, id_cell, None, "row has more cells than the header", "row")
                 continue
-            for key, value in row.items():
-                if key is None:
-                    continue
-                key = key.strip()
-                value = (value or "").strip()
+            data: dict[str, Any] = {}
+            for key, i in used:
+                if i >= len(row):
+                    break
+                value = row[i].strip()
                 if value == "":
                     continue
                 if key == "tags":
@@ -602,4 +794,36 @@ def _read_csv(text: str, ctx: _Reading) -> list[_Raw]:
             raws.append(_Raw(data, row_no, {}, names_checked=True))
     except csv.Error as exc:
         ctx.add(reader.line_num, None, None, f"invalid CSV: {exc}", "row")
+        return raws
+    if ended > row_no and _unclosed_quote(text, row_no):
+        # the last record ran over several lines to the end of the file: a quote opened in it never closed,
+        # and every row after it was read into one cell. Say so where it starts, not what that cell holds.
+        if raws and raws[-1].line == row_no:
+            raws.pop()
+        ctx.problems = [p for p in ctx.problems if p.line != row_no]
+        row = next(csv.reader(io.StringIO(_lines_from(text, row_no), newline="")))
+        cell = len(row) - 1
+        name = names[cell] if cell < width else None
+        id_cell = row[columns["id"]].strip() if "id" in columns and columns["id"] < cell else None
+        ctx.add(row_no, id_cell or None, name or None,
+                f"invalid CSV: a quoted cell opened in this row is never closed, so every line after it to the end "
+                f"of the file ({ended - row_no} more) was read into that cell; close the quote", "row")
     return raws
+
+
+def _lines_from(text: str, line: int) -> str:
+    """The text from (1-based) ``line`` on, lines counted as the csv module counts them."""
+    lines = io.StringIO(text, newline="")
+    for _ in range(line - 1):
+        lines.readline()
+    return lines.read()
+
+
+def _unclosed_quote(text: str, line: int) -> bool:
+    """Whether the CSV record starting at ``line`` opens a quote it never closes (read only on suspicion)."""
+    try:
+        for _ in csv.reader(io.StringIO(_lines_from(text, line), newline=""), strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False

@@ -11,6 +11,7 @@ Environment names are ``LIMNER_<FIELD>`` for top-level fields and
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from limner.errors import ConfigError, did_you_mean
@@ -87,6 +88,11 @@ class GenerateSettings(_Section):
         return normalize_aspect(v)
 
 
+#: where a secret found in provider settings belongs (they may come from limner.toml, .env or LIMNER_PROVIDERS)
+_SECRETS_GO = ("secrets go in their own environment variables or .env (see docs/providers.md), "
+               "never in provider settings")
+
+
 class ProviderSettings(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -101,12 +107,11 @@ class ProviderSettings(BaseModel):
         for key, value in (self.model_extra or {}).items():
             found = find_secret(key, value)
             if found:
-                raise ValueError(f"{found} looks like a secret: secrets go in the environment or .env, never in limner.toml")
+                raise ValueError(f"{found} looks like a secret: {_SECRETS_GO}")
         for name in ("model",):  # a declared field may not hold a secret either
             value = getattr(self, name)
             if isinstance(value, str) and secret_shaped(value):
-                raise ValueError(f"the value of {name!r} looks like a secret: secrets go in the environment or .env, "
-                                 "never in limner.toml")
+                raise ValueError(f"the value of {name!r} looks like a secret: {_SECRETS_GO}")
         return self
 
 
@@ -286,6 +291,8 @@ class Settings(BaseSettings):
     # not settings: where they came from
     project_dir: Path = Field(default=Path("."), exclude=True)
     config_file: Path | None = Field(default=None, exclude=True)
+    #: the command-line values this load was given (``load_settings(overrides=...)``), for :meth:`source_of`
+    _overrides: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @field_validator("plugins", mode="before")
     @classmethod
@@ -333,6 +340,12 @@ class Settings(BaseSettings):
 
     def provider_settings(self, name: str) -> ProviderSettings:
         return self.providers.get(name) or ProviderSettings()
+
+    def source_of(self, *loc: str) -> str:
+        """Where the setting at ``loc`` (``"provider"``, ``"project", "default_style"``) came from, for an error
+        message about its value: ``command-line option``, ``environment variable LIMNER_...``, ``<dir>/.env:
+        LIMNER_...``, ``<limner.toml>:<line>``, or ``settings`` (a built-in default)."""
+        return _source_of(tuple(loc), self._overrides, self.project_dir, self.config_file, default_means_builtin=True)
 
     # ----- secrets -----------------------------------------------------------------
     def secret(self, name: str) -> str | None:
@@ -410,19 +423,77 @@ def _has(data: Any, loc: tuple[str, ...]) -> bool:
     return True
 
 
-def _source_of(loc: tuple[str, ...], overrides: dict[str, Any], root: Path, config_file: Path | None) -> str:
-    """Where a bad value came from, highest precedence first, so an error never blames the wrong file."""
-    if _has(overrides, loc):
-        return "command-line option"
-    env_name = "LIMNER_" + "_".join(loc[:2]).upper()
-    if any(k.upper() == env_name for k in os.environ):
-        return f"environment variable {env_name}"
-    if any(k.upper() == env_name for k in _dotenv(root)):
-        return f"{root / '.env'}: {env_name}"
+def _variable_gives(value: str | None, rest: tuple[str, ...]) -> bool:
+    """Whether an environment variable's value gives the setting ``rest`` below the one it names.
+
+    Lists and tables come as JSON (``LIMNER_PROVIDERS='{"sketch": {...}}'``); a value that is no JSON
+    gives nothing below the setting it names.
+    """
+    if not rest:
+        return True
+    try:
+        data = json.loads(value or "")
+    except ValueError:
+        return False
+    return _has(data, rest)
+
+
+def _variable_for(loc: tuple[str, ...], variables: dict[str, str | None]) -> str | None:
+    """The ``LIMNER_...`` variable (as spelt in ``variables``) that gave the setting at ``loc``, if any.
+
+    A setting comes from ``LIMNER_<FIELD>`` or, below a section or table, ``LIMNER_<FIELD>_<KEY>``; either
+    may be JSON giving what is deeper (``LIMNER_PROVIDERS='{"sketch": {"concurrency": 0}}'`` gives
+    ``providers.sketch.concurrency``). The longer name is merged over the shorter, so it is looked at first.
+    """
+    by_upper = {name.upper(): name for name in variables}
+    for parts in (2, 1):
+        if len(loc) < parts:
+            continue
+        name = by_upper.get("LIMNER_" + "_".join(loc[:parts]).upper())
+        if name is not None and _variable_gives(variables[name], loc[parts:]):
+            return name
+    return None
+
+
+def _source_of(loc: tuple[str, ...], overrides: dict[str, Any], root: Path, config_file: Path | None, *,
+               default_means_builtin: bool = False) -> str:
+    """Where a bad value came from, highest precedence first, so an error never blames the wrong file.
+
+    A location deeper than any source gives (pydantic adds the branch of a union to it) is looked up again
+    one part shorter. ``default_means_builtin``: a setting no source gives is a built-in default
+    (``settings``), not limner.toml's.
+    """
+    env = dict(os.environ)
+    dotenv = _dotenv(root)
+    toml = _toml_data_of(config_file)
+    for end in range(len(loc), 0, -1):
+        part = loc[:end]
+        if _has(overrides, part):
+            return "command-line option"
+        name = _variable_for(part, env)
+        if name is not None:
+            return f"environment variable {name}"
+        name = _variable_for(part, dotenv)
+        if name is not None:
+            return f"{root / '.env'}: {name}"
+        if config_file and _has(toml, part):
+            break
+    else:
+        if default_means_builtin:
+            return "settings"
     if config_file:
         line = _toml_line(config_file, loc)
         return f"{config_file}:{line}" if line else str(config_file)
     return "settings"
+
+
+def _toml_data_of(config_file: Path | None) -> dict[str, Any]:
+    if config_file is None:
+        return {}
+    try:
+        return _read_toml(config_file)
+    except ConfigError:  # pragma: no cover - it was read a moment ago
+        return {}
 
 
 def _fields_at(path: tuple[str, ...]) -> list[str]:
@@ -482,4 +553,5 @@ def load_settings(
         raise ConfigError(f"{config_file}: unknown setting(s) {named}; see docs/configuration.md")
     settings.project_dir = root
     settings.config_file = config_file
+    settings._overrides = dict(overrides or {})
     return settings

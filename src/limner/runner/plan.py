@@ -11,6 +11,10 @@ Reasons an entry is planned:
 
 Planning reads only; ``generate`` commits the plan before it starts.
 
+``up_to_date`` counts the entries not planned that need no work, whatever the selection: with ``--id``
+the entries left out are looked at too (as ``plan`` without ``--id`` would), so the count is the same
+as without it, less the named entries that are planned.
+
 Speed: an entry's prompt is rendered only when the plan needs its fingerprint.
 A missing entry needs none to be planned, and a published entry whose *input
 digest* (its catalogue data + style digest + provider, model and size settings)
@@ -23,14 +27,16 @@ import dataclasses
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from limner.catalog import Entry
 from limner.db.tables import EntryState
 from limner.db.repository import EntryOverride, EntryStatus
-from limner.errors import ConfigError, did_you_mean
+from limner.errors import CatalogError, ConfigError, LimnerError, Problem, StyleError, did_you_mean
 from limner.gcpause import gc_paused
 from limner.project import Project
+from limner.registry import UNKNOWN_PROVIDER_HINT, unknown_provider
 from limner.runner.lanes import Lane, resolve_lane
 from limner.styles import RenderSpec, Style, build_spec
 from limner.styles.spec import FINGERPRINT_VERSION
@@ -146,6 +152,9 @@ class PlanItem:
 class Plan:
     items: list[PlanItem]
     total: int
+    #: entries not planned that need no work: published (or awaiting review) with the fingerprint the
+    #: catalogue, styles and provider give now, or pinned. Entries that ``--id`` leaves out count when they
+    #: are up to date; entries planned (``forced`` ones included) never do
     up_to_date: int
     reasons: Counter[str] = field(default_factory=Counter)
     #: failed permanently and unchanged: skipped unless asked for by id
@@ -193,6 +202,84 @@ def _reason(status: EntryStatus, fingerprint: str) -> str | None:
     return "missing"
 
 
+def _check_provider_name(project: Project, selection: Selection, entry: Entry, style: Style, name: str) -> None:
+    """An unknown provider name is an error that says where the name was given: the ``--provider`` option,
+    the catalogue (every entry of the selection that names an unknown one, by file, line and entry), the
+    style, or the ``provider`` setting (its environment variable, .env or limner.toml line)."""
+    message = unknown_provider(name)
+    if message is None:
+        return
+    settings = project.settings
+    if selection.provider:
+        raise ConfigError(f"option --provider: {message}", hint=UNKNOWN_PROVIDER_HINT)
+    if entry.provider:
+        catalog = project.catalog
+        wanted = set(selection.ids)
+        problems = []
+        for other in catalog:
+            if other.provider and (not wanted or other.id in wanted):
+                found = unknown_provider(other.provider)
+                if found is not None:
+                    problems.append(Problem(str(catalog.path), catalog.field_line(other.id, "provider"), other.id,
+                                            "provider", found, catalog.unit))
+        raise CatalogError(problems)
+    if style.provider:
+        raise StyleError(f"{_style_source(project, style)}: style {style.name!r}: field 'provider': {message}",
+                         hint=UNKNOWN_PROVIDER_HINT)
+    if settings.provider:
+        raise ConfigError(f"{settings.source_of('provider')}: setting 'provider': {message}", hint=UNKNOWN_PROVIDER_HINT)
+    raise ConfigError(f"the default provider: {message}", hint=UNKNOWN_PROVIDER_HINT)  # pragma: no cover - built in
+
+
+def _style_source(project: Project, style: Style) -> str:
+    """Where a style is defined: its limner.toml table (or the variable that gave it), or its file and line."""
+    settings = project.settings
+    if style.name in settings.styles:  # [styles.NAME], which wins over a file of the same name
+        return settings.source_of("styles", style.name, "provider")
+    path = settings.path(style.source) if style.source != "builtin" else None
+    if path is not None and path.is_file():
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            return str(path)
+        for number, line in enumerate(lines, 1):
+            if line.strip().startswith("["):
+                break  # a table: the style's own provider is a top-level key
+            if line.split("=", 1)[0].strip().strip('"') == "provider" and "=" in line:
+                return f"{path}:{number}"
+        return str(path)
+    return style.source
+
+
+def _current_reason(ctx: SpecContext, entry: Entry, status: EntryStatus,
+                    override: EntryOverride | None) -> tuple[str | None, str | None, RenderSpec | None]:
+    """Why an entry with a state row needs work (``None``: it is up to date), with the input digest and
+    spec computed on the way (``None`` when not needed)."""
+    if status.pinned and status.state in _PUBLISHED:
+        return None, None, None  # a person pinned its image
+    digest = None
+    if status.state in _PUBLISHED and status.input_digest == (digest := ctx.digest(entry, override)):
+        return None, digest, None  # same inputs as when it was published: no need to render the prompt
+    spec = ctx.spec(entry, override)
+    return _reason(status, spec.fingerprint), digest, spec
+
+
+def _unnamed_up_to_date(project: Project, selection: Selection, entry: Entry, status: EntryStatus,
+                        override: EntryOverride | None, lanes: dict[str, Lane],
+                        context_for: Callable[[Entry], SpecContext]) -> bool:
+    """Whether an entry that ``--id`` leaves out is up to date. Nothing about it is an error: an entry
+    whose provider or prompt cannot be resolved is not up to date, and is reported once it is asked for."""
+    try:
+        style = project.style_for(entry)
+        name = project.provider_name_for(entry, style, selection.provider)
+        if name not in lanes and unknown_provider(name) is not None:
+            return False
+        reason, _, _ = _current_reason(context_for(entry), entry, status, override)
+    except (LimnerError, KeyError):
+        return False
+    return reason is None
+
+
 def build_plan(project: Project, selection: Selection, statuses: dict[str, EntryStatus] | None = None,
                overrides: dict[str, EntryOverride] | None = None) -> Plan:
     with gc_paused():
@@ -227,6 +314,7 @@ def _build_plan(project: Project, selection: Selection, statuses: dict[str, Entr
             name = project.provider_name_for(entry, style, selection.provider)
             lane = lanes.get(name)
             if lane is None:
+                _check_provider_name(project, selection, entry, style, name)
                 lane = lanes[name] = resolve_lane(project, name)
             ctx = contexts[key] = SpecContext(style, lane, gen.size, gen.aspect, project.renderer)
         return ctx
@@ -239,27 +327,29 @@ def _build_plan(project: Project, selection: Selection, statuses: dict[str, Entr
     up_to_date = 0
     forcing = bool(wanted_ids) or selection.all
     for entry in catalog:
-        if wanted_ids and entry.id not in wanted_ids:
-            continue
+        named = not wanted_ids or entry.id in wanted_ids
+        status = statuses.get(entry.id)
+        if not named and status is None:
+            continue  # never generated: not up to date, and not asked for
         override = overrides.get(entry.id) if overrides else None
         entry = with_override(entry, override)
+        if not named:  # left out by --id: counted when up to date, and never an error
+            if _unnamed_up_to_date(project, selection, entry, status, override, lanes, context_for):
+                up_to_date += 1
+            continue
         ctx = context_for(entry)
-        status = statuses.get(entry.id)
         spec: RenderSpec | None = None
         fp: str | None = None
         digest: str | None = None
+        reason: str | None
         if status is None:
-            reason: str | None = "missing"
-        elif status.pinned and status.state in _PUBLISHED:
-            reason = None  # a person pinned its image
-        elif status.state in _PUBLISHED and status.input_digest == (digest := ctx.digest(entry, override)):
-            reason = None  # same inputs as when it was published: no need to render the prompt
+            reason = "missing"
         else:
-            spec = ctx.spec(entry, override)
-            fp = spec.fingerprint
-            reason = _reason(status, fp)
+            reason, digest, spec = _current_reason(ctx, entry, status, override)
+            fp = spec.fingerprint if spec is not None else None
         if reason == "stale":
             stale_ids.append(entry.id)
+        up = reason is None
         if forcing:
             reason = reason if reason not in (None, "held") else "forced"
         elif reason is None:
@@ -274,6 +364,8 @@ def _build_plan(project: Project, selection: Selection, statuses: dict[str, Entr
         elif reason != "stale" and not selection.missing:
             continue
         if selection.limit is not None and len(items) >= selection.limit:
+            if up:  # not planned (past --limit), and up to date
+                up_to_date += 1
             continue
         reasons[reason] += 1
         items.append(PlanItem(entry, ctx, reason, digest, spec, fp, override))

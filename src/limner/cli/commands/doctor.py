@@ -8,9 +8,9 @@ import typer
 
 from limner.cli.commands._selection import JsonOpt
 from limner.cli.context import friendly, get_project, out, print_json
-from limner.errors import EXIT_AUTH, EXIT_FAILURES, LimnerError
+from limner.errors import EXIT_AUTH, EXIT_FAILURES, ConfigError, LimnerError
 from limner.providers import DEFAULT_PROVIDER, AuthFailed, ProviderError
-from limner.registry import provider_class, provider_specs
+from limner.registry import UNKNOWN_PROVIDER_HINT, provider_class, provider_specs, unknown_provider
 
 
 def _in_use(project) -> list[str]:  # type: ignore[no-untyped-def]
@@ -38,6 +38,10 @@ def register(app: typer.Typer) -> None:
         import asyncio
 
         project = get_project(ctx)
+        unknown = [message for message in map(unknown_provider, provider or []) if message]
+        if unknown:  # a usage error (exit 2), not a provider that failed its check
+            project.close()
+            raise ConfigError("option --provider: " + "; ".join(unknown), hint=UNKNOWN_PROVIDER_HINT)
         names = provider or _in_use(project)
         results = []
 

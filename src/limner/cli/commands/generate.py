@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from limner.cli.commands._selection import AllOpt, IdOpt, JsonOpt, LimitOpt, MissingOpt, ProviderOpt, StaleOpt, selection
-from limner.cli.commands.plan import plan_dict, print_plan
+from limner.cli.commands.plan import plan_dict, print_plan, usd
 from limner.cli.context import err, friendly, get_project, out, print_json
 
 
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         else:
             out.print(f"Generated {summary.generated} of {summary.planned} planned ({summary.resumed} resumed), "
                       f"{summary.skipped} up to date, {summary.failed} failed; {summary.provider_calls} provider calls, "
-                      f"spend ${summary.spend_usd:.4f}, {summary.elapsed_s:.1f}s.", highlight=False)
+                      f"spend {usd(summary.spend_usd)}, {summary.elapsed_s:.1f}s.", highlight=False)
             for failure in summary.failures[:20]:
                 out.print(f"  failed {failure['id']}: {failure['error']}", highlight=False, markup=False)
         if summary.auth_error:
@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
                       f"database and re-run: {summary.kept_locally} paid image(s) kept in .limner/recovery/ are "
                       "recorded then, without paying again.", highlight=False, markup=False)
         if summary.budget_stopped:
-            err.print(f"Budget of ${cap:.2f} reached: {summary.not_started} entries not started. Raise --budget and re-run to continue.",
+            err.print(f"Budget of {usd(cap or 0, exact=True)} reached: {summary.not_started} entries not started. Raise --budget and re-run to continue.",
                       highlight=False)
         if summary.interrupted:
             err.print(f"Interrupted: {summary.generated} published this run. Run `limner generate` again to resume; "

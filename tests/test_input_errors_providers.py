@@ -1,0 +1,97 @@
+"""An unknown provider name says where it was given: the catalogue (file, line, entry), a style, a setting
+(its environment variable, .env or limner.toml line) or the --provider option; a usage error exits 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from limner.errors import CatalogError, ConfigError, StyleError
+from limner.runner import Selection, build_plan
+
+
+def plan(p, selection: Selection = Selection(), **overrides):
+    project = p.project(**overrides)
+    try:
+        return build_plan(project, selection)
+    finally:
+        project.close()
+
+
+def test_an_entry_with_an_unknown_provider_names_file_line_and_entry(project_dir) -> None:
+    project_dir.catalog.write_text(
+        "entries:\n  - id: a\n    title: A\n  - id: b\n    title: B\n    era: x\n    provider: nope\n"
+        "  - id: c\n    provider: opnai\n    title: C\n", encoding="utf-8")
+    with pytest.raises(CatalogError) as info:
+        plan(project_dir)
+    assert info.value.exit_code == 2
+    assert [(p.file, p.line, p.entry, p.field) for p in info.value.problems] == [
+        (str(project_dir.catalog), 7, "b", "provider"), (str(project_dir.catalog), 9, "c", "provider")]
+    assert "catalog.yaml:7: entry 'b': field 'provider': unknown provider 'nope'" in str(info.value)
+    assert "unknown provider 'opnai' (did you mean 'openai'?)" in str(info.value)
+
+
+def test_an_entry_with_an_unknown_provider_in_csv_and_json(project_dir) -> None:
+    csv = project_dir.root / "c.csv"
+    csv.write_text("id,title,provider\na,A,\nb,B,nope\n", encoding="utf-8")
+    with pytest.raises(CatalogError) as info:
+        plan(project_dir, catalog="c.csv")
+    assert str(info.value.problems[0]).startswith(f"{csv}: row 3: entry 'b': field 'provider': unknown provider 'nope'")
+    js = project_dir.root / "c.json"
+    js.write_text('[{"id": "a", "title": "A"},\n {"id": "b",\n  "title": "B",\n  "provider": "nope"}]', encoding="utf-8")
+    with pytest.raises(CatalogError) as info:
+        plan(project_dir, catalog="c.json")
+    assert str(info.value.problems[0]).startswith(f"{js}:4: entry 'b': field 'provider': unknown provider 'nope'")
+
+
+def test_an_entry_left_out_by_id_is_no_error(project_dir) -> None:
+    entries = project_dir.entries()
+    entries[1]["provider"] = "nope"
+    project_dir.write_catalog(entries)
+    assert [i.entry.id for i in plan(project_dir, Selection(ids=(entries[0]["id"],))).items] == [entries[0]["id"]]
+
+
+def test_a_style_with_an_unknown_provider_names_the_style_and_its_line(project_dir) -> None:
+    project_dir.write_config('[project]\ndefault_style = "house"\n[styles.house]\npositive = "{{ title }}"\nprovider = "nope"\n')
+    with pytest.raises(StyleError) as info:
+        plan(project_dir)
+    text = str(info.value)
+    assert info.value.exit_code == 2
+    assert text.startswith(f"{project_dir.config}:") and "style 'house': field 'provider': unknown provider 'nope'" in text
+    line = int(text.split(":", 2)[1])
+    assert project_dir.config.read_text().splitlines()[line - 1].startswith("provider = \"nope\"")
+
+
+def test_a_style_file_with_an_unknown_provider(project_dir) -> None:
+    styles = project_dir.root / "styles"
+    styles.mkdir()
+    (styles / "filed.toml").write_text('positive = "{{ title }}"\nprovider = "nope"\n', encoding="utf-8")
+    project_dir.write_config('[project]\ndefault_style = "filed"\n')
+    with pytest.raises(StyleError) as info:
+        plan(project_dir)
+    assert str(info.value).startswith(f"{styles / 'filed.toml'}:2: style 'filed': field 'provider': unknown provider 'nope'")
+
+
+def test_the_provider_setting_names_its_source(project_dir, monkeypatch: pytest.MonkeyPatch) -> None:
+    project_dir.write_config(provider="nope")
+    with pytest.raises(ConfigError) as info:
+        plan(project_dir)
+    assert str(info.value).startswith(f"{project_dir.config}:2: setting 'provider': unknown provider 'nope'")
+    monkeypatch.setenv("LIMNER_PROVIDER", "nope2")
+    with pytest.raises(ConfigError) as info:
+        plan(project_dir)
+    assert str(info.value).startswith("environment variable LIMNER_PROVIDER: setting 'provider': unknown provider 'nope2'")
+    with pytest.raises(ConfigError) as info:
+        plan(project_dir, Selection(provider="nope3"))
+    assert str(info.value).startswith("option --provider: unknown provider 'nope3'")
+
+
+def test_cli_plan_names_the_entry_and_doctor_exits_2(project_dir) -> None:
+    entries = project_dir.entries()
+    entries[2]["provider"] = "nope"
+    project_dir.write_catalog(entries)
+    proc = project_dir.run("plan")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert f"catalog.yaml:17: entry '{entries[2]['id']}': field 'provider': unknown provider 'nope'" in proc.stderr
+    proc = project_dir.run("doctor", "-p", "nope")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "option --provider: unknown provider 'nope'" in proc.stderr and proc.stdout == ""
