@@ -84,3 +84,21 @@ def test_source_of_names_each_source(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert settings.source_of("project", "era_styles", "medieval") == "environment variable LIMNER_PROJECT_ERA_STYLES"
     assert settings.source_of("project", "default_style") == "settings"  # the built-in default
     assert load_settings(config, overrides={"provider": "fake"}).source_of("provider") == "command-line option"
+
+
+@pytest.mark.parametrize(("env", "toml", "source", "setting"), [
+    ({"LIMNER_PROJECT_DEFAULT_STYLE": "nope"}, "", "environment variable LIMNER_PROJECT_DEFAULT_STYLE", "project.default_style"),
+    ({"LIMNER_PROJECT_ERA_STYLES": '{"ancient": "nope"}'}, "", "environment variable LIMNER_PROJECT_ERA_STYLES",
+     "project.era_styles.ancient"),
+    ({}, '[project]\ndefault_style = "nope"\n', "limner.toml:3", "project.default_style"),
+])
+def test_an_unknown_style_names_where_it_was_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   env: dict[str, str], toml: str, source: str, setting: str) -> None:
+    from limner.project import Project
+
+    config = project(tmp_path, 'provider = "sketch"\n' + toml)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        Project(load_settings(config)).styles
+    assert source in str(info.value) and f"setting '{setting}': unknown style 'nope'" in str(info.value)

@@ -15,7 +15,7 @@ from limner.catalog import Catalog, Entry, load_catalog
 from limner.config.settings import Settings
 from limner.db import Database, open_database
 from limner.db.repository import Repository
-from limner.errors import ConfigError
+from limner.errors import ConfigError, did_you_mean
 from limner.providers import DEFAULT_PROVIDER, Provider
 from limner.registry import provider_class
 from limner.storage import Storage, open_storage
@@ -48,9 +48,12 @@ class Project:
         inline = {k: dict(v) for k, v in s.styles.items()}
         styles, renderer = load_styles_with_renderer(s.path(s.project.styles_dir), inline,
                                                      config_name=str(s.config_file or "limner.toml"))
-        for name in [s.project.default_style, *s.project.era_styles.values()]:
+        named = [(("project", "default_style"), s.project.default_style),
+                 *((("project", "era_styles", era), name) for era, name in s.project.era_styles.items())]
+        for loc, name in named:
             if name not in styles:
-                raise ConfigError(f"{s.config_file or 'settings'}: unknown style {name!r} in [project]; known styles: {', '.join(sorted(styles))}")
+                raise ConfigError(f"{s.source_of(*loc)}: setting {'.'.join(loc)!r}: unknown style {name!r}"
+                                  f"{did_you_mean(name, styles)}; known styles: {', '.join(sorted(styles))}")
         return styles, renderer
 
     @property

@@ -71,48 +71,15 @@ def setup_logging(verbose: int) -> None:
     root.propagate = False
 
 
-#: the commands that change nothing, by their path (``"review list"``), with the option that makes them so
-#: (``None``: always): their project does not create a state database that does not exist yet, and reads
-#: an empty state instead (:class:`limner.project.Project` ``read_only``)
-READ_ONLY_COMMANDS: dict[str, tuple[str, bool] | None] = {
-    "status": None,
-    "plan": None,
-    "costs": None,
-    "check-missing": None,
-    "review list": None,
-    "generate": ("dry_run", True),
-    "adopt-placeholders": ("dry_run", True),
-    "gc": ("delete", False),
-}
-
-
-def command_path(ctx: typer.Context) -> str:
-    """The command's name below the program, a subcommand with its group's: ``"review list"``."""
-    names = []
-    while ctx.parent is not None:
-        names.append(ctx.info_name or "")
-        ctx = ctx.parent
-    return " ".join(reversed(names))
-
-
-def reads_only(ctx: typer.Context) -> bool:
-    """Whether the command of ``ctx``, with its options, changes nothing (:data:`READ_ONLY_COMMANDS`)."""
-    path = command_path(ctx)
-    if path not in READ_ONLY_COMMANDS:
-        return False
-    when = READ_ONLY_COMMANDS[path]
-    return when is None or bool(ctx.params.get(when[0])) == when[1]
-
-
-def get_project(ctx: typer.Context, *, read_only: bool | None = None, **overrides: Any) -> Project:
-    """The project of ``--config``, with ``overrides`` of its settings. ``read_only`` (default: from the
-    command, :func:`reads_only`): a state database that does not exist yet is not created."""
+def get_project(ctx: typer.Context, *, read_only: bool = False, **overrides: Any) -> Project:
+    """The project of ``--config``, with ``overrides`` of its settings. ``read_only``: the command changes
+    nothing (``status``, ``plan``, a dry run), so a state database that does not exist yet is not created."""
     from limner.config import load_settings
     from limner.project import Project
 
     obj = ctx.ensure_object(dict)
     settings = load_settings(obj.get("config"), overrides={k: v for k, v in overrides.items() if v is not None})
-    return Project(settings, read_only=reads_only(ctx) if read_only is None else read_only)
+    return Project(settings, read_only=read_only)
 
 
 def friendly(fn: F) -> F:

@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         """Adopt existing images (file name = entry id) as published legacy entries; `generate` replaces them later."""
         from limner.sync.adopt import adopt_placeholders
 
-        project = get_project(ctx)
+        project = get_project(ctx, read_only=dry_run)
         try:
             result = adopt_placeholders(project, directory.expanduser().resolve(), dry_run=dry_run)  # relative to the cwd
         finally:

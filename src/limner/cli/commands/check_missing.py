@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     @friendly
     def check_missing_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         """List entries without a published image; exit 1 if there are any (for CI)."""
-        project = get_project(ctx)
+        project = get_project(ctx, read_only=True)
         try:
             states = catalogue_states(project)
             with_image = entries_with_image(project)

@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Spend by provider, model and day, from the ledger of every paid (or billed) call."""
-        project = get_project(ctx)
+        project = get_project(ctx, read_only=True)
         since = dt.date.today() - dt.timedelta(days=days - 1) if days else None
         try:
             rows = project.repo.spend_by(since=since)

@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
                 raise LimnerError(reason, hint="wait for the runs to end (or re-run `limner generate` to finish an "
                                                "interrupted one), or pass --force")
 
-        project = get_project(ctx)
+        project = get_project(ctx, read_only=not delete)
         try:
             settings = project.settings
             refuse_while_busy()

@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
             threading.Thread(target=_warm_tls, name="limner-warm-tls", daemon=True).start()
         from limner.runner import RunOptions, build_plan, run_plan
 
-        project = get_project(ctx)
+        project = get_project(ctx, read_only=dry_run)
         try:
             plan = build_plan(project, selection(missing, stale, all_, ids, provider, limit))
             planned_at = time.time()

@@ -120,7 +120,7 @@ def register(app: typer.Typer) -> None:
         """Show what `generate` would run and its estimated cost. Changes nothing."""
         from limner.runner import build_plan
 
-        project = get_project(ctx)
+        project = get_project(ctx, read_only=True)
         try:
             plan = build_plan(project, selection(missing, stale, all_, ids, provider, limit))
         finally:

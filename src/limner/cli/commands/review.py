@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
                  entry: Annotated[Optional[str], typer.Option("--entry", help="Every render of this entry instead.")] = None,
                  as_json: JsonOpt = False) -> None:
         """Renders awaiting review, oldest first (or every render of one entry, newest first)."""
-        project = get_project(ctx)
+        project = get_project(ctx, read_only=True)
         try:
             if entry and project.reviews.entry(entry) is None:  # (an entry since removed from the catalogue
                 from limner.review import check_entry  # still lists the renders it has)

@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
     @friendly
     def status_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         """Counts per state, spend so far, and failures with reasons."""
-        project = get_project(ctx)
+        project = get_project(ctx, read_only=True)
         try:
             data = status_dict(project)
         finally:
