@@ -239,6 +239,21 @@ def test_changing_the_placeholder_format_re_encodes_placeholders(project_dir):
     assert manifest["entries"]["event-000"]["placeholder_width"] == 64
 
 
+def test_lowering_the_placeholder_byte_limit_re_encodes_the_placeholders_over_it(make_project_dir):
+    p = make_project_dir(2)
+    p.config.write_text(p.config.read_text().replace("size = 96", "size = 512"))
+    p.run("generate", check=True)
+    p.run("sync", check=True)
+    events = p.root / "frontend/public/images/events"
+    sizes = {f.name: f.stat().st_size for f in events.iterdir()}
+    limit = min(sizes.values()) // 2
+    env = p.env(LIMNER_SYNC_PLACEHOLDER_MAX_BYTES=str(limit))
+    result = p.run_json("sync", env=env)
+    assert result["written"] == 2
+    assert all(f.stat().st_size <= limit for f in events.iterdir()), {f.name: f.stat().st_size for f in events.iterdir()}
+    assert p.run_json("sync", env=env)["written"] == 0  # byte-stable from then on
+
+
 def test_check_missing_counts_an_entry_with_an_older_image_as_present(make_project_dir):
     p = make_project_dir(2)
     p.run("generate", check=True)

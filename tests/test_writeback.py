@@ -19,12 +19,19 @@ def make_events_db(path, ids, *, with_columns=True):
     con.close()
 
 
+@pytest.fixture
+def project_dir(project_dir):
+    """The tests' project, its storage served at a public URL (write-back refuses file:// URLs)."""
+    project_dir.config.write_text(project_dir.config.read_text() + '\n[storage]\npublic_base_url = "https://img.example.org"\n')
+    return project_dir
+
+
 def test_sync_writes_urls_back_to_the_events_table(project_dir, tmp_path):
     db = tmp_path / "app.db"
     ids = [e["id"] for e in project_dir.entries()]
     make_events_db(db, ids[:5] + ["not-in-catalogue"])
-    project_dir.config.write_text(project_dir.config.read_text()
-                                  + '\n[storage]\ncdn_base_url = "https://cdn.example.org"\npublic_base_url = "https://img.example.org"\n')
+    project_dir.config.write_text(project_dir.config.read_text().replace(
+        "[storage]\n", '[storage]\ncdn_base_url = "https://cdn.example.org"\n'))
     project_dir.run("generate", check=True)
     env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=f"sqlite:///{db}")
     result = project_dir.run_json("sync", env=env)
@@ -45,8 +52,27 @@ def test_missing_columns_are_a_clear_error(project_dir, tmp_path):
     db = tmp_path / "app.db"
     make_events_db(db, ["event-000"], with_columns=False)
     project_dir.run("generate", check=True)
-    proc = project_dir.run("sync", env=project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=f"sqlite:///{db}"))
+    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=f"sqlite:///{db}")
+    proc = project_dir.run("sync", env=env)
     assert proc.returncode == 2 and "ALTER TABLE timeline_events ADD COLUMN image_url" in proc.stderr
+    suggested = proc.stderr.split("e.g. ", 1)[1].split("\nhint", 1)[0].replace("\n", " ")
+    with sqlite3.connect(db) as con:  # the SQL it suggests runs on this database as given
+        con.executescript(suggested)
+    assert project_dir.run_json("sync", env=env)["written_back"] == 1
+
+
+def test_an_events_table_in_another_schema(project_dir, app_pg):
+    import psycopg
+
+    with psycopg.connect(app_pg, autocommit=True) as con:
+        con.execute("CREATE SCHEMA app")
+        con.execute("CREATE TABLE app.timeline_events (id TEXT PRIMARY KEY, image_url TEXT, image_cdn_url TEXT, "
+                    "image_generated_at TIMESTAMP)")
+        con.execute("INSERT INTO app.timeline_events (id) VALUES ('event-000')")
+    project_dir.run("generate", check=True)
+    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=app_pg.replace("postgresql://", "postgresql+psycopg://"),
+                          LIMNER_SYNC_EVENTS_TABLE="app.timeline_events")
+    assert project_dir.run_json("sync", env=env)["written_back"] == 1
 
 
 @pytest.fixture
@@ -122,3 +148,50 @@ def test_write_back_to_a_timestamptz_column_is_the_right_instant_and_unchanged_t
     with psycopg.connect(app_pg) as con:
         (stored,) = con.execute("select image_generated_at from timeline_events").fetchone()
     assert stored == generated_at  # the same instant, whatever the session's time zone
+
+
+def test_write_back_refuses_a_storage_without_a_public_url(make_project_dir, tmp_path):
+    """A local folder without public_base_url has only file:// URLs of this machine: never written into the app's
+    table (a browser cannot load them), and nothing else is changed either."""
+    p = make_project_dir(2)
+    db = tmp_path / "app.db"
+    make_events_db(db, ["event-000"])
+    p.run("generate", check=True)
+    proc = p.run("sync", env=p.env(LIMNER_SYNC_EVENTS_DATABASE_URL=f"sqlite:///{db}"))
+    assert proc.returncode == 2 and "no public http(s) URL" in proc.stderr and "public_base_url" in proc.stderr
+    assert app_files(p) == {}
+    with sqlite3.connect(db) as con:
+        assert con.execute("select image_url from timeline_events").fetchall() == [(None,)]
+
+
+def test_an_image_taken_down_leaves_the_app_placeholder_alias_and_events_row(project_dir, tmp_path):
+    """A published image rejected in review is published no more: the next sync removes its placeholder, its
+    stable alias and its URLs in the events table (the app's own files of never-published entries stay)."""
+    db = tmp_path / "app.db"
+    make_events_db(db, ["event-000", "event-001"])
+    project_dir.config.write_text(project_dir.config.read_text().replace(
+        "[storage]\n", '[storage]\nalias_pattern = "events/{id}.jpg"\n'))
+    folder = project_dir.root / "frontend" / "public" / "images" / "events"
+    folder.mkdir(parents=True)
+    (folder / "event-005.jpg").write_bytes(b"the app's own hand-made placeholder")  # never published by Limner
+    project_dir.write_catalog(project_dir.entries()[:2] + [{"id": "event-005", "title": "Later", "year": 5}])
+    project_dir.run("generate", "--id", "event-000", "--id", "event-001", check=True)
+    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=f"sqlite:///{db}")
+    first = project_dir.run_json("sync", env=env)
+    assert first["aliases"] == 2 and first["withdrawn"] == []
+    project = project_dir.project()
+    try:
+        render = project.repo.published_renders(["event-000"])[0].id
+        storage = project.storage
+    finally:
+        project.close()
+    project_dir.run("review", "reject", str(render), "--note", "inaccurate", check=True)
+    second = project_dir.run_json("sync", env=env)
+    assert second["withdrawn"] == ["event-000"] and second["aliases_removed"] == ["events/event-000.jpg"]
+    assert not (folder / "event-000.webp").exists() and (folder / "event-001.webp").exists()
+    assert (folder / "event-005.jpg").read_bytes() == b"the app's own hand-made placeholder"
+    assert not storage.exists("events/event-000.jpg") and storage.exists("events/event-001.jpg")
+    with sqlite3.connect(db) as con:
+        rows = dict(con.execute("select id, image_url from timeline_events").fetchall())
+    assert rows["event-000"] is None and rows["event-001"].startswith("https://img.example.org/")
+    assert project_dir.run_json("sync", env=env)["withdrawn"] == []  # once

@@ -172,3 +172,25 @@ def write_aliases(project: Project, renders: Iterable[Render], *, pattern: str |
     if errors:
         raise StorageError(f"{len(errors)} alias(es) could not be written: " + "; ".join(errors[:5]), retryable=True)
     return sorted(written)
+
+
+def remove_aliases(project: Project, entry_ids: Iterable[str], *, pattern: str | None = None,
+                   storage: Storage | None = None) -> list[str]:
+    """Delete the aliases of entries published no more (an image taken down keeps no stable URL). Returns the
+    keys deleted, sorted; an alias that is not there is skipped. Without a pattern it does nothing."""
+    pattern = validate_pattern(pattern) if pattern else configured_pattern(project)
+    if not pattern:
+        return []
+    storage = storage or project.storage
+    cache_path = _cache_path(project)
+    storage_id = project.settings.storage.url
+    cache = _load_cache(cache_path, storage_id)
+    removed = []
+    for entry_id in entry_ids:
+        key = alias_key(pattern, entry_id)
+        if storage.exists(key):
+            storage.delete(key)
+            removed.append(key)
+        cache.pop(key, None)
+    _save_cache(cache_path, storage_id, cache)
+    return sorted(removed)

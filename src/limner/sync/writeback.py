@@ -54,6 +54,18 @@ def _same_instant(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+_COLUMN_TYPES = {"image_url": "TEXT", "image_cdn_url": "TEXT", "image_generated_at": "TIMESTAMP"}
+
+
+def _add_columns(dialect: str, table: str, columns: list[str]) -> str:
+    """The SQL that adds ``columns``: one ALTER TABLE with several ADD COLUMN where the database takes it,
+    one statement per column on SQLite (which takes one per ALTER TABLE)."""
+    adds = [f"ADD COLUMN {c} {_COLUMN_TYPES[c]}" for c in columns] or ["ADD COLUMN <the id column>"]
+    if dialect == "sqlite":
+        return " ".join(f"ALTER TABLE {table} {add};" for add in adds)
+    return f"ALTER TABLE {table} " + ", ".join(adds) + ";"
+
+
 class EventsTable:
     """The app's events table, opened and checked before ``limner sync`` writes anything (a wrong URL, table
     or column is then an error that changed nothing); :meth:`write` sets the URLs at the end."""
@@ -65,18 +77,17 @@ class EventsTable:
         except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:  # ValueError: a bad port
             raise ConfigError(f"[sync] events_database_url is not a usable database URL: {type(exc).__name__}") from None
         self.table_name, self.id_column = table_name, id_column
+        schema, _, name = table_name.rpartition(".")  # "app.timeline_events": a table in another schema
         try:
             try:
-                self.table = Table(table_name, MetaData(), autoload_with=self.engine)
+                self.table = Table(name, MetaData(), schema=schema or None, autoload_with=self.engine)
             except NoSuchTableError:
-                raise ConfigError(f"events table {table_name!r} not found in {self.safe_url} ([sync] events_table)") from None
+                raise ConfigError(f"events table {table_name!r} not found in {self.safe_url} ([sync] events_table"
+                                  "; a table in another schema is written schema.table)") from None
             missing = [c for c in (id_column, *COLUMNS) if c not in self.table.c]
             if missing:
-                raise ConfigError(
-                    f"events table {table_name!r} lacks column(s) {', '.join(missing)}; add them, e.g. "
-                    f"ALTER TABLE {table_name} ADD COLUMN image_url TEXT, ADD COLUMN image_cdn_url TEXT, "
-                    "ADD COLUMN image_generated_at TIMESTAMP"
-                )
+                raise ConfigError(f"events table {table_name!r} lacks column(s) {', '.join(missing)}; add them, e.g. "
+                                  + _add_columns(self.engine.dialect.name, table_name, [c for c in missing if c in COLUMNS]))
         except LimnerError:
             self.close()
             raise
@@ -88,10 +99,10 @@ class EventsTable:
         return LimnerError(f"cannot write back to {self.safe_url} table {self.table_name!r}: {type(exc).__name__}: "
                            f"{exc.orig if hasattr(exc, 'orig') else exc}")
 
-    def write(self, entries: dict[str, dict[str, Any]]) -> WriteBackResult:
+    def write(self, entries: dict[str, dict[str, Any] | None]) -> WriteBackResult:
         """Set image_url, image_cdn_url and image_generated_at for every entry found in the table (``entries``: id ->
-        ``{"image_url", "cdn_url", "generated_at"}``, absolute URLs), in one transaction; rows already holding
-        those values are not written."""
+        ``{"image_url", "cdn_url", "generated_at"}``, absolute URLs; ``None``: the entry's image was taken down,
+        its three columns are cleared), in one transaction; rows already holding those values are not written."""
         result = WriteBackResult()
         table, key = self.table, self.table.c[self.id_column]
         column_type = table.c.image_generated_at.type
@@ -104,9 +115,11 @@ class EventsTable:
                 }
                 for entry_id, entry in sorted(entries.items()):
                     if entry_id not in current:
-                        result.not_found.append(entry_id)
+                        if entry is not None:  # a withdrawn entry without a row: nothing to clear
+                            result.not_found.append(entry_id)
                         continue
-                    values = (entry["image_url"], entry["cdn_url"], _when(entry.get("generated_at"), aware=aware))
+                    values = ((None, None, None) if entry is None else
+                              (entry["image_url"], entry["cdn_url"], _when(entry.get("generated_at"), aware=aware)))
                     if all(_same_instant(a, b) for a, b in zip(current[entry_id], values, strict=True)):
                         result.unchanged += 1
                         continue
@@ -120,7 +133,7 @@ class EventsTable:
         self.engine.dispose()
 
 
-def write_back(url: str, table_name: str, id_column: str, entries: dict[str, dict[str, Any]]) -> WriteBackResult:
+def write_back(url: str, table_name: str, id_column: str, entries: dict[str, dict[str, Any] | None]) -> WriteBackResult:
     """Open the events table, write ``entries`` (see :meth:`EventsTable.write`) and close it."""
     events = EventsTable(url, table_name, id_column)
     try:

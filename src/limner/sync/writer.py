@@ -23,7 +23,7 @@ from limner.project import Project
 from limner.storage import content_key
 from limner.storage.base import EXTENSIONS, MIME_TYPES
 from limner.keys import alias_format, alias_key
-from limner.sync.aliases import alias_source, configured_pattern, write_aliases
+from limner.sync.aliases import alias_source, configured_pattern, remove_aliases, write_aliases
 from limner.sync.manifest import MANIFEST_SCHEMA, PLACEHOLDER_EXT, build_manifest, cdn_base, manifest_entry, storage_base
 
 
@@ -54,6 +54,10 @@ class SyncResult:
     schema: str = ""
     manifest_changed: bool = False
     aliases: list[str] = field(default_factory=list)
+    #: entries the previous manifest published that are published no more (taken down, or gone from the catalogue)
+    withdrawn: list[str] = field(default_factory=list)
+    #: alias objects of those entries deleted from the storage
+    aliases_removed: list[str] = field(default_factory=list)
     written_back: int = 0
     written_back_unchanged: int = 0
     not_in_events_table: list[str] = field(default_factory=list)
@@ -108,16 +112,19 @@ def _json_bytes(doc: Any) -> bytes:
     return (json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=False) + "\n").encode("utf-8")
 
 
-def _placeholder_for(project: Project, render: Render) -> str:
-    """The render's placeholder in the configured format and width, re-encoded from the master if those changed."""
+def _placeholder_for(project: Project, render: Render) -> tuple[str, bytes]:
+    """The render's placeholder (key, bytes) in the configured format, width and size limit, re-encoded from
+    the master if one of those changed."""
     s = project.settings.sync
+    storage = project.storage
     want_width = min(s.placeholder_width, render.width or s.placeholder_width)
     key = render.placeholder_key or ""
     if key.endswith("." + PLACEHOLDER_EXT[s.placeholder_format]) and render.placeholder_width == want_width:
-        return key
+        data = storage.get(key)
+        if len(data) <= s.placeholder_max_bytes:
+            return key, data
     from limner.imaging import make_placeholder, safe_open
 
-    storage = project.storage
     g = project.settings.generate
     image = safe_open(storage.get(render.master_key), max_bytes=g.max_image_bytes, max_pixels=g.max_image_pixels)
     ph = make_placeholder(image.convert("RGB"), width=want_width, fmt=s.placeholder_format, max_bytes=s.placeholder_max_bytes)
@@ -125,7 +132,7 @@ def _placeholder_for(project: Project, render: Render) -> str:
     storage.put_if_absent(new_key, ph.data, content_type=MIME_TYPES[ph.format])
     project.repo.set_placeholder(render.id, new_key, ph.width, ph.height)
     render.placeholder_key, render.placeholder_width, render.placeholder_height = new_key, ph.width, ph.height
-    return new_key
+    return new_key, ph.data
 
 
 def sync_project(project: Project) -> SyncResult:
@@ -151,6 +158,12 @@ def sync_project(project: Project) -> SyncResult:
     if s.sync.events_database_url:
         from limner.sync.writeback import EventsTable
 
+        if storage_base(project.storage) is None:  # its URLs would be file:// paths of this machine
+            raise ConfigError("sync.events_database_url is set, but the storage has no public http(s) URL to write back: "
+                              f"{project.storage.url('x')[:-1]}… is not one a browser can load",
+                              hint="set storage.public_base_url (a local folder served by `limner media serve`, a "
+                                   "bucket's public URL), or unset sync.events_database_url")
+
         events = EventsTable(s.sync.events_database_url, s.sync.events_table, s.sync.events_id_column)
     try:
         _write_all(project, result, catalog, previous_ids, out_dir, manifest_path, schema_path, events)
@@ -175,8 +188,8 @@ def _write_all(project: Project, result: SyncResult, catalog: dict[str, Any], pr
         if entry is None or not render.placeholder_key:
             continue
         target = out_dir / f"{entry.id}.{ext}"
-        placeholder_key = _placeholder_for(project, render)
-        if _write_step(target, write_if_changed, target, storage.get(placeholder_key)):
+        _placeholder_key, placeholder = _placeholder_for(project, render)
+        if _write_step(target, write_if_changed, target, placeholder):
             result.written.append(str(target))
         else:
             result.unchanged += 1
@@ -186,13 +199,19 @@ def _write_all(project: Project, result: SyncResult, catalog: dict[str, Any], pr
                                            alias_key=alias)
     result.published = len(entries)
 
-    # placeholders of entries that left the catalogue, and of the other format; only plain entry ids,
-    # only inside the placeholder folder, only files (never links)
+    # entries the last manifest published that are published no more (taken down: rejected in review; or
+    # gone from the catalogue): their placeholders, aliases and events rows go too
+    withdrawn = sorted(i for i in previous_ids - set(entries) if _ENTRY_ID.match(i))
+    result.withdrawn = withdrawn
+    # placeholders of withdrawn entries, of entries that left the catalogue, and of the other format; only
+    # plain entry ids, only inside the placeholder folder, only files (never links)
     known_ids = previous_ids | set(project.repo.entry_statuses())
     for entry_id in sorted(known_ids):
         for other_ext in set(PLACEHOLDER_EXT.values()):
-            if entry_id in catalog and (other_ext == ext or entry_id not in entries):
-                continue  # keep the app's current file until a new placeholder replaces it
+            if entry_id in entries and other_ext == ext:
+                continue  # its current placeholder
+            if entry_id in catalog and entry_id not in entries and entry_id not in previous_ids:
+                continue  # never published by Limner: the app's own file stays until a placeholder replaces it
             path = _file_in(out_dir, str(entry_id), other_ext)
             if path is None:
                 log.warning("ignoring %r in %s: not an entry id", entry_id, manifest_path)
@@ -208,10 +227,13 @@ def _write_all(project: Project, result: SyncResult, catalog: dict[str, Any], pr
     _write_step(schema_path, write_if_changed, schema_path, _json_bytes(MANIFEST_SCHEMA))
     # remote aliases last: a storage failure cannot leave the app's files half-written
     result.aliases = write_aliases(project, [r for r in renders if r.entry_id in entries])
+    result.aliases_removed = remove_aliases(project, withdrawn)
     if events is not None:
-        urls = {entry_id: {"image_url": storage.url(e["image_key"]),
-                           "cdn_url": cdn + e["image_key"] if cdn else storage.url(e["image_key"]),
-                           "generated_at": e["generated_at"]} for entry_id, e in entries.items()}
+        urls: dict[str, dict[str, Any] | None] = {
+            entry_id: {"image_url": storage.url(e["image_key"]),
+                       "cdn_url": cdn + e["image_key"] if cdn else storage.url(e["image_key"]),
+                       "generated_at": e["generated_at"]} for entry_id, e in entries.items()}
+        urls.update({entry_id: None for entry_id in withdrawn})  # their rows lose the URLs of an image taken down
         wb = events.write(urls)
         result.written_back, result.written_back_unchanged, result.not_in_events_table = wb.updated, wb.unchanged, wb.not_found
     result.manifest = str(manifest_path)

@@ -24,12 +24,17 @@ def register(app: typer.Typer) -> None:
             print_json({"published": result.published, "written": len(result.written), "unchanged": result.unchanged,
                         "removed": result.removed, "manifest": result.manifest, "schema": result.schema,
                         "manifest_changed": result.manifest_changed, "aliases": len(result.aliases),
+                        "withdrawn": result.withdrawn, "aliases_removed": result.aliases_removed,
                         "written_back": result.written_back, "written_back_unchanged": result.written_back_unchanged,
                         "not_in_events_table": result.not_in_events_table})
             return
         out.print(f"Synced {result.published} entries: {len(result.written)} placeholders written, {result.unchanged} unchanged, "
                   f"{len(result.removed)} removed.", highlight=False)
         out.print(f"Manifest: {result.manifest}{'' if result.manifest_changed else ' (unchanged)'}", highlight=False)
+        if result.withdrawn:
+            out.print(f"Withdrawn (published no more): {', '.join(result.withdrawn[:10])}"
+                      + (f" and {len(result.withdrawn) - 10} more" if len(result.withdrawn) > 10 else "")
+                      + "; their placeholders, aliases and events-table URLs are removed.", highlight=False, markup=False)
         if result.written_back or result.written_back_unchanged or result.not_in_events_table:
             out.print(f"Events table: {result.written_back} rows updated, {result.written_back_unchanged} unchanged, "
                       f"{len(result.not_in_events_table)} ids not in the table.", highlight=False)
