@@ -103,7 +103,7 @@ def test_the_tarball_type_checks_in_a_fresh_strict_project_and_reads_a_synced_ma
         const urls: Array<string | undefined> = modes.map((mode) => getImageUrl(manifest, "event-000", { mode }));
         const props = getImageProps(manifest, "event-000", { sizes: "100vw", mode: "production" });
         const width: number | undefined = props?.width;
-        const loader = createLoader(manifest);
+        const loader = createLoader(manifest, { mode: "production" });
         console.log(JSON.stringify({
           dev: urls[0], prod: urls[1], unknown: getImageUrl(manifest, "no-such-entry", { mode: "production" }) ?? null,
           width, key: first?.image_key, sources: getPictureSources(manifest, "event-000", { mode: "production" }).map((s) => s.type),

@@ -81,9 +81,15 @@ export interface PictureSource {
   sizes: string;
 }
 
+// Node's `process`, declared here so that the build needs no Node types. Only read as the literal
+// `process.env.NODE_ENV`, which bundlers replace at build time; in a browser without one it is not defined.
+declare const process: { env: Record<string, string | undefined> };
+
 /**
  * The mode from the usual signals, never throwing in a browser: Vite's `import.meta.env.PROD`/`DEV`,
- * then `process.env.NODE_ENV` (webpack, Next.js, Node); `"production"` when neither says anything.
+ * then `process.env.NODE_ENV` (replaced at build time by webpack, Next.js and esbuild; read at run time
+ * in Node); `"production"` when neither says anything. Every function's `mode` defaults to it, read at
+ * each call.
  */
 export function defaultMode(): Mode {
   try {
@@ -96,12 +102,12 @@ export function defaultMode(): Mode {
     // import.meta.env is not defined here
   }
   try {
-    const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
-    const nodeEnv = proc?.env?.NODE_ENV;
+    // the literal expression, not globalThis.process (absent in Next.js's client): bundlers replace it
+    const nodeEnv = process.env.NODE_ENV;
     if (nodeEnv === "production") return "production";
     if (nodeEnv === "development" || nodeEnv === "test") return "development";
   } catch {
-    // no process in a browser
+    // no process in a browser without a bundler
   }
   return "production";
 }
@@ -138,7 +144,11 @@ export function joinUrl(base: string, key: string): string {
   return base.replace(/\/+$/, "") + "/" + key.replace(/^\/+/, "");
 }
 
-/** The base the variants are loaded from in `mode`, or `undefined` (placeholders only). */
+/**
+ * The base the variants are loaded from, or `undefined` (placeholders only): `options.base` in either
+ * mode; in production (`options.mode`, default {@link defaultMode}()) the manifest's `cdn_base`, else
+ * its `base`. Every function decides with this one.
+ */
 export function resolveBase(manifest: LimnerManifest, options: UrlOptions = {}): string | undefined {
   if (options.base) return options.base;
   if ((options.mode ?? defaultMode()) === "development") return undefined;
@@ -146,16 +156,15 @@ export function resolveBase(manifest: LimnerManifest, options: UrlOptions = {}):
 }
 
 /**
- * One URL for the entry's image. Development: the committed placeholder (`placeholder`). Production:
- * the largest JPEG variant under `options.base`, else the manifest's `cdn_base`, else its `base`; the
- * placeholder when the manifest has neither (a local store). Unknown id: `undefined`.
+ * One URL for the entry's image: the largest JPEG variant (`image_key`) under `options.base` (in either
+ * mode), else in production under the manifest's `cdn_base`, else its `base`; otherwise (development
+ * without `options.base`, or a local store) the committed placeholder (`placeholder`). Unknown id:
+ * `undefined`.
  */
 export function getImageUrl(manifest: LimnerManifest, id: string, options: UrlOptions = {}): string | undefined {
   const entry = getEntry(manifest, id);
   if (!entry) return undefined;
-  const mode = options.mode ?? defaultMode();
-  if (mode === "development") return entry.placeholder;
-  const base = resolveBase(manifest, { ...options, mode });
+  const base = resolveBase(manifest, options);
   return base ? joinUrl(base, entry.image_key) : entry.placeholder;
 }
 

@@ -22,21 +22,24 @@ export interface LoaderOptions extends UrlOptions {
 }
 
 /**
- * A loader for `next/image`. `src` is an entry id (or a variant key of the manifest). Without a base
- * (development, local store) or for an unknown id, `src` comes back as given, so next/image can still
- * render a placeholder path passed as `src`.
+ * A loader for `next/image`. `src` is an entry id. The base is chosen as by every other function:
+ * `options.base` in either mode, else in production (`options.mode`, default `defaultMode()`, read
+ * at each call) the manifest's `cdn_base`, else its `base`. Without a base (development, a local store)
+ * the entry's committed placeholder, as `getImageUrl` gives. An unknown `src` comes back as given, so
+ * next/image can still render a path passed as `src`.
  */
 export function createLoader(manifest: LimnerManifest, options: LoaderOptions = {}): ImageLoader {
   return ({ src, width }) => {
     const entry = getEntry(manifest, src);
-    const base = resolveBase(manifest, { mode: options.mode ?? "production", base: options.base });
-    if (!entry || !base) return src;
+    if (!entry) return src;
+    const base = resolveBase(manifest, { mode: options.mode, base: options.base });
+    if (!base) return entry.placeholder;
     const order: ImageFormat[] = [options.format ?? "webp", "webp", "jpeg", "avif"];
     for (const format of order) {
       const v = nearestVariant(entry, format, width);
       if (v) return joinUrl(base, v[1]);
     }
-    return src;
+    return entry.placeholder;
   };
 }
 

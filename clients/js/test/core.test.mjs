@@ -59,6 +59,42 @@ test("defaultMode reads NODE_ENV and never throws", () => {
   }
 });
 
+test("getImageUrl in development: the placeholder, unless a base is given (then the real variant)", () => {
+  // the URL `limner media serve` prints: in development it loads the real variants, as getImageProps does
+  assert.equal(getImageUrl(local, ID, { mode: "development", base: "http://127.0.0.1:8799/" }),
+    "http://127.0.0.1:8799/" + entry.image_key);
+  assert.equal(getImageUrl(hosted, ID, { mode: "development", base: "http://127.0.0.1:8799" }),
+    "http://127.0.0.1:8799/" + entry.image_key); // options.base overrides cdn_base in either mode
+  assert.equal(getImageUrl(hosted, ID, { mode: "development" }), entry.placeholder);
+  assert.equal(getImageUrl(local, ID, { mode: "development" }), entry.placeholder);
+  assert.equal(getImageUrl(local, ID, { mode: "development", base: "" }), entry.placeholder); // an empty base is no base
+});
+
+test("defaultMode honours a bundler's build-time process.env.NODE_ENV, and never throws without process", async () => {
+  // webpack, Next.js and esbuild replace the literal expression `process.env.NODE_ENV` in dependencies too;
+  // Next.js's client has no globalThis.process, so that replacement is all the mode a browser bundle gets
+  const source = readFileSync(new URL("../dist/index.js", import.meta.url), "utf8");
+  const bundled = async (replacement) => {
+    const code = source.replaceAll("process.env.NODE_ENV", replacement);
+    return import("data:text/javascript;base64," + Buffer.from(code).toString("base64"));
+  };
+  const saved = process.env.NODE_ENV;
+  try {
+    process.env.NODE_ENV = "production"; // the real environment says otherwise: the replaced literal wins
+    const dev = await bundled(JSON.stringify("development"));
+    assert.equal(dev.defaultMode(), "development");
+    assert.equal(dev.getImageUrl(hosted, ID), entry.placeholder);
+    process.env.NODE_ENV = "development";
+    assert.equal((await bundled(JSON.stringify("production"))).defaultMode(), "production");
+    // a browser without a bundler: `process` is not defined (a ReferenceError), and the default is production
+    const bare = await bundled("notDefinedInABrowser.env.NODE_ENV");
+    assert.equal(bare.defaultMode(), "production");
+  } finally {
+    if (saved === undefined) delete process.env.NODE_ENV;
+    else process.env.NODE_ENV = saved;
+  }
+});
+
 test("getImageProps: everything an <img> needs", () => {
   const p = getImageProps(hosted, ID, { mode: "production", sizes: "50vw" });
   const jpeg = Object.entries(entry.variants.jpeg);
