@@ -218,3 +218,15 @@ def test_limner_media_serve_serves_the_projects_store(project_dir):
 def test_media_serve_refuses_a_remote_store(project_dir):
     proc = project_dir.run("media", "serve", env=project_dir.env(LIMNER_STORAGE_URL="s3://bucket/prefix"))
     assert proc.returncode == 2 and "not a local folder" in proc.stderr
+
+
+def test_media_serve_and_the_review_studio_default_to_different_ports():
+    """The usual development setup runs both at once (`limner serve`, then `limner media serve`)."""
+    import inspect
+
+    from limner.cli.commands import media
+    from limner.config.settings import ReviewSettings
+
+    studio = ReviewSettings().port
+    assert inspect.signature(MediaServer.__init__).parameters["port"].default != studio
+    assert f"= {studio}," not in inspect.getsource(media)

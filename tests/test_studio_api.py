@@ -278,6 +278,25 @@ def test_every_post_needs_the_csrf_token_and_a_foreign_origin_is_refused(gated):
         assert re.search(r'<meta name="csrf-token" content="([^"]+)">', client.get("/").text).group(1) == headers["X-CSRF-Token"]
 
 
+def test_ids_no_database_holds_are_a_422_or_404_never_a_500(gated):
+    p = gated
+    with client_for(p) as client:
+        headers = {**csrf(client), "Content-Type": "application/json"}
+        huge = "99999999999999999999999"
+        answers = [
+            client.post("/api/renders/approve", content=f'{{"ids": [{huge}]}}', headers=headers),
+            client.post(f"/api/renders/{huge}/approve", headers=headers),
+            client.post(f"/api/renders/{huge}/pin", headers=headers),
+            client.post(f"/api/renders/{huge}/reject", content='{"note": "x"}', headers=headers),
+            client.post("/api/renders/approve", content='{"ids": [1e309]}', headers=headers),
+            client.post("/api/renders/0/approve", headers=headers),
+        ]
+        assert [a.status_code for a in answers] == [422] * 6, [(a.status_code, a.text[:200]) for a in answers]
+        assert all(a.json()["detail"][0]["loc"] for a in answers)
+        assert client.post("/api/renders/999999/approve", headers=headers).status_code == 404
+        assert client.get("/api/decisions").json()["decisions"] == []
+
+
 def test_token_mode_refuses_everything_without_it_and_changes_nothing(make_project_dir):
     p = make_project_dir(2, extra=GATE)
     generate(p)

@@ -107,7 +107,7 @@ class MediaServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, root: str | Path, host: str = "127.0.0.1", port: int = 8765, *, verbose: bool = False) -> None:
+    def __init__(self, root: str | Path, host: str = "127.0.0.1", port: int = 8766, *, verbose: bool = False) -> None:
         self.root = Path(root)
         self.verbose = verbose
         if not self.root.is_dir():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -17,6 +17,9 @@ from limner.studio.data import PER_PAGE, Filters, decision_dict, render_dict
 router = APIRouter(prefix="/api", tags=["review"])
 
 SEED_MAX = 2**32 - 1
+#: the largest id a database row can have (a 64-bit integer): a larger one is a 422, never a 500
+ID_MAX = 2**63 - 1
+RenderId = Annotated[int, Path(ge=1, le=ID_MAX, description="a render's id")]
 
 
 class NoteBody(BaseModel):
@@ -28,7 +31,7 @@ class RejectBody(BaseModel):
 
 
 class BulkApproveBody(BaseModel):
-    ids: list[int] = Field(..., min_length=1, max_length=1000, description="render ids")
+    ids: list[Annotated[int, Field(ge=1, le=ID_MAX)]] = Field(..., min_length=1, max_length=1000, description="render ids")
     note: str | None = Field(None, max_length=2000)
 
 
@@ -117,7 +120,7 @@ def bulk_approve(request: Request, body: BulkApproveBody) -> dict[str, Any]:
 
 
 @router.post("/renders/{render_id}/approve", summary="Approve a render (the render the entry waits on is published)")
-def approve(request: Request, render_id: int, body: Annotated[NoteBody | None, Body()] = None) -> dict[str, Any]:
+def approve(request: Request, render_id: RenderId, body: Annotated[NoteBody | None, Body()] = None) -> dict[str, Any]:
     try:
         render = studio(request).project.reviews.approve(render_id, note=body.note if body else None, actor=actor(request))
     except ReviewError as exc:
@@ -126,7 +129,7 @@ def approve(request: Request, render_id: int, body: Annotated[NoteBody | None, B
 
 
 @router.post("/renders/{render_id}/reject", summary="Reject a render with a reason")
-def reject(request: Request, render_id: int, body: RejectBody) -> dict[str, Any]:
+def reject(request: Request, render_id: RenderId, body: RejectBody) -> dict[str, Any]:
     try:
         render = studio(request).project.reviews.reject(render_id, note=body.note, actor=actor(request))
     except ReviewError as exc:
@@ -135,7 +138,7 @@ def reject(request: Request, render_id: int, body: RejectBody) -> dict[str, Any]
 
 
 @router.post("/renders/{render_id}/pin", summary="Publish this render and keep it")
-def pin(request: Request, render_id: int, body: Annotated[NoteBody | None, Body()] = None) -> dict[str, Any]:
+def pin(request: Request, render_id: RenderId, body: Annotated[NoteBody | None, Body()] = None) -> dict[str, Any]:
     try:
         render = studio(request).project.reviews.pin(render_id, note=body.note if body else None, actor=actor(request))
     except ReviewError as exc:

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -67,6 +68,14 @@ def create_app(source: Settings | Project, token: str | None = None, *, host: st
                               "State-changing requests need `X-CSRF-Token` (from `GET /api/session`) or "
                               "`Authorization: Bearer <token>`.")
     app.state.studio = studio
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> Response:
+        """422 with where and what, without echoing the input (a value JSON cannot carry, such as 1e309,
+        made FastAPI's own answer a 500)."""
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
+
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
     def serve_cmd(
         ctx: typer.Context,
         host: Annotated[str, typer.Option("--host", help="Interface to listen on (loopback by default).")] = "127.0.0.1",
-        port: Annotated[int, typer.Option("--port", help="Port (0: any free port).", min=0, max=65535)] = 8765,
+        port: Annotated[int, typer.Option("--port", help="Port (0: any free port).", min=0, max=65535)] = 8766,
         root: Annotated[Optional[Path], typer.Option("--root", help="Folder to serve (default: the local storage.url).")] = None,
         verbose: Annotated[bool, typer.Option("--log", help="Log each request on stderr.")] = False,
     ) -> None:
