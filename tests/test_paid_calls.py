@@ -96,6 +96,38 @@ def test_a_failed_download_never_buys_a_new_prediction_in_this_run_or_the_next(f
     assert [r["status"] for r in ledger(p)] == ["recorded", "recorded"]
 
 
+def test_a_forced_regeneration_killed_in_flight_is_fetched_on_the_next_run(fake: ReplicateFake, make_project_dir):
+    """A published entry regenerated with --id (same fingerprint), killed while its call is out: the next run
+    fetches the paid image. The end of the dead run must not put the entry back as ``published`` (its
+    claim would then be refused and the paid prediction never fetched)."""
+    p = make_project_dir(1, provider="replicate")
+    configure(p, extra="prefer_wait_s = 1\n")
+    env = env_for(p, fake)
+    code, first = generate(p, env)
+    assert code == 0 and first["generated"] == 1
+    fake.latency = 3.0
+    proc = subprocess.Popen([sys.executable, "-m", "limner", "--config", str(p.config), "generate", "--no-progress",
+                             "--id", "event-000"], cwd=p.root, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # until the second prediction is created and its id is in the ledger
+        time.sleep(0.1)
+        try:
+            if len([r for r in ledger(p) if r["external_id"]]) == 2:
+                break
+        except sqlite3.Error:
+            continue
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    assert fake.create_calls == 2
+    fake.latency = 0.0
+
+    code, again = generate(p, env)
+    assert code == 0 and again["generated"] == 1 and again["provider_calls"] == 0, again
+    assert fake.create_calls == 2  # fetched, not paid again
+    assert [r["status"] for r in ledger(p)] == ["recorded", "recorded"]
+
+
 def test_calls_in_flight_at_kill_9_are_fetched_on_resume_not_paid_again(fake: ReplicateFake, make_project_dir):
     """(e) After kill -9 the calls in flight were paid again on resume and never recorded."""
     p = make_project_dir(4, provider="replicate")

@@ -55,10 +55,20 @@ def insert_ignoring_duplicates(db: Database, table: Any, key: str) -> Any:
 
 
 def _unfinished_back(*where: Any) -> Any:
-    """The entries ``where`` selects that a claim left ``generating``: back to ``published`` when they still
-    show an image, else ``queued`` (no image was recorded: a unit stopped before its call, or its call failed
-    to be kept; what was paid is in the ledger and the recovery folder, and the next run plans them)."""
-    return (update(entries).where(*where, E.state == EntryState.generating.value)
+    """The entries ``where`` selects that a claim left ``generating``: back to ``queued`` when they show no
+    image, back to ``published`` when they still show one and nothing paid for their spec is left open.
+
+    An entry with paid work open for the spec it was claimed for (a ledger line still open: a call killed in
+    flight, an answer kept in the recovery folder; or a render paid for and not yet published) stays
+    ``generating``: as ``published`` (of an older image of the same fingerprint, for a forced run) the next
+    run's claim would leave it alone and the paid image would never be fetched."""
+    open_call = (select(L.id).where(L.entry_id == E.id, L.fingerprint == E.fingerprint, L.status.in_(OPEN_CALLS))
+                 .exists())
+    unpublished = (select(R.id).where(R.entry_id == E.id, R.fingerprint == E.fingerprint,
+                                      R.status.in_([RenderStatus.generated.value, RenderStatus.derived.value])).exists())
+    return (update(entries)
+            .where(*where, E.state == EntryState.generating.value,
+                   or_(E.published_render_id.is_(None), ~or_(open_call, unpublished)))
             .values(state=case((E.published_render_id.is_not(None), EntryState.published.value),
                                else_=EntryState.queued.value)))
 
