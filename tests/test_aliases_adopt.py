@@ -329,6 +329,29 @@ def test_adopt_and_a_paid_generation_at_once_never_replace_the_paid_image(make_p
     assert "event-000" not in {i["id"] for i in plan["items"]} or when == "after_its_claim"  # the paid one is up to date
 
 
+def test_a_rejected_file_leaves_its_entry_as_it_was(make_project_dir: Any) -> None:
+    """An entry that failed for good (held back) and a blank file for it: the file is rejected before the entry
+    is claimed, so the entry stays failed and held back (never turned into a missing one to pay for)."""
+    p = make_project_dir(2, extra='refuse_ids = ["event-000"]\n')
+    p.run("generate", "--no-progress")
+    before = json.loads(p.run("plan", "--json").stdout)
+    folder = p.root / "legacy"
+    folder.mkdir()
+    buf = io.BytesIO()
+    Image.new("RGB", (160, 107), (128, 128, 128)).save(buf, "JPEG")
+    (folder / "event-000.jpg").write_bytes(buf.getvalue())
+    proc = p.run("adopt-placeholders", str(folder), "--json")
+    result = json.loads(proc.stdout)
+    assert proc.returncode == 1 and result["adopted"] == [] and "blank" in result["failed"][0]["error"]
+    project = p.project()
+    try:
+        status = project.repo.entry_status("event-000")
+    finally:
+        project.close()
+    assert status.state == "failed"
+    assert json.loads(p.run("plan", "--json").stdout)["planned"] == before["planned"] == 0
+
+
 def test_adopt_dry_run_and_bad_images(make_project_dir: Any) -> None:
     p = make_project_dir(3)
     folder = p.root / "legacy"

@@ -54,7 +54,7 @@ class AdoptResult:
     #: ids adopted (or, with dry_run, that would be)
     adopted: list[str] = field(default_factory=list)
     #: {"id", "file", "reason"}: "published" (has a generated image), "adopted" (adopted before),
-    #: "duplicate" (another file with the same id was larger and used instead)
+    #: "held" (a live run is generating it), "duplicate" (another file with the same id was larger and used instead)
     skipped: list[dict[str, str]] = field(default_factory=list)
     #: files whose name is not a catalogue id
     unknown: list[str] = field(default_factory=list)
@@ -141,15 +141,16 @@ def adopt_placeholders(project: Project, directory: str | Path, *, dry_run: bool
     repo.start_run(me.id, me.host, me.pid, kind="adopt", scope=me.scope)  # one it is adopting, nor it the reverse
     try:
         for entry, path in todo:
+            try:  # checked before the entry is claimed: a rejected image leaves the entry as it was
+                data, processed = _process(entry, path, options)
+            except ImageRejected as exc:
+                result.failed.append({"id": entry.id, "file": path.name, "error": f"image rejected ({exc.code}): {exc.reason}"})
+                continue
             taken = _take(project, me, entry)
             if taken is not None:  # a run holds it, or published an image since the statuses were read
                 result.skipped.append({"id": entry.id, "file": path.name, "reason": taken})
                 continue
-            try:
-                _adopt_one(project, entry, path, options)
-            except ImageRejected as exc:
-                result.failed.append({"id": entry.id, "file": path.name, "error": f"image rejected ({exc.code}): {exc.reason}"})
-                continue
+            _adopt_one(project, entry, path, data, processed)
             result.adopted.append(entry.id)
             log.info("adopted %s from %s", entry.id, path.name)
     finally:
@@ -178,14 +179,18 @@ def _take(project: Project, me: Any, entry: Entry) -> str | None:
     return None
 
 
-def _adopt_one(project: Project, entry: Entry, path: Path, options: Any) -> None:
+def _process(entry: Entry, path: Path, options: Any) -> tuple[bytes, Processed]:
+    """The file's bytes, validated and derived as a generated image's (raises ``ImageRejected``)."""
     from limner.runner.imaging_task import process_master
 
     data = path.read_bytes()
-    fmt = sniff_format(data) or "bin"
     provenance = Provenance(entry_id=entry.id, title=entry.title, prompt="", model=LEGACY_MODEL, provider=LEGACY_PROVIDER,
                             seed=0, alt=entry.alt_text)
-    processed: Processed = process_master(data, provenance, options)  # validate + derive; raises ImageRejected
+    return data, process_master(data, provenance, options)
+
+
+def _adopt_one(project: Project, entry: Entry, path: Path, data: bytes, processed: Processed) -> None:
+    fmt = sniff_format(data) or "bin"
     storage, repo = project.storage, project.repo
     sha = hashlib.sha256(data).hexdigest()
     master_key = content_key("masters", sha, EXTENSIONS.get(fmt, "bin"))
