@@ -86,6 +86,10 @@ def test_a_database_that_cannot_be_reached_is_named_without_its_password(project
     ("u:hunter2@h/db", "u:***@h/db"),
     ("postgresql://h/db?sslpassword=hunter2&user=y", "postgresql://h/db?sslpassword=***&user=y"),
     ("sqlite:////tmp/a:b/c.db", "sqlite:////tmp/a:b/c.db"),
+    # a password with the characters that end a URL's parts elsewhere (found by review)
+    ("postgresql+psycopg://postgres:se/cret@127.0.0.1:5432/nodb", "postgresql+psycopg://postgres:***@127.0.0.1:5432/nodb"),
+    ("postgresql://u:s#cr?et@h/db", "postgresql://u:***@h/db"),
+    ("u:se/c#ret@h/db", "u:***@h/db"),
 ])
 def test_mask_url_hides_passwords(url: str, masked: str) -> None:
     from limner.db.engine import mask_url

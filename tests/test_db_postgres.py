@@ -45,3 +45,34 @@ def test_migrations_and_a_run_on_postgres(project_dir, pg_url):
     assert project.repo.counts_by_state() == {"published": 6}
     assert build_plan(project, Selection()).items == []
     project.close()
+
+
+def test_a_role_that_cannot_upgrade_an_older_schema_gets_a_clear_error(project_dir, pg_url):
+    """A database at an older revision, opened by a role that may only read: one error naming what is needed,
+    no traceback, no password."""
+    from alembic import command
+
+    from limner.db.engine import Database, alembic_config, create_db_engine
+
+    db = Database(create_db_engine(pg_url))
+    cfg = alembic_config(db.engine)
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+    db.close()
+    role = f"reader_{uuid.uuid4().hex[:8]}"
+    name = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'se/cr#et'")
+    try:
+        with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as owner:
+            owner.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        url = f"postgresql+psycopg://{role}:se%2Fcr%23et@127.0.0.1:5432/{name}"
+        proc = project_dir.run("status", env=project_dir.env(LIMNER_DATABASE_URL=url))
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert "cannot bring the state database" in proc.stderr and "as a role that may create and alter" in proc.stderr
+        assert "se%2Fcr%23et" not in proc.stderr and "se/cr#et" not in proc.stderr
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f"DROP ROLE IF EXISTS {role}")

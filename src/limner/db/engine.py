@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError, StatementError
 
 from limner.errors import ConfigError, LimnerError
 
@@ -215,12 +215,14 @@ class Database:
 SETTING = "database.url (LIMNER_DATABASE_URL)"
 #: query parameters of a URL that may hold a secret (``?password=...``, ``?sslkey=...``): masked in messages
 _SECRET_QUERY = re.compile(r"(?i)([?&][^=&#]*(?:pass|secret|token|key|auth)[^=&#]*=)[^&#]*")
-_USERINFO = re.compile(r"^((?:[^:/?#]*://)?[^:@/?#]*:)[^/?#]*@")
+_USERINFO = re.compile(r"^((?:[^:/?#]*://)?[^:@/?#]*:).*@")
 
 
 def mask_url(url: str) -> str:
     """``url`` fit for a message: the password of ``user:password@`` and the values of query parameters
-    that may hold a secret are replaced by ``***``; a URL SQLAlchemy cannot parse is masked the same way."""
+    that may hold a secret are replaced by ``***``. The password runs to the last ``@`` (it may hold ``/``,
+    ``?``, ``#`` or ``@``, which SQLAlchemy's own parser cuts or leaks), whether SQLAlchemy can parse the
+    URL or not."""
     masked = _USERINFO.sub(r"\1***@", url.strip())
     return _SECRET_QUERY.sub(r"\1***", masked)
 
@@ -318,8 +320,17 @@ def open_database(url: str, *, migrate: bool = True, create: bool = True) -> Dat
             return empty_database()
     try:
         database = Database(create_db_engine(url))
-        if migrate:
-            database.migrate()
     except OperationalError as exc:
         raise LimnerError(f"cannot open database {mask_url(url)}: {exc.orig}") from None
+    if migrate:
+        try:
+            database.migrate()
+        except OperationalError as exc:
+            raise LimnerError(f"cannot open database {mask_url(url)}: {exc.orig}") from None
+        except SQLAlchemyError as exc:  # a role that may read but not alter the tables, an older schema
+            cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+            raise LimnerError(f"cannot bring the state database {mask_url(url)} up to this version of Limner's schema "
+                              f"(revision {SCHEMA_HEAD}): {type(cause).__name__}: {str(cause).splitlines()[0]}",
+                              hint="run any limner command once as a role that may create and alter its tables "
+                                   "(the upgrade is done once, then read-only roles work again)") from None
     return database
