@@ -74,29 +74,35 @@ class Catalog:
         return "row" if FORMATS.get(self.path.suffix.lower()) == "csv" else "line"
 
     def field_line(self, entry_id: str, name: str) -> int | None:
-        """The line (or CSV row) where an entry gives a field, else where the entry starts.
+        """The line (or CSV row) where an entry gives a field, else where the entry starts."""
+        return self.field_lines([entry_id], name).get(entry_id)
 
-        For reporting a problem found after loading (an unknown provider): the file is read again, so a
-        valid catalogue costs nothing for it.
-        """
-        start = self.lines.get(entry_id)
+    def field_lines(self, entry_ids: Iterable[str], name: str) -> dict[str, int | None]:
+        """Entry id -> the line (or CSV row) where the entry gives field ``name``, else where it starts.
+
+        For reporting problems found after loading (unknown providers): the file is read again, once for all
+        the entries asked about, so a valid catalogue costs nothing for it."""
+        starts = {entry_id: self.lines.get(entry_id) for entry_id in entry_ids}
+        found: dict[str, int | None] = dict(starts)
         try:
             text = self.path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError):
-            return start
+            return found
         fmt = FORMATS.get(self.path.suffix.lower())
         if fmt is None:
-            return start
+            return found
+        wanted = {line: entry_id for entry_id, line in starts.items() if line is not None}
         reader = {"yaml": _read_yaml, "json": _read_json, "jsonl": _read_jsonl, "csv": _read_csv}[fmt]
         for raw in reader(text, _Reading(str(self.path), frozenset())):
-            if raw.line != start:
+            entry_id = wanted.get(raw.line)
+            if entry_id is None:
                 continue
             if raw.json_text is not None:  # JSONL: the whole entry is on its line
-                return raw.line
+                continue
             data = raw.data
             if isinstance(data, dict) and data.get("id") == entry_id:
-                return raw.field_line(name)
-        return start
+                found[entry_id] = raw.field_line(name)
+        return found
 
 
 class _Raw:

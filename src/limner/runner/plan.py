@@ -12,8 +12,9 @@ Reasons an entry is planned:
 Planning reads only; ``generate`` commits the plan before it starts.
 
 ``up_to_date`` counts the entries not planned that need no work, whatever the selection: with ``--id``
-the entries left out are looked at too (as ``plan`` without ``--id`` would), so the count is the same
-as without it, less the named entries that are planned.
+the entries left out are looked at too, by their recorded inputs only (pinned, or published with the input
+digest they have now; no prompt is rendered for them), so the count is that of ``plan`` without ``--id``
+less the named entries planned, and less any entry whose inputs changed without changing its prompt.
 
 Speed: an entry's prompt is rendered only when the plan needs its fingerprint.
 A missing entry needs none to be planned, and a published entry whose *input
@@ -153,8 +154,8 @@ class Plan:
     items: list[PlanItem]
     total: int
     #: entries not planned that need no work: published (or awaiting review) with the fingerprint the
-    #: catalogue, styles and provider give now, or pinned. Entries that ``--id`` leaves out count when they
-    #: are up to date; entries planned (``forced`` ones included) never do
+    #: catalogue, styles and provider give now, or pinned. Entries that ``--id`` leaves out count when their
+    #: recorded inputs say so (see the module's doc); entries planned (``forced`` ones included) never do
     up_to_date: int
     reasons: Counter[str] = field(default_factory=Counter)
     #: failed permanently and unchanged: skipped unless asked for by id
@@ -215,14 +216,18 @@ def _check_provider_name(project: Project, selection: Selection, entry: Entry, s
     if entry.provider:
         catalog = project.catalog
         wanted = set(selection.ids)
-        problems = []
+        unknown: dict[str, str] = {}
+        verdicts: dict[str, str | None] = {}  # one look-up per provider name, not per entry
         for other in catalog:
             if other.provider and (not wanted or other.id in wanted):
-                found = unknown_provider(other.provider)
+                if other.provider not in verdicts:
+                    verdicts[other.provider] = unknown_provider(other.provider)
+                found = verdicts[other.provider]
                 if found is not None:
-                    problems.append(Problem(str(catalog.path), catalog.field_line(other.id, "provider"), other.id,
-                                            "provider", found, catalog.unit))
-        raise CatalogError(problems)
+                    unknown[other.id] = found
+        lines = catalog.field_lines(unknown, "provider")  # the file read once for all of them
+        raise CatalogError([Problem(str(catalog.path), lines[entry_id], entry_id, "provider", found, catalog.unit)
+                            for entry_id, found in unknown.items()])
     if style.provider:
         raise StyleError(f"{_style_source(project, style)}: style {style.name!r}: field 'provider': {message}",
                          hint=UNKNOWN_PROVIDER_HINT)
@@ -267,17 +272,22 @@ def _current_reason(ctx: SpecContext, entry: Entry, status: EntryStatus,
 def _unnamed_up_to_date(project: Project, selection: Selection, entry: Entry, status: EntryStatus,
                         override: EntryOverride | None, lanes: dict[str, Lane],
                         context_for: Callable[[Entry], SpecContext]) -> bool:
-    """Whether an entry that ``--id`` leaves out is up to date. Nothing about it is an error: an entry
-    whose provider or prompt cannot be resolved is not up to date, and is reported once it is asked for."""
+    """Whether an entry that ``--id`` leaves out is up to date, by its recorded inputs only: pinned, or
+    published with the input digest it has now. No prompt is rendered (an entry whose digest changed is
+    not counted, as it may be stale), so leaving entries out costs no more than the digests. Nothing about it
+    is an error: an entry whose provider cannot be resolved is not up to date, and is reported once asked for."""
+    if status.state not in _PUBLISHED:
+        return False
+    if status.pinned:
+        return True
     try:
         style = project.style_for(entry)
         name = project.provider_name_for(entry, style, selection.provider)
         if name not in lanes and unknown_provider(name) is not None:
             return False
-        reason, _, _ = _current_reason(context_for(entry), entry, status, override)
+        return status.input_digest == context_for(entry).digest(entry, override)
     except (LimnerError, KeyError):
         return False
-    return reason is None
 
 
 def build_plan(project: Project, selection: Selection, statuses: dict[str, EntryStatus] | None = None,
