@@ -373,3 +373,119 @@ def test_the_default_install_spec_of_a_clone(tmp_path: Path) -> None:
     _git(clone, "remote", "add", "origin", "git@github.com:me/limner.git")
     head = _git(clone, "rev-parse", "HEAD").strip()
     assert _clone_spec(clone) == f"limner[all] @ git+https://github.com/me/limner.git@{head}"
+
+
+# --- the write-back to the app's events table (sync.events_database_url) reaches the job ---------------------------
+
+def _events_db(path: Path, ids: list[str]) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE timeline_events (id TEXT PRIMARY KEY, image_url TEXT, image_cdn_url TEXT, "
+                "image_generated_at TIMESTAMP)")
+    con.executemany("INSERT INTO timeline_events (id) VALUES (?)", [(i,) for i in ids])
+    con.commit()
+    con.close()
+
+
+def _image_urls(path: Path) -> dict[str, str | None]:
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    try:
+        return dict(con.execute("SELECT id, image_url FROM timeline_events").fetchall())
+    finally:
+        con.close()
+
+
+def test_the_sync_step_writes_back_to_the_events_table(tmp_path: Path) -> None:
+    """The docs put LIMNER_SYNC_EVENTS_DATABASE_URL in .env, which is never committed: the Sync step gets it from a
+    secret. An unset secret (an empty variable on a runner) leaves write-back off without failing the job, and does
+    not hide a sync.events_database_url that limner.toml gives."""
+    app = ProjectDir(tmp_path / "app")
+    app.root.mkdir()
+    app.write_config('\n[storage]\npublic_base_url = "https://img.example.org"\n')
+    app.write_catalog(make_entries(2))
+    assert limner(app.root, "init").returncode == 0  # the .gitignore block, for the `limner check` step
+    # the URL in .env (as the docs advise), which the runner never sees: init says to set the secret
+    (app.root / ".env").write_text("LIMNER_SYNC_EVENTS_DATABASE_URL=sqlite:///app.db\n")
+    proc = limner(app.root, "init", "--ci", "github")
+    assert proc.returncode == 0, proc.stderr
+    assert "note: LIMNER_SYNC_EVENTS_DATABASE_URL is set here" in proc.stdout and "repository secret" in proc.stdout
+    (app.root / ".env").unlink()
+    proc = limner(app.root, "init", "--ci", "github", "--force")
+    assert proc.returncode == 0 and "note: LIMNER_SYNC_EVENTS_DATABASE_URL" not in proc.stdout, proc.stdout
+    assert "LIMNER_SYNC_EVENTS_DATABASE_URL" in proc.stdout  # the next steps name the secret
+    doc = yaml.safe_load((app.root / WORKFLOW).read_text())
+    by_name = {s["name"]: s for s in steps(doc)}
+    secret = "${{ secrets.LIMNER_SYNC_EVENTS_DATABASE_URL }}"
+    assert by_name["Sync placeholders and manifest"]["env"]["LIMNER_SYNC_EVENTS_DATABASE_URL"] == secret
+    assert [n for n, s in by_name.items() if "LIMNER_SYNC_EVENTS_DATABASE_URL" in (s.get("env") or {})] == [
+        "Sync placeholders and manifest"]  # only the step that writes back sees the app's database
+
+    shared = tmp_path / "shared"
+    secrets = {"LIMNER_DATABASE_URL": f"sqlite:///{shared / 'limner.db'}", "LIMNER_STORAGE_URL": str(shared / "media")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIMNER_", "GIT_"))}
+    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", LIMNER_PLUGINS="limner.testing", NO_COLOR="1",
+               HOME=str(tmp_path), GITHUB_OUTPUT=str(tmp_path / "out"), GITHUB_STEP_SUMMARY=str(tmp_path / "summary"),
+               GIT_CEILING_DIRECTORIES=str(tmp_path))
+
+    def run(name: str, with_secrets: dict[str, str]) -> dict:
+        results = run_workflow(doc, app.root, with_secrets, {}, tmp_path / name, env)
+        failed = {n: (p.stdout + p.stderr)[-2000:] for n, p in results.items() if p is not None and p.returncode}
+        assert not failed, failed
+        assert results["Sync placeholders and manifest"] is not None
+        return json.loads((tmp_path / name / "limner" / "sync.json").read_text())
+
+    # the secret set: the weekly job writes the new images' URLs into the app's table
+    events = tmp_path / "app-events.db"
+    _events_db(events, ["event-000", "event-001"])
+    result = run("with-secret", {**secrets, "LIMNER_SYNC_EVENTS_DATABASE_URL": f"sqlite:///{events}"})
+    assert result["written_back"] == 2, result
+    assert "Events table: 2 rows updated, 0 already up to date." in render(tmp_path / "with-secret" / "limner")
+    assert all(url and url.startswith("https://img.example.org/") for url in _image_urls(events).values())
+
+    # no secret: sync succeeds and writes nothing back
+    result = run("without-secret", secrets)
+    assert result["written_back"] == 0 and result["not_in_events_table"] == [], result
+    assert "Events table" not in render(tmp_path / "without-secret" / "limner")
+
+    # no secret, but limner.toml names the app's database (no password in it): the empty variable does not hide it
+    committed = tmp_path / "committed-events.db"
+    _events_db(committed, ["event-000", "event-001"])
+    app.config.write_text(app.config.read_text().replace(
+        "[storage]\n", f'[sync]\nevents_database_url = "sqlite:///{committed}"\n\n[storage]\n'))
+    result = run("from-toml", secrets)
+    assert result["written_back"] == 2, result
+    assert all(_image_urls(committed).values())
+
+
+def test_the_gitlab_job_passes_the_events_database(tmp_path: Path) -> None:
+    """GitLab hands CI/CD variables to the whole script: a set LIMNER_SYNC_EVENTS_DATABASE_URL reaches `limner sync`;
+    one defined empty is dropped before it, so it neither breaks the job nor hides limner.toml's setting."""
+    repo = tmp_path / "repo"
+    init_git(repo)
+    assert limner(repo, "init", "--ci", "gitlab").returncode == 0
+    text = (repo / ".gitlab" / "limner-images.yml").read_text()
+    header = text.split("\nlimner-images:", 1)[0]
+    assert "LIMNER_SYNC_EVENTS_DATABASE_URL" in header  # the variables to set, listed at the top
+    script = "\n".join(yaml.safe_load(text)["limner-images"]["script"])
+    before_sync = script.split("limner sync", 1)[0]
+    drop = 'if [ -z "${LIMNER_SYNC_EVENTS_DATABASE_URL:-}" ]; then unset LIMNER_SYNC_EVENTS_DATABASE_URL; fi'
+    assert drop in before_sync
+    for value, expected in (("", "unset"), ("sqlite:///app.db", "sqlite:///app.db")):
+        proc = subprocess.run(["sh", "-c", drop + '\necho "${LIMNER_SYNC_EVENTS_DATABASE_URL-unset}"'], capture_output=True,
+                              text=True, timeout=30, env={**os.environ, "LIMNER_SYNC_EVENTS_DATABASE_URL": value})
+        assert proc.stdout.strip() == expected
+
+
+def test_every_secret_the_workflow_reads_is_in_the_docs(tmp_path: Path) -> None:
+    """docs/ci.md 'Secrets to set' lists every secret a written workflow reads (the provider's, by example)."""
+    init_git(tmp_path)
+    (tmp_path / "limner.toml").write_text('provider = "replicate"\n')
+    text = render_github(tmp_path, tmp_path, CiOptions(pip_spec="limner[all]"))
+    names = set(re.findall(r"\$\{\{ secrets\.([A-Z0-9_]+) \}\}", text)) - {"REPLICATE_API_TOKEN", "REPLICATE_BASE_URL"}
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "ci.md").read_text(encoding="utf-8")
+    secrets_section = docs.split("## Secrets to set", 1)[1].split("\n## ", 1)[0]
+    assert "LIMNER_SYNC_EVENTS_DATABASE_URL" in names
+    assert not sorted(n for n in names if f"`{n}`" not in secrets_section)

@@ -11,10 +11,13 @@ Problems it finds, each naming the file:
 * ``manifest``: a manifest that is not JSON or does not validate against the JSON Schema written next
   to it; ``manifest-schema``: that schema file is missing or unreadable;
 * ``manifest-placeholder``: a manifest entry whose ``placeholder`` is not on disk;
-* ``gitignore``: the ``.gitignore`` block ``limner init`` writes is missing or out of date.
+* ``gitignore``: the ``.gitignore`` block ``limner init`` writes is missing or out of date, or the local
+  storage folder (``storage.url``, a folder inside the project) has files git neither tracks nor ignores
+  (``git add -A`` would commit them): one problem, whatever the number of files.
 
-Outside a git repository the git checks are skipped (and said so). Only the standard library, the
-settings and ``jsonschema`` are used: no database, no storage, no network.
+Long lists are summarised: past :data:`MAX_LISTED` files of one kind, one line gives the count. Outside a
+git repository the git checks are skipped (and said so). Only the standard library, the settings and
+``jsonschema`` are used: no database, no storage, no network.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from limner.config.scaffold import GITIGNORE_BEGIN, GITIGNORE_END, gitignore_block
-from limner.config.settings import STATE_DIRNAME, Settings
+from limner.config.scaffold import GITIGNORE_BEGIN, GITIGNORE_END, STORE_COMMENT, gitignore_block, local_store_dir
+from limner.config.settings import CONFIG_FILENAME, STATE_DIRNAME, Settings
+from limner.errors import ConfigError
 
 #: a content-addressed stored object: ``masters/ab/<sha256>.png`` (``limner.keys.content_key``) or a variant,
 #: ``variants/<16 hex>-<width>.webp`` (``limner.imaging.derive.variant_name``)
@@ -37,6 +41,10 @@ MASTER_COPY = re.compile(r"\.limner-master\.[^/]*$")
 IMAGE_SUFFIXES = frozenset({".webp", ".jpg", ".jpeg", ".png", ".avif", ".gif"})
 #: at most this many schema errors are listed (the first ones by position in the document)
 MAX_SCHEMA_ERRORS = 20
+#: at most this many tracked files of one kind are listed one per line; past it, one line gives the count
+MAX_LISTED = 20
+#: past this many tracked files of the local storage folder, one line names the folder (and `git rm -r --cached` it)
+MAX_LISTED_IN_STORE = 3
 KIND_OF_PREFIX = {"masters": "master", "variants": "variant", "placeholders": "stored placeholder"}
 
 
@@ -71,12 +79,13 @@ def _rel(path: Path, root: Path) -> str:
 
 
 # ------------------------------------------------------------------------------------------ git
-def tracked_files(project_dir: Path) -> list[str] | str:
-    """Files git tracks under ``project_dir`` (relative to it), or why they cannot be listed."""
+def _git_files(project_dir: Path, *args: str) -> list[str] | str:
+    """``git ls-files -z ARGS`` under ``project_dir`` (paths relative to it), or why they cannot be listed."""
     git = shutil.which("git")
     if git is None:
         return "git is not installed"
-    proc = subprocess.run([git, "-C", str(project_dir), "ls-files", "-z"], capture_output=True, timeout=60)
+    proc = subprocess.run([git, "-C", str(project_dir), "--literal-pathspecs", "ls-files", "-z", *args],
+                          capture_output=True, timeout=120)
     if proc.returncode != 0:
         message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         if any("not a git repository" in line for line in message):
@@ -85,39 +94,86 @@ def tracked_files(project_dir: Path) -> list[str] | str:
     return [p for p in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
 
 
-def _local_store(settings: Settings) -> Path | None:
-    url = settings.storage.url
-    if "://" in url and not url.startswith("file://"):
-        return None
-    return settings.path(url.removeprefix("file://")).resolve()
+def tracked_files(project_dir: Path) -> list[str] | str:
+    """Files git tracks under ``project_dir`` (relative to it), or why they cannot be listed."""
+    return _git_files(project_dir)
+
+
+def unignored_count(project_dir: Path, folder: str, tracked: list[str]) -> int:
+    """How many files under ``folder`` (relative to ``project_dir``) git's ignore rules do not ignore: untracked
+    ones (``git add -A`` would commit them) and tracked ones (``tracked``: every tracked file) alike."""
+    untracked = _git_files(project_dir, "--others", "--exclude-standard", "--", folder)
+    in_folder = [name for name in tracked if _under(name, folder)]
+    ignored = _git_files(project_dir, "--cached", "--ignored", "--exclude-standard", "--", folder) if in_folder else []
+    return ((len(untracked) if isinstance(untracked, list) else 0)
+            + len(in_folder) - (len(ignored) if isinstance(ignored, list) else len(in_folder)))
+
+
+def _store_dir(settings: Settings, root: Path) -> str | None:
+    """The local storage folder relative to the project (POSIX), when ``storage.url`` is a folder inside it."""
+    return local_store_dir(settings.storage.url, root)
+
+
+def _under(name: str, folder: str | None) -> bool:
+    return bool(folder) and (name + "/").startswith(folder.rstrip("/") + "/")  # type: ignore[union-attr]
+
+
+def _files(n: int) -> str:
+    return f"{n:,} file{'s' if n != 1 else ''}"
 
 
 def check_tracked(settings: Settings, root: Path, files: list[str]) -> list[Problem]:
-    store = _local_store(settings)
-    store_rel = None
-    if store is not None:
-        try:
-            store_rel = store.relative_to(root).as_posix()
-        except ValueError:
-            store_rel = None  # the store is outside the app: git cannot track it from here
-    problems = []
+    """One problem per tracked file that does not belong in git, in git's order; past
+    :data:`MAX_LISTED_IN_STORE`, the local storage folder's files are one line (with the command that untracks
+    them all), and other files of one kind are listed up to :data:`MAX_LISTED`, then counted."""
+    import os
+    import shlex
+
+    store_rel = _store_dir(settings, root)
+    found: list[tuple[str, Problem]] = []  # (group, problem): "store", or the problem's kind
     for name in files:
         m = CONTENT_NAME.search(name)
+        in_store = _under(name, store_rel)
         if m:
             what = KIND_OF_PREFIX[m.group(1)]
-            problems.append(Problem("tracked-media", name, f"{what} tracked by git: masters and variants belong in "
-                                                            f"the storage (git rm --cached {name})"))
-        elif store_rel and (name + "/").startswith(store_rel.rstrip("/") + "/"):
-            problems.append(Problem("tracked-media", name, "file of the local storage folder tracked by git "
-                                                           f"(git rm --cached {name})"))
+            problem = Problem("tracked-media", name, f"{what} tracked by git: masters and variants belong in "
+                                                     f"the storage (git rm --cached {name})")
+        elif in_store:
+            problem = Problem("tracked-media", name, f"file of the local storage folder tracked by git (git rm --cached {name})")
         elif MASTER_COPY.search(name):
-            problems.append(Problem("tracked-media", name, f"master copy tracked by git (git rm --cached {name})"))
+            problem = Problem("tracked-media", name, f"master copy tracked by git (git rm --cached {name})")
         elif name == STATE_DIRNAME or name.startswith(STATE_DIRNAME + "/"):
-            problems.append(Problem("tracked-state", name, "Limner's state (database, cache, local store) tracked by git "
-                                                           f"(git rm --cached {name})"))
+            problem = Problem("tracked-state", name, "Limner's state (database, cache, local store) tracked by git "
+                                                     f"(git rm --cached {name})")
         elif PurePosixPath(name).name == ".env" and "/" not in name:
-            problems.append(Problem("tracked-secret", name, "the secrets file .env is tracked by git: remove it "
-                                                            "(git rm --cached .env) and rotate the keys it held"))
+            problem = Problem("tracked-secret", name, "the secrets file .env is tracked by git: remove it "
+                                                      "(git rm --cached .env) and rotate the keys it held")
+        else:
+            continue
+        found.append(("store" if in_store else problem.kind, problem))
+
+    in_store_count = sum(group == "store" for group, _ in found)
+    problems: list[Problem] = []
+    listed: dict[str, int] = {}
+    rest: dict[str, list[str]] = {}
+    for group, problem in found:
+        if group == "store" and in_store_count > MAX_LISTED_IN_STORE:  # a whole store committed: one line
+            if "store" not in listed:
+                listed["store"] = in_store_count
+                folder = str(store_rel).rstrip("/")
+                problems.append(Problem("tracked-media", folder + "/",
+                                        f"{_files(in_store_count)} of the local storage folder (masters and variants) "
+                                        f"tracked by git: git rm -r -q --cached {shlex.quote(folder)}"))
+            continue
+        listed[group] = listed.get(group, 0) + 1
+        if listed[group] > MAX_LISTED:
+            rest.setdefault(problem.kind, []).append(problem.file)
+            continue
+        problems.append(problem)
+    for kind, names in rest.items():
+        where = (os.path.commonpath(names) if len(names) > 1 else names[0]) or "."
+        problems.append(Problem(kind, where, f"and {len(names):,} more tracked by git, like the ones above "
+                                             f"(git ls-files {shlex.quote(where)} lists them)"))
     return problems
 
 
@@ -229,45 +285,101 @@ def init_command(root: Path) -> str:
     return f"limner init {shlex.quote(where if not where.startswith('-') else './' + where)}"
 
 
-def check_gitignore(settings: Settings, root: Path) -> list[Problem]:
+def _without_store_rule(block: str) -> str:
+    """The block less its local storage folder rule: that rule is checked by what git does (:func:`check_app`),
+    so a store configured differently here (``.env``) than on a CI runner (limner.toml alone) is no error."""
+    lines = block.split("\n")
+    return "\n".join(line for line in lines if line != STORE_COMMENT and not (line.startswith("/") and line.endswith("/")))
+
+
+def check_gitignore(settings: Settings, root: Path, unignored: int = 0) -> list[Problem]:
+    """The ``.gitignore`` block; ``unignored``: how many files of the local storage folder git neither tracks
+    nor ignores (``git add -A`` would commit them), said in the one problem reported."""
     path = root / ".gitignore"
     init = init_command(root)
+    store = _store_dir(settings, root)
+    try:
+        expected = gitignore_block(settings.sync.placeholder_dir, store).rstrip("\n")
+    except Exception:  # noqa: BLE001 - an unusable placeholder_dir is reported by the commands that use it
+        expected = None
+    rule = next((line for line in (expected or "").split("\n") if line.startswith("/") and line.endswith("/")), None)
+    ignores = (".limner/, .env, master copies and the local storage folder " + f"{store}/" if rule
+               else ".limner/, .env and master copies")
+    also = f" ({_files(unignored)} of the local storage folder {store}/ not ignored by git)" if unignored else ""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return [Problem("gitignore", ".gitignore", f"missing: `{init}` writes it with Limner's block "
-                                                   "(ignoring .limner/, .env and master copies)")]
+        return [Problem("gitignore", ".gitignore", f"missing{also}: `{init}` writes it with Limner's block "
+                                                   f"(ignoring {ignores})")]
     except (OSError, UnicodeDecodeError) as exc:
         return [Problem("gitignore", ".gitignore", f"cannot read it: {exc}")]
     start = text.find(GITIGNORE_BEGIN)
     if start < 0:
-        return [Problem("gitignore", ".gitignore", f"Limner's block is missing: run `{init}` to add it "
-                                                   "(it ignores .limner/, .env and master copies)")]
+        return [Problem("gitignore", ".gitignore", f"Limner's block is missing{also}: run `{init}` to add it "
+                                                   f"(it ignores {ignores})")]
     end = text.find(GITIGNORE_END, start)
     if end < 0:
-        return [Problem("gitignore", ".gitignore", f"Limner's block is not closed: run `{init}` to rewrite it")]
+        return [Problem("gitignore", ".gitignore", f"Limner's block is not closed{also}: run `{init}` to rewrite it")]
     block = text[start:end + len(GITIGNORE_END)]
-    try:
-        expected = gitignore_block(settings.sync.placeholder_dir).rstrip("\n")
-    except Exception:  # noqa: BLE001 - an unusable placeholder_dir is reported by the commands that use it
+    if expected is None:
         return []
-    if block != expected:
+    if _without_store_rule(block) != _without_store_rule(expected):
         return [Problem("gitignore", ".gitignore", "Limner's block is out of date (placeholder folder "
-                                                   f"{settings.sync.placeholder_dir!r} or rules changed): "
+                                                   f"{settings.sync.placeholder_dir!r} or rules changed){also}: "
                                                    f"run `{init}` to rewrite it")]
-    return []
+    if not unignored:
+        return []
+    loose = f"{_files(unignored)} there {'are' if unignored != 1 else 'is'} not ignored by git"
+    in_state = store == STATE_DIRNAME or str(store).startswith(STATE_DIRNAME + "/")
+    if in_state or (rule is not None and rule in block.split("\n")):  # the block ignores it: a later rule un-ignores it
+        return [Problem("gitignore", ".gitignore", f"the local storage folder {store}/ is un-ignored by a rule after "
+                                                   f"Limner's block ({loose}): remove that rule (`git check-ignore -v "
+                                                   "--no-index FILE` names it)")]
+    if rule is None:  # a store that holds the placeholder folder: git cannot ignore one and keep the other
+        return [Problem("gitignore", ".gitignore", f"the local storage folder {store}/ holds the placeholder folder "
+                                                   f"{settings.sync.placeholder_dir!r} ({loose}): point storage.url at "
+                                                   "a folder of its own (`limner upload --to FOLDER`, then set it)")]
+    return [Problem("gitignore", ".gitignore", f"Limner's block does not ignore the local storage folder {store}/ "
+                                               f"({loose}): run `{init}` to add it")]
+
+
+def not_a_project(settings: Settings, command: str) -> ConfigError | None:
+    """The usage error (exit 2) for ``command`` run where there is no project: no ``--config``, no limner.toml
+    in the current folder, and no catalogue either (a project on built-in defaults has its catalogue). The
+    config is looked for here only, as every command does; a limner.toml in a parent folder is named in the hint."""
+    import os
+    import shlex
+
+    if settings.config_file is not None or settings.catalog_path.is_file():
+        return None
+    here = settings.project_dir.resolve()
+    parent = next((folder for folder in here.parents if (folder / CONFIG_FILENAME).is_file()), None)
+    if parent is not None:
+        rel = os.path.relpath(parent / CONFIG_FILENAME, here)
+        hint = (f"the project is in {parent}: run it there (cd {shlex.quote(os.path.relpath(parent, here))}), or "
+                f"`limner --config {shlex.quote(rel)} {command}`")
+    else:
+        hint = (f"run it in the app's folder (where {CONFIG_FILENAME} is), or give `limner --config "
+                f"PATH/{CONFIG_FILENAME} {command}`; `limner init` makes a new project")
+    return ConfigError(f"no {CONFIG_FILENAME} (nor {settings.catalog}) in {here}: not a Limner project's folder",
+                       hint=hint)
 
 
 def check_app(settings: Settings) -> CheckReport:
+    """Every check on the project of ``settings``; :func:`not_a_project` is the caller's to ask first."""
     root = settings.project_dir.resolve()
     report = CheckReport(project=str(root))
     files = tracked_files(root)
+    unignored = 0
     if isinstance(files, str):
         report.skipped.append(f"git: {files}; tracked masters and variants not checked")
     else:
         report.git = True
         report.problems += check_tracked(settings, root, files)
+        store = _store_dir(settings, root)
+        if store is not None and (root / store).is_dir():
+            unignored = unignored_count(root, store, files)
     report.problems += check_placeholders(settings, root)
     report.problems += check_manifest(settings, root, report)
-    report.problems += check_gitignore(settings, root)
+    report.problems += check_gitignore(settings, root, unignored)
     return report

@@ -62,6 +62,10 @@ def render(folder: Path) -> str:
         lines.append(f"Sync: {sync.get('published', 0)} entries in the manifest, {sync.get('written', 0)} placeholders "
                      f"written, {len(sync.get('removed') or [])} removed"
                      + (", manifest changed." if sync.get("manifest_changed") else ", manifest unchanged."))
+        absent = sync.get("not_in_events_table") or []
+        if sync.get("written_back") or sync.get("written_back_unchanged") or absent:  # sync.events_database_url
+            lines.append(f"Events table: {sync.get('written_back', 0)} rows updated, {sync.get('written_back_unchanged', 0)} "
+                         f"already up to date" + (f", {len(absent)} ids without a row ({_ids(absent)})." if absent else "."))
     failures = gen.get("failures") if isinstance(gen, dict) else None
     if failures:
         lines += ["", "| Failed entry | Error |", "| --- | --- |"]

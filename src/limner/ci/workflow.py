@@ -30,6 +30,9 @@ CRON = "17 4 * * 1"
 PYTHON = "3.12"
 #: storage credentials, passed to the steps that read or write the storage
 STORAGE_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
+#: what ``limner sync`` alone reads besides the storage: the app's database, for the write-back to its events table
+#: (``sync.events_database_url``; it may hold a password, so it lives in ``.env`` or a secret, never in git)
+SYNC_SECRETS = ("LIMNER_SYNC_EVENTS_DATABASE_URL",)
 
 
 @dataclass
@@ -196,7 +199,7 @@ def render_github(project_dir: Path, repo_root: Path, options: CiOptions) -> str
                              "your provider's token (for example REPLICATE_API_TOKEN), added to the Generate step's env")
     blocks = {
         "GENERATE_SECRETS": [env_line.format(name=n) for n in (*STORAGE_SECRETS, *secrets)],
-        "STORAGE_SECRETS": [env_line.format(name=n) for n in STORAGE_SECRETS],
+        "SYNC_SECRETS": [env_line.format(name=n) for n in (*STORAGE_SECRETS, *SYNC_SECRETS)],
         "PUBLISH": publish.rstrip("\n").splitlines(),
     }
     return fill(_template("github.yml"), values, blocks)

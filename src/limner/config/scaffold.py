@@ -144,9 +144,50 @@ def limner_toml(placeholder_dir: str) -> str:
     return tomlkit.dumps(doc)
 
 
-def gitignore_block(placeholder_dir: str) -> str:
+#: the comment above the rule of a local storage folder outside ``.limner/`` in Limner's .gitignore block
+STORE_COMMENT = "# the local storage folder (storage.url): masters and variants"
+
+
+def local_store_dir(storage_url: str, project_dir: Path) -> str | None:
+    """The local storage folder of ``storage_url`` (a folder path or ``file://`` URL, resolved against
+    ``project_dir`` as the storage itself resolves it) relative to the project, as a POSIX path; None for a
+    remote store (``s3://``, ``supabase://``, ...), a folder outside the project, or the project itself."""
+    from urllib.parse import urlsplit
+
+    scheme = urlsplit(storage_url).scheme
+    if len(scheme) > 1 and scheme != "file":  # "C:\\" is a path, not a scheme
+        return None
+    raw = storage_url[len("file://"):] if storage_url.startswith("file://") else storage_url
+    if not raw.strip() or any(ord(c) < 32 or ord(c) == 127 for c in raw):
+        return None
+    root = project_dir.resolve()
+    path = Path(raw).expanduser()
+    try:
+        rel = (path if path.is_absolute() else root / path).resolve().relative_to(root).as_posix()
+    except (ValueError, OSError, RuntimeError):  # outside the project, or an unresolvable link loop
+        return None
+    return None if rel in ("", ".") else rel
+
+
+def store_rule(placeholder_dir: str, store_dir: str | None) -> list[str]:
+    """The lines of Limner's block that ignore the local storage folder ``store_dir`` (relative to the
+    project, from :func:`local_store_dir`): none when there is none, when it is inside ``.limner/`` (ignored
+    already), or when it holds the placeholder folder (git cannot un-ignore a folder inside an ignored one)."""
+    if not store_dir:
+        return []
+    store = posixpath.normpath(store_dir)
+    if store in (".", "..") or store.startswith("../") or store == ".limner" or store.startswith(".limner/"):
+        return []
+    placeholders = posixpath.normpath(placeholder_dir)
+    if placeholders == store or placeholders.startswith(store + "/"):
+        return []
+    return [STORE_COMMENT, f"/{gitignore_literal(store)}/"]
+
+
+def gitignore_block(placeholder_dir: str, store_dir: str | None = None) -> str:
     """Limner's .gitignore block for a project whose placeholders go to ``placeholder_dir``: the folder is
-    un-ignored when it is inside the project (a .gitignore has no say over a folder outside it)."""
+    un-ignored when it is inside the project (a .gitignore has no say over a folder outside it); a local
+    storage folder ``store_dir`` inside the project but outside ``.limner/`` is ignored (:func:`store_rule`)."""
     check_placeholder_dir(placeholder_dir, name="sync.placeholder_dir", inside=False)
     keep = []
     if is_inside_project(placeholder_dir):
@@ -157,6 +198,7 @@ def gitignore_block(placeholder_dir: str) -> str:
         ".limner/",
         ".env",
         "*.limner-master.*",
+        *store_rule(placeholder_dir, store_dir),
         *keep,
         GITIGNORE_END,
     ]) + "\n"
@@ -176,7 +218,7 @@ def update_gitignore(path: Path, block: str) -> bool:
             end = start + len(GITIGNORE_BEGIN)
             for line in text[end:].split("\n")[1:]:
                 if not (line.startswith("# ") or line in (".limner/", ".env", "*.limner-master.*")
-                        or (line.startswith("!") and line.endswith("/"))):
+                        or (line.startswith(("!", "/")) and line.endswith("/"))):
                     break
                 end += 1 + len(line)
         rest = text[end:]
@@ -209,15 +251,16 @@ def _refuse_unwritable(root: Path, paths: list[Path]) -> None:
 
 
 def scaffold(root: Path, *, placeholder_dir: str = "frontend/public/images/events",
-             configured: bool = False) -> ScaffoldResult:
+             configured: bool = False, store_dir: str | None = None) -> ScaffoldResult:
     """Write the project's files into ``root`` (created when needed), keeping the existing ones; Limner's
     block of .gitignore follows ``placeholder_dir``: the ``--placeholder-dir`` given, a folder inside the
     project, or (``configured``) the ``sync.placeholder_dir`` of the project's existing limner.toml, as
-    ``limner check`` expects it. A folder that cannot be written is an error naming it: exit 2 when nothing
-    was written yet."""
+    ``limner check`` expects it; and ignores ``store_dir``, the local storage folder (relative to ``root``,
+    see :func:`local_store_dir`) when it is not inside ``.limner/``. A folder that cannot be written is an
+    error naming it: exit 2 when nothing was written yet."""
     # before anything is written
     check_placeholder_dir(placeholder_dir, **({"name": "sync.placeholder_dir", "inside": False} if configured else {}))
-    block = gitignore_block(placeholder_dir)
+    block = gitignore_block(placeholder_dir, store_dir)
     result = ScaffoldResult()
     files = {
         root / "limner.toml": limner_toml(placeholder_dir),

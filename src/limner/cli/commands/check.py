@@ -14,10 +14,14 @@ def register(app: typer.Typer) -> None:
     @friendly
     def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         """Check the app's repo: no masters or variants in git, small placeholders, a valid manifest, the .gitignore block. Exit 1 on problems."""
-        from limner.ci.check import check_app
+        from limner.ci.check import check_app, not_a_project
         from limner.config import load_settings
 
-        report = check_app(load_settings(ctx.ensure_object(dict).get("config")))
+        settings = load_settings(ctx.ensure_object(dict).get("config"))
+        error = not_a_project(settings, "check")
+        if error is not None:  # not the app's folder: checking built-in defaults would advise a nested project
+            raise error
+        report = check_app(settings)
         if as_json:
             print_json(report.as_dict())
         else:

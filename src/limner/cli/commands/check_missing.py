@@ -15,8 +15,13 @@ def register(app: typer.Typer) -> None:
     @friendly
     def check_missing_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         """List entries without a published image; exit 1 if there are any (for CI)."""
+        from limner.ci.check import not_a_project
+
         project = get_project(ctx, read_only=True)
         try:
+            error = not_a_project(project.settings, "check-missing")
+            if error is not None:  # says where the project is, rather than "catalogue file not found"
+                raise error
             states = catalogue_states(project)
             with_image = entries_with_image(project)
         finally:

@@ -14,22 +14,58 @@ from limner.cli.context import friendly, out
 DEFAULT_PLACEHOLDER_DIR = "frontend/public/images/events"
 
 
-def configured_placeholder_dir(root: Path, given: str | None) -> str:
-    """``sync.placeholder_dir`` of the project in ``root`` (its limner.toml, .env and environment, as every
-    command reads them); a ``--placeholder-dir`` that names another folder is refused (exit 2): init keeps
+def configured_folders(root: Path, given: str | None) -> tuple[str, str | None]:
+    """``sync.placeholder_dir`` of the project in ``root`` and its local storage folder (``storage.url`` when it
+    is a folder inside the project, relative to it; else None), from its limner.toml, .env and environment, as
+    every command reads them. A ``--placeholder-dir`` that names another folder is refused (exit 2): init keeps
     the existing limner.toml, so the .gitignore block would disagree with it."""
     import posixpath
 
     from limner.config import load_settings
+    from limner.config.scaffold import local_store_dir
     from limner.errors import ConfigError
 
-    configured = load_settings(root / "limner.toml").sync.placeholder_dir
+    settings = load_settings(root / "limner.toml")
+    configured = settings.sync.placeholder_dir
     if given is not None and posixpath.normpath(given) != posixpath.normpath(configured):
         raise ConfigError(f"--placeholder-dir {given!r} differs from sync.placeholder_dir {configured!r} of "
                           f"{root / 'limner.toml'}, which init keeps; nothing was changed",
                           hint="change sync.placeholder_dir in limner.toml and run `limner init` without "
                                "--placeholder-dir to rewrite the .gitignore block")
-    return configured
+    return configured, local_store_dir(settings.storage.url, root)
+
+
+def new_project_store_dir(root: Path) -> str | None:
+    """The local storage folder a new project in ``root`` gets (the scaffold's default, unless the environment or
+    an existing ``.env`` there sets ``LIMNER_STORAGE_URL``); None when it is not a folder inside the project or
+    the settings cannot be read (then the scaffold's default, inside ``.limner/``, applies)."""
+    from limner.config import load_settings
+    from limner.config.scaffold import local_store_dir
+    from limner.errors import LimnerError
+
+    try:
+        settings = load_settings(project_dir=root)
+    except LimnerError:
+        return None
+    return local_store_dir(settings.storage.url, root)
+
+
+def events_write_back_note(root: Path, kind: str) -> str | None:
+    """A note for ``init --ci`` when this project writes image URLs back to the app's events table with a URL
+    the CI job will not have: one from the environment or ``.env`` (never committed), not from limner.toml."""
+    from limner.config import load_settings
+    from limner.errors import LimnerError
+
+    name = "LIMNER_SYNC_EVENTS_DATABASE_URL"
+    try:
+        settings = load_settings(project_dir=root)
+    except LimnerError:
+        return None
+    if not settings.sync.events_database_url or not settings.secret(name):
+        return None
+    where = "a repository secret" if kind == "github" else "a CI/CD variable"
+    return (f"{name} is set here (environment or .env), which the CI job does not read: set it as {where} too, "
+            "or the job leaves the app's events table without the new image URLs")
 
 
 def register(app: typer.Typer) -> None:
@@ -68,10 +104,11 @@ def register(app: typer.Typer) -> None:
         if ci and initialised:
             result = ScaffoldResult()
         elif initialised:  # the .gitignore block follows the project's settings, as `limner check` reads them
-            configured = configured_placeholder_dir(root, placeholder_dir)
-            result = scaffold(root, placeholder_dir=configured, configured=True)
+            configured, store = configured_folders(root, placeholder_dir)
+            result = scaffold(root, placeholder_dir=configured, configured=True, store_dir=store)
         else:
-            result = scaffold(root, placeholder_dir=placeholder_dir or DEFAULT_PLACEHOLDER_DIR)
+            result = scaffold(root, placeholder_dir=placeholder_dir or DEFAULT_PLACEHOLDER_DIR,
+                              store_dir=new_project_store_dir(root))
         notes: list[str] = []
         if ci is not None:
             ci_result = write_ci(root, ci, options, force=force)
@@ -79,6 +116,9 @@ def register(app: typer.Typer) -> None:
             result.updated += ci_result.updated
             result.kept += ci_result.kept
             notes = ci_result.notes
+            write_back = events_write_back_note(root, ci)
+            if write_back:
+                notes.append(write_back)
         for name in result.created:
             out.print(f"created  {name}", highlight=False, markup=False)
         for name in result.updated:
@@ -88,7 +128,8 @@ def register(app: typer.Typer) -> None:
         for note in notes:
             out.print(f"note: {note}", highlight=False, markup=False)
         if ci is not None:
-            out.print("Next: set the secrets LIMNER_DATABASE_URL, LIMNER_STORAGE_URL and your provider's token "
-                      "(see docs/ci.md), then commit the workflow.", highlight=False)
+            out.print("Next: set the secrets LIMNER_DATABASE_URL, LIMNER_STORAGE_URL, your provider's token and, to "
+                      "write image URLs back to the app's events table, LIMNER_SYNC_EVENTS_DATABASE_URL (see "
+                      "docs/ci.md), then commit the workflow.", highlight=False)
         else:
             out.print("Next: edit catalog.yaml, then `limner plan` and `limner generate`.", highlight=False)
