@@ -296,3 +296,33 @@ def test_a_jobs_own_outcomes_are_logged_in_one_line_and_crashes_with_their_trace
                                     "EntryFailed: b-two: ContentRefused: refused by the safety filter")
     assert refused.exc_info is None and "Traceback" not in caplog.text.split("\n")[0]
     assert crashed.exc_info is not None and crashed.exc_info[0] is KeyError
+
+
+@pytest.mark.skipif(__import__("limner.providers.mflux_local", fromlist=["x"]).apple_silicon(),
+                    reason="mflux runs on this machine")
+def test_a_worker_leaves_jobs_of_a_provider_that_cannot_run_on_its_machine(make_project_dir):
+    """Off Apple silicon: a worker takes no mflux queue unless named, and a job it gets anyway goes back on the
+    queue for a worker that can run it, the entry neither claimed nor failed (it would never be generated)."""
+    from limner.queue.tasks import HeldElsewhere, WorkerRuntime
+    from limner.queue.worker import queues_runnable_here
+    from limner.runner import Selection, build_plan
+    from limner.runner.offloop import OffLoop
+
+    queues = queues_runnable_here()
+    assert queues is not None and "mflux" not in queues and {"replicate", "sketch", "schedule"} <= set(queues)
+    p = make_project_dir(1, provider="mflux")
+    project = p.project()
+    try:
+        fingerprint = build_plan(project, Selection()).items[0].fingerprint
+        runtime = WorkerRuntime(project, "postgresql://unused")
+        runtime.off = OffLoop(db_threads=1, io_threads=1)
+        try:
+            with pytest.raises(HeldElsewhere, match="cannot run on this worker's machine"):
+                asyncio.run(runtime.run_entry("event-000", fingerprint))
+        finally:
+            runtime.off.shutdown()
+        status = project.repo.entry_status("event-000")
+        assert status.state == "queued" and status.attempts == 0
+        assert project.repo.spend() == 0
+    finally:
+        project.close()

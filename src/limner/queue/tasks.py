@@ -233,6 +233,10 @@ class WorkerRuntime:
                     self.metrics.jobs.labels("up_to_date").inc()
                 log.info("job %s: %s, nothing to do", entry_id, found)
                 return found
+            reason = found.lane.unavailable()
+            if reason is not None:  # named with --queues on a machine it cannot run on: left for one that can
+                raise HeldElsewhere(f"{entry_id}: provider {found.provider!r} cannot run on this worker's machine "
+                                    f"({reason}); retried in {HELD_RETRY_WAIT_S}s, for a worker that can")
             return await self._run_item(found, entry_id, fingerprint, cap_id, replaces)
         finally:
             self.current.discard(entry_id)

@@ -275,6 +275,27 @@ async def start_runtime(runtime: WorkerRuntime, dsn: str) -> None:
             await runtime.start()
 
 
+def queues_runnable_here() -> list[str] | None:
+    """The queues a worker takes when none are named: every provider's (a queue per provider), less those of
+    providers that cannot run on this machine (``Provider.unavailable``: mflux off Apple silicon) or are not
+    installed here, plus the schedule's. None (every queue) when all can run here."""
+    from limner.errors import LimnerError
+    from limner.registry import provider_class, provider_specs
+
+    runnable, left_out = [], []
+    for name in sorted(provider_specs()):
+        try:
+            ok = provider_class(name).unavailable() is None
+        except LimnerError:  # its package is not installed on this machine
+            ok = False
+        (runnable if ok else left_out).append(name)
+    if not left_out:
+        return None
+    log.info("this worker takes no job of %s: not runnable on this machine (name them with --queues to override)",
+             ", ".join(left_out))
+    return [*runnable, "schedule"]
+
+
 async def run_worker(project: Project, dsn: str, *, concurrency: int, queues: list[str] | None,
                      metrics_port: int | None = None, metrics_host: str = "127.0.0.1",
                      supervisor: list[Supervisor] | None = None) -> WorkerRuntime:
@@ -284,6 +305,8 @@ async def run_worker(project: Project, dsn: str, *, concurrency: int, queues: li
     from limner.queue.tasks import EntryFailed, HeldElsewhere, Paused
 
     one_line_outcomes(EntryFailed, HeldElsewhere, Paused)
+    if queues is None:
+        queues = queues_runnable_here()
     q = project.settings.queue
     app = make_app(dsn, schedule=q.schedule or None)
     metrics = None
