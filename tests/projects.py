@@ -110,3 +110,21 @@ class FailingWrites:
         if key.startswith(self._prefix):
             raise self._error
         return self._real.put_if_absent(key, data, content_type=content_type)
+
+
+def clean_limner_env(monkeypatch: Any, tmp_path: Path) -> None:
+    """No LIMNER_* variable from the developer's shell, and no limner.toml from the current folder. Modules
+    that read settings use it as their autouse fixture: ``clean_env = pytest.fixture(autouse=True)(clean_limner_env)``."""
+    for name in list(os.environ):
+        if name.upper().startswith("LIMNER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def git(root: Path, *args: str) -> str:
+    """``git -C root ARGS`` with a fixed identity and no system or user configuration; its stdout."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.org", "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(root.parent)}
+    proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout

@@ -10,18 +10,12 @@ from pathlib import Path
 import pytest
 
 from limner.config.scaffold import GITIGNORE_BEGIN, GITIGNORE_END, update_gitignore, gitignore_block
-from projects import ProjectDir
+from projects import ProjectDir, git
 
 PLACEHOLDERS = Path("frontend/public/images/events")
 MANIFEST = Path("frontend/src/data/limner-manifest.json")
 
 
-def git(root: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.org", "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(root.parent)}
-    proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, env=env, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
 
 
 @pytest.fixture(scope="module")

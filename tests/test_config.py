@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from limner.config import Settings, load_settings
 from limner.errors import EXIT_BAD_INPUT, ConfigError
+from projects import clean_limner_env
 
 SECRET_VALUE = "sk-live-DO-NOT-LEAK-7c1f3a"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No LIMNER_* variable from the developer's shell, and no limner.toml from the current folder."""
-    for name in list(os.environ):
-        if name.upper().startswith("LIMNER_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+clean_env = pytest.fixture(autouse=True)(clean_limner_env)
 
 
 def project(tmp_path: Path, toml: str | None = None, env: str | None = None, name: str = "proj") -> Path:

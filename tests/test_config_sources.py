@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from limner.config import load_settings
 from limner.errors import ConfigError
+from projects import clean_limner_env
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("LIMNER_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+clean_env = pytest.fixture(autouse=True)(clean_limner_env)
 
 
 def project(tmp_path: Path, toml: str = 'provider = "sketch"\n', env: str | None = None) -> Path:

@@ -18,16 +18,12 @@ from limner.config import scaffold as scaffold_mod
 from limner.config.scaffold import GITIGNORE_BEGIN, GITIGNORE_END, env_example, gitignore_block, scaffold
 from limner.errors import ConfigError
 from limner.styles import PromptRenderer, build_spec, load_styles
+from projects import clean_limner_env
 
 FILES = ["limner.toml", ".env.example", "styles/house-style.toml", "catalog.yaml", ".gitignore"]
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("LIMNER_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+clean_env = pytest.fixture(autouse=True)(clean_limner_env)
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from projects import clean_limner_env
+
 from limner.config.scaffold import (GITIGNORE_BEGIN, GITIGNORE_END, STORE_COMMENT, gitignore_block, local_store_dir,
                                     scaffold, update_gitignore)
 
@@ -18,12 +20,7 @@ PLACEHOLDERS = "frontend/public/images/events"
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("LIMNER_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+clean_env = pytest.fixture(autouse=True)(clean_limner_env)
 
 
 def limner(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
