@@ -159,8 +159,8 @@ def sync_project(project: Project) -> SyncResult:
         from limner.sync.writeback import EventsTable
 
         if storage_base(project.storage) is None:  # its URLs would be file:// paths of this machine
-            raise ConfigError("sync.events_database_url is set, but the storage has no public http(s) URL to write back: "
-                              f"{project.storage.url('x')[:-1]}… is not one a browser can load",
+            raise ConfigError("sync.events_database_url is set, but the storage has no public http(s) URL to write back "
+                              "(a local folder's file:// paths are not URLs a browser can load)",
                               hint="set storage.public_base_url (a local folder served by `limner media serve`, a "
                                    "bucket's public URL), or unset sync.events_database_url")
 
