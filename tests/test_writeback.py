@@ -195,3 +195,17 @@ def test_an_image_taken_down_leaves_the_app_placeholder_alias_and_events_row(pro
         rows = dict(con.execute("select id, image_url from timeline_events").fetchall())
     assert rows["event-000"] is None and rows["event-001"].startswith("https://img.example.org/")
     assert project_dir.run_json("sync", env=env)["withdrawn"] == []  # once
+
+
+def test_a_url_column_too_short_is_refused_before_any_file_is_written(project_dir, app_pg):
+    import psycopg
+
+    with psycopg.connect(app_pg, autocommit=True) as con:
+        con.execute("CREATE TABLE timeline_events (id TEXT PRIMARY KEY, image_url VARCHAR(40), image_cdn_url TEXT, "
+                    "image_generated_at TIMESTAMP)")
+        con.execute("INSERT INTO timeline_events (id) VALUES ('event-000')")
+    project_dir.run("generate", check=True)
+    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=app_pg.replace("postgresql://", "postgresql+psycopg://"))
+    proc = project_dir.run("sync", env=env)
+    assert proc.returncode == 2 and "column image_url holds 40 characters" in proc.stderr, proc.stderr
+    assert app_files(project_dir) == {}

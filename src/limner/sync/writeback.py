@@ -19,7 +19,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, Table, create_engine, select, update
+from sqlalchemy import DateTime, MetaData, String, Table, create_engine, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
 
@@ -94,6 +94,16 @@ class EventsTable:
         except SQLAlchemyError as exc:
             self.close()
             raise self._error(exc) from None
+
+    def check_fits(self, longest: dict[str, int]) -> None:
+        """A column too short for the longest value sync may write (``longest``: column -> characters) is a
+        configuration error now, before any file is written, not a failed update after."""
+        for column, length in longest.items():
+            column_type = self.table.c[column].type
+            if isinstance(column_type, String) and column_type.length and column_type.length < length:
+                raise ConfigError(f"events table {self.table_name!r}: column {column} holds {column_type.length} "
+                                  f"characters, and its URLs take up to {length}",
+                                  hint=f"widen it (TEXT, or VARCHAR of {length} or more)")
 
     def _error(self, exc: SQLAlchemyError) -> LimnerError:
         return LimnerError(f"cannot write back to {self.safe_url} table {self.table_name!r}: {type(exc).__name__}: "

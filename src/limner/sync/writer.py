@@ -165,6 +165,14 @@ def sync_project(project: Project) -> SyncResult:
                                    "bucket's public URL), or unset sync.events_database_url")
 
         events = EventsTable(s.sync.events_database_url, s.sync.events_table, s.sync.events_id_column)
+        try:  # the longest URL a variant can have: a content key of the widest width and longest extension
+            sample = "variants/" + "0" * 16 + "-99999.avif"
+            cdn = cdn_base(s.storage.cdn_base_url)
+            url = len(project.storage.url(sample))
+            events.check_fits({"image_url": url, "image_cdn_url": len(cdn + sample) if cdn else url})
+        except BaseException:
+            events.close()
+            raise
     try:
         _write_all(project, result, catalog, previous_ids, out_dir, manifest_path, schema_path, events)
     finally:
