@@ -164,6 +164,17 @@ def test_regenerate_stores_the_change_and_runs_the_unit_of_work_now(make_project
         with_project(p, lambda project: regenerate(project, "event-001", style="nope"))
 
 
+def test_a_regeneration_keeps_within_the_projects_spend_cap(make_project_dir):
+    from limner.review import regenerate
+
+    p = make_project_dir(1, extra="price_usd = 0.01\n")
+    generate(p)
+    calls = len(p.calls())
+    p.config.write_text(p.config.read_text().replace("[generate]\n", "[generate]\nbudget_usd = 0.005\n"))
+    summary = with_project(p, lambda project: regenerate(project, "event-000", seed=7))
+    assert summary.budget_stopped and summary.provider_calls == 0 and len(p.calls()) == calls
+
+
 def test_the_cli_gate_approve_two_then_sync_publishes_exactly_those(make_project_dir):
     p = make_project_dir(3, extra="")
     p.config.write_text(p.config.read_text() + "\n[review]\nrequired = true\n")

@@ -64,14 +64,15 @@ def set_override(project: Project, entry_id: str, *, prompt: str | None = None, 
 def regenerate(project: Project, entry_id: str, *, prompt: str | None = None, negative_extra: str | None = None,
                seed: int | None = None, style: str | None = None, progress: bool = False) -> RunSummary:
     """Store the person's changes to the entry (any of prompt, extra negative terms, seed, style; the others
-    are kept), then generate it now through the runner (a paid call, within the project's settings).
+    are kept), then generate it now through the runner (a paid call, within the project's settings, its spend
+    cap ``[generate] budget_usd`` included: a regeneration is a run).
     With ``[review] required`` the new render waits for approval; else it is published. An entry that was
     never generated is generated for the first time."""
     from limner.runner import RunOptions, Selection, build_plan, run_plan
 
     set_override(project, entry_id, prompt=prompt, negative_extra=negative_extra, seed=seed, style=style)
     plan = build_plan(project, Selection(ids=(entry_id,)))
-    return run_plan(project, plan, RunOptions(progress=progress))
+    return run_plan(project, plan, RunOptions(budget_usd=project.settings.generate.budget_usd, progress=progress))
 
 
 __all__ = ["check_entry", "check_style", "ensure_entry", "regenerate", "set_override"]

@@ -89,7 +89,9 @@ class Jobs:
             job.render_id = renders[0].id if renders else None
             if summary.failed or summary.generated + summary.resumed == 0:
                 reasons = [f.get("error") or f.get("reason") or str(f) for f in summary.failures]
-                job.error = "; ".join(r for r in reasons if r) or summary.auth_error or summary.halted or (
+                budget = ("the spend cap ([generate] budget_usd) leaves no room for this call"
+                          if summary.budget_stopped else None)
+                job.error = "; ".join(r for r in reasons if r) or summary.auth_error or summary.halted or budget or (
                     "nothing was generated (another run is working on this entry?)" if not summary.failed else "failed")
                 job.status = "failed"
             else:
