@@ -62,15 +62,9 @@ def test_missing_columns_are_a_clear_error(project_dir, tmp_path):
 
 
 def test_an_events_table_in_another_schema(project_dir, app_pg):
-    import psycopg
-
-    with psycopg.connect(app_pg, autocommit=True) as con:
-        con.execute("CREATE SCHEMA app")
-        con.execute("CREATE TABLE app.timeline_events (id TEXT PRIMARY KEY, image_url TEXT, image_cdn_url TEXT, "
-                    "image_generated_at TIMESTAMP)")
-        con.execute("INSERT INTO app.timeline_events (id) VALUES ('event-000')")
+    url = pg_events(app_pg, "event-000", table="app.timeline_events")
     project_dir.run("generate", check=True)
-    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=app_pg.replace("postgresql://", "postgresql+psycopg://"),
+    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=url,
                           LIMNER_SYNC_EVENTS_TABLE="app.timeline_events")
     assert project_dir.run_json("sync", env=env)["written_back"] == 1
 
@@ -92,15 +86,27 @@ def app_pg():
         admin.close()
 
 
-def test_write_back_on_postgres(project_dir, app_pg):
+def pg_events(app_pg: str, *ids: str, table: str = "timeline_events", image_url: str = "TEXT",
+              generated_at: str = "TIMESTAMP", timezone: str | None = None) -> str:
+    """The app's events table in the test's PostgreSQL database, with rows for ``ids``; its URL for Limner."""
     import psycopg
 
     with psycopg.connect(app_pg, autocommit=True) as con:
-        con.execute("CREATE TABLE timeline_events (id TEXT PRIMARY KEY, image_url TEXT, image_cdn_url TEXT, "
-                    "image_generated_at TIMESTAMP)")
-        con.execute("INSERT INTO timeline_events (id) VALUES ('event-000'), ('event-001')")
+        if "." in table:
+            con.execute(f"CREATE SCHEMA {table.split('.')[0]}")
+        con.execute(f"CREATE TABLE {table} (id TEXT PRIMARY KEY, image_url {image_url}, image_cdn_url TEXT, "
+                    f"image_generated_at {generated_at})")
+        con.cursor().executemany(f"INSERT INTO {table} (id) VALUES (%s)", [(i,) for i in ids])
+        if timezone:  # the zone of the sessions Limner opens
+            con.execute(f'ALTER DATABASE "{app_pg.rsplit("/", 1)[1]}" SET timezone TO \'{timezone}\'')
+    return app_pg.replace("postgresql://", "postgresql+psycopg://")
+
+
+def test_write_back_on_postgres(project_dir, app_pg):
+    import psycopg
+
+    url = pg_events(app_pg, "event-000", "event-001")
     project_dir.run("generate", check=True)
-    url = app_pg.replace("postgresql://", "postgresql+psycopg://")
     result = project_dir.run_json("sync", env=project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=url))
     assert result["written_back"] == 2
     with psycopg.connect(app_pg) as con:
@@ -133,13 +139,9 @@ def test_a_bad_events_table_or_url_changes_no_file(project_dir, tmp_path, url, e
 def test_write_back_to_a_timestamptz_column_is_the_right_instant_and_unchanged_the_second_time(project_dir, app_pg):
     import psycopg
 
-    with psycopg.connect(app_pg, autocommit=True) as con:
-        con.execute("CREATE TABLE timeline_events (id TEXT PRIMARY KEY, image_url TEXT, image_cdn_url TEXT, "
-                    "image_generated_at TIMESTAMPTZ)")
-        con.execute("INSERT INTO timeline_events (id) VALUES ('event-000')")
-        con.execute(f'ALTER DATABASE "{app_pg.rsplit("/", 1)[1]}" SET timezone TO \'America/New_York\'')  # the session's zone
+    url = pg_events(app_pg, "event-000", generated_at="TIMESTAMPTZ", timezone="America/New_York")
     project_dir.run("generate", check=True)
-    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=app_pg.replace("postgresql://", "postgresql+psycopg://"))
+    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=url)
     first = project_dir.run_json("sync", env=env)
     again = project_dir.run_json("sync", env=env)
     assert (first["written_back"], again["written_back"], again["written_back_unchanged"]) == (1, 0, 1)
@@ -198,14 +200,9 @@ def test_an_image_taken_down_leaves_the_app_placeholder_alias_and_events_row(pro
 
 
 def test_a_url_column_too_short_is_refused_before_any_file_is_written(project_dir, app_pg):
-    import psycopg
-
-    with psycopg.connect(app_pg, autocommit=True) as con:
-        con.execute("CREATE TABLE timeline_events (id TEXT PRIMARY KEY, image_url VARCHAR(40), image_cdn_url TEXT, "
-                    "image_generated_at TIMESTAMP)")
-        con.execute("INSERT INTO timeline_events (id) VALUES ('event-000')")
+    url = pg_events(app_pg, "event-000", image_url="VARCHAR(40)")
     project_dir.run("generate", check=True)
-    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=app_pg.replace("postgresql://", "postgresql+psycopg://"))
+    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=url)
     proc = project_dir.run("sync", env=env)
     assert proc.returncode == 2 and "column image_url holds 40 characters" in proc.stderr, proc.stderr
     assert app_files(project_dir) == {}
