@@ -303,7 +303,7 @@ def test_a_jobs_own_outcomes_are_logged_in_one_line_and_crashes_with_their_trace
 def test_a_worker_leaves_jobs_of_a_provider_that_cannot_run_on_its_machine(make_project_dir):
     """Off Apple silicon: a worker takes no mflux queue unless named, and a job it gets anyway goes back on the
     queue for a worker that can run it, the entry neither claimed nor failed (it would never be generated)."""
-    from limner.queue.tasks import HeldElsewhere, WorkerRuntime
+    from limner.queue.tasks import NotRunnableHere, WorkerRuntime
     from limner.queue.worker import queues_runnable_here
     from limner.runner import Selection, build_plan
     from limner.runner.offloop import OffLoop
@@ -317,7 +317,7 @@ def test_a_worker_leaves_jobs_of_a_provider_that_cannot_run_on_its_machine(make_
         runtime = WorkerRuntime(project, "postgresql://unused")
         runtime.off = OffLoop(db_threads=1, io_threads=1)
         try:
-            with pytest.raises(HeldElsewhere, match="cannot run on this worker's machine"):
+            with pytest.raises(NotRunnableHere, match="cannot run on this worker's machine"):
                 asyncio.run(runtime.run_entry("event-000", fingerprint))
         finally:
             runtime.off.shutdown()
@@ -326,3 +326,30 @@ def test_a_worker_leaves_jobs_of_a_provider_that_cannot_run_on_its_machine(make_
         assert project.repo.spend() == 0
     finally:
         project.close()
+
+
+def test_a_held_or_paused_job_comes_back_for_as_long_as_its_cause_lasts():
+    """A job whose entry another live run holds (a worker paused for minutes by a store outage keeps its
+    claims) comes back without a count limit, less often as it waits; only a job whose provider cannot run
+    on the worker's machine gives up after HELD_RETRY_ATTEMPTS; the entry's own failure is not retried."""
+    from types import SimpleNamespace
+
+    from limner.queue.engine import TASK, make_app
+    from limner.queue.retrying import HELD_RETRY_ATTEMPTS, HELD_RETRY_MAX_WAIT_S, HELD_RETRY_WAIT_S
+    from limner.queue.tasks import EntryFailed, HeldElsewhere, NotRunnableHere, Paused
+
+    strategy = make_app("postgresql://unused").tasks[TASK].retry_strategy
+
+    def wait(exc: BaseException, attempts: int) -> int | None:
+        decision = strategy.get_retry_decision(exception=exc, job=SimpleNamespace(attempts=attempts))
+        return None if decision is None else int(decision.retry_at.timestamp() - __import__("time").time() + 0.5)
+
+    waits = [wait(HeldElsewhere("x"), n) for n in range(12)]
+    assert waits[0] == HELD_RETRY_WAIT_S and waits[:6] == [HELD_RETRY_WAIT_S] * 6
+    assert waits == sorted(waits) and waits[-1] == HELD_RETRY_MAX_WAIT_S
+    for attempts in (HELD_RETRY_ATTEMPTS, 500):  # 500 tries is over 8 hours of waiting: still comes back
+        assert wait(HeldElsewhere("x"), attempts) == HELD_RETRY_MAX_WAIT_S
+        assert wait(Paused("x"), attempts) == HELD_RETRY_MAX_WAIT_S
+    assert wait(NotRunnableHere("x"), HELD_RETRY_ATTEMPTS - 1) == HELD_RETRY_MAX_WAIT_S
+    assert wait(NotRunnableHere("x"), HELD_RETRY_ATTEMPTS) is None
+    assert wait(EntryFailed("x"), 0) is None and wait(KeyError("x"), 0) is None

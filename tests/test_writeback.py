@@ -199,6 +199,21 @@ def test_an_image_taken_down_leaves_the_app_placeholder_alias_and_events_row(pro
     assert project_dir.run_json("sync", env=env)["withdrawn"] == []  # once
 
 
+def test_the_withdrawal_message_names_only_what_was_removed(project_dir):
+    """Without stable aliases or an events table, a withdrawal removes the placeholder only, and says so."""
+    project_dir.run("generate", "--id", "event-000", check=True)
+    project_dir.run("sync", check=True)
+    project = project_dir.project()
+    try:
+        render = project.repo.published_renders(["event-000"])[0].id
+    finally:
+        project.close()
+    project_dir.run("review", "reject", str(render), "--note", "inaccurate", check=True)
+    proc = project_dir.run("sync", check=True)
+    assert "Withdrawn (published no more): event-000; their placeholders are removed." in proc.stdout
+    assert "alias" not in proc.stdout and "events-table" not in proc.stdout
+
+
 def test_a_url_column_too_short_is_refused_before_any_file_is_written(project_dir, app_pg):
     url = pg_events(app_pg, "event-000", image_url="VARCHAR(40)")
     project_dir.run("generate", check=True)

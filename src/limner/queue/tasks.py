@@ -35,13 +35,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("limner.queue")
 
-#: a job whose entry another live run holds (a worker on another host, within its lease) comes back
-HELD_RETRY_WAIT_S = 5
-HELD_RETRY_ATTEMPTS = 30
-
 
 class HeldElsewhere(Exception):
-    """Another live run holds the entry: the job is retried later (the engine's retry)."""
+    """Another live run holds the entry: the job comes back later, for as long as that lasts (the engine's
+    retry, :mod:`limner.queue.retrying`)."""
+
+
+class NotRunnableHere(HeldElsewhere):
+    """The entry's provider cannot run on this worker's machine: the job comes back for a worker that can,
+    a bounded number of times (:data:`limner.queue.retrying.HELD_RETRY_ATTEMPTS`)."""
 
 
 class Paused(Exception):
@@ -224,7 +226,7 @@ class WorkerRuntime:
             raise Paused(f"{entry_id}: this worker is paused ({self.halted}); back on the queue")
         if entry_id in self.current:  # a second job for the entry while this worker runs one: its claims are
             # this run's, so only this check keeps the two from both paying
-            raise HeldElsewhere(f"{entry_id}: this worker is running it; retried in {HELD_RETRY_WAIT_S}s")
+            raise HeldElsewhere(f"{entry_id}: this worker is running it; retried later")
         self.current.add(entry_id)  # before any await: two jobs started together see each other
         try:
             found = await self.off.db(self._plan_one, entry_id, fingerprint, force)
@@ -235,8 +237,8 @@ class WorkerRuntime:
                 return found
             reason = found.lane.unavailable()
             if reason is not None:  # named with --queues on a machine it cannot run on: left for one that can
-                raise HeldElsewhere(f"{entry_id}: provider {found.provider!r} cannot run on this worker's machine "
-                                    f"({reason}); retried in {HELD_RETRY_WAIT_S}s, for a worker that can")
+                raise NotRunnableHere(f"{entry_id}: provider {found.provider!r} cannot run on this worker's machine "
+                                      f"({reason}); retried later, for a worker that can")
             return await self._run_item(found, entry_id, fingerprint, cap_id, replaces)
         finally:
             self.current.discard(entry_id)
@@ -254,7 +256,7 @@ class WorkerRuntime:
                 log.info("job %s: its image was replaced since it was enqueued, nothing to do", entry_id)
                 return "up_to_date"
             if claimed == "held":
-                raise HeldElsewhere(f"{entry_id}: another run holds it; retried in {HELD_RETRY_WAIT_S}s")
+                raise HeldElsewhere(f"{entry_id}: another run holds it; retried later")
         budget = SharedBudget(repo, cap_id)
         price = item.price_usd
         if not await self.off.db(budget.reserve, price):
@@ -285,7 +287,7 @@ class WorkerRuntime:
             if st is not None and st.published_fingerprint == fingerprint and st.state == "published" \
                     and item.reason != "forced":
                 return "up_to_date"
-            raise HeldElsewhere(f"{entry_id}: another run holds it; retried in {HELD_RETRY_WAIT_S}s")
+            raise HeldElsewhere(f"{entry_id}: another run holds it; retried later")
         if outcome.status == "stopped":  # credentials: free it for later
             await self.off.db(repo.release_claim, entry_id, self.run.id)
         self.failed += 1
@@ -330,7 +332,7 @@ class WorkerRuntime:
 
 
 def register(app: procrastinate.App, *, schedule: str | None = None) -> None:
-    import procrastinate
+    from limner.queue.retrying import HeldRetry
 
     if schedule:
         @app.periodic(cron=schedule, periodic_id="missing-or-stale")
@@ -340,8 +342,7 @@ def register(app: procrastinate.App, *, schedule: str | None = None) -> None:
             return await runtime.enqueue_due(context.app, timestamp)
 
     @app.task(name=TASK, pass_context=True,
-              retry=procrastinate.RetryStrategy(max_attempts=HELD_RETRY_ATTEMPTS, wait=HELD_RETRY_WAIT_S,
-                                                retry_exceptions={HeldElsewhere, Paused}))
+              retry=HeldRetry(unbounded=(HeldElsewhere, Paused), bounded=(NotRunnableHere,)))
     async def generate_entry(context: Any, entry_id: str, fingerprint: str, cap_id: str | None = None,
                              force: bool = False, replaces: int | None = None) -> str:
         runtime: WorkerRuntime = context.additional_context["limner"]

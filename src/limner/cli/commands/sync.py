@@ -34,7 +34,10 @@ def register(app: typer.Typer) -> None:
         if result.withdrawn:
             out.print(f"Withdrawn (published no more): {', '.join(result.withdrawn[:10])}"
                       + (f" and {len(result.withdrawn) - 10} more" if len(result.withdrawn) > 10 else "")
-                      + "; their placeholders, aliases and events-table URLs are removed.", highlight=False, markup=False)
+                      + "; their placeholders are removed"
+                      + (f", {len(result.aliases_removed)} alias object(s) deleted" if result.aliases_removed else "")
+                      + (", their events-table URLs cleared" if project.settings.sync.events_database_url else "")
+                      + ".", highlight=False, markup=False)
         if result.written_back or result.written_back_unchanged or result.not_in_events_table:
             out.print(f"Events table: {result.written_back} rows updated, {result.written_back_unchanged} unchanged, "
                       f"{len(result.not_in_events_table)} ids not in the table.", highlight=False)

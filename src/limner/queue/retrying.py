@@ -1,0 +1,57 @@
+"""When a job that could not run now comes back (the engine's retry strategy for :data:`limner.queue.engine.TASK`).
+
+A job raises one of :mod:`limner.queue.tasks`' outcomes when its entry cannot be worked on *here, now*:
+
+* ``HeldElsewhere``: another live run holds the entry (a ``limner generate``, or a worker on another host
+  within its heartbeat), or this worker already runs a job for it;
+* ``Paused``: this worker stopped taking paid work after a storage or database fault;
+* ``NotRunnableHere``: the entry's provider cannot run on this worker's machine (mflux off a Mac).
+
+The first two last exactly as long as their cause: a holder finishes, or dies and its claims are taken
+over; a paused worker records what it kept and frees the rest. So they come back **without a count
+limit**, every ``HELD_RETRY_WAIT_S`` at first, then less often (doubling up to ``HELD_RETRY_MAX_WAIT_S``).
+With a limit, a holder that kept an entry past it (a worker paused for minutes by a store outage) would
+make the job fail for good while nothing is wrong with the entry, and the entry would wait for the next
+enqueue. ``NotRunnableHere`` is different: it lasts until a worker that can run the provider takes the
+job, which may be never, so it comes back ``HELD_RETRY_ATTEMPTS`` times (about 25 minutes), then the job
+fails and ``limner retry --failed`` puts it back. Any other exception is not retried by the engine (the
+unit of work already retried the provider's own faults).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import procrastinate
+
+#: the first waits of a job that comes back (seconds), and how many of them before they double
+HELD_RETRY_WAIT_S = 5
+HELD_RETRY_FAST = 6
+#: the longest wait between two tries of a job whose entry is held (seconds)
+HELD_RETRY_MAX_WAIT_S = 60
+#: how many times a job whose provider cannot run on the worker's machine comes back before it fails
+HELD_RETRY_ATTEMPTS = 30
+
+
+def held_wait_s(attempts: int) -> int:
+    """The wait before try ``attempts + 1``: ``HELD_RETRY_WAIT_S`` for the first ``HELD_RETRY_FAST`` tries,
+    then doubling up to ``HELD_RETRY_MAX_WAIT_S``."""
+    extra = max(0, attempts - HELD_RETRY_FAST + 1)
+    return min(HELD_RETRY_MAX_WAIT_S, HELD_RETRY_WAIT_S * 2 ** min(extra, 8))
+
+
+class HeldRetry(procrastinate.BaseRetryStrategy):
+    """The engine's retry decision for one job (see the module's docstring)."""
+
+    def __init__(self, *, unbounded: tuple[type[BaseException], ...],
+                 bounded: tuple[type[BaseException], ...]) -> None:
+        self.unbounded, self.bounded = unbounded, bounded
+
+    def get_retry_decision(self, *, exception: BaseException, job: Any) -> procrastinate.RetryDecision | None:
+        # the bounded kinds first: one may be a subclass of an unbounded one
+        if isinstance(exception, self.bounded):
+            if job.attempts >= HELD_RETRY_ATTEMPTS:
+                return None
+        elif not isinstance(exception, self.unbounded):
+            return None
+        return procrastinate.RetryDecision(retry_in={"seconds": held_wait_s(job.attempts)})
