@@ -398,6 +398,26 @@ def _image_urls(path: Path) -> dict[str, str | None]:
         con.close()
 
 
+def test_init_ci_names_the_dotenv_settings_the_job_will_not_have(tmp_path: Path) -> None:
+    """A public URL or a CDN base kept in .env (never committed) is missing on the runner: `init --ci` names
+    those settings, by name only (never a value), and not the ones the workflow passes as secrets."""
+    app = ProjectDir(tmp_path / "app")
+    app.root.mkdir()
+    app.write_config("")
+    app.write_catalog(make_entries(1))
+    (app.root / ".env").write_text("LIMNER_STORAGE_URL=s3://bucket/x\nLIMNER_STORAGE_CDN_BASE_URL=https://cdn.example.org\n"
+                                   "LIMNER_STORAGE_PUBLIC_BASE_URL=https://img.example.org\nREPLICATE_API_TOKEN=r8_sekrit\n")
+    proc = limner(app.root, "init", "--ci", "gitlab")
+    assert proc.returncode == 0, proc.stderr
+    note = next(line for line in proc.stdout.splitlines() if line.startswith("note: .env sets"))
+    assert note.startswith("note: .env sets LIMNER_STORAGE_CDN_BASE_URL, LIMNER_STORAGE_PUBLIC_BASE_URL, which the CI job")
+    assert "limner.toml" in note and "CI/CD variables" in note
+    assert "example.org" not in proc.stdout and "sekrit" not in proc.stdout and "LIMNER_STORAGE_URL," not in note
+    (app.root / ".env").write_text("LIMNER_STORAGE_URL=s3://bucket/x\n")
+    proc = limner(app.root, "init", "--ci", "gitlab", "--force")
+    assert proc.returncode == 0 and "note: .env sets" not in proc.stdout, proc.stdout
+
+
 def test_the_sync_step_writes_back_to_the_events_table(tmp_path: Path) -> None:
     """The docs put LIMNER_SYNC_EVENTS_DATABASE_URL in .env, which is never committed: the Sync step gets it from a
     secret. An unset secret (an empty variable on a runner) leaves write-back off without failing the job, and does

@@ -33,6 +33,8 @@ STORAGE_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SUPABASE_URL",
 #: what ``limner sync`` alone reads besides the storage: the app's database, for the write-back to its events table
 #: (``sync.events_database_url``; it may hold a password, so it lives in ``.env`` or a secret, never in git)
 SYNC_SECRETS = ("LIMNER_SYNC_EVENTS_DATABASE_URL",)
+#: the ``LIMNER_*`` settings the workflow passes to its steps (secrets, and the variable of what it installs)
+CI_SETTINGS = ("LIMNER_DATABASE_URL", "LIMNER_STORAGE_URL", *SYNC_SECRETS, "LIMNER_PIP_SPEC")
 
 
 @dataclass

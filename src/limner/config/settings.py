@@ -353,14 +353,14 @@ class Settings(BaseSettings):
         value = os.environ.get(name)
         if value:
             return value
-        return _dotenv(self.project_dir).get(name) or None
+        return project_dotenv(self.project_dir).get(name) or None
 
     def __repr_args__(self):  # keep reprs short; settings hold no secrets but stay tidy
         yield "project_dir", self.project_dir
         yield "config_file", self.config_file
 
 
-def _dotenv(project_dir: Path) -> dict[str, str | None]:
+def project_dotenv(project_dir: Path) -> dict[str, str | None]:
     """The project's .env, parsed once per change of the file (secrets are looked up on every call)."""
     env_file = project_dir / ".env"
     try:
@@ -464,7 +464,7 @@ def _source_of(loc: tuple[str, ...], overrides: dict[str, Any], root: Path, conf
     (``settings``), not limner.toml's.
     """
     env = dict(os.environ)
-    dotenv = _dotenv(root)
+    dotenv = project_dotenv(root)
     toml = _toml_data_of(config_file)
     for end in range(len(loc), 0, -1):
         part = loc[:end]

@@ -68,6 +68,21 @@ def events_write_back_note(root: Path, kind: str) -> str | None:
             "or the job leaves the app's events table without the new image URLs")
 
 
+def local_settings_note(root: Path, kind: str) -> str | None:
+    """A note for ``init --ci`` naming the ``LIMNER_*`` settings this project takes from its ``.env`` that the
+    workflow does not pass (it passes only the state database, the storage and the events table's URL, as
+    secrets): the CI job runs without them. Names only, never values."""
+    from limner.ci.workflow import CI_SETTINGS
+    from limner.config.settings import project_dotenv
+
+    names = sorted(k for k in project_dotenv(root) if k.startswith("LIMNER_") and k not in CI_SETTINGS)
+    if not names:
+        return None
+    where = "repository variables or secrets" if kind == "github" else "CI/CD variables"
+    return (f".env sets {', '.join(names)}, which the CI job does not read: move the settings that are not secret "
+            f"to limner.toml (committed), and pass the others to the workflow's steps as {where}")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("init")
     @friendly
@@ -116,9 +131,7 @@ def register(app: typer.Typer) -> None:
             result.updated += ci_result.updated
             result.kept += ci_result.kept
             notes = ci_result.notes
-            write_back = events_write_back_note(root, ci)
-            if write_back:
-                notes.append(write_back)
+            notes += [n for n in (events_write_back_note(root, ci), local_settings_note(root, ci)) if n]
         for name in result.created:
             out.print(f"created  {name}", highlight=False, markup=False)
         for name in result.updated:
