@@ -214,6 +214,19 @@ def test_yaml_dates_become_iso_strings(tmp_path: Path) -> None:
     assert cat["b"].date == "14 May 1948"
 
 
+def test_unquoted_dates_stay_text_in_every_field_even_impossible_ones(tmp_path: Path) -> None:
+    """YAML's own timestamp conversion raised a bare ValueError (a traceback) on 2023-02-30; now an unquoted
+    date is the text as written wherever it is, and a field that wants a number says so with its line."""
+    text = ("- id: a\n  title: A\n  date: 2023-02-30\n- id: b\n  title: 2023-02-03\n  description: 1948-05-14 10:00:00\n"
+            "  location: 1948-05-14\n")
+    cat = load_catalog(write(tmp_path, "c.yaml", text)).by_id()
+    assert cat["a"].date == "2023-02-30" and cat["b"].title == "2023-02-03"
+    assert cat["b"].description == "1948-05-14 10:00:00" and cat["b"].extras == {"location": "1948-05-14"}
+    with pytest.raises(CatalogError) as err:
+        load_catalog(write(tmp_path, "d.yaml", "- id: a\n  title: A\n  year: 2001-02-30 25:61:00\n"))
+    assert "d.yaml:3: entry 'a': field 'year'" in str(err.value) and "2001-02-30 25:61:00" in str(err.value)
+
+
 def test_titles_are_stripped(tmp_path: Path) -> None:
     (entry,) = load_catalog(write(tmp_path, "c.json", '[{"id": "a", "title": "  Spaced  "}]')).entries
     assert entry.title == "Spaced"

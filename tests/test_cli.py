@@ -144,6 +144,12 @@ def test_providers_styles_init(tmp_path, project_dir):
     providers = project_dir.run_json("providers")
     names = {r["name"]: r for r in providers}
     assert names["sketch"]["configured"] and names["sketch"]["price_usd"] == 0
+    # a self-hosted server on plain http is configured only as a run sees it: with LIMNER_ALLOW_HTTP_HOSTS
+    assert not names["comfyui"]["configured"]
+    assert any("LIMNER_ALLOW_HTTP_HOSTS" in m for m in names["comfyui"]["missing"])
+    assert any("LIMNER_ALLOW_HTTP_HOSTS" in m for m in names["automatic1111"]["missing"])
+    allowed = {r["name"]: r for r in project_dir.run_json("providers", env=project_dir.env(LIMNER_ALLOW_HTTP_HOSTS="127.0.0.1"))}
+    assert allowed["comfyui"]["configured"] and allowed["comfyui"]["missing"] == []
     styles = project_dir.run_json("styles")
     assert {"illuminated-manuscript", "oil-painting", "documentary-photo"} <= {s["name"] for s in styles}
     root = tmp_path / "fresh"

@@ -298,3 +298,16 @@ def test_links_between_docs_resolve(name: str) -> None:
         assert path.is_file(), f"{name} links to missing {target}"
         if anchor:
             assert anchor in anchors(path.read_text(encoding="utf-8")), f"{name} links to missing anchor {target or name}#{anchor}"
+
+
+def test_docs_point_the_app_at_the_ports_the_servers_use() -> None:
+    """`limner media serve` and `limner serve` default to different ports; an example that points the app's
+    media base at the studio's port loads every image from the wrong server."""
+    import inspect
+
+    from limner.storage.serve import MediaServer
+
+    media_port = inspect.signature(MediaServer.__init__).parameters["port"].default
+    found = [(p.name, int(port)) for p in DOCS.glob("*.md")
+             for port in re.findall(r"LIMNER_MEDIA_BASE=https?://(?:127\.0\.0\.1|localhost):(\d+)", p.read_text())]
+    assert found and all(port == media_port for _, port in found), found

@@ -183,6 +183,11 @@ def test_the_cli_gate_approve_two_then_sync_publishes_exactly_those(make_project
     awaiting = p.run_json("review", "list")["renders"]
     assert sorted(r["entry_id"] for r in awaiting) == ["event-000", "event-001", "event-002"]
     chosen = [r["render_id"] for r in awaiting if r["entry_id"] in ("event-000", "event-002")]
+    for action in (["approve"], ["reject", "--note", "no"], ["pin"]):  # one unknown id: none is decided
+        partial = p.run("review", *action[:1], str(chosen[0]), "99999", *action[1:])
+        assert partial.returncode == 2 and "no render 99999" in partial.stderr and partial.stdout == ""
+        assert sorted(r["render_id"] for r in p.run_json("review", "list")["renders"]) == sorted(
+            r["render_id"] for r in awaiting)
     done = p.run_json("review", "approve", *map(str, chosen), "--note", "checked", "--actor", "ci")["decisions"]
     assert [d["entry_state"] for d in done] == ["published", "published"]
     rejected = next(r["render_id"] for r in awaiting if r["entry_id"] == "event-001")

@@ -16,7 +16,6 @@ Every format is read in time proportional to its size.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
 import re
@@ -45,9 +44,18 @@ from limner.errors import CatalogError, Problem
 from limner.gcpause import gc_paused
 
 try:  # libyaml is much faster when the wheel carries it
-    _YamlLoader: Any = yaml.CSafeLoader
+    _BaseLoader: Any = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover
-    _YamlLoader = yaml.SafeLoader
+    _BaseLoader = yaml.SafeLoader
+
+
+class _YamlLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """The safe loader, but an unquoted date or timestamp (``1948-05-14``) stays the text as written: every
+    field of an entry is text or a number, and YAML's own conversion fails on an impossible date
+    (``2023-02-30``) with an error that names no line."""
+
+
+_YamlLoader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 
@@ -283,8 +291,6 @@ def _validate(raw: _Raw, ctx: _Reading, unit: str) -> Entry | None:
     data = raw.data
     if type(data) is not dict or (not raw.check_depth and not all(isinstance(k, str) for k in data)):
         return _report(raw, ctx, unit)
-    if isinstance(data.get("date"), (dt.date, dt.datetime)):  # YAML turns 1948-05-14 into a date
-        data = raw.data = {**data, "date": data["date"].isoformat()}
     try:
         entry = Entry.model_validate(data)
     except ValidationError:

@@ -83,14 +83,17 @@ class Reviews:
         review, also when the entry is pinned to an earlier render (approving it releases the pin).
         Approving an older render only records the decision (pin it to publish it)."""
         with self.db.session(write=True) as s:
-            render, entry = self._load(s, render_id)
-            publish = entry.published_render_id != render.id and (
-                self._is_current(entry, render) or self._newer_than_pin(s, entry, render))
-            render.review = ReviewState.approved.value
-            s.add(Decision(entry_id=entry.id, render_id=render.id, decision="approved", note=note, actor=actor))
-            if publish:
-                publish_in_session(s, render, entry.input_digest if entry.fingerprint == render.fingerprint else None)
-            return render
+            return self._approve(s, render_id, note, actor)
+
+    def _approve(self, s: Any, render_id: int, note: str | None, actor: str | None) -> Render:
+        render, entry = self._load(s, render_id)
+        publish = entry.published_render_id != render.id and (
+            self._is_current(entry, render) or self._newer_than_pin(s, entry, render))
+        render.review = ReviewState.approved.value
+        s.add(Decision(entry_id=entry.id, render_id=render.id, decision="approved", note=note, actor=actor))
+        if publish:
+            publish_in_session(s, render, entry.input_digest if entry.fingerprint == render.fingerprint else None)
+        return render
 
     def reject(self, render_id: int, *, note: str, actor: str | None = None) -> Render:
         """Reject a render with a reason. A render awaiting review is never published; the published one is
@@ -100,51 +103,67 @@ class Reviews:
         if not note or not note.strip():
             raise ReviewInvalid("a rejection needs a reason (--note)")
         with self.db.session(write=True) as s:
-            render, entry = self._load(s, render_id)
-            render.review = ReviewState.rejected.value
-            s.add(Decision(entry_id=entry.id, render_id=render.id, decision="rejected", note=note, actor=actor))
-            now = utcnow()
-            if entry.pinned and entry.published_render_id not in (None, render.id):
-                # the person keeps the pinned image: the newer render they turned down holds nothing
-                if entry.state == EntryState.awaiting_review.value and self._is_current(entry, render):
-                    entry.state = EntryState.published.value
-                    entry.fingerprint = entry.published_fingerprint
-                entry.updated_at = now
-                return render
-            if entry.published_render_id == render.id:
-                render.status = RenderStatus.superseded.value
-                fallback = s.scalars(select(Render).where(
-                    Render.entry_id == entry.id, Render.id != render.id, Render.status.in_(SHOWABLE),
-                    or_(Render.review.is_(None), Render.review == ReviewState.approved.value))
-                    .order_by(Render.id.desc()).limit(1)).first()
-                if fallback is not None:
-                    publish_in_session(s, fallback, None)
-                else:
-                    entry.published_render_id = None
-                    entry.published_fingerprint = None
-                    entry.input_digest = None
-            if entry.published_render_id is None or self._is_current(entry, render):
-                entry.state = EntryState.failed.value
-                entry.retryable = False
-                entry.last_error = f"rejected in review: {note.strip()[:500]}"
-            entry.pinned = False
+            return self._reject(s, render_id, note, actor)
+
+    def _reject(self, s: Any, render_id: int, note: str, actor: str | None) -> Render:
+        render, entry = self._load(s, render_id)
+        render.review = ReviewState.rejected.value
+        s.add(Decision(entry_id=entry.id, render_id=render.id, decision="rejected", note=note, actor=actor))
+        now = utcnow()
+        if entry.pinned and entry.published_render_id not in (None, render.id):
+            # the person keeps the pinned image: the newer render they turned down holds nothing
+            if entry.state == EntryState.awaiting_review.value and self._is_current(entry, render):
+                entry.state = EntryState.published.value
+                entry.fingerprint = entry.published_fingerprint
             entry.updated_at = now
             return render
+        if entry.published_render_id == render.id:
+            render.status = RenderStatus.superseded.value
+            fallback = s.scalars(select(Render).where(
+                Render.entry_id == entry.id, Render.id != render.id, Render.status.in_(SHOWABLE),
+                or_(Render.review.is_(None), Render.review == ReviewState.approved.value))
+                .order_by(Render.id.desc()).limit(1)).first()
+            if fallback is not None:
+                publish_in_session(s, fallback, None)
+            else:
+                entry.published_render_id = None
+                entry.published_fingerprint = None
+                entry.input_digest = None
+        if entry.published_render_id is None or self._is_current(entry, render):
+            entry.state = EntryState.failed.value
+            entry.retryable = False
+            entry.last_error = f"rejected in review: {note.strip()[:500]}"
+        entry.pinned = False
+        entry.updated_at = now
+        return render
 
     def pin(self, render_id: int, *, note: str | None = None, actor: str | None = None) -> Render:
         """Publish this render (an earlier one, typically) and keep it: the entry is up to date until a
         person regenerates it or a run forces it."""
         with self.db.session(write=True) as s:
-            render, entry = self._load(s, render_id)
-            if render.status not in SHOWABLE:
-                raise ReviewConflict(f"render {render_id} of {entry.id!r} has no stored variants ({render.status})")
-            if render.review == ReviewState.rejected.value:
-                raise ReviewConflict(f"render {render_id} of {entry.id!r} was rejected; approve it first")
-            render.review = ReviewState.approved.value
-            s.add(Decision(entry_id=entry.id, render_id=render.id, decision="pinned", note=note, actor=actor))
-            publish_in_session(s, render, None)
-            entry.pinned = True
-            return render
+            return self._pin(s, render_id, note, actor)
+
+    def _pin(self, s: Any, render_id: int, note: str | None, actor: str | None) -> Render:
+        render, entry = self._load(s, render_id)
+        if render.status not in SHOWABLE:
+            raise ReviewConflict(f"render {render_id} of {entry.id!r} has no stored variants ({render.status})")
+        if render.review == ReviewState.rejected.value:
+            raise ReviewConflict(f"render {render_id} of {entry.id!r} was rejected; approve it first")
+        render.review = ReviewState.approved.value
+        s.add(Decision(entry_id=entry.id, render_id=render.id, decision="pinned", note=note, actor=actor))
+        publish_in_session(s, render, None)
+        entry.pinned = True
+        return render
+
+    def decide_all(self, action: str, render_ids: list[int], *, note: str | None = None,
+                   actor: str | None = None) -> list[Render]:
+        """The same decision (``approve``, ``reject`` or ``pin``) on several renders, in order, as one
+        transaction: every one is taken, or (a render missing, one whose state refuses it) none is."""
+        if action == "reject" and (not note or not note.strip()):
+            raise ReviewInvalid("a rejection needs a reason (--note)")
+        step = {"approve": self._approve, "reject": self._reject, "pin": self._pin}[action]
+        with self.db.session(write=True) as s:
+            return [step(s, render_id, note, actor) for render_id in dict.fromkeys(render_ids)]  # type: ignore[operator]
 
     @staticmethod
     def _load(s: Any, render_id: int) -> tuple[Render, EntryRow]:

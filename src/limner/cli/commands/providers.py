@@ -29,7 +29,8 @@ def register(app: typer.Typer) -> None:
                            hint=exc.hint)
                 rows.append(row)
                 continue
-            missing = [v for v in cls.required_env if not settings.secret(v)]
+            # as a run asks it: a self-hosted server's plain-http host needs LIMNER_ALLOW_HTTP_HOSTS too
+            missing = project.provider(name).missing_env()
             conf = settings.provider_settings(name)
             unavailable = cls.unavailable()
             row.update(installed=True, configured=not missing and unavailable is None, missing=missing,

@@ -79,13 +79,8 @@ def register(app: typer.Typer) -> None:
         done = []
         try:
             reviews = project.reviews
-            for render_id in ids:
-                if action == "approve":
-                    render = reviews.approve(render_id, note=note, actor=_actor(actor))
-                elif action == "reject":
-                    render = reviews.reject(render_id, note=note or "", actor=_actor(actor))
-                else:
-                    render = reviews.pin(render_id, note=note, actor=_actor(actor))
+            # one transaction: a render id that does not exist (or refuses the action) changes nothing
+            for render in reviews.decide_all(action, ids, note=note, actor=_actor(actor)):
                 entry = reviews.entry(render.entry_id)
                 done.append({"render_id": render.id, "entry_id": render.entry_id, "decision": action,
                              "entry_state": entry.state if entry else None,
