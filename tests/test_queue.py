@@ -327,6 +327,31 @@ def test_a_budget_holds_across_workers(make_project_dir, pg_url):  # noqa: F811
 
 
 @pytest.mark.slow
+def test_a_shared_budget_holds_when_calls_are_lost_to_timeouts(make_project_dir, pg_url):  # noqa: F811
+    """A job reserved its entry's price once, then made up to max_attempts calls, each lost to its deadline at
+    the list price: the cap was passed about four times over. Each further call now reserves its own price."""
+    p = queue_project(make_project_dir, pg_url, 10, extra="latency_s = 0.5\nprice_usd = 0.01\n")
+    p.config.write_text(p.config.read_text().replace("[generate]\n", "[generate]\ncall_timeout_s = 0.05\nmax_attempts = 4\n"))
+    enq = p.run_json("generate", "--enqueue", "--budget", "0.045")
+    workers = [start_worker(p, "--concurrency", "4")]
+    try:
+        wait_until(lambda: p.run_json("queue")["failed"] == 10, 60, "every job failed (lost calls, then the cap)")
+    finally:
+        stop(workers)
+    project = p.project()
+    try:
+        cap = project.repo.spend_cap(enq["budget_id"])
+        assert cap.spent_usd <= 0.045 + 1e-9 and abs(cap.spent_usd - 0.04) < 1e-9 and abs(cap.reserved_usd) < 1e-9
+        from limner.db.models import EntryRow
+
+        with project.db.session() as s:
+            assert all(e.claimed_by is None for e in s.query(EntryRow).all())
+    finally:
+        project.close()
+    assert len(p.calls()) == 4 and p.run_json("costs")["total_usd"] == pytest.approx(0.04)
+
+
+@pytest.mark.slow
 def test_the_schedule_enqueues_what_is_missing_once_per_tick_across_workers(make_project_dir, pg_url):  # noqa: F811
     p = queue_project(make_project_dir, pg_url, 6)
     p.config.write_text(p.config.read_text() + 'schedule = "* * * * * */2"\n')  # every 2 s (sixth field: seconds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
+import pytest
 from sqlalchemy import select, update
 
 from projects import FailingWrites
@@ -184,6 +185,25 @@ def test_budget_never_starts_a_call_over_the_cap(make_project_dir):
     # the rest is still to do, and a bigger budget finishes it
     _, summary = run(p, budget=1.0)
     assert summary.generated == 7 and len(p.calls()) == 10
+
+
+def test_calls_lost_to_timeouts_never_take_the_spend_past_the_cap(make_project_dir):
+    """The price was reserved once per entry, but an entry may make max_attempts calls, and a call lost to its
+    deadline costs its list price: 30 entries at $0.10 under a $1.00 cap, every call timing out, spent $4.00.
+    Now each call past the entry's reservation reserves its own price first, or is not made."""
+    p = make_project_dir(30, extra="price_usd = 0.10\nlatency_s = 0.5\n")
+    p.config.write_text(p.config.read_text().replace("concurrency = 4\n", "concurrency = 16\ncall_timeout_s = 0.05\n"
+                                                                     "max_attempts = 4\n"))
+    _, summary = run(p, budget=1.0)
+    lines = rows(p, LedgerRow)
+    assert summary.budget_stopped and summary.generated == 0
+    assert len(lines) == 10 and all(r.status == "lost" for r in lines)
+    assert sum(r.cost_usd for r in lines) == pytest.approx(1.0)
+    assert summary.spend_usd == pytest.approx(1.0) and summary.provider_calls == 10
+    states = Counter(e.state for e in rows(p, EntryRow))
+    assert set(states) <= {"queued", "failed"} and not any(e.claimed_by for e in rows(p, EntryRow))
+    assert states["queued"] >= 20  # the entries the cap stopped stay queued, for a run with a new cap
+    assert_consistent(p)
 
 
 def test_blank_and_corrupt_images_are_rejected(make_project_dir):

@@ -246,6 +246,7 @@ class WorkerRuntime:
     async def _run_item(self, item: PlanItem, entry_id: str, fingerprint: str, cap_id: str | None,
                         replaces: int | None) -> str:
         from limner.queue.limits import SharedBudget
+        from limner.runner.journal import Allowance
 
         repo = self.project.repo
         if item.reason == "forced":  # replace the published image once, however often the job runs
@@ -265,11 +266,17 @@ class WorkerRuntime:
             raise EntryFailed(f"{entry_id}: the budget of this enqueue is spent; `limner generate --enqueue --budget N` "
                               "enqueues the entries left with a new budget")
         outcome = None
+        allowance = None if cap_id is None else Allowance(lambda extra: self.off.db(budget.reserve, extra), price)
         try:
-            outcome = await self.unit.run(item, self.gate_for(item.lane))
+            outcome = await self.unit.run(item, self.gate_for(item.lane), allowance)
         finally:
-            await asyncio.shield(self.off.db(budget.settle, price, outcome.cost_usd if outcome else 0.0))
+            reserved = allowance.reserved if allowance is not None else price
+            await asyncio.shield(self.off.db(budget.settle, reserved, outcome.cost_usd if outcome else 0.0))
         self._count(item.provider, outcome)
+        if outcome.status == "over_budget":  # calls lost or billed without an image spent its share
+            await self.off.db(repo.release_claim, entry_id, self.run.id)
+            raise EntryFailed(f"{entry_id}: the budget of this enqueue is spent (by calls that gave no image); "
+                              "`limner generate --enqueue --budget N` enqueues the entries left with a new budget")
         if outcome.status == "published":
             self.done += 1
             return "published"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,31 @@ if TYPE_CHECKING:
     from limner.runner.offloop import Batched, OffLoop
 
 log = logging.getLogger("limner.runner")
+
+
+class OverBudget(Exception):
+    """A further call for the entry would pass the spend cap (its first call's price was reserved; one that
+    was lost or billed without an image spent it): no call goes out, and the entry stays queued."""
+
+
+class Allowance:
+    """What one entry's calls may spend under a cap: the price reserved before its unit of work started, and
+    more only as the cap allows. A call lost to a timeout costs its list price (it may still run and bill), so
+    the attempt after it needs a reservation of its own; without one, ``max_attempts`` lost calls per entry
+    would pass the cap that many times over. The caller settles ``reserved`` with what the entry cost."""
+
+    def __init__(self, reserve: Callable[[float], Awaitable[bool]], reserved: float) -> None:
+        self._reserve, self.reserved = reserve, reserved
+
+    async def cover(self, total_usd: float) -> bool:
+        """Make the reservation at least ``total_usd`` (this entry's spend with the next call); False when the
+        cap has no room for it."""
+        if total_usd <= self.reserved + 1e-9:
+            return True
+        if not await self._reserve(total_usd - self.reserved):
+            return False
+        self.reserved = total_usd
+        return True
 
 
 @dataclass
@@ -48,11 +73,13 @@ class CallJournal:
 
     def __init__(self, repo: Repository | None, off: OffLoop | None, *, entry_id: str = "", fingerprint: str = "",
                  run_id: str = "", provider: str = "", model: str = "", estimate_usd: float = 0.0,
-                 earlier: list[LedgerRow] | None = None, lines: Batched[dict[str, Any], int] | None = None) -> None:
+                 earlier: list[LedgerRow] | None = None, lines: Batched[dict[str, Any], int] | None = None,
+                 allowance: Allowance | None = None) -> None:
         """``repo=None``: a journal kept in memory only (a provider tried outside a run, in tests). ``lines``: the
         run's group commit of new lines (:meth:`Repository.open_call_lines` through
-        :class:`~limner.runner.offloop.Batched`; else each line is its own transaction)."""
-        self.repo, self.off, self.lines = repo, off, lines
+        :class:`~limner.runner.offloop.Batched`; else each line is its own transaction). ``allowance``: the
+        entry's share of a spend cap (None: no cap)."""
+        self.repo, self.off, self.lines, self.allowance = repo, off, lines, allowance
         self.entry_id, self.fingerprint, self.run_id = entry_id, fingerprint, run_id
         self.provider, self.model, self.estimate_usd = provider, model, estimate_usd
         self.calls: list[Call] = [Call(r.id, r.cost_usd, r.external_id, r.status, this_run=False) for r in earlier or ()]
@@ -78,7 +105,11 @@ class CallJournal:
 
     # -- writing ---------------------------------------------------------------------------
     async def open(self) -> Call:
-        """Write the line of a call about to go out (before any money can be spent)."""
+        """Write the line of a call about to go out (before any money can be spent). Raises
+        :class:`OverBudget` when the entry's allowance cannot cover it."""
+        if self.allowance is not None and not await self.allowance.cover(self.cost_usd + self.estimate_usd):
+            raise OverBudget(f"{self.entry_id}: another call would pass the spend cap "
+                             f"(this entry's calls cost {self.cost_usd:.4f} USD so far)")
         if self.repo is None or self.off is None:
             call_id = -len(self.calls) - 1
         else:

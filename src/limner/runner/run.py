@@ -22,6 +22,7 @@ from limner.gcpause import startup_over
 from limner.project import Project
 from limner.runner.claims import HEARTBEAT_S, RunIdentity
 from limner.runner.imaging_task import DeriveOptions
+from limner.runner.journal import Allowance
 from limner.runner.neardup import NearDuplicateIndex
 from limner.runner.offloop import OffLoop, responsive_loop
 from limner.runner.plan import Plan, PlanItem
@@ -98,6 +99,9 @@ class RunSummary:
             self.failures.append({"id": outcome.entry_id, "error": outcome.error or "failed"})
         elif outcome.status == "not_started":
             self.not_started += 1
+        elif outcome.status == "over_budget":  # its calls are counted above; the entry stays queued
+            self.not_started += 1
+            self.budget_stopped = True
         elif outcome.status == "elsewhere":
             self.elsewhere += 1
         elif outcome.status == "stopped" and outcome.stop_cause == "fault":
@@ -134,6 +138,16 @@ class Budget:
     def settle(self, reserved: float, actual: float) -> None:
         self.in_flight -= reserved
         self.spent += actual
+
+    def allowance(self, price: float) -> Allowance | None:
+        """An entry's share of the cap, ``price`` reserved already (None without a cap)."""
+        if self.cap is None:
+            return None
+
+        async def reserve(extra: float) -> bool:
+            return self.reserve(extra)
+
+        return Allowance(reserve, price)
 
 
 def derive_options(project: Project) -> DeriveOptions:
@@ -216,12 +230,15 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                     summary.not_started += 1
                     continue
                 outcome: Outcome | None = None
+                allowance = budget.allowance(price)
                 try:
-                    outcome = await unit.run(item, gates[item.provider])
+                    outcome = await unit.run(item, gates[item.provider], allowance)
                 finally:  # a cancelled unit (second Ctrl-C) releases its reservation too
-                    budget.settle(price, outcome.cost_usd if outcome else 0.0)
+                    budget.settle(allowance.reserved if allowance else price, outcome.cost_usd if outcome else 0.0)
                 summary.record(outcome)
                 summary.spend_usd = budget.spent
+                if outcome.status == "over_budget":  # cheaper entries may still fit under the cap
+                    continue
                 if outcome.status == "not_started":
                     return
                 if outcome.status == "stopped":

@@ -31,7 +31,7 @@ from limner.runner.claims import RunIdentity
 from limner.runner.neardup import NearDuplicateIndex
 from limner.runner.plan import PlanItem
 from limner.runner.pool import ImagingPool
-from limner.runner.journal import Call, CallJournal
+from limner.runner.journal import Allowance, Call, CallJournal, OverBudget
 from limner.runner.offloop import URGENT, Batched, OffLoop
 from limner.runner.recovery import Kept, RecoveryFolder
 from limner.runner.retry import Answer, CallStats, ProviderGate, RunStopped
@@ -46,7 +46,7 @@ log = logging.getLogger("limner.runner")
 #: formats whose masters get their XMP packet by inserting a chunk or segment, never by decoding
 EMBEDS_WITHOUT_DECODING = frozenset({"jpeg", "png", "webp"})
 
-Status = Literal["published", "failed", "not_started", "stopped", "elsewhere"]
+Status = Literal["published", "failed", "not_started", "stopped", "elsewhere", "over_budget"]
 
 
 class StoredMaster(NamedTuple):
@@ -71,7 +71,8 @@ class Outcome:
     #: ``published``; ``failed`` (recorded on the entry); ``not_started`` (the run was stopping before any
     #: provider call: the entry stays queued); ``stopped`` (the provider refused the credentials or the
     #: account: the whole run must stop, ``stop_reason`` says why); ``elsewhere`` (another run holds the
-    #: entry, or has just published this very image: left to it, nothing paid)
+    #: entry, or has just published this very image: left to it, nothing paid); ``over_budget`` (a further
+    #: call, after one lost or billed without an image, would pass the spend cap: the entry stays queued)
     status: Status = "failed"
     provider_calls: int = 0
     cost_usd: float = 0.0
@@ -110,13 +111,16 @@ class UnitOfWork:
         #: runner/offloop.py), first in the database thread's queue: a provider slot waits on them
         self.lines: Batched[dict, int] = Batched(off, repo.open_call_lines, URGENT)
 
-    async def run(self, item: PlanItem, gate: ProviderGate) -> Outcome:
-        """Run one entry to publication. Returns its outcome; raises only ``CancelledError``."""
+    async def run(self, item: PlanItem, gate: ProviderGate, allowance: Allowance | None = None) -> Outcome:
+        """Run one entry to publication. Returns its outcome; raises only ``CancelledError``. ``allowance``: the
+        entry's share of a spend cap, its price reserved already (None: no cap)."""
         outcome = Outcome(item.entry.id)
         try:
-            await self._run(item, gate, outcome)
+            await self._run(item, gate, outcome, allowance)
         except RunStopped:  # never reached the provider: it stays queued for the next run
             outcome.status = "not_started"
+        except OverBudget:  # its calls so far are counted (and in the ledger); it stays queued
+            outcome.status = "over_budget"
         except AuthFailed as exc:  # OutOfCredit too: no entry can succeed, so the run stops
             outcome.status, outcome.stop_cause = "stopped", "credentials"
             refused = "has no credit left" if isinstance(exc, OutOfCredit) else "rejected the credentials"
@@ -161,7 +165,7 @@ class UnitOfWork:
             claim = self.repo.claim(item.entry.id, item.fingerprint, me.id, force=force)
         return claim
 
-    async def _run(self, item: PlanItem, gate: ProviderGate, outcome: Outcome) -> None:
+    async def _run(self, item: PlanItem, gate: ProviderGate, outcome: Outcome, allowance: Allowance | None) -> None:
         entry, spec = item.entry, item.spec
         claim = await self.off.db(self._claim, item)
         if claim.status != "claimed":  # another live run holds it, or has just published this image
@@ -181,7 +185,7 @@ class UnitOfWork:
             if adopted is not None:
                 (render, master), outcome.resumed = adopted, True
             else:
-                render, master = await self._generate(item, gate, provenance, outcome, claim.open_calls)
+                render, master = await self._generate(item, gate, provenance, outcome, claim.open_calls, allowance)
 
         # shielded: a cancelled run never cancels a pool future itself (the pool's own shutdown does that
         # safely); the worker's answer is simply dropped
@@ -205,7 +209,7 @@ class UnitOfWork:
 
     # ------------------------------------------------------------------ stages
     async def _generate(self, item: PlanItem, gate: ProviderGate, provenance: Provenance, outcome: Outcome,
-                        open_calls: tuple = ()) -> tuple[Render, bytes]:
+                        open_calls: tuple = (), allowance: Allowance | None = None) -> tuple[Render, bytes]:
         """Call the provider through the paid-call journal (every call is in the ledger before it goes
         out), then store and record the master at once. A paid image that cannot be stored or recorded is
         kept in the recovery folder and stops the run's new paid calls."""
@@ -213,7 +217,8 @@ class UnitOfWork:
         stats = CallStats()
         journal = CallJournal(self.repo, self.off, entry_id=entry.id, fingerprint=item.fingerprint,
                               run_id=self.run_identity.id, provider=spec.provider, model=spec.model,
-                              estimate_usd=item.price_usd, earlier=list(open_calls), lines=self.lines)
+                              estimate_usd=item.price_usd, earlier=list(open_calls), lines=self.lines,
+                              allowance=allowance)
         request = GenerationRequest(prompt=spec.prompt, negative_prompt=spec.negative_prompt, width=spec.width,
                                     height=spec.height, seed=spec.seed, model=spec.model, params=spec.params,
                                     context={**entry.context(), "style": spec.style})
