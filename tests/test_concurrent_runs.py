@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -141,10 +142,29 @@ def test_a_run_that_planned_before_another_published_does_not_pay_again(project_
 
 def test_a_claim_of_a_process_that_is_gone_does_not_hold(project_dir):
     me = RunIdentity()
-    dead = RunRow(id="x", host=me.host, pid=2**22 + 12345, heartbeat_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    dead = RunRow(id="x", host=me.host, pid=2**22 + 12345, started_at=now, heartbeat_at=now)
     assert me.holder_is_gone(dead, dead.heartbeat_at)
-    alive = RunRow(id="y", host=me.host, pid=me.pid, heartbeat_at=dead.heartbeat_at)
+    alive = RunRow(id="y", host=me.host, pid=me.pid, started_at=now, heartbeat_at=dead.heartbeat_at)
     assert not me.holder_is_gone(alive, alive.heartbeat_at)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="process start times come from /proc")
+def test_a_live_process_holds_its_claims_however_old_its_heartbeat_but_not_a_reused_pid(project_dir):
+    """A run stopped with Ctrl-Z (SIGSTOP) for over a minute lost its claims to the next run, and both paid for
+    the same entries when it resumed: in the same process table, a live process's claims hold. A pid that now
+    names a process started after the run did is another process (the pid was reused): the claims are free."""
+    me = RunIdentity()
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    stopped = RunRow(id="z", host=me.host, scope=me.scope, pid=me.pid, started_at=now,
+                     heartbeat_at=now - dt.timedelta(seconds=10 * LEASE_S))
+    assert not me.holder_is_gone(stopped, now)
+    reused = RunRow(id="r", host=me.host, scope=me.scope, pid=me.pid, started_at=now - dt.timedelta(hours=2),
+                    heartbeat_at=now - dt.timedelta(hours=1))
+    assert me.holder_is_gone(reused, now)  # this process started long after that run
+    other_host = RunRow(id="o", host="elsewhere", scope="elsewhere/x/y", pid=me.pid, started_at=now,
+                        heartbeat_at=now - dt.timedelta(seconds=LEASE_S + 1))
+    assert me.holder_is_gone(other_host, now)  # from another process table only the heartbeat can tell
 
 
 def test_upgrading_a_database_from_the_first_revision_keeps_its_data(tmp_path):

@@ -157,3 +157,42 @@ def test_a_person_publishes_what_a_run_publishes(db: Database):
         assert (run.published_render_id, person.published_render_id) == (by_run.id, by_person.id)
         statuses = {r.seed: (r.status, r.published_at is not None) for r in s.scalars(select(Render))}
     assert statuses == {1: ("superseded", True), 2: ("published", True), 3: ("superseded", True), 4: ("published", True)}
+
+
+def test_no_call_line_is_written_for_an_entry_another_run_took_over(db: Database):
+    """A run judged gone (its heartbeat stalled past the lease: a paused VM, a stopped process on another host)
+    whose entries another run took over must start no call for them when it resumes: its ledger line is refused
+    in the same transaction as the check, through the run's group commit and one line at a time alike."""
+    import asyncio
+
+    from limner.db.repository import ClaimLost
+    from limner.runner.journal import CallJournal
+    from limner.runner.offloop import URGENT, Batched, OffLoop
+
+    repo = prepared(db, "e1", "e2", runs=2)
+    assert repo.claim("e1", "fp", "run-1").status == "claimed" and repo.claim("e2", "fp", "run-1").status == "claimed"
+    repo.end_run("run-1")  # judged gone: its claims are freed, then taken
+    assert repo.claim("e1", "fp", "run-2").status == "claimed"
+    lines = [{"entry_id": e, "fingerprint": "fp", "run_id": run, "provider": "fake", "model": "m", "estimate_usd": 0.004}
+             for e, run in (("e1", "run-1"), ("e1", "run-2"), ("e2", "run-1"))]
+    ids = repo.open_call_lines(lines)
+    assert ids[0] is None and isinstance(ids[1], int) and ids[2] is None  # e2 is nobody's now
+    with pytest.raises(ClaimLost):
+        repo.open_call(**lines[0])
+
+    async def journal_opens(batched: bool) -> None:
+        off = OffLoop(db_threads=1, io_threads=1)
+        try:
+            journal = CallJournal(repo, off, entry_id="e1", fingerprint="fp", run_id="run-1", provider="fake",
+                                  model="m", estimate_usd=0.004,
+                                  lines=Batched(off, repo.open_call_lines, URGENT) if batched else None)
+            with pytest.raises(ClaimLost):
+                await journal.open()
+            assert journal.calls == []
+        finally:
+            off.shutdown()
+
+    for batched in (True, False):
+        asyncio.run(journal_opens(batched))
+    with db.session() as s:
+        assert [(line.entry_id, line.run_id) for line in s.scalars(select(LedgerRow))] == [("e1", "run-2")]

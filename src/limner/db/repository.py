@@ -80,6 +80,11 @@ def _objects(db: Database) -> Session:
     return Session(db.engine, expire_on_commit=False)
 
 
+class ClaimLost(Exception):
+    """A run's paid call for an entry it no longer holds (another run took it over): no line is written, and
+    the call must not go out."""
+
+
 class EntryStatus(NamedTuple):
     id: str
     state: str
@@ -435,19 +440,27 @@ class Repository:
                   estimate_usd: float) -> int:
         """Write a paid call's line before the call goes out, at the list price: if the process dies while
         the call is out, spend still counts it and the next run knows it was made."""
-        return self.open_call_lines([dict(entry_id=entry_id, fingerprint=fingerprint, run_id=run_id, provider=provider,
-                                          model=model, estimate_usd=estimate_usd)])[0]
+        [call_id] = self.open_call_lines([dict(entry_id=entry_id, fingerprint=fingerprint, run_id=run_id,
+                                               provider=provider, model=model, estimate_usd=estimate_usd)])
+        if call_id is None:
+            raise ClaimLost(f"{entry_id}: run {run_id} no longer holds it")
+        return call_id
 
-    def open_call_lines(self, lines: list[dict[str, Any]]) -> list[int]:
-        """:meth:`open_call` for several calls in one transaction (the runner's group commit); ids in order."""
+    def open_call_lines(self, lines: list[dict[str, Any]]) -> list[int | None]:
+        """:meth:`open_call` for several calls in one transaction (the runner's group commit); ids in order.
+        A line is written only while its run holds the entry (None in its place otherwise: the call must not go
+        out). A run judged gone (its heartbeat stalled past the lease on another host) may resume after another
+        run took its entries over; checked here, in the same transaction, it starts no call for them."""
         now = utcnow()
-        rows = [{"entry_id": line["entry_id"], "fingerprint": line["fingerprint"], "run_id": line["run_id"],
-                 "provider": line["provider"], "model": line["model"], "cost_usd": line["estimate_usd"],
-                 "outcome": "pending", "status": CallStatus.pending.value, "created_at": now, "updated_at": now,
-                 "render_id": None, "external_id": None}
-                for line in lines]
         with self.db.write() as conn:
-            return [int(i) for i in conn.execute(hot().insert_lines, rows).scalars()]
+            held = dict(conn.execute(hot().holders, {"p_ids": sorted({line["entry_id"] for line in lines})}).all())
+            mine = [line for line in lines if held.get(line["entry_id"]) == line["run_id"]]
+            rows = [{"entry_id": line["entry_id"], "fingerprint": line["fingerprint"], "run_id": line["run_id"],
+                     "provider": line["provider"], "model": line["model"], "cost_usd": line["estimate_usd"],
+                     "outcome": "pending", "status": CallStatus.pending.value, "created_at": now, "updated_at": now,
+                     "render_id": None, "external_id": None} for line in mine]
+            ids = iter([int(i) for i in conn.execute(hot().insert_lines, rows).scalars()] if rows else [])
+        return [next(ids) if held.get(line["entry_id"]) == line["run_id"] else None for line in lines]
 
     def note_external_id(self, call_id: int, external_id: str) -> None:
         with self.db.write() as conn:

@@ -48,6 +48,10 @@ class Statements:
             led.entry_id == bindparam("p_id"), led.fingerprint == bindparam("p_fp"), led.status.in_(OPEN_CALLS),
         ).order_by(led.id)
         self.insert_lines = insert(ledger).returning(led.id, sort_by_parameter_order=True)
+        #: who holds these entries, read in the transaction that writes their calls' lines (on PostgreSQL the
+        #: rows are share-locked until it commits: a run taking them over waits for it)
+        self.holders = select(e.id, e.claimed_by).where(e.id.in_(bindparam("p_ids", expanding=True))).with_for_update(
+            read=True)
         self.note_external_id = update(ledger).where(led.id == bindparam("p_id")).values(
             external_id=bindparam("p_external_id"), updated_at=bindparam("p_now"))
         self.insert_render = insert(renders).returning(r.id)

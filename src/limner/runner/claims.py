@@ -5,8 +5,8 @@ Before a unit of work calls a provider it claims its entry in the database
 same project leaves claimed entries to the run that holds them, so two runs at
 once never pay twice for one entry. A claim holds while its run is alive: in the
 same process table, while its process exists (a ``kill -9`` frees its entries at
-once for the next run); from anywhere else, while its heartbeat is younger than
-the lease.
+once for the next run; a process stopped with Ctrl-Z keeps them, however old its
+heartbeat); from anywhere else, while its heartbeat is younger than the lease.
 
 "The same process table" is more than the same hostname: two containers started
 with ``--network host`` share the host's name but not their PID namespaces, and a
@@ -21,6 +21,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -28,8 +29,11 @@ if TYPE_CHECKING:
 
 #: a run writes its heartbeat this often (seconds)
 HEARTBEAT_S = 10.0
-#: a claim of a run whose heartbeat is older than this (seconds) no longer holds
+#: a claim of a run whose heartbeat is older than this (seconds) no longer holds, unless its process is seen alive
 LEASE_S = 60.0
+#: a run's process starts before the run (its row) does; one that started this much later is another process
+#: that was given the same pid (seconds: a process's start time in /proc is known to about a second)
+PID_START_SLACK_S = 2.0
 
 
 def pid_alive(pid: int) -> bool:
@@ -40,6 +44,23 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:  # someone else's process: it exists
         return True
     return True
+
+
+@lru_cache(maxsize=1)
+def _boot_time() -> float:
+    with open("/proc/stat", encoding="ascii") as fh:
+        return float(next(line.split()[1] for line in fh if line.startswith("btime ")))
+
+
+def process_started(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds, to about a second), from ``/proc``; None where that cannot
+    be read (not Linux, or the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()  # after the command name, which may hold spaces
+        return _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of proc(5): starttime
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def process_table() -> str:
@@ -69,10 +90,18 @@ class RunIdentity:
         return holder.scope == self.scope if holder.scope is not None else holder.host == self.host
 
     def holder_is_gone(self, holder: RunRow | None, now: dt.datetime) -> bool:
-        """True when ``holder``'s claims no longer hold: it finished, its process is gone (same process
-        table), or its heartbeat is older than the lease."""
+        """True when ``holder``'s claims no longer hold: it finished; in the same process table, its process
+        is gone (or its pid now names a process started after the run: reused); from anywhere else (or where
+        a process's start cannot be read), its heartbeat is older than the lease. A live process's claims
+        hold however old its heartbeat: a run stopped with Ctrl-Z (SIGSTOP) or starved of CPU for a minute
+        still holds its calls in flight, and would pay for its entries again when it resumes."""
         if holder is None or holder.finished_at is not None:
             return True
-        if self.shares_process_table(holder) and not pid_alive(holder.pid):
-            return True
+        if self.shares_process_table(holder):
+            if not pid_alive(holder.pid):
+                return True
+            started = process_started(holder.pid)
+            if started is not None:
+                run_started = holder.started_at.replace(tzinfo=dt.UTC).timestamp()
+                return started > run_started + PID_START_SLACK_S
         return (now - holder.heartbeat_at).total_seconds() > LEASE_S

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from limner.db.repository import ClaimLost
 from limner.db.tables import CallStatus
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class CallJournal:
 
     def __init__(self, repo: Repository | None, off: OffLoop | None, *, entry_id: str = "", fingerprint: str = "",
                  run_id: str = "", provider: str = "", model: str = "", estimate_usd: float = 0.0,
-                 earlier: list[LedgerRow] | None = None, lines: Batched[dict[str, Any], int] | None = None,
+                 earlier: list[LedgerRow] | None = None, lines: Batched[dict[str, Any], int | None] | None = None,
                  allowance: Allowance | None = None) -> None:
         """``repo=None``: a journal kept in memory only (a provider tried outside a run, in tests). ``lines``: the
         run's group commit of new lines (:meth:`Repository.open_call_lines` through
@@ -106,7 +107,8 @@ class CallJournal:
     # -- writing ---------------------------------------------------------------------------
     async def open(self) -> Call:
         """Write the line of a call about to go out (before any money can be spent). Raises
-        :class:`OverBudget` when the entry's allowance cannot cover it."""
+        :class:`OverBudget` when the entry's allowance cannot cover it, and
+        :class:`~limner.db.repository.ClaimLost` when the run no longer holds the entry."""
         if self.allowance is not None and not await self.allowance.cover(self.cost_usd + self.estimate_usd):
             raise OverBudget(f"{self.entry_id}: another call would pass the spend cap "
                              f"(this entry's calls cost {self.cost_usd:.4f} USD so far)")
@@ -116,7 +118,10 @@ class CallJournal:
             line = dict(entry_id=self.entry_id, fingerprint=self.fingerprint, run_id=self.run_id,
                         provider=self.provider, model=self.model, estimate_usd=self.estimate_usd)
             if self.lines is not None:
-                call_id = await self.lines(line)
+                written = await self.lines(line)
+                if written is None:
+                    raise ClaimLost(f"{self.entry_id}: run {self.run_id} no longer holds it")
+                call_id = written
             else:
                 call_id = await self.off.db_urgent(self.repo.open_call, **line)
         call = Call(call_id, self.estimate_usd)

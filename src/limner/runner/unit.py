@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from limner.db.repository import Claim, Repository
+from limner.db.repository import Claim, ClaimLost, Repository
 from limner.db.tables import CallStatus, RenderStatus, utcnow
 from limner.imaging.errors import ImageRejected
 from limner.providers import AuthFailed, GenerationRequest, GenerationResult, OutOfCredit, ProviderError
@@ -109,7 +109,7 @@ class UnitOfWork:
         self._templates: set[str] = set()
         #: the ledger lines of the calls about to go out together, in one transaction (a group commit, see
         #: runner/offloop.py), first in the database thread's queue: a provider slot waits on them
-        self.lines: Batched[dict, int] = Batched(off, repo.open_call_lines, URGENT)
+        self.lines: Batched[dict, int | None] = Batched(off, repo.open_call_lines, URGENT)
 
     async def run(self, item: PlanItem, gate: ProviderGate, allowance: Allowance | None = None) -> Outcome:
         """Run one entry to publication. Returns its outcome; raises only ``CancelledError``. ``allowance``: the
@@ -121,6 +121,8 @@ class UnitOfWork:
             outcome.status = "not_started"
         except OverBudget:  # its calls so far are counted (and in the ledger); it stays queued
             outcome.status = "over_budget"
+        except ClaimLost:  # another run took the entry over (this one was judged gone): it is that run's now
+            outcome.status = "elsewhere"
         except AuthFailed as exc:  # OutOfCredit too: no entry can succeed, so the run stops
             outcome.status, outcome.stop_cause = "stopped", "credentials"
             refused = "has no credit left" if isinstance(exc, OutOfCredit) else "rejected the credentials"
