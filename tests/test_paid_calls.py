@@ -96,6 +96,47 @@ def test_a_failed_download_never_buys_a_new_prediction_in_this_run_or_the_next(f
     assert [r["status"] for r in ledger(p)] == ["recorded", "recorded"]
 
 
+def test_a_damaged_download_is_downloaded_again_not_paid_again(fake: ReplicateFake, make_project_dir):
+    """The first download of each output is cut short (32 bytes, a complete HTTP answer): the image was stored,
+    recorded and rejected as corrupt, its ledger line closed, and the next run paid for a new prediction. Now the
+    rejected render's line is opened again and the image downloaded again, in the same run, for nothing."""
+    p = make_project_dir(3, provider="replicate")
+    configure(p)
+    env = env_for(p, fake)
+    fake.mode("ok", drip_downloads=1, drip_s=0.001)
+    code, summary = generate(p, env)
+    assert code == 0 and summary["generated"] == 3 and summary["failed"] == 0, summary
+    assert fake.create_calls == 3 and fake.paid == 3  # one prediction per entry
+    rows = ledger(p)
+    assert [r["status"] for r in rows] == ["recorded"] * 3 and all(r["external_id"] for r in rows)
+    agrees(summary, rows, 3)
+    assert summary["spend_usd"] == pytest.approx(0.009)
+    with sqlite3.connect(p.root / ".limner" / "limner.db") as conn:
+        statuses = sorted(s for (s,) in conn.execute("SELECT status FROM renders"))
+    assert statuses == ["published"] * 3 + ["rejected"] * 3
+    code, again = generate(p, env)
+    assert code == 0 and again["provider_calls"] == 0 and fake.create_calls == 3
+
+
+def test_an_image_damaged_at_the_provider_is_paid_for_again_only_after_one_download_again(fake: ReplicateFake,
+                                                                                            make_project_dir):
+    """A prediction whose output is corrupt however often it is downloaded: downloaded again once (free), then
+    the entry fails retryably with its line closed, and the next run pays for a new prediction."""
+    p = make_project_dir(1, provider="replicate")
+    configure(p)
+    env = env_for(p, fake)
+    fake.mode("corrupt")
+    code, summary = generate(p, env)
+    assert code == 1 and summary["failed"] == 1 and "corrupt" in summary["failures"][0]["error"]
+    assert fake.create_calls == 1 and fake.file_calls == 2
+    rows = ledger(p)
+    assert [r["status"] for r in rows] == ["recorded"] and summary["spend_usd"] == pytest.approx(0.003)
+    agrees(summary, rows, 1)
+    fake.mode("ok")
+    code, again = generate(p, env)
+    assert code == 0 and again["generated"] == 1 and fake.create_calls == 2
+
+
 def test_a_forced_regeneration_killed_in_flight_is_fetched_on_the_next_run(fake: ReplicateFake, make_project_dir):
     """A published entry regenerated with --id (same fingerprint), killed while its call is out: the next run
     fetches the paid image. The end of the dead run must not put the entry back as ``published`` (its

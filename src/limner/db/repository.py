@@ -508,9 +508,23 @@ class Repository:
             conn.execute(update(renders).where(R.id == render_id)
                          .values(placeholder_key=key, placeholder_width=width, placeholder_height=height))
 
-    def reject_render(self, render_id: int, error: str) -> None:
-        with self.db.write() as conn:
-            conn.execute(update(renders).where(R.id == render_id).values(status=RenderStatus.rejected.value, error=error[:2000]))
+    def reject_render(self, render_id: int, error: str, *, refetch: bool = False) -> list[LedgerRow]:
+        """Mark a render's image rejected. With ``refetch`` (its bytes may have been damaged in the download),
+        the ledger lines that paid for it and carry the provider's id are opened again in the same
+        transaction, so that the image is downloaded again (``fetch_known``) rather than paid for again.
+        Returns the open lines of the render's spec (empty without ``refetch``, or when none has an id)."""
+        with self.db.session(write=True) as s:
+            s.execute(update(renders).where(R.id == render_id).values(status=RenderStatus.rejected.value,
+                                                                     error=error[:2000]))
+            if not refetch:
+                return []
+            found = s.execute(select(R.entry_id, R.fingerprint).where(R.id == render_id)).first()
+            reopened = s.execute(update(ledger).where(
+                L.render_id == render_id, L.external_id.is_not(None), L.status == CallStatus.recorded.value,
+            ).values(status=CallStatus.answered.value, render_id=None, outcome="refetch", updated_at=utcnow())).rowcount
+            if not reopened or found is None:
+                return []
+            return self._open_calls(s, found.entry_id, found.fingerprint)
 
     def record_derived(self, render_id: int, *, fields: dict[str, Any], variants: list[dict[str, Any]], publish: bool = False,
                        input_digest: str | None = None, await_review: bool = False) -> None:

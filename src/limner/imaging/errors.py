@@ -5,6 +5,9 @@ from __future__ import annotations
 
 REJECT_CODES = frozenset({"too_large_bytes", "too_many_pixels", "corrupt", "unsupported_format", "blank"})
 _RETRYABLE_CODES = frozenset({"corrupt", "blank"})
+#: what a damaged or wrong download also gives (a truncated body, an error page served with 200): the image
+#: the provider made may be fine, and downloading it again costs nothing
+_DOWNLOAD_CODES = frozenset({"corrupt", "unsupported_format"})
 
 
 class ImageRejected(Exception):
@@ -21,6 +24,11 @@ class ImageRejected(Exception):
     def retryable(self) -> bool:
         """True when generating the image again may succeed."""
         return self.code in _RETRYABLE_CODES
+
+    @property
+    def download_may_be_at_fault(self) -> bool:
+        """True when the bytes may have been damaged on their way (worth downloading again before paying)."""
+        return self.code in _DOWNLOAD_CODES
 
     def __str__(self) -> str:
         return f"{self.code}: {self.reason}"

@@ -41,10 +41,14 @@ class Allowance:
 
     def __init__(self, reserve: Callable[[float], Awaitable[bool]], reserved: float) -> None:
         self._reserve, self.reserved = reserve, reserved
+        #: what earlier journals of the same unit of work spent (an image downloaded again after a damaged
+        #: download goes through a journal of its own)
+        self.earlier_usd = 0.0
 
-    async def cover(self, total_usd: float) -> bool:
-        """Make the reservation at least ``total_usd`` (this entry's spend with the next call); False when the
-        cap has no room for it."""
+    async def cover(self, journal_usd: float) -> bool:
+        """Make the reservation cover ``journal_usd`` (the spend of a journal with its next call) after what
+        earlier journals of the entry spent; False when the cap has no room for it."""
+        total_usd = self.earlier_usd + journal_usd
         if total_usd <= self.reserved + 1e-9:
             return True
         if not await self._reserve(total_usd - self.reserved):

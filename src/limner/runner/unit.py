@@ -192,17 +192,42 @@ class UnitOfWork:
         # shielded: a cancelled run never cancels a pool future itself (the pool's own shutdown does that
         # safely); the worker's answer is simply dropped
         pool = self._pool if isinstance(self._pool, Executor) else await self._started(self._pool)
-        future = pool.submit(process_master, master, provenance, self.options)
-        try:
-            processed: Processed = await asyncio.shield(asyncio.wrap_future(future))
-        except ImageRejected as exc:
-            await self.off.db(self.repo.reject_render, render.id, f"{exc.code}: {exc.reason}")
-            raise
+        downloaded_again = False
+        while True:
+            future = pool.submit(process_master, master, provenance, self.options)
+            try:
+                processed: Processed = await asyncio.shield(asyncio.wrap_future(future))
+                break
+            except ImageRejected as exc:
+                # damaged bytes (a truncated body, an error page with a 200) of an image the provider named:
+                # download it again once (no new payment) rather than pay for a new one, here or in a later run
+                refetch = exc.download_may_be_at_fault and not downloaded_again
+                reopened = await self.off.db(self.repo.reject_render, render.id, f"{exc.code}: {exc.reason}",
+                                             refetch=refetch)
+                if not reopened:
+                    raise
+                log.warning("entry %s: its image was rejected (%s); downloading it again", entry.id, exc)
+                downloaded_again = True
+                render, master = await self._download_again(item, gate, provenance, outcome, reopened, allowance)
         outcome.near_duplicate_of = self.near_duplicates.check_and_add(entry.id, processed.validated.phash)
         if outcome.near_duplicate_of:
             log.warning("%s looks like a near-duplicate of %s", entry.id, outcome.near_duplicate_of)
         await self._store_derived(render, processed, item.digest, outcome.near_duplicate_of)
         outcome.status = "published"
+
+    async def _download_again(self, item: PlanItem, gate: ProviderGate, provenance: Provenance, outcome: Outcome,
+                              open_calls: list, allowance: Allowance | None) -> tuple[Render, bytes]:
+        """:meth:`_generate` once more for the calls opened again: it asks the provider about them first. Its
+        journal counts only its own new calls, added to those this unit made before."""
+        calls, cost, billed = outcome.provider_calls, outcome.cost_usd, outcome.billed_failures_usd
+        if allowance is not None:
+            allowance.earlier_usd += cost
+        try:
+            return await self._generate(item, gate, provenance, outcome, tuple(open_calls), allowance)
+        finally:
+            outcome.provider_calls += calls
+            outcome.cost_usd += cost
+            outcome.billed_failures_usd += billed
 
     @staticmethod
     async def _started(pool: ImagingPool) -> Executor:
