@@ -130,8 +130,9 @@ class ReplicateFake:
 
     def reset(self) -> None:
         """Back to mode ``ok``, no faults, no predictions, counters at zero (to share one server)."""
+        self.mode("ok")  # the redirecting server's switch too
         with self._lock:
-            self._mode, self._options, self._faults = "ok", {}, {}
+            self._faults = {}
             self.predictions.clear()
             self._epoch += 1  # requests still in flight from before the reset change nothing
         self.reset_counters()

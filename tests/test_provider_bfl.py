@@ -22,6 +22,7 @@ def make_provider(fake, monkeypatch):
 
 
 class TestBFL(ProviderSuite, HostedChecks, CreditChecks):
+    names_its_calls = True
     credit_mode = "no_credits"
     key_env = "BFL_API_KEY"
     base_env = "BFL_BASE_URL"

@@ -22,6 +22,7 @@ def make_provider(fake, monkeypatch):
 
 
 class TestFal(ProviderSuite, HostedChecks):
+    names_its_calls = True
     key_env = "FAL_KEY"
     base_env = "FAL_BASE_URL"
 

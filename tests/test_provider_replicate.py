@@ -55,7 +55,7 @@ async def generate(provider: ReplicateProvider, **overrides):
 
 
 class TestReplicate(ProviderSuite):
-    pass
+    names_its_calls = True
 
 
 # ---------------------------------------------------------------- request mapping

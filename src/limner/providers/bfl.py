@@ -34,11 +34,11 @@ import asyncio
 import ipaddress
 import time
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from .base import Capabilities, GenerationRequest, GenerationResult, Price
+from .base import Capabilities, GenerationRequest, GenerationResult, KnownCall, Price, report_call_id
 from .errors import ContentRefused, InvalidRequest, RateLimited, Transient
 from .hosted import HostedProvider
 from .http import ProviderHTTP
@@ -135,8 +135,34 @@ class BFLProvider(HostedProvider):
         if not isinstance(task, dict) or not task.get("polling_url"):
             raise Transient("bfl: the answer has no polling_url")
         task_id = str(task.get("id") or "")
+        # into the ledger before we wait on it: a timeout or a kill from here on is asked about, not paid again
+        report_call_id(str(task["polling_url"]))
         result = await self._poll(http, str(task["polling_url"]), task_id)
+        return await self._collect(http, result, task_id, model, width, height, request)
 
+    async def fetch_known(self, external_id: str, request: GenerationRequest) -> KnownCall:
+        """The task submitted earlier, by its polling URL (the call's id in the ledger): waited for while
+        Pending, its sample downloaded if Ready (no new charge; a sample URL lives 10 minutes), ``failed`` when
+        moderated or in error (what it cost stays the estimate: BFL bills the submission), ``gone`` when BFL no
+        longer knows it."""
+        http = self.http
+        model = request.model or self.model
+        _, width, height = self._input(request, model)
+        try:
+            self._auth_for(external_id)  # only a polling URL on BFL's hosts gets the key
+            task_id = parse_qs(urlsplit(external_id).query).get("id", [""])[0]
+            result = await self._poll(http, external_id, task_id)
+            return KnownCall("done", result=await self._collect(http, result, task_id, model, width, height, request))
+        except (ContentRefused, TaskFailed) as exc:
+            return KnownCall("failed", error=exc)
+        except TaskGone:
+            return KnownCall("gone")
+        except InvalidRequest:  # not a URL this provider wrote, or a 404
+            return KnownCall("gone")
+
+    async def _collect(self, http: ProviderHTTP, result: Any, task_id: str, model: str, width: int, height: int,
+                       request: GenerationRequest) -> GenerationResult:
+        """A Ready task's sample, downloaded (at once: its URL expires after 10 minutes)."""
         sample = result.get("sample") if isinstance(result, dict) else None
         if not isinstance(sample, str) or not sample:
             raise Transient(f"bfl: task {task_id} is Ready without a sample URL")
@@ -159,14 +185,22 @@ class BFLProvider(HostedProvider):
             if status in MODERATED:
                 raise ContentRefused(http.redact(f"bfl: {status}{_reasons(answer.get('details'))}"))
             if status == "Error":
-                raise Transient(http.redact(f"bfl: task {task_id} failed{_reasons(answer.get('details'))}"))
+                raise TaskFailed(http.redact(f"bfl: task {task_id} failed{_reasons(answer.get('details'))}"))
             if status == "Task not found":
-                raise Transient(f"bfl: task {task_id} not found (expired or lost)")
+                raise TaskGone(f"bfl: task {task_id} not found (expired or lost)")
             if status != "Pending":
                 raise Transient(f"bfl: task {task_id} has unexpected status {status!r}")
             if time.monotonic() >= deadline:
                 raise Transient(f"bfl: task {task_id} still Pending after {max_wait:g}s")
             await asyncio.sleep(interval)
+
+
+class TaskGone(Transient):
+    """BFL no longer knows the task (expired or lost): generate again."""
+
+
+class TaskFailed(Transient):
+    """The task ended in ``Error``: generate again."""
 
 
 def _reasons(details: Any) -> str:

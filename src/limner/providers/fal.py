@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
 
-from .base import Capabilities, GenerationRequest, GenerationResult, Price
+from .base import Capabilities, GenerationRequest, GenerationResult, KnownCall, Price, report_call_id
 from .errors import ContentRefused, InvalidRequest, ProviderError, Transient
 from .hosted import HostedProvider
 from .http import ProviderHTTP, decode_base64_image
@@ -49,6 +50,8 @@ SUPPORTED_PARAMS = ("num_inference_steps", "guidance_scale", "enable_safety_chec
 ALIASES = {"steps": "num_inference_steps", "guidance": "guidance_scale"}
 
 WAITING = ("IN_QUEUE", "IN_PROGRESS")
+#: a call's id in the ledger: the path of its response URL under the queue's base URL
+_CALL_ID = re.compile(r"[\w.-]+(?:/[\w.-]+)*/requests/[\w.-]+")
 
 # List prices per output megapixel. FLUX.1 [schnell]: $0.003/MP on its model page
 # (https://fal.ai/models/fal-ai/flux-1/schnell/llms.txt). [dev] and 1.1 [pro] could not be confirmed with
@@ -129,9 +132,42 @@ class FalProvider(HostedProvider):
         if not isinstance(submitted, dict) or not submitted.get("status_url") or not submitted.get("response_url"):
             raise Transient("fal: the queue's answer has no status_url/response_url")
         request_id = str(submitted.get("request_id") or "")
+        call_id = self._call_id(str(submitted["response_url"]))
+        if call_id:  # into the ledger before we wait on it: a timeout or a kill from here on is fetched again
+            report_call_id(call_id)
         await self._wait(http, submitted, request_id)
+        return await self._collect(http, str(submitted["response_url"]), request_id, model, width, height, request)
 
-        response_url = submitted["response_url"]
+    def _call_id(self, response_url: str) -> str | None:
+        """The call's id in the ledger: its response URL's path under the queue's base URL
+        (``fal-ai/flux/requests/<request_id>``), from which :meth:`fetch_known` finds it again."""
+        base = self.http.base_url.rstrip("/") + "/"
+        return response_url[len(base):] if response_url.startswith(base) and len(response_url) > len(base) else None
+
+    async def fetch_known(self, external_id: str, request: GenerationRequest) -> KnownCall:
+        """The request the queue answered earlier, by its response URL: waited for if still queued, its image
+        fetched again if it completed (no new charge), ``gone`` if the queue no longer knows it."""
+        http = self.http
+        if not _CALL_ID.fullmatch(external_id) or ".." in external_id:
+            return KnownCall("gone")  # not an id this provider wrote
+        response_url = f"{http.base_url.rstrip('/')}/{external_id}"
+        request_id = external_id.rsplit("/", 1)[-1]
+        queued = {"status_url": f"{response_url}/status", "response_url": response_url,
+                  "cancel_url": f"{response_url}/cancel"}
+        model = request.model or self.model
+        _, width, height = self._input(request)
+        try:
+            await self._wait(http, queued, request_id)
+            return KnownCall("done", result=await self._collect(http, response_url, request_id, model, width, height,
+                                                                request))
+        except ContentRefused as exc:
+            return KnownCall("failed", error=exc, billed_usd=exc.billed_usd)
+        except InvalidRequest:  # 404: expired, or never this key's
+            return KnownCall("gone")
+
+    async def _collect(self, http: ProviderHTTP, response_url: str, request_id: str, model: str, width: int,
+                       height: int, request: GenerationRequest) -> GenerationResult:
+        """The response of a completed request, and its image downloaded."""
         result = await http.json("GET", response_url, headers=self._auth_for(response_url),
                                  max_bytes=http.inline_image_json_bytes)  # may hold a data URI
         if not isinstance(result, dict):

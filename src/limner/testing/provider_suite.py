@@ -134,6 +134,36 @@ class ProviderSuite:
         assert fake.create_calls == 1
         assert result.cost_usd >= 0
 
+    #: whether the API gives a call an id before its image is ready (a queue, a prediction): then the provider
+    #: must report it (``report_call_id``) and fetch a reported call's image again without a new call
+    #: (``fetch_known``), so that a timeout, a failed download or a killed run never pays twice
+    names_its_calls = False
+
+    @pytest.mark.asyncio
+    async def test_a_reported_call_is_fetched_again_without_a_new_call(self, fake: FakeAPI, make_provider) -> None:
+        from limner.providers.base import call_ids_to
+
+        fake.mode("ok")
+        provider = make_provider()
+        ids: list[str] = []
+        try:
+            with call_ids_to(ids.append):
+                first = await provider.generate(request(model=provider.model))
+            if not self.names_its_calls:
+                assert ids == [] or all(ids), ids
+                return
+            assert len(ids) == 1 and ids[0], ids
+            known = await provider.fetch_known(ids[0], request(model=provider.model))
+        finally:
+            await provider.aclose()
+        assert known.state == "done" and known.result is not None, known
+        assert fake.create_calls == 1  # fetched again, never made again
+        assert validate_image(known.result.data).info.width == validate_image(first.data).info.width
+        assert known.result.cost_usd == pytest.approx(first.cost_usd)
+        gone = await provider.fetch_known(ids[0] + "x", request(model=provider.model))
+        await provider.aclose()
+        assert gone.state == "gone" and fake.create_calls == 1
+
     @pytest.mark.asyncio
     async def test_prepare_makes_no_request_and_the_call_still_works(self, fake: FakeAPI, make_provider) -> None:
         """``prepare()`` runs before every call's ledger line: it must not call the service (that would be a
