@@ -16,6 +16,7 @@ image's size and format, an end-to-end run through the runner) is tested below o
 from __future__ import annotations
 
 import asyncio
+import time
 import dataclasses
 import functools
 import io
@@ -59,6 +60,7 @@ def _reset_spy() -> None:
     SpyPipeline.loads = 0
     SpyPipeline.calls = []
     SpyPipeline.oom = None
+    SpyPipeline.delay = 0.0
 
 
 class SpyPipeline(StableDiffusionPipeline):
@@ -68,6 +70,8 @@ class SpyPipeline(StableDiffusionPipeline):
     loads = 0
     calls: list[dict[str, Any]] = []
     oom: str | None = None
+    #: seconds each call waits before it runs (a slow device)
+    delay = 0.0
 
     @classmethod
     def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
@@ -91,6 +95,7 @@ class SpyPipeline(StableDiffusionPipeline):
     @functools.wraps(StableDiffusionPipeline.__call__)  # the provider reads which arguments the pipeline takes
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         SpyPipeline.calls.append({k: v for k, v in kwargs.items() if k != "generator"} | {"n": len(kwargs["prompt"])})
+        time.sleep(SpyPipeline.delay)
         if SpyPipeline.oom == "always" or (SpyPipeline.oom == "batch" and len(kwargs["prompt"]) > 1):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return super().__call__(*args, **kwargs)
@@ -353,3 +358,52 @@ def test_limner_generate_publishes_entries_with_a_local_model(tiny_sd: Path, mak
     assert [f.stem for f in placeholders] == ["event-000", "event-001", "event-002"]
     again = json.loads(p.run("generate", "--json", "--no-progress", env=env).stdout)
     assert again["provider_calls"] == 0 and again["skipped"] == 3  # nothing changed, nothing redone
+
+
+@pytest.mark.slow
+def test_a_setting_that_cannot_work_stops_the_run_before_any_call_and_leaves_the_entries(
+        tiny_sd: Path, make_project_dir: Any) -> None:
+    """A typo in a memory mode (or a pipeline class, a dtype, a device) failed every entry for good, after a load
+    of the model each, and said the provider "rejected the credentials". Now it is found before any call: the run
+    stops (exit 3) naming the setting, nothing is in the ledger, and the entries are still to do."""
+    settings = f'[providers.diffusers]\nmodel = "{tiny_sd}"\ndevice = "cpu"\nsteps = 2\n'
+    p = make_project_dir(2, provider="diffusers", extra=settings + 'memory = ["vae_tilling"]\n')
+    env = p.env(LIMNER_GENERATE_SIZE="64")
+    proc = p.run("generate", "--json", "--no-progress", env=env, timeout=300)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["provider_calls"] == 0 and summary["failed"] == 0 and summary["generated"] == 0
+    assert "cannot use its settings" in summary["auth_error"] and "vae_tilling" in summary["auth_error"]
+    assert "credentials" not in proc.stderr and "fix the setting in limner.toml" in proc.stderr
+    for bad in ('pipeline = "StableDifusionPipeline"\n', 'dtype = "bf32"\n', 'device = "xpu:x"\n', 'steps = "four"\n'):
+        p.config.write_text(p.config.read_text().split("[providers.diffusers]")[0] + settings.replace(
+            'device = "cpu"\n', "" if bad.startswith("device") else 'device = "cpu"\n').replace(
+            "steps = 2\n", "" if bad.startswith("steps") else "steps = 2\n") + bad)
+        proc = p.run("generate", "--json", "--no-progress", env=env, timeout=300)
+        assert proc.returncode == 3 and "cannot use its settings" in json.loads(proc.stdout)["auth_error"], bad
+    p.config.write_text(p.config.read_text().split("[providers.diffusers]")[0] + settings + "batch_size = 0\n")
+    proc = p.run("generate", "--no-progress", env=env, timeout=300)
+    assert proc.returncode == 2 and "[providers.diffusers]" in proc.stderr and "batch_size" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    p.config.write_text(p.config.read_text().split("[providers.diffusers]")[0] + settings)
+    proc = p.run("generate", "--json", "--no-progress", env=env, timeout=300)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["generated"] == 2, proc.stdout + proc.stderr
+
+
+def test_a_batch_whose_callers_gave_up_while_it_waited_for_the_device_is_not_run(tiny_sd: Path) -> None:
+    """A call timed out (or its run stopped) while its batch waited for the busy device: the batch used to run
+    anyway when the device came free, its images thrown away, ahead of the calls still waiting."""
+    p = provider(tiny_sd, pipeline=SPY, batch_size=1)
+
+    async def scenario() -> None:
+        SpyPipeline.delay = 1.0
+        busy = asyncio.ensure_future(p.generate(request(0)))
+        await asyncio.sleep(0.5)  # the device is busy with the first call
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(p.generate(request(1)), 0.2)
+        await busy
+        SpyPipeline.delay = 0.0
+        await p.generate(request(2))
+
+    asyncio.run(scenario())
+    assert [c["prompt"][0][-1] for c in SpyPipeline.calls] == ["0", "2"]

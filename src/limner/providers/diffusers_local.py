@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .base import Capabilities, GenerationRequest, GenerationResult, Provider
-from .errors import AuthFailed, InvalidRequest, ProviderError
+from .errors import AuthFailed, InvalidRequest, ProviderError, SettingsRejected
 from .options import number_setting, pick_params
 
 for _package in ("torch", "diffusers"):  # checked now, imported on first use: keeps the install hint working
@@ -71,6 +71,8 @@ for _package in ("torch", "diffusers"):  # checked now, imported on first use: k
         raise ImportError(f"No module named {_package!r}", name=_package)
 
 log = logging.getLogger("limner.providers")
+#: held while diffusers' classes are imported (by the settings check and by each device's load)
+_IMPORTING = threading.RLock()
 
 NAME = "diffusers"
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-schnell"
@@ -81,10 +83,16 @@ class ModelUnavailable(AuthFailed):
     downloadable, a gated or private model without a token that may read it. Stops the run like
     ``AuthFailed`` (no entry could succeed); the message says how to get the weights."""
 
+    refusal = "cannot load its model"
+    fix = "make the model's weights available as the message says"
+
 
 class OutOfMemory(AuthFailed):
     """One image does not fit in the device's memory: stops the run (every entry would fail the same way);
     the message names the memory modes that help."""
+
+    refusal = "ran out of memory"
+    fix = "choose a memory mode or a smaller size, as the message says"
 
 
 #: generation defaults of the models the docs list (a style's params and the settings override them)
@@ -235,11 +243,43 @@ class DiffusersProvider(Provider):
         self._free: queue.Queue[_Slot] | None = None
         self._slots_lock = threading.Lock()
         self._load_error: ProviderError | None = None
+        self._settings_checked = False
         self._pending: dict[tuple[Any, ...], list[_Call]] = {}
         self._timers: dict[tuple[Any, ...], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------------------------ settings
+    async def prepare(self) -> None:
+        """Check every setting before the first call's ledger line (once): a typo fails the run here, with the
+        entries untouched, not each entry for good after a load of the model."""
+        if not self._settings_checked:
+            await asyncio.to_thread(self._check_settings_once)  # imports torch and diffusers: off the event loop
+
+    def _check_settings_once(self) -> None:
+        with self._slots_lock:  # the units of a run all prepare at once: one checks, the others wait for it
+            if not self._settings_checked:
+                self.check_settings()
+                self._settings_checked = True
+
+    def check_settings(self) -> None:
+        """Raise :class:`SettingsRejected` naming the first ``[providers.diffusers]`` setting that cannot work."""
+        try:
+            _ = self.batch_size, self.batch_window_s
+            self.memory_modes()
+            self.resolve_dtype("cpu")
+            for name in self._device_names:
+                self.resolve_device(name)
+            self.pipeline_class()
+            for key, kind in (("steps", int), ("guidance_scale", float), ("max_sequence_length", int),
+                              ("true_cfg_scale", float)):
+                if self.settings.get(key) is not None:
+                    try:
+                        kind(self.settings[key])
+                    except (TypeError, ValueError):
+                        raise InvalidRequest(f"diffusers: {key} must be a number, got {self.settings[key]!r}") from None
+        except InvalidRequest as exc:
+            raise SettingsRejected(f"{exc} (in [providers.diffusers] of limner.toml)") from None
+
     @property
     def batch_size(self) -> int:
         value = int(number_setting(NAME, self.settings, "batch_size", 1))
@@ -279,14 +319,19 @@ class DiffusersProvider(Provider):
                 return "cuda"
             mps = getattr(torch.backends, "mps", None)
             return "mps" if mps is not None and mps.is_available() else "cpu"
-        kind = name.split(":")[0]
+        kind, _, index = name.partition(":")
+        if kind not in ("cuda", "mps", "cpu", "xpu") or index and not index.isdigit():
+            raise InvalidRequest(f"diffusers: unknown device {name!r} (auto, cuda, cuda:N, mps, xpu or cpu)")
         if kind == "cuda" and not torch.cuda.is_available():
             raise ModelUnavailable(f"diffusers: device {name!r} asked for, but this torch sees no CUDA device "
                                    f"(torch {torch.__version__}); use device = \"auto\" or \"cpu\"")
+        if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+            raise ModelUnavailable(f"diffusers: device {name!r} asked for, but this machine has "
+                                   f"{torch.cuda.device_count()} CUDA device(s): cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
         if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise ModelUnavailable(f"diffusers: device {name!r} asked for, but MPS is not available here")
-        if kind not in ("cuda", "mps", "cpu", "xpu"):
-            raise InvalidRequest(f"diffusers: unknown device {name!r} (auto, cuda, cuda:N, mps or cpu)")
+        if kind == "xpu" and not (getattr(torch, "xpu", None) is not None and torch.xpu.is_available()):
+            raise ModelUnavailable(f"diffusers: device {name!r} asked for, but this torch sees no XPU device")
         return name
 
     def resolve_dtype(self, device: str) -> Any:
@@ -313,17 +358,18 @@ class DiffusersProvider(Provider):
     # ------------------------------------------------------------------------------------ loading
     def pipeline_class(self) -> Any:
         name = str(self.settings.get("pipeline") or "auto")
-        if name == "auto":
-            from diffusers import AutoPipelineForText2Image
+        with _IMPORTING:  # diffusers' lazy module is not safe to import from two threads at once
+            if name == "auto":
+                from diffusers import AutoPipelineForText2Image
 
-            return AutoPipelineForText2Image
-        try:
-            if ":" in name:
-                module, _, attr = name.partition(":")
-                return getattr(importlib.import_module(module), attr)
-            return getattr(importlib.import_module("diffusers"), name)
-        except (ImportError, AttributeError) as exc:
-            raise InvalidRequest(f"diffusers: pipeline {name!r} not found ({type(exc).__name__}: {exc})") from None
+                return AutoPipelineForText2Image
+            try:
+                if ":" in name:
+                    module, _, attr = name.partition(":")
+                    return getattr(importlib.import_module(module), attr)
+                return getattr(importlib.import_module("diffusers"), name)
+            except (ImportError, AttributeError) as exc:
+                raise InvalidRequest(f"diffusers: pipeline {name!r} not found ({type(exc).__name__}: {exc})") from None
 
     def load(self, slot: _Slot) -> Any:
         """Load the pipeline onto ``slot``'s device once (callers of the same slot wait for that load)."""
@@ -341,7 +387,6 @@ class DiffusersProvider(Provider):
         return slot.pipeline
 
     def _load(self, slot: _Slot) -> Any:
-        import torch
 
         model = os.path.expanduser(self.model)
         if _is_local(self.model) and not os.path.isdir(model):
@@ -373,6 +418,29 @@ class DiffusersProvider(Provider):
             raise
         except Exception as exc:  # noqa: BLE001 - every failure of a load is mapped to a provider error
             raise classify_load_error(exc, self.model) from exc
+        try:
+            applied = self._place(pipe, slot)
+        except ProviderError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a device torch cannot use, a mode the pipeline lacks
+            raise ModelUnavailable(f"diffusers: could not put {self.model} on {slot.device} "
+                                   f"({type(exc).__name__}: {str(exc)[:300]})") from None
+        if hasattr(pipe, "set_progress_bar_config"):
+            pipe.set_progress_bar_config(disable=True)
+        import inspect
+
+        slot.accepts = frozenset(inspect.signature(pipe.__call__).parameters)
+        slot.family = _family(pipe)
+        slot.applied = applied
+        log.info("diffusers: loaded %s (%s) on %s as %s in %.1fs%s", self.model, type(pipe).__name__, slot.device,
+                 str(dtype).replace("torch.", ""), time.perf_counter() - started,
+                 f"; {', '.join(applied)}" if applied else "")
+        return pipe
+
+    def _place(self, pipe: Any, slot: _Slot) -> list[str]:
+        """Put a loaded pipeline on its device with the memory modes and compilation asked for; what was applied."""
+        import torch
+
         modes = self.memory_modes()
         accelerated = not slot.device.startswith("cpu")
         applied: list[str] = []
@@ -405,17 +473,7 @@ class DiffusersProvider(Provider):
             mode = compile_mode if isinstance(compile_mode, str) else None
             setattr(pipe, denoiser, torch.compile(getattr(pipe, denoiser), mode=mode))
             applied.append(f"compile({mode or 'default'})")
-        if hasattr(pipe, "set_progress_bar_config"):
-            pipe.set_progress_bar_config(disable=True)
-        import inspect
-
-        slot.accepts = frozenset(inspect.signature(pipe.__call__).parameters)
-        slot.family = _family(pipe)
-        slot.applied = applied
-        log.info("diffusers: loaded %s (%s) on %s as %s in %.1fs%s", self.model, type(pipe).__name__, slot.device,
-                 str(dtype).replace("torch.", ""), time.perf_counter() - started,
-                 f"; {', '.join(applied)}" if applied else "")
-        return pipe
+        return applied
 
     # ------------------------------------------------------------------------------------ parameters
     def _params(self, request: GenerationRequest) -> dict[str, Any]:
@@ -477,7 +535,7 @@ class DiffusersProvider(Provider):
         if not calls:
             return
         try:
-            results = await asyncio.to_thread(self._generate_blocking, [c.request for c in calls])
+            ran = await asyncio.to_thread(self._generate_blocking, calls)
         except BaseException as exc:  # noqa: BLE001 - every waiting call gets the batch's error
             for c in calls:
                 if not c.future.done():
@@ -485,17 +543,22 @@ class DiffusersProvider(Provider):
             if not isinstance(exc, Exception):
                 raise
             return
-        for c, result in zip(calls, results):
+        for c, result in ran:
             if not c.future.done():
                 c.future.set_result(result)
 
-    def _generate_blocking(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
-        """One pipeline call for ``requests`` (same size and parameters) on the first free device."""
+    def _generate_blocking(self, calls: list[_Call]) -> list[tuple[_Call, GenerationResult]]:
+        """One pipeline call for ``calls`` (same size and parameters) on the first free device. The calls
+        whose callers gave up while the batch waited for a device (a timeout, a stopped run) are left out,
+        and a batch none of whose callers still waits is not run at all."""
         pool = self._slot_pool()
         slot = pool.get()
         try:
+            live = [c for c in calls if not c.future.done()]
+            if not live:
+                return []
             pipe = self.load(slot)
-            return self._call_pipeline(slot, pipe, requests)
+            return list(zip(live, self._call_pipeline(slot, pipe, [c.request for c in live])))
         finally:
             pool.put(slot)
 
@@ -527,6 +590,9 @@ class DiffusersProvider(Provider):
             raise
         except (ValueError, TypeError) as exc:  # the pipeline's own checks of its arguments
             raise InvalidRequest(f"diffusers: {type(pipe).__name__} refused the call: {str(exc)[:300]}") from None
+        except Exception as exc:  # noqa: BLE001 - a provider raises only typed errors: this entry fails with it
+            raise InvalidRequest(f"diffusers: {type(pipe).__name__} failed on {slot.device} "
+                                 f"({type(exc).__name__}: {str(exc)[:300]})") from None
         seconds = time.perf_counter() - started
         rate = number_setting(NAME, self.settings, "cost_per_hour_usd", 0.0)
         cost = round(seconds * rate / 3600 / len(requests), 6)

@@ -10,12 +10,15 @@ The runner decides what to do from the type alone:
 * ``InvalidRequest``  -> permanent failure for this entry (bad parameters).
 * ``AuthFailed``      -> stops the whole run with one clear message.
 * ``OutOfCredit``     -> an ``AuthFailed``: the account cannot pay (HTTP 402, a quota error); stops the run.
+* ``SettingsRejected`` -> an ``AuthFailed``: the provider's settings cannot work; stops the run before any call.
 
 Which one applies is decided from the HTTP status, the structure of the answer and the type of the
 network exception (see :mod:`limner.providers.http`), never from the text of a message.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class ProviderError(Exception):
@@ -55,13 +58,30 @@ class InvalidRequest(ProviderError):
 
 
 class AuthFailed(ProviderError):
+    """No call of this provider can succeed until a person fixes something: the run stops. Subclasses say
+    what (``refusal``, after the provider's name) and what to do (``fix``)."""
+
     retryable = False
+    refusal: ClassVar[str] = "rejected the credentials"
+    fix: ClassVar[str] = "fix the credentials or the account (see `limner doctor`)"
 
 
 class OutOfCredit(AuthFailed):
     """The account cannot pay for the call (HTTP 402, an "insufficient quota" answer): no entry can
     succeed until credit is added, so it stops the run exactly as :class:`AuthFailed` does. The message
     says where to add credit."""
+
+    refusal = "has no credit left"
+    fix = "add credit to the account (the message says where)"
+
+
+class SettingsRejected(AuthFailed):
+    """The provider's settings (``[providers.<name>]``) cannot work (an unknown mode, a pipeline class that
+    does not exist, a number that is not one): found before any call goes out, it stops the run with the
+    entries untouched, as :class:`AuthFailed` does. The message names the setting."""
+
+    refusal = "cannot use its settings"
+    fix = "fix the setting in limner.toml"
 
 
 class HostUnreachable(Transient):

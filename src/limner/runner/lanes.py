@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from limner.errors import ConfigError
+from limner.providers.errors import ProviderError
 from limner.registry import provider_class
 
 if TYPE_CHECKING:
@@ -50,7 +52,10 @@ class Lane:
         Replicate, ...), else ``[generate] concurrency``."""
         if self.conf.concurrency:
             return self.conf.concurrency
-        hint = self.provider.concurrency_hint()
+        try:
+            hint = self.provider.concurrency_hint()
+        except ProviderError as exc:  # a setting it reads (batch_size, hosts) that cannot work
+            raise ConfigError(f"[providers.{self.name}] in limner.toml: {exc}") from None
         return max(1, int(hint)) if hint else self.default_concurrency
 
     @property

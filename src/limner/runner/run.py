@@ -61,6 +61,8 @@ class RunSummary:
     interrupted: bool = False
     budget_stopped: bool = False
     auth_error: str | None = None
+    #: what to do about ``auth_error`` (the provider's error says: credentials, credit, weights, memory)
+    auth_fix: str | None = None
     #: why the run stopped starting paid calls after a storage or database fault (None: it did not)
     halted: str | None = None
     #: paid images kept in the recovery folder by this run (the next run records them)
@@ -109,7 +111,7 @@ class RunSummary:
             self.halted = self.halted or outcome.stop_reason
             self.failures.append({"id": outcome.entry_id, "error": outcome.stop_reason or "stopped"})
         elif outcome.status == "stopped" and self.auth_error is None:
-            self.auth_error = outcome.stop_reason
+            self.auth_error, self.auth_fix = outcome.stop_reason, outcome.stop_fix
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from limner.db.repository import Claim, ClaimLost, Repository
 from limner.db.tables import CallStatus, RenderStatus, utcnow
 from limner.imaging.errors import ImageRejected
-from limner.providers import AuthFailed, GenerationRequest, GenerationResult, OutOfCredit, ProviderError
+from limner.providers import AuthFailed, GenerationRequest, GenerationResult, ProviderError
 from limner.runner.imaging_task import DeriveOptions, Processed, Provenance, process_master
 from limner.runner.claims import RunIdentity
 from limner.runner.neardup import NearDuplicateIndex
@@ -88,6 +88,8 @@ class Outcome:
     stop_cause: Literal["credentials", "fault"] | None = None
     #: its paid image could be neither stored nor recorded, and waits in the recovery folder
     kept_locally: bool = False
+    #: with ``stop_cause == "credentials"``: what a person must do before a run can succeed
+    stop_fix: str | None = None
 
 
 class UnitOfWork:
@@ -125,8 +127,8 @@ class UnitOfWork:
             outcome.status = "elsewhere"
         except AuthFailed as exc:  # OutOfCredit too: no entry can succeed, so the run stops
             outcome.status, outcome.stop_cause = "stopped", "credentials"
-            refused = "has no credit left" if isinstance(exc, OutOfCredit) else "rejected the credentials"
-            outcome.stop_reason = f"provider {item.provider!r} {refused}: {exc}"
+            outcome.stop_reason = f"provider {item.provider!r} {exc.refusal}: {exc}"
+            outcome.stop_fix = exc.fix
             if outcome.provider_calls:  # entries that never reached the provider stay queued
                 await self._fail(outcome, f"{type(exc).__name__}: {exc}", retryable=True)
         except PaidButNotKept as exc:

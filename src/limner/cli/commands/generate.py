@@ -72,7 +72,8 @@ def register(app: typer.Typer) -> None:
             for failure in summary.failures[:20]:
                 out.print(f"  failed {failure['id']}: {failure['error']}", highlight=False, markup=False)
         if summary.auth_error:
-            err.print(f"error: {summary.auth_error}. The run stopped; fix the credentials or the account (see `limner doctor`) and re-run.",
+            fix = summary.auth_fix or "fix the credentials or the account (see `limner doctor`)"
+            err.print(f"error: {summary.auth_error}. The run stopped; {fix} and re-run.",
                       highlight=False, markup=False)
         if summary.halted:
             err.print(f"error: {summary.halted}. The run started no new paid call after this; fix storage or the "
