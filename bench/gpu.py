@@ -65,6 +65,13 @@ def build(args: argparse.Namespace, device: str, dtype: Any) -> tuple[Any, str]:
     """The pipeline on ``device`` and a line saying what it is."""
     import torch
 
+    from limner.providers.diffusers_local import MEMORY_MODES
+
+    modes = [m.strip() for m in args.memory.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MEMORY_MODES]
+    if unknown:
+        raise SystemExit(f"--memory: unknown mode(s) {', '.join(unknown)}; known: {', '.join(MEMORY_MODES)}")
+
     if args.model:
         from diffusers import DiffusionPipeline
 
@@ -77,22 +84,24 @@ def build(args: argparse.Namespace, device: str, dtype: Any) -> tuple[Any, str]:
         previous = torch.get_default_dtype()
         try:
             torch.set_default_dtype(dtype)
-            with torch.device("cpu" if "cpu_offload" in args.memory else device):
+            with torch.device("cpu" if any(m.endswith("cpu_offload") for m in modes) else device):
                 pipe = make_pipeline(args.arch, args.scale)
         finally:
             torch.set_default_dtype(previous)
         what = f"{args.arch} architecture, {args.scale} size, random weights ({type(pipe).__name__})"
     params = sum(p.numel() for name in ("transformer", "unet") if getattr(pipe, name, None) is not None
                  for p in getattr(pipe, name).parameters())
-    modes = [m.strip() for m in args.memory.split(",") if m.strip()]
-    if "cpu_offload" in modes and not device.startswith("cpu"):
-        pipe.enable_model_cpu_offload(device=device)
+    offload = "sequential_cpu_offload" if "sequential_cpu_offload" in modes else "cpu_offload" if "cpu_offload" in modes else None
+    if offload and not device.startswith("cpu"):
+        getattr(pipe, f"enable_{'sequential' if offload.startswith('seq') else 'model'}_cpu_offload")(device=device)
     else:
         pipe.to(device)
     if "attention_slicing" in modes:
         pipe.enable_attention_slicing()
     if "vae_tiling" in modes:
         pipe.vae.enable_tiling()
+    if "vae_slicing" in modes:
+        pipe.vae.enable_slicing()
     pipe.set_progress_bar_config(disable=True)
     count = f"{params / 1e9:.2f}B" if params >= 1e8 else f"{params / 1e6:.2f}M"
     return pipe, f"{what}; denoiser {count} parameters"

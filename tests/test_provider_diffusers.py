@@ -407,3 +407,33 @@ def test_a_batch_whose_callers_gave_up_while_it_waited_for_the_device_is_not_run
 
     asyncio.run(scenario())
     assert [c["prompt"][0][-1] for c in SpyPipeline.calls] == ["0", "2"]
+
+
+def test_download_hints_tell_a_missing_folder_from_a_folder_missing_weights(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from limner.providers.weights import download_hint
+
+    monkeypatch.chdir(tmp_path)
+    assert "there is none at " + str(tmp_path / "models" / "tiny-sd") in download_hint("models/tiny-sd")
+    (tmp_path / "broken").mkdir()
+    hint = download_hint(str(tmp_path / "broken"))
+    assert "lacks some of its weights" in hint and "--local-dir models/" not in hint
+    assert "[providers.mflux]" in download_hint("black-forest-labs/FLUX.1-schnell", "mflux")
+
+
+def test_a_group_left_by_a_closed_event_loop_does_not_hold_the_next_call(tiny_sd: Path) -> None:
+    """A run that ended inside the batch window left its group behind with a timer of its closed loop: the next
+    run's call joined that group and was never answered."""
+    p = provider(tiny_sd, pipeline=SPY, batch_size=4, batch_window_ms=200)
+
+    async def leave_a_group() -> None:
+        task = asyncio.ensure_future(p.generate(request(0)))
+        await asyncio.sleep(0.01)
+        task.cancel()
+
+    asyncio.run(leave_a_group())
+
+    async def next_run() -> GenerationResult:
+        return await asyncio.wait_for(p.generate(request(1)), 30)
+
+    assert asyncio.run(next_run()).data

@@ -353,3 +353,22 @@ def test_a_held_or_paused_job_comes_back_for_as_long_as_its_cause_lasts():
     assert wait(NotRunnableHere("x"), HELD_RETRY_ATTEMPTS - 1) == HELD_RETRY_MAX_WAIT_S
     assert wait(NotRunnableHere("x"), HELD_RETRY_ATTEMPTS) is None
     assert wait(EntryFailed("x"), 0) is None and wait(KeyError("x"), 0) is None
+
+
+def test_a_local_gpu_keeps_its_own_slots_while_a_hosted_service_shares_them(make_project_dir):
+    """With queue.global_limits, every provider's concurrency was one set of slots across all workers: ten GPU
+    machines with one device each ran one image at a time in all. A provider whose concurrency counts this
+    machine's devices keeps it per worker; a hosted service's stays shared."""
+    from limner.queue.limits import GlobalSlots
+    from limner.queue.tasks import WorkerRuntime
+    from limner.runner.lanes import resolve_lane
+
+    p = make_project_dir(1, provider="sketch")
+    project = p.project()
+    try:
+        runtime = WorkerRuntime(project, "postgresql://unused")
+        runtime.slots = object()  # type: ignore[assignment]  # as with queue.global_limits (never connected here)
+        local, hosted = runtime.gate_for(resolve_lane(project, "sketch")), runtime.gate_for(resolve_lane(project, "replicate"))
+        assert not isinstance(local.slots, GlobalSlots) and isinstance(hosted.slots, GlobalSlots)
+    finally:
+        project.close()

@@ -236,6 +236,9 @@ class Provider(ABC):
     #: ``[providers.<name>]`` settings that change the image (quality, workflow, sampler, ...): part of
     #: the fingerprint, so changing one makes the provider's entries stale
     image_settings: ClassVar[tuple[str, ...]] = ()
+    #: True when the provider's concurrency counts the slots of this machine (a local GPU's devices), not of a
+    #: service every worker shares: queue workers then keep it per worker, rather than across all of them
+    concurrency_is_per_machine: ClassVar[bool] = False
     #: the IPTC digital source type written into every image's XMP: ``trainedAlgorithmicMedia`` (a
     #: trained model made it), or ``algorithmicMedia`` (code drew it without training data, as ``sketch``)
     digital_source_type: ClassVar[str] = "trainedAlgorithmicMedia"

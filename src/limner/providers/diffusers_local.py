@@ -63,7 +63,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .base import Capabilities, GenerationRequest, GenerationResult, Provider
-from .errors import AuthFailed, InvalidRequest, ProviderError, SettingsRejected
+from .errors import AuthFailed, InvalidRequest, ModelUnavailable, ProviderError, SettingsRejected
+from .weights import classify_load_error, download_hint, is_local
 from .options import number_setting, pick_params
 
 for _package in ("torch", "diffusers"):  # checked now, imported on first use: keeps the install hint working
@@ -76,15 +77,6 @@ _IMPORTING = threading.RLock()
 
 NAME = "diffusers"
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-schnell"
-
-
-class ModelUnavailable(AuthFailed):
-    """The model cannot be loaded: a local folder that does not exist, weights neither in the cache nor
-    downloadable, a gated or private model without a token that may read it. Stops the run like
-    ``AuthFailed`` (no entry could succeed); the message says how to get the weights."""
-
-    refusal = "cannot load its model"
-    fix = "make the model's weights available as the message says"
 
 
 class OutOfMemory(AuthFailed):
@@ -123,56 +115,6 @@ PARAM_ALIASES = {"num_inference_steps": "steps", "guidance": "guidance_scale", "
 MEMORY_MODES = ("cpu_offload", "sequential_cpu_offload", "attention_slicing", "vae_tiling", "vae_slicing")
 DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16", "half": "float16",
           "bfloat16": "bfloat16", "bf16": "bfloat16"}
-
-
-def _is_local(model: str) -> bool:
-    """A folder path rather than a hub id (``owner/name``): it exists, or it is written as a path."""
-    if os.path.exists(os.path.expanduser(model)):
-        return True
-    return (model.startswith(("/", "./", "../", "~", "\\")) or model.count("/") > 1
-            or (len(model) > 1 and model[1] == ":") or os.sep != "/" and os.sep in model)
-
-
-def _download_hint(model: str) -> str:
-    return (f"download it once with `huggingface-cli download {model} --local-dir models/{model.split('/')[-1]}` "
-            f"(or `hf download`), then set [providers.diffusers] model to that folder")
-
-
-def classify_load_error(exc: BaseException, model: str) -> ProviderError:
-    """The provider error for an exception raised while loading ``model``, decided by the exception types
-    in its chain (huggingface_hub's gated/not found/not cached errors, network errors), never by wording."""
-    try:
-        from huggingface_hub import errors as hub_errors
-    except ImportError:  # pragma: no cover - diffusers depends on huggingface_hub
-        hub_errors = None
-    chain: list[BaseException] = []
-    seen: BaseException | None = exc
-    while seen is not None and seen not in chain and len(chain) < 20:
-        chain.append(seen)
-        seen = seen.__cause__ or seen.__context__
-    if hub_errors is not None:
-        for e in chain:
-            if isinstance(e, hub_errors.GatedRepoError):
-                return ModelUnavailable(
-                    f"diffusers: {model} is a gated model: accept its licence on its page of the Hugging Face hub "
-                    "with your account, then set HF_TOKEN (a token of that account with read access) in the "
-                    "environment or .env; or point model at a local folder holding its weights")
-        for e in chain:
-            if isinstance(e, hub_errors.RepositoryNotFoundError):
-                return ModelUnavailable(
-                    f"diffusers: the hub has no model {model} that this token may read (a typo, or a private "
-                    "model: set HF_TOKEN in the environment or .env); or point model at a local folder")
-            if isinstance(e, (hub_errors.LocalEntryNotFoundError, hub_errors.EntryNotFoundError)):
-                return ModelUnavailable(f"diffusers: the weights of {model} are not on this machine and could "
-                                        f"not be downloaded: {_download_hint(model)}")
-    for e in chain:
-        if isinstance(e, (ConnectionError, TimeoutError)) or type(e).__module__.split(".")[0] in ("httpx", "httpx2", "requests", "urllib3"):
-            return ModelUnavailable(f"diffusers: the hub could not be reached to download {model}: {_download_hint(model)}")
-    for e in chain:
-        if isinstance(e, (FileNotFoundError, EnvironmentError)):
-            return ModelUnavailable(f"diffusers: {model} could not be loaded ({type(e).__name__}: "
-                                    f"{str(e)[:300]}); {_download_hint(model)}")
-    return InvalidRequest(f"diffusers: loading {model} failed: {type(exc).__name__}: {str(exc)[:300]}")
 
 
 def _quiet_libraries() -> None:
@@ -226,6 +168,7 @@ class _Slot:
 
 class DiffusersProvider(Provider):
     name = NAME
+    concurrency_is_per_machine = True  # its devices are this machine's
     default_model = DEFAULT_MODEL
     capabilities = Capabilities(supports_seed=True, supports_negative_prompt=True, max_side=2048, size_multiple=16)
     price_usd = 0.0
@@ -389,11 +332,11 @@ class DiffusersProvider(Provider):
     def _load(self, slot: _Slot) -> Any:
 
         model = os.path.expanduser(self.model)
-        if _is_local(self.model) and not os.path.isdir(model):
+        if is_local(self.model) and not os.path.isdir(model):
             raise ModelUnavailable(f"diffusers: the model folder {self.model} does not exist: set [providers.diffusers] "
                                    f"model to a folder saved with save_pretrained or downloaded with "
                                    f"`huggingface-cli download <model id> --local-dir <folder>`")
-        if _is_local(self.model) and not os.path.isfile(os.path.join(model, "model_index.json")):
+        if is_local(self.model) and not os.path.isfile(os.path.join(model, "model_index.json")):
             raise ModelUnavailable(f"diffusers: {self.model} has no model_index.json: it is not a diffusers model "
                                    "folder (download the whole repository with `huggingface-cli download <model id> "
                                    "--local-dir <folder>`)")
@@ -403,7 +346,7 @@ class DiffusersProvider(Provider):
         from diffusers.utils import deprecation_utils
 
         kwargs: dict[str, Any] = {"dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype": dtype}
-        if self.settings.get("local_files_only") or _is_local(self.model):
+        if self.settings.get("local_files_only") or is_local(self.model):
             kwargs["local_files_only"] = True
         token = self.secret("HF_TOKEN")
         if token:
@@ -508,8 +451,12 @@ class DiffusersProvider(Provider):
         params = self._params(request)
         # a batch shares size and parameters; with and without a negative prompt are kept apart (Flux's true
         # CFG runs only for a batch that has one, so mixing them would change the others' images)
-        key = (width, height, json.dumps(params, sort_keys=True, default=str), bool(request.negative_prompt))
         loop = asyncio.get_running_loop()
+        # per event loop: a group left by a loop that has closed (its timer never fires) is never joined
+        key = (id(loop), width, height, json.dumps(params, sort_keys=True, default=str), bool(request.negative_prompt))
+        for stale in [k for k, group in self._pending.items() if group and group[0].future.get_loop().is_closed()]:
+            self._pending.pop(stale, None)
+            self._timers.pop(stale, None)
         call = _Call(request, loop.create_future())
         group = self._pending.setdefault(key, [])
         group.append(call)
@@ -635,7 +582,7 @@ class DiffusersProvider(Provider):
         if device.startswith("cuda"):
             where += f" ({torch.cuda.get_device_name(device)})"
         model = os.path.expanduser(self.model)
-        if _is_local(self.model):
+        if is_local(self.model):
             if not os.path.isfile(os.path.join(model, "model_index.json")):
                 raise ModelUnavailable(f"diffusers: {self.model} is not a diffusers model folder (no model_index.json)")
             return f"{where}; model folder {self.model}"
@@ -645,5 +592,5 @@ class DiffusersProvider(Provider):
         if isinstance(cached, str):
             return f"{where}; {self.model} in the Hugging Face cache"
         if self.settings.get("local_files_only") or os.environ.get("HF_HUB_OFFLINE") == "1":
-            raise ModelUnavailable(f"diffusers: the weights of {self.model} are not on this machine: {_download_hint(self.model)}")
+            raise ModelUnavailable(f"diffusers: the weights of {self.model} are not on this machine: {download_hint(self.model)}")
         return f"{where}; {self.model} not cached yet: the first run downloads it"

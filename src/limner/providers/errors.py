@@ -84,6 +84,15 @@ class SettingsRejected(AuthFailed):
     fix = "fix the setting in limner.toml"
 
 
+class ModelUnavailable(AuthFailed):
+    """The model cannot be loaded: a local folder that does not exist, weights neither in the cache nor
+    downloadable, a gated or private model without a token that may read it. Stops the run like
+    ``AuthFailed`` (no entry could succeed); the message says how to get the weights."""
+
+    refusal = "cannot load its model"
+    fix = "make the model's weights available as the message says"
+
+
 class HostUnreachable(Transient):
     """The host could not be reached: connection refused, DNS failure, connect timeout (or a failed TLS
     handshake). Retried like any :class:`Transient`; a self-hosted provider also passes the host over

@@ -34,7 +34,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from .base import Capabilities, GenerationRequest, GenerationResult, Provider
-from .errors import InvalidRequest
+from .errors import InvalidRequest, SettingsRejected
+from .weights import classify_load_error
 from .options import number_setting, pick_params
 
 NAME = "mflux"
@@ -60,6 +61,7 @@ PARAM_ALIASES = {"num_inference_steps": "steps", "guidance_scale": "guidance", "
 
 class MfluxProvider(Provider):
     name = NAME
+    concurrency_is_per_machine = True  # its devices are this machine's
     default_model = "schnell"
     capabilities = Capabilities(supports_seed=True, supports_negative_prompt=False, max_concurrency=1,
                                 max_side=2048, size_multiple=16)
@@ -125,8 +127,16 @@ class MfluxProvider(Provider):
                     config = ModelConfig.from_name(model_name=self.model)
                 except Exception as exc:  # noqa: BLE001 - mflux's own error for an unknown name
                     raise InvalidRequest(f"mflux: unknown model {self.model!r}: {exc}") from None
-                self._flux = Flux1(quantize=self.quantize(), model_path=self.settings.get("model_path") or None,
-                                   model_config=config)
+                try:
+                    quantize = self.quantize()
+                except (TypeError, ValueError):
+                    raise SettingsRejected(f"mflux: quantize must be 3, 4, 5, 6 or 8 bits, got "
+                                           f"{self.settings.get('quantize')!r} (in [providers.mflux] of limner.toml)") from None
+                try:
+                    self._flux = Flux1(quantize=quantize, model_path=self.settings.get("model_path") or None,
+                                       model_config=config)
+                except Exception as exc:  # noqa: BLE001 - weights missing, a gated repository, no network
+                    raise classify_load_error(exc, self.settings.get("model_path") or self.model, NAME) from exc
         return self._flux
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:

@@ -52,6 +52,7 @@ def _renderer() -> str:
 
 class SketchProvider(Provider):
     name = "sketch"
+    concurrency_is_per_machine = True  # it draws on this machine's CPU
     default_model = "sketch-v1"
     capabilities = Capabilities(
         supports_seed=True,

@@ -130,7 +130,7 @@ class WorkerRuntime:
             gate.stopping = self.halted is not None  # a gate made while paused starts no paid call either
             if self.metrics is not None:
                 self.metrics.time_calls(gate.provider)
-            if self.slots is not None:
+            if self.slots is not None and not lane.cls.concurrency_is_per_machine:  # a local GPU's slots are its own
                 from limner.queue.limits import GlobalRate, GlobalSlots, SlotConnection
 
                 gate.slots = GlobalSlots(self.slots, lane.name, gate.concurrency)  # type: ignore[assignment]
