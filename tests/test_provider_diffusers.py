@@ -433,7 +433,7 @@ def test_a_group_left_by_a_closed_event_loop_does_not_hold_the_next_call(tiny_sd
 
     asyncio.run(leave_a_group())
 
-    async def next_run() -> GenerationResult:
+    async def next_run() -> Any:
         return await asyncio.wait_for(p.generate(request(1)), 30)
 
     assert asyncio.run(next_run()).data
