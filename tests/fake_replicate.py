@@ -69,6 +69,10 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def _parse_time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None, problem: bool = False) -> Response:
     return Response(json.dumps(data), status=status, headers=headers or {},
                     content_type="application/problem+json" if problem else "application/json")
@@ -147,6 +151,7 @@ class ReplicateFake:
         self.prefer_headers: list[str | None] = []
         self.poll_calls = 0
         self.cancel_calls = 0
+        self.list_calls = 0
         self.file_calls = 0
         self.files_with_auth = 0
         self.token_seen = 0
@@ -164,6 +169,7 @@ class ReplicateFake:
         s.expect_request(re.compile(r"^/v1/models/[^/]+/[^/]+/predictions$"), method="POST").respond_with_handler(self._create)
         s.expect_request("/v1/predictions", method="POST").respond_with_handler(self._create)
         s.expect_request(re.compile(r"^/v1/predictions/[^/]+/cancel$"), method="POST").respond_with_handler(self._cancel)
+        s.expect_request("/v1/predictions", method="GET").respond_with_handler(self._list)
         s.expect_request(re.compile(r"^/v1/predictions/[^/]+$"), method="GET").respond_with_handler(self._get)
         s.expect_request("/v1/account", method="GET").respond_with_handler(self._account)
         s.expect_request(re.compile(r"^/files/.+$"), method="GET").respond_with_handler(self._file)
@@ -285,6 +291,29 @@ class ReplicateFake:
             else:
                 self._advance(prediction)
         return _json(self._public(prediction))
+
+    def _list(self, request: Request) -> Response:
+        """``GET /v1/predictions``: newest first, ``list_page_size`` (100) a page with a ``next`` cursor link,
+        filtered by ``created_after`` (inclusive) and ``created_before`` (ISO 8601)."""
+        if not self._authorized(request):
+            return self._unauthenticated()
+        after, before = (_parse_time(request.args.get(k)) for k in ("created_after", "created_before"))
+        cursor = int(request.args.get("cursor") or 0)
+        size = int(self._options.get("list_page_size", 100))
+        with self._lock:
+            self.list_calls += 1
+            chosen = [p for p in self.predictions.values()
+                      if (after is None or _parse_time(p["created_at"]) >= after)
+                      and (before is None or _parse_time(p["created_at"]) < before)]
+        chosen.sort(key=lambda p: p["_started"], reverse=True)
+        for prediction in chosen[cursor:cursor + size]:
+            if prediction["status"] in ("starting", "processing") and prediction["_pending"] == 0:
+                self._advance(prediction)
+        link = None
+        if cursor + size < len(chosen):
+            query = {k: v for k, v in request.args.items() if k != "cursor"} | {"cursor": str(cursor + size)}
+            link = f"{request.host_url.rstrip('/')}/v1/predictions?" + "&".join(f"{k}={v}" for k, v in query.items())
+        return _json({"next": link, "previous": None, "results": [self._public(p) for p in chosen[cursor:cursor + size]]})
 
     def _cancel(self, request: Request) -> Response:
         if not self._authorized(request):

@@ -198,3 +198,34 @@ def test_calls_in_flight_at_kill_9_are_fetched_on_resume_not_paid_again(fake: Re
     rows = ledger(p)
     assert len(rows) == 4 and {r["status"] for r in rows} == {"recorded"}
     assert again["provider_calls"] == 0 and again["spend_usd"] == 0
+
+
+def test_calls_held_by_prefer_wait_at_kill_9_are_found_by_their_input_not_paid_again(fake: ReplicateFake,
+                                                                                     make_project_dir):
+    """Killed while Replicate held the create calls (``Prefer: wait``, the default): no prediction id had reached
+    the ledger, and the next run paid for every one again. Now it finds each prediction by its input in the
+    list of predictions made around its ledger line's time, and fetches it."""
+    p = make_project_dir(4, provider="replicate")
+    configure(p)  # prefer wait: up to timeout_s / 2 = 15 s
+    env = env_for(p, fake)
+    fake.latency = 2.0
+    proc = subprocess.Popen([sys.executable, "-m", "limner", "--config", str(p.config), "generate", "--no-progress"],
+                            cwd=p.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and fake.create_calls < 4:  # every create call is held by the server
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    rows = ledger(p)
+    assert fake.create_calls == 4 and len(rows) == 4 and not any(r["external_id"] for r in rows)
+    time.sleep(2.5)  # the predictions finish at Replicate all the same
+    fake.latency = 0.0
+
+    code, again = generate(p, env)
+    assert code == 0 and again["generated"] == 4, again
+    assert fake.create_calls == 4 and fake.list_calls >= 1  # found and fetched, none paid again
+    rows = ledger(p)
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"recorded"} and all(r["external_id"] for r in rows)
+    assert len({r["external_id"] for r in rows}) == 4  # each line its own prediction
+    assert again["provider_calls"] == 0 and again["spend_usd"] == 0

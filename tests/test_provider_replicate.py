@@ -451,3 +451,29 @@ async def test_base_url_setting_wins_over_the_environment(fake: ReplicateFake) -
     result = await generate(provider)
     validate_image(result.data)
     assert fake.create_calls == 1
+
+
+@pytest.mark.asyncio
+async def test_a_prediction_whose_id_never_reached_the_ledger_is_found_by_its_input(fake: ReplicateFake,
+                                                                                    make_provider) -> None:
+    """A run killed while the create call was held (``Prefer: wait``) never learnt its prediction's id: the list
+    of predictions, filtered by time and matched by model and input, finds it (across pages), and no other."""
+    import datetime as dt
+
+    provider = make_provider()
+    fake.mode("ok", list_page_size=1)
+    try:
+        sent = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        ours = request(model=provider.model, seed=777)
+        await provider.generate(ours)
+        await provider.generate(request(model=provider.model, seed=778))  # a newer one, for another image
+        await provider.generate(request(model="black-forest-labs/flux-dev", seed=777))  # same input, other model
+        window = dt.timedelta(seconds=60)
+        found = await provider.find_unnamed(ours, sent - window, sent + window)
+        assert len(found) == 1 and found[0] in fake.predictions
+        assert fake.predictions[found[0]]["input"]["seed"] == 777 and fake.predictions[found[0]]["model"] == provider.model
+        assert fake.list_calls == 3  # one page per prediction, following `next`
+        assert await provider.find_unnamed(ours, sent - 2 * window, sent - window) == []  # outside the window
+    finally:
+        await provider.aclose()
+    assert fake.create_calls == 3

@@ -462,6 +462,11 @@ class Repository:
             ids = iter([int(i) for i in conn.execute(hot().insert_lines, rows).scalars()] if rows else [])
         return [next(ids) if held.get(line["entry_id"]) == line["run_id"] else None for line in lines]
 
+    def external_ids_in_ledger(self, external_ids: list[str]) -> set[str]:
+        """Those of ``external_ids`` some ledger line holds."""
+        with self.db.engine.connect() as conn:
+            return {i for (i,) in conn.execute(select(L.external_id).where(L.external_id.in_(external_ids)))}
+
     def note_external_id(self, call_id: int, external_id: str) -> None:
         with self.db.write() as conn:
             conn.execute(hot().note_external_id, {"p_id": call_id, "p_external_id": external_id[:256], "p_now": utcnow()})

@@ -9,6 +9,7 @@ hook ``register_providers`` (see :mod:`limner.plugins`), built-ins included.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import os
 from abc import ABC, abstractmethod
@@ -258,6 +259,16 @@ class Provider(ABC):
         call was out. Raise a retryable provider error when the provider cannot be asked right now.
         Default: ``KnownCall.unsupported()`` (a provider that never reports ids needs nothing more)."""
         return KnownCall.unsupported()
+
+    async def find_unnamed(self, request: GenerationRequest, sent_after: dt.datetime,
+                           sent_before: dt.datetime) -> list[str]:
+        """The ids of calls made for ``request`` between ``sent_after`` and ``sent_before`` (UTC), closest first,
+        for a call whose id never reached the ledger: the run was killed while the service held its answer
+        (Replicate's ``Prefer: wait``), or while the create request was out. The runner takes the first id no
+        ledger line has, and asks :meth:`fetch_known` about it instead of paying again; with none, the call is
+        counted lost at its list price. Raise a retryable error when the service cannot be asked right now.
+        Default: ``[]`` (the service cannot list its calls)."""
+        return []
 
     @classmethod
     def unavailable(cls) -> str | None:

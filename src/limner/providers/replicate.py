@@ -26,6 +26,8 @@ Settings (``[providers.replicate]``): ``model``, ``timeout_s`` (120), ``poll_int
 
 from __future__ import annotations
 
+import datetime as dt
+
 import asyncio
 import base64
 import binascii
@@ -259,6 +261,36 @@ class ReplicateProvider(HostedProvider):
             return KnownCall("gone")  # succeeded (and billed) but its output has expired
         return KnownCall("done", result=await self._result(http, request, prediction))
 
+    async def find_unnamed(self, request: GenerationRequest, sent_after: dt.datetime,
+                           sent_before: dt.datetime) -> list[str]:
+        """``GET /v1/predictions?created_after=…&created_before=…`` (newest first, 100 a page, ``next`` to go
+        on): the predictions of this model whose input is the one this request sends. A run killed while the
+        create call was held (``Prefer: wait``) never learnt its prediction's id; this finds it."""
+        name, version, data = self.build_input(request)
+        http = self.http
+        url: str | None = "/v1/predictions"
+        params: dict[str, str] | None = {"created_after": _iso(sent_after), "created_before": _iso(sent_before)}
+        found: list[str] = []
+        for _ in range(MAX_LIST_PAGES):
+            if url is None:
+                break
+            page = await http.json("GET", url, params=params, headers=self.auth_headers())
+            if not isinstance(page, dict):
+                raise Transient("replicate: the list of predictions is not a JSON object")
+            for prediction in page.get("results") or []:
+                if isinstance(prediction, dict) and prediction.get("id") and _made_for(prediction, name, version, data):
+                    found.append(str(prediction["id"]))
+            url, params = self._next_page(http, page.get("next")), None
+        return found
+
+    @staticmethod
+    def _next_page(http: ProviderHTTP, link: Any) -> str | None:
+        """The ``next`` link, only on the API's own host (it gets the token)."""
+        if not isinstance(link, str) or not link:
+            return None
+        target, base = urlsplit(link), urlsplit(http.base_url)
+        return link if (target.scheme, target.netloc) == (base.scheme, base.netloc) else None
+
     async def _create(self, http: ProviderHTTP, name: str, version: str | None, data: dict[str, Any]) -> dict[str, Any]:
         # the server holds the answer up to `wait` s: keep that well inside the read timeout (timeout_s)
         wait = max(1, min(MAX_PREFER_WAIT_S, int(self.timeout_s / 2)))
@@ -373,3 +405,25 @@ class ReplicateProvider(HostedProvider):
         account = await self.http.json("GET", "/v1/account", headers=self.auth_headers())
         who = account.get("username") if isinstance(account, dict) else None
         return f"token accepted{f' (account {who})' if who else ''}; model {self.model}"
+
+
+#: pages of the prediction list read when looking for a call without an id (100 predictions a page)
+MAX_LIST_PAGES = 5
+
+
+def _iso(when: dt.datetime) -> str:
+    """A UTC time (naive means UTC) in ISO 8601 with ``Z``, as the list's filters take it."""
+    aware = when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+    return aware.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _made_for(prediction: dict[str, Any], name: str, version: str | None, data: dict[str, Any]) -> bool:
+    """Whether a listed prediction is one this request would have created: same model (or version), and every
+    input field the request sends, with the same value."""
+    if version is not None:
+        if prediction.get("version") != version:
+            return False
+    elif prediction.get("model") != name:
+        return False
+    given = prediction.get("input")
+    return isinstance(given, dict) and all(given.get(key) == value for key, value in data.items())

@@ -12,6 +12,7 @@ included at their estimate, so a summary read from the ledger never misses a cal
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ class Call:
     status: str = CallStatus.pending.value
     #: written by this run (counted in its outcome); False for an open line of an earlier run
     this_run: bool = True
+    #: when the line was written, just before the call went out (UTC; lines of an earlier run)
+    sent_at: dt.datetime | None = None
 
     @property
     def open(self) -> bool:
@@ -87,7 +90,8 @@ class CallJournal:
         self.repo, self.off, self.lines, self.allowance = repo, off, lines, allowance
         self.entry_id, self.fingerprint, self.run_id = entry_id, fingerprint, run_id
         self.provider, self.model, self.estimate_usd = provider, model, estimate_usd
-        self.calls: list[Call] = [Call(r.id, r.cost_usd, r.external_id, r.status, this_run=False) for r in earlier or ()]
+        self.calls: list[Call] = [Call(r.id, r.cost_usd, r.external_id, r.status, this_run=False, sent_at=r.created_at)
+                                  for r in earlier or ()]
         self._id_writes: list[asyncio.Future[None]] = []
 
     # -- reading ---------------------------------------------------------------------------
@@ -98,6 +102,15 @@ class CallJournal:
     def unanswerable(self) -> list[Call]:
         """Open calls of an earlier run without a provider id: nobody can ask about them."""
         return [c for c in self.calls if c.open and not c.external_id and not c.this_run]
+
+    async def unknown_ids(self, external_ids: list[str]) -> list[str]:
+        """Those of ``external_ids`` that no ledger line has (in order): calls nobody has claimed as theirs."""
+        mine = {c.external_id for c in self.calls if c.external_id}
+        fresh = [i for i in external_ids if i not in mine]
+        if fresh and self.repo is not None and self.off is not None:
+            known = await self.off.db(self.repo.external_ids_in_ledger, fresh)
+            fresh = [i for i in fresh if i not in known]
+        return fresh
 
     @property
     def cost_usd(self) -> float:

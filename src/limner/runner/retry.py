@@ -8,6 +8,7 @@ while waiting, so a backing-off call never blocks another.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import random
 import time
@@ -25,6 +26,8 @@ from limner.runner.journal import Call, CallJournal
 
 log = logging.getLogger("limner.runner")
 T = TypeVar("T")
+#: how far from its ledger line's time a call found by its input may have been made (seconds: the two clocks)
+UNNAMED_WINDOW_S = 120.0
 
 
 class RunStopped(Exception):
@@ -108,13 +111,14 @@ class ProviderGate:
             with slot_released_by(release):
                 if self.auth_failure is not None:
                     raise AuthFailed(str(self.auth_failure))
+                for call in journal.unanswerable():  # killed before the provider named it: look for it, else lost
+                    if not await self._find_unnamed(call, request, journal):
+                        await journal.settle(call, CallStatus.lost, outcome="lost")
                 asked = journal.to_ask_about()
                 if asked is not None:  # a call made earlier for this image: its answer first, never a new payment
                     answer = await self._ask_about(asked, request, stats, journal)
                     if answer is not None:
                         return answer
-                for call in journal.unanswerable():  # killed before the provider named it: nobody can ask
-                    await journal.settle(call, CallStatus.lost, outcome="lost")
                 if self.stopping:
                     raise RunStopped()
                 if self.limiter is not None:
@@ -168,6 +172,27 @@ class ProviderGate:
         await journal.flush()
         call.cost_usd = result.cost_usd  # the ledger line closes with the render, in one commit
         return Answer(result, call)
+
+    async def _find_unnamed(self, call: Call, request: GenerationRequest, journal: CallJournal) -> bool:
+        """Give an earlier run's call that has no id the id of the provider's call it made, when the provider
+        can find one no ledger line has (:meth:`Provider.find_unnamed`); True when it did."""
+        if call.sent_at is None:
+            return False
+        window = dt.timedelta(seconds=UNNAMED_WINDOW_S)
+        try:
+            found = await self._bounded(self.provider.find_unnamed(request, call.sent_at - window, call.sent_at + window))
+        except ProviderError as exc:
+            if exc.retryable:
+                raise  # asked again on the next attempt
+            log.info("%s: could not look for the unnamed call %s: %s", self.provider.name, call.id, exc)
+            return False
+        fresh = await journal.unknown_ids(found) if found else []
+        if not fresh:
+            return False
+        log.info("%s: the call of ledger line %s was %s (found by its input)", self.provider.name, call.id, fresh[0])
+        journal.id_sink(call)(fresh[0])
+        await journal.flush()
+        return True
 
     async def _ask_about(self, call: Call, request: GenerationRequest, stats: CallStats,
                          journal: CallJournal) -> Answer | None:
