@@ -148,11 +148,14 @@ def test_regenerate_returns_a_job_at_once_and_the_new_render_lands(make_project_
         assert after[0]["review"] == "awaiting"
         entry = client.get("/api/entries/event-001").json()
         assert entry["override"]["seed"] == 4242 and entry["override"]["negative_extra"] == "text"
+        used = dict(client.app.state.studio.jobs._providers)
 
         # no parameters: a new random seed
         res = client.post("/api/entries/event-000/regenerate", headers=headers)
         assert res.status_code == 202 and isinstance(res.json()["params"]["seed"], int)
         assert client.app.state.studio.jobs.wait(res.json()["job"], timeout=120).status == "done"
+        # the same provider instance for every job: a local model is loaded once, not once per regeneration
+        assert list(used) == ["fake"] and client.app.state.studio.jobs._providers == used
 
         assert client.post("/api/entries/nope/regenerate", headers=headers).status_code == 404
         assert client.post("/api/entries/event-000/regenerate", json={"style": "nope"}, headers=headers).status_code == 422

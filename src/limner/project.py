@@ -27,16 +27,19 @@ if TYPE_CHECKING:
 
 
 class Project:
-    def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
+    def __init__(self, settings: Settings, *, read_only: bool = False,
+                 providers: dict[str, Provider] | None = None) -> None:
         """``read_only``: the command changes nothing, so a state database that does not exist yet is not
-        created (nor its folder): the command reads an empty state instead (:func:`open_database`)."""
+        created (nor its folder): the command reads an empty state instead (:func:`open_database`).
+        ``providers``: provider instances to use and keep, shared by the projects a long-lived process opens one
+        after the other with the same settings (the review studio's regenerations: a local model stays loaded)."""
         self.settings = settings
         self.read_only = read_only
         if settings.plugins:
             from limner.plugins import load_plugins
 
             load_plugins(settings.plugins)
-        self._providers: dict[str, Provider] = {}
+        self._providers: dict[str, Provider] = providers if providers is not None else {}
         # the plain-http allow-list is read by the HTTP layer from the environment; honour .env too
         if not os.environ.get("LIMNER_ALLOW_HTTP_HOSTS") and settings.secret("LIMNER_ALLOW_HTTP_HOSTS"):
             os.environ["LIMNER_ALLOW_HTTP_HOSTS"] = settings.secret("LIMNER_ALLOW_HTTP_HOSTS") or ""

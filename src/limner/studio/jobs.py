@@ -1,6 +1,6 @@
 """Background regenerations: the request returns a job id at once; one worker thread runs each job through
 :func:`limner.review.regenerate` (the same unit of work as ``limner generate``) with a Project of its own,
-opened from the studio's settings. Job status lives in memory: ``queued`` → ``running`` → ``done`` or
+opened from the studio's settings, sharing one set of provider instances (a local model stays loaded). Job status lives in memory: ``queued`` → ``running`` → ``done`` or
 ``failed``, with the run's summary."""
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ class Jobs:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="limner-regenerate")
+        #: the providers every job's Project uses: a local model is loaded by the first regeneration and kept
+        #: warm for the next ones (jobs run one at a time, each in an event loop of its own)
+        self._providers: dict[str, Any] = {}
 
     def submit(self, entry_id: str, **params: Any) -> Job:
         job = Job(id=uuid.uuid4().hex, entry_id=entry_id, params={k: v for k, v in params.items() if v is not None})
@@ -82,7 +85,7 @@ class Jobs:
         job.status, job.started_at = "running", _now()
         project = None
         try:
-            project = Project(self.settings)
+            project = Project(self.settings, providers=self._providers)
             summary = regenerate(project, job.entry_id, **job.params)
             job.summary = dataclasses.asdict(summary)
             renders = project.reviews.renders(job.entry_id)
