@@ -41,6 +41,13 @@ def generate(p, env, *args: str, timeout: float = 120):
     return proc.returncode, json.loads(proc.stdout)
 
 
+def start_generate(p, env, *args: str) -> subprocess.Popen:
+    """``limner generate`` in a process group of its own (to be killed with ``os.killpg``), output dropped."""
+    return subprocess.Popen([sys.executable, "-m", "limner", "--config", str(p.config), "generate", "--no-progress",
+                             *args], cwd=p.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
 def agrees(summary: dict, rows: list[dict], run_rows: int | None = None) -> None:
     """The summary's calls and spend are this run's ledger lines."""
     mine = rows[-run_rows:] if run_rows else []
@@ -147,9 +154,7 @@ def test_a_forced_regeneration_killed_in_flight_is_fetched_on_the_next_run(fake:
     code, first = generate(p, env)
     assert code == 0 and first["generated"] == 1
     fake.latency = 3.0
-    proc = subprocess.Popen([sys.executable, "-m", "limner", "--config", str(p.config), "generate", "--no-progress",
-                             "--id", "event-000"], cwd=p.root, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = start_generate(p, env, "--id", "event-000")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # until the second prediction is created and its id is in the ledger
         time.sleep(0.1)
@@ -175,9 +180,7 @@ def test_calls_in_flight_at_kill_9_are_fetched_on_resume_not_paid_again(fake: Re
     configure(p, extra="prefer_wait_s = 1\n")
     env = env_for(p, fake)
     fake.latency = 3.0
-    proc = subprocess.Popen([sys.executable, "-m", "limner", "--config", str(p.config), "generate", "--no-progress"],
-                            cwd=p.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = start_generate(p, env)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # until every prediction is created and its id is in the ledger
         time.sleep(0.1)
@@ -209,9 +212,7 @@ def test_calls_held_by_prefer_wait_at_kill_9_are_found_by_their_input_not_paid_a
     configure(p)  # prefer wait: up to timeout_s / 2 = 15 s
     env = env_for(p, fake)
     fake.latency = 2.0
-    proc = subprocess.Popen([sys.executable, "-m", "limner", "--config", str(p.config), "generate", "--no-progress"],
-                            cwd=p.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = start_generate(p, env)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and fake.create_calls < 4:  # every create call is held by the server
         time.sleep(0.05)
