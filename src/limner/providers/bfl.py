@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from .base import Capabilities, GenerationRequest, GenerationResult, KnownCall, Price, report_call_id
-from .errors import ContentRefused, InvalidRequest, RateLimited, Transient
+from .errors import ContentRefused, InvalidRequest, OutputExpired, RateLimited, Transient
 from .hosted import HostedProvider
 from .http import ProviderHTTP
 from .options import snap_aspect
@@ -155,7 +155,7 @@ class BFLProvider(HostedProvider):
             return KnownCall("done", result=await self._collect(http, result, task_id, model, width, height, request))
         except (ContentRefused, TaskFailed) as exc:
             return KnownCall("failed", error=exc)
-        except TaskGone:
+        except (TaskGone, OutputExpired):  # BFL forgot the task, or its sample URL expired (10 minutes)
             return KnownCall("gone")
         except InvalidRequest:  # not a URL this provider wrote, or a 404
             return KnownCall("gone")

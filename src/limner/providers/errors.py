@@ -4,6 +4,7 @@ The runner decides what to do from the type alone:
 
 * ``RateLimited``     -> wait ``retry_after`` seconds (or back off), then retry.
 * ``Transient``       -> retry with exponential backoff and jitter.
+* ``OutputExpired``  -> a ``Transient``: the output's URL answers 404/410; a known call is not asked about again.
 * ``HostUnreachable`` -> a ``Transient``: the host could not be reached at all (connection refused,
   DNS failure, connect timeout); self-hosted providers pass such a host over for a while.
 * ``ContentRefused``  -> permanent failure for this entry; the reason is kept.
@@ -91,6 +92,11 @@ class ModelUnavailable(AuthFailed):
 
     refusal = "cannot load its model"
     fix = "make the model's weights available as the message says"
+
+
+class OutputExpired(Transient):
+    """The call's output is no longer there (HTTP 404/410 on its download): a new call may succeed; asking the
+    provider about this call again will not (``fetch_known`` answers ``gone``)."""
 
 
 class HostUnreachable(Transient):

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .base import Capabilities, GenerationRequest, GenerationResult, KnownCall, Price, report_call_id
-from .errors import ContentRefused, InvalidRequest, ProviderError, Transient
+from .errors import ContentRefused, InvalidRequest, OutputExpired, ProviderError, Transient
 from .hosted import HostedProvider
 from .http import ProviderHTTP, decode_base64_image
 
@@ -162,7 +162,7 @@ class FalProvider(HostedProvider):
                                                                 request))
         except ContentRefused as exc:
             return KnownCall("failed", error=exc, billed_usd=exc.billed_usd)
-        except InvalidRequest:  # 404: expired, or never this key's
+        except (InvalidRequest, OutputExpired):  # 404: expired, or never this key's; its image is gone
             return KnownCall("gone")
 
     async def _collect(self, http: ProviderHTTP, response_url: str, request_id: str, model: str, width: int,

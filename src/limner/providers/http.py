@@ -33,7 +33,16 @@ import httpx
 
 from limner.providers.tls import tls_context
 from limner.providers.transport import transport_for
-from limner.providers.errors import AuthFailed, HostUnreachable, InvalidRequest, OutOfCredit, ProviderError, RateLimited, Transient
+from limner.providers.errors import (
+    AuthFailed,
+    HostUnreachable,
+    InvalidRequest,
+    OutOfCredit,
+    OutputExpired,
+    ProviderError,
+    RateLimited,
+    Transient,
+)
 from limner.urls import ALLOW_HTTP_ENV, Redactor, allowed_http_hosts
 
 __all__ = ["ALLOW_HTTP_ENV", "Redactor", "allowed_http_hosts"]  # re-exported: they live in limner.urls
@@ -276,7 +285,7 @@ class ProviderHTTP:
                         await response.aread()
                         error = await self.error(response)
                         if response.status_code in (404, 410):  # an output that expired: generate again
-                            raise Transient(str(error))
+                            raise OutputExpired(str(error))
                         raise error
                     declared = response.headers.get("content-length")
                     if declared and declared.isdigit() and int(declared) > self.max_download_bytes:
