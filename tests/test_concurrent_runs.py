@@ -149,21 +149,41 @@ def test_a_claim_of_a_process_that_is_gone_does_not_hold(project_dir):
     assert not me.holder_is_gone(alive, alive.heartbeat_at)
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="process start times come from /proc")
-def test_a_live_process_holds_its_claims_however_old_its_heartbeat_but_not_a_reused_pid(project_dir):
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="process states and start ticks come from /proc")
+def test_a_live_process_holds_its_claims_however_old_its_heartbeat_but_not_a_reused_pid_or_a_zombie(project_dir):
     """A run stopped with Ctrl-Z (SIGSTOP) for over a minute lost its claims to the next run, and both paid for
     the same entries when it resumed: in the same process table, a live process's claims hold. A pid that now
-    names a process started after the run did is another process (the pid was reused): the claims are free."""
+    names a process that started at another tick (the pid was reused) or a zombie (killed, not reaped) frees
+    them. Ticks since boot, not wall-clock times: a clock step changes nothing."""
+    import signal
+
     me = RunIdentity()
+    assert me.process_start is not None
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    stopped = RunRow(id="z", host=me.host, scope=me.scope, pid=me.pid, started_at=now,
-                     heartbeat_at=now - dt.timedelta(seconds=10 * LEASE_S))
-    assert not me.holder_is_gone(stopped, now)
-    reused = RunRow(id="r", host=me.host, scope=me.scope, pid=me.pid, started_at=now - dt.timedelta(hours=2),
-                    heartbeat_at=now - dt.timedelta(hours=1))
-    assert me.holder_is_gone(reused, now)  # this process started long after that run
-    other_host = RunRow(id="o", host="elsewhere", scope="elsewhere/x/y", pid=me.pid, started_at=now,
-                        heartbeat_at=now - dt.timedelta(seconds=LEASE_S + 1))
+    stale = now - dt.timedelta(seconds=10 * LEASE_S)
+
+    def row(pid: int, start: int | None, heartbeat: dt.datetime = stale) -> RunRow:
+        return RunRow(id="r", host=me.host, scope=me.scope, pid=pid, process_start=start,
+                      started_at=now - dt.timedelta(hours=5), heartbeat_at=heartbeat)
+
+    assert not me.holder_is_gone(row(me.pid, me.process_start), now)  # stopped, starved, or the clock was set
+    assert me.holder_is_gone(row(me.pid, me.process_start - 1000), now)  # this pid is another process now
+    assert me.holder_is_gone(row(me.pid, None), now) and not me.holder_is_gone(row(me.pid, None, now), now)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        from limner.runner.claims import process_status
+
+        started = process_status(child.pid)[1]
+        assert not me.holder_is_gone(row(child.pid, started), now)
+        os.kill(child.pid, signal.SIGKILL)
+        deadline = dt.datetime.now() + dt.timedelta(seconds=10)
+        while process_status(child.pid)[0] != "Z" and dt.datetime.now() < deadline:
+            pass
+        assert me.holder_is_gone(row(child.pid, started, now), now)  # a zombie: dead, whatever its heartbeat
+    finally:
+        child.wait()
+    other_host = RunRow(id="o", host="elsewhere", scope="elsewhere/x/y", pid=me.pid, process_start=me.process_start,
+                        started_at=now, heartbeat_at=now - dt.timedelta(seconds=LEASE_S + 1))
     assert me.holder_is_gone(other_host, now)  # from another process table only the heartbeat can tell
 
 

@@ -61,6 +61,7 @@ class RunRow(Base):
     finished_at: Mapped[dt.datetime | None]
     kind: Mapped[str | None]
     scope: Mapped[str | None]
+    process_start: Mapped[int | None]
 
 
 class SpendCap(Base):

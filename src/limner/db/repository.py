@@ -123,11 +123,12 @@ class Repository:
         self.db = db
 
     # ------------------------------------------------------------------ runs and claims
-    def start_run(self, run_id: str, host: str, pid: int, *, kind: str | None = None, scope: str | None = None) -> None:
+    def start_run(self, run_id: str, host: str, pid: int, *, kind: str | None = None, scope: str | None = None,
+                  process_start: int | None = None) -> None:
         now = utcnow()
         with self.db.write() as conn:
             conn.execute(insert(runs).values(id=run_id, host=host, pid=pid, started_at=now, heartbeat_at=now, kind=kind,
-                                             scope=scope))
+                                             scope=scope, process_start=process_start))
 
     def release_claim(self, entry_id: str, run_id: str) -> None:
         """Give one entry back (a queue worker whose job stopped before the entry was done)."""

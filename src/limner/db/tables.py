@@ -128,6 +128,8 @@ runs = Table(
     #: the process table ``pid`` belongs to (:func:`limner.runner.claims.process_table`): only a run of the same
     #: one is judged by its pid; NULL for runs recorded before it was kept (judged by ``host``)
     Column("scope", String(255)),
+    #: when the run's process started, in clock ticks since boot (``/proc/<pid>/stat``); None where unknown
+    Column("process_start", BigInteger),
 )
 
 #: a budget shared by queue workers (``limner generate --enqueue --budget``): a worker reserves a call's

@@ -97,7 +97,8 @@ class WorkerRuntime:
         p = self.project
         p.storage.check()  # a store that cannot be written must not cost a paid generation
         if not self._run_started:
-            p.repo.start_run(self.run.id, self.run.host, self.run.pid, kind="worker", scope=self.run.scope)
+            p.repo.start_run(self.run.id, self.run.host, self.run.pid, kind="worker", scope=self.run.scope,
+                            process_start=self.run.process_start)
             self._run_started = True
         if self.pool is None:  # started once, even when a lost database makes the worker start again
             self.pool = ImagingPool.start(derive_options(p), p.settings.generate.workers)

@@ -6,7 +6,9 @@ same project leaves claimed entries to the run that holds them, so two runs at
 once never pay twice for one entry. A claim holds while its run is alive: in the
 same process table, while its process exists (a ``kill -9`` frees its entries at
 once for the next run; a process stopped with Ctrl-Z keeps them, however old its
-heartbeat); from anywhere else, while its heartbeat is younger than the lease.
+heartbeat; a zombie, or another process given the same pid, told by the clock tick
+it started at, does not); from anywhere else, while its heartbeat is younger than
+the lease.
 
 "The same process table" is more than the same hostname: two containers started
 with ``--network host`` share the host's name but not their PID namespaces, and a
@@ -21,7 +23,6 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -31,9 +32,6 @@ if TYPE_CHECKING:
 HEARTBEAT_S = 10.0
 #: a claim of a run whose heartbeat is older than this (seconds) no longer holds, unless its process is seen alive
 LEASE_S = 60.0
-#: a run's process starts before the run (its row) does; one that started this much later is another process
-#: that was given the same pid (seconds: a process's start time in /proc is known to about a second)
-PID_START_SLACK_S = 2.0
 
 
 def pid_alive(pid: int) -> bool:
@@ -46,20 +44,15 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-@lru_cache(maxsize=1)
-def _boot_time() -> float:
-    with open("/proc/stat", encoding="ascii") as fh:
-        return float(next(line.split()[1] for line in fh if line.startswith("btime ")))
-
-
-def process_started(pid: int) -> float | None:
-    """When process ``pid`` started (epoch seconds, to about a second), from ``/proc``; None where that cannot
-    be read (not Linux, or the process is gone)."""
+def process_status(pid: int) -> tuple[str, int] | None:
+    """Process ``pid``'s state letter (``R``, ``S``, ``T`` stopped, ``Z`` zombie, ...) and when it started, in
+    clock ticks since boot (fields 3 and 22 of proc(5); ticks do not move when the wall clock is set), from
+    ``/proc``; None where they cannot be read (not Linux, ``hidepid``, or the process is gone)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             fields = fh.read().rsplit(b")", 1)[1].split()  # after the command name, which may hold spaces
-        return _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of proc(5): starttime
-    except (OSError, ValueError, IndexError, StopIteration):
+        return fields[0].decode("ascii"), int(fields[19])
+    except (OSError, ValueError, IndexError, UnicodeDecodeError):
         return None
 
 
@@ -84,24 +77,35 @@ class RunIdentity:
     pid: int = field(default_factory=os.getpid)
     #: :func:`process_table`
     scope: str = field(default_factory=process_table)
+    #: when this process started, in clock ticks since boot (:func:`process_status`); None where unknown
+    process_start: int | None = field(default_factory=lambda: _own_start())
 
     def shares_process_table(self, holder: RunRow) -> bool:
         """Whether ``holder.pid`` names a process this one can see (a run recorded without its scope: by host)."""
         return holder.scope == self.scope if holder.scope is not None else holder.host == self.host
 
     def holder_is_gone(self, holder: RunRow | None, now: dt.datetime) -> bool:
-        """True when ``holder``'s claims no longer hold: it finished; in the same process table, its process
-        is gone (or its pid now names a process started after the run: reused); from anywhere else (or where
-        a process's start cannot be read), its heartbeat is older than the lease. A live process's claims
-        hold however old its heartbeat: a run stopped with Ctrl-Z (SIGSTOP) or starved of CPU for a minute
-        still holds its calls in flight, and would pay for its entries again when it resumes."""
+        """True when ``holder``'s claims no longer hold: it finished; in the same process table, its process is
+        gone, a zombie, or its pid now names another process (one that started at another tick than the run's
+        did: a reused pid); from anywhere else (or for a run recorded without its start), its heartbeat is
+        older than the lease. The run's own live process keeps its claims however old its heartbeat: a run
+        stopped with Ctrl-Z (SIGSTOP) or starved of CPU for a minute still holds its calls in flight, and would
+        pay for its entries again when it resumes."""
         if holder is None or holder.finished_at is not None:
             return True
         if self.shares_process_table(holder):
             if not pid_alive(holder.pid):
                 return True
-            started = process_started(holder.pid)
-            if started is not None:
-                run_started = holder.started_at.replace(tzinfo=dt.UTC).timestamp()
-                return started > run_started + PID_START_SLACK_S
+            status = process_status(holder.pid)
+            if status is not None:
+                state, started = status
+                if state in ("Z", "X"):  # killed, not yet reaped by its parent
+                    return True
+                if holder.process_start is not None:
+                    return started != holder.process_start
         return (now - holder.heartbeat_at).total_seconds() > LEASE_S
+
+
+def _own_start() -> int | None:
+    status = process_status(os.getpid())
+    return status[1] if status is not None else None

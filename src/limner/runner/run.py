@@ -318,7 +318,7 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
     # the pool starts in the background once the first call is out: its workers import the imaging stack meanwhile
     pool = ImagingPool.later(derive_options(project), project.settings.generate.workers)
     run = RunIdentity()
-    repo.start_run(run.id, run.host, run.pid, scope=run.scope)
+    repo.start_run(run.id, run.host, run.pid, scope=run.scope, process_start=run.process_start)
     startup_over()  # imported and planned: the garbage collector is back on for the run (see gcpause.py)
     try:
         with responsive_loop():

@@ -138,7 +138,7 @@ def adopt_placeholders(project: Project, directory: str | Path, *, dry_run: bool
 
     options = derive_options(project)
     me = RunIdentity()  # adopting is a run: it claims each entry as a unit of work does, so no run pays for
-    repo.start_run(me.id, me.host, me.pid, kind="adopt", scope=me.scope)  # one it is adopting, nor it the reverse
+    repo.start_run(me.id, me.host, me.pid, kind="adopt", scope=me.scope, process_start=me.process_start)  # one it is adopting, nor it the reverse
     try:
         for entry, path in todo:
             try:  # checked before the entry is claimed: a rejected image leaves the entry as it was
