@@ -15,6 +15,8 @@ Every format is read in time proportional to its size.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import csv
 import io
 import json
@@ -50,12 +52,22 @@ except AttributeError:  # pragma: no cover
 
 
 class _YamlLoader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """The safe loader, but an unquoted date or timestamp (``1948-05-14``) stays the text as written: every
-    field of an entry is text or a number, and YAML's own conversion fails on an impossible date
-    (``2023-02-30``) with an error that names no line."""
+    """The safe loader, but an impossible unquoted date (``2023-02-30``) stays the text as written: YAML's own
+    conversion raised a bare ``ValueError`` that names no line. Possible ones are converted as before, and
+    :func:`_validate` turns them back into ISO text where a field is text (``date``, ``title``, ...)."""
 
 
-_YamlLoader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+def _timestamp(loader: Any, node: yaml.Node) -> Any:
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_YamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+#: the entry fields that are text: an unquoted date given for one is read back as its ISO text
+_TEXT_FIELDS = frozenset(name for name, f in Entry.model_fields.items() if f.annotation in (str, "str", str | None,
+                                                                                          "str | None"))
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 
@@ -291,6 +303,9 @@ def _validate(raw: _Raw, ctx: _Reading, unit: str) -> Entry | None:
     data = raw.data
     if type(data) is not dict or (not raw.check_depth and not all(isinstance(k, str) for k in data)):
         return _report(raw, ctx, unit)
+    dated = [k for k, v in data.items() if k in _TEXT_FIELDS and isinstance(v, (dt.date, dt.datetime))]
+    if dated:  # YAML turns 1948-05-14 into a date: back into its ISO text, as the entry's text
+        data = raw.data = {**data, **{k: data[k].isoformat() for k in dated}}
     try:
         entry = Entry.model_validate(data)
     except ValidationError:
