@@ -7,15 +7,15 @@ A job raises one of :mod:`limner.queue.tasks`' outcomes when its entry cannot be
 * ``Paused``: this worker stopped taking paid work after a storage or database fault;
 * ``NotRunnableHere``: the entry's provider cannot run on this worker's machine (mflux off a Mac).
 
-The first two last exactly as long as their cause: a holder finishes, or dies and its claims are taken
-over; a paused worker records what it kept and frees the rest. So they come back **without a count
-limit**, every ``HELD_RETRY_WAIT_S`` at first, then less often (doubling up to ``HELD_RETRY_MAX_WAIT_S``).
-With a limit, a holder that kept an entry past it (a worker paused for minutes by a store outage) would
-make the job fail for good while nothing is wrong with the entry, and the entry would wait for the next
-enqueue. ``NotRunnableHere`` is different: it lasts until a worker that can run the provider takes the
-job, which may be never, so it comes back ``HELD_RETRY_ATTEMPTS`` times (about 25 minutes), then the job
-fails and ``limner retry --failed`` puts it back. Any other exception is not retried by the engine (the
-unit of work already retried the provider's own faults).
+Each lasts exactly as long as its cause: a holder finishes, or dies and its claims are taken over; a
+paused worker records what it kept and frees the rest; a worker that can run the provider takes the job
+(a Mac back online for mflux). So they come back **without a count limit**, every ``HELD_RETRY_WAIT_S``
+at first, then less often (doubling up to ``HELD_RETRY_MAX_WAIT_S``), and the worker logs one line each
+time. With a limit, a holder that kept an entry past it (a worker paused for minutes by a store outage)
+would make the job fail for good while nothing is wrong with the entry, and the entry would wait for the
+next enqueue. (A count could not be kept per kind either: the engine's ``attempts`` counts every retry of
+the job.) Any other exception is not retried by the engine (the unit of work already retried the
+provider's own faults).
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ HELD_RETRY_WAIT_S = 5
 HELD_RETRY_FAST = 6
 #: the longest wait between two tries of a job whose entry is held (seconds)
 HELD_RETRY_MAX_WAIT_S = 60
-#: how many times a job whose provider cannot run on the worker's machine comes back before it fails
-HELD_RETRY_ATTEMPTS = 30
 
 
 def held_wait_s(attempts: int) -> int:
@@ -43,15 +41,10 @@ def held_wait_s(attempts: int) -> int:
 class HeldRetry(procrastinate.BaseRetryStrategy):
     """The engine's retry decision for one job (see the module's docstring)."""
 
-    def __init__(self, *, unbounded: tuple[type[BaseException], ...],
-                 bounded: tuple[type[BaseException], ...]) -> None:
-        self.unbounded, self.bounded = unbounded, bounded
+    def __init__(self, *, held: tuple[type[BaseException], ...]) -> None:
+        self.held = held
 
     def get_retry_decision(self, *, exception: BaseException, job: Any) -> procrastinate.RetryDecision | None:
-        # the bounded kinds first: one may be a subclass of an unbounded one
-        if isinstance(exception, self.bounded):
-            if job.attempts >= HELD_RETRY_ATTEMPTS:
-                return None
-        elif not isinstance(exception, self.unbounded):
+        if not isinstance(exception, self.held):
             return None
         return procrastinate.RetryDecision(retry_in={"seconds": held_wait_s(job.attempts)})

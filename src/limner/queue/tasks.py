@@ -42,8 +42,7 @@ class HeldElsewhere(Exception):
 
 
 class NotRunnableHere(HeldElsewhere):
-    """The entry's provider cannot run on this worker's machine: the job comes back for a worker that can,
-    a bounded number of times (:data:`limner.queue.retrying.HELD_RETRY_ATTEMPTS`)."""
+    """The entry's provider cannot run on this worker's machine: the job comes back for a worker that can."""
 
 
 class Paused(Exception):
@@ -350,7 +349,7 @@ def register(app: procrastinate.App, *, schedule: str | None = None) -> None:
             return await runtime.enqueue_due(context.app, timestamp)
 
     @app.task(name=TASK, pass_context=True,
-              retry=HeldRetry(unbounded=(HeldElsewhere, Paused), bounded=(NotRunnableHere,)))
+              retry=HeldRetry(held=(HeldElsewhere, Paused)))
     async def generate_entry(context: Any, entry_id: str, fingerprint: str, cap_id: str | None = None,
                              force: bool = False, replaces: int | None = None) -> str:
         runtime: WorkerRuntime = context.additional_context["limner"]
