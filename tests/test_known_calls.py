@@ -2,7 +2,9 @@
 
 ``fetch_known`` used to let the download's 404 escape as a plain ``Transient``: the line stayed open with its
 id, every attempt and every later run asked about the same call again, and the entry was never generated
-(BFL's sample URLs live 10 minutes, Replicate's outputs an hour)."""
+(BFL's sample URLs live 10 minutes). Replicate says itself when an output is gone (``data_removed``): while
+it says the output is there, a 404 on it is passing, and the call is asked about again
+(tests/test_provider_replicate.py)."""
 
 from __future__ import annotations
 
@@ -50,25 +52,32 @@ async def test_a_known_call_whose_output_expired_is_made_again_once(case: Any, m
 
 
 @pytest.mark.asyncio
-async def test_a_replicate_prediction_whose_output_expired_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fake_replicate import start_fake as start_replicate
-    from fake_replicate import stop_fake
+@pytest.mark.parametrize("fault", ["answer_lost", "unreadable"])
+async def test_a_call_sent_but_unanswered_or_unreadable_counts_at_its_price(fault: str) -> None:
+    """A read timeout after the request went out (the HTTP client's, below the call deadline) was settled
+    ``failed`` at $0, and the next attempt went out without reserving anything: spend ran past a cap. Such a
+    call, and one answered 200 with an image that cannot be read, count at the price."""
+    from limner.providers import AnswerLost, GenerationResult, Provider, Transient
+    from limner.runner.journal import Allowance, OverBudget
 
-    from limner.providers.base import call_ids_to
-    from limner.providers.replicate import ReplicateProvider
-    from limner.testing.provider_suite import SECRET_TOKEN
+    class Flaky(Provider):
+        name = "flaky"
 
-    server, fake = start_replicate(SECRET_TOKEN)
-    monkeypatch.setenv("LIMNER_ALLOW_HTTP_HOSTS", "127.0.0.1,localhost")
-    secrets = {"REPLICATE_API_TOKEN": SECRET_TOKEN, "REPLICATE_BASE_URL": fake.url}
-    provider = ReplicateProvider(settings={"_secret": secrets.get, "poll_interval_s": 0.05, "timeout_s": 10})
-    try:
-        ids: list[str] = []
-        with call_ids_to(ids.append):
-            await provider.generate(request(model=provider.model))
-        fake.predictions[ids[0]]["_download_failures"] = 5  # its output URL answers 404 from now on
-        known = await provider.fetch_known(ids[0], request(model=provider.model))
-        assert known.state == "gone" and fake.create_calls == 1
-    finally:
-        await provider.aclose()
-        stop_fake(server, fake)
+        async def generate(self, req: Any) -> GenerationResult:
+            if fault == "answer_lost":
+                raise AnswerLost("flaky: no answer within 60s (POST /v1/x)")
+            raise Transient("flaky: the image is not valid base64", billed_usd=0.04)
+
+    reserved: list[float] = []
+
+    async def reserve(extra: float) -> bool:
+        reserved.append(extra)
+        return sum(reserved) <= 0.04 + 1e-9  # the cap has room for the first price only
+
+    gate = ProviderGate(Flaky(), concurrency=1, rate_per_minute=None, timeout_s=30, max_attempts=3,
+                        backoff_initial_s=0.01, backoff_max_s=0.02)
+    journal = CallJournal(None, None, provider="flaky", estimate_usd=0.04, allowance=Allowance(reserve, 0.0))
+    with pytest.raises(OverBudget):
+        await gate.call(request(), CallStats(), journal)
+    assert len(journal.calls) == 1 and journal.calls[0].cost_usd == pytest.approx(0.04)
+    assert journal.calls[0].status == ("lost" if fault == "answer_lost" else "failed")

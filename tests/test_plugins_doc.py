@@ -245,7 +245,7 @@ def test_the_errors_table_lists_every_error() -> None:
     errors = {name for name, value in vars(errors_module).items()
               if isinstance(value, type) and issubclass(value, ProviderError) and value is not ProviderError}
     assert errors == {"RateLimited", "Transient", "HostUnreachable", "ContentRefused", "InvalidRequest", "AuthFailed",
-                      "OutOfCredit", "SettingsRejected", "ModelUnavailable", "OutputExpired"}
+                      "OutOfCredit", "SettingsRejected", "ModelUnavailable", "OutputExpired", "AnswerLost"}
     for name in errors:
         assert re.search(rf"^\| `{name}\(", text, re.M), f"docs/plugins.md: the errors table lacks {name}"
 

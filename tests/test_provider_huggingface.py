@@ -48,8 +48,9 @@ class TestHuggingFace(ProviderSuite, HostedChecks, CreditChecks):
 
     async def test_json_with_status_200_is_transient(self, fake, make_provider) -> None:
         fake.mode("json_200")
-        with pytest.raises(Transient, match="expected an image"):
+        with pytest.raises(Transient, match="expected an image") as info:
             await self._generate(make_provider())
+        assert info.value.billed_usd > 0  # a 200 answer: a paid call, counted as such
 
     async def test_refusal_keeps_its_reason(self, fake, make_provider) -> None:
         fake.mode("refuse")

@@ -46,8 +46,9 @@ class TestTogether(ProviderSuite, HostedChecks, CreditChecks):
 
     async def test_invalid_base64_is_transient(self, fake, make_provider) -> None:
         fake.mode("bad_base64")
-        with pytest.raises(Transient, match="base64"):
+        with pytest.raises(Transient, match="base64") as info:
             await self._generate(make_provider())
+        assert info.value.billed_usd == pytest.approx(0.0027 * 1024 * 688 / 1e6, abs=1e-6)  # a 200: paid for
 
     async def test_refusal_keeps_its_reason(self, fake, make_provider) -> None:
         fake.mode("refuse")

@@ -11,6 +11,7 @@ from limner.providers.base import (
     report_call_id,
 )
 from limner.providers.errors import (
+    AnswerLost,
     AuthFailed,
     ContentRefused,
     HostUnreachable,
@@ -27,6 +28,7 @@ from limner.providers.errors import (
 DEFAULT_PROVIDER = "sketch"
 
 __all__ = [
+    "AnswerLost",
     "DEFAULT_PROVIDER",
     "AuthFailed",
     "Capabilities",

@@ -4,6 +4,7 @@ The runner decides what to do from the type alone:
 
 * ``RateLimited``     -> wait ``retry_after`` seconds (or back off), then retry.
 * ``Transient``       -> retry with exponential backoff and jitter.
+* ``AnswerLost``     -> a ``Transient``: the request went out, its answer never came; counted at the list price.
 * ``OutputExpired``  -> a ``Transient``: the output's URL answers 404/410; a known call is not asked about again.
 * ``HostUnreachable`` -> a ``Transient``: the host could not be reached at all (connection refused,
   DNS failure, connect timeout); self-hosted providers pass such a host over for a while.
@@ -92,6 +93,12 @@ class ModelUnavailable(AuthFailed):
 
     refusal = "cannot load its model"
     fix = "make the model's weights available as the message says"
+
+
+class AnswerLost(Transient):
+    """The request went out but its answer never came (a read timeout, a connection dropped while waiting):
+    the service may have done the work, and billed it. Retried like any :class:`Transient`; the runner counts
+    the call at its list price (it cannot know), so a spend cap holds."""
 
 
 class OutputExpired(Transient):

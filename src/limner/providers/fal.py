@@ -183,7 +183,8 @@ class FalProvider(HostedProvider):
         if not isinstance(url, str) or not url:
             raise Transient("fal: the response has no image URL")
         if url.startswith("data:"):  # fal answers a data: URI instead of a URL when ``sync_mode`` is on
-            data = decode_base64_image(self.name, url.partition(",")[2], http.max_download_bytes, what="image data URI")
+            data = decode_base64_image(self.name, url.partition(",")[2], http.max_download_bytes, what="image data URI",
+                                       billed_usd=cost)
         else:
             data = await http.download(url)
 

@@ -141,10 +141,12 @@ class HostedProvider(Provider):
 
     # -- reading an answer ------------------------------------------------------------------
 
-    def b64_json_image(self, answer: Any) -> bytes:
-        """The image of an OpenAI-style answer, ``{"data": [{"b64_json": "..."}]}``, decoded under the cap."""
+    def b64_json_image(self, answer: Any, *, billed_usd: float = 0.0) -> bytes:
+        """The image of an OpenAI-style answer, ``{"data": [{"b64_json": "..."}]}``, decoded under the cap.
+        ``billed_usd``: what the call cost; an answer without a readable image was still a paid call, so its
+        error carries it (the ledger counts it, and a spend cap holds on the next attempt)."""
         items = answer.get("data") if isinstance(answer, dict) else None
         encoded = items[0].get("b64_json") if items and isinstance(items[0], dict) else None
         if not isinstance(encoded, str) or not encoded:
-            raise Transient(f"{self.name}: the answer has no data[0].b64_json")
-        return decode_base64_image(self.name, encoded, self.http.max_download_bytes)
+            raise Transient(f"{self.name}: the answer has no data[0].b64_json", billed_usd=billed_usd)
+        return decode_base64_image(self.name, encoded, self.http.max_download_bytes, billed_usd=billed_usd)

@@ -34,6 +34,7 @@ import httpx
 from limner.providers.tls import tls_context
 from limner.providers.transport import transport_for
 from limner.providers.errors import (
+    AnswerLost,
     AuthFailed,
     HostUnreachable,
     InvalidRequest,
@@ -146,16 +147,18 @@ def error_for_status(provider: str, response: httpx.Response, redact: Redactor, 
     return InvalidRequest(message)
 
 
-def decode_base64_image(provider: str, encoded: str, max_bytes: int, *, what: str = "image") -> bytes:
-    """Strict base64 decoding of an image sent inline, with the download cap checked before decoding."""
+def decode_base64_image(provider: str, encoded: str, max_bytes: int, *, what: str = "image",
+                        billed_usd: float = 0.0) -> bytes:
+    """Strict base64 decoding of an image sent inline, with the download cap checked before decoding.
+    ``billed_usd``: what the call that answered with it cost (an answer that cannot be read was paid for)."""
     if len(encoded) * 3 // 4 > max_bytes + 3:
-        raise InvalidRequest(f"{provider}: output is over the {max_bytes:,}-byte cap")
+        raise InvalidRequest(f"{provider}: output is over the {max_bytes:,}-byte cap", billed_usd=billed_usd)
     try:
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise Transient(f"{provider}: the {what} is not valid base64") from None
+        raise Transient(f"{provider}: the {what} is not valid base64", billed_usd=billed_usd) from None
     if len(data) > max_bytes:
-        raise InvalidRequest(f"{provider}: output is over the {max_bytes:,}-byte cap")
+        raise InvalidRequest(f"{provider}: output is over the {max_bytes:,}-byte cap", billed_usd=billed_usd)
     return data
 
 
@@ -197,11 +200,16 @@ class ProviderHTTP:
         except httpx.ConnectTimeout:
             raise HostUnreachable(f"{self.provider}: {where} did not accept a connection within "
                                   f"{self.timeout.connect:g}s ({action})") from None
+        except httpx.ReadTimeout:  # the request went out: the service may be doing (and billing) the work
+            raise AnswerLost(f"{self.provider}: no answer within {self.timeout.read:g}s ({action})") from None
         except httpx.TimeoutException:
             raise Transient(f"{self.provider}: timed out ({action})") from None
         except httpx.ConnectError as exc:
             raise HostUnreachable(self.redact(f"{self.provider}: cannot reach {where} ({action}): "
                                               f"{type(exc).__name__}: {exc}")) from None
+        except (httpx.ReadError, httpx.RemoteProtocolError) as exc:  # the connection dropped while we waited
+            raise AnswerLost(self.redact(f"{self.provider}: the answer was lost ({action}): "
+                                         f"{type(exc).__name__}: {exc}")) from None
         except httpx.TransportError as exc:
             raise Transient(self.redact(f"{self.provider}: network error ({action}): {type(exc).__name__}: {exc}")) from None
 

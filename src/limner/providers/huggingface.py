@@ -100,12 +100,13 @@ class HuggingFaceProvider(HostedProvider):
         response = await http.request("POST", f"/{ROUTE}/models/{model}",
                                       json={"inputs": request.prompt, "parameters": parameters}, headers=self.auth_headers())
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        cost = self.price_for(model, width, height)  # a 200 answer was a paid call, readable or not
         if not content_type.startswith("image/"):
             raise Transient(http.redact(f"huggingface: expected an image, got {content_type or 'no content type'}: "
-                                        f"{response.text[:200]}"))
+                                        f"{response.text[:200]}"), billed_usd=cost)
         data = response.content
         if len(data) > http.max_download_bytes:
-            raise InvalidRequest(f"huggingface: output is {len(data):,} bytes, over the {http.max_download_bytes:,}-byte cap")
+            raise InvalidRequest(f"huggingface: output is {len(data):,} bytes, over the {http.max_download_bytes:,}-byte cap",
+                                 billed_usd=cost)
         metadata = {"width": width, "height": height, "content_type": content_type}
-        return GenerationResult(data=data, seed=request.seed, cost_usd=self.price_for(model, width, height),
-                                model=model, metadata=metadata)
+        return GenerationResult(data=data, seed=request.seed, cost_usd=cost, model=model, metadata=metadata)

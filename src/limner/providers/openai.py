@@ -131,13 +131,12 @@ class OpenAIProvider(HostedProvider):
 
         answer = await http.json("POST", "/images/generations", json=body, headers=self.auth_headers(),
                                  max_bytes=http.inline_image_json_bytes)  # the image comes inline, base64
-        data = self.b64_json_image(answer)
-
         cost = image_cost(model, quality, size)
         width, height = (int(v) for v in size.split("x"))
+        if cost is None:
+            cost = self.price_for(model, width, height)
+        data = self.b64_json_image(answer, billed_usd=cost)
         metadata: dict[str, Any] = {"size": size, "quality": quality, "seed_honoured": False}
         if isinstance(answer.get("usage"), dict):
             metadata["usage"] = answer["usage"]
-        return GenerationResult(data=data, seed=request.seed,
-                                cost_usd=cost if cost is not None else self.price_for(model, width, height),
-                                model=model, metadata=metadata)
+        return GenerationResult(data=data, seed=request.seed, cost_usd=cost, model=model, metadata=metadata)

@@ -47,7 +47,7 @@ from limner.providers.base import (
     release_slot,
     report_call_id,
 )
-from limner.providers.errors import ContentRefused, InvalidRequest, OutputExpired, ProviderError, RateLimited, Transient
+from limner.providers.errors import ContentRefused, InvalidRequest, ProviderError, RateLimited, Transient
 from limner.providers.hosted import HostedProvider
 from limner.providers.http import ProviderHTTP
 from limner.providers.options import number_setting, pick_params, snap_aspect
@@ -259,10 +259,8 @@ class ReplicateProvider(HostedProvider):
             return KnownCall("gone", billed_usd=0.0)
         if prediction.get("output") is None and prediction.get("data_removed"):
             return KnownCall("gone")  # succeeded (and billed) but its output has expired
-        try:
-            return KnownCall("done", result=await self._result(http, request, prediction))
-        except OutputExpired:  # its output URL answers 404/410: asking again will not bring it back
-            return KnownCall("gone")
+        # while the API says the output is there (data_removed false), a 404 on it is passing: asked again later
+        return KnownCall("done", result=await self._result(http, request, prediction))
 
     async def find_unnamed(self, request: GenerationRequest, sent_after: dt.datetime,
                            sent_before: dt.datetime) -> list[str]:

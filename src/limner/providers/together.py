@@ -108,7 +108,8 @@ class TogetherProvider(HostedProvider):
 
         answer = await http.json("POST", "/v1/images/generations", json=body, headers=self.auth_headers(),
                                  max_bytes=http.inline_image_json_bytes)  # the image comes inline, base64
-        data = self.b64_json_image(answer)
+        cost = self.price_for(model, width, height)
+        data = self.b64_json_image(answer, billed_usd=cost)
         metadata: dict[str, Any] = {"id": str(answer.get("id") or ""), "width": width, "height": height}
-        return GenerationResult(data=data, seed=request.seed, cost_usd=self.price_for(model, width, height),
+        return GenerationResult(data=data, seed=request.seed, cost_usd=cost,
                                 model=str(answer.get("model") or model), metadata=metadata)

@@ -20,7 +20,7 @@ from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from limner.db.tables import CallStatus
-from limner.providers import AuthFailed, GenerationRequest, GenerationResult, Provider, ProviderError, RateLimited, Transient
+from limner.providers import AnswerLost, AuthFailed, GenerationRequest, GenerationResult, Provider, ProviderError, RateLimited, Transient
 from limner.providers.base import call_ids_to, slot_released_by
 from limner.runner.journal import Call, CallJournal
 
@@ -166,6 +166,8 @@ class ProviderGate:
                     # else: left open; the next attempt (or the next run) asks about it before paying again
                 elif isinstance(exc, CallTimedOut):  # it may still run and bill, and nobody can ask about it
                     await journal.settle(call, CallStatus.lost, outcome="timed_out")
+                elif isinstance(exc, AnswerLost):  # sent, unanswered: it may have been done and billed
+                    await journal.settle(call, CallStatus.lost, outcome="answer_lost")
                 else:
                     await journal.settle(call, CallStatus.failed, cost_usd=exc.billed_usd, outcome=type(exc).__name__)
                 raise
