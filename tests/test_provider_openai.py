@@ -89,3 +89,29 @@ class TestOpenAI(ProviderSuite, HostedChecks, CreditChecks):
         with pytest.raises(InvalidRequest, match="does not exist"):
             await provider.check()
         await provider.aclose()
+
+
+@pytest.mark.parametrize(("quality", "where"), [(None, "default"), ("high", "settings"), ("auto", "settings")])
+def test_a_plan_reserves_at_least_what_each_call_will_cost(make_project_dir, quality, where) -> None:
+    """Every entry was priced as a square image at medium quality ($0.042), while a 3:2 entry costs $0.063 and
+    at high quality $0.25: `--budget` let spend run past the cap. The plan now prices each style's entries at
+    the dearest size they may get, at the quality the settings or the style ask for."""
+    from limner.providers.openai import SIZES, image_cost
+    from limner.runner import Selection, build_plan
+
+    extra = ""
+    if where == "settings":
+        extra = f'\n[providers.openai]\nquality = "{quality}"\n'
+    p = make_project_dir(3, provider="openai", extra=extra)
+    project = p.project()
+    try:
+        plan = build_plan(project, Selection())
+        for item in plan.items:
+            size = SIZES[min(SIZES, key=lambda a: abs(int(a.split(":")[0]) / int(a.split(":")[1])
+                                                        - item.spec.width / item.spec.height))]
+            asked = quality or "medium"
+            worst = max(image_cost("gpt-image-1", q, size) for q in
+                        ([asked] if asked in ("low", "medium", "high") else ["low", "medium", "high"]))
+            assert item.price_usd >= worst - 1e-9, (item.spec.width, item.spec.height, item.price_usd, worst)
+    finally:
+        project.close()

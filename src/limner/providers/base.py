@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -300,6 +300,15 @@ class Provider(ABC):
         """Estimated USD for one image of ``model`` (the per-model table, else ``price_usd``)."""
         price = cls.prices.get(model or cls.default_model)
         return price.cost(width, height) if price else float(cls.price_usd)
+
+    @classmethod
+    def estimate_usd(cls, model: str | None, width: int, height: int, *, params: Mapping[str, Any],
+                     settings: Mapping[str, Any]) -> float:
+        """What a plan reserves for one image under a spend cap: at least what the call will cost, for a
+        ``width`` x ``height`` image (the long side, square: an entry's aspect only makes it smaller) with a
+        style's ``params`` and the provider's ``image_settings`` (a quality that costs more). Default:
+        :meth:`price_for`."""
+        return cls.price_for(model, width, height)
 
     def secret(self, name: str) -> str | None:
         """A secret or endpoint from the environment or the project's .env (never from limner.toml)."""

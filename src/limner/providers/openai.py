@@ -27,6 +27,7 @@ API: https://platform.openai.com/docs/api-reference/images/create
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
@@ -89,6 +90,18 @@ class OpenAIProvider(HostedProvider):
     key_env, base_env, default_base_url = KEY_ENV, BASE_ENV, DEFAULT_BASE_URL
     supported_params = SUPPORTED_PARAMS
     credit_hint = "add credit at https://platform.openai.com/settings/organization/billing"
+
+    @classmethod
+    def estimate_usd(cls, model: str | None, width: int, height: int, *, params: Mapping[str, Any],
+                     settings: Mapping[str, Any]) -> float:
+        """The price at the quality the style or the settings ask for, at the dearer of the sizes an entry may
+        get (1024x1024, or 1536x1024 / 1024x1536 for the other aspects): never less than the call costs."""
+        model = model or cls.default_model
+        quality = str(params.get("quality") or settings.get("quality") or "medium")
+        qualities = [quality] if quality in ("low", "medium", "high") else ["low", "medium", "high"]  # auto: any
+        costs = [image_cost(model, q, size) for q in qualities for size in set(SIZES.values())]
+        known = [c for c in costs if c is not None]
+        return max(known) if known else cls.price_for(model, width, height)
 
     async def error_hook(self, response: httpx.Response) -> None:
         """HTTP 400 ``moderation_blocked``: the safety system refused the prompt or the image; 429/400

@@ -58,6 +58,14 @@ class Lane:
             raise ConfigError(f"[providers.{self.name}] in limner.toml: {exc}") from None
         return max(1, int(hint)) if hint else self.default_concurrency
 
+    def estimate_usd(self, params: dict[str, Any], long_side: int) -> float:
+        """What one image of a style on this lane reserves under a cap: ``[providers.<name>] price_usd`` when
+        set, else the provider's estimate for the style's params and this lane's settings."""
+        if self.conf.price_usd is not None:
+            return self.conf.price_usd
+        return float(self.cls.estimate_usd(self.model, long_side, long_side, params=params,
+                                           settings=dict(self.conf.model_extra or {})))
+
     @property
     def rate_limit_per_minute(self) -> float | None:
         return self.conf.rate_limit_per_minute or self.cls.capabilities.rate_limit_per_minute

@@ -62,7 +62,8 @@ class SpecContext:
 
     def __init__(self, style: Style, lane: Lane, long_side: int, aspect: str, renderer: PromptRenderer) -> None:
         self.style, self.lane = style, lane
-        self.provider, self.model, self.price_usd = lane.name, lane.model, lane.price_usd
+        self.provider, self.model = lane.name, lane.model
+        self.price_usd = lane.estimate_usd(style.params, long_side)
         self.multiple, self.long_side, self.aspect, self.renderer = lane.size_multiple, long_side, aspect, renderer
         self.provider_settings = lane.image_settings
         self.key = json.dumps([FINGERPRINT_VERSION, style.name, style.template_sha, self.provider, self.model,
