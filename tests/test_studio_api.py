@@ -713,3 +713,31 @@ def test_a_forced_run_on_a_pinned_entry_shows_one_badge_and_approving_publishes_
         assert _card_badges(client.get("/").text) == [PINNED_AWAITING]
         done = client.post(f"/api/renders/{second}/approve", headers=headers).json()["entry"]
         assert done["published_render_id"] == second and not done["pinned"] and done["state"] == "published"
+
+
+def test_the_same_regeneration_asked_twice_while_it_waits_is_one_job(make_project_dir):
+    """A double click on "regenerate" sent the same request twice: two jobs, two paid calls for one image."""
+    import threading
+    import time
+
+    from limner.studio.jobs import Jobs
+
+    p = make_project_dir(2, extra=GATE)
+    project = p.project()
+    release = threading.Event()
+    jobs = Jobs(project.settings)
+    ran: list[str] = []
+    jobs._run = lambda job: (release.wait(10), ran.append(job.id))  # type: ignore[method-assign]  # a busy worker
+    try:
+        first = jobs.submit("event-001", seed=4242)
+        assert jobs.submit("event-001", seed=4242) is first  # queued: the same job
+        other = jobs.submit("event-001", seed=7)  # another request: a job of its own
+        assert other is not first and jobs.submit("event-000", seed=4242) is not first
+        release.set()
+        deadline = time.monotonic() + 10
+        while len(ran) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        jobs.shutdown()
+        project.close()
+    assert len(ran) == 3 and ran[:2] == [first.id, other.id]

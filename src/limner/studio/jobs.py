@@ -61,8 +61,13 @@ class Jobs:
         self._providers: dict[str, Any] = {}
 
     def submit(self, entry_id: str, **params: Any) -> Job:
+        """Queue a regeneration; the same request for an entry whose identical job is still queued or running
+        (a double click) is that job, not a second paid call."""
         job = Job(id=uuid.uuid4().hex, entry_id=entry_id, params={k: v for k, v in params.items() if v is not None})
         with self._lock:
+            for other in self._jobs.values():
+                if other.entry_id == entry_id and other.params == job.params and other.status in ("queued", "running"):
+                    return other
             self._jobs[job.id] = job
             finished = [k for k, j in self._jobs.items() if j.status in ("done", "failed")]
             for key in finished[: max(0, len(finished) - KEEP_FINISHED)]:
