@@ -733,11 +733,13 @@ def test_the_same_regeneration_asked_twice_while_it_waits_is_one_job(make_projec
         assert jobs.submit("event-001", seed=4242) is first  # queued: the same job
         other = jobs.submit("event-001", seed=7)  # another request: a job of its own
         assert other is not first and jobs.submit("event-000", seed=4242) is not first
+        again = jobs.submit("event-000", new_seed=lambda: 5)  # "again" (no parameters): a new seed, drawn once
+        assert jobs.submit("event-000", new_seed=lambda: 6) is again and again.params == {"seed": 5}
         release.set()
         deadline = time.monotonic() + 10
-        while len(ran) < 3 and time.monotonic() < deadline:
+        while len(ran) < 4 and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
         jobs.shutdown()
         project.close()
-    assert len(ran) == 3 and ran[:2] == [first.id, other.id]
+    assert len(ran) == 4 and ran[:2] == [first.id, other.id]

@@ -179,10 +179,7 @@ async def regenerate(request: Request, entry_id: str, body: Annotated[OverrideBo
     st = studio(request)
     body = body or OverrideBody()
     await run_in_threadpool(_check_entry, st, entry_id, body.style)
-    params = body.model_dump()
-    if all(v is None for v in params.values()):
-        params["seed"] = secrets.randbelow(SEED_MAX + 1)  # "again": a new seed
-    job = st.jobs.submit(entry_id, **params)
+    job = st.jobs.submit(entry_id, new_seed=lambda: secrets.randbelow(SEED_MAX + 1), **body.model_dump())
     return {"job": job.id, "status": job.status, "entry_id": entry_id, "params": job.params,
             "poll": f"/api/jobs/{job.id}"}
 

@@ -54,24 +54,32 @@ class Jobs:
         self.settings = settings
         self._on_finished = on_finished
         self._jobs: OrderedDict[str, Job] = OrderedDict()
+        #: what each job's request asked for (before a new seed was drawn), to know a repeated request
+        self._asked: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="limner-regenerate")
         #: the providers every job's Project uses: a local model is loaded by the first regeneration and kept
         #: warm for the next ones (jobs run one at a time, each in an event loop of its own)
         self._providers: dict[str, Any] = {}
 
-    def submit(self, entry_id: str, **params: Any) -> Job:
-        """Queue a regeneration; the same request for an entry whose identical job is still queued or running
-        (a double click) is that job, not a second paid call."""
-        job = Job(id=uuid.uuid4().hex, entry_id=entry_id, params={k: v for k, v in params.items() if v is not None})
+    def submit(self, entry_id: str, *, new_seed: Callable[[], int] | None = None, **params: Any) -> Job:
+        """Queue a regeneration. ``new_seed``: the seed of a request that asks for nothing ("again"). The same
+        request for an entry whose job is still queued or running (a double click) is that job, not a second
+        paid call: compared as asked, before a new seed is drawn."""
+        asked = {k: v for k, v in params.items() if v is not None}
         with self._lock:
             for other in self._jobs.values():
-                if other.entry_id == entry_id and other.params == job.params and other.status in ("queued", "running"):
+                if other.entry_id == entry_id and self._asked.get(other.id) == asked and \
+                        other.status in ("queued", "running"):
                     return other
+            job = Job(id=uuid.uuid4().hex, entry_id=entry_id,
+                      params=asked if asked or new_seed is None else {"seed": new_seed()})
+            self._asked[job.id] = asked
             self._jobs[job.id] = job
             finished = [k for k, j in self._jobs.items() if j.status in ("done", "failed")]
             for key in finished[: max(0, len(finished) - KEEP_FINISHED)]:
                 del self._jobs[key]
+                self._asked.pop(key, None)
         self._executor.submit(self._run, job)
         return job
 
