@@ -196,3 +196,27 @@ def test_no_call_line_is_written_for_an_entry_another_run_took_over(db: Database
         asyncio.run(journal_opens(batched))
     with db.session() as s:
         assert [(line.entry_id, line.run_id) for line in s.scalars(select(LedgerRow))] == [("e1", "run-2")]
+
+
+def test_one_provider_call_is_given_to_one_ledger_line_however_many_ask_at_once(db: Database):
+    """Two runs looking for their unnamed calls (killed while the provider held them) may both find the same
+    call: it must go to one line only (else one paid image is never fetched, and both entries show the other's)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    repo = prepared(db, "e1", "e2", runs=2)
+    lines = []
+    for entry, run in (("e1", "run-1"), ("e2", "run-2")):
+        assert repo.claim(entry, "fp", run).status == "claimed"
+        [line] = repo.open_call_lines([{"entry_id": entry, "fingerprint": "fp", "run_id": run, "provider": "fake",
+                                        "model": "m", "estimate_usd": 0.004}])
+        lines.append(line)
+    for _ in range(5):  # at once, several times
+        with ThreadPoolExecutor(2) as pool:
+            given = list(pool.map(lambda line: repo.claim_external_id(line, "prediction-1"), lines))
+        assert sorted(given) == [False, True]
+        with db.session() as s:
+            held = [r.id for r in s.scalars(select(LedgerRow).where(LedgerRow.external_id == "prediction-1"))]
+        assert len(held) == 1
+        with db.engine.begin() as conn:  # again, from the start
+            conn.exec_driver_sql("UPDATE ledger SET external_id = NULL")
+    assert repo.claim_external_id(lines[0], "x") and not repo.claim_external_id(lines[1], "x")

@@ -81,3 +81,31 @@ async def test_a_call_sent_but_unanswered_or_unreadable_counts_at_its_price(faul
         await gate.call(request(), CallStats(), journal)
     assert len(journal.calls) == 1 and journal.calls[0].cost_usd == pytest.approx(0.04)
     assert journal.calls[0].status == ("lost" if fault == "answer_lost" else "failed")
+
+
+@pytest.mark.asyncio
+async def test_credentials_refused_while_looking_for_an_unnamed_call_leave_it_open() -> None:
+    """A run killed while the provider held its call left a line without an id; the next run, with a bad token,
+    settled that line lost without finding the call, and the run after it (token fixed) paid again."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from limner.providers import AuthFailed, GenerationResult, Provider
+
+    class Refusing(Provider):
+        name = "refusing"
+
+        async def generate(self, req: Any) -> GenerationResult:  # pragma: no cover - never reached
+            raise AssertionError("no new call")
+
+        async def find_unnamed(self, req: Any, after: dt.datetime, before: dt.datetime) -> list[str]:
+            raise AuthFailed("refusing: HTTP 401")
+
+    earlier = SimpleNamespace(id=7, cost_usd=0.003, external_id=None, status="pending",
+                              created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    journal = CallJournal(None, None, provider="refusing", estimate_usd=0.003, earlier=[earlier])
+    gate = ProviderGate(Refusing(), concurrency=1, rate_per_minute=None, timeout_s=30, max_attempts=2,
+                        backoff_initial_s=0.01, backoff_max_s=0.02)
+    with pytest.raises(AuthFailed):
+        await gate.call(request(), CallStats(), journal)
+    assert [c.status for c in journal.calls] == ["pending"]  # still open: looked for again next time

@@ -94,24 +94,26 @@ class TestOpenAI(ProviderSuite, HostedChecks, CreditChecks):
 @pytest.mark.parametrize(("quality", "where"), [(None, "default"), ("high", "settings"), ("auto", "settings")])
 def test_a_plan_reserves_at_least_what_each_call_will_cost(make_project_dir, quality, where) -> None:
     """Every entry was priced as a square image at medium quality ($0.042), while a 3:2 entry costs $0.063 and
-    at high quality $0.25: `--budget` let spend run past the cap. The plan now prices each style's entries at
-    the dearest size they may get, at the quality the settings or the style ask for."""
+    at high quality $0.25: `--budget` let spend run past the cap. The plan now prices each entry at the size it
+    snaps to and the quality the settings or the style ask for (`auto`: the dearest)."""
     from limner.providers.openai import SIZES, image_cost
+    from limner.providers.options import snap_aspect
     from limner.runner import Selection, build_plan
 
     extra = ""
     if where == "settings":
         extra = f'\n[providers.openai]\nquality = "{quality}"\n'
     p = make_project_dir(3, provider="openai", extra=extra)
+    p.write_catalog([{"id": "sq", "title": "Square", "aspect": "1:1"}, {"id": "wide", "title": "Wide", "aspect": "3:2"},
+                     {"id": "tall", "title": "Tall", "aspect": "2:3"}])
     project = p.project()
     try:
         plan = build_plan(project, Selection())
         for item in plan.items:
-            size = SIZES[min(SIZES, key=lambda a: abs(int(a.split(":")[0]) / int(a.split(":")[1])
-                                                        - item.spec.width / item.spec.height))]
+            size = SIZES[snap_aspect(item.spec.width, item.spec.height, list(SIZES))]
             asked = quality or "medium"
             worst = max(image_cost("gpt-image-1", q, size) for q in
                         ([asked] if asked in ("low", "medium", "high") else ["low", "medium", "high"]))
-            assert item.price_usd >= worst - 1e-9, (item.spec.width, item.spec.height, item.price_usd, worst)
+            assert item.price_usd == pytest.approx(worst), (item.spec.width, item.spec.height, item.price_usd, worst)
     finally:
         project.close()

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy import case, func, insert, or_, select, text, update
 
 from limner.db.engine import Database
 from limner.db.statements import hot, params, row_values
@@ -462,6 +462,18 @@ class Repository:
                      "render_id": None, "external_id": None} for line in mine]
             ids = iter([int(i) for i in conn.execute(hot().insert_lines, rows).scalars()] if rows else [])
         return [next(ids) if held.get(line["entry_id"]) == line["run_id"] else None for line in lines]
+
+    def claim_external_id(self, call_id: int, external_id: str) -> bool:
+        """Give the line ``call_id`` (which has none) the provider's id ``external_id``, unless another line has
+        it already: one transaction, serialised per id (SQLite's write lock; on PostgreSQL an advisory lock on
+        the id), so two runs looking for their unnamed calls at once never both take one call. True: given."""
+        with self.db.write() as conn:
+            if self.db.engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"ledger:{external_id}"})
+            if conn.execute(select(L.id).where(L.external_id == external_id).limit(1)).first() is not None:
+                return False
+            return bool(conn.execute(update(ledger).where(L.id == call_id, L.external_id.is_(None))
+                                     .values(external_id=external_id[:256], updated_at=utcnow())).rowcount)
 
     def external_ids_in_ledger(self, external_ids: list[str]) -> set[str]:
         """Those of ``external_ids`` some ledger line holds."""

@@ -304,10 +304,9 @@ class Provider(ABC):
     @classmethod
     def estimate_usd(cls, model: str | None, width: int, height: int, *, params: Mapping[str, Any],
                      settings: Mapping[str, Any]) -> float:
-        """What a plan reserves for one image under a spend cap: at least what the call will cost, for a
-        ``width`` x ``height`` image (the long side, square: an entry's aspect only makes it smaller) with a
-        style's ``params`` and the provider's ``image_settings`` (a quality that costs more). Default:
-        :meth:`price_for`."""
+        """What a plan reserves for one image under a spend cap: at least what the call will cost, for the
+        entry's ``width`` x ``height`` with a style's ``params`` and the provider's ``image_settings`` (a
+        quality that costs more). Default: :meth:`price_for`."""
         return cls.price_for(model, width, height)
 
     def secret(self, name: str) -> str | None:

@@ -94,12 +94,13 @@ class OpenAIProvider(HostedProvider):
     @classmethod
     def estimate_usd(cls, model: str | None, width: int, height: int, *, params: Mapping[str, Any],
                      settings: Mapping[str, Any]) -> float:
-        """The price at the quality the style or the settings ask for, at the dearer of the sizes an entry may
-        get (1024x1024, or 1536x1024 / 1024x1536 for the other aspects): never less than the call costs."""
+        """The price at the size the entry snaps to and the quality the style or the settings ask for (``auto``:
+        the dearest): never less than the call costs."""
         model = model or cls.default_model
         quality = str(params.get("quality") or settings.get("quality") or "medium")
         qualities = [quality] if quality in ("low", "medium", "high") else ["low", "medium", "high"]  # auto: any
-        costs = [image_cost(model, q, size) for q in qualities for size in set(SIZES.values())]
+        size = SIZES[snap_aspect(width, height, list(SIZES))]
+        costs = [image_cost(model, q, size) for q in qualities]
         known = [c for c in costs if c is not None]
         return max(known) if known else cls.price_for(model, width, height)
 

@@ -103,6 +103,17 @@ class CallJournal:
         """Open calls of an earlier run without a provider id: nobody can ask about them."""
         return [c for c in self.calls if c.open and not c.external_id and not c.this_run]
 
+    async def claim_id(self, call: Call, external_id: str) -> bool:
+        """Give ``call`` (an earlier run's line without an id) the provider's id of the call it made, unless
+        another line has it (atomically, across runs: :meth:`Repository.claim_external_id`). True: given."""
+        if any(c.external_id == external_id for c in self.calls):
+            return False
+        if self.repo is not None and self.off is not None:
+            if not await self.off.db(self.repo.claim_external_id, call.id, external_id):
+                return False
+        call.external_id = external_id
+        return True
+
     async def unknown_ids(self, external_ids: list[str]) -> list[str]:
         """Those of ``external_ids`` that no ledger line has (in order): calls nobody has claimed as theirs."""
         mine = {c.external_id for c in self.calls if c.external_id}

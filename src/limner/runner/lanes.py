@@ -30,8 +30,6 @@ class Lane:
     cls: type[Provider]
     conf: ProviderSettings
     model: str
-    #: estimated USD per image (``[providers.<name>] price_usd``, else the provider's price table)
-    price_usd: float
     #: ``[providers.<name>]`` settings that shape the image: part of every fingerprint of this lane
     image_settings: dict[str, Any]
     #: ``[generate] concurrency``: the fallback when neither the settings nor the provider say
@@ -58,12 +56,12 @@ class Lane:
             raise ConfigError(f"[providers.{self.name}] in limner.toml: {exc}") from None
         return max(1, int(hint)) if hint else self.default_concurrency
 
-    def estimate_usd(self, params: dict[str, Any], long_side: int) -> float:
+    def estimate_usd(self, params: dict[str, Any], width: int, height: int) -> float:
         """What one image of a style on this lane reserves under a cap: ``[providers.<name>] price_usd`` when
-        set, else the provider's estimate for the style's params and this lane's settings."""
+        set, else the provider's estimate for that size, the style's params and this lane's settings."""
         if self.conf.price_usd is not None:
             return self.conf.price_usd
-        return float(self.cls.estimate_usd(self.model, long_side, long_side, params=params,
+        return float(self.cls.estimate_usd(self.model, width, height, params=params,
                                            settings=dict(self.conf.model_extra or {})))
 
     @property
@@ -92,7 +90,7 @@ def resolve_lane(project: Project, name: str) -> Lane:
     conf = settings.provider_settings(name)
     extra = conf.model_extra or {}
     return Lane(
-        name=name, cls=cls, conf=conf, model=conf.model or cls.default_model, price_usd=project.provider_price(name),
+        name=name, cls=cls, conf=conf, model=conf.model or cls.default_model,
         image_settings={k: extra[k] for k in cls.image_settings if extra.get(k) is not None},
         default_concurrency=settings.generate.concurrency, factory=lambda: project.provider(name),
     )

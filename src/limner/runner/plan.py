@@ -40,7 +40,7 @@ from limner.project import Project
 from limner.registry import UNKNOWN_PROVIDER_HINT, unknown_provider
 from limner.runner.lanes import Lane, resolve_lane
 from limner.styles import RenderSpec, Style, build_spec
-from limner.styles.spec import FINGERPRINT_VERSION
+from limner.styles.spec import FINGERPRINT_VERSION, size_for_aspect
 from limner.styles.templates import PromptRenderer
 
 
@@ -57,17 +57,27 @@ class Selection:
 class SpecContext:
     """Everything besides the entry that shapes a spec: one per (style, provider lane) in a plan."""
 
-    __slots__ = ("style", "lane", "provider", "model", "price_usd", "multiple", "long_side", "aspect", "renderer",
-                 "provider_settings", "key")
+    __slots__ = ("style", "lane", "provider", "model", "multiple", "long_side", "aspect", "renderer",
+                 "provider_settings", "key", "_prices")
 
     def __init__(self, style: Style, lane: Lane, long_side: int, aspect: str, renderer: PromptRenderer) -> None:
         self.style, self.lane = style, lane
         self.provider, self.model = lane.name, lane.model
-        self.price_usd = lane.estimate_usd(style.params, long_side)
+        self._prices: dict[str, float] = {}
         self.multiple, self.long_side, self.aspect, self.renderer = lane.size_multiple, long_side, aspect, renderer
         self.provider_settings = lane.image_settings
         self.key = json.dumps([FINGERPRINT_VERSION, style.name, style.template_sha, self.provider, self.model,
                                self.multiple, long_side, aspect, self.provider_settings], sort_keys=True, default=str)
+
+    def price_usd(self, entry: Entry) -> float:
+        """What one image of ``entry`` reserves under a cap: the lane's estimate at the entry's size (from its
+        aspect, without building its prompt), once per aspect."""
+        aspect = entry.aspect or self.style.aspect or self.aspect
+        price = self._prices.get(aspect)
+        if price is None:
+            width, height = size_for_aspect(aspect, self.long_side, self.multiple)
+            price = self._prices[aspect] = self.lane.estimate_usd(self.style.params, width, height)
+        return price
 
     def digest(self, entry: Entry, override: EntryOverride | None = None) -> str:
         extra = json.dumps([override.prompt, override.negative_extra]) if override else ""
@@ -124,7 +134,7 @@ class PlanItem:
 
     @property
     def price_usd(self) -> float:
-        return self.ctx.price_usd
+        return self.ctx.price_usd(self.entry)
 
     @property
     def spec(self) -> RenderSpec:

@@ -184,17 +184,16 @@ class ProviderGate:
         try:
             found = await self._bounded(self.provider.find_unnamed(request, call.sent_at - window, call.sent_at + window))
         except ProviderError as exc:
-            if exc.retryable:
-                raise  # asked again on the next attempt
+            if exc.retryable or isinstance(exc, AuthFailed):
+                raise  # asked again on the next attempt, or in the run after the credentials are fixed
             log.info("%s: could not look for the unnamed call %s: %s", self.provider.name, call.id, exc)
             return False
-        fresh = await journal.unknown_ids(found) if found else []
-        if not fresh:
-            return False
-        log.info("%s: the call of ledger line %s was %s (found by its input)", self.provider.name, call.id, fresh[0])
-        journal.id_sink(call)(fresh[0])
-        await journal.flush()
-        return True
+        for candidate in await journal.unknown_ids(found) if found else []:
+            if await journal.claim_id(call, candidate):  # another run may take it first: then the next one
+                log.info("%s: the call of ledger line %s was %s (found by its input)", self.provider.name, call.id,
+                         candidate)
+                return True
+        return False
 
     async def _ask_about(self, call: Call, request: GenerationRequest, stats: CallStats,
                          journal: CallJournal) -> Answer | None:
