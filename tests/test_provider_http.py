@@ -287,3 +287,22 @@ def test_every_client_shares_one_tls_context_built_once(monkeypatch: pytest.Monk
 
     for client in clients:
         asyncio.run(client.client.aclose())
+
+
+async def test_a_done_answer_that_is_not_json_carries_the_calls_price() -> None:
+    """A 200 whose body cannot be read (an HTML page) was a call answered as done: its error carries what the
+    caller says the call costs, so the ledger counts it; an error status never does."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        status = 200 if request.url.path == "/done" else 503
+        return httpx.Response(status, text="<html>oops</html>")
+
+    http = ProviderHTTP("demo", base_url="https://api.example", transport=httpx.MockTransport(handler))
+    try:
+        with pytest.raises(Transient, match="not JSON") as done:
+            await http.json("POST", "/done", billed_usd=0.042)
+        assert done.value.billed_usd == 0.042
+        with pytest.raises(Transient) as failed:
+            await http.json("POST", "/busy", billed_usd=0.042)
+        assert failed.value.billed_usd == 0.0
+    finally:
+        await http.aclose()

@@ -260,14 +260,17 @@ class ProviderHTTP:
         ``images``): ``max_json_bytes`` plus the base64 size of ``max_download_bytes``."""
         return self.max_json_bytes + self.max_download_bytes * 4 // 3 + 4
 
-    async def json(self, method: str, path: str, *, max_bytes: int | None = None, **kwargs: Any) -> Any:
+    async def json(self, method: str, path: str, *, max_bytes: int | None = None, billed_usd: float = 0.0,
+                   **kwargs: Any) -> Any:
         """The answer parsed as JSON, read up to ``max_bytes`` (default ``max_json_bytes``; a longer answer
-        is ``InvalidRequest``, not read further)."""
+        is ``InvalidRequest``, not read further). ``billed_usd``: what the call costs when it was answered as
+        done (a 2xx) but cannot be read: a paid call all the same."""
         response = await self.request(method, path, max_bytes=max_bytes or self.max_json_bytes, **kwargs)
         try:
             return response.json()
         except ValueError:
-            raise Transient(f"{self.provider}: answer is not JSON (HTTP {response.status_code})") from None
+            raise Transient(f"{self.provider}: answer is not JSON (HTTP {response.status_code})",
+                            billed_usd=billed_usd if 200 <= response.status_code < 300 else 0.0) from None
 
     async def download(self, url: str, *, headers: dict[str, str] | None = None) -> bytes:
         """Fetch an output: https-only redirects, capped size. Expired or missing outputs are Transient.

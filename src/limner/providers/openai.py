@@ -143,12 +143,12 @@ class OpenAIProvider(HostedProvider):
         body: dict[str, Any] = {"model": model, "prompt": request.prompt, "size": size, "quality": quality,
                                 "n": 1, "output_format": "png", **params}
 
-        answer = await http.json("POST", "/images/generations", json=body, headers=self.auth_headers(),
-                                 max_bytes=http.inline_image_json_bytes)  # the image comes inline, base64
         cost = image_cost(model, quality, size)
         width, height = (int(v) for v in size.split("x"))
         if cost is None:
             cost = self.price_for(model, width, height)
+        answer = await http.json("POST", "/images/generations", json=body, headers=self.auth_headers(),
+                                 max_bytes=http.inline_image_json_bytes, billed_usd=cost)  # the image inline, base64
         data = self.b64_json_image(answer, billed_usd=cost)
         metadata: dict[str, Any] = {"size": size, "quality": quality, "seed_honoured": False}
         if isinstance(answer.get("usage"), dict):

@@ -106,9 +106,9 @@ class TogetherProvider(HostedProvider):
             body["negative_prompt"] = request.negative_prompt
         body.update(self.api_params(request.params))
 
-        answer = await http.json("POST", "/v1/images/generations", json=body, headers=self.auth_headers(),
-                                 max_bytes=http.inline_image_json_bytes)  # the image comes inline, base64
         cost = self.price_for(model, width, height)
+        answer = await http.json("POST", "/v1/images/generations", json=body, headers=self.auth_headers(),
+                                 max_bytes=http.inline_image_json_bytes, billed_usd=cost)  # the image inline, base64
         data = self.b64_json_image(answer, billed_usd=cost)
         metadata: dict[str, Any] = {"id": str(answer.get("id") or ""), "width": width, "height": height}
         return GenerationResult(data=data, seed=request.seed, cost_usd=cost,
