@@ -128,3 +128,13 @@ def git(root: Path, *args: str) -> str:
     proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
+
+
+def app_copy(published: Path, tmp_path: Path) -> Path:
+    """A fresh copy of a published project (the app that uses Limner), in a new git repository, nothing committed."""
+    import shutil
+
+    root = tmp_path / "app"
+    shutil.copytree(published, root, symlinks=True)
+    git(root, "init", "-q")
+    return root

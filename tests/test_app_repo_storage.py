@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from limner.config.scaffold import gitignore_block, update_gitignore
-from projects import ProjectDir, git, make_entries
+from projects import ProjectDir, app_copy, git, make_entries
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -37,10 +37,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def app(published: Path, tmp_path: Path) -> ProjectDir:
-    root = tmp_path / "app"
-    shutil.copytree(published, root, symlinks=True)
-    git(root, "init", "-q")
-    return ProjectDir(root)
+    return ProjectDir(app_copy(published, tmp_path))
 
 
 def check(app: ProjectDir) -> tuple[int, list[str], dict]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from limner.config.scaffold import GITIGNORE_BEGIN, GITIGNORE_END, update_gitignore, gitignore_block
-from projects import ProjectDir, git
+from projects import ProjectDir, app_copy, git
 
 PLACEHOLDERS = Path("frontend/public/images/events")
 MANIFEST = Path("frontend/src/data/limner-manifest.json")
@@ -36,11 +36,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def app(published: Path, tmp_path: Path) -> ProjectDir:
     """A fresh copy of the published project, committed to a new git repository."""
-    import shutil
-
-    root = tmp_path / "app"
-    shutil.copytree(published, root, symlinks=True)
-    git(root, "init", "-q")
+    root = app_copy(published, tmp_path)
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "app")
     return ProjectDir(root)
