@@ -230,6 +230,17 @@ def test_unquoted_dates_are_iso_text_in_text_fields_and_impossible_ones_stay_as_
     assert "d.yaml:3: entry 'a': field 'year'" in str(err.value) and "2001-02-30 25:61:00" in str(err.value)
 
 
+def test_unquoted_dates_in_tags_are_iso_text(tmp_path: Path) -> None:
+    """``tags: [1948-05-14]`` was a validation error ("Input should be a valid string") for text the user wrote
+    as text: YAML had made it a date. A date in a list of text is now its ISO text, like a text field's."""
+    text = "- id: a\n  title: A\n  tags: [1948-05-14, founding, 1969-07-20 20:17:00, 2023-02-30]\n"
+    (entry,) = load_catalog(write(tmp_path, "c.yaml", text)).entries
+    assert entry.tags == ["1948-05-14", "founding", "1969-07-20T20:17:00", "2023-02-30"]
+    with pytest.raises(CatalogError) as err:  # a number in tags is still an error, with its place
+        load_catalog(write(tmp_path, "d.yaml", "- id: a\n  title: A\n  tags: [1948-05-14, 12]\n"))
+    assert "d.yaml:3: entry 'a': field 'tags" in str(err.value)
+
+
 def test_titles_are_stripped(tmp_path: Path) -> None:
     (entry,) = load_catalog(write(tmp_path, "c.json", '[{"id": "a", "title": "  Spaced  "}]')).entries
     assert entry.title == "Spaced"

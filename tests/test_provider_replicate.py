@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import pytest
@@ -326,6 +327,31 @@ async def test_fetch_known_downloads_a_finished_prediction_and_forgets_an_unknow
     assert gone.state == "gone" and gone.billed_usd is None
 
 
+@pytest.mark.parametrize(("hours_ago", "gone"), [(0.0, False), (7.0, True)])
+async def test_a_known_output_that_keeps_answering_404_is_given_up_long_after_the_hour(
+        fake: ReplicateFake, make_provider, hours_ago: float, gone: bool) -> None:
+    """A prediction the API says still has its output (``data_removed`` false) while the file answers 404 was
+    asked about on every attempt of every run without end, and its entry never generated. Within the hour
+    Replicate keeps outputs the 404 is passing (asked again); hours after the prediction completed it is gone,
+    and a new call is fair."""
+    provider = make_provider()
+    first = await generate(provider)
+    pid = first.metadata["prediction_id"]
+    ended = dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours_ago)
+    fake.predictions[pid]["completed_at"] = ended.isoformat().replace("+00:00", "Z")
+    fake.predictions[pid]["output"] = [f"{fake.url}/files/gone.png"]  # its URL now answers 404
+    try:
+        if gone:
+            known = await provider.fetch_known(pid, request(model=provider.model))
+            assert known.state == "gone" and known.billed_usd is None and known.result is None
+        else:
+            with pytest.raises(Transient, match="404"):
+                await provider.fetch_known(pid, request(model=provider.model))
+    finally:
+        await provider.aclose()
+    assert fake.create_calls == 1
+
+
 async def test_token_never_in_repr_errors_or_logs(fake: ReplicateFake, make_provider, caplog) -> None:
     provider = make_provider()
     assert SECRET_TOKEN not in repr(provider) and SECRET_TOKEN not in str(vars(provider).get("_http"))
@@ -458,8 +484,6 @@ async def test_a_prediction_whose_id_never_reached_the_ledger_is_found_by_its_in
                                                                                     make_provider) -> None:
     """A run killed while the create call was held (``Prefer: wait``) never learnt its prediction's id: the list
     of predictions, filtered by time and matched by model and input, finds it (across pages), and no other."""
-    import datetime as dt
-
     provider = make_provider()
     fake.mode("ok", list_page_size=1)
     try:

@@ -68,6 +68,8 @@ _YamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 #: the entry fields that are text: an unquoted date given for one is read back as its ISO text
 _TEXT_FIELDS = frozenset(name for name, f in Entry.model_fields.items() if f.annotation in (str, "str", str | None,
                                                                                           "str | None"))
+#: the entry fields that are lists of text (``tags``): an unquoted date in one is read back the same way
+_TEXT_LIST_FIELDS = frozenset(name for name, f in Entry.model_fields.items() if f.annotation in (list[str], "list[str]"))
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 
@@ -306,6 +308,11 @@ def _validate(raw: _Raw, ctx: _Reading, unit: str) -> Entry | None:
     dated = [k for k, v in data.items() if k in _TEXT_FIELDS and isinstance(v, (dt.date, dt.datetime))]
     if dated:  # YAML turns 1948-05-14 into a date: back into its ISO text, as the entry's text
         data = raw.data = {**data, **{k: data[k].isoformat() for k in dated}}
+    listed = [k for k, v in data.items() if k in _TEXT_LIST_FIELDS and type(v) is list
+              and any(isinstance(item, (dt.date, dt.datetime)) for item in v)]
+    if listed:  # the same inside a list of text: tags: [1948-05-14]
+        data = raw.data = {**data, **{k: [item.isoformat() if isinstance(item, (dt.date, dt.datetime)) else item
+                                          for item in data[k]] for k in listed}}
     try:
         entry = Entry.model_validate(data)
     except ValidationError:

@@ -26,11 +26,10 @@ Settings (``[providers.replicate]``): ``model``, ``timeout_s`` (120), ``poll_int
 
 from __future__ import annotations
 
-import datetime as dt
-
 import asyncio
 import base64
 import binascii
+import datetime as dt
 import logging
 import re
 import time
@@ -47,7 +46,14 @@ from limner.providers.base import (
     release_slot,
     report_call_id,
 )
-from limner.providers.errors import ContentRefused, InvalidRequest, ProviderError, RateLimited, Transient
+from limner.providers.errors import (
+    ContentRefused,
+    InvalidRequest,
+    OutputExpired,
+    ProviderError,
+    RateLimited,
+    Transient,
+)
 from limner.providers.hosted import HostedProvider
 from limner.providers.http import ProviderHTTP
 from limner.providers.options import number_setting, pick_params, snap_aspect
@@ -61,6 +67,9 @@ DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_POLL_INTERVAL_S = 1.0
 #: the longest ``Prefer: wait`` Replicate honours, in seconds
 MAX_PREFER_WAIT_S = 60
+#: Replicate deletes an API prediction's output files an hour after it was made; a download that still
+#: answers 404/410 this long after the prediction completed is taken as gone, whatever ``data_removed`` says
+OUTPUT_GIVEN_UP_AFTER_S = 6 * 3600
 
 FLUX_ASPECTS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
 FLUX_FORMATS = ("png", "webp", "jpg")
@@ -259,8 +268,17 @@ class ReplicateProvider(HostedProvider):
             return KnownCall("gone", billed_usd=0.0)
         if prediction.get("output") is None and prediction.get("data_removed"):
             return KnownCall("gone")  # succeeded (and billed) but its output has expired
-        # while the API says the output is there (data_removed false), a 404 on it is passing: asked again later
-        return KnownCall("done", result=await self._result(http, request, prediction))
+        try:
+            return KnownCall("done", result=await self._result(http, request, prediction))
+        except OutputExpired:
+            # while the API says the output is there (data_removed false), a 404 on it is passing and the call
+            # is asked about again later; long past the hour outputs are kept, it is gone (the ledger keeps
+            # the estimate) and a new call is fair, or the entry would wait for ever
+            if _ended_before(prediction, time.time() - OUTPUT_GIVEN_UP_AFTER_S):
+                log.info("replicate: the output of %s still answers 404 hours after it completed; counted lost",
+                         external_id)
+                return KnownCall("gone")
+            raise
 
     async def find_unnamed(self, request: GenerationRequest, sent_after: dt.datetime,
                            sent_before: dt.datetime) -> list[str]:
@@ -416,6 +434,20 @@ def _iso(when: dt.datetime) -> str:
     """A UTC time (naive means UTC) in ISO 8601 with ``Z``, as the list's filters take it."""
     aware = when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
     return aware.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _ended_before(prediction: dict[str, Any], deadline_epoch: float) -> bool:
+    """Whether the prediction's ``completed_at`` (ISO 8601) is before ``deadline_epoch``; False when it has
+    none or it cannot be read (asked again, as before)."""
+    raw = prediction.get("completed_at")
+    if not isinstance(raw, str) or not raw:
+        return False
+    try:
+        ended = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    ended = ended if ended.tzinfo is not None else ended.replace(tzinfo=dt.UTC)
+    return ended.timestamp() < deadline_epoch
 
 
 def _made_for(prediction: dict[str, Any], name: str, version: str | None, data: dict[str, Any]) -> bool:
