@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
-from limner.storage import Storage, StorageError
+from limner.storage import ObjectMissing, Storage, StorageError
 
 
 class MemoryStorage(Storage):
@@ -39,7 +39,7 @@ class MemoryStorage(Storage):
             try:
                 return self.objects[self._check(key)]
             except KeyError:
-                raise StorageError(f"object {key!r} not found") from None
+                raise ObjectMissing(f"object {key!r} not found") from None
 
     def exists(self, key: str) -> bool:
         return self.size(key) is not None

@@ -291,6 +291,45 @@ def test_storage_full_after_a_paid_answer_stops_paying_keeps_the_image_and_the_n
     assert_consistent(p)
 
 
+class ReadsFail:
+    """Wraps a project's storage: reads of masters raise ``error`` (a store that cannot be reached, credentials
+    that may write but not read); everything else passes."""
+
+    def __init__(self, real, error):
+        self._real, self._error = real, error
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def get(self, key):
+        if key.startswith("masters/"):
+            raise self._error
+        return self._real.get(key)
+
+
+@pytest.mark.parametrize("fault", ["unreachable", "forbidden", "missing"])
+def test_a_master_that_cannot_be_read_on_resume_is_not_paid_for_again(make_project_dir, fault):
+    """Any storage error while reading a stored master back to resume its entry was taken as "the master is
+    gone", and the entry's image was paid for again. Only a missing master (``ObjectMissing``) is; any other
+    read error fails the entry, which the next run resumes without a call."""
+    from limner.storage import ObjectMissing, StorageError
+
+    p = make_project_dir(1, extra="price_usd = 0.04\n")
+    run_broken(p, storage=lambda project: FailingWrites(project.storage, "variants/", StorageError("disk full")))
+    assert len(p.calls()) == 1  # the master is stored and recorded; its variants are not: resumable
+    error = {"unreachable": StorageError("cannot reach S3 after 10 attempts", retryable=True),
+             "forbidden": StorageError("S3 denied access (AccessDenied)"),
+             "missing": ObjectMissing("object not found")}[fault]
+    summary = run_broken(p, storage=lambda project: ReadsFail(project.storage, error))
+    if fault == "missing":  # gone: a new image is fair
+        assert len(p.calls()) == 2 and summary.generated == 1 and summary.provider_calls == 1
+        return
+    assert len(p.calls()) == 1 and summary.failed == 1 and summary.provider_calls == 0
+    _, again = run(p)  # the store reads again: resumed, not paid for
+    assert again.generated == 1 and again.resumed == 1 and len(p.calls()) == 1
+    assert_consistent(p)
+
+
 def test_a_failed_retry_of_a_reverted_change_costs_nothing(make_project_dir):
     p = make_project_dir(2)
     run(p)

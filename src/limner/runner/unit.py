@@ -35,7 +35,7 @@ from limner.runner.journal import Allowance, Call, CallJournal, OverBudget
 from limner.runner.offloop import URGENT, Batched, OffLoop
 from limner.runner.recovery import Kept, RecoveryFolder
 from limner.runner.retry import Answer, CallStats, ProviderGate, RunStopped
-from limner.storage import Storage, StorageError, content_key
+from limner.storage import ObjectMissing, Storage, content_key
 from limner.storage.base import EXTENSIONS, MIME_TYPES
 
 if TYPE_CHECKING:
@@ -313,9 +313,13 @@ class UnitOfWork:
         outcome.billed_failures_usd = max(0.0, outcome.cost_usd - image)
 
     def _load_master(self, render: Render) -> bytes | None:
+        """The stored master of a render to resume, or None when it is gone (missing, or not the bytes
+        recorded): then a new image is fair. Any other read error raises: the entry fails (retryable when
+        the store says so) and is resumed later, without paying for its image again."""
         try:
             data = self.storage.get(render.master_key)
-        except StorageError:
+        except ObjectMissing:
+            log.warning("master of %s is missing from storage; regenerating", render.entry_id)
             return None
         if hashlib.sha256(data).hexdigest() != render.master_sha256:
             log.warning("master of %s does not match its sha256; regenerating", render.entry_id)

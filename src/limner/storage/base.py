@@ -36,6 +36,12 @@ class StorageError(LimnerError):
         self.retryable = retryable
 
 
+class ObjectMissing(StorageError):
+    """The object does not exist (``get`` of a key nothing is stored under). Only this says an object is
+    gone: any other :class:`StorageError` on a read (a store that cannot be reached, credentials that may
+    write but not read) says nothing about whether it is there."""
+
+
 class UnsupportedOperation(StorageError):
     """The storage cannot do this at all (e.g. sign URLs for a local folder); retrying will not help."""
 
@@ -78,7 +84,8 @@ class Storage(ABC):
 
     @abstractmethod
     def get(self, key: str) -> bytes:
-        """Read an object; ``StorageError`` when it is missing."""
+        """Read an object; :class:`ObjectMissing` when it does not exist, another ``StorageError`` when it
+        cannot be read."""
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from limner.storage.base import ObjectInfo, Storage, StorageError
+from limner.storage.base import ObjectInfo, ObjectMissing, Storage, StorageError
 
 
 class LocalStorage(Storage):
@@ -64,8 +64,8 @@ class LocalStorage(Storage):
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
-        except FileNotFoundError:
-            raise StorageError(f"object {key!r} not found in {self.root}") from None
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):  # a prefix, or below an object
+            raise ObjectMissing(f"object {key!r} not found in {self.root}") from None
         except OSError as exc:
             raise StorageError(f"cannot read {key!r}: {exc.strerror}") from None
 
@@ -121,10 +121,8 @@ class LocalStorage(Storage):
         """Size and sha256, read from the file (a local read is cheap)."""
         try:
             data = self.get(key)
-        except StorageError:
-            if self.size(key) is None:
-                return None
-            raise
+        except ObjectMissing:
+            return None
         return ObjectInfo(len(data), hashlib.sha256(data).hexdigest())
 
     @property

@@ -39,7 +39,7 @@ from botocore.exceptions import (
 
 from limner.errors import ConfigError
 from limner.keys import CONTENT_PREFIXES
-from limner.storage.base import ObjectInfo, Storage, StorageError
+from limner.storage.base import ObjectInfo, ObjectMissing, Storage, StorageError
 from limner.urls import is_loopback
 
 if TYPE_CHECKING:
@@ -73,8 +73,9 @@ _CREDENTIAL_HINT = ("S3 credentials come from the environment or .env: AWS_ACCES
                     "(or AWS_PROFILE); they never go in limner.toml")
 
 
-def _error(message: str, *, retryable: bool = False, hint: str | None = None) -> StorageError:
-    exc = StorageError(message, retryable=retryable)
+def _error(message: str, *, retryable: bool = False, hint: str | None = None,
+           cls: type[StorageError] = StorageError) -> StorageError:
+    exc = cls(message, retryable=retryable)
     exc.hint = hint
     return exc
 
@@ -272,7 +273,9 @@ class S3Storage(Storage):
                               hint="check that the credentials are right and allow s3:GetObject, s3:PutObject, s3:DeleteObject "
                                    f"and s3:ListBucket on {self.bucket!r}")
             if code in _NOT_FOUND_CODES or status == 404:
-                return _error(f"object {key!r} not found in {self.location}" if key is not None else f"{what}: not found")
+                if key is None:
+                    return _error(f"{what}: not found")
+                return _error(f"object {key!r} not found in {self.location}", cls=ObjectMissing)
             transient = code in _TRANSIENT_CODES or (isinstance(status, int) and status >= 500)
             detail = self._scrub(str(error.get("Message") or ""))[:300]
             suffix = f" after {self.max_attempts} attempts" if transient else ""

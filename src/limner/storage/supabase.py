@@ -39,7 +39,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from limner.urls import Redactor, allowed_http_hosts, is_loopback
 from limner.errors import EXIT_AUTH, ConfigError
-from limner.storage.base import Storage, StorageError, content_type_for
+from limner.storage.base import ObjectMissing, Storage, StorageError, content_type_for
 
 if TYPE_CHECKING:
     from limner.config.settings import Settings
@@ -290,7 +290,7 @@ class SupabaseStorage(Storage):
                          hint=f"check {KEY_ENV} (the service_role key under Project Settings > API) "
                               f"and that {URL_ENV} names the same project", cls=StorageAuthError)
         if f.object_missing and key is not None:
-            raise StorageError(f"object {key!r} not found in {self._where}")
+            raise ObjectMissing(f"object {key!r} not found in {self._where}")
         if f.status == 413:
             raise StorageError(self._redact(f"{what}: too large for the bucket's size limit ({f.detail})"))
         if f.status == 415:
@@ -366,7 +366,7 @@ class SupabaseStorage(Storage):
             return response.content
         f = _Failure(response)
         if f.bucket_missing:
-            raise StorageError(f"object {key!r} not found: {self._where} does not exist")
+            raise ObjectMissing(f"object {key!r} not found: {self._where} does not exist")
         self._fail(response, "download", key)
 
     def exists(self, key: str) -> bool:

@@ -84,12 +84,14 @@ def create_app(source: Settings | Project, token: str | None = None, *, host: st
     def media(key: str) -> Response:
         if not KEY_PATTERN.match(key) or not studio.project.reviews.media_key_known(key):
             raise HTTPException(404, "no such media")
-        from limner.storage import StorageError
+        from limner.storage import ObjectMissing, StorageError
 
         try:
             data = studio.project.storage.get(key)
-        except StorageError:
+        except ObjectMissing:
             raise HTTPException(404, "no such media") from None
+        except StorageError as exc:  # there may well be such media: the store did not answer
+            raise HTTPException(502, f"the storage could not be read: {exc}") from None
         ext = key.rsplit(".", 1)[-1].lower()
         content_type = CONTENT_TYPES.get(ext) or mimetypes.guess_type(key)[0] or "application/octet-stream"
         return Response(data, media_type=content_type,

@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from limner.errors import LimnerError
-from limner.storage import ObjectInfo, Storage, StorageError, UnsupportedOperation, content_key
+from limner.storage import ObjectInfo, ObjectMissing, Storage, StorageError, UnsupportedOperation, content_key
 from limner.storage.local import LocalStorage
 
 __all__ = ["BLOB", "OPTIONAL_OPERATIONS", "PNG", "StorageSuite"]
@@ -128,7 +128,7 @@ class StorageSuite:
     def test_missing_object(self, storage: Storage) -> None:
         assert not storage.exists("nope/x.png")
         assert storage.size("nope/x.png") is None
-        with pytest.raises(StorageError) as info:
+        with pytest.raises(ObjectMissing) as info:  # missing, and said so: not any read error
             storage.get("nope/x.png")
         assert isinstance(info.value, LimnerError)
         assert not info.value.retryable
@@ -140,7 +140,7 @@ class StorageSuite:
         storage.delete("d/x.png")
         assert not storage.exists("d/x.png")
         assert storage.size("d/x.png") is None
-        with pytest.raises(StorageError):
+        with pytest.raises(ObjectMissing):
             storage.get("d/x.png")
         assert storage.get("d/y.png") == b"y"
         assert list(storage.list()) == ["d/y.png"]
@@ -157,7 +157,7 @@ class StorageSuite:
         assert not storage.exists("dir")
         assert not storage.exists("dir/sub")
         assert storage.size("dir/sub") is None
-        with pytest.raises(StorageError):
+        with pytest.raises(ObjectMissing):
             storage.get("dir/sub")
 
     def test_below_an_object_is_missing(self, storage: Storage) -> None:
