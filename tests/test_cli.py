@@ -245,6 +245,51 @@ def test_changing_the_placeholder_format_re_encodes_placeholders(project_dir):
     assert manifest["entries"]["event-000"]["placeholder_width"] == 64
 
 
+@pytest.mark.parametrize("kind", ["gray16", "transparent", "rotated"])
+def test_a_placeholder_re_encoded_by_sync_looks_like_the_one_derive_made(project_dir, tmp_path, kind):
+    """Sync's re-encode (new placeholder width) used ``convert("RGB")``: a 16-bit gray master came out white, a
+    transparent one on black, and one with an EXIF rotation lying on its side. It now brings the master to RGB
+    the way the derive stage does."""
+    import numpy as np
+    from PIL import Image
+
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    ramp = np.tile(np.linspace(0, 1, 600), (400, 1))  # dark on the left, light on the right
+    if kind == "gray16":
+        Image.fromarray((ramp * 65535).astype("uint16")).save(legacy / "event-000.png")
+    elif kind == "transparent":  # the left half transparent (white once flattened), the right half a ramp
+        rgba = np.zeros((400, 600, 4), "uint8")
+        rgba[:, 300:, :3] = (ramp[:, 300:, None] * 255).astype("uint8")
+        rgba[:, 300:, 3] = 255
+        Image.fromarray(rgba, "RGBA").save(legacy / "event-000.png")
+    else:  # 600x400 stored, 400x600 upright (EXIF orientation 6: rotate 90 degrees clockwise)
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        Image.fromarray((ramp * 255).astype("uint8")).convert("RGB").save(legacy / "event-000.jpg",
+                                                                          exif=exif.tobytes())
+    project_dir.run("adopt-placeholders", str(legacy), check=True)
+    project_dir.run("sync", check=True)
+    ph = project_dir.root / "frontend/public/images/events/event-000.webp"
+
+    def looks() -> tuple[int, int, int]:  # width, height, the tone a tenth of the way across, half way down
+        with Image.open(ph) as im:
+            return im.width, im.height, im.convert("L").getpixel((im.width // 10, im.height // 2))
+
+    before = looks()
+    project_dir.config.write_text(project_dir.config.read_text() + "\n[sync]\nplaceholder_width = 40\n")
+    project_dir.run("sync", check=True)
+    after = looks()
+    assert after[0] == 40 and after[0] / after[1] == pytest.approx(before[0] / before[1], rel=0.05)
+    assert abs(after[2] - before[2]) <= 16, (before, after)  # the same tone at the same place
+    if kind == "gray16":
+        assert after[2] < 60
+    elif kind == "transparent":
+        assert after[2] > 240
+    else:
+        assert after[1] > after[0]  # upright: taller than wide
+
+
 def test_lowering_the_placeholder_byte_limit_re_encodes_the_placeholders_over_it(make_project_dir):
     p = make_project_dir(2)
     p.config.write_text(p.config.read_text().replace("size = 96", "size = 512"))

@@ -124,10 +124,13 @@ def _placeholder_for(project: Project, render: Render) -> tuple[str, bytes]:
         if len(data) <= s.placeholder_max_bytes:
             return key, data
     from limner.imaging import make_placeholder, safe_open
+    from limner.imaging.normalize import to_rgb
 
     g = project.settings.generate
     image = safe_open(storage.get(render.master_key), max_bytes=g.max_image_bytes, max_pixels=g.max_image_pixels)
-    ph = make_placeholder(image.convert("RGB"), width=want_width, fmt=s.placeholder_format, max_bytes=s.placeholder_max_bytes)
+    # as the derive stage does: upright, 16-bit scaled to 8, transparency on white (a plain convert("RGB")
+    # made a 16-bit gray master white and a transparent one black)
+    ph = make_placeholder(to_rgb(image), width=want_width, fmt=s.placeholder_format, max_bytes=s.placeholder_max_bytes)
     new_key = content_key("placeholders", hashlib.sha256(ph.data).hexdigest(), EXTENSIONS[ph.format])
     storage.put_if_absent(new_key, ph.data, content_type=MIME_TYPES[ph.format])
     project.repo.set_placeholder(render.id, new_key, ph.width, ph.height)
