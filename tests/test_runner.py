@@ -187,6 +187,23 @@ def test_budget_never_starts_a_call_over_the_cap(make_project_dir):
     assert summary.generated == 7 and len(p.calls()) == 10
 
 
+def test_a_call_that_cost_nothing_leaves_its_room_under_the_cap_to_the_entries_after_it(make_project_dir):
+    """Each entry reserved its price when a worker took it, before it waited for a provider slot; an entry that
+    found the cap held by those reservations was dropped as "not started" at once. A refused call costs
+    nothing: at $0.01 each under a $0.02 cap, two of three entries could be made, but one was ("Budget reached"
+    at $0.01). An entry now waits while the cap is held only by reservations in flight."""
+    p = make_project_dir(3, extra='price_usd = 0.01\nrefuse_ids = ["event-000"]\n')
+    _, summary = run(p, budget=0.02)
+    assert summary.generated == 2 and summary.failed == 1 and summary.not_started == 0
+    assert not summary.budget_stopped and summary.spend_usd == pytest.approx(0.02)
+    assert sum(r.cost_usd for r in rows(p, LedgerRow)) == pytest.approx(0.02)
+    # and it still never starts a call past the cap: one more entry does not fit
+    p2 = make_project_dir(4, extra='price_usd = 0.01\nrefuse_ids = ["event-000"]\n', name="four")
+    _, summary = run(p2, budget=0.02)
+    assert summary.generated == 2 and summary.not_started == 1 and summary.budget_stopped
+    assert sum(r.cost_usd for r in rows(p2, LedgerRow)) == pytest.approx(0.02)
+
+
 def test_calls_lost_to_timeouts_never_take_the_spend_past_the_cap(make_project_dir):
     """The price was reserved once per entry, but an entry may make max_attempts calls, and a call lost to its
     deadline costs its list price: 30 entries at $0.10 under a $1.00 cap, every call timing out, spent $4.00.

@@ -130,6 +130,7 @@ class Budget:
         self.cap = cap
         self.spent = 0.0
         self.in_flight = 0.0
+        self._settled = asyncio.Event()  # set whenever a reservation is settled
 
     def reserve(self, price: float) -> bool:
         if self.cap is not None and self.spent + self.in_flight + price > self.cap + 1e-9:
@@ -137,9 +138,22 @@ class Budget:
         self.in_flight += price
         return True
 
+    async def wait_to_reserve(self, price: float) -> bool:
+        """Reserve ``price`` for an entry about to start, waiting while the cap is held only by reservations
+        still in flight: one that settles below its price (a refused call costs nothing) makes room. False
+        once what is spent leaves no room for it. (An entry's further calls, :meth:`allowance`, never wait:
+        two entries each waiting for the other's reservation would wait for ever.)"""
+        while not self.reserve(price):
+            if self.cap is None or self.in_flight <= 1e-12 or self.spent + price > self.cap + 1e-9:
+                return False
+            self._settled.clear()
+            await self._settled.wait()
+        return True
+
     def settle(self, reserved: float, actual: float) -> None:
         self.in_flight -= reserved
         self.spent += actual
+        self._settled.set()
 
     def allowance(self, price: float) -> Allowance | None:
         """An entry's share of the cap, ``price`` reserved already (None without a cap)."""
@@ -227,7 +241,7 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                 except asyncio.QueueEmpty:
                     return
                 price = item.price_usd
-                if not budget.reserve(price):
+                if not await budget.wait_to_reserve(price):
                     summary.budget_stopped = True
                     summary.not_started += 1
                     continue
