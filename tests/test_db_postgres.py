@@ -47,6 +47,33 @@ def test_migrations_and_a_run_on_postgres(project_dir, pg_url):
     project.close()
 
 
+def test_while_gc_deletes_on_postgres_no_run_claims_an_entry(project_dir, pg_url):
+    """``limner gc --delete`` on PostgreSQL: its start (an exclusive advisory lock) and each claim (a shared one)
+    are ordered, and while it is live a claim finds the entry held by it; `limner gc --delete` runs there."""
+    import subprocess
+    import sys
+
+    from limner.sync.gc import holding_off_runs
+
+    project_dir.config.write_text(project_dir.config.read_text() + f'\n[database]\nurl = "{pg_url}"\n')
+    project = project_dir.project()
+    try:
+        repo = project.repo
+        with holding_off_runs(repo):
+            claim = repo.claim("event-000", "fp", "some-run")
+            assert claim.status == "held" and claim.holder is not None and claim.holder.kind == "gc"
+            gen = subprocess.run([sys.executable, "-m", "limner", "generate", "--no-progress"], cwd=project_dir.root,
+                                 env=project_dir.env(), capture_output=True, text=True, timeout=120)
+            assert "0 of 6" in gen.stdout or "Generated 0" in gen.stdout, gen.stdout + gen.stderr
+        assert repo.claim("event-000", "fp", "some-run").status == "claimed"
+        repo.release_claim("event-000", "some-run")
+    finally:
+        project.close()
+    project_dir.run("generate", "--no-progress", check=True)
+    gc = project_dir.run_json("gc", "--delete")
+    assert gc["deleted"] == 0 and gc["failed"] == []
+
+
 def test_a_role_that_cannot_upgrade_an_older_schema_gets_a_clear_error(project_dir, pg_url):
     """A database at an older revision, opened by a role that may only read: one error naming what is needed,
     no traceback, no password."""

@@ -84,3 +84,63 @@ def test_gc_goes_ahead_beside_an_idle_worker_and_a_dead_run(project_dir: Project
         project.close()
     gc = project_dir.run_json("gc", "--delete")
     assert [o["key"] for o in gc["objects"]] == ["masters/zz/orphan.png"] and gc["deleted"] == 1
+
+
+def test_a_run_started_while_gc_deletes_claims_nothing_until_it_ends(make_project_dir: Any) -> None:
+    """gc asked whether runs were at work before it deleted, never during: a run started mid-delete adopted an
+    image kept in the recovery folder whose identical master gc had listed (the store skipped the upload: the
+    object was still there), recorded and published it, emptied the recovery folder, and gc then deleted the
+    master. While ``limner gc --delete`` deletes, it is now a live run of kind ``gc``, and no run claims an
+    entry: the run started meanwhile leaves its entries for the next one, which adopts the kept image."""
+    from sqlalchemy import update
+    from sqlalchemy.exc import OperationalError
+
+    from limner.db.models import RunRow
+    from limner.db.repository import Repository
+    from limner.sync.gc import busy, holding_off_runs, plan_gc, run_gc
+
+    class RecordFails(Repository):
+        def record_render(self, *args: Any, **kwargs: Any) -> Any:
+            raise OperationalError("INSERT", {}, Exception("database or disk is full"))
+
+    def run(p: ProjectDir, **parts: Any) -> Any:
+        project = p.project()
+        for name, make in parts.items():
+            project.__dict__[name] = make(project)
+        try:
+            return run_plan(project, build_plan(project, Selection()), RunOptions(progress=False))
+        finally:
+            project.close()
+
+    p = make_project_dir(1, extra="price_usd = 0.04\n")
+    assert run(p, repo=lambda project: RecordFails(project.db)).kept_locally == 1  # stored, not recorded: kept
+    project = p.project()
+    try:
+        with project.db.session(write=True) as s:  # that run is gone (a pid no process has)
+            s.execute(update(RunRow).values(pid=2**22 + 12345, process_start=None))
+        storage, repo = project.storage, project.repo
+        assert busy(repo) is None
+        during: list[Any] = []
+        with holding_off_runs(repo) as beat:
+            plan = plan_gc(storage, repo)
+            assert any(k.startswith("masters/") for k, _ in plan.objects)  # the kept image's master: unrecorded
+
+            def meanwhile(key: str) -> None:  # `limner generate` started while gc deletes
+                if not during:
+                    during.append(run(p))
+
+            result = run_gc(storage, repo, plan, on_delete=meanwhile, beat=beat)
+        assert result.deleted and during[0].generated == 0 and during[0].elsewhere == 1
+        assert len(list((p.root / ".limner" / "recovery").glob("*.img"))) == 1  # still kept
+        assert not [r for r, _ in repo.live_runs() if r.kind == "gc"]  # gc has ended
+    finally:
+        project.close()
+    after = run(p)  # gc is over: the next run adopts the kept image, without a call
+    assert after.generated == 1 and after.resumed == 1 and len(p.calls()) == 1
+    project = p.project()
+    try:
+        (render,) = project.repo.published_renders()
+        assert project.storage.exists(render.master_key)
+        assert all(project.storage.exists(v.key) for v in render.variants)
+    finally:
+        project.close()

@@ -11,11 +11,12 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import case, func, insert, or_, select, text, update
+from sqlalchemy import case, exists, func, insert, or_, select, text, update
 
 from limner.db.engine import Database
 from limner.db.statements import hot, params, row_values
 from limner.db.tables import (
+    GC_KIND,
     OPEN_CALLS,
     CallStatus,
     EntryState,
@@ -201,6 +202,7 @@ class Repository:
         st = hot()
         key = {"p_id": entry_id, "p_fp": fingerprint}
         with self.db.write() as conn:
+            self._gc_lock(conn, shared=True)
             done = conn.execute(st.claim_forced if force else st.claim, {**key, "p_run": run_id, "p_now": utcnow()})
             if done.rowcount == 1:  # always looked up: another run may have paid for this image and died
                 resumable = conn.execute(st.resumable_id, key).first()
@@ -217,18 +219,42 @@ class Repository:
                     return Claim("claimed", open_calls=tuple(self._open_calls(s, entry_id, fingerprint)))
             return self._not_claimed(conn, entry_id, run_id)
 
+    def _gc_lock(self, conn: Any, *, shared: bool) -> None:
+        """On PostgreSQL, order a claim (``shared``) against a ``limner gc --delete`` starting (exclusive): a
+        claim that read "no gc" has committed before gc looks for runs at work, or waits for gc's row. SQLite's
+        write lock orders them already."""
+        if self.db.engine.dialect.name == "postgresql":
+            lock = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+            conn.execute(text(f"SELECT {lock}(hashtextextended('limner:gc', 0))"))
+
     @staticmethod
     def _not_claimed(conn: Any, entry_id: str, run_id: str) -> Claim:
-        """Why a claim's update changed no row: ``published``, or ``held`` by another run (as an object)."""
-        holder = conn.execute(select(E.claimed_by).where(E.id == entry_id)).scalar()
-        if holder in (None, run_id):
-            return Claim("published")
+        """Why a claim's update changed no row: ``held`` by a live ``limner gc --delete`` or by another run (as
+        an object), or ``published``."""
         from sqlalchemy.orm import Session
 
         from limner.db.models import RunRow
 
         with Session(bind=conn, expire_on_commit=False) as s:
+            gc = s.scalars(select(RunRow).where(RunRow.kind == GC_KIND, RunRow.finished_at.is_(None))
+                           .order_by(RunRow.started_at).limit(1)).first()
+            if gc is not None:
+                return Claim("held", gc)
+            holder = conn.execute(select(E.claimed_by).where(E.id == entry_id)).scalar()
+            if holder in (None, run_id):
+                return Claim("published")
             return Claim("held", s.get(RunRow, holder))
+
+    def start_gc(self, run_id: str, host: str, pid: int, *, scope: str | None = None,
+                 process_start: int | None = None) -> None:
+        """Record a ``limner gc --delete`` as a live run of kind ``gc``: from the commit on, no run claims an
+        entry until it ends (:meth:`end_run`), or is found gone. Runs that hold entries already are for the
+        caller to look for next (:func:`limner.sync.gc.busy`)."""
+        now = utcnow()
+        with self.db.write() as conn:
+            self._gc_lock(conn, shared=False)
+            conn.execute(insert(runs).values(id=run_id, host=host, pid=pid, started_at=now, heartbeat_at=now,
+                                             kind=GC_KIND, scope=scope, process_start=process_start))
 
     # ------------------------------------------------------------------ reads
     def entry_statuses(self) -> dict[str, EntryStatus]:
@@ -268,9 +294,11 @@ class Repository:
         ``held``: another run holds it. The unit of work's own claim then finds it held by this run."""
         now = utcnow()
         same = E.published_render_id.is_(None) if replaces is None else E.published_render_id == replaces
+        no_gc = ~exists(select(runs.c.id).where(runs.c.kind == GC_KIND, runs.c.finished_at.is_(None)))
         with self.db.write() as conn:
+            self._gc_lock(conn, shared=True)
             done = conn.execute(update(entries).where(
-                E.id == entry_id, or_(E.claimed_by.is_(None), E.claimed_by == run_id), same,
+                E.id == entry_id, or_(E.claimed_by.is_(None), E.claimed_by == run_id), same, no_gc,
             ).values(claimed_by=run_id, claimed_at=now))
             if done.rowcount == 1:
                 return Claim("claimed")

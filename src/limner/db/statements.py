@@ -16,10 +16,21 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, or_, select, update
+from sqlalchemy import Table, bindparam, exists, insert, or_, select, update
 from sqlalchemy.sql import Executable
 
-from limner.db.tables import OPEN_CALLS, EntryState, RenderStatus, ReviewState, entries, ledger, renders, variants
+from limner.db.tables import (
+    GC_KIND,
+    OPEN_CALLS,
+    EntryState,
+    RenderStatus,
+    ReviewState,
+    entries,
+    ledger,
+    renders,
+    runs,
+    variants,
+)
 
 
 class Statements:
@@ -27,7 +38,10 @@ class Statements:
 
     def __init__(self) -> None:
         e, r, v, led = entries.c, renders.c, variants.c, ledger.c
-        free = or_(e.claimed_by.is_(None), e.claimed_by == bindparam("p_run"))
+        #: no other run holds the entry, and no ``limner gc --delete`` is deleting objects (a run that stores or
+        #: adopts an image whose bytes gc is about to delete would record a render pointing at nothing)
+        free = (or_(e.claimed_by.is_(None), e.claimed_by == bindparam("p_run"))
+                & ~exists(select(runs.c.id).where(runs.c.kind == GC_KIND, runs.c.finished_at.is_(None))))
         claim_values = dict(claimed_by=bindparam("p_run"), claimed_at=bindparam("p_now"),
                             state=EntryState.generating.value, fingerprint=bindparam("p_fp"), updated_at=bindparam("p_now"))
         #: take an entry unless another run holds it, or the image for this fingerprint is published already

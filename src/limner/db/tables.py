@@ -113,6 +113,9 @@ entries = Table(
     Column("pinned", Boolean, nullable=False, default=False, server_default="0"),
 )
 
+#: ``runs.kind`` of a ``limner gc --delete``: while one is live, no run claims an entry
+GC_KIND = "gc"
+
 #: a ``limner generate`` run (or a queue worker): who it is and whether it is alive (its claims on entries
 #: hold while it is)
 runs = Table(
@@ -123,7 +126,8 @@ runs = Table(
     Column("started_at", DateTime, nullable=False, default=utcnow),
     Column("heartbeat_at", DateTime, nullable=False, default=utcnow),
     Column("finished_at", DateTime),
-    #: ``worker`` for a queue worker (``limner worker``); None for a ``limner generate`` run
+    #: ``worker`` for a queue worker (``limner worker``), ``gc`` for a ``limner gc --delete`` (no entry can be
+    #: claimed while one is live), ``adopt`` for ``limner adopt-placeholders``; None for a ``limner generate`` run
     Column("kind", String(16)),
     #: the process table ``pid`` belongs to (:func:`limner.runner.claims.process_table`): only a run of the same
     #: one is judged by its pid; NULL for runs recorded before it was kept (judged by ``host``)

@@ -26,13 +26,21 @@ records their rows, so for that moment they look like garbage. ``limner gc --del
 ``--force``) while :func:`busy` names a reason: a live run or queue worker holding entries, or entries
 left ``generating``. It asks before it lists the storage and again right before the first delete.
 
+And no run starts working while it deletes: ``limner gc --delete`` is recorded as a live run of kind ``gc``
+first (:func:`holding_off_runs`), and while it is live no run or worker claims an entry (it finds the
+entry held, and leaves it for a later run). Without that, a run started mid-delete could store (or adopt
+from the recovery folder) an image whose identical bytes gc had listed, find the object there, record it,
+and lose it to the delete a moment later.
+
 The storage is reached only through the ``Storage`` contract (``list_sizes`` or ``list``, ``delete``),
 so any storage plugin can be collected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from limner.db.models import RenderStatus
@@ -90,6 +98,32 @@ def busy(repo: Repository) -> str | None:
     return None
 
 
+#: how often a ``limner gc --delete`` beats while it deletes (a run on another host judges it by its beat)
+GC_BEAT_S = 10.0
+
+
+@contextlib.contextmanager
+def holding_off_runs(repo: Repository) -> Iterator[Callable[[], None]]:
+    """Record this ``limner gc --delete`` as a live run of kind ``gc`` until the block ends: no run claims an
+    entry meanwhile. Yields a heartbeat to call while deleting (it beats at most every :data:`GC_BEAT_S`)."""
+    from limner.runner.claims import RunIdentity
+
+    me = RunIdentity()
+    repo.start_gc(me.id, me.host, me.pid, scope=me.scope, process_start=me.process_start)
+    last = time.monotonic()
+
+    def beat() -> None:
+        nonlocal last
+        if time.monotonic() - last >= GC_BEAT_S:
+            repo.heartbeat(me.id)
+            last = time.monotonic()
+
+    try:
+        yield beat
+    finally:
+        repo.end_run(me.id)
+
+
 def plan_gc(storage: Storage, repo: Repository, *, superseded: bool = False, manifest_text: str = "") -> GcPlan:
     """Which objects ``limner gc`` would delete (and, with ``superseded``, which render rows)."""
     plan = GcPlan(superseded=superseded)
@@ -139,8 +173,10 @@ def plan_gc(storage: Storage, repo: Repository, *, superseded: bool = False, man
     return plan
 
 
-def run_gc(storage: Storage, repo: Repository, plan: GcPlan, *, on_delete: Callable[[str], None] | None = None) -> GcResult:
-    """Delete what ``plan`` selected: the render rows first, then the objects."""
+def run_gc(storage: Storage, repo: Repository, plan: GcPlan, *, on_delete: Callable[[str], None] | None = None,
+           beat: Callable[[], None] | None = None) -> GcResult:
+    """Delete what ``plan`` selected: the render rows first, then the objects. Run it inside
+    :func:`holding_off_runs` (``beat`` its heartbeat), so that no run records a render meanwhile."""
     result = GcResult()
     if plan.renders:
         result.renders_forgotten = repo.forget_renders(plan.renders)
@@ -151,6 +187,8 @@ def run_gc(storage: Storage, repo: Repository, plan: GcPlan, *, on_delete: Calla
     for key, size in plan.objects:
         if key in still_referenced:
             continue
+        if beat is not None:
+            beat()
         try:
             storage.delete(key)
         except StorageError as exc:

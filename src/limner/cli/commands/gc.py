@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 import typer
@@ -23,7 +24,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """List stored objects that no render references (dry run); --delete removes them. Published images are never touched."""
-        from limner.sync.gc import busy, plan_gc, run_gc
+        from limner.sync.gc import busy, holding_off_runs, plan_gc, run_gc
 
         def refuse_while_busy() -> None:
             reason = busy(project.repo) if delete and not force else None
@@ -35,15 +36,19 @@ def register(app: typer.Typer) -> None:
         try:
             settings = project.settings
             refuse_while_busy()
-            manifest_path = settings.path(settings.sync.manifest)
-            try:
-                manifest_text = manifest_path.read_text(encoding="utf-8")
-            except OSError:
-                manifest_text = ""
-            storage = project.storage
-            plan = plan_gc(storage, project.repo, superseded=superseded, manifest_text=manifest_text)
-            refuse_while_busy()  # again: a run may have started while the storage was listed
-            result = run_gc(storage, project.repo, plan) if delete else None
+            # deleting: no run claims an entry from here on (one that did already is what busy() looks for)
+            holding = holding_off_runs(project.repo) if delete else contextlib.nullcontext(None)
+            with holding as beat:
+                refuse_while_busy()
+                manifest_path = settings.path(settings.sync.manifest)
+                try:
+                    manifest_text = manifest_path.read_text(encoding="utf-8")
+                except OSError:
+                    manifest_text = ""
+                storage = project.storage
+                plan = plan_gc(storage, project.repo, superseded=superseded, manifest_text=manifest_text)
+                refuse_while_busy()  # again: a run that claimed before gc was recorded may have stored since
+                result = run_gc(storage, project.repo, plan, beat=beat) if delete else None
         finally:
             project.close()
 

@@ -71,6 +71,10 @@ def register(app: typer.Typer) -> None:
                       f"spend {usd(summary.spend_usd)}, {summary.elapsed_s:.1f}s.", highlight=False)
             for failure in summary.failures[:20]:
                 out.print(f"  failed {failure['id']}: {failure['error']}", highlight=False, markup=False)
+            if summary.elsewhere:
+                out.print(f"{summary.elsewhere} entries were held by another run, a queue worker or a `limner gc "
+                          "--delete`, and left to it; run `limner generate` again once it is done.",
+                          highlight=False, markup=False)
         if summary.auth_error:
             fix = summary.auth_fix or "fix the credentials or the account (see `limner doctor`)"
             err.print(f"error: {summary.auth_error}. The run stopped; {fix} and re-run.",
