@@ -221,3 +221,35 @@ def test_a_url_column_too_short_is_refused_before_any_file_is_written(project_di
     proc = project_dir.run("sync", env=env)
     assert proc.returncode == 2 and "column image_url holds 40 characters" in proc.stderr, proc.stderr
     assert app_files(project_dir) == {}
+
+
+def test_a_withdrawal_a_failed_sync_left_half_done_is_finished_by_the_next(project_dir, tmp_path):
+    """An image taken down in review: sync wrote the manifest without it, then the write-back failed (a locked
+    table, a trigger, a kill). What was withdrawn was worked out from the previous manifest only, so every
+    later sync said ``withdrawn: []`` and the events row kept the URL of the image taken down for ever."""
+    db = tmp_path / "app.db"
+    make_events_db(db, ["event-000", "event-001"])
+    project_dir.run("generate", "--id", "event-000", "--id", "event-001", check=True)
+    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=f"sqlite:///{db}")
+    project_dir.run_json("sync", env=env)
+    project = project_dir.project()
+    try:
+        render_id = project.repo.published_renders(["event-000"])[0].id
+    finally:
+        project.close()
+    project_dir.run("review", "reject", str(render_id), "--note", "wrong century", check=True)
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TRIGGER no_writes BEFORE UPDATE ON timeline_events BEGIN SELECT RAISE(ABORT, 'busy'); END")
+    failed = project_dir.run("sync", env=env)
+    assert failed.returncode != 0
+    manifest = json.loads((project_dir.root / "frontend/src/data/limner-manifest.json").read_text())
+    assert "event-000" not in manifest["entries"]  # the manifest was written before the write-back failed
+    with sqlite3.connect(db) as con:
+        con.execute("DROP TRIGGER no_writes")
+    again = project_dir.run_json("sync", env=env)
+    assert again["withdrawn"] == ["event-000"]
+    with sqlite3.connect(db) as con:
+        urls = dict(con.execute("SELECT id, image_url FROM timeline_events"))
+    assert urls["event-000"] is None and urls["event-001"].startswith("https://img.example.org/")
+    assert not (project_dir.root / ".limner" / "sync-withdrawals.json").exists()
+    assert project_dir.run_json("sync", env=env)["withdrawn"] == []  # done: said once more, then no more

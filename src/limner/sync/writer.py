@@ -112,6 +112,30 @@ def _json_bytes(doc: Any) -> bytes:
     return (json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=False) + "\n").encode("utf-8")
 
 
+class _PendingWithdrawals:
+    """The ids of a withdrawal a sync has begun (the manifest no longer names them) and not yet finished (their
+    aliases and events rows): ``.limner/sync-withdrawals.json``, there only between the two."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def ids(self) -> set[str]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return set()
+        return {str(i) for i in data} if isinstance(data, list) else set()
+
+    def keep(self, withdrawn: list[str]) -> None:
+        if withdrawn:
+            _write_step(self.path, write_if_changed, self.path, _json_bytes(withdrawn))
+        else:
+            self.done()
+
+    def done(self) -> None:
+        _write_step(self.path, self.path.unlink, True)
+
+
 def _placeholder_for(project: Project, render: Render) -> tuple[str, bytes]:
     """The render's placeholder (key, bytes) in the configured format, width and size limit, re-encoded from
     the master if one of those changed."""
@@ -211,17 +235,21 @@ def _write_all(project: Project, result: SyncResult, catalog: dict[str, Any], pr
     result.published = len(entries)
 
     # entries the last manifest published that are published no more (taken down: rejected in review; or
-    # gone from the catalogue): their placeholders, aliases and events rows go too
-    withdrawn = sorted(i for i in previous_ids - set(entries) if _ENTRY_ID.match(i))
+    # gone from the catalogue): their placeholders, aliases and events rows go too. The manifest is written
+    # before the aliases and the events table, so a sync that failed after it left the withdrawal half done:
+    # the ids are kept in the state folder until the whole of it is, and the next sync finishes it
+    pending = _PendingWithdrawals(s.state_dir / "sync-withdrawals.json")
+    before = previous_ids | pending.ids()
+    withdrawn = sorted(i for i in before - set(entries) if _ENTRY_ID.match(i))
     result.withdrawn = withdrawn
     # placeholders of withdrawn entries, of entries that left the catalogue, and of the other format; only
     # plain entry ids, only inside the placeholder folder, only files (never links)
-    known_ids = previous_ids | set(project.repo.entry_statuses())
+    known_ids = before | set(project.repo.entry_statuses())
     for entry_id in sorted(known_ids):
         for other_ext in set(PLACEHOLDER_EXT.values()):
             if entry_id in entries and other_ext == ext:
                 continue  # its current placeholder
-            if entry_id in catalog and entry_id not in entries and entry_id not in previous_ids:
+            if entry_id in catalog and entry_id not in entries and entry_id not in before:
                 continue  # never published by Limner: the app's own file stays until a placeholder replaces it
             path = _file_in(out_dir, str(entry_id), other_ext)
             if path is None:
@@ -234,6 +262,7 @@ def _write_all(project: Project, result: SyncResult, catalog: dict[str, Any], pr
     schema_ref = Path(os.path.relpath(schema_path, manifest_path.parent)).as_posix()
     cdn = cdn_base(s.storage.cdn_base_url)
     manifest = build_manifest(entries, "./" + schema_ref, base=storage_base(storage), cdn=cdn, sizes=s.sync.sizes)
+    pending.keep(withdrawn)  # from here until the events table is written, the manifest no longer names them
     result.manifest_changed = _write_step(manifest_path, write_if_changed, manifest_path, _json_bytes(manifest))
     _write_step(schema_path, write_if_changed, schema_path, _json_bytes(MANIFEST_SCHEMA))
     # remote aliases last: a storage failure cannot leave the app's files half-written
@@ -247,5 +276,6 @@ def _write_all(project: Project, result: SyncResult, catalog: dict[str, Any], pr
         urls.update({entry_id: None for entry_id in withdrawn})  # their rows lose the URLs of an image taken down
         wb = events.write(urls)
         result.written_back, result.written_back_unchanged, result.not_in_events_table = wb.updated, wb.unchanged, wb.not_found
+    pending.done()
     result.manifest = str(manifest_path)
     result.schema = str(schema_path)
