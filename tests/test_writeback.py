@@ -114,6 +114,27 @@ def test_write_back_on_postgres(project_dir, app_pg):
     assert all(u and t for u, t in rows)
 
 
+def test_write_back_of_more_entries_than_postgresql_takes_parameters(app_pg):
+    """The rows were looked up with one ``IN`` list of every id: past 65,535 entries PostgreSQL refused the
+    statement, and every sync of such a catalogue failed at write-back."""
+    import psycopg
+
+    from limner.sync.writeback import EventsTable
+
+    url = pg_events(app_pg, "e-1", "e-69999")
+    events = EventsTable(url, "timeline_events", "id")
+    try:
+        urls = {f"e-{i}": {"image_url": f"https://img.example.org/v/{i}.jpg", "cdn_url": f"https://cdn.example.org/{i}.jpg",
+                           "generated_at": "2024-01-01T00:00:00Z"} for i in range(70_000)}
+        result = events.write(urls)
+    finally:
+        events.close()
+    assert result.updated == 2 and len(result.not_found) == 69_998
+    with psycopg.connect(app_pg) as con:
+        rows = dict(con.execute("select id, image_url from timeline_events").fetchall())
+    assert rows == {"e-1": "https://img.example.org/v/1.jpg", "e-69999": "https://img.example.org/v/69999.jpg"}
+
+
 def app_files(p):
     """Every file the app's repo gets from sync, with its bytes."""
     root = p.root / "frontend"

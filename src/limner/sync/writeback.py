@@ -26,6 +26,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, S
 from limner.errors import ConfigError, LimnerError
 
 COLUMNS = ("image_url", "image_cdn_url", "image_generated_at")
+#: ids looked up per query (PostgreSQL takes at most 65,535 parameters in one statement; SQLite 32,766 or more)
+LOOKUP_SLICE = 5000
 
 
 @dataclass
@@ -119,10 +121,11 @@ class EventsTable:
         aware = isinstance(column_type, DateTime) and bool(column_type.timezone)  # TIMESTAMP WITH TIME ZONE
         try:
             with self.engine.begin() as conn:
-                current = {
-                    str(row[0]): tuple(row[1:])
-                    for row in conn.execute(select(key, *(table.c[c] for c in COLUMNS)).where(key.in_(list(entries))))
-                }
+                ids, current = list(entries), {}
+                # read in slices: one IN list of every id passed PostgreSQL's 65,535 parameters past that many
+                for i in range(0, len(ids), LOOKUP_SLICE):
+                    current.update((str(row[0]), tuple(row[1:])) for row in conn.execute(
+                        select(key, *(table.c[c] for c in COLUMNS)).where(key.in_(ids[i:i + LOOKUP_SLICE]))))
                 for entry_id, entry in sorted(entries.items()):
                     if entry_id not in current:
                         if entry is not None:  # a withdrawn entry without a row: nothing to clear
