@@ -265,3 +265,27 @@ def test_sixteen_bit_grayscale_master():
     with Image.open(io.BytesIO(d.variants[0].data)) as im:
         row = np.asarray(im.convert("L"))[32]
     assert row[0] < 10 and row[-1] > 245 and row[128] in range(110, 150)
+
+
+@pytest.mark.parametrize("size", [(17000, 300), (300, 17000), (16383, 200)])
+def test_a_master_with_a_side_past_what_webp_encodes_gets_variants_that_fit(size):
+    """The pixel cap (40M) accepts a 17000x300 panorama, but every format's widest variant was the master's own
+    width, and WebP encodes at most 16,383 pixels a side: derive raised, the entry failed as retryable, and
+    every later run resumed it (paid, never published). The widest variant now fits every format."""
+    from limner.imaging.placeholders import MAX_ENCODED_SIDE
+
+    w, h = size
+    ramp = np.linspace(0, 255, max(w, h))
+    pixels = (np.tile(ramp[:w], (h, 1)) if w >= h else np.tile(ramp[:h, None], (1, w))).astype("uint8")
+    data = encode(Image.fromarray(pixels, "L").convert("RGB"), "PNG")
+    derived = derive_all(data, threads=1, widths=(480, 1024))
+    assert (derived.width, derived.height) == size  # the master's own size
+    assert {v.format for v in derived.variants} == {"avif", "webp", "jpeg"}
+    for v in derived.variants:
+        assert v.width <= MAX_ENCODED_SIDE and v.height <= MAX_ENCODED_SIDE
+        with Image.open(io.BytesIO(v.data)) as im:
+            assert im.size == (v.width, v.height)
+    widest = max(v.width for v in derived.variants)
+    assert widest == min(w, MAX_ENCODED_SIDE, MAX_ENCODED_SIDE * w // h)
+    ph = derived.placeholder
+    assert ph.width <= 480 and ph.height <= MAX_ENCODED_SIDE

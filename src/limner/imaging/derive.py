@@ -26,6 +26,7 @@ from .placeholders import (
     dominant_color_of,
     make_placeholder,
     scaled_height,
+    widest_encodable,
     thumbhash_of,
 )
 from .provenance import Provenance, xmp_packet
@@ -102,7 +103,8 @@ def derive_all(
     icc = _rgb_icc_profile(im)
     rgb = to_rgb(im)
     del im
-    plan = plan_widths(rgb.width, widths)
+    # the widest variant is the master's own width, unless a side is past what WebP encodes: then narrower
+    plan = plan_widths(widest_encodable(rgb.size), widths)
     sized = _downscale_chain(rgb, plan)
     xmp = xmp_packet(provenance) if provenance is not None else None
     source_sha = hashlib.sha256(master).hexdigest()
@@ -135,7 +137,7 @@ def derive_all(
             variants = [f.result() for f in variant_futures]
             blur, thumb, colour = (f.result() for f in summary_futures)
 
-    placeholder_width = min(placeholder_width, rgb.width)
+    placeholder_width = min(placeholder_width, max(plan))
     placeholder = _reuse_placeholder(variants, placeholder_width, placeholder_format, placeholder_max_bytes, settings)
     if placeholder is None:
         base = sized[min((w for w in plan if w >= placeholder_width), default=max(plan))]

@@ -31,6 +31,20 @@ def scaled_height(width: int, source: tuple[int, int]) -> int:
     return max(1, round(width * src_h / src_w))
 
 
+#: the longest side every output format can encode (WebP's limit; JPEG takes 65,535, AVIF more)
+MAX_ENCODED_SIDE = 16383
+
+
+def widest_encodable(source: tuple[int, int]) -> int:
+    """The widest an image of ``source`` size can be encoded at, in every format, never upscaled: its own
+    width unless a side passes :data:`MAX_ENCODED_SIDE` (a 17000x300 panorama, a 300x17000 scroll)."""
+    src_w, src_h = source
+    width = min(src_w, MAX_ENCODED_SIDE, max(1, (MAX_ENCODED_SIDE * src_w) // src_h))
+    while width > 1 and scaled_height(width, source) > MAX_ENCODED_SIDE:
+        width -= 1
+    return width
+
+
 def make_placeholder(
     im: Image.Image,
     *,
@@ -45,7 +59,7 @@ def make_placeholder(
     if fmt not in ("webp", "jpeg"):
         raise ValueError(f"placeholder format must be webp or jpeg, not {fmt!r}")
     rgb = to_rgb(im)  # upright, alpha flattened on white
-    width = max(1, min(width, rgb.width))
+    width = max(1, min(width, widest_encodable(rgb.size)))
     while True:
         height = scaled_height(width, rgb.size)
         small = rgb if width == rgb.width else rgb.resize((width, height), Image.Resampling.LANCZOS)
