@@ -226,3 +226,26 @@ def test_init_refuses_an_injected_placeholder_dir_with_exit_2(tmp_path: Path) ->
     assert proc.returncode == 2, proc.stderr
     assert "--placeholder-dir" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "app").exists()
+
+
+@pytest.mark.parametrize(("folder", "prefix"), [
+    ("frontend/public/images/events", "/images/events"),
+    ("public/img/timeline", "/img/timeline"),
+    ("web/static/ph", "/ph"),
+    ("public", "/"),
+])
+def test_the_url_prefix_follows_the_placeholder_folder(tmp_path: Path, folder: str, prefix: str) -> None:
+    """``limner init --placeholder-dir public/img/timeline`` kept ``placeholder_url_prefix = "/images/events"``:
+    the manifest pointed at URLs the app does not serve, and `limner check` said all was well. The prefix is
+    now the path after the folder the app serves at its root (``public/``, ``static/``)."""
+    result = scaffold(tmp_path, placeholder_dir=folder)
+    sync = tomllib.loads((tmp_path / "limner.toml").read_text())["sync"]
+    assert sync["placeholder_dir"] == folder and sync["placeholder_url_prefix"] == prefix
+    assert result.notes == []
+
+
+def test_a_placeholder_folder_served_at_an_unknown_path_gets_a_note(tmp_path: Path) -> None:
+    result = scaffold(tmp_path, placeholder_dir="assets/ph")
+    assert len(result.notes) == 1 and "placeholder_url_prefix" in result.notes[0] and "assets/ph" in result.notes[0]
+    again = scaffold(tmp_path, placeholder_dir="assets/ph")  # limner.toml kept: nothing new to say
+    assert again.notes == []

@@ -74,6 +74,7 @@ class ScaffoldResult:
     created: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def secret_names() -> list[str]:
@@ -135,12 +136,36 @@ def gitignore_literal(path: str) -> str:
     return "\\" + escaped if escaped[:1] in ("#", "!") else escaped
 
 
-def limner_toml(placeholder_dir: str) -> str:
-    """The commented ``limner.toml``, with ``sync.placeholder_dir`` written by a TOML library (quoted and escaped)."""
+#: the folders web frameworks serve at the site's root (Vite, Next.js, Create React App: ``public/``;
+#: SvelteKit, Hugo, Gatsby: ``static/``)
+SERVED_ROOTS = ("public", "static")
+DEFAULT_URL_PREFIX = "/images/events"
+
+
+def served_url_prefix(placeholder_dir: str) -> str | None:
+    """The URL path at which the app serves ``placeholder_dir``: what follows its ``public/`` or ``static/``
+    folder (``frontend/public/img/timeline`` -> ``/img/timeline``); None when it has neither."""
+    parts = [p for p in posixpath.normpath(placeholder_dir.replace("\\", "/")).split("/") if p not in ("", ".")]
+    for i, part in enumerate(parts):
+        if part in SERVED_ROOTS:
+            return "/" + "/".join(parts[i + 1:])
+    return None
+
+
+def limner_toml(placeholder_dir: str, notes: list[str] | None = None) -> str:
+    """The commented ``limner.toml``, with ``sync.placeholder_dir`` written by a TOML library (quoted and escaped),
+    and ``sync.placeholder_url_prefix`` the URL path that folder is served at (a note in ``notes`` when that
+    cannot be told)."""
     import tomlkit
 
     doc = tomlkit.parse(LIMNER_TOML)
     doc["sync"]["placeholder_dir"] = placeholder_dir  # type: ignore[index]
+    prefix = served_url_prefix(placeholder_dir)
+    if prefix is not None:
+        doc["sync"]["placeholder_url_prefix"] = prefix  # type: ignore[index]
+    elif notes is not None:
+        notes.append(f"the manifest points at placeholders under {DEFAULT_URL_PREFIX}/; set sync.placeholder_url_prefix "
+                     f"in limner.toml to the URL path at which your app serves {placeholder_dir}")
     return tomlkit.dumps(doc)
 
 
@@ -262,8 +287,9 @@ def scaffold(root: Path, *, placeholder_dir: str = "frontend/public/images/event
     check_placeholder_dir(placeholder_dir, **({"name": "sync.placeholder_dir", "inside": False} if configured else {}))
     block = gitignore_block(placeholder_dir, store_dir)
     result = ScaffoldResult()
+    toml_notes: list[str] = []
     files = {
-        root / "limner.toml": limner_toml(placeholder_dir),
+        root / "limner.toml": limner_toml(placeholder_dir, toml_notes),
         root / ".env.example": env_example(),
         root / "styles" / "house-style.toml": SAMPLE_STYLE,
         root / "catalog.yaml": SAMPLE_CATALOG,
@@ -284,6 +310,8 @@ def scaffold(root: Path, *, placeholder_dir: str = "frontend/public/images/event
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content, encoding="utf-8")
             result.created.append(rel)
+            if rel == "limner.toml":
+                result.notes += toml_notes
         existed = gi.exists()
         if update_gitignore(gi, block):
             (result.updated if existed else result.created).append(".gitignore")

@@ -124,13 +124,13 @@ def register(app: typer.Typer) -> None:
         else:
             result = scaffold(root, placeholder_dir=placeholder_dir or DEFAULT_PLACEHOLDER_DIR,
                               store_dir=new_project_store_dir(root))
-        notes: list[str] = []
+        notes: list[str] = list(result.notes)
         if ci is not None:
             ci_result = write_ci(root, ci, options, force=force)
             result.created += ci_result.created
             result.updated += ci_result.updated
             result.kept += ci_result.kept
-            notes = ci_result.notes
+            notes += ci_result.notes
             notes += [n for n in (events_write_back_note(root, ci), local_settings_note(root, ci)) if n]
         for name in result.created:
             out.print(f"created  {name}", highlight=False, markup=False)
