@@ -284,7 +284,8 @@ def test_status_reads_an_empty_state_and_generate_still_creates_the_database(pro
 
 def test_status_without_a_catalogue_changes_nothing(tmp_path: Path) -> None:
     proc = limner("status", cwd=tmp_path)
-    assert proc.returncode == 2 and "nothing was changed" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "not a Limner project's folder" in proc.stderr, proc.stderr
+    assert "limner init" in proc.stderr
     no_traceback(proc)
     assert list(tmp_path.iterdir()) == []
 
@@ -334,3 +335,20 @@ def test_init_options_are_one_table() -> None:
     table = "\n".join(lines[start:end])
     for flag in ("DIRECTORY", "--placeholder-dir", "--ci ", "--ci-commit", "--ci-budget", "--ci-install", "--force"):
         assert f"| `{flag}" in table, flag
+
+
+@pytest.mark.parametrize("command", [["costs"], ["review", "list"], ["gc"], ["sync"], ["plan"]])
+def test_a_project_command_run_in_a_subfolder_of_the_app_names_the_project(tmp_path: Path, command: list[str]) -> None:
+    """From the app's ``frontend/`` folder, ``costs`` said $0 (the project had spent $0.16), ``review list`` and
+    ``gc`` found nothing, all with exit 0, and ``plan``/``sync`` said "catalogue file not found" with no word of
+    the project one folder up. Every project command now refuses (exit 2) and names it, as ``check`` did."""
+    assert limner("init", cwd=tmp_path).returncode == 0
+    sub = tmp_path / "frontend"
+    sub.mkdir(exist_ok=True)
+    before = tree(tmp_path)
+    proc = limner(*command, cwd=sub)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "not a Limner project's folder" in proc.stderr and f"the project is in {tmp_path}" in proc.stderr
+    assert f"limner --config ../limner.toml {' '.join(command)}" in proc.stderr
+    no_traceback(proc)
+    assert tree(tmp_path) == before

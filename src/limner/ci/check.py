@@ -31,8 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from limner.config.scaffold import GITIGNORE_BEGIN, GITIGNORE_END, STORE_COMMENT, gitignore_block, local_store_dir
-from limner.config.settings import CONFIG_FILENAME, STATE_DIRNAME, Settings
-from limner.errors import ConfigError
+from limner.config.settings import STATE_DIRNAME, Settings
 
 #: a content-addressed stored object: ``masters/ab/<sha256>.png`` (``limner.keys.content_key``) or a variant,
 #: ``variants/<16 hex>-<width>.webp`` (``limner.imaging.derive.variant_name``)
@@ -343,30 +342,8 @@ def check_gitignore(settings: Settings, root: Path, unignored: int = 0) -> list[
                                                f"({loose}): run `{init}` to add it")]
 
 
-def not_a_project(settings: Settings, command: str) -> ConfigError | None:
-    """The usage error (exit 2) for ``command`` run where there is no project: no ``--config``, no limner.toml
-    in the current folder, and no catalogue either (a project on built-in defaults has its catalogue). The
-    config is looked for here only, as every command does; a limner.toml in a parent folder is named in the hint."""
-    import os
-    import shlex
-
-    if settings.config_file is not None or settings.catalog_path.is_file():
-        return None
-    here = settings.project_dir.resolve()
-    parent = next((folder for folder in here.parents if (folder / CONFIG_FILENAME).is_file()), None)
-    if parent is not None:
-        rel = os.path.relpath(parent / CONFIG_FILENAME, here)
-        hint = (f"the project is in {parent}: run it there (cd {shlex.quote(os.path.relpath(parent, here))}), or "
-                f"`limner --config {shlex.quote(rel)} {command}`")
-    else:
-        hint = (f"run it in the app's folder (where {CONFIG_FILENAME} is), or give `limner --config "
-                f"PATH/{CONFIG_FILENAME} {command}`; `limner init` makes a new project")
-    return ConfigError(f"no {CONFIG_FILENAME} (nor {settings.catalog}) in {here}: not a Limner project's folder",
-                       hint=hint)
-
-
 def check_app(settings: Settings) -> CheckReport:
-    """Every check on the project of ``settings``; :func:`not_a_project` is the caller's to ask first."""
+    """Every check on the project of ``settings``; :func:`limner.config.project_folder.not_a_project` is the caller's to ask first."""
     root = settings.project_dir.resolve()
     report = CheckReport(project=str(root))
     files = tracked_files(root)

@@ -14,7 +14,8 @@ def register(app: typer.Typer) -> None:
     @friendly
     def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         """Check the app's repo: no masters or variants in git, small placeholders, a valid manifest, the .gitignore block. Exit 1 on problems."""
-        from limner.ci.check import check_app, not_a_project
+        from limner.ci.check import check_app
+        from limner.config.project_folder import not_a_project
         from limner.config import load_settings
 
         settings = load_settings(ctx.ensure_object(dict).get("config"))

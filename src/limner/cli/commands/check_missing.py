@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     @friendly
     def check_missing_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         """List entries without a published image; exit 1 if there are any (for CI)."""
-        from limner.ci.check import not_a_project
+        from limner.config.project_folder import not_a_project
 
         project = get_project(ctx, read_only=True)
         try:
