@@ -327,6 +327,27 @@ def test_a_budget_holds_across_workers(make_project_dir, pg_url):  # noqa: F811
 
 
 @pytest.mark.slow
+def test_a_shared_budget_given_back_by_a_call_that_cost_nothing_is_used(make_project_dir, pg_url):  # noqa: F811
+    """A job that found the shared cap held by reservations in flight failed for good ("the budget of this
+    enqueue is spent"), though a refused call gives its reservation back at $0: two of three entries fitted
+    under the cap, one was made. The job now comes back while the cap is held only by calls in flight."""
+    p = queue_project(make_project_dir, pg_url, 3, extra='latency_s = 0.3\nprice_usd = 0.01\nrefuse_ids = ["event-000"]\n')
+    enq = p.run_json("generate", "--enqueue", "--budget", "0.02")
+    workers = [start_worker(p, "--concurrency", "3")]
+    try:
+        wait_until(lambda: p.run_json("queue")["done"] + p.run_json("queue")["failed"] == 3, 60, "every job settled")
+    finally:
+        stop(workers)
+    assert published(p) == 2 and p.run_json("queue")["failed"] == 1  # the refused one
+    project = p.project()
+    try:
+        cap = project.repo.spend_cap(enq["budget_id"])
+        assert cap.spent_usd == pytest.approx(0.02) and abs(cap.reserved_usd) < 1e-9
+    finally:
+        project.close()
+
+
+@pytest.mark.slow
 def test_a_shared_budget_holds_when_calls_are_lost_to_timeouts(make_project_dir, pg_url):  # noqa: F811
     """A job reserved its entry's price once, then made up to max_attempts calls, each lost to its deadline at
     the list price: the cap was passed about four times over. Each further call now reserves its own price."""

@@ -169,3 +169,19 @@ class SharedBudget:
     def settle(self, reserved_usd: float, actual_usd: float) -> None:
         if self.cap_id is not None:
             self.repo.settle_spend(self.cap_id, reserved_usd, actual_usd)
+
+    def held_in_flight(self, price_usd: float) -> bool:
+        """After :meth:`reserve` said no: whether the cap may still have room once the calls in flight settle
+        (a call refused at no charge gives its reservation back). True when what is spent leaves room for
+        ``price_usd``, part of the cap is reserved, and a live run or worker holds an entry (its job is in
+        flight). A reservation a dead worker left is counted for good: with nothing in flight, it is False."""
+        if self.cap_id is None:
+            return False
+        from limner.db.tables import utcnow
+        from limner.runner.claims import RunIdentity
+
+        cap = self.repo.spend_cap(self.cap_id)
+        if cap is None or cap.reserved_usd <= 1e-12 or cap.spent_usd + price_usd > cap.cap_usd + 1e-9:
+            return False
+        me, now = RunIdentity(), utcnow()
+        return any(held and not me.holder_is_gone(run, now) for run, held in self.repo.live_runs())

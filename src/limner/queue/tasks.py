@@ -263,6 +263,9 @@ class WorkerRuntime:
         if not await self.off.db(budget.reserve, price):
             if item.reason == "forced":
                 await self.off.db(repo.release_claim, entry_id, self.run.id)
+            if await self.off.db(budget.held_in_flight, price):  # room may come back: a call may cost nothing
+                raise HeldElsewhere(f"{entry_id}: the budget of this enqueue is held by calls in flight; retried "
+                                    "once they are settled")
             raise EntryFailed(f"{entry_id}: the budget of this enqueue is spent; `limner generate --enqueue --budget N` "
                               "enqueues the entries left with a new budget")
         outcome = None
