@@ -200,9 +200,9 @@ def test_enqueue_twice_gives_one_job_per_entry_and_a_changed_entry_replaces_its_
 @pytest.mark.slow
 def test_three_workers_hold_the_provider_concurrency_across_processes_and_sigterm_finishes_in_flight(
         make_project_dir, pg_url):  # noqa: F811
-    n = 60
-    # 60 calls of 0.6 s, 5 at a time: about 7 s of work, so that calls are still in flight after the checks
-    # below (three CLI commands of up to a second each on a slow 2-core machine)
+    n = 100
+    # 100 calls of 0.6 s, 5 at a time: about 12 s of work, so that calls are still in flight after the checks
+    # below (three CLI commands of up to a second each on a slow 2-core machine, more when it is loaded)
     p = queue_project(make_project_dir, pg_url, n, extra="latency_s = 0.6\n")
     assert p.run_json("generate", "--enqueue")["enqueued"] == n
     workers = [start_worker(p, "--concurrency", "8") for _ in range(3)]
