@@ -98,19 +98,11 @@ def test_a_run_started_while_gc_deletes_claims_nothing_until_it_ends(make_projec
     from limner.db.models import RunRow
     from limner.db.repository import Repository
     from limner.sync.gc import busy, holding_off_runs, plan_gc, run_gc
+    from test_runner import run_broken as run
 
     class RecordFails(Repository):
         def record_render(self, *args: Any, **kwargs: Any) -> Any:
             raise OperationalError("INSERT", {}, Exception("database or disk is full"))
-
-    def run(p: ProjectDir, **parts: Any) -> Any:
-        project = p.project()
-        for name, make in parts.items():
-            project.__dict__[name] = make(project)
-        try:
-            return run_plan(project, build_plan(project, Selection()), RunOptions(progress=False))
-        finally:
-            project.close()
 
     p = make_project_dir(1, extra="price_usd = 0.04\n")
     assert run(p, repo=lambda project: RecordFails(project.db)).kept_locally == 1  # stored, not recorded: kept
