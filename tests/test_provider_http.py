@@ -3,6 +3,8 @@ exception's type, never by message text; against loopback sockets and httpx's Mo
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from fake_network import RawServer, closed_port_url
@@ -306,3 +308,39 @@ async def test_a_done_answer_that_is_not_json_carries_the_calls_price() -> None:
         assert failed.value.billed_usd == 0.0
     finally:
         await http.aclose()
+
+
+BROKEN_SECRETS = ["sk-proj-AAAABBBBCCCCDDDD1234\n", "sk-proj-AAAA\nBBBBCCCCDDDD1234", "sk-proj-AAAABBBBCCCCDDDD1234\r\n",
+                  "sk-proj-AAAABBBBCCCCDDDD1234\t", "sk-proj-AAAA\x00BBBBCCCCDDDD1234", "sk-proj-ÅÅÅÅBBBBCCCCDDDD\n"]
+
+
+@pytest.mark.parametrize("secret", BROKEN_SECRETS)
+def test_the_redactor_knows_a_secret_escaped_and_in_pieces(secret: str) -> None:
+    """h11 shows an illegal header value escaped (``b'Bearer sk-...\\n'``); repr, JSON and logs escape too; a
+    secret with a line break in the middle may be printed a line at a time."""
+    redact = Redactor([secret])
+    pieces = [p for p in secret.replace("\x00", " ").split() if len(p) >= 8]
+    shown = [secret, repr(secret), repr(secret.encode()), secret.encode("unicode_escape").decode(),
+             json.dumps(secret), json.dumps(secret, ensure_ascii=False), "\n".join(pieces),
+             f"LocalProtocolError: Illegal header value {('Bearer ' + secret).encode()!r}"]
+    for text in shown:
+        out = redact(text)
+        assert not any(piece in out for piece in pieces), (text, out)
+        assert "[redacted]" in out
+    assert redact("sk-proj is a prefix, BBBB too") == "sk-proj is a prefix, BBBB too"  # short pieces stay
+
+
+@pytest.mark.parametrize("secret", BROKEN_SECRETS[:3])
+async def test_an_illegal_header_value_is_redacted_from_the_network_error(secret: str) -> None:
+    server = RawServer("hang_up").start()
+    http = ProviderHTTP("demo", base_url=server.url, timeout_s=2, secrets=[secret],
+                        headers={"Authorization": f"Bearer {secret}"})
+    try:
+        with pytest.raises(ProviderError) as info:
+            await http.request("GET", "/x")
+    finally:
+        await http.aclose()
+        server.stop()
+    text = str(info.value) + repr(info.value)
+    assert "Illegal header value" in text and "[redacted]" in text
+    assert not any(piece in text for piece in secret.split() if len(piece) >= 8), text

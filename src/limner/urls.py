@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import re
 from collections.abc import Iterable
 
 #: hosts that may be reached over plain http (comma-separated); everything else must be https
@@ -14,15 +16,47 @@ def allowed_http_hosts() -> set[str]:
     return {h.strip().lower() for h in os.environ.get(ALLOW_HTTP_ENV, "").split(",") if h.strip()}
 
 
+#: a piece of a secret split at whitespace or a control character is redacted on its own from this length on
+MIN_SECRET_PIECE = 8
+_BREAKS = re.compile(r"[\s\x00-\x1f\x7f]+")
+
+
+def escaped_forms(secret: str) -> set[str]:
+    """``secret`` as it may appear in a message: itself, and escaped the ways Python and JSON write text and
+    bytes (``repr``, ``unicode_escape``, ``repr(bytes)``, JSON), where a line break shows as ``\\n``."""
+    forms = {secret, repr(secret)[1:-1], secret.encode("unicode_escape").decode("ascii"),
+             json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    raw = secret.encode("utf-8", "surrogatepass")
+    forms.update({repr(raw)[2:-1], raw.decode("latin-1").encode("unicode_escape").decode("ascii")})
+    return forms
+
+
+def secret_forms(secret: str) -> set[str]:
+    """Every text to remove for one secret: its :func:`escaped_forms`, and those of each piece of it between
+    whitespace or control characters that is long enough to be a secret (:data:`MIN_SECRET_PIECE`): a key with
+    a line break in it may be shown in parts."""
+    forms = escaped_forms(secret)
+    pieces = [piece for piece in _BREAKS.split(secret) if len(piece) >= MIN_SECRET_PIECE]
+    if pieces != [secret]:
+        for piece in pieces:
+            forms |= escaped_forms(piece)
+    return forms
+
+
 class Redactor:
-    """Removes secret values from text before it reaches a message or a log."""
+    """Removes secret values from text before it reaches a message or a log: each secret as it is, escaped
+    (``\\n`` for a line break, as ``repr`` and h11 show a header value), and each long enough piece of a
+    secret that holds whitespace or control characters (see :func:`secret_forms`)."""
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        #: the secrets as given (at least 4 characters)
         self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        #: what is replaced, longest first
+        self.forms = sorted({f for s in self.secrets for f in secret_forms(s) if len(f) >= 4}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "[redacted]")
+        for form in self.forms:
+            text = text.replace(form, "[redacted]")
         return text
 
 
