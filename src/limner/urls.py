@@ -19,6 +19,7 @@ def allowed_http_hosts() -> set[str]:
 #: a piece of a secret split at whitespace or a control character is redacted on its own from this length on
 MIN_SECRET_PIECE = 8
 _BREAKS = re.compile(r"[\s\x00-\x1f\x7f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def escaped_forms(secret: str) -> set[str]:
@@ -41,6 +42,26 @@ def secret_forms(secret: str) -> set[str]:
         for piece in pieces:
             forms |= escaped_forms(piece)
     return forms
+
+
+def control_characters(value: str | None) -> str | None:
+    """What makes ``value`` unfit for an HTTP header, in words: ``"a line break"``, ``"a tab"`` or ``"a control
+    character"``; None when it has none of them."""
+    if not value or not _CONTROL.search(value):
+        return None
+    return "a line break" if "\n" in value or "\r" in value else "a tab" if "\t" in value else "a control character"
+
+
+def unsendable_secret(name: str, value: str | None) -> str | None:
+    """Why the credential in ``name`` cannot be used, as a sentence naming the variable (never the value), or
+    None: a line break, a tab or another control character in the value (a quoted .env value ending in
+    ``\\n``, a key pasted with its newline) cannot go into an HTTP header, and the error that says so would
+    show the key."""
+    what = control_characters(value)
+    if what is None:
+        return None
+    hint = " (in .env, a \\n inside double quotes is a line break)" if what == "a line break" else ""
+    return f"{name} contains {what}; fix it in .env or the environment{hint}"
 
 
 class Redactor:

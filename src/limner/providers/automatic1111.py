@@ -96,6 +96,7 @@ class Automatic1111Provider(SelfHostedProvider):
     image_settings = ("steps", "cfg_scale", "sampler_name", "scheduler")
     # capabilities: SelfHostedProvider's (a server runs one generation at a time: one slot per host)
     hosts_env = "A1111_BASE_URL"
+    credential_env = ("A1111_AUTH",)
     default_host = DEFAULT_BASE_URL
 
     def credentials(self) -> tuple[dict[str, str], list[str | None]]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from limner.providers.errors import AuthFailed, ProviderError
-from limner.urls import Redactor
+from limner.urls import Redactor, control_characters, unsendable_secret
 
 
 _slot_release: ContextVar[Callable[[], None] | None] = ContextVar("limner_slot_release", default=None)
@@ -232,6 +232,9 @@ class Provider(ABC):
     prices: ClassVar[dict[str, Price]] = {}
     #: environment variables this provider needs (names only, never values)
     required_env: ClassVar[tuple[str, ...]] = ()
+    #: optional environment variables holding credentials (a proxy's token, a hub token), checked like
+    #: ``required_env`` when set: a value with a line break in it is refused before any call
+    credential_env: ClassVar[tuple[str, ...]] = ()
     #: true when the provider needs neither network nor GPU (used as default)
     offline: ClassVar[bool] = False
     #: ``[providers.<name>]`` settings that change the image (quality, workflow, sampler, ...): part of
@@ -330,15 +333,40 @@ class Provider(ABC):
     async def check(self) -> str:
         """``limner doctor``: check credentials (and, where a provider implements it, reachability)
         without generating anything. Returns a short description; raises a provider error."""
+        self.check_credentials()
         missing = self.missing_env()
         if missing:
             verb = "is" if len(missing) == 1 else "are"
             raise AuthFailed(f"{self.name}: {', '.join(missing)} {verb} not set (environment or .env)")
         return "offline, nothing to check" if self.offline else "credentials present"
 
+    def credential_names(self) -> list[str]:
+        """The environment variables holding this provider's credentials: ``required_env``, then
+        ``credential_env``."""
+        return list(dict.fromkeys([*self.required_env, *self.credential_env]))
+
+    def _credential_problems(self) -> list[str]:
+        """The credentials that are set but cannot be sent, each as a sentence naming the variable (never its
+        value): a line break, a tab or another control character in it (:func:`limner.urls.unsendable_secret`)."""
+        found = (unsendable_secret(name, self.secret(name)) for name in self.credential_names())
+        return [problem for problem in found if problem]
+
+    def check_credentials(self) -> None:
+        """``AuthFailed`` naming each credential that cannot be sent (:meth:`_credential_problems`): called
+        before any request, so that the key never reaches an HTTP library whose error would show it."""
+        problems = self._credential_problems()
+        if problems:
+            raise AuthFailed(f"{self.name}: " + "; ".join(problems))
+
     def missing_env(self) -> list[str]:
-        """Required environment variables that are not set."""
-        return [name for name in self.required_env if not self.secret(name)]
+        """Required environment variables that are not set, and credentials set to a value that cannot be
+        sent (``"NAME (it contains a line break; ...)"``): a run stops on either before any call."""
+        missing = [name for name in self.required_env if not self.secret(name)]
+        for name in self.credential_names():
+            what = control_characters(self.secret(name))
+            if what:
+                missing.append(f"{name} (it contains {what}; fix it in .env or the environment)")
+        return missing
 
     def __repr__(self) -> str:  # never show settings: they may hold secrets
         return f"<{type(self).__name__} name={self.name!r} model={self.model!r}>"

@@ -293,6 +293,7 @@ class ComfyUIProvider(SelfHostedProvider):
     # workflows without a negative slot (flux) drop the negative prompt, with a log line
     capabilities = dataclasses.replace(SelfHostedProvider.capabilities, max_side=4096)
     hosts_env = "COMFYUI_HOSTS"
+    credential_env = ("COMFYUI_TOKEN",)
     default_host = DEFAULT_HOST
 
     def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:

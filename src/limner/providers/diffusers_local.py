@@ -173,6 +173,7 @@ class DiffusersProvider(Provider):
     capabilities = Capabilities(supports_seed=True, supports_negative_prompt=True, max_side=2048, size_multiple=16)
     price_usd = 0.0
     image_settings = ("steps", "guidance_scale", "max_sequence_length", "true_cfg_scale")
+    credential_env = ("HF_TOKEN",)  # optional: gated weights; checked like a key when set
 
     def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
         super().__init__(model=model, settings=settings)
@@ -571,6 +572,7 @@ class DiffusersProvider(Provider):
     async def check(self) -> str:
         """``limner doctor``: the device and dtype, and whether the weights are on this machine (without
         loading them)."""
+        self.check_credentials()
         return await asyncio.to_thread(self._check_blocking)
 
     def _check_blocking(self) -> str:

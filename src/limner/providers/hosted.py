@@ -3,8 +3,8 @@
 A :class:`HostedProvider` reaches one HTTPS API with one key:
 
 * ``max_json_bytes`` (default 10 MB) caps every JSON answer of the API (see :mod:`limner.providers.http`);
-* the key comes from ``key_env`` (environment or the project's .env); a missing key is ``AuthFailed``
-  before any call;
+* the key comes from ``key_env`` (environment or the project's .env); a missing key, or one with a line
+  break or another control character in it, is ``AuthFailed`` before any call;
 * the base URL is ``providers.<name>.base_url``, else ``base_env``, else ``default_base_url`` (the same
   order for every hosted provider: :meth:`base_url`);
 * the :class:`~limner.providers.http.ProviderHTTP` client is built on first use (:attr:`http`) with the
@@ -84,6 +84,7 @@ class HostedProvider(Provider):
             key = self.secret(self.key_env)
             if not key:
                 raise AuthFailed(f"{self.name}: {self.key_env} is not set (environment or .env)")
+            self.check_credentials()  # a key with a line break: refused before h11 shows it in an error
             max_bytes = int(number_setting(self.name, self.settings, "max_download_bytes", DEFAULT_MAX_DOWNLOAD_BYTES))
             max_json = int(number_setting(self.name, self.settings, "max_json_bytes", DEFAULT_MAX_JSON_BYTES))
             http = ProviderHTTP(self.name, base_url=self.base_url(), timeout_s=self.timeout_s, max_download_bytes=max_bytes,
@@ -97,6 +98,9 @@ class HostedProvider(Provider):
     async def prepare(self) -> None:
         """The client (and its TLS context), before the call's ledger line: ``AuthFailed`` for a missing key."""
         self.http  # noqa: B018 - the property builds it
+
+    def credential_names(self) -> list[str]:
+        return list(dict.fromkeys([*super().credential_names(), self.key_env]))
 
     def _secret_values(self) -> list[str | None]:
         """The key (and the base URL's password, if any), redacted from every message."""

@@ -67,6 +67,7 @@ class MfluxProvider(Provider):
                                 max_side=2048, size_multiple=16)
     price_usd = 0.0
     image_settings = ("steps", "guidance", "quantize")
+    credential_env = ("HF_TOKEN",)  # optional: gated weights; checked like a key when set
 
     def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
         super().__init__(model=model, settings=settings)
@@ -163,6 +164,7 @@ class MfluxProvider(Provider):
                                                             **{k: v for k, v in params.items()}})
 
     async def check(self) -> str:
+        self.check_credentials()
         self._require_platform()
         import mflux  # noqa: F401 - present (the module's import checked it)
 

@@ -204,6 +204,7 @@ class SelfHostedProvider(Provider):
             refusal = http_refusal(self.name, host)
             if refusal:
                 raise InvalidRequest(refusal)
+            self.check_credentials()  # a token with a line break: refused before h11 shows it in an error
             headers, secrets = self.credentials()
             max_bytes = int(number_setting(self.name, self.settings, "max_download_bytes", DEFAULT_MAX_DOWNLOAD_BYTES))
             max_json = int(number_setting(self.name, self.settings, "max_json_bytes", DEFAULT_MAX_JSON_BYTES))

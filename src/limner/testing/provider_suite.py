@@ -24,7 +24,11 @@ A provider's test module subclasses :class:`ProviderSuite` and provides two fixt
 
 ``make_provider`` passes the suite's settings on: the provider must honour ``timeout_s`` (seconds for
 one call) and should honour ``max_download_bytes`` (a cap on the image it accepts); its credential
-must be :data:`SECRET_TOKEN`, which must never appear in an error, a log line or a ``repr``.
+must be :data:`SECRET_TOKEN`, which must never appear in an error, a log line or a ``repr``. The suite also
+hands the provider :data:`SECRET_TOKEN` with a line break in it (as a quoted .env value ending in ``\\n``
+gives it): the provider must refuse it with ``AuthFailed`` naming the variable, before any call, in
+``missing_env()`` and in ``check()`` too; a provider whose ``make_provider`` does not pass the secrets as
+the ``_secret`` setting skips that test.
 
 The fake (a :class:`FakeAPI`) is scripted with ``fake.mode(name, **options)`` before a call. Modes
 every fake supports:
@@ -54,6 +58,7 @@ overridden in the subclass with the backend's nearest equivalent, and a comment 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -76,6 +81,10 @@ from limner.runner.retry import CallStats, ProviderGate
 __all__ = ["SECRET_TOKEN", "FakeAPI", "ProviderSuite", "call_through_gate", "request"]
 
 SECRET_TOKEN = "r8_FAKE_test_token_0123456789abcdefXYZ"  # a fake: never a real credential
+#: the suite's token as a .env line with a stray line break, tab or NUL gives it
+BROKEN_TOKENS = {"trailing newline": SECRET_TOKEN + "\n", "newline inside": SECRET_TOKEN[:12] + "\n" + SECRET_TOKEN[12:],
+                 "carriage return": SECRET_TOKEN + "\r\n", "tab": SECRET_TOKEN + "\t",
+                 "nul": SECRET_TOKEN[:12] + "\x00" + SECRET_TOKEN[12:]}
 #: headers that carry credentials, for the suite's cross-origin check (lower case)
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-key", "x-api-key", "api-key"})
 
@@ -275,3 +284,40 @@ class ProviderSuite:
                 except Exception as exc:  # noqa: BLE001 - only the text matters here
                     assert SECRET_TOKEN not in str(exc)
         assert SECRET_TOKEN not in caplog.text
+
+    @pytest.mark.asyncio
+    async def test_a_credential_with_a_line_break_is_refused_before_any_call(self, fake: FakeAPI, make_provider) -> None:
+        """A key with a line break in it (``KEY="sk-...\\n"`` in .env) cannot go into a header: the HTTP library's
+        error would show it escaped, past the redaction. It is refused as a credential problem naming the
+        variable, before any call, and no part of it is shown."""
+        lookup = make_provider().settings.get("_secret")
+        if not callable(lookup):
+            pytest.skip("make_provider does not pass the secrets as the _secret setting")
+        for value in BROKEN_TOKENS.values():
+            asked: list[str] = []
+
+            def broken_lookup(name: str, value: str = value, asked: list[str] = asked) -> Any:
+                found = lookup(name)  # the token, or a value holding it (user:token), broken
+                if isinstance(found, str) and SECRET_TOKEN in found:
+                    asked.append(name)
+                    return found.replace(SECRET_TOKEN, value)
+                return found
+
+            provider = make_provider(_secret=broken_lookup)
+            missing = provider.missing_env()
+            if not asked:
+                pytest.skip("the provider reads no credential")
+            name = asked[0]
+            pieces = [piece for piece in re.split(r"[\s\x00]+", value) if len(piece) >= 8]
+            assert any(entry.startswith(name) and "contains" in entry for entry in missing), missing
+            shown = [" ".join(missing)]
+            for attempt in (self._generate, lambda p: p.check()):
+                with pytest.raises(AuthFailed) as info:
+                    await attempt(provider)
+                await provider.aclose()
+                assert name in str(info.value) and "contains" in str(info.value) and ".env" in str(info.value)
+                shown += [str(info.value), repr(info.value)]
+            shown.append(repr(provider))
+            assert fake.create_calls == 0, value
+            for text in shown:
+                assert not any(piece in text for piece in pieces), (value, text)

@@ -1,0 +1,107 @@
+"""Secrets never reach the terminal, the database or a committed file, even when they are malformed.
+
+A key with a line break in it (``OPENAI_API_KEY="sk-...\\n"`` in .env) used to reach h11, whose error shows the
+header value escaped (``\\n`` as two characters), past the exact-text redaction: into the terminal, the
+entries table, ``limner status`` and ``limner doctor``. Now such a key is refused before any call, as a
+credential problem naming the variable, and the redaction also knows the escaped forms of every secret.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from fake_hosted_apis import OpenAIFake, start_fake
+
+from limner.errors import EXIT_AUTH
+from projects import ProjectDir
+
+KEY = "sk-proj-AAAABBBBCCCCDDDD1234"
+#: what a .env line holds, and the pieces of the key that must never be shown
+BROKEN_KEYS = {
+    "trailing newline": ('"' + KEY + '\\n"', [KEY]),
+    "newline inside": ('"sk-proj-AAAA\\nBBBBCCCCDDDD1234"', ["sk-proj-AAAA", "BBBBCCCCDDDD1234"]),
+    "carriage return": ('"' + KEY + '\\r\\n"', [KEY]),
+}
+
+
+@pytest.fixture
+def fake():
+    yield from start_fake(OpenAIFake)
+
+
+def _dump(db) -> str:  # type: ignore[no-untyped-def]
+    con = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in con.execute("select name from sqlite_master where type = 'table'")]
+        return "\n".join(repr(row) for t in tables for row in con.execute(f'select * from "{t}"'))
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_KEYS))
+def test_a_key_with_a_line_break_is_refused_and_never_shown(make_project_dir, fake, case) -> None:
+    value, pieces = BROKEN_KEYS[case]
+    p: ProjectDir = make_project_dir(2, provider="openai")
+    (p.root / ".env").write_text(f"OPENAI_API_KEY={value}\nOPENAI_BASE_URL={fake.url}/v1\n", encoding="utf-8")
+    env = p.env(LIMNER_ALLOW_HTTP_HOSTS="127.0.0.1")
+    env.pop("OPENAI_API_KEY", None)
+    env.pop("OPENAI_BASE_URL", None)
+
+    generate = p.run("generate", env=env)
+    assert generate.returncode == EXIT_AUTH, generate.stdout + generate.stderr
+    said = generate.stdout + generate.stderr
+    assert "OPENAI_API_KEY" in said and "line break" in said and ".env" in said
+    assert fake.create_calls == 0 and not fake.log  # no call went out
+
+    outputs = [said]
+    for args in (("status",), ("status", "--json"), ("doctor",), ("doctor", "--json"), ("providers",),
+                 ("providers", "--json")):
+        proc = p.run(*args, env=env)
+        outputs.append(proc.stdout + proc.stderr)
+    doctor = p.run("doctor", "--provider", "openai", env=env)
+    assert doctor.returncode == EXIT_AUTH and "OPENAI_API_KEY" in doctor.stdout and "line break" in doctor.stdout
+    outputs.append(doctor.stdout + doctor.stderr)
+    db = p.root / ".limner" / "limner.db"
+    if db.exists():
+        outputs.append(_dump(db))
+        con = sqlite3.connect(db)
+        try:
+            assert con.execute("select count(*) from ledger").fetchone()[0] == 0  # nothing was paid for
+        finally:
+            con.close()
+    text = "\n".join(outputs)
+    for piece in pieces:
+        assert piece not in text
+    assert fake.create_calls == 0 and not fake.log
+
+
+def _builtin_providers() -> list[str]:
+    from limner.registry import provider_specs
+
+    return sorted(provider_specs())
+
+
+@pytest.mark.parametrize("name", _builtin_providers())
+def test_every_credential_a_provider_reads_is_checked_for_line_breaks(name: str) -> None:
+    """A secret a provider redacts (``_secret_values``) is one it sends: each must be checked before a call."""
+    from limner.errors import LimnerError
+    from limner.registry import provider_class
+
+    try:
+        cls = provider_class(name)
+    except LimnerError:
+        pytest.skip(f"{name} is not installed")
+    values = {}
+
+    def lookup(variable: str) -> str:
+        return values.setdefault(variable, f"value-of-{variable}-0123456789\n")
+
+    provider = cls(settings={"_secret": lookup})
+    secrets = {s for s in provider._secret_values() if s}
+    read = {variable for variable, value in values.items() if value in secrets}
+    assert read <= set(provider.credential_names()), read
+    reported = " ".join(provider.missing_env())
+    for variable in provider.credential_names():
+        assert f"{variable} (it contains a line break" in reported
+        assert values[variable] not in reported and values[variable].strip() not in reported
