@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import httpx
+
 import pytest
 from fake_hosted_apis import OpenAIFake, start_fake
 
@@ -105,3 +107,103 @@ def test_every_credential_a_provider_reads_is_checked_for_line_breaks(name: str)
     for variable in provider.credential_names():
         assert f"{variable} (it contains a line break" in reported
         assert values[variable] not in reported and values[variable].strip() not in reported
+
+
+# -- error bodies: redacted first, then cut ---------------------------------------------------------------------
+
+ECHOED = "sk-proj-AAAABBBBCCCCDDDDEEEEFFFFGGGG1234"
+
+
+def _leaks(text: str) -> list[str]:
+    """The parts of ECHOED (8 characters or more) in ``text``."""
+    return [ECHOED[i:i + 8] for i in range(len(ECHOED) - 7) if ECHOED[i:i + 8] in text]
+
+
+def _near(limit: int) -> list[str]:
+    """Texts that put the key across a cut at ``limit`` characters (give or take a prefix of up to 60)."""
+    return ["x" * (limit - len(ECHOED) + shift) + ECHOED + " tail" for shift in range(-60, len(ECHOED) + 1, 3)]
+
+
+def _provider(cls, key_env: str):  # type: ignore[no-untyped-def]
+    return cls(settings={"_secret": {key_env: ECHOED}.get})
+
+
+def test_an_error_body_is_redacted_before_it_is_cut() -> None:
+    from limner.providers.http import error_for_status
+    from limner.urls import Redactor
+
+    redact = Redactor([ECHOED])
+    for body in _near(300):
+        assert not _leaks(str(error_for_status("openai", httpx.Response(500, text=body), redact)))
+        assert not _leaks(str(error_for_status("openai", httpx.Response(500, text="x"), redact, detail=body)))
+    assert redact.clip("ab " + ECHOED, 9) == "ab [redac"
+
+
+@pytest.mark.parametrize("code", ["insufficient_quota", "moderation_blocked"])
+async def test_openai_error_messages_are_redacted_before_they_are_cut(code: str) -> None:
+    from limner.providers import ProviderError
+    from limner.providers.openai import OpenAIProvider
+
+    provider = _provider(OpenAIProvider, "OPENAI_API_KEY")
+    for message in _near(300):
+        answer = httpx.Response(400, json={"error": {"code": code, "message": message}})
+        with pytest.raises(ProviderError) as info:
+            await provider.error_hook(answer)
+        assert not _leaks(str(info.value)), str(info.value)
+    await provider.aclose()
+
+
+async def test_huggingface_and_together_refusals_are_redacted_before_they_are_cut() -> None:
+    from limner.providers import ProviderError
+    from limner.providers.huggingface import HuggingFaceProvider
+    from limner.providers.together import TogetherProvider
+
+    hf = _provider(HuggingFaceProvider, "HF_TOKEN")
+    together = _provider(TogetherProvider, "TOGETHER_API_KEY")
+    for text in _near(300) + _near(400):
+        for provider, answer in ((hf, httpx.Response(400, json={"error": "nsfw " + text})),
+                                 (hf, httpx.Response(503, json={"error": text, "estimated_time": 3})),
+                                 (together, httpx.Response(400, json={"error": {"code": "nsfw", "message": text}}))):
+            with pytest.raises(ProviderError) as info:
+                await provider.error_hook(answer)
+            assert not _leaks(str(info.value)), str(info.value)
+    await hf.aclose()
+    await together.aclose()
+
+
+def test_replicate_failures_and_local_load_errors_are_redacted_before_they_are_cut() -> None:
+    from limner.providers.replicate import ReplicateProvider
+    from limner.providers.weights import classify_load_error
+    from limner.urls import Redactor
+
+    replicate = _provider(ReplicateProvider, "REPLICATE_API_TOKEN")
+    for text in _near(500):
+        assert not _leaks(str(replicate._failure("p1", text)))
+    for text in _near(300):
+        for exc in (RuntimeError(text), FileNotFoundError(text)):
+            assert not _leaks(str(classify_load_error(exc, "some/model", redact=Redactor([ECHOED]))))
+
+
+def test_self_hosted_error_descriptions_are_redacted_before_they_are_cut() -> None:
+    from limner.providers.automatic1111 import Automatic1111Provider
+    from limner.providers.comfyui import ComfyUIProvider
+
+    a1111 = Automatic1111Provider(settings={"_secret": {"A1111_AUTH": f"limner:{ECHOED}"}.get})
+    comfy = ComfyUIProvider(settings={"_secret": {"COMFYUI_TOKEN": ECHOED}.get})
+    for text in _near(300) + _near(500) + _near(900):
+        answers = [httpx.Response(500, text=text), httpx.Response(422, json={"detail": text}),
+                   httpx.Response(422, json={"detail": [{"loc": ["body", "steps"], "msg": text}]}),
+                   httpx.Response(500, json={"other": text})]
+        for answer in answers:
+            assert not _leaks(a1111.describe_error(answer) or "")
+        for answer in (httpx.Response(400, text=text), httpx.Response(400, json={"error": {"message": text}}),
+                       httpx.Response(400, json={"node_errors": {"3": {"class_type": "K", "errors": [{"message": text}]}}})):
+            assert not _leaks(comfy.describe_error(answer) or "")
+
+
+def test_a_supabase_error_body_is_redacted_before_it_is_cut() -> None:
+    from limner.storage.supabase import _Failure
+    from limner.urls import Redactor
+
+    for text in _near(200):
+        assert not _leaks(Redactor([ECHOED])(_Failure(httpx.Response(500, text=text)).detail))

@@ -80,6 +80,11 @@ class Redactor:
             text = text.replace(form, "[redacted]")
         return text
 
+    def clip(self, text: str, limit: int) -> str:
+        """``text`` redacted, then cut to ``limit`` characters. Never the other way round: a cut first could
+        keep most of a secret that ends past it, which the redaction then no longer recognises."""
+        return self(text)[:limit]
+
 
 def is_loopback(host: str) -> bool:
     """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""

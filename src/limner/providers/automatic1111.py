@@ -37,12 +37,12 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
-from .base import GenerationRequest, GenerationResult
+from .base import GenerationRequest, GenerationResult, redact_value
 from .errors import Transient
 from .http import ProviderHTTP, decode_base64_image, public_url
 from .options import pick_params
@@ -69,12 +69,13 @@ PARAM_ALIASES = {"cfg": "cfg_scale", "guidance_scale": "cfg_scale", "sampler": "
 DEFAULTS = {"steps": 20, "cfg_scale": 7.0, "sampler_name": "Euler a"}
 
 
-def _describe(response: httpx.Response) -> str:
-    """A short message from an error body: FastAPI's ``detail`` (422 lists) or the API's ``errors``."""
+def _describe(response: httpx.Response, redact: Callable[[str], str]) -> str:
+    """A short message from an error body: FastAPI's ``detail`` (422 lists) or the API's ``errors``. The body
+    is redacted before anything is cut from it (a cut first could keep most of a secret)."""
     try:
-        body = response.json()
+        body = redact_value(response.json(), redact)
     except ValueError:
-        return " ".join(response.text[:300].split())
+        return " ".join(redact(response.text)[:300].split())
     if isinstance(body, Mapping):
         detail = body.get("detail")
         if isinstance(detail, list):
@@ -108,7 +109,7 @@ class Automatic1111Provider(SelfHostedProvider):
         return {"Authorization": f"Basic {token}"}, [auth, auth.partition(":")[2], token]
 
     def describe_error(self, response: httpx.Response) -> str | None:
-        return _describe(response)
+        return _describe(response, self._redact)
 
     async def check_host(self, http: ProviderHTTP) -> str:
         """``GET /sdapi/v1/options`` (with the credentials, if any): the loaded checkpoint."""

@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from .base import Capabilities, GenerationRequest, GenerationResult, KnownCall, Price, report_call_id
+from .base import Capabilities, GenerationRequest, GenerationResult, KnownCall, Price, redact_value, report_call_id
 from .errors import ContentRefused, InvalidRequest, OutputExpired, RateLimited, Transient
 from .hosted import HostedProvider
 from .http import ProviderHTTP
@@ -183,9 +183,9 @@ class BFLProvider(HostedProvider):
             if status == "Ready":
                 return answer.get("result")
             if status in MODERATED:
-                raise ContentRefused(http.redact(f"bfl: {status}{_reasons(answer.get('details'))}"))
+                raise ContentRefused(http.redact(f"bfl: {status}{_reasons(redact_value(answer.get('details'), http.redact))}"))
             if status == "Error":
-                raise TaskFailed(http.redact(f"bfl: task {task_id} failed{_reasons(answer.get('details'))}"))
+                raise TaskFailed(http.redact(f"bfl: task {task_id} failed{_reasons(redact_value(answer.get('details'), http.redact))}"))
             if status == "Task not found":
                 raise TaskGone(f"bfl: task {task_id} not found (expired or lost)")
             if status != "Pending":
@@ -204,7 +204,7 @@ class TaskFailed(Transient):
 
 
 def _reasons(details: Any) -> str:
-    """BFL's moderation details (``{"Moderation Reasons": [...]}``) as a short suffix."""
+    """BFL's moderation details (``{"Moderation Reasons": [...]}``) as a short suffix (cut: redact them first)."""
     if not isinstance(details, dict) or not details:
         return ""
     parts = []

@@ -76,7 +76,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from .base import GenerationRequest, GenerationResult
+from .base import GenerationRequest, GenerationResult, redact_value
 from .errors import InvalidRequest, ProviderError, Transient
 from .http import ProviderHTTP, public_url
 from .options import pick_params
@@ -317,10 +317,10 @@ class ComfyUIProvider(SelfHostedProvider):
         """A rejected workflow (400, ``node_errors``) as one line naming each node's errors."""
         if response.status_code != 400:
             return None
-        try:
-            body = response.json()
+        try:  # redacted before describe_node_errors cuts anything from it
+            body = redact_value(response.json(), self._redact)
         except ValueError:
-            body = response.text[:300]
+            body = self._redact(response.text)
         return f"workflow rejected: {describe_node_errors(body)}"
 
     async def check_host(self, http: ProviderHTTP) -> str:
@@ -419,7 +419,7 @@ class ComfyUIProvider(SelfHostedProvider):
                 status = entry.get("status")
                 status = status if isinstance(status, Mapping) else {}
                 if status.get("status_str") == "error":
-                    message, validation = _execution_error(status)
+                    message, validation = _execution_error(redact_value(status, self._redact))  # redacted, then cut
                     error = InvalidRequest if validation else Transient
                     raise error(f"{self.name}: prompt {prompt_id} failed: {message}")
                 if status.get("completed", True) or entry.get("outputs"):

@@ -361,14 +361,14 @@ class DiffusersProvider(Provider):
         except ProviderError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure of a load is mapped to a provider error
-            raise classify_load_error(exc, self.model) from exc
+            raise classify_load_error(exc, self.model, redact=self._redact) from exc
         try:
             applied = self._place(pipe, slot)
         except ProviderError:
             raise
         except Exception as exc:  # noqa: BLE001 - a device torch cannot use, a mode the pipeline lacks
             raise ModelUnavailable(f"diffusers: could not put {self.model} on {slot.device} "
-                                   f"({type(exc).__name__}: {str(exc)[:300]})") from None
+                                   f"({type(exc).__name__}: {self._redact(str(exc))[:300]})") from None
         if hasattr(pipe, "set_progress_bar_config"):
             pipe.set_progress_bar_config(disable=True)
         import inspect
@@ -537,10 +537,10 @@ class DiffusersProvider(Provider):
         except ProviderError:
             raise
         except (ValueError, TypeError) as exc:  # the pipeline's own checks of its arguments
-            raise InvalidRequest(f"diffusers: {type(pipe).__name__} refused the call: {str(exc)[:300]}") from None
+            raise InvalidRequest(f"diffusers: {type(pipe).__name__} refused the call: {self._redact(str(exc))[:300]}") from None
         except Exception as exc:  # noqa: BLE001 - a provider raises only typed errors: this entry fails with it
             raise InvalidRequest(f"diffusers: {type(pipe).__name__} failed on {slot.device} "
-                                 f"({type(exc).__name__}: {str(exc)[:300]})") from None
+                                 f"({type(exc).__name__}: {self._redact(str(exc))[:300]})") from None
         seconds = time.perf_counter() - started
         rate = number_setting(NAME, self.settings, "cost_per_hour_usd", 0.0)
         cost = round(seconds * rate / 3600 / len(requests), 6)

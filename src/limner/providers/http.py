@@ -11,7 +11,7 @@
 * API answers are streamed and read only up to a cap (``DEFAULT_MAX_JSON_BYTES``, 10 MB, for JSON answers;
   the larger of that and ``max_download_bytes`` for the others): a longer answer is ``InvalidRequest``
 * a redirect to another origin is followed without credential headers
-* secrets are redacted from every message this module builds
+* secrets are redacted from every message this module builds, before any text is cut short
 * one verifying TLS context for every client of the process (:mod:`limner.providers.tls`)
 * httpcore's pool on an asyncio network backend, without anyio (:mod:`limner.providers.transport`)
 * an adapter may read an error body first (``on_error``) and raise its own error instead
@@ -134,7 +134,7 @@ def error_for_status(provider: str, response: httpx.Response, redact: Redactor, 
                      credit_hint: str = DEFAULT_CREDIT_HINT) -> ProviderError:
     """The typed error for an answer of status >= 400, decided by the status alone."""
     status = response.status_code
-    body = detail if detail is not None else response.text[:300]
+    body = redact(detail) if detail is not None else redact.clip(response.text, 300)  # redacted, then cut
     message = redact(f"{provider}: HTTP {status}: {body}".strip())
     if status in (401, 403):
         return AuthFailed(message)

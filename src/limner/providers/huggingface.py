@@ -83,10 +83,10 @@ class HuggingFaceProvider(HostedProvider):
         if response.status_code == 503:
             wait = body.get("estimated_time")
             if isinstance(wait, (int, float)):
-                raise RateLimited(redact(f"huggingface: {error or 'model is loading'}"[:300]),
+                raise RateLimited(redact.clip(f"huggingface: {error or 'model is loading'}", 300),
                                   retry_after=float(wait))
         elif REFUSAL.search(error):
-            raise ContentRefused(redact(f"huggingface: refused: {error}"[:300]))
+            raise ContentRefused(redact.clip(f"huggingface: refused: {error}", 300))
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         http = self.http
@@ -103,7 +103,7 @@ class HuggingFaceProvider(HostedProvider):
         cost = self.price_for(model, width, height)  # a 200 answer was a paid call, readable or not
         if not content_type.startswith("image/"):
             raise Transient(http.redact(f"huggingface: expected an image, got {content_type or 'no content type'}: "
-                                        f"{response.text[:200]}"), billed_usd=cost)
+                                        f"{http.redact.clip(response.text, 200)}"), billed_usd=cost)
         data = response.content
         if len(data) > http.max_download_bytes:
             raise InvalidRequest(f"huggingface: output is {len(data):,} bytes, over the {http.max_download_bytes:,}-byte cap",

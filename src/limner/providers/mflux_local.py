@@ -137,7 +137,7 @@ class MfluxProvider(Provider):
                     self._flux = Flux1(quantize=quantize, model_path=self.settings.get("model_path") or None,
                                        model_config=config)
                 except Exception as exc:  # noqa: BLE001 - weights missing, a gated repository, no network
-                    raise classify_load_error(exc, self.settings.get("model_path") or self.model, NAME) from exc
+                    raise classify_load_error(exc, self.settings.get("model_path") or self.model, NAME, redact=self._redact) from exc
         return self._flux
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:

@@ -116,10 +116,10 @@ class OpenAIProvider(HostedProvider):
         if not isinstance(error, dict):
             return
         if error.get("code") in QUOTA_CODES or error.get("type") in QUOTA_CODES:
-            message = str(error.get("message") or error.get("code"))[:300]
+            message = self.http.redact.clip(str(error.get("message") or error.get("code")), 300)
             raise OutOfCredit(self.http.redact(f"openai: HTTP {response.status_code}: {message} ({self.credit_hint})"))
         if response.status_code == 400 and error.get("code") in REFUSAL_CODES:
-            message = str(error.get("message") or error.get("code"))[:300]
+            message = self.http.redact.clip(str(error.get("message") or error.get("code")), 300)
             raise ContentRefused(self.http.redact(f"openai: refused by the safety system ({error['code']}): {message}"))
 
     async def check(self) -> str:

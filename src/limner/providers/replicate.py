@@ -382,7 +382,7 @@ class ReplicateProvider(HostedProvider):
             log.debug("replicate: could not cancel %s: %s", pid, exc)
 
     def _failure(self, pid: str, error: Any) -> ProviderError:
-        message = str(error or "prediction failed without an error message").strip()[:500]
+        message = self._redact(str(error or "prediction failed without an error message").strip())[:500]  # redacted, then cut
         text = f"replicate: prediction {pid} failed: {message}"
         if is_nsfw(message):
             return ContentRefused(text)

@@ -84,7 +84,7 @@ class TogetherProvider(HostedProvider):
             return
         text = " ".join(str(error.get(k) or "") for k in ("code", "type", "message"))
         if REFUSAL.search(text):
-            raise ContentRefused(self.http.redact(f"together: refused: {error.get('message') or text}"[:400]))
+            raise ContentRefused(self.http.redact.clip(f"together: refused: {error.get('message') or text}", 400))
 
     async def check(self) -> str:
         """``limner doctor``: ``GET /v1/models`` checks the key and looks for the model."""

@@ -4,6 +4,7 @@ means, decided by the exception types of huggingface_hub and the network (no tor
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from .errors import InvalidRequest, ModelUnavailable, ProviderError
 
@@ -29,9 +30,11 @@ def download_hint(model: str, provider: str = "diffusers") -> str:
     return hint
 
 
-def classify_load_error(exc: BaseException, model: str, provider: str = "diffusers") -> ProviderError:
+def classify_load_error(exc: BaseException, model: str, provider: str = "diffusers",
+                        redact: Callable[[str], str] = str) -> ProviderError:
     """The provider error for an exception raised while loading ``model``, decided by the exception types
-    in its chain (huggingface_hub's gated/not found/not cached errors, network errors), never by wording."""
+    in its chain (huggingface_hub's gated/not found/not cached errors, network errors), never by wording.
+    ``redact`` (the provider's) is applied to an exception's text before it is cut short."""
     try:
         from huggingface_hub import errors as hub_errors
     except ImportError:  # pragma: no cover - diffusers depends on huggingface_hub
@@ -62,5 +65,5 @@ def classify_load_error(exc: BaseException, model: str, provider: str = "diffuse
     for e in chain:
         if isinstance(e, (FileNotFoundError, EnvironmentError)):
             return ModelUnavailable(f"{provider}: {model} could not be loaded ({type(e).__name__}: "
-                                    f"{str(e)[:300]}); {download_hint(model, provider)}")
-    return InvalidRequest(f"{provider}: loading {model} failed: {type(exc).__name__}: {str(exc)[:300]}")
+                                    f"{redact(str(e))[:300]}); {download_hint(model, provider)}")
+    return InvalidRequest(f"{provider}: loading {model} failed: {type(exc).__name__}: {redact(str(exc))[:300]}")

@@ -92,7 +92,7 @@ class _Failure:
             self.error = str(body.get("error") or body.get("code") or "")
             self.message = str(body.get("message") or body.get("msg") or body.get("hint") or "")
         elif response.content:
-            self.message = response.text[:200]
+            self.message = response.text  # whole: every message is redacted, a cut first could keep part of the key
         try:
             self.status = int(code) if code is not None else self.http_status
         except (TypeError, ValueError):
