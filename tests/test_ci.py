@@ -16,6 +16,7 @@ import yaml
 
 from limner.ci.summary import render
 from limner.ci.workflow import CiOptions, fill, render_github
+from limner.errors import ConfigError
 from projects import ProjectDir, make_entries
 
 WORKFLOW = Path(".github/workflows/limner-images.yml")
@@ -177,7 +178,7 @@ def test_the_install_spec_is_quoted_for_yaml_and_shell(tmp_path: Path) -> None:
     text = render_github(tmp_path, tmp_path, CiOptions(pip_spec=spec))
     install = next(s for s in steps(yaml.safe_load(text)) if s["name"] == "Install Limner")
     assert install["env"]["DEFAULT_PIP_SPEC"] == spec
-    assert '"${LIMNER_PIP_SPEC:-$DEFAULT_PIP_SPEC}"' in install["run"]
+    assert '"${LIMNER_PIP_SPEC:-${LIMNER_PIP_SPEC_VARIABLE:-$DEFAULT_PIP_SPEC}}"' in install["run"]
 
 
 def test_fill_refuses_unknown_tokens() -> None:
@@ -509,3 +510,46 @@ def test_every_secret_the_workflow_reads_is_in_the_docs(tmp_path: Path) -> None:
     secrets_section = docs.split("## Secrets to set", 1)[1].split("\n## ", 1)[0]
     assert "LIMNER_SYNC_EVENTS_DATABASE_URL" in names
     assert not sorted(n for n in names if f"`{n}`" not in secrets_section)
+
+
+TOKEN = "ghp_AAAABBBBCCCCDDDDEEEEFFFF0123456789"
+
+
+@pytest.mark.parametrize("kind", ["github", "gitlab"])
+@pytest.mark.parametrize("spec", [f"limner @ git+https://x-access-token:{TOKEN}@github.com/o/limner",
+                                  f"limner[all] @ git+https://{TOKEN}@github.com/o/limner@v1",
+                                  f"limner @ https://user:{TOKEN}@pypi.example.org/limner-1.0.tar.gz",
+                                  f"limner @ git+ssh://git:{TOKEN}@github.com/o/limner"])
+def test_an_install_spec_with_a_credential_is_refused_and_never_written(tmp_path: Path, kind: str, spec: str) -> None:
+    """The workflow is committed: a token in --ci-install would be published. Refused (exit 2), nothing written or
+    replaced, the token never echoed; the message says to keep the spec in the LIMNER_PIP_SPEC secret."""
+    repo = tmp_path / "repo"
+    init_git(repo)
+    (repo / "limner.toml").write_text('provider = "replicate"\n')
+    assert limner(repo, "init", "--ci", kind).returncode == 0
+    before = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".git/" not in p.as_posix()}
+    proc = limner(repo, "init", "--ci", kind, "--force", "--ci-install", spec)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert TOKEN not in proc.stdout + proc.stderr
+    assert "LIMNER_PIP_SPEC" in proc.stderr and "secret" in proc.stderr
+    after = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".git/" not in p.as_posix()}
+    assert after == before
+    assert not any(TOKEN.encode() in data for data in after.values())
+    with pytest.raises(ConfigError, match="credential") as info:
+        CiOptions(pip_spec=spec).validate()
+    assert "LIMNER_PIP_SPEC" in (info.value.hint or "") and TOKEN not in str(info.value) + (info.value.hint or "")
+    assert limner(tmp_path, "init", "fresh", "--ci", kind, "--ci-install", spec).returncode == 2
+    assert not (tmp_path / "fresh").exists()
+
+
+@pytest.mark.parametrize("spec", ["limner[all] @ git+https://github.com/o/limner@v1.2",
+                                  "limner @ git+ssh://git@github.com/o/limner@main",
+                                  "limner[all] @ git+https://github.com/o/limner.git@refs/heads/a@b"])
+def test_an_install_spec_without_credentials_is_written(tmp_path: Path, spec: str) -> None:
+    init_git(tmp_path)
+    CiOptions(pip_spec=spec).validate()
+    text = render_github(tmp_path, tmp_path, CiOptions(pip_spec=spec))
+    install = next(s for s in steps(yaml.safe_load(text)) if s["name"] == "Install Limner")
+    assert install["env"]["DEFAULT_PIP_SPEC"] == spec
+    assert install["env"]["LIMNER_PIP_SPEC"] == "${{ secrets.LIMNER_PIP_SPEC }}"  # a secret may hold a spec with a token
+    assert install["env"]["LIMNER_PIP_SPEC_VARIABLE"] == "${{ vars.LIMNER_PIP_SPEC }}"

@@ -98,6 +98,7 @@ def default_pip_spec() -> str:
     url = str(info.get("url", ""))
     vcs = info.get("vcs_info")
     if isinstance(vcs, dict) and vcs.get("vcs") == "git" and url.startswith("https://"):
+        url = re.sub(r"^https://[^/@]*@", "https://", url)  # never a token into the committed workflow
         ref = vcs.get("commit_id") or vcs.get("requested_revision")
         return f"limner[all] @ git+{url}" + (f"@{ref}" if ref else "")
     if url.startswith("file://"):
@@ -109,6 +110,34 @@ def _one_line(value: str, what: str) -> str:
     bad = sorted({c for c in value if ord(c) < 32 or ord(c) == 127})
     if bad:
         raise ConfigError(f"{what} {value!r} contains control characters", hint="give it on one line")
+    return value
+
+
+#: ``scheme://userinfo@``: a URL that carries a user name and password, or a token, before its host
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<userinfo>[^/@\s?#]*)@")
+#: where the workflow reads an install spec that must stay secret (it overrides the one written in the file)
+PIP_SPEC_SECRET = "LIMNER_PIP_SPEC"
+
+
+def _url_credentials(value: str) -> bool:
+    """True when a URL in ``value`` carries credentials: ``user:password@`` or ``token@`` before its host (an
+    ssh URL's bare user name, ``ssh://git@host``, is not one)."""
+    for m in _USERINFO.finditer(value):
+        if ":" in m.group("userinfo") or "ssh" not in m.group("scheme").lower():
+            return True
+    return False
+
+
+def _no_credentials(value: str, what: str) -> str:
+    """Refuse (exit 2) a value with URL credentials: the workflow file is committed, so they would be published."""
+    if _url_credentials(value):
+        raise ConfigError(
+            f"{what} carries a credential in a URL (user:password@ or token@ before the host), which would be "
+            "written into the workflow file and committed",
+            hint=f"give {what} without it (git+https://github.com/owner/limner@tag) and keep the full spec, token "
+                 f"included, in a secret instead: on GitHub a repository secret named {PIP_SPEC_SECRET} (Settings > "
+                 "Secrets and variables > Actions), which the workflow installs in place of the written spec; on "
+                 f"GitLab a masked CI/CD variable {PIP_SPEC_SECRET}")
     return value
 
 
@@ -176,7 +205,7 @@ class CiOptions:
         """Refuse (exit 2) a budget or install spec the workflow cannot hold."""
         _budget_text(self.budget)
         if self.pip_spec is not None:
-            _one_line(self.pip_spec, "--ci-install")
+            _one_line(_no_credentials(self.pip_spec, "--ci-install"), "--ci-install")  # never echo a token
             if not self.pip_spec.strip():
                 raise ConfigError("--ci-install is empty", hint="give a pip requirement, such as 'limner[all] @ git+https://...'")
 
@@ -192,7 +221,7 @@ def render_github(project_dir: Path, repo_root: Path, options: CiOptions) -> str
         "BUDGET": _budget_text(options.budget),
         "WORKDIR": _q(workdir),
         "PYTHON": PYTHON,
-        "PIP_SPEC": _q(_one_line(options.pip_spec or default_pip_spec(), "--ci-install")),
+        "PIP_SPEC": _q(_one_line(_no_credentials(options.pip_spec or default_pip_spec(), "--ci-install"), "--ci-install")),
         "PERSIST_CREDENTIALS": "true" if options.commit else "false",
     }
     publish = fill(_template("github-publish-commit.yml" if options.commit else "github-publish-pr.yml"),
@@ -217,7 +246,7 @@ def render_gitlab(project_dir: Path, repo_root: Path, options: CiOptions) -> str
         "BUDGET": _budget_text(options.budget),
         "WORKDIR": _q(workdir),
         "PYTHON": PYTHON,
-        "PIP_SPEC": _q(_one_line(options.pip_spec or default_pip_spec(), "--ci-install")),
+        "PIP_SPEC": _q(_one_line(_no_credentials(options.pip_spec or default_pip_spec(), "--ci-install"), "--ci-install")),
         "PUBLISH_MODE": _q("commit" if options.commit else "merge-request"),
     }
     values["SECRET_LIST"] = (", ".join(secrets) + "  the provider's credentials" if secrets else
