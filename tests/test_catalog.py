@@ -522,3 +522,48 @@ def test_loading_accepts_str_paths(tmp_path: Path) -> None:
     path = write(tmp_path, "c.yaml", YAML_LIST)
     cat = load_catalog(str(path))
     assert cat.path == path and len(cat) == 2
+
+
+# ------------------------------------------------------------------------- extra values JSON cannot hold
+@pytest.mark.parametrize(("value", "kind"), [
+    ('!!binary "/w=="', "binary data (YAML !!binary)"),
+    ("!!set {x, y}", "a set (YAML !!set)"),
+    ("!!omap [{a: 1}, {b: 2}]", "a list of pairs (YAML !!omap or !!pairs)"),
+    ("!!pairs [{a: 1}]", "a list of pairs (YAML !!omap or !!pairs)"),
+])
+def test_yaml_extra_value_json_cannot_hold_is_refused(tmp_path: Path, value: str, kind: str) -> None:
+    # it loaded, then failed inside a run after the provider was paid (recording the entry needs JSON)
+    text = f"- id: ok\n  title: OK\n- id: a\n  title: A\n  blob: {value}\n"
+    p = only(problems_of(write(tmp_path, "c.yaml", text)))
+    assert (p.line, p.entry, p.field) == (5, "a", "blob")
+    assert p.message.startswith(f"cannot hold {kind}:")
+    assert "what JSON can hold" in p.message
+
+
+def test_yaml_extra_value_json_cannot_hold_nested_names_where(tmp_path: Path) -> None:
+    text = "- id: a\n  title: ''\n  meta:\n    when: 2020-01-01\n    parts: [1, {raw: !!binary \"/w==\"}]\n"
+    problems = problems_of(write(tmp_path, "c.yaml", text))
+    assert find(problems, field="title").line == 2  # the entry's other problems are reported too
+    p = find(problems, field="meta")
+    assert (p.line, p.entry) == (3, "a")
+    assert "binary data (YAML !!binary) at meta.parts[1].raw:" in p.message
+
+
+def test_yaml_extra_values_json_can_hold_load(tmp_path: Path) -> None:
+    text = ("- id: a\n  title: A\n  meta: {n: 1, f: 1.5, ok: true, none: null, when: 2020-01-01, "
+            "at: 2020-01-01 10:00:00, 1948: year, list: [a, [b, {c: d}]]}\n")
+    entry = load_catalog(write(tmp_path, "c.yaml", text)).entries[0]
+    entry.model_dump_json()  # what a run records
+    assert entry.extras["meta"]["list"] == ["a", ["b", {"c": "d"}]]
+
+
+def test_binary_extra_value_is_refused_before_any_call(project_dir) -> None:
+    project_dir.catalog.write_text("entries:\n  - id: a\n    title: A\n    blob: !!binary \"/w==\"\n", encoding="utf-8")
+    before = sorted(project_dir.root.rglob("*"))
+    for command in ("plan", "generate"):
+        proc = project_dir.run(command)
+        assert proc.returncode == 2, proc.stderr
+        assert "catalog.yaml:4: entry 'a': field 'blob': cannot hold binary data" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert project_dir.calls() == []
+    assert sorted(project_dir.root.rglob("*")) == before  # nothing written: no .limner, no media

@@ -130,11 +130,13 @@ class Catalog:
 class _Raw:
     """One entry before validation: its data, where it starts, and where each field is."""
 
-    __slots__ = ("data", "line", "json_text", "hints", "names_checked", "check_depth", "_field_lines", "_span")
+    __slots__ = ("data", "line", "json_text", "hints", "names_checked", "check_depth", "check_values", "_field_lines",
+                 "_span")
 
     def __init__(self, data: Any, line: int | None, field_lines: dict[str, int] | None = None, *,
                  json_text: str | None = None, hints: dict[str, str] | None = None, names_checked: bool = False,
-                 check_depth: bool = False, span: tuple[str, int, int] | None = None) -> None:
+                 check_depth: bool = False, check_values: bool = False,
+                 span: tuple[str, int, int] | None = None) -> None:
         self.data = data
         self.line = line
         #: the entry's JSON text (JSONL): validated straight from JSON, which is much faster
@@ -145,6 +147,8 @@ class _Raw:
         self.names_checked = names_checked
         #: data parsed from JSON: lists and mappings are checked for depth here (YAML's are checked as nodes)
         self.check_depth = check_depth
+        #: data built by YAML, which has types JSON has not (``!!binary``, ``!!set``): extra values are checked
+        self.check_values = check_values
         self._field_lines = field_lines
         #: (text, start, end) of the entry in a JSON file, to find its fields' lines only when reporting
         self._span = span
@@ -279,6 +283,61 @@ def _check_depth(values: dict[str, Any], raw: _Raw, entry_id: str | None, ctx: _
     return ok
 
 
+#: what a value of an extra field may be, besides lists and mappings: what JSON can hold, and the dates YAML makes
+_PLAIN = (str, int, float, bool, type(None), dt.date)  # dt.datetime is a dt.date
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None), dt.date, dt.datetime})
+#: types YAML makes that JSON has not, as the user wrote them
+_YAML_KINDS = {bytes: "binary data (YAML !!binary)", set: "a set (YAML !!set)",
+               tuple: "a list of pairs (YAML !!omap or !!pairs)"}
+_PLAIN_VALUES = ("extra fields hold text, numbers, true/false, null, dates, and lists and mappings of them "
+                 "(what JSON can hold)")
+
+
+def _unplain(value: Any, path: str) -> tuple[str, Any] | None:
+    """Where in ``value`` something is that JSON cannot hold, and that thing; ``None`` when all is plain.
+    (YAML values nest at most :data:`MAX_DEPTH` levels: checked before they are built.)"""
+    kind = type(value)
+    if kind is list:
+        for i, item in enumerate(value):
+            if type(item) in _PLAIN_TYPES:
+                continue
+            if type(item) is tuple:  # a pair of an !!omap or !!pairs: the list is what was written
+                return path, item
+            found = _unplain(item, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if kind is dict:
+        for key, item in value.items():
+            if not isinstance(key, _PLAIN):
+                return f"{path} (a key)", key
+            if type(item) in _PLAIN_TYPES:
+                continue
+            found = _unplain(item, f"{path}.{key}")
+            if found:
+                return found
+        return None
+    return None if isinstance(value, _PLAIN) else (path, value)
+
+
+def _check_values(values: dict[str, Any], raw: _Raw, entry_id: str | None, ctx: _Reading, unit: str) -> bool:
+    """Report extra fields holding what JSON cannot (YAML's ``!!binary``, ``!!set``...): the entry could not be
+    recorded, and a run would fail only after paying for its image."""
+    ok = True
+    for name, value in values.items():
+        if type(value) in _PLAIN_TYPES:
+            continue
+        found = _unplain(value, str(name))
+        if found is None:
+            continue
+        where, bad = found
+        kind = _YAML_KINDS.get(type(bad), f"a {type(bad).__name__}")
+        inside = f" at {where}" if where != name else ""
+        ctx.add(raw.field_line(name), entry_id, str(name), f"cannot hold {kind}{inside}: {_PLAIN_VALUES}", unit)
+        ok = False
+    return ok
+
+
 def _validate(raw: _Raw, ctx: _Reading, unit: str) -> Entry | None:
     """The entry, or ``None`` after reporting its problems. Valid entries take the short way."""
     if raw.json_text is not None:
@@ -333,7 +392,8 @@ def _checked(entry: Entry, raw: _Raw, ctx: _Reading, unit: str) -> Entry | None:
             if not typos:
                 ctx.fine_extras.add(names)
     deep_ok = not raw.check_depth or _check_depth(extras, raw, entry.id, ctx, unit)
-    return entry if deep_ok and not typos else None
+    values_ok = not raw.check_values or _check_values(extras, raw, entry.id, ctx, unit)
+    return entry if deep_ok and values_ok and not typos else None
 
 
 def _report(raw: _Raw, ctx: _Reading, unit: str) -> None:
@@ -350,6 +410,8 @@ def _report(raw: _Raw, ctx: _Reading, unit: str) -> None:
     meant = ctx.header_meant if raw.names_checked else _check_names(data.keys(), raw, entry_id, ctx, unit)
     if raw.check_depth and not _check_depth(data, raw, entry_id, ctx, unit):
         return None  # validating it would only repeat deep values in its messages
+    if raw.check_values:
+        _check_values({k: v for k, v in data.items() if k not in _KNOWN}, raw, entry_id, ctx, unit)
     try:
         Entry.model_validate(data)
     except ValidationError as exc:
@@ -417,7 +479,7 @@ def _read_yaml(text: str, ctx: _Reading) -> list[_Raw]:
             except yaml.YAMLError as exc:
                 ctx.add(line, None, None, f"invalid YAML: {exc}")
                 continue
-            raws.append(_Raw(data, line, field_lines, hints=hints))
+            raws.append(_Raw(data, line, field_lines, hints=hints, check_values=True))
         return raws
     finally:
         loader.dispose()
