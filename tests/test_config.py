@@ -351,3 +351,26 @@ def test_an_unknown_storage_scheme_names_the_closest() -> None:
 
     with pytest.raises(ConfigError, match=r"unknown storage scheme 'supabse://' \(did you mean 'supabase'\?\); available: "):
         storage_class("supabse")
+
+
+# ------------------------------------------------------------------------- caps need a lower bound
+@pytest.mark.parametrize(("name", "value"), [("max_image_bytes", "-1"), ("max_image_bytes", "0"),
+                                             ("max_image_pixels", "-1"), ("max_image_pixels", "0"),
+                                             ("widths", "[480, -1]"), ("widths", "[0]")])
+def test_caps_below_one_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    # a cap of 0 or less refused every image, after it was paid for
+    root = project(tmp_path, f"[generate]\n{name} = {value}\n")
+    text = str(config_error(root / "limner.toml"))
+    assert f"limner.toml:2: setting 'generate.{name}" in text and "greater than or equal to 1" in text
+    (root / "limner.toml").unlink()
+    monkeypatch.setenv(f"LIMNER_GENERATE_{name.upper()}", value)
+    text = str(config_error(project_dir=root))
+    assert f"environment variable LIMNER_GENERATE_{name.upper()}: setting 'generate.{name}" in text
+
+
+def test_a_negative_image_cap_exits_2_and_changes_nothing(project_dir) -> None:
+    before = sorted(project_dir.root.rglob("*"))
+    proc = project_dir.run("generate", env=project_dir.env(LIMNER_GENERATE_MAX_IMAGE_BYTES="-1"))
+    assert proc.returncode == 2, proc.stderr
+    assert "environment variable LIMNER_GENERATE_MAX_IMAGE_BYTES: setting 'generate.max_image_bytes'" in proc.stderr
+    assert project_dir.calls() == [] and sorted(project_dir.root.rglob("*")) == before

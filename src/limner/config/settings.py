@@ -69,11 +69,12 @@ class GenerateSettings(_Section):
     #: CPU workers for validation and derivation (0 = number of CPUs)
     workers: int = Field(0, ge=0, le=64)
     #: variant widths and formats
-    widths: list[int] = Field(default_factory=lambda: [240, 480, 768, 1024, 1536, 2048])
+    widths: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [240, 480, 768, 1024, 1536, 2048])
     formats: list[Literal["avif", "webp", "jpeg"]] = Field(default_factory=lambda: ["avif", "webp", "jpeg"])
-    #: decoding caps against decompression bombs
-    max_image_bytes: int = 50_000_000
-    max_image_pixels: int = 40_000_000
+    #: decoding caps against decompression bombs; at least 1 (a cap of 0 or less would refuse every image,
+    #: after it was paid for)
+    max_image_bytes: int = Field(50_000_000, ge=1)
+    max_image_pixels: int = Field(40_000_000, ge=1)
     #: perceptual-hash distance (bits of 64) at or below which a new image is flagged as a near
     #: duplicate of a published one; 0 flags only identical hashes
     near_duplicate_distance: int = Field(4, ge=0, le=16)
@@ -482,7 +483,8 @@ def _source_of(loc: tuple[str, ...], overrides: dict[str, Any], root: Path, conf
         if default_means_builtin:
             return "settings"
     if config_file:
-        line = _toml_line(config_file, loc)
+        # an item of a list (``generate.widths.1``) is on its list's line
+        line = next((found for end in range(len(loc), 0, -1) if (found := _toml_line(config_file, loc[:end]))), None)
         return f"{config_file}:{line}" if line else str(config_file)
     return "settings"
 
