@@ -143,8 +143,6 @@ def test_csv_empty_cells_are_absent_and_numbers_are_ints(tmp_path: Path) -> None
     assert cat["b"].year == 70 and cat["b"].seed == 42 and cat["b"].description == "The fall"
 
 
-def test_yaml_entries_with_only_an_empty_list_is_an_empty_catalogue(tmp_path: Path) -> None:
-    assert len(load_catalog(write(tmp_path, "c.yaml", "entries: []\n"))) == 0
 
 
 # ------------------------------------------------------------------------- text survives unchanged
@@ -488,6 +486,16 @@ def test_empty_file_is_an_error(tmp_path: Path, name: str, text: str) -> None:
     assert p.entry is None
 
 
+@pytest.mark.parametrize(("name", "text"), [
+    ("c.yaml", "entries: []\n"), ("c2.yaml", "[]\n"), ("c3.yaml", "title: x\nentries: []\n"),
+    ("c.json", "[]"), ("c2.json", '{"entries": []}'), ("c.csv", "id,title,year\n"), ("c2.csv", "id,title\n\n\n"),
+])
+def test_a_catalogue_without_entries_is_an_error_in_every_format(tmp_path: Path, name: str, text: str) -> None:
+    # as an empty file is: zero entries is a mistake, and `limner sync` would withdraw every published image
+    p = only(problems_of(write(tmp_path, name, text)))
+    assert (p.file, p.line, p.entry, p.field, p.message) == (str(tmp_path / name), None, None, None, "catalogue is empty")
+
+
 def test_unknown_extension(tmp_path: Path) -> None:
     p = only(problems_of(write(tmp_path, "catalog.txt", "- id: a\n  title: A\n")))
     assert "'.txt'" in p.message and ".yaml" in p.message and ".csv" in p.message
@@ -567,3 +575,20 @@ def test_binary_extra_value_is_refused_before_any_call(project_dir) -> None:
         assert "Traceback" not in proc.stderr
     assert project_dir.calls() == []
     assert sorted(project_dir.root.rglob("*")) == before  # nothing written: no .limner, no media
+
+
+def test_sync_with_an_empty_catalogue_withdraws_nothing(project_dir) -> None:
+    project_dir.run("generate", check=True)
+    project_dir.run("sync", check=True)
+    before = {p: p.read_bytes() for p in project_dir.root.rglob("*") if p.is_file() and p.suffix != ".db"}
+    db = (project_dir.root / ".limner" / "limner.db").read_bytes()
+    for text in ("entries: []\n", "[]\n"):
+        project_dir.catalog.write_text(text, encoding="utf-8")
+        for command in ("sync", "generate", "plan"):
+            proc = project_dir.run(command)
+            assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
+            assert "catalog.yaml: catalogue is empty" in proc.stderr
+    after = {p: p.read_bytes() for p in project_dir.root.rglob("*") if p.is_file() and p.suffix != ".db"}
+    assert after.keys() == before.keys() | {project_dir.catalog}
+    assert all(after[p] == data for p, data in before.items() if p != project_dir.catalog)
+    assert (project_dir.root / ".limner" / "limner.db").read_bytes() == db

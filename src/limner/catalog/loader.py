@@ -212,7 +212,9 @@ def _load_catalog(path: Path, known_styles: Iterable[str] | None, allowed: froze
 
     entries: list[Entry] = []
     lines: dict[str, int] = {}
+    seen = 0
     for raw in raws:
+        seen += 1
         entry = _validate(raw, ctx, unit)
         if entry is None:
             continue
@@ -225,6 +227,10 @@ def _load_catalog(path: Path, known_styles: Iterable[str] | None, allowed: froze
             continue
         lines[entry.id] = raw.line or 0
         entries.append(entry)
+    if not seen and not ctx.problems:
+        # an empty catalogue is a mistake, not zero entries: `sync` would withdraw every published image. In
+        # every format alike: an empty file, `entries: []`, `[]`, a CSV header without rows, blank JSONL.
+        ctx.add(None, None, None, _EMPTY)
     if ctx.problems:
         # by line; problems about the whole file (no line) first. The sort is stable, so one line's keep their order.
         ctx.problems.sort(key=lambda p: (p.line is not None, p.line or 0))
@@ -235,6 +241,7 @@ def _load_catalog(path: Path, known_styles: Iterable[str] | None, allowed: froze
 # ----------------------------------------------------------------------------- checks shared by all formats
 _KNOWN = frozenset(Entry.model_fields)
 _CONTAINERS = (list, dict)
+_EMPTY = "catalogue is empty"
 _TOO_DEEP = f"lists and mappings nest more than {MAX_DEPTH} levels deep (the entry itself is level 1)"
 
 
@@ -555,7 +562,7 @@ def _node_id(node: yaml.Node) -> str | None:
 
 def _entries_node(root: Any, ctx: _Reading) -> list[Any]:
     if root is None:
-        ctx.add(None, None, None, "catalogue is empty")
+        ctx.add(None, None, None, _EMPTY)
         return []
     if isinstance(root, yaml.SequenceNode):
         return list(root.value)
@@ -810,11 +817,9 @@ def _json_field_lines(span: tuple[str, int, int] | None, item: Any, line: int | 
 
 def _read_jsonl(text: str, ctx: _Reading) -> Iterator[_Raw]:
     """One entry per line, streamed: each line is validated straight from its JSON text."""
-    seen = 0
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        seen += 1
         if not line.lstrip().startswith("{"):
             try:
                 value = json.loads(line)
@@ -827,8 +832,6 @@ def _read_jsonl(text: str, ctx: _Reading) -> Iterator[_Raw]:
             yield _Raw(value, n, {}, check_depth=True)
             continue
         yield _Raw(None, n, {}, json_text=line, check_depth=True)
-    if not seen and not ctx.problems:  # like an empty YAML file: an empty catalogue is a mistake, not zero entries
-        ctx.add(None, None, None, "catalogue is empty")
 
 
 # ----------------------------------------------------------------------------- CSV
