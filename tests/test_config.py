@@ -374,3 +374,36 @@ def test_a_negative_image_cap_exits_2_and_changes_nothing(project_dir) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "environment variable LIMNER_GENERATE_MAX_IMAGE_BYTES: setting 'generate.max_image_bytes'" in proc.stderr
     assert project_dir.calls() == [] and sorted(project_dir.root.rglob("*")) == before
+
+
+# ------------------------------------------------------------------------- lists and tables that are no JSON
+@pytest.mark.parametrize(("name", "value", "setting"), [
+    ("LIMNER_GENERATE_WIDTHS", "480, 1024", "generate.widths"),
+    ("LIMNER_PROVIDERS", "{bad", "providers"),
+    ("LIMNER_PROJECT_ERA_STYLES", "{medieval: x}", "project.era_styles"),
+    ("limner_generate_formats", "webp", "generate.formats"),
+])
+def test_a_variable_that_is_no_json_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
+                                                       value: str, setting: str) -> None:
+    root = project(tmp_path, "[generate]\nsize = 512\n")
+    monkeypatch.setenv("LIMNER_GENERATE_ASPECT", "16:9")  # a fine variable of the same section is not blamed
+    monkeypatch.setenv(name, value)
+    text = str(config_error(root / "limner.toml"))
+    assert f"environment variable {name}: setting {setting!r}: not valid JSON (" in text
+    assert "lists and tables are given as JSON" in text
+
+
+def test_a_dotenv_line_that_is_no_json_names_dotenv(tmp_path: Path) -> None:
+    root = project(tmp_path, "[generate]\nsize = 512\n", env="LIMNER_PROJECT_ERA_STYLES='{medieval: x}'\n")
+    text = str(config_error(root / "limner.toml"))
+    assert f"{root.resolve() / '.env'}: LIMNER_PROJECT_ERA_STYLES: setting 'project.era_styles': not valid JSON" in text
+
+
+def test_a_variable_that_is_no_json_exits_2_and_changes_nothing(project_dir) -> None:
+    before = sorted(project_dir.root.rglob("*"))
+    for command in ("plan", "generate", "status"):
+        proc = project_dir.run(command, env=project_dir.env(LIMNER_GENERATE_WIDTHS="480, 1024"))
+        assert proc.returncode == 2, proc.stderr
+        assert "environment variable LIMNER_GENERATE_WIDTHS: setting 'generate.widths': not valid JSON" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert project_dir.calls() == [] and sorted(project_dir.root.rglob("*")) == before

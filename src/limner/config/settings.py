@@ -21,7 +21,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, InitSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (BaseSettings, InitSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict,
+                               SettingsError)
 
 from limner.errors import ConfigError, did_you_mean
 from limner.keys import validate_pattern
@@ -498,6 +499,40 @@ def _toml_data_of(config_file: Path | None) -> dict[str, Any]:
         return {}
 
 
+_SETTINGS_ERROR = re.compile(r'field "(?P<field>[^"]+)" from source "(?P<source>[^"]+)"')
+
+
+def _not_json(exc: SettingsError, root: Path) -> str:
+    """``environment variable LIMNER_...: setting '...': not valid JSON ...`` for a variable (or a line of
+    ``.env``) that gives a list or table but holds no JSON: pydantic-settings says only which field."""
+    found = _SETTINGS_ERROR.search(str(exc))
+    field_name = found["field"] if found else ""
+    from_dotenv = bool(found) and "DotEnv" in found["source"]
+    variables: dict[str, str | None] = dict(project_dotenv(root)) if from_dotenv else dict(os.environ)
+    cause = exc.__cause__
+    stem = f"LIMNER_{field_name}".upper()
+    named = [name for name in variables if name.upper() == stem or name.upper().startswith(stem + "_")]
+    # the variable whose text failed to decode; else those that are no JSON
+    bad = [name for name in named if isinstance(cause, json.JSONDecodeError) and variables[name] == cause.doc]
+    if not bad:
+        bad = [name for name in named if not _is_json(variables[name])] or named
+    name = bad[0] if bad else stem
+    where = f"{root / '.env'}: {name}" if from_dotenv else f"environment variable {name}"
+    rest = name[len(stem) + 1:].lower() if len(name) > len(stem) else ""
+    setting = f"{field_name}.{rest}" if rest else field_name
+    why = f"{cause.msg} at column {cause.colno}" if isinstance(cause, json.JSONDecodeError) else str(cause or exc)
+    return (f"{where}: setting {setting!r}: not valid JSON ({why}); lists and tables are given as JSON, "
+            """e.g. '[480, 1024]' or '{"medieval": "oil-painting"}' (see docs/configuration.md)""")
+
+
+def _is_json(value: str | None) -> bool:
+    try:
+        json.loads(value or "")
+    except ValueError:
+        return False
+    return True
+
+
 def _fields_at(path: tuple[str, ...]) -> list[str]:
     """The setting names a section at ``path`` takes (``("generate",)`` -> concurrency, budget_usd...)."""
     model: type[BaseModel] = Settings
@@ -548,6 +583,8 @@ def load_settings(
                 msg = f"unknown setting{did_you_mean(loc[-1], _fields_at(loc[:-1]))}; see docs/configuration.md"
             messages.append(f"{where}: setting {'.'.join(loc)!r}: {msg}")
         raise ConfigError("invalid configuration; nothing was changed:\n  " + "\n  ".join(messages)) from None
+    except SettingsError as exc:  # a list or table in a variable that is no JSON
+        raise ConfigError("invalid configuration; nothing was changed:\n  " + _not_json(exc, root)) from None
     known = set(Settings.model_fields) - {"project_dir", "config_file"}
     unknown = sorted(set(data) - known)
     if unknown:
