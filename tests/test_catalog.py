@@ -592,3 +592,48 @@ def test_sync_with_an_empty_catalogue_withdraws_nothing(project_dir) -> None:
     assert after.keys() == before.keys() | {project_dir.catalog}
     assert all(after[p] == data for p, data in before.items() if p != project_dir.catalog)
     assert (project_dir.root / ".limner" / "limner.db").read_bytes() == db
+
+
+# ------------------------------------------------------------------------- integers longer than Python reads
+LONG = "9" * 5000  # over sys.get_int_max_str_digits() (4300): int() of it is a bare ValueError
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), [
+    ("c.yaml", f"- id: ok\n  title: OK\n- id: a\n  title: A\n  n: {LONG}\n", [(5, "a", "n")]),
+    ("c2.yaml", f"- id: a\n  title: A\n  meta:\n    deep: [1, -{LONG}]\n- id: b\n  title: B\n  year: {LONG}\n",
+     [(4, "a", "meta"), (7, "b", "year")]),
+    ("c.json", f'[{{"id": "ok", "title": "OK"}},\n {{"id": "a", "title": "A",\n  "n": {LONG}}}]', [(3, "a", "n")]),
+    ("c2.json", f'{{"entries": [{{"id": "a", "title": "A", "m": {{"x": [-{LONG}]}}}},\n {LONG}]}}',
+     [(1, "a", "m"), (2, None, None)]),
+    ("c.jsonl", f'{{"id": "ok", "title": "OK"}}\n{{"id": "a", "title": "A", "n": {LONG}}}\n[{LONG}]\n',
+     [(2, "a", "n"), (3, None, None)]),
+])
+def test_an_integer_too_long_to_read_is_a_problem(tmp_path: Path, name: str, text: str, expected: list) -> None:
+    problems = problems_of(write(tmp_path, name, text))
+    assert [(p.line, p.entry, p.field) for p in problems] == expected
+    for p in problems:
+        assert p.message == ("a number of 5,000 digits: more than the 4,300 digits an integer may have; "
+                             "write it as text, in quotes")
+
+
+def test_an_integer_too_long_to_read_beside_a_syntax_error(tmp_path: Path) -> None:
+    p = only(problems_of(write(tmp_path, "c.json", f'[{{"id": "a", "title": "A", "n": {LONG}}},\n {{"id": "b",]')))
+    assert p.line == 2 and p.message.startswith("invalid JSON:")
+
+
+def test_yaml_anchor_after_an_integer_too_long_to_read(tmp_path: Path) -> None:
+    # construction stopped half way through the first entry; its anchor is built afresh for the second, whose
+    # problem is where the number is written
+    text = f"- id: a\n  title: A\n  meta: &m {{x: 1, n: {LONG}}}\n- id: b\n  title: B\n  meta: *m\n"
+    problems = problems_of(write(tmp_path, "c.yaml", text))
+    assert [(p.line, p.entry, p.field) for p in problems] == [(3, "a", "meta"), (3, "b", "meta")]
+    assert all("a number of 5,000 digits" in p.message for p in problems)
+
+
+def test_an_integer_too_long_to_read_exits_2_and_changes_nothing(project_dir) -> None:
+    project_dir.catalog.write_text(f"entries:\n  - id: a\n    title: A\n    n: {LONG}\n", encoding="utf-8")
+    before = sorted(project_dir.root.rglob("*"))
+    proc = project_dir.run("generate")
+    assert proc.returncode == 2 and "catalog.yaml:4: entry 'a': field 'n': a number of 5,000 digits" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert project_dir.calls() == [] and sorted(project_dir.root.rglob("*")) == before

@@ -407,3 +407,22 @@ def test_a_variable_that_is_no_json_exits_2_and_changes_nothing(project_dir) -> 
         assert "environment variable LIMNER_GENERATE_WIDTHS: setting 'generate.widths': not valid JSON" in proc.stderr
         assert "Traceback" not in proc.stderr
     assert project_dir.calls() == [] and sorted(project_dir.root.rglob("*")) == before
+
+
+# ------------------------------------------------------------------------- integers longer than Python reads
+LONG = "9" * 5000  # over sys.get_int_max_str_digits() (4300): int() of it is a bare ValueError
+
+
+def test_an_integer_too_long_to_read_in_limner_toml(tmp_path: Path) -> None:
+    root = project(tmp_path, f'catalog = "c.yaml"\n\n[providers.sketch]\nsteps = {LONG}\n')
+    text = str(config_error(root / "limner.toml"))
+    assert text == (f"{root.resolve() / 'limner.toml'}: invalid TOML: a number of 5,000 digits (at line 4): "
+                     "more than the 4,300 digits an integer may have")
+
+
+def test_an_integer_too_long_to_read_in_a_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = project(tmp_path, "")
+    monkeypatch.setenv("LIMNER_GENERATE_WIDTHS", f"[480, {LONG}]")
+    text = str(config_error(root / "limner.toml"))
+    assert ("environment variable LIMNER_GENERATE_WIDTHS: setting 'generate.widths': a number of 5,000 digits: "
+            "more than the 4,300 digits an integer may have") in text

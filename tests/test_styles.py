@@ -351,3 +351,11 @@ def test_spec_aspect_precedence() -> None:
     assert (spec_for(style=plain, default_aspect="16:9").width, spec_for(style=plain, default_aspect="16:9").height) == (1024, 576)
     s = spec_for(entry=BASE_ENTRY.model_copy(update={"aspect": "9:16"}))
     assert (s.width, s.height) == (576, 1024)
+
+
+def test_an_integer_too_long_to_read_names_the_file_and_line(tmp_path: Path) -> None:
+    d = tmp_path / "styles"
+    d.mkdir()
+    (d / "big.toml").write_text(f'positive = "x"\n\n[params]\nsteps = {"9" * 5000}\n', encoding="utf-8")
+    assert str(style_error(d)) == (f"{d / 'big.toml'}: invalid TOML: a number of 5,000 digits (at line 4): "
+                                   "more than the 4,300 digits an integer may have")

@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import re
+import sys
 from collections.abc import Iterable, Iterator, KeysView
 from dataclasses import dataclass, field
 from json.scanner import make_scanner
@@ -65,6 +66,23 @@ def _timestamp(loader: Any, node: yaml.Node) -> Any:
 
 
 _YamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
+class _LongYamlNumber(Exception):
+    """An integer longer than Python reads from text (``sys.get_int_max_str_digits()``), at ``node``."""
+
+    def __init__(self, node: yaml.Node) -> None:
+        self.node = node
+
+
+def _int(loader: Any, node: yaml.Node) -> Any:
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+    except ValueError:  # a bare ValueError naming no line, from int()
+        raise _LongYamlNumber(node) from None
+
+
+_YamlLoader.add_constructor("tag:yaml.org,2002:int", _int)
 #: the entry fields that are text: an unquoted date given for one is read back as its ISO text
 _TEXT_FIELDS = frozenset(name for name, f in Entry.model_fields.items() if f.annotation in (str, "str", str | None,
                                                                                           "str | None"))
@@ -242,6 +260,11 @@ def _load_catalog(path: Path, known_styles: Iterable[str] | None, allowed: froze
 _KNOWN = frozenset(Entry.model_fields)
 _CONTAINERS = (list, dict)
 _EMPTY = "catalogue is empty"
+
+
+def _long_number(digits: int) -> str:
+    return (f"a number of {digits:,} digits: more than the {sys.get_int_max_str_digits():,} digits an integer may "
+            "have; write it as text, in quotes")
 _TOO_DEEP = f"lists and mappings nest more than {MAX_DEPTH} levels deep (the entry itself is level 1)"
 
 
@@ -354,6 +377,8 @@ def _validate(raw: _Raw, ctx: _Reading, unit: str) -> Entry | None:
             bad_json = [e for e in exc.errors() if e["type"] == "json_invalid"]
             if bad_json:
                 error = str(bad_json[0]["ctx"].get("error", bad_json[0]["msg"]))
+                if "number out of range" in error and _report_long(ctx, _decoded(raw.json_text), raw.line, None):
+                    return None
                 ctx.add(raw.line, None, None, _TOO_DEEP if "recursion limit" in error else f"invalid JSON: {error}")
                 return None
             # valid JSON, invalid entry: report it field by field (or the fields it gives twice)
@@ -486,6 +511,13 @@ def _read_yaml(text: str, ctx: _Reading) -> list[_Raw]:
             except yaml.YAMLError as exc:
                 ctx.add(line, None, None, f"invalid YAML: {exc}")
                 continue
+            except _LongYamlNumber as exc:
+                # construction stopped half way: forget it, so a later alias of these nodes is built afresh
+                loader.recursive_objects.clear()
+                loader.state_generators = []
+                ctx.add(exc.node.start_mark.line + 1, _node_id(node), _field_holding(node, exc.node),
+                        _long_number(len(exc.node.value.lstrip("+-").replace("_", ""))))
+                continue
             raws.append(_Raw(data, line, field_lines, hints=hints, check_values=True))
         return raws
     finally:
@@ -552,6 +584,29 @@ def _measured(node: yaml.Node, line: int, entry: yaml.Node, name: str | None, me
     return False
 
 
+def _field_holding(entry: yaml.Node, target: yaml.Node) -> str | None:
+    """The field of an entry node whose value holds ``target`` (a problem was found there), if any."""
+    if type(entry) is not _MappingNode:
+        return None
+    for key, value in entry.value:
+        if type(key) is not _ScalarNode:
+            continue
+        seen: set[int] = set()
+        stack = [value]
+        while stack:
+            node = stack.pop()
+            if node is target:
+                return str(key.value)
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if type(node) is _MappingNode:
+                stack.extend(part for pair in node.value for part in pair)
+            elif type(node) is yaml.SequenceNode:
+                stack.extend(node.value)
+    return None
+
+
 def _node_id(node: yaml.Node) -> str | None:
     if type(node) is _MappingNode:
         for key, value in node.value:
@@ -584,6 +639,27 @@ def _entries_node(root: Any, ctx: _Reading) -> list[Any]:
 # ----------------------------------------------------------------------------- JSON
 _WS = re.compile(r"[ \t\n\r]*")
 _SCAN = make_scanner(json.JSONDecoder())
+
+
+class _LongNumber:
+    """In place of an integer longer than Python reads from text: its entry is reported, not a ``ValueError``."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def _parse_int(text: str) -> int | _LongNumber:
+    try:
+        return int(text)
+    except ValueError:
+        return _LongNumber(len(text.lstrip("-")))
+
+
+#: the JSON reader once a number too long to read is found: slower, and used only then
+_LONG_DECODER = json.JSONDecoder(parse_int=_parse_int)
+_SCAN_LONG = make_scanner(_LONG_DECODER)
 _NOT_A_LIST = "must be a list of entries"
 _NO_ENTRIES = "expected a list of entries or an object with \"entries\""
 
@@ -604,14 +680,21 @@ class _EntriesTwice:
 
 def _read_json(text: str, ctx: _Reading) -> list[_Raw]:
     """One pass over the text: each entry is decoded once, and its line counted from the previous entry's."""
+    scan = _SCAN
     try:
-        found = _walk_json(text)
+        try:
+            found = _walk_json(text, scan)
+        except json.JSONDecodeError:
+            raise
+        except ValueError:  # an integer too long to read: again, keeping such numbers to report them
+            scan = _SCAN_LONG
+            found = _walk_json(text, scan)
     except RecursionError:
         _report_deep_json(text, ctx)
         return []
     except (_Unreadable, StopIteration, IndexError, json.JSONDecodeError):
         try:
-            json.loads(text)
+            _LONG_DECODER.decode(text)
         except json.JSONDecodeError as exc:
             ctx.add(exc.lineno, None, None, f"invalid JSON: {exc.msg} (column {exc.colno})")
         except RecursionError:
@@ -634,6 +717,8 @@ def _read_json(text: str, ctx: _Reading) -> list[_Raw]:
     for item, start, end in found:
         line += text.count("\n", prev, start)
         prev = start
+        if scan is _SCAN_LONG and _report_long(ctx, item, line, (text, start, end)):
+            continue
         if type(item) is dict and _may_repeat_keys(text, start, end, len(item)):
             data, twice = _keys_given_twice(text[start:end])
             if twice:
@@ -641,6 +726,44 @@ def _read_json(text: str, ctx: _Reading) -> list[_Raw]:
                 continue
         raws.append(_Raw(item, line, None, check_depth=True, span=(text, start, end)))
     return raws
+
+
+def _report_long(ctx: _Reading, item: Any, line: int | None, span: tuple[str, int, int] | None) -> bool:
+    """Report the integers of a JSON entry too long to read, if any, at their fields."""
+    found = False
+    fields = item.items() if type(item) is dict else [(None, item)]
+    field_lines: dict[str, int] | None = None
+    for name, value in fields:
+        long = _first_long(value)
+        if long is None:
+            continue
+        if field_lines is None:
+            field_lines = _json_field_lines(span, item, line)
+        entry_id = item.get("id") if type(item) is dict and isinstance(item.get("id"), str) else None
+        ctx.add(field_lines.get(name, line) if name else line, entry_id, name, _long_number(long.digits))
+        found = True
+    return found
+
+
+def _decoded(text: str) -> Any:
+    """JSON text decoded, integers too long to read kept as :class:`_LongNumber`; ``None`` when it is no JSON."""
+    try:
+        return _LONG_DECODER.decode(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _first_long(value: Any) -> _LongNumber | None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is _LongNumber:
+            return item
+        if type(item) is dict:
+            stack.extend(item.values())
+        elif type(item) is list:
+            stack.extend(item)
+    return None
 
 
 #: a key's closing quote, then space before its colon
@@ -723,14 +846,14 @@ def _report_twice(ctx: _Reading, data: Any, twice: list[tuple[str, str | None]],
             ctx.add(where, entry_id, field_name, _duplicate_key(key, None))
 
 
-def _walk_json(text: str) -> list[tuple[Any, int, int]] | _EntriesNotAList | None:
+def _walk_json(text: str, scan: Any = _SCAN) -> list[tuple[Any, int, int]] | _EntriesNotAList | None:
     """The entries with their spans; ``None`` for JSON without a list of entries."""
     ws = _WS.match
     pos = ws(text, 0).end()
     first = text[pos]
     result: list[tuple[Any, int, int]] | _EntriesNotAList | None = None
     if first == "[":
-        result, pos = _walk_array(text, pos)
+        result, pos = _walk_array(text, pos, scan)
     elif first == "{":
         pos = ws(text, pos + 1).end()
         entries_at: list[int] = []
@@ -741,7 +864,7 @@ def _walk_json(text: str) -> list[tuple[Any, int, int]] | _EntriesNotAList | Non
                 if text[pos] != '"':
                     raise _Unreadable
                 key_pos = pos
-                key, pos = _SCAN(text, pos)
+                key, pos = scan(text, pos)
                 pos = ws(text, pos).end()
                 if text[pos] != ":":
                     raise _Unreadable
@@ -749,9 +872,9 @@ def _walk_json(text: str) -> list[tuple[Any, int, int]] | _EntriesNotAList | Non
                 if key == "entries":
                     entries_at.append(key_pos)
                 if key == "entries" and text[pos] == "[":
-                    result, pos = _walk_array(text, pos)
+                    result, pos = _walk_array(text, pos, scan)
                 else:
-                    _, pos = _SCAN(text, pos)
+                    _, pos = scan(text, pos)
                     if key == "entries":
                         result = _EntriesNotAList(key_pos)
                 pos = ws(text, pos).end()
@@ -765,15 +888,14 @@ def _walk_json(text: str) -> list[tuple[Any, int, int]] | _EntriesNotAList | Non
         if len(entries_at) > 1:  # which list was meant? json.loads would take the last one without a word
             result = _EntriesTwice(entries_at[0], entries_at[1])
     else:
-        _, pos = _SCAN(text, pos)
+        _, pos = scan(text, pos)
     if ws(text, pos).end() != len(text):
         raise _Unreadable
     return result
 
 
-def _walk_array(text: str, pos: int) -> tuple[list[tuple[Any, int, int]], int]:
+def _walk_array(text: str, pos: int, scan: Any = _SCAN) -> tuple[list[tuple[Any, int, int]], int]:
     ws = _WS.match
-    scan = _SCAN
     items: list[tuple[Any, int, int]] = []
     pos = ws(text, pos + 1).end()
     if text[pos] == "]":
@@ -822,12 +944,16 @@ def _read_jsonl(text: str, ctx: _Reading) -> Iterator[_Raw]:
             continue
         if not line.lstrip().startswith("{"):
             try:
-                value = json.loads(line)
+                value = _LONG_DECODER.decode(line)
             except json.JSONDecodeError as exc:
                 ctx.add(n, None, None, f"invalid JSON: {exc.msg} (column {exc.colno})")
                 continue
             except RecursionError:
                 ctx.add(n, None, None, _TOO_DEEP)
+                continue
+            long = _first_long(value)
+            if long is not None:
+                ctx.add(n, None, None, _long_number(long.digits))
                 continue
             yield _Raw(value, n, {}, check_depth=True)
             continue

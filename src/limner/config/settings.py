@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tomllib
 from functools import lru_cache
 from pathlib import Path
@@ -385,6 +386,25 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+    except ValueError:  # int() of an integer longer than Python reads: a bare ValueError naming no line
+        raise ConfigError(_long_toml_number(path)) from None
+
+
+#: an integer in TOML: digits, maybe with a sign and underscores
+_TOML_INTEGER = re.compile(r"[+-]?[0-9][0-9_]*")
+
+
+def _long_toml_number(path: Path) -> str:
+    """``file:line: invalid TOML: ...`` for an integer longer than Python reads from text."""
+    limit = sys.get_int_max_str_digits()
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for found in _TOML_INTEGER.finditer(text):
+        digits = sum(c.isdigit() for c in found.group())
+        if digits > limit:
+            line = text.count("\n", 0, found.start()) + 1
+            return (f"{path}: invalid TOML: a number of {digits:,} digits (at line {line}): more than the {limit:,} "
+                    "digits an integer may have")
+    return f"{path}: invalid TOML: a number of more than the {limit:,} digits an integer may have"  # pragma: no cover
 
 
 def _toml_line(path: Path, section: tuple[str, ...]) -> int | None:
@@ -521,6 +541,9 @@ def _not_json(exc: SettingsError, root: Path) -> str:
     rest = name[len(stem) + 1:].lower() if len(name) > len(stem) else ""
     setting = f"{field_name}.{rest}" if rest else field_name
     why = f"{cause.msg} at column {cause.colno}" if isinstance(cause, json.JSONDecodeError) else str(cause or exc)
+    if (long := re.search(r"value has (\d+) digits", why)) is not None:  # int() of an integer too long to read
+        return (f"{where}: setting {setting!r}: a number of {int(long[1]):,} digits: more than the "
+                f"{sys.get_int_max_str_digits():,} digits an integer may have")
     return (f"{where}: setting {setting!r}: not valid JSON ({why}); lists and tables are given as JSON, "
             """e.g. '[480, 1024]' or '{"medieval": "oil-painting"}' (see docs/configuration.md)""")
 

@@ -5,6 +5,8 @@ Later definitions of the same name replace earlier ones, so a project can restyl
 
 from __future__ import annotations
 
+import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +19,21 @@ from limner.styles.models import Style
 
 if TYPE_CHECKING:
     from limner.styles.templates import PromptRenderer
+
+
+#: an integer in TOML: digits, maybe with a sign and underscores
+_TOML_INTEGER = re.compile(r"[+-]?[0-9][0-9_]*")
+
+
+def _long_number(text: str) -> str:
+    """What is wrong with TOML text holding an integer longer than Python reads from text, and where."""
+    limit = sys.get_int_max_str_digits()
+    for found in _TOML_INTEGER.finditer(text):
+        digits = sum(c.isdigit() for c in found.group())
+        if digits > limit:
+            line = text.count("\n", 0, found.start()) + 1
+            return f"a number of {digits:,} digits (at line {line}): more than the {limit:,} digits an integer may have"
+    return f"a number of more than the {limit:,} digits an integer may have"  # pragma: no cover
 
 
 def _build(data: dict[str, Any], *, name: str, source: str) -> Style:
@@ -42,10 +59,13 @@ def load_styles_with_renderer(styles_dir: Path | None = None, inline: dict[str, 
     styles = {s.name: s for s in BUILTIN_STYLES}
     if styles_dir is not None and styles_dir.is_dir():
         for path in sorted(styles_dir.glob("*.toml")):
+            text = path.read_text(encoding="utf-8")
             try:
-                data = tomllib.loads(path.read_text(encoding="utf-8"))
+                data = tomllib.loads(text)
             except tomllib.TOMLDecodeError as exc:
                 raise StyleError(f"{path}: invalid TOML: {exc}") from None
+            except ValueError:  # int() of an integer longer than Python reads: a bare ValueError naming no line
+                raise StyleError(f"{path}: invalid TOML: {_long_number(text)}") from None
             style = _build(data, name=path.stem, source=str(path))
             styles[style.name] = style
     for name, data in (inline or {}).items():
