@@ -510,6 +510,17 @@ def test_non_utf8_bytes(tmp_path: Path) -> None:
     p = only(problems_of(write(tmp_path, "c.yaml", b"- id: a\n  title: caf\xe9\n")))
     assert "UTF-8" in p.message
     assert "byte 20" in p.message  # where the bad byte is: 8 + len("  title: caf")
+    assert p.line == 2
+
+
+@pytest.mark.parametrize(("name", "data", "where"), [
+    ("c.json", b'\xef\xbb\xbf[{"id": "a",\n "title": "caf\xe9"}]', ":2: "),  # the byte-order mark counts
+    ("c.jsonl", b'{"id": "a", "title": "A"}\n{"id": "b", "title": "caf\xe9"}\n', ":2: "),
+    ("c.csv", b"id,title\na,A\nb,caf\xe9\n", ": row 3: "),
+])
+def test_non_utf8_bytes_name_line_and_byte_in_every_format(tmp_path: Path, name: str, data: bytes, where: str) -> None:
+    p = only(problems_of(write(tmp_path, name, data)))
+    assert str(p) == f"{tmp_path / name}{where}not UTF-8 text (invalid continuation byte at byte {data.index(0xE9)}); save it as UTF-8"
 
 
 def test_file_not_found(tmp_path: Path) -> None:

@@ -426,3 +426,35 @@ def test_an_integer_too_long_to_read_in_a_variable(tmp_path: Path, monkeypatch: 
     text = str(config_error(root / "limner.toml"))
     assert ("environment variable LIMNER_GENERATE_WIDTHS: setting 'generate.widths': a number of 5,000 digits: "
             "more than the 4,300 digits an integer may have") in text
+
+
+# ------------------------------------------------------------------------- files that are not UTF-8
+def test_limner_toml_that_is_not_utf8_names_file_line_and_byte(tmp_path: Path) -> None:
+    root = project(tmp_path, "")
+    (root / "limner.toml").write_bytes(b'catalog = "c.yaml"\n# caf\xe9\n')
+    assert str(config_error(root / "limner.toml")) == (
+        f"{root.resolve() / 'limner.toml'}:2: not UTF-8 text (invalid continuation byte at byte 24); save it as UTF-8")
+
+
+def test_dotenv_that_is_not_utf8_names_file_line_and_byte(tmp_path: Path) -> None:
+    root = project(tmp_path, 'catalog = "c.yaml"\n')
+    (root / ".env").write_bytes(b"LIMNER_CATALOG=x.yaml\nNAME=caf\xe9\n")
+    assert str(config_error(root / "limner.toml")) == (
+        f"{root.resolve() / '.env'}:2: not UTF-8 text (invalid continuation byte at byte 30); save it as UTF-8")
+    assert str(config_error(project_dir=root)).startswith(f"{root.resolve() / '.env'}:2: not UTF-8 text")
+
+
+def test_files_that_are_not_utf8_exit_2_and_change_nothing(project_dir) -> None:
+    toml = project_dir.config.read_bytes()
+    for path, data in ((project_dir.config, toml + b"# caf\xe9\n"), (project_dir.root / ".env", b"X=caf\xe9\n"),
+                       (project_dir.root / "styles" / "house.toml", b'positive = "caf\xe9 {{ title }}"\n')):
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(data)
+        before = sorted(project_dir.root.rglob("*"))
+        for command in ("plan", "generate", "status"):
+            proc = project_dir.run(command)
+            assert proc.returncode == 2, (path, command, proc.stderr)
+            assert f"{path}:" in proc.stderr and "not UTF-8 text (invalid continuation byte" in proc.stderr
+            assert "Traceback" not in proc.stderr
+        assert project_dir.calls() == [] and sorted(project_dir.root.rglob("*")) == before
+        path.unlink() if path != project_dir.config else path.write_bytes(toml)

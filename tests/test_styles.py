@@ -359,3 +359,11 @@ def test_an_integer_too_long_to_read_names_the_file_and_line(tmp_path: Path) -> 
     (d / "big.toml").write_text(f'positive = "x"\n\n[params]\nsteps = {"9" * 5000}\n', encoding="utf-8")
     assert str(style_error(d)) == (f"{d / 'big.toml'}: invalid TOML: a number of 5,000 digits (at line 4): "
                                    "more than the 4,300 digits an integer may have")
+
+
+def test_a_style_file_that_is_not_utf8_names_the_file_line_and_byte(tmp_path: Path) -> None:
+    d = tmp_path / "styles"
+    d.mkdir()
+    (d / "latin.toml").write_bytes(b'version = "1"\npositive = "caf\xe9 {{ title }}"\n')
+    assert str(style_error(d)) == (f"{d / 'latin.toml'}:2: not UTF-8 text (invalid continuation byte at byte 29); "
+                                   "save it as UTF-8")

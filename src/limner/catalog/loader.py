@@ -218,7 +218,7 @@ def _load_catalog(path: Path, known_styles: Iterable[str] | None, allowed: froze
     except FileNotFoundError:
         raise CatalogError([Problem(shown, None, None, None, "catalogue file not found")]) from None
     except UnicodeDecodeError as exc:
-        raise CatalogError([Problem(shown, None, None, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
+        raise CatalogError([_not_utf8(path, exc)]) from None
     except OSError as exc:
         raise CatalogError([Problem(shown, None, None, None, f"cannot read: {exc.strerror}")]) from None
 
@@ -254,6 +254,20 @@ def _load_catalog(path: Path, known_styles: Iterable[str] | None, allowed: froze
         ctx.problems.sort(key=lambda p: (p.line is not None, p.line or 0))
         raise CatalogError(ctx.problems)
     return Catalog(path=path, entries=entries, lines=lines)
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> Problem:
+    """The problem of a catalogue that is not UTF-8, at the line (CSV: row) of the first byte that is not."""
+    start, line = exc.start, None
+    try:  # where in the file: the offset of the decoder's error may not count a byte-order mark
+        data = path.read_bytes()
+        data.decode("utf-8")
+    except UnicodeDecodeError as again:
+        start, line = again.start, data.count(b"\n", 0, again.start) + 1
+    except OSError:
+        pass
+    unit = "row" if FORMATS.get(path.suffix.lower()) == "csv" else "line"
+    return Problem(str(path), line, None, None, f"not UTF-8 text ({exc.reason} at byte {start}); save it as UTF-8", unit)
 
 
 # ----------------------------------------------------------------------------- checks shared by all formats

@@ -11,6 +11,7 @@ Environment names are ``LIMNER_<FIELD>`` for top-level fields and
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -375,17 +376,31 @@ def project_dotenv(project_dir: Path) -> dict[str, str | None]:
 
 @lru_cache(maxsize=16)
 def _parse_dotenv(path: str, _stamp: int) -> dict[str, str | None]:
-    return dict(dotenv_values(path))
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return {}
+    return dict(dotenv_values(stream=io.StringIO(_utf8(Path(path), data))))
+
+
+def _utf8(path: Path, data: bytes) -> str:
+    """The text of a configuration file, or a :class:`ConfigError` naming the line and byte that is not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        text = _utf8(path, path.read_bytes())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except ValueError:  # int() of an integer longer than Python reads: a bare ValueError naming no line
         raise ConfigError(_long_toml_number(path)) from None
 
@@ -411,7 +426,7 @@ def _toml_line(path: Path, section: tuple[str, ...]) -> int | None:
     """Best-effort line of a dotted key in a TOML file, for error messages."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
     header = None
     for i, raw in enumerate(lines, 1):
@@ -589,6 +604,7 @@ def load_settings(
         candidate = root / CONFIG_FILENAME
         config_file = candidate if candidate.is_file() else None
     data = _read_toml(config_file) if config_file else {}
+    project_dotenv(root)  # .env that is not UTF-8 is reported naming its line, before pydantic-settings reads it
     # a subclass per load carries this file's values: no shared state between loads or threads
     loaded = type("Settings", (Settings,), {"_toml_data": data, "__module__": __name__})
     try:

@@ -59,7 +59,13 @@ def load_styles_with_renderer(styles_dir: Path | None = None, inline: dict[str, 
     styles = {s.name: s for s in BUILTIN_STYLES}
     if styles_dir is not None and styles_dir.is_dir():
         for path in sorted(styles_dir.glob("*.toml")):
-            text = path.read_text(encoding="utf-8")
+            data_bytes = path.read_bytes()
+            try:
+                text = data_bytes.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line = data_bytes.count(b"\n", 0, exc.start) + 1
+                raise StyleError(f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                                 "save it as UTF-8") from None
             try:
                 data = tomllib.loads(text)
             except tomllib.TOMLDecodeError as exc:
