@@ -367,3 +367,56 @@ def test_a_style_file_that_is_not_utf8_names_the_file_line_and_byte(tmp_path: Pa
     (d / "latin.toml").write_bytes(b'version = "1"\npositive = "caf\xe9 {{ title }}"\n')
     assert str(style_error(d)) == (f"{d / 'latin.toml'}:2: not UTF-8 text (invalid continuation byte at byte 29); "
                                    "save it as UTF-8")
+
+
+@pytest.mark.parametrize(("template", "extra", "error"), [
+    ("P {{ title }} {% if loc %}{{ loc|dictsort }}{% endif %}", {"loc": ["x", "y"]}, "AttributeError: 'list' object has no attribute 'items'"),
+    ("{{ title|truncate(n) }}", {"n": 0}, "AssertionError: expected length >= 3, got 0"),
+    ("{{ cycler(*parts).next() }}", {"parts": []}, "RuntimeError: at least one item has to be provided"),
+    ("{{ things|sort|join }}", {"things": [1, "a"]}, "TypeError: '<' not supported"),
+])
+def test_errors_from_an_entrys_data_are_style_errors_naming_the_entry(template: str, extra: dict, error: str) -> None:
+    # the template renders for other entries (and for the probe when styles load); this entry's data breaks it
+    style = Style(name="t", positive=template, source="styles/t.toml")
+    renderer = PromptRenderer({"t": style})
+    with pytest.raises(StyleError) as info:
+        renderer.render(style, Entry(id="bad", title="Title", **extra))
+    assert info.value.exit_code == 2
+    assert str(info.value).startswith("styles/t.toml: style 't': cannot render the positive template for entry 'bad': ")
+    assert error in str(info.value)
+
+
+def test_a_template_that_fails_for_one_entry_exits_2_before_any_call(project_dir) -> None:
+    styles = project_dir.root / "styles"
+    styles.mkdir()
+    (styles / "loc.toml").write_text('positive = "P {{ title }} {% if loc %}{{ loc|dictsort }}{% endif %}"\n',
+                                     encoding="utf-8")
+    project_dir.run("generate", check=True)  # the project has state: a failing command must leave it as it is
+    calls = project_dir.calls()
+    state = {p: p.read_bytes() for p in (project_dir.root / ".limner").rglob("*") if p.is_file()}
+    project_dir.catalog.write_text("entries:\n  - id: a\n    title: A\n    style: loc\n    loc: {x: 1}\n"
+                                   "  - id: b\n    title: B\n    style: loc\n    loc: [x, y]\n", encoding="utf-8")
+    for command in ("plan", "generate"):
+        proc = project_dir.run(command)
+        assert proc.returncode == 2, proc.stderr
+        assert (f"{styles / 'loc.toml'}: style 'loc': cannot render the positive template for entry 'b': "
+                "AttributeError: 'list' object has no attribute 'items'") in proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert project_dir.calls() == calls
+    assert {p: p.read_bytes() for p in (project_dir.root / ".limner").rglob("*") if p.is_file()} == state
+
+
+def test_toml_dates_in_params_are_iso_text(tmp_path: Path) -> None:
+    d = tmp_path / "styles"
+    d.mkdir()
+    (d / "dated.toml").write_text('positive = "x {{ title }}"\n[params]\nwhen = 1979-05-27\n'
+                                  'at = 1979-05-27T07:32:00-08:00\nlocal = 1979-05-27T07:32:00\nt = 07:32:00\n'
+                                  'nested = [{ d = 2020-01-01 }]\n', encoding="utf-8")
+    inline = {"inline": {"positive": "y", "params": {"when": __import__("datetime").date(1979, 5, 27)}}}
+    styles = load_styles(d, inline)
+    assert styles["dated"].params == {"when": "1979-05-27", "at": "1979-05-27T07:32:00-08:00",
+                                      "local": "1979-05-27T07:32:00", "t": "07:32:00", "nested": [{"d": "2020-01-01"}]}
+    assert styles["inline"].params == {"when": "1979-05-27"}
+    # the digest is taken as before, and a date and its ISO text are the same style
+    assert styles["inline"].template_sha == Style(name="inline", positive="y", params={"when": "1979-05-27"}).template_sha
+    assert len(styles["dated"].template_sha) == 64

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from functools import cached_property
 import json
@@ -32,6 +33,13 @@ class Style(BaseModel):
     #: where it was defined: "builtin", "limner.toml" or a file path
     source: str = "builtin"
 
+    @field_validator("params")
+    @classmethod
+    def _params(cls, v: dict[str, Any]) -> dict[str, Any]:
+        # TOML dates and times (``when = 1979-05-27``) are passed on as their ISO text, as YAML dates in the
+        # catalogue are: providers send params as JSON, and the style's digest is taken over JSON
+        return _iso_dates(v)
+
     @field_validator("aspect")
     @classmethod
     def _aspect(cls, v: str | None) -> str | None:
@@ -47,3 +55,14 @@ class Style(BaseModel):
             ensure_ascii=False,
         )
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _iso_dates(value: Any) -> Any:
+    """``value`` with every date, time and datetime in it (at any depth) as its ISO text."""
+    if isinstance(value, (dt.date, dt.time)):  # dt.datetime is a dt.date
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _iso_dates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_iso_dates(v) for v in value]
+    return value

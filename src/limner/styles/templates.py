@@ -20,8 +20,10 @@ from limner.styles.sandbox import BoundedSandbox, TemplateLimitError, render_bou
 
 #: the entry every template is tried on when styles load
 _PROBE = Entry(id="limner-probe", title="Title")
-#: errors a template can raise while it renders, besides Jinja's own
-_RUNTIME_ERRORS = (ArithmeticError, TypeError, ValueError, LookupError)
+#: errors a template can raise while it renders, besides Jinja's own: filters and methods given data they do not
+#: take (``{{ loc|dictsort }}`` of a list: AttributeError; ``truncate(0)``: AssertionError; ``cycler()`` of
+#: nothing: RuntimeError), for some entries only. Each is the style's error for that entry, never a traceback.
+_RUNTIME_ERRORS = (ArithmeticError, TypeError, ValueError, LookupError, AttributeError, AssertionError, RuntimeError)
 
 
 def _environment() -> BoundedSandbox:
