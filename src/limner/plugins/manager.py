@@ -38,10 +38,11 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
             continue
         try:
             plugin = ep.load()
-        except ImportError as exc:
-            raise PluginError(f"cannot load plugin {ep.name!r} ({ep.value}): {exc}") from None
-        if not pm.is_registered(plugin):
-            pm.register(plugin, name=ep.name)
+            if not pm.is_registered(plugin):
+                pm.register(plugin, name=ep.name)
+        except Exception as exc:  # noqa: BLE001 - whatever a plugin raises, the user is told which plugin and why
+            _forget(pm, ep.name)
+            raise PluginError(f"cannot load plugin {ep.name!r} ({ep.value}): {_why(exc)}") from None
 
 
 def load_plugins(modules: Iterable[str]) -> None:
@@ -53,9 +54,28 @@ def load_plugins(modules: Iterable[str]) -> None:
             continue
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise PluginError(f"cannot load plugin {module_name!r}: {exc}") from None
-        pm.register(module, name=module_name)
+            pm.register(module, name=module_name)
+        except Exception as exc:  # noqa: BLE001 - whatever a plugin raises, the user is told which plugin and why
+            _forget(pm, module_name)
+            raise PluginError(f"cannot load plugin {module_name!r}: {_why(exc)}") from None
     from limner.registry import reset_caches
 
     reset_caches()
+
+
+def _why(exc: Exception) -> str:
+    """Why a plugin did not load: an ImportError's own message (``No module named 'x'``); any other error (the
+    module raised on import, a hook implementation pluggy refuses) with its type, and a syntax error's place."""
+    if isinstance(exc, SyntaxError):  # also IndentationError
+        where = f"{exc.filename}:{exc.lineno}: " if exc.filename and exc.lineno else ""
+        return f"{where}{type(exc).__name__}: {exc.msg}"
+    if isinstance(exc, ImportError):
+        return str(exc)
+    return f"{type(exc).__name__}: " + "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def _forget(pm: pluggy.PluginManager, name: str) -> None:
+    """Leave no half-registered plugin behind (older pluggy registers the name before checking its hooks), so
+    loading it again reports it again rather than taking it as loaded."""
+    if pm.has_plugin(name):
+        pm.unregister(name=name)
