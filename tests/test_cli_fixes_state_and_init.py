@@ -352,3 +352,18 @@ def test_a_project_command_run_in_a_subfolder_of_the_app_names_the_project(tmp_p
     assert f"limner --config ../limner.toml {' '.join(command)}" in proc.stderr
     no_traceback(proc)
     assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("args", [["--provider", "nope"], ["--id", "nonexistent"]])
+def test_generate_that_refuses_in_a_new_project_creates_no_state(tmp_path: Path, args: list[str]) -> None:
+    """`generate` opened the state database for writing before it planned: a plan that refused (exit 2) left a
+    new project with `.limner/limner.db`, its lock and a media folder. It now plans first, read-only."""
+    assert limner("init", cwd=tmp_path).returncode == 0
+    before = tree(tmp_path)
+    proc = limner("generate", *args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    no_traceback(proc)
+    assert tree(tmp_path) == before and not (tmp_path / ".limner").exists()
+    ok = limner("generate", "--no-progress", cwd=tmp_path)  # and a plan that goes ahead still creates it
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / ".limner" / "limner.db").is_file()

@@ -123,6 +123,18 @@ class Project:
     def storage(self) -> Storage:
         return open_storage(self.settings)
 
+    def allow_writes(self) -> None:
+        """A project opened ``read_only`` to plan may write from here on (``limner generate`` plans first, so
+        that a plan that refuses, an unknown provider or a template that fails, creates no state database): a
+        stand-in for a database that did not exist is dropped, and the real one is created when first used."""
+        if not self.read_only:
+            return
+        self.read_only = False
+        if "db" in self.__dict__ and self.db.engine.url.database in (None, "", ":memory:"):
+            self.db.close()
+            for name in ("db", "repo", "reviews"):
+                self.__dict__.pop(name, None)
+
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.close()

@@ -37,10 +37,14 @@ def register(app: typer.Typer) -> None:
             threading.Thread(target=_warm_tls, name="limner-warm-tls", daemon=True).start()
         from limner.runner import RunOptions, build_plan, run_plan
 
-        project = get_project(ctx, read_only=dry_run)
+        # planned read-only: a plan that refuses (an unknown provider or id, a template that fails) creates no
+        # state database in a new project
+        project = get_project(ctx, read_only=True)
         try:
             plan = build_plan(project, selection(missing, stale, all_, ids, provider, limit))
             planned_at = time.time()
+            if not dry_run:
+                project.allow_writes()
             cap = budget if budget is not None else project.settings.generate.budget_usd
             if dry_run:
                 if as_json:
