@@ -54,6 +54,7 @@ def test_a_key_with_a_line_break_is_refused_and_never_shown(make_project_dir, fa
     assert generate.returncode == EXIT_AUTH, generate.stdout + generate.stderr
     said = generate.stdout + generate.stderr
     assert "OPENAI_API_KEY" in said and "line break" in said and ".env" in said
+    assert "cannot use OPENAI_API_KEY (it contains a line break" in said and "needs" not in said  # it is set
     assert fake.create_calls == 0 and not fake.log  # no call went out
 
     outputs = [said]

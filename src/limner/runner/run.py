@@ -318,8 +318,11 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
     for name, lane in plan.lanes.items():
         missing = lane.missing_env()
         if missing:  # same exit as a rejected credential
-            summary.auth_error = (f"provider {name!r} needs {', '.join(missing)}: set it in the environment or in .env "
-                                  "(see `limner providers`)")
+            unset = [m for m in missing if " (" not in m]  # set to a value that cannot be sent: "NAME (why)"
+            unsendable = [m for m in missing if " (" in m]
+            said = ([f"needs {', '.join(unset)}: set it in the environment or in .env"] if unset else []) + \
+                   ([f"cannot use {', '.join(unsendable)}"] if unsendable else [])
+            summary.auth_error = f"provider {name!r} {'; '.join(said)} (see `limner providers`)"
             summary.not_started = len(plan.items)
             return summary
     if plan.items:
