@@ -444,6 +444,26 @@ def test_dotenv_that_is_not_utf8_names_file_line_and_byte(tmp_path: Path) -> Non
     assert str(config_error(project_dir=root)).startswith(f"{root.resolve() / '.env'}:2: not UTF-8 text")
 
 
+@pytest.mark.parametrize(("text", "line", "name"), [
+    ("REPLICATE_API_TOKEN r8_secretvalue\n", 1, "REPLICATE_API_TOKEN"),
+    ("A=1\n# a comment\nB='unclosed r8_secretvalue\n", 3, "B"),
+])
+def test_a_dotenv_line_that_cannot_be_read_names_file_line_and_variable(project_dir, text, line, name) -> None:
+    """python-dotenv skipped such a line with a warning that named no file (printed twice), the command went
+    on with exit 0, and `limner doctor` then said the variable was not set. It is now an error naming the
+    file, the line and the variable, never the value."""
+    env = project_dir.root / ".env"
+    env.write_text(text)
+    before = sorted(project_dir.root.rglob("*"))
+    for command in ("plan", "status", "doctor"):
+        proc = project_dir.run(command)
+        assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
+        assert f"{env}:{line}: cannot read this line (it starts with {name})" in proc.stderr
+        assert "secretvalue" not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+        assert "python-dotenv could not parse" not in proc.stderr
+    assert sorted(project_dir.root.rglob("*")) == before
+
+
 def test_files_that_are_not_utf8_exit_2_and_change_nothing(project_dir) -> None:
     toml = project_dir.config.read_bytes()
     for path, data in ((project_dir.config, toml + b"# caf\xe9\n"), (project_dir.root / ".env", b"X=caf\xe9\n"),

@@ -380,7 +380,27 @@ def _parse_dotenv(path: str, _stamp: int) -> dict[str, str | None]:
         data = Path(path).read_bytes()
     except OSError:
         return {}
-    return dict(dotenv_values(stream=io.StringIO(_utf8(Path(path), data))))
+    text = _utf8(Path(path), data)
+    _check_dotenv_lines(Path(path), text)
+    return dict(dotenv_values(stream=io.StringIO(text)))
+
+
+#: the start of a line that names a variable (what a .env line that cannot be read is shown by: never its value)
+_VARIABLE_START = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)")
+
+
+def _check_dotenv_lines(path: Path, text: str) -> None:
+    """A line of .env that python-dotenv cannot read (``NAME value`` without ``=``, an unclosed quote) was
+    skipped with a warning that named no file, and its variable then read as unset: a :class:`ConfigError`
+    naming the file, the line and the variable (never the value)."""
+    from dotenv.parser import parse_stream
+
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            found = _VARIABLE_START.match(binding.original.string)
+            name = f" (it starts with {found[1]})" if found else ""
+            raise ConfigError(f"{path}:{binding.original.line}: cannot read this line{name}: a .env line is "
+                              "NAME=value (or export NAME=value), a # comment, or empty")
 
 
 def _utf8(path: Path, data: bytes) -> str:
