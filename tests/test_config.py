@@ -478,3 +478,32 @@ def test_files_that_are_not_utf8_exit_2_and_change_nothing(project_dir) -> None:
             assert "Traceback" not in proc.stderr
         assert project_dir.calls() == [] and sorted(project_dir.root.rglob("*")) == before
         path.unlink() if path != project_dir.config else path.write_bytes(toml)
+
+
+@pytest.mark.parametrize(("toml", "line", "setting", "said"), [
+    ("[generate]\nconcurrency = true\n", 2, "generate.concurrency", "expected an integer, got true (a boolean)"),
+    ("[generate]\nsize = \"2048\"\n", 2, "generate.size", "expected an integer, got '2048' (a string)"),
+    ("[review]\nrequired = \"no\"\n", 2, "review.required", "expected true or false, got 'no' (a string)"),
+    ("[providers.replicate]\nprice_usd = \"0.003\"\n", 2, "providers.replicate.price_usd",
+     "expected a number, got '0.003' (a string)"),
+    ("catalog = 5\n", 1, "catalog", "expected a quoted string, got 5 (a number)"),
+])
+def test_a_toml_value_of_the_wrong_type_is_an_error_not_converted(tmp_path: Path, toml: str, line: int, setting: str,
+                                                                  said: str) -> None:
+    """The settings were validated in lax mode, which environment variables need (their values are text), so
+    limner.toml's own types were converted: ``concurrency = true`` ran with 1, ``size = "2048"`` with 2048,
+    ``required = "no"`` was taken. A TOML value of the wrong type is now an error naming its line."""
+    root = project(tmp_path, toml)
+    text = str(config_error(root / "limner.toml"))
+    assert f"limner.toml:{line}: setting {setting!r}: {said}" in text
+
+
+def test_toml_types_that_fit_and_environment_text_still_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = project(tmp_path, "[generate]\nconcurrency = 8\nsize = 1024\n[providers.replicate]\nprice_usd = 1\n"
+                             "custom = \"anything\"\n[review]\nrequired = true\n")
+    monkeypatch.setenv("LIMNER_GENERATE_CONCURRENCY", "6")  # text, as every variable is
+    s = load_settings(root / "limner.toml")
+    assert s.generate.concurrency == 6 and s.providers["replicate"].price_usd == 1.0 and s.review.required is True
+    both = str(config_error(project(tmp_path, "[generate]\nsize = true\nmax_attempts = 0\n", name="both") / "limner.toml"))
+    assert "setting 'generate.size': expected an integer, got true" in both  # every problem, each said once
+    assert "setting 'generate.max_attempts'" in both and both.count("generate.size") == 1

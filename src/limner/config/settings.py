@@ -624,6 +624,12 @@ def load_settings(
         candidate = root / CONFIG_FILENAME
         config_file = candidate if candidate.is_file() else None
     data = _read_toml(config_file) if config_file else {}
+    typed: dict[tuple[str, ...], str] = {}  # values of limner.toml of a type their setting does not take
+    if data:
+        from limner.config.toml_types import type_problems
+
+        typed = {loc: f"{_source_of(loc, {}, root, config_file)}: setting {'.'.join(loc)!r}: {msg}"
+                 for loc, msg in type_problems(data, Settings)}
     project_dotenv(root)  # .env that is not UTF-8 is reported naming its line, before pydantic-settings reads it
     # a subclass per load carries this file's values: no shared state between loads or threads
     loaded = type("Settings", (Settings,), {"_toml_data": data, "__module__": __name__})
@@ -633,9 +639,11 @@ def load_settings(
             **(overrides or {}),
         )
     except ValidationError as exc:
-        messages = []
+        messages = list(typed.values())
         for err in exc.errors():
             loc = tuple(str(x) for x in err["loc"])
+            if loc in typed:
+                continue  # said already, as the wrong TOML type it is
             where = _source_of(loc, overrides or {}, root, config_file)
             msg = err["msg"]
             if err["type"] == "extra_forbidden" and loc:  # a mistyped name, most of the time
@@ -644,6 +652,8 @@ def load_settings(
         raise ConfigError("invalid configuration; nothing was changed:\n  " + "\n  ".join(messages)) from None
     except SettingsError as exc:  # a list or table in a variable that is no JSON
         raise ConfigError("invalid configuration; nothing was changed:\n  " + _not_json(exc, root)) from None
+    if typed:
+        raise ConfigError("invalid configuration; nothing was changed:\n  " + "\n  ".join(typed.values()))
     known = set(Settings.model_fields) - {"project_dir", "config_file"}
     unknown = sorted(set(data) - known)
     if unknown:
