@@ -420,3 +420,20 @@ def test_toml_dates_in_params_are_iso_text(tmp_path: Path) -> None:
     # the digest is taken as before, and a date and its ISO text are the same style
     assert styles["inline"].template_sha == Style(name="inline", positive="y", params={"when": "1979-05-27"}).template_sha
     assert len(styles["dated"].template_sha) == 64
+
+
+def test_a_mistyped_style_field_names_its_line_and_the_field_meant(tmp_path: Path) -> None:
+    """A style error gave no line and passed pydantic's "Extra inputs are not permitted" on, where a setting or a
+    catalogue field with a typo gets its line and "did you mean"."""
+    d = tmp_path / "styles"
+    d.mkdir()
+    (d / "poster.toml").write_text('# a poster\npositive = "P {{ title }}"\n\npositve = "x"\n')
+    text = str(style_error(d))
+    assert text.startswith(f"{d / 'poster.toml'}:4: style 'poster': field 'positve': unknown field (did you mean 'positive'?)")
+    config = tmp_path / "limner.toml"
+    config.write_text('[generate]\nsize = 1024\n\n[styles.poster]\npositive = "P {{ title }}"\nasepct = "2:3"\n'
+                      '[styles.other]\nasepct = "1:1"\n')
+    with pytest.raises(StyleError) as info:
+        load_styles(None, {"poster": {"positive": "P {{ title }}", "asepct": "2:3"}}, config_name=str(config))
+    assert str(info.value).startswith(f"{config}:6 [styles.poster]: style 'poster': field 'asepct': unknown field "
+                                      "(did you mean 'aspect'?)")

@@ -9,6 +9,7 @@ import re
 import sys
 import tomllib
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -36,12 +37,46 @@ def _long_number(text: str) -> str:
     return f"a number of more than the {limit:,} digits an integer may have"  # pragma: no cover
 
 
-def _build(data: dict[str, Any], *, name: str, source: str) -> Style:
+def _key_line(text: str | None, key: str, section: str | None = None) -> int | None:
+    """The line of ``key = ...`` in TOML ``text`` (inside the table ``[section]`` when given), or None."""
+    if not text:
+        return None
+    pattern = re.compile(rf"""\s*["']?{re.escape(key)}["']?\s*=""")
+    header = re.compile(r"\s*\[")
+    inside = section is None
+    for number, line in enumerate(text.splitlines(), 1):
+        if header.match(line):
+            inside = section is not None and line.strip().strip("[]").replace(" ", "") == section
+            continue
+        if inside and pattern.match(line):
+            return number
+    return None
+
+
+def _build(data: dict[str, Any], *, name: str, source: str, path: str | None = None,
+           text: Callable[[], str | None] | None = None, section: str | None = None) -> Style:
+    """The style of ``data``; a field it does not know or a value it does not take is a :class:`StyleError`
+    naming ``path`` and the line of the field (in the table ``section`` of the file ``text()`` reads), with
+    "did you mean" for a typo."""
     try:
         return Style.model_validate({**data, "name": data.get("name", name), "source": source})
     except ValidationError as exc:
-        msgs = "; ".join(f"field {'.'.join(map(str, e['loc'])) or '?'!r}: {e['msg']}" for e in exc.errors())
-        raise StyleError(f"{source}: style {name!r}: {msgs}") from None
+        from limner.errors import did_you_mean
+
+        errors = exc.errors()
+        msgs = []
+        for e in errors:
+            field = ".".join(map(str, e["loc"])) or "?"
+            msg = e["msg"]
+            if e["type"] == "extra_forbidden" and len(e["loc"]) == 1:
+                known = [f for f in Style.model_fields if f not in ("name", "source")]
+                msg = f"unknown field{did_you_mean(str(e['loc'][0]), known)}; see docs/styles.md"
+            msgs.append(f"field {field!r}: {msg}")
+        first = str(errors[0]["loc"][0]) if errors and errors[0]["loc"] else None
+        line = _key_line(text(), first, section) if first and text is not None else None
+        where = source if path is None or line is None else (
+            f"{path}:{line}" + (f" [{section}]" if section else ""))
+        raise StyleError(f"{where}: style {name!r}: {'; '.join(msgs)}") from None
 
 
 def load_styles(styles_dir: Path | None = None, inline: dict[str, dict[str, Any]] | None = None, *,
@@ -72,12 +107,19 @@ def load_styles_with_renderer(styles_dir: Path | None = None, inline: dict[str, 
                 raise StyleError(f"{path}: invalid TOML: {exc}") from None
             except ValueError:  # int() of an integer longer than Python reads: a bare ValueError naming no line
                 raise StyleError(f"{path}: invalid TOML: {_long_number(text)}") from None
-            style = _build(data, name=path.stem, source=str(path))
+            style = _build(data, name=path.stem, source=str(path), path=str(path), text=lambda text=text: text)
             styles[style.name] = style
+    def config_text() -> str | None:  # read only to name the line of an error
+        try:
+            return Path(config_name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
     for name, data in (inline or {}).items():
         if not isinstance(data, dict):
             raise StyleError(f"{config_name}: [styles.{name}] must be a table")
-        style = _build(data, name=name, source=f"{config_name} [styles.{name}]")
+        style = _build(data, name=name, source=f"{config_name} [styles.{name}]", path=config_name, text=config_text,
+                       section=f"styles.{name}")
         styles[style.name] = style
     # compile every template now so a broken one is reported before any work starts
     from limner.styles.templates import PromptRenderer
