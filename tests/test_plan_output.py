@@ -44,3 +44,25 @@ def test_a_template_that_cannot_render_fails_before_any_output(project_dir, args
     proc = project_dir.run(*args)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stdout == "" and "cannot render the positive template" in proc.stderr
+
+
+def test_a_template_reading_a_mistyped_field_stops_before_any_call(project_dir) -> None:
+    """``{{ descripton }}`` rendered as empty text, silently, at every verbosity: every prompt lost its
+    description, and the calls were paid for. A name no entry has, one edit away from a field entries do
+    have, is now a style error before anything runs; a name close to none is a warning."""
+    project_dir.write_config('[project]\ndefault_style = "house"\n[styles.house]\n'
+                             'positive = "{{ title }}: {{ descripton }}"\n')
+    for args in (("plan",), ("generate",)):
+        proc = project_dir.run(*args)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "the positive template reads 'descripton', which no entry of the catalogue has (did you mean " \
+               "'description'?)" in proc.stderr
+    assert project_dir.calls() == [] and not (project_dir.root / ".limner").exists()
+    project_dir.write_config('[project]\ndefault_style = "house"\n[styles.house]\npositive = "{{ title }} {{ mood }}"\n')
+    proc = project_dir.run("plan")
+    assert proc.returncode == 0 and "reads 'mood', which no entry of the catalogue has" in proc.stderr
+    entries = project_dir.entries()
+    entries[0]["mood"] = "calm"  # an extra field one entry has: a name of the catalogue, nothing to say
+    project_dir.write_catalog(entries)
+    proc = project_dir.run("plan")
+    assert proc.returncode == 0 and "mood" not in proc.stderr

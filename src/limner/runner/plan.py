@@ -27,8 +27,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from limner.catalog import Entry
@@ -42,6 +43,8 @@ from limner.runner.lanes import Lane, resolve_lane
 from limner.styles import RenderSpec, Style, build_spec
 from limner.styles.spec import FINGERPRINT_VERSION, size_for_aspect
 from limner.styles.templates import PromptRenderer
+
+log = logging.getLogger("limner.runner")
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,35 @@ def _reason(status: EntryStatus, fingerprint: str) -> str | None:
             return "changed"
         return "retry" if status.retryable else "held"
     return "missing"
+
+
+#: what a template may read from every entry besides its fields (``Entry.template_vars``)
+_ENTRY_VARIABLES = frozenset(Entry.model_fields) | {"year_label", "alt", "entry"}
+
+
+def check_template_variables(project: Project, styles: Iterable[Style]) -> None:
+    """A template that reads a name no entry has renders it as empty text, silently: ``{{ descripton }}``
+    dropped every description from the prompts that were paid for. Such a name one edit away from a field
+    that entries do have is a :class:`StyleError` (exit 2) before anything runs; any other is a warning."""
+    renderer = project.renderer
+    suspects = [(style, which, name) for style in styles
+                for which, names in renderer.variables(style.name).items() for name in sorted(names - _ENTRY_VARIABLES)]
+    if not suspects:
+        return
+    extras: set[str] = set()
+    for entry in project.catalog:  # the fields the catalogue's entries have besides the standard ones
+        if entry.__pydantic_extra__:
+            extras.update(entry.__pydantic_extra__)
+    for style, which, name in suspects:
+        if name in extras:
+            continue
+        meant = did_you_mean(name, _ENTRY_VARIABLES | extras)
+        said = f"{style.source}: style {style.name!r}: the {which} template reads {name!r}, which no entry of the catalogue has"
+        if meant:
+            raise StyleError(f"{said}{meant}: it would render as empty text",
+                             hint="fix the name in the template; a field only some future entries will have needs "
+                                  "at least one entry that has it")
+        log.warning("%s: it renders as empty text", said)
 
 
 def _check_provider_name(project: Project, selection: Selection, entry: Entry, style: Style, name: str) -> None:
@@ -390,6 +422,7 @@ def _build_plan(project: Project, selection: Selection, statuses: dict[str, Entr
             continue
         reasons[reason] += 1
         items.append(PlanItem(entry, ctx, reason, digest, spec, fp, override))
+    check_template_variables(project, {item.style.name: item.style for item in items}.values())
     used = {item.provider for item in items}
     return Plan(items=items, total=len(catalog), up_to_date=up_to_date, reasons=reasons, held_back=held_back,
                 stale_not_selected=stale_not_selected, stale_ids=stale_ids,

@@ -37,7 +37,9 @@ class _Compiled:
         self.env = env
         self.template: Template = env.from_string(source)
         self.constant: str | None = None
-        if not meta.find_undeclared_variables(env.parse(source)):
+        #: the names the template reads that it does not set itself (an entry's fields, the globals)
+        self.variables: frozenset[str] = frozenset(meta.find_undeclared_variables(env.parse(source)))
+        if not self.variables:
             self.constant = self.render(dict(env.globals))
 
     def render(self, variables: dict[str, Any]) -> str:
@@ -99,6 +101,13 @@ class PromptRenderer:
             except (TemplateError, *_RUNTIME_ERRORS):
                 pass
         return compiled
+
+    def variables(self, style_name: str) -> dict[str, frozenset[str]]:
+        """``{"positive": names, "negative": names}``: what each template of the style reads from an entry
+        (the names it does not set itself, less the sandbox's globals)."""
+        positive_t, negative_t = self._compiled[style_name]
+        return {"positive": positive_t.variables - self._globals.keys(),
+                "negative": negative_t.variables - self._globals.keys()}
 
     def render(self, style: Style, entry: Entry) -> tuple[str, str]:
         """Return (prompt, negative prompt). An entry's own ``prompt`` replaces the positive template."""
