@@ -341,3 +341,19 @@ def test_missing_or_misplaced_settings(tmp_path: Path, monkeypatch: pytest.Monke
                          {"SUPABASE_URL": "https://x.supabase.co", "SUPABASE_SERVICE_ROLE_KEY": SERVICE_KEY})
     with pytest.raises(ConfigError):
         open_storage(settings)
+
+
+def test_an_error_page_makes_a_message_of_bounded_length(fake: FakeSupabase) -> None:
+    """The error body is kept whole so that it is redacted before any cut; a proxy's HTML error page then made
+    a storage error of tens of kilobytes. Messages are cut after redaction."""
+    import httpx
+
+    from limner.storage import StorageError
+    from limner.storage.supabase import MAX_ERROR_CHARS
+
+    storage = new_storage(fake)
+    page = "<html><body>" + "Service Temporarily Unavailable " * 2000 + SERVICE_KEY + "</body></html>"
+    with pytest.raises(StorageError) as info:
+        storage._fail(httpx.Response(418, text=page), "upload", "masters/ab/x.png")
+    assert len(str(info.value)) <= MAX_ERROR_CHARS and "masters/ab/x.png" in str(info.value)
+    assert SERVICE_KEY not in str(info.value)

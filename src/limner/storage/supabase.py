@@ -64,6 +64,9 @@ class StorageAuthError(StorageError):
     exit_code = EXIT_AUTH
 
 
+#: the longest error message made from an answer of the service
+MAX_ERROR_CHARS = 600
+
 def _error(message: str, *, hint: str | None = None, retryable: bool = False, cls: type[StorageError] = StorageError) -> StorageError:
     err = cls(message, retryable=retryable)
     err.hint = hint
@@ -247,6 +250,10 @@ class SupabaseStorage(Storage):
         return f"Supabase bucket {self.bucket!r}"
 
     # ------------------------------------------------------------------ HTTP
+    def _said(self, text: str) -> str:
+        """An error message built from the service's answer: redacted, then cut (an HTML error page can be long)."""
+        return self._redact.clip(text, MAX_ERROR_CHARS)
+
     def _request(self, method: str, path: str, *, op: str, **kwargs: Any) -> httpx.Response:
         """Send a request, retrying transient faults; any answer that is not transient is returned."""
         url = f"{self.api}/{path}"
@@ -271,7 +278,7 @@ class SupabaseStorage(Storage):
                         raise _Transient(f"HTTP {response.status_code}: {_Failure(response).detail}")
                     return response
         except _Transient as exc:
-            raise StorageError(self._redact(f"{self._where}: {op} failed after {self.max_attempts} attempts: {exc}"),
+            raise StorageError(self._said(f"{self._where}: {op} failed after {self.max_attempts} attempts: {exc}"),
                                retryable=True) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -282,20 +289,20 @@ class SupabaseStorage(Storage):
             raise _error(f"{what}: the bucket does not exist",
                          hint="Limner creates it on the first write; check the bucket name in storage.url")
         if f.denied_by_policy:
-            raise _error(self._redact(f"{what}: permission denied by a row-level security policy ({f.detail})"),
+            raise _error(self._said(f"{what}: permission denied by a row-level security policy ({f.detail})"),
                          hint=f"use the service_role key in {KEY_ENV}, not the anon key, or add a storage policy",
                          cls=StorageAuthError)
         if f.key_rejected:
-            raise _error(self._redact(f"{what}: Supabase rejected the key ({f.detail})"),
+            raise _error(self._said(f"{what}: Supabase rejected the key ({f.detail})"),
                          hint=f"check {KEY_ENV} (the service_role key under Project Settings > API) "
                               f"and that {URL_ENV} names the same project", cls=StorageAuthError)
         if f.object_missing and key is not None:
             raise ObjectMissing(f"object {key!r} not found in {self._where}")
         if f.status == 413:
-            raise StorageError(self._redact(f"{what}: too large for the bucket's size limit ({f.detail})"))
+            raise StorageError(self._said(f"{what}: too large for the bucket's size limit ({f.detail})"))
         if f.status == 415:
-            raise StorageError(self._redact(f"{what}: the bucket does not allow this content type ({f.detail})"))
-        raise StorageError(self._redact(f"{what}: HTTP {f.http_status}: {f.detail}"))
+            raise StorageError(self._said(f"{what}: the bucket does not allow this content type ({f.detail})"))
+        raise StorageError(self._said(f"{what}: HTTP {f.http_status}: {f.detail}"))
 
     # ------------------------------------------------------------------ bucket
     def check(self) -> None:
@@ -337,7 +344,7 @@ class SupabaseStorage(Storage):
             return
         if f.denied_by_policy or f.key_rejected:
             self._fail(response, "create bucket")
-        raise _error(self._redact(f"{self._where} does not exist and creating it failed: HTTP {f.http_status}: {f.detail}"),
+        raise _error(self._said(f"{self._where} does not exist and creating it failed: HTTP {f.http_status}: {f.detail}"),
                      hint="create the bucket in the Supabase dashboard (Storage > New bucket), or check the name")
 
     # ------------------------------------------------------------------ contract
