@@ -437,3 +437,12 @@ def test_a_mistyped_style_field_names_its_line_and_the_field_meant(tmp_path: Pat
         load_styles(None, {"poster": {"positive": "P {{ title }}", "asepct": "2:3"}}, config_name=str(config))
     assert str(info.value).startswith(f"{config}:6 [styles.poster]: style 'poster': field 'asepct': unknown field "
                                       "(did you mean 'aspect'?)")
+
+
+def test_wordwrap_of_a_width_that_is_not_a_finite_number_is_an_error_not_a_hang() -> None:
+    """A catalogue may give NaN (YAML ``.nan``, JSON ``NaN``): ``wordwrap(nan)`` never ended a line, and the
+    render ran for ever, outside every bound of the sandbox."""
+    for width in (float("nan"), float("inf")):
+        err = render_error("{{ title|wordwrap(w) }}", Entry(id="a", title="one two three", w=width))
+        assert "wordwrap width must be a finite number" in str(err) and "entry 'a'" in str(err)
+    assert render("{{ title|wordwrap(w) }}", Entry(id="a", title="one two three", w=3))[0] == "one two three"

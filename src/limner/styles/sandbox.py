@@ -289,6 +289,9 @@ def _check_replace(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:  # re
 def _check_wordwrap(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     # wordwrap(s, width=79, break_long_words=True, wrapstring=None, break_on_hyphens=True)
     text, wrap = str(_arg(args, kwargs, 0, "s", "")), _arg(args, kwargs, 3, "wrapstring")
+    width = _arg(args, kwargs, 1, "width", 79)
+    if isinstance(width, float) and not math.isfinite(width):  # textwrap never ends a line of NaN width
+        raise ValueError(f"wordwrap width must be a finite number, not {width}")
     if wrap is not None:
         _check_size(len(text) * (1 + len(str(wrap))), "wordwrap()")
 
