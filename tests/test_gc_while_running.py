@@ -136,3 +136,42 @@ def test_a_run_started_while_gc_deletes_claims_nothing_until_it_ends(make_projec
         assert all(project.storage.exists(v.key) for v in render.variants)
     finally:
         project.close()
+
+
+def test_gc_beats_for_as_long_as_it_holds_runs_off_and_stops_once_judged_gone(make_project_dir: Any) -> None:
+    """gc beat only between deletes: while it listed a big bucket (minutes), a run on another host judged it
+    gone after a minute, ended its row, and every claim went through while gc went on to delete. It now beats
+    on a timer for the whole time, and deletes nothing more once its row was ended all the same."""
+    import datetime as dt
+    import time
+
+    import pytest
+    from sqlalchemy import select, update
+
+    from limner.db.tables import runs, utcnow
+    from limner.runner.claims import RunIdentity
+    from limner.sync.gc import GcEnded, holding_off_runs
+
+    p = make_project_dir(1)
+    project = p.project()
+    try:
+        repo = project.repo
+        elsewhere = RunIdentity(host="host-b", scope="host-b/boot/ns")  # a run on another machine
+        repo.start_run(elsewhere.id, elsewhere.host, elsewhere.pid, scope=elsewhere.scope)
+        with holding_off_runs(repo, beat_s=0.05) as still_held:
+            with repo.db.write() as conn:  # a minute of listing the store, without the beat thread
+                conn.execute(update(runs).where(runs.c.kind == "gc").values(heartbeat_at=utcnow() - dt.timedelta(seconds=61)))
+            time.sleep(0.3)  # the thread beats
+            claim = repo.claim("event-000", "fp", elsewhere.id, force=True)
+            assert claim.status == "held" and claim.holder.kind == "gc"
+            assert not elsewhere.holder_is_gone(claim.holder, utcnow())  # its beat is fresh: it holds
+            still_held()
+            with repo.db.write() as conn:  # judged gone all the same (a stalled machine): ended by a run
+                conn.execute(update(runs).where(runs.c.kind == "gc").values(finished_at=utcnow()))
+            time.sleep(0.3)
+            with pytest.raises(GcEnded):
+                still_held()
+        with repo.db.engine.connect() as conn:
+            assert conn.execute(select(runs.c.finished_at).where(runs.c.kind == "gc")).scalar() is not None
+    finally:
+        project.close()

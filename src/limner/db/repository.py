@@ -183,9 +183,11 @@ class Repository:
         with _objects(self.db) as s:
             return s.get(SpendCap, cap_id)
 
-    def heartbeat(self, run_id: str) -> None:
+    def heartbeat(self, run_id: str) -> bool:
+        """The run beats; False when its row was ended meanwhile (another run judged it gone)."""
         with self.db.write() as conn:
-            conn.execute(update(runs).where(runs.c.id == run_id).values(heartbeat_at=utcnow()))
+            return bool(conn.execute(update(runs).where(runs.c.id == run_id, runs.c.finished_at.is_(None))
+                                     .values(heartbeat_at=utcnow())).rowcount)
 
     def end_run(self, run_id: str) -> None:
         """The run is over (or found dead): its claims are released, and the entries it left ``generating``

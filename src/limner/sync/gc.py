@@ -39,12 +39,13 @@ so any storage plugin can be collected.
 from __future__ import annotations
 
 import contextlib
-import time
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from limner.db.models import RenderStatus
 from limner.db.repository import Repository
+from limner.errors import LimnerError
 from limner.keys import CONTENT_PREFIXES
 from limner.storage.base import Storage, StorageError
 from limner.storage.transfer import list_with_sizes
@@ -98,29 +99,50 @@ def busy(repo: Repository) -> str | None:
     return None
 
 
-#: how often a ``limner gc --delete`` beats while it deletes (a run on another host judges it by its beat)
+#: how often a ``limner gc --delete`` beats (a run on another host judges it by its beat: ``LEASE_S``)
 GC_BEAT_S = 10.0
 
 
+class GcEnded(LimnerError):
+    """This ``limner gc --delete`` was judged gone by a run (its beat was late): runs may claim entries again,
+    so it must delete nothing more."""
+
+
 @contextlib.contextmanager
-def holding_off_runs(repo: Repository) -> Iterator[Callable[[], None]]:
+def holding_off_runs(repo: Repository, *, beat_s: float = GC_BEAT_S) -> Iterator[Callable[[], None]]:
     """Record this ``limner gc --delete`` as a live run of kind ``gc`` until the block ends: no run claims an
-    entry meanwhile. Yields a heartbeat to call while deleting (it beats at most every :data:`GC_BEAT_S`)."""
+    entry meanwhile. A thread beats every ``beat_s`` for the whole block (listing a big bucket takes minutes,
+    and a run elsewhere ends a run whose beat is a minute late). Yields a check to call before each delete:
+    it raises :class:`GcEnded` once the row was ended all the same."""
     from limner.runner.claims import RunIdentity
 
     me = RunIdentity()
     repo.start_gc(me.id, me.host, me.pid, scope=me.scope, process_start=me.process_start)
-    last = time.monotonic()
+    done, ended = threading.Event(), threading.Event()
 
-    def beat() -> None:
-        nonlocal last
-        if time.monotonic() - last >= GC_BEAT_S:
-            repo.heartbeat(me.id)
-            last = time.monotonic()
+    def beating() -> None:
+        while not done.wait(beat_s):
+            try:
+                if not repo.heartbeat(me.id):
+                    ended.set()
+                    return
+            except Exception:  # noqa: BLE001 - a lost connection: the next beat tries again
+                continue
+
+    beater = threading.Thread(target=beating, name="limner-gc-beat", daemon=True)
+    beater.start()
+
+    def still_held() -> None:
+        if ended.is_set():
+            raise GcEnded("gc stopped deleting: a run judged it gone (its heartbeat was late) and may be working "
+                          "now; nothing it had not deleted yet was deleted",
+                          hint="run `limner gc --delete` again")
 
     try:
-        yield beat
+        yield still_held
     finally:
+        done.set()
+        beater.join()
         repo.end_run(me.id)
 
 
@@ -176,8 +198,11 @@ def plan_gc(storage: Storage, repo: Repository, *, superseded: bool = False, man
 def run_gc(storage: Storage, repo: Repository, plan: GcPlan, *, on_delete: Callable[[str], None] | None = None,
            beat: Callable[[], None] | None = None) -> GcResult:
     """Delete what ``plan`` selected: the render rows first, then the objects. Run it inside
-    :func:`holding_off_runs` (``beat`` its heartbeat), so that no run records a render meanwhile."""
+    :func:`holding_off_runs` (``beat`` its check, called before each delete), so that no run records a render
+    meanwhile."""
     result = GcResult()
+    if beat is not None:
+        beat()
     if plan.renders:
         result.renders_forgotten = repo.forget_renders(plan.renders)
     # re-check against the rows as they are now: a render recorded since the plan keeps its objects
