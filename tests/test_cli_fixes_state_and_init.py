@@ -367,3 +367,15 @@ def test_generate_that_refuses_in_a_new_project_creates_no_state(tmp_path: Path,
     ok = limner("generate", "--no-progress", cwd=tmp_path)  # and a plan that goes ahead still creates it
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / ".limner" / "limner.db").is_file()
+
+
+def test_commands_about_no_project_or_a_shared_database_run_anywhere(tmp_path: Path) -> None:
+    """The guard against a project command run outside the project refused `providers` and `doctor` (about no
+    project's state) and `costs`/`workers`/`queue` given the shared state database by LIMNER_DATABASE_URL."""
+    for command in (["providers"], ["doctor"]):
+        proc = limner(*command, cwd=tmp_path)
+        assert proc.returncode == 0, (command, proc.stdout, proc.stderr)
+    db = tmp_path / "elsewhere" / "state.db"
+    proc = limner("costs", cwd=tmp_path, LIMNER_DATABASE_URL=f"sqlite:///{db}")
+    assert proc.returncode == 0 and "Total: $0.0000" in proc.stdout, proc.stderr
+    assert limner("costs", cwd=tmp_path).returncode == 2  # the project folder's own state: refused

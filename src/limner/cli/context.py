@@ -71,18 +71,19 @@ def setup_logging(verbose: int) -> None:
     root.propagate = False
 
 
-def get_project(ctx: typer.Context, *, read_only: bool = False, **overrides: Any) -> Project:
+def get_project(ctx: typer.Context, *, read_only: bool = False, anywhere: bool = False, **overrides: Any) -> Project:
     """The project of ``--config``, with ``overrides`` of its settings. ``read_only``: the command changes
     nothing (``status``, ``plan``, a dry run), so a state database that does not exist yet is not created.
     Run where there is no project (no limner.toml, no catalogue: a subfolder of the app, say), a usage error
-    that names the project's folder when a parent has one: `costs` said $0 and `gc` found nothing there."""
+    that names the project's folder when a parent has one: `costs` said $0 and `gc` found nothing there.
+    ``anywhere``: a command that is not about one project's state (`providers`, `doctor`) runs wherever."""
     from limner.config import load_settings
     from limner.config.project_folder import not_a_project
     from limner.project import Project
 
     obj = ctx.ensure_object(dict)
     settings = load_settings(obj.get("config"), overrides={k: v for k, v in overrides.items() if v is not None})
-    error = not_a_project(settings, ctx.command_path.partition(" ")[2] or "COMMAND")
+    error = None if anywhere else not_a_project(settings, ctx.command_path.partition(" ")[2] or "COMMAND")
     if error is not None:
         raise error
     return Project(settings, read_only=read_only)

@@ -15,6 +15,8 @@ def not_a_project(settings: Settings, command: str) -> ConfigError | None:
 
     if settings.config_file is not None or settings.catalog_path.is_file():
         return None
+    if settings.database.url != type(settings.database)().url:  # a state database named elsewhere (a shared
+        return None  # PostgreSQL for `workers`, `queue`, `costs`): not the project folder's own file
     here = settings.project_dir.resolve()
     parent = next((folder for folder in here.parents if (folder / CONFIG_FILENAME).is_file()), None)
     if parent is not None:

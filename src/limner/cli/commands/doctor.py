@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         """Check credentials and reachability of the providers in use, without generating anything."""
         import asyncio
 
-        project = get_project(ctx)
+        project = get_project(ctx, anywhere=True)
         unknown = [message for message in map(unknown_provider, provider or []) if message]
         if unknown:  # a usage error (exit 2), not a provider that failed its check
             project.close()

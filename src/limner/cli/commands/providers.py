@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
     @friendly
     def providers_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         """List providers: configured (credentials present), model, price, default."""
-        project = get_project(ctx)
+        project = get_project(ctx, anywhere=True)
         settings = project.settings
         default = settings.provider or DEFAULT_PROVIDER
         rows = []
