@@ -66,3 +66,15 @@ def test_a_template_reading_a_mistyped_field_stops_before_any_call(project_dir) 
     project_dir.write_catalog(entries)
     proc = project_dir.run("plan")
     assert proc.returncode == 0 and "mood" not in proc.stderr
+
+
+def test_names_a_template_sets_itself_are_not_read_from_entries(project_dir) -> None:
+    """Jinja counts a name set inside an ``if`` or a loop as read from outside; the check of template names
+    took ``{% set eras = ... %}`` for a typo of ``era`` and refused a template that renders well."""
+    project_dir.write_config(
+        '[project]\ndefault_style = "house"\n[styles.house]\npositive = """{% if era %}{% set eras = era ~ " era, " %}'
+        '{% else %}{% set eras = "" %}{% endif %}{% for t in tags %}{% set tg = t %}{% endfor %}'
+        '{% macro m(ttle) %}{{ ttle }}{% endmacro %}Illustration of {{ m(title) }}, {{ eras }}warm light."""\n')
+    proc = project_dir.run("plan")
+    assert proc.returncode == 0, proc.stderr
+    assert "which no entry of the catalogue has" not in proc.stderr

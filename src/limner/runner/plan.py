@@ -237,13 +237,25 @@ def check_template_variables(project: Project, styles: Iterable[Style]) -> None:
     for style, which, name in suspects:
         if name in extras:
             continue
-        meant = did_you_mean(name, _ENTRY_VARIABLES | extras)
         said = f"{style.source}: style {style.name!r}: the {which} template reads {name!r}, which no entry of the catalogue has"
-        if meant:
-            raise StyleError(f"{said}{meant}: it would render as empty text",
+        typo = sorted(known for known in _ENTRY_VARIABLES | extras if _one_edit(name, known))
+        if typo:
+            raise StyleError(f"{said} (did you mean {', '.join(map(repr, typo[:3]))}?): it would render as empty text",
                              hint="fix the name in the template; a field only some future entries will have needs "
                                   "at least one entry that has it")
-        log.warning("%s: it renders as empty text", said)
+        log.warning("%s%s: it renders as empty text", said, did_you_mean(name, _ENTRY_VARIABLES | extras))
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` differ by one letter inserted, left out, changed, or two neighbours swapped."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                                  and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
 def _check_provider_name(project: Project, selection: Selection, entry: Entry, style: Style, name: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jinja2 import Template, TemplateSyntaxError, Undefined, meta
+from jinja2 import Template, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.runtime import new_context
 
@@ -37,10 +37,14 @@ class _Compiled:
         self.env = env
         self.template: Template = env.from_string(source)
         self.constant: str | None = None
-        #: the names the template reads that it does not set itself (an entry's fields, the globals)
-        self.variables: frozenset[str] = frozenset(meta.find_undeclared_variables(env.parse(source)))
-        if not self.variables:
+        parsed = env.parse(source)
+        undeclared = meta.find_undeclared_variables(parsed)
+        if not undeclared:
             self.constant = self.render(dict(env.globals))
+        #: the names the template reads from outside (an entry's fields, the globals): not those it sets
+        #: anywhere itself, which Jinja still counts as read when they are set inside an ``if`` or a loop
+        self.variables: frozenset[str] = frozenset(undeclared - {
+            n.name for n in parsed.find_all(nodes.Name) if n.ctx in ("store", "param")})
 
     def render(self, variables: dict[str, Any]) -> str:
         if self.constant is not None:
