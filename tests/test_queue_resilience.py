@@ -353,6 +353,21 @@ def test_a_held_or_paused_job_comes_back_for_as_long_as_its_cause_lasts():
     assert wait(EntryFailed("x"), 0) is None and wait(KeyError("x"), 0) is None
 
 
+def test_a_job_whose_shared_budget_is_held_comes_back_a_bounded_number_of_times():
+    """A job finding its enqueue's cap held by calls in flight comes back (a call may settle at $0); but a
+    reservation a killed worker left never settles, and while any worker was busy the job came back for ever."""
+    from types import SimpleNamespace
+
+    from limner.queue.engine import TASK, make_app
+    from limner.queue.retrying import BUDGET_TRIES
+    from limner.queue.tasks import BudgetHeld
+
+    strategy = make_app("postgresql://unused").tasks[TASK].retry_strategy
+    decide = lambda attempts: strategy.get_retry_decision(exception=BudgetHeld("x"), job=SimpleNamespace(attempts=attempts))  # noqa: E731
+    assert all(decide(n) is not None for n in range(BUDGET_TRIES - 1))
+    assert decide(BUDGET_TRIES - 1) is None and decide(BUDGET_TRIES + 10) is None
+
+
 def test_a_local_gpu_keeps_its_own_slots_while_a_hosted_service_shares_them(make_project_dir):
     """With queue.global_limits, every provider's concurrency was one set of slots across all workers: ten GPU
     machines with one device each ran one image at a time in all. A provider whose concurrency counts this

@@ -183,5 +183,5 @@ class SharedBudget:
         cap = self.repo.spend_cap(self.cap_id)
         if cap is None or cap.reserved_usd <= 1e-12 or cap.spent_usd + price_usd > cap.cap_usd + 1e-9:
             return False
-        me, now = RunIdentity(), utcnow()
-        return any(held and not me.holder_is_gone(run, now) for run, held in self.repo.live_runs())
+        me, now = RunIdentity(), utcnow()  # only workers run enqueued jobs under a shared cap
+        return any(held and not me.holder_is_gone(run, now) for run, held in self.repo.live_runs(kind="worker"))

@@ -29,6 +29,9 @@ HELD_RETRY_WAIT_S = 5
 HELD_RETRY_FAST = 6
 #: the longest wait between two tries of a job whose entry is held (seconds)
 HELD_RETRY_MAX_WAIT_S = 60
+#: how many tries a job whose shared budget is held by calls in flight gets (about twenty minutes of waits):
+#: unlike a holder, a reservation a killed worker left never goes away
+BUDGET_TRIES = 25
 
 
 def held_wait_s(attempts: int) -> int:
@@ -41,10 +44,12 @@ def held_wait_s(attempts: int) -> int:
 class HeldRetry(procrastinate.BaseRetryStrategy):
     """The engine's retry decision for one job (see the module's docstring)."""
 
-    def __init__(self, *, held: tuple[type[BaseException], ...]) -> None:
-        self.held = held
+    def __init__(self, *, held: tuple[type[BaseException], ...], bounded: tuple[type[BaseException], ...] = ()) -> None:
+        self.held, self.bounded = held, bounded
 
     def get_retry_decision(self, *, exception: BaseException, job: Any) -> procrastinate.RetryDecision | None:
         if not isinstance(exception, self.held):
             return None
+        if isinstance(exception, self.bounded) and job.attempts + 1 >= BUDGET_TRIES:
+            return None  # the job fails, with the exception's message
         return procrastinate.RetryDecision(retry_in={"seconds": held_wait_s(job.attempts)})

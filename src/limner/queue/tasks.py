@@ -45,6 +45,12 @@ class NotRunnableHere(HeldElsewhere):
     """The entry's provider cannot run on this worker's machine: the job comes back for a worker that can."""
 
 
+class BudgetHeld(HeldElsewhere):
+    """The enqueue's shared cap has no room now, but workers hold entries whose calls may settle below their
+    reservation: the job comes back, a bounded number of times (:data:`limner.queue.retrying.BUDGET_TRIES`; a
+    reservation a killed worker left is never settled), then fails as the budget being spent."""
+
+
 class Paused(Exception):
     """This worker stopped taking paid work after a storage or database fault: the job goes back on the
     queue (the engine's retry) and runs once a worker can keep what it pays for."""
@@ -264,8 +270,9 @@ class WorkerRuntime:
             if item.reason == "forced":
                 await self.off.db(repo.release_claim, entry_id, self.run.id)
             if await self.off.db(budget.held_in_flight, price):  # room may come back: a call may cost nothing
-                raise HeldElsewhere(f"{entry_id}: the budget of this enqueue is held by calls in flight; retried "
-                                    "once they are settled")
+                raise BudgetHeld(f"{entry_id}: the budget of this enqueue is held by calls in flight; retried once "
+                                 "they are settled, and failed if it is still held after a while: `limner generate "
+                                 "--enqueue --budget N` then enqueues the entries left with a new budget")
             raise EntryFailed(f"{entry_id}: the budget of this enqueue is spent; `limner generate --enqueue --budget N` "
                               "enqueues the entries left with a new budget")
         outcome = None
@@ -352,7 +359,7 @@ def register(app: procrastinate.App, *, schedule: str | None = None) -> None:
             return await runtime.enqueue_due(context.app, timestamp)
 
     @app.task(name=TASK, pass_context=True,
-              retry=HeldRetry(held=(HeldElsewhere, Paused)))
+              retry=HeldRetry(held=(HeldElsewhere, Paused), bounded=(BudgetHeld,)))
     async def generate_entry(context: Any, entry_id: str, fingerprint: str, cap_id: str | None = None,
                              force: bool = False, replaces: int | None = None) -> str:
         runtime: WorkerRuntime = context.additional_context["limner"]
