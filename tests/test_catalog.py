@@ -648,3 +648,19 @@ def test_an_integer_too_long_to_read_exits_2_and_changes_nothing(project_dir) ->
     assert proc.returncode == 2 and "catalog.yaml:4: entry 'a': field 'n': a number of 5,000 digits" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert project_dir.calls() == [] and sorted(project_dir.root.rglob("*")) == before
+
+
+@pytest.mark.parametrize(("name", "text", "where"), [
+    ("c.yaml", "- id: a\n  title: A\n  v: .nan\n", "field 'v': nan is not a number JSON can hold"),
+    ("c.yaml", "- id: a\n  title: A\n  m: {x: [1, .inf]}\n", "field 'm': inf is not a number JSON can hold at m.x[1]"),
+    ("c.json", '[{"id": "a", "title": "A", "v": NaN}]', "field 'v': nan is not a number JSON can hold"),
+    ("c.jsonl", '{"id": "a", "title": "A", "v": -Infinity}\n', "field 'v': -inf is not a number JSON can hold"),
+])
+def test_nan_and_infinity_in_an_extra_field_are_refused(tmp_path: Path, name: str, text: str, where: str) -> None:
+    """YAML's ``.nan``/``.inf`` and JSON's non-standard ``NaN`` loaded, were recorded as ``null``, and a template
+    given one could hang (``wordwrap(nan)``). They are now a catalogue error naming the field."""
+    with pytest.raises(CatalogError) as err:
+        load_catalog(write(tmp_path, name, text))
+    assert f"{name}:" in str(err.value) and "entry 'a': " + where in str(err.value)
+    assert load_catalog(write(tmp_path, "ok.yaml", "- id: a\n  title: A\n  v: 1.5\n  t: '.nan'\n")).entries[0].extras == \
+        {"v": 1.5, "t": ".nan"}

@@ -20,6 +20,7 @@ import datetime as dt
 import csv
 import io
 import json
+import math
 import re
 import sys
 from collections.abc import Iterable, Iterator, KeysView
@@ -439,7 +440,44 @@ def _checked(entry: Entry, raw: _Raw, ctx: _Reading, unit: str) -> Entry | None:
                 ctx.fine_extras.add(names)
     deep_ok = not raw.check_depth or _check_depth(extras, raw, entry.id, ctx, unit)
     values_ok = not raw.check_values or _check_values(extras, raw, entry.id, ctx, unit)
-    return entry if deep_ok and values_ok and not typos else None
+    finite_ok = _check_finite(extras, raw, entry.id, ctx, unit)
+    return entry if deep_ok and values_ok and finite_ok and not typos else None
+
+
+def _not_finite(value: Any, path: str) -> tuple[str, float] | None:
+    """Where in ``value`` a NaN or an infinity is (YAML ``.nan``/``.inf``, JSON's non-standard ``NaN``)."""
+    kind = type(value)
+    if kind is float:
+        return None if math.isfinite(value) else (path, value)
+    if kind is list:
+        for i, item in enumerate(value):
+            found = _not_finite(item, f"{path}[{i}]") if type(item) in (float, list, dict) else None
+            if found:
+                return found
+    elif kind is dict:
+        for key, item in value.items():
+            found = _not_finite(item, f"{path}.{key}") if type(item) in (float, list, dict) else None
+            if found:
+                return found
+    return None
+
+
+def _check_finite(values: dict[str, Any], raw: _Raw, entry_id: str | None, ctx: _Reading, unit: str) -> bool:
+    """Report extra fields holding NaN or an infinity: JSON has neither (the manifest and the database wrote
+    ``null`` for it), and a template given one could hang (``wordwrap(nan)``)."""
+    ok = True
+    for name, value in values.items():
+        if type(value) not in (float, list, dict):
+            continue
+        found = _not_finite(value, str(name))
+        if found is None:
+            continue
+        where, bad = found
+        inside = f" at {where}" if where != name else ""
+        ctx.add(raw.field_line(name), entry_id, str(name), f"{bad} is not a number JSON can hold{inside}: give a "
+                "finite number, or quote it for text", unit)
+        ok = False
+    return ok
 
 
 def _report(raw: _Raw, ctx: _Reading, unit: str) -> None:
