@@ -113,7 +113,7 @@ def test_a_run_started_while_gc_deletes_claims_nothing_until_it_ends(make_projec
         storage, repo = project.storage, project.repo
         assert busy(repo) is None
         during: list[Any] = []
-        with holding_off_runs(repo) as beat:
+        with holding_off_runs(repo) as still_held:
             plan = plan_gc(storage, repo)
             assert any(k.startswith("masters/") for k, _ in plan.objects)  # the kept image's master: unrecorded
 
@@ -121,7 +121,7 @@ def test_a_run_started_while_gc_deletes_claims_nothing_until_it_ends(make_projec
                 if not during:
                     during.append(run(p))
 
-            result = run_gc(storage, repo, plan, on_delete=meanwhile, beat=beat)
+            result = run_gc(storage, repo, plan, on_delete=meanwhile, still_held=still_held)
         assert result.deleted and during[0].generated == 0 and during[0].elsewhere == 1
         assert len(list((p.root / ".limner" / "recovery").glob("*.img"))) == 1  # still kept
         assert not [r for r, _ in repo.live_runs() if r.kind == "gc"]  # gc has ended

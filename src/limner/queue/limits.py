@@ -173,7 +173,7 @@ class SharedBudget:
     def held_in_flight(self, price_usd: float) -> bool:
         """After :meth:`reserve` said no: whether the cap may still have room once the calls in flight settle
         (a call refused at no charge gives its reservation back). True when what is spent leaves room for
-        ``price_usd``, part of the cap is reserved, and a live run or worker holds an entry (its job is in
+        ``price_usd``, part of the cap is reserved, and a live worker holds an entry (its job is in
         flight). A reservation a dead worker left is counted for good: with nothing in flight, it is False."""
         if self.cap_id is None:
             return False

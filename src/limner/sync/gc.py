@@ -196,13 +196,13 @@ def plan_gc(storage: Storage, repo: Repository, *, superseded: bool = False, man
 
 
 def run_gc(storage: Storage, repo: Repository, plan: GcPlan, *, on_delete: Callable[[str], None] | None = None,
-           beat: Callable[[], None] | None = None) -> GcResult:
+           still_held: Callable[[], None] | None = None) -> GcResult:
     """Delete what ``plan`` selected: the render rows first, then the objects. Run it inside
-    :func:`holding_off_runs` (``beat`` its check, called before each delete), so that no run records a render
+    :func:`holding_off_runs` (``still_held`` its check, called before each delete), so that no run records a render
     meanwhile."""
     result = GcResult()
-    if beat is not None:
-        beat()
+    if still_held is not None:
+        still_held()
     if plan.renders:
         result.renders_forgotten = repo.forget_renders(plan.renders)
     # re-check against the rows as they are now: a render recorded since the plan keeps its objects
@@ -212,8 +212,8 @@ def run_gc(storage: Storage, repo: Repository, plan: GcPlan, *, on_delete: Calla
     for key, size in plan.objects:
         if key in still_referenced:
             continue
-        if beat is not None:
-            beat()
+        if still_held is not None:
+            still_held()
         try:
             storage.delete(key)
         except StorageError as exc:

@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
             refuse_while_busy()
             # deleting: no run claims an entry from here on (one that did already is what busy() looks for)
             holding = holding_off_runs(project.repo) if delete else contextlib.nullcontext(None)
-            with holding as beat:
+            with holding as still_held:
                 refuse_while_busy()
                 manifest_path = settings.path(settings.sync.manifest)
                 try:
@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
                 storage = project.storage
                 plan = plan_gc(storage, project.repo, superseded=superseded, manifest_text=manifest_text)
                 refuse_while_busy()  # again: a run that claimed before gc was recorded may have stored since
-                result = run_gc(storage, project.repo, plan, beat=beat) if delete else None
+                result = run_gc(storage, project.repo, plan, still_held=still_held) if delete else None
         finally:
             project.close()
 
