@@ -388,3 +388,43 @@ def test_declared_capabilities() -> None:
     assert S3Storage.verifies_writes and S3Storage.sizes_in_listing
     for name in ("list_sizes", "object_info", "copy", "location", "overlaps", "signed_url", "close", "put_if_absent", "check"):
         assert getattr(S3Storage, name) is not getattr(Storage, name), name  # S3 does each its own way
+
+
+@pytest.mark.parametrize("name", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"])
+def test_a_credential_with_a_line_break_is_refused_when_the_storage_opens(
+        tmp_path: Path, bucket: str, endpoint: str, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """A key pasted with its newline (a quoted ``\\n`` in .env) used to make every request fail as "cannot reach
+    S3 after 10 attempts", a retryable fault; it is now a configuration error naming the variable, never the value."""
+    from limner.config import load_settings
+
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var)
+    values = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", name: "Secret1234567890abcdefXYZ\\n"}
+    (tmp_path / ".env").write_text("".join(f'{k}="{v}"\n' for k, v in values.items()))
+    (tmp_path / "limner.toml").write_text(f'[storage]\nurl = "s3://{bucket}/media"\nendpoint_url = "{endpoint}"\n'
+                                          'region = "us-east-1"\n')
+    with pytest.raises(ConfigError) as info:
+        open_storage(load_settings(tmp_path / "limner.toml"))
+    assert f"{name} contains a line break" in str(info.value)
+    assert "Secret1234567890" not in str(info.value)
+    assert objects(bucket) == {}
+
+
+def test_s3_error_messages_never_show_a_credential_from_dotenv(tmp_path: Path, bucket: str, endpoint: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """What S3 says back is cleaned of every credential the storage was opened with, the .env ones included."""
+    from botocore.exceptions import ClientError
+
+    from limner.config import load_settings
+
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var)
+    (tmp_path / ".env").write_text("AWS_ACCESS_KEY_ID=testing\nAWS_SECRET_ACCESS_KEY=Secret1234567890abcdefXYZ\n")
+    (tmp_path / "limner.toml").write_text(f'[storage]\nurl = "s3://{bucket}/media"\nendpoint_url = "{endpoint}"\n'
+                                          'region = "us-east-1"\n')
+    s = open_storage(load_settings(tmp_path / "limner.toml"))
+    assert isinstance(s, S3Storage)
+    echoed = ClientError({"Error": {"Code": "InternalError", "Message": "signed with Secret1234567890abcdefXYZ"},
+                          "ResponseMetadata": {"HTTPStatusCode": 500}}, "PutObject")
+    message = str(s._fail(echoed, "write", "a.png"))
+    assert "Secret1234567890abcdefXYZ" not in message and "[redacted]" in message

@@ -357,3 +357,16 @@ def test_an_error_page_makes_a_message_of_bounded_length(fake: FakeSupabase) -> 
         storage._fail(httpx.Response(418, text=page), "upload", "masters/ab/x.png")
     assert len(str(info.value)) <= MAX_ERROR_CHARS and "masters/ab/x.png" in str(info.value)
     assert SERVICE_KEY not in str(info.value)
+
+
+def test_a_service_key_with_a_line_break_is_refused_when_the_storage_opens(fake: FakeSupabase, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key pasted with its newline used to read as "network error ... after 5 attempts" (retryable); it is now
+    a configuration error naming the variable, never the value, before any request."""
+    settings = _settings(tmp_path, monkeypatch, "supabase://media", {},
+                         dotenv=f'SUPABASE_URL={fake.url}\nSUPABASE_SERVICE_ROLE_KEY="{SERVICE_KEY}\\n"\n')
+    with pytest.raises(ConfigError) as info:
+        open_storage(settings)
+    assert "SUPABASE_SERVICE_ROLE_KEY contains a line break" in str(info.value)
+    assert SERVICE_KEY not in str(info.value)
+    assert "media" not in fake.buckets  # nothing was asked of the server

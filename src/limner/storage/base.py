@@ -15,14 +15,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from limner.errors import LimnerError
+from limner.errors import ConfigError, LimnerError
 from limner.keys import content_key
+from limner.urls import unsendable_secret
 
 if TYPE_CHECKING:
     from limner.config.settings import Settings
 
 __all__ = ["EXTENSIONS", "MIME_TYPES", "ObjectInfo", "Storage", "StorageError", "UnsupportedOperation", "content_key",
-           "content_type_for"]
+           "content_type_for",
+           "refuse_unsendable_credentials"]
 
 MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp", "avif": "image/avif", "gif": "image/gif"}
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "avif": "avif", "gif": "gif"}
@@ -53,6 +55,16 @@ class ObjectInfo:
     size: int
     #: hex sha256 of the bytes, where the storage can tell it cheaply (S3 metadata, a local file); else None
     sha256: str | None = None
+
+
+def refuse_unsendable_credentials(storage: str, credentials: dict[str, str | None]) -> None:
+    """A ``ConfigError`` naming each credential (variable name -> value) that cannot go into a request: a line
+    break, a tab or another control character in it (:func:`limner.urls.unsendable_secret`). Called when a
+    storage is opened, before any request: otherwise the HTTP library refuses the header and the store reads
+    as unreachable (a retryable fault, tried again and again), or its error shows the value."""
+    problems = [problem for name, value in credentials.items() if (problem := unsendable_secret(name, value))]
+    if problems:
+        raise ConfigError(f"cannot use the credentials for {storage}: " + "; ".join(problems))
 
 
 def content_type_for(key: str) -> str:

@@ -39,8 +39,8 @@ from botocore.exceptions import (
 
 from limner.errors import ConfigError
 from limner.keys import CONTENT_PREFIXES
-from limner.storage.base import ObjectInfo, ObjectMissing, Storage, StorageError
-from limner.urls import is_loopback
+from limner.storage.base import ObjectInfo, ObjectMissing, Storage, StorageError, refuse_unsendable_credentials
+from limner.urls import Redactor, is_loopback
 
 if TYPE_CHECKING:
     from limner.config.settings import Settings
@@ -69,6 +69,9 @@ _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
 _TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "RequestTimeTooSkewed",
                     "Throttling", "ThrottlingException", "RequestLimitExceeded", "BadDigest", "IncompleteBody"}
 _KMS = ("aws:kms", "aws:kms:dsse")
+#: the variables whose values go into a request (the secret key only signs it, but a pasted line break in it
+#: is as wrong) and must never be shown
+_CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 _CREDENTIAL_HINT = ("S3 credentials come from the environment or .env: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                     "(or AWS_PROFILE); they never go in limner.toml")
 
@@ -203,11 +206,15 @@ class S3Storage(Storage):
         self._transfer = TransferConfig(multipart_threshold=multipart_threshold, multipart_chunksize=multipart_chunksize,
                                         max_concurrency=4, use_threads=True)
         self._bucket_checked = False
+        #: removes the credentials (as they are, escaped, or in pieces) from the messages S3 sends back
+        self._redact = Redactor(os.environ.get(name) for name in _CREDENTIAL_ENV)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Storage:
         s = settings.storage
         bucket, prefix = parse_s3_url(s.url)
+        credentials = {name: settings.secret(name) for name in _CREDENTIAL_ENV}
+        refuse_unsendable_credentials(f"storage {s.url!r}", credentials)
         session_kwargs: dict[str, str] = {}
         env_has_credentials = any(os.environ.get(n) for n in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
                                                                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"))
@@ -233,8 +240,10 @@ class S3Storage(Storage):
             attempts = max(1, int(os.environ.get("AWS_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS))
         except ValueError:
             raise ConfigError(f"AWS_MAX_ATTEMPTS must be a whole number, not {os.environ['AWS_MAX_ATTEMPTS']!r}") from None
-        return cls(bucket, prefix, endpoint_url=endpoint, region=region, public_base_url=s.public_base_url, session=session,
-                   max_attempts=attempts)
+        storage = cls(bucket, prefix, endpoint_url=endpoint, region=region, public_base_url=s.public_base_url,
+                      session=session, max_attempts=attempts)
+        storage._redact = Redactor([*storage._redact.secrets, *credentials.values()])
+        return storage
 
     # ------------------------------------------------------------------ keys and names
     @property
@@ -277,7 +286,7 @@ class S3Storage(Storage):
                     return _error(f"{what}: not found")
                 return _error(f"object {key!r} not found in {self.location}", cls=ObjectMissing)
             transient = code in _TRANSIENT_CODES or (isinstance(status, int) and status >= 500)
-            detail = self._scrub(str(error.get("Message") or ""))[:300]
+            detail = self._redact.clip(str(error.get("Message") or ""), 300)
             suffix = f" after {self.max_attempts} attempts" if transient else ""
             return _error(f"S3 could not {what}{suffix}: {code or 'error'} (HTTP {status}){': ' + detail if detail else ''}",
                           retryable=transient)
@@ -286,12 +295,7 @@ class S3Storage(Storage):
         if isinstance(exc, (BotoConnectionError, HTTPClientError)):
             return _error(f"cannot reach S3{at or ' (' + self.location + ')'} to {what} after {self.max_attempts} attempts: "
                           f"{type(exc).__name__}", retryable=True)
-        return _error(f"S3 could not {what}: {type(exc).__name__}: {self._scrub(str(exc))[:300]}", retryable=True)
-
-    @staticmethod
-    def _scrub(text: str) -> str:
-        secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
-        return text.replace(secret, "***") if secret else text
+        return _error(f"S3 could not {what}: {type(exc).__name__}: {self._redact.clip(str(exc), 300)}", retryable=True)
 
     @staticmethod
     def _is_transient(exc: Exception) -> bool:

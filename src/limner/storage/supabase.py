@@ -39,7 +39,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from limner.urls import Redactor, allowed_http_hosts, is_loopback
 from limner.errors import EXIT_AUTH, ConfigError
-from limner.storage.base import ObjectMissing, Storage, StorageError, content_type_for
+from limner.storage.base import ObjectMissing, Storage, StorageError, content_type_for, refuse_unsendable_credentials
 
 if TYPE_CHECKING:
     from limner.config.settings import Settings
@@ -210,6 +210,7 @@ class SupabaseStorage(Storage):
         if missing:
             raise ConfigError(f"storage {url!r} needs {' and '.join(missing)} in the environment or in .env",
                               hint="find them in the Supabase dashboard under Project Settings > API; secrets never go in limner.toml")
+        refuse_unsendable_credentials(f"storage {url!r}", {URL_ENV: base_url, KEY_ENV: key})
         return cls(base_url or "", key or "", bucket, parts.path, public=public,
                    public_base_url=settings.storage.public_base_url)
 
