@@ -87,3 +87,42 @@ def test_every_table_is_mapped_and_every_column_typed_on_its_class():
     for name, table in tables.metadata.tables.items():
         annotated = set(mapped[name].__annotations__)
         assert {c.key for c in table.columns} <= annotated, (name, {c.key for c in table.columns} - annotated)
+
+
+def test_migration_0008_removes_keys_that_earlier_versions_left_in_error_texts(tmp_path):
+    """A key pasted with a line break was shown escaped by h11 (``b'Bearer r8_...\\n'``), which the exact-text
+    redaction of versions up to 0007 missed; such texts were stored in entries.last_error and renders.error.
+    Upgrading removes whatever is shaped like a credential, and keeps hashes, ids and the rest of the text."""
+    from alembic import command
+    from sqlalchemy import text
+
+    db = Database(create_db_engine(f"sqlite:///{tmp_path / 'old.db'}"))
+    command.upgrade(alembic_config(db.engine), "0007")
+    token, jwt = "r8_Ab3dEfGh1jKlMn0pQrStUv", "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJl"
+    opaque, digest = "Zq8VnR2xLmT4wYpB7sKdHc9eUjFg3aNo", "9f" * 32
+    leaked = (f"replicate: Illegal header value b'Bearer {token}\\\\n' (render of model {digest}); "
+              f"supabase said apikey={jwt}; db postgresql://limner:hunter2pass@db.example.org/x; secret {opaque}")
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO entries (id, title, state, attempts, retryable, last_error, created_at, updated_at) "
+                          "VALUES ('e1', 'Event', 'failed', 1, 1, :e, '2026-01-01', '2026-01-01'), "
+                          "('e2', 'Other', 'failed', 1, 1, 'provider said 503 (prediction abc123)', '2026-01-01', '2026-01-01')"),
+                     {"e": leaked})
+        conn.execute(text("INSERT INTO templates (sha256, style, version, positive, negative, params, created_at) "
+                          "VALUES ('t', 's', '1', 'p', '', '{}', '2026-01-01')"))
+        conn.execute(text("INSERT INTO renders (entry_id, fingerprint, status, provider, model, seed, prompt, negative_prompt, "
+                          "parameters, style, style_version, template_sha, cost_usd, latency_ms, attempts, error, "
+                          "provider_metadata, master_sha256, master_key, master_format, master_bytes, created_at) VALUES "
+                          "('e1', 'f', 'failed', 'replicate', 'm', 1, 'p', '', '{}', 's', '1', 't', 0, 0, 1, :e, '{}', "
+                          "'', '', 'png', 0, '2026-01-01')"), {"e": leaked})
+    db.migrate()
+    assert db.schema_revision() == SCHEMA_HEAD
+    with db.engine.connect() as conn:
+        errors = dict(conn.execute(text("SELECT id, last_error FROM entries")).all())
+        render_error = conn.execute(text("SELECT error FROM renders")).scalar_one()
+    db.close()
+    for cleaned in (errors["e1"], render_error):
+        for secret in (token, jwt, "hunter2pass", opaque):
+            assert secret not in cleaned
+        assert cleaned.startswith("replicate: Illegal header value b'Bearer [redacted]")
+        assert digest in cleaned and "postgresql://limner:[redacted]@db.example.org/x" in cleaned
+    assert errors["e2"] == "provider said 503 (prediction abc123)"
