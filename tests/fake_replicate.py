@@ -48,6 +48,13 @@ NSFW_ERROR = "All generated images contained NSFW content. Try running it again 
 ASPECTS = {"1:1": (1, 1), "16:9": (16, 9), "21:9": (21, 9), "3:2": (3, 2), "2:3": (2, 3), "4:5": (4, 5), "5:4": (5, 4),
            "3:4": (3, 4), "4:3": (4, 3), "9:16": (9, 16), "9:21": (9, 21)}
 MIME = {"png": "image/png", "webp": "image/webp", "jpg": "image/jpeg"}
+#: the ``aspect_ratio`` enum of the official models whose schema the fake checks (others take any value):
+#: https://replicate.com/black-forest-labs/flux-schnell/api/schema, .../flux-dev/..., .../flux-1.1-pro/...
+MODEL_ASPECTS = {
+    "black-forest-labs/flux-schnell": frozenset(ASPECTS),
+    "black-forest-labs/flux-dev": frozenset(ASPECTS),
+    "black-forest-labs/flux-1.1-pro": frozenset({"custom", "1:1", "16:9", "3:2", "2:3", "4:5", "5:4", "9:16", "3:4", "4:3"}),
+}
 
 
 def noisy_image(width: int, height: int, seed: int, fmt: str = "png") -> bytes:
@@ -235,6 +242,15 @@ class ReplicateFake:
         m = re.match(r"^/v1/models/([^/]+)/([^/]+)/predictions$", path)
         if m:
             model, version = f"{m.group(1)}/{m.group(2)}", "hidden"
+            allowed = MODEL_ASPECTS.get(model)
+            aspect = body["input"].get("aspect_ratio")
+            if allowed is not None and aspect is not None and aspect not in allowed:
+                choices = ", ".join(sorted(allowed))
+                return _json({"title": "Input validation failed", "status": 422,
+                              "detail": f"- input.aspect_ratio: aspect_ratio must be one of the following: {choices}",
+                              "invalid_fields": [{"type": "enum", "field": "input.aspect_ratio",
+                                                  "description": f"aspect_ratio must be one of the following: {choices}"}]},
+                             422, problem=True)
         else:
             version = str(body.get("version") or "")
             if not version:

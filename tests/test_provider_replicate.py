@@ -139,6 +139,14 @@ async def test_pro_model_single_url_output(fake: ReplicateFake, make_provider) -
     assert result.cost_usd == pytest.approx(0.04)
 
 
+@pytest.mark.parametrize(("size", "ratio"), [((1024, 432), "16:9"), ((432, 1024), "9:16"), ((1024, 688), "3:2")])
+async def test_pro_model_snaps_to_the_aspects_it_accepts(fake: ReplicateFake, make_provider, size, ratio) -> None:
+    """FLUX1.1 [pro] on Replicate has no 21:9 / 9:21 (its schema's enum); the schnell/dev set would be a 422."""
+    result = await generate(make_provider(model="black-forest-labs/flux-1.1-pro"), width=size[0], height=size[1])
+    assert fake.last_input["aspect_ratio"] == ratio
+    validate_image(result.data)
+
+
 async def test_dev_model_steps_and_guidance(fake: ReplicateFake, make_provider) -> None:
     await generate(make_provider(model="black-forest-labs/flux-dev"), params={"steps": 80, "guidance": 3.5})
     assert fake.last_input["num_inference_steps"] == 50

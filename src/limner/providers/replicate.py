@@ -72,6 +72,9 @@ MAX_PREFER_WAIT_S = 60
 OUTPUT_GIVEN_UP_AFTER_S = 6 * 3600
 
 FLUX_ASPECTS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
+#: FLUX1.1 [pro] has no 21:9 / 9:21 (its aspect_ratio enum: custom, 1:1, 16:9, 3:2, 2:3, 4:5, 5:4, 9:16, 3:4, 4:3;
+#: https://replicate.com/black-forest-labs/flux-1.1-pro/api/schema): a wider entry snaps to 16:9, not to a 422
+PRO_ASPECTS = ("1:1", "16:9", "3:2", "2:3", "4:5", "5:4", "9:16", "3:4", "4:3")
 FLUX_FORMATS = ("png", "webp", "jpg")
 RUNNING = ("starting", "processing")
 TERMINAL = ("succeeded", "failed", "canceled")
@@ -94,6 +97,8 @@ class ModelSpec:
     num_outputs: bool = True
     #: upper bound of ``num_inference_steps`` (0: the model has none)
     max_steps: int = 0
+    #: the values of the model's ``aspect_ratio`` enum the request is snapped to
+    aspects: tuple[str, ...] = FLUX_ASPECTS
 
 
 _FAST = frozenset({"go_fast", "megapixels", "output_quality", "disable_safety_checker"})
@@ -101,7 +106,7 @@ MODELS: dict[str, ModelSpec] = {
     "black-forest-labs/flux-schnell": ModelSpec(params=_FAST | {"num_inference_steps"}, max_steps=4),
     "black-forest-labs/flux-dev": ModelSpec(params=_FAST | {"num_inference_steps", "guidance"}, max_steps=50),
     "black-forest-labs/flux-1.1-pro": ModelSpec(params=frozenset({"output_quality", "safety_tolerance", "prompt_upsampling"}),
-                                                num_outputs=False),
+                                                num_outputs=False, aspects=PRO_ASPECTS),
 }
 
 #: list prices, per output image (Replicate bills official models per image, and only successful predictions)
@@ -196,7 +201,7 @@ class ReplicateProvider(HostedProvider):
         if output_format not in FLUX_FORMATS:
             raise InvalidRequest(f"replicate: output_format {output_format!r} is not one of {', '.join(FLUX_FORMATS)}")
         kept = pick_params(self.name, params, spec.params)
-        data = {"prompt": request.prompt, "aspect_ratio": snap_aspect(request.width, request.height, FLUX_ASPECTS),
+        data = {"prompt": request.prompt, "aspect_ratio": snap_aspect(request.width, request.height, spec.aspects),
                 "seed": int(request.seed), "output_format": output_format}
         if spec.num_outputs:
             data["num_outputs"] = 1
