@@ -48,6 +48,18 @@ class TestBFL(ProviderSuite, HostedChecks, CreditChecks):
             await self._generate(make_provider())
         assert "Moderation Reasons" in str(info.value) and not info.value.retryable
 
+    @pytest.mark.parametrize("mode", ["refuse", "content_moderated"])
+    async def test_a_moderated_task_is_settled_as_not_charged(self, fake, make_provider, mode) -> None:
+        """BFL does not charge a Request Moderated / Content Moderated task
+        (https://help.bfl.ai/articles/2916279050-why-did-my-request-fail): the ledger must not keep the estimate."""
+        provider = make_provider()
+        await self._generate(provider)  # a task the fake knows
+        fake.mode(mode)
+        known = await provider.fetch_known(f"{fake.url}/v1/get_result?id=bfl-req-0001", request(model=provider.model))
+        await provider.aclose()
+        assert known.state == "failed" and isinstance(known.error, ContentRefused)
+        assert known.billed_usd == 0.0
+
     @pytest.mark.parametrize(("mode", "match"), [("error", "failed"), ("not_found", "not found"), ("expired", "404")])
     async def test_errors_and_expired_samples_are_transient(self, fake, make_provider, mode, match) -> None:
         fake.mode(mode)

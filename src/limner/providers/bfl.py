@@ -14,7 +14,7 @@
 endpoint; ``https://api.eu.bfl.ai`` and ``https://api.us.bfl.ai`` pin a region). The polling URL may
 be on a regional host: the key goes to the base host and the hosts of its domain (``*.bfl.ai``) only.
 
-* ``Request Moderated`` / ``Content Moderated`` -> ``ContentRefused``; ``Error`` and ``Task not found``
+* ``Request Moderated`` / ``Content Moderated`` -> ``ContentRefused`` (not charged); ``Error`` and ``Task not found``
   -> ``Transient``; HTTP 402 (no credits left) -> ``OutOfCredit`` (stops the run); 429 (more than 24
   active tasks) -> ``RateLimited``, with ``Retry-After`` or the body's ``retry_after``.
 * Sample URLs expire after 10 minutes, so the image is downloaded as soon as the task is Ready; an
@@ -143,8 +143,9 @@ class BFLProvider(HostedProvider):
     async def fetch_known(self, external_id: str, request: GenerationRequest) -> KnownCall:
         """The task submitted earlier, by its polling URL (the call's id in the ledger): waited for while
         Pending, its sample downloaded if Ready (no new charge; a sample URL lives 10 minutes), ``failed`` when
-        moderated or in error (what it cost stays the estimate: BFL bills the submission), ``gone`` when BFL no
-        longer knows it."""
+        moderated (billed 0: BFL does not charge a Request Moderated or Content Moderated task,
+        https://help.bfl.ai/articles/2916279050-why-did-my-request-fail) or in error (what it cost stays the
+        estimate), ``gone`` when BFL no longer knows it."""
         http = self.http
         model = request.model or self.model
         _, width, height = self._input(request, model)
@@ -153,7 +154,9 @@ class BFLProvider(HostedProvider):
             task_id = parse_qs(urlsplit(external_id).query).get("id", [""])[0]
             result = await self._poll(http, external_id, task_id)
             return KnownCall("done", result=await self._collect(http, result, task_id, model, width, height, request))
-        except (ContentRefused, TaskFailed) as exc:
+        except ContentRefused as exc:  # moderated, before or after processing: not charged
+            return KnownCall("failed", error=exc, billed_usd=0.0)
+        except TaskFailed as exc:
             return KnownCall("failed", error=exc)
         except (TaskGone, OutputExpired):  # BFL forgot the task, or its sample URL expired (10 minutes)
             return KnownCall("gone")
