@@ -306,7 +306,8 @@ class TogetherFake(HostedFake):
 class OpenAIFake(HostedFake):
     """POST /v1/images/generations for GPT Image models: fixed sizes, always base64, unknown params refused.
 
-    Extra mode: ``no_quota`` (429 with ``code: insufficient_quota``: the account cannot pay).
+    Extra mode: ``no_quota`` (429 with ``code: insufficient_quota``: the account cannot pay). Option of ``ok``:
+    ``auto_quality`` (the quality answered for ``quality: "auto"``; default ``medium``).
     """
 
     modes = (*SUITE_MODES, "no_quota")
@@ -355,10 +356,15 @@ class OpenAIFake(HostedFake):
                 "message": "Your request was rejected by the safety system. If you believe this is an error, contact us "
                            "at help.openai.com and include the request ID req_123. safety_violations=[violence].",
                 "type": "image_generation_user_error", "param": None, "code": "moderation_blocked"}}, 400)
-        width, height = (int(v) for v in str(body["size"]).replace("auto", "1024x1024").split("x"))
+        size = str(body["size"]).replace("auto", "1024x1024")
+        width, height = (int(v) for v in size.split("x"))
+        # the answer names the quality and size generated, never "auto" (openai-python types/images_response.py);
+        # option auto_quality: what "auto" (or no quality) turns into
+        quality = body.get("quality") if body.get("quality") in ("low", "medium", "high") else \
+            str(self.options.get("auto_quality", "medium"))
         return json_response({
-            "created": 1767225600, "background": "opaque", "output_format": "png", "quality": body.get("quality"),
-            "size": body["size"], "data": [{"b64_json": b64(self.image_bytes(width, height, len(body.get("prompt", ""))))}],
+            "created": 1767225600, "background": "opaque", "output_format": "png", "quality": quality,
+            "size": size, "data": [{"b64_json": b64(self.image_bytes(width, height, len(body.get("prompt", ""))))}],
             "usage": {"input_tokens": 50, "output_tokens": 1056, "total_tokens": 1106,
                       "input_tokens_details": {"image_tokens": 0, "text_tokens": 50}},
         })

@@ -75,6 +75,14 @@ class TestOpenAI(ProviderSuite, HostedChecks, CreditChecks):
             await self._generate(make_provider(quality="ultra"))
         assert OpenAIProvider.price_for("gpt-image-1") == pytest.approx(0.042)
 
+    async def test_auto_quality_is_priced_at_the_quality_the_answer_names(self, fake, make_provider) -> None:
+        """With quality "auto" OpenAI picks the quality and names it in the answer (low/medium/high, never auto:
+        openai-python types/images_response.py); the call costs that, not the medium price."""
+        fake.mode("ok", auto_quality="high")
+        result = await self._generate(make_provider(quality="auto"), width=1024, height=1024)
+        assert fake.last_input["quality"] == "auto"
+        assert result.metadata["quality"] == "high" and result.cost_usd == pytest.approx(0.167)
+
     async def test_supported_params_pass_through(self, fake, make_provider) -> None:
         result = await self._generate(make_provider(), params={"background": "opaque", "moderation": "low", "steps": 4})
         validate_image(result.data)

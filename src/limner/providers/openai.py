@@ -19,7 +19,8 @@
   (or ``billing_hard_limit_reached``): ``OutOfCredit``, which stops the run, not a rate limit to wait out.
 
 Settings (``[providers.openai]``): ``quality`` (``low`` / ``medium`` (default) / ``high`` / ``auto``;
-a style's ``params.quality`` wins), ``timeout_s``, ``max_download_bytes`` (cap on the decoded image),
+a style's ``params.quality`` wins; with ``auto`` the call is priced at the quality the answer names),
+``timeout_s``, ``max_download_bytes`` (cap on the decoded image),
 ``base_url``.
 
 API: https://platform.openai.com/docs/api-reference/images/create
@@ -149,6 +150,12 @@ class OpenAIProvider(HostedProvider):
             cost = self.price_for(model, width, height)
         answer = await http.json("POST", "/images/generations", json=body, headers=self.auth_headers(),
                                  max_bytes=http.inline_image_json_bytes, billed_usd=cost)  # the image inline, base64
+        # the answer names the quality and size generated (never "auto": openai-python types/images_response.py);
+        # with quality "auto" that is what the call was billed at, not the medium fallback
+        generated = answer.get("quality") if isinstance(answer, dict) else None
+        if generated in ("low", "medium", "high") and generated != quality:
+            actual = image_cost(model, generated, size)
+            cost, quality = (actual if actual is not None else cost), generated
         data = self.b64_json_image(answer, billed_usd=cost)
         metadata: dict[str, Any] = {"size": size, "quality": quality, "seed_honoured": False}
         if isinstance(answer.get("usage"), dict):
