@@ -222,6 +222,11 @@ class FalFake(HostedFake):
         early = self.record_create(request, body)
         if early is not None:
             return early
+        if "safety_tolerance" in body and body["safety_tolerance"] not in ("1", "2", "3", "4", "5", "6"):
+            # a string enum on fal's FLUX pro endpoints (flux-pro-v1.1-ultra API reference): an integer is refused
+            return json_response({"detail": [{"loc": ["body", "safety_tolerance"], "type": "literal_error",
+                                              "msg": "Input should be '1', '2', '3', '4', '5' or '6'",
+                                              "input": body["safety_tolerance"]}]}, 422)
         request_id = self.next_id()
         base = f"{self.url}/{model}/requests/{request_id}"
         self.requests[request_id] = {"input": body, "polls": 0, "response_url": base}

@@ -45,6 +45,14 @@ class TestFal(ProviderSuite, HostedChecks):
         assert "negative_prompt" not in fake.last_input  # FLUX has none
         assert result.seed == 12345 and result.model == "fal-ai/flux/schnell"
 
+    async def test_safety_tolerance_is_sent_as_fal_s_string_enum(self, fake, make_provider) -> None:
+        """fal takes safety_tolerance as "1".."6" (a string enum); a style's integer (as BFL and Replicate take it)
+        would be a 422."""
+        provider = make_provider()
+        provider.model = "fal-ai/flux-pro/v1.1"
+        await self._generate(provider, params={"safety_tolerance": 5})
+        assert fake.last_input["safety_tolerance"] == "5"
+
     async def test_cost_is_per_megapixel_of_the_output(self, fake, make_provider) -> None:
         result = await self._generate(make_provider())
         assert result.cost_usd == pytest.approx(0.003 * 1024 * 688 / 1e6, abs=1e-6)

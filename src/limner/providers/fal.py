@@ -121,6 +121,11 @@ class FalProvider(HostedProvider):
             "enable_safety_checker": bool(self.settings.get("enable_safety_checker", True)),
         }
         body.update(self.api_params(request.params))
+        tolerance = body.get("safety_tolerance")
+        if isinstance(tolerance, int) and not isinstance(tolerance, bool):
+            # fal's FLUX pro endpoints take it as a string enum ("1".."6", default "2"), where BFL and Replicate take
+            # an integer: https://fal.ai/docs/model-api-reference/image-generation-api/flux-pro-v1.1-ultra
+            body["safety_tolerance"] = str(tolerance)
         return body, width, height
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
