@@ -51,8 +51,8 @@ def test_many_entries_with_unknown_providers_read_the_catalogue_again_once(proje
     rows = "".join(f"  - id: e-{i}\n    title: E{i}\n    provider: opnai\n" for i in range(300))
     project_dir.catalog.write_text("entries:\n" + rows, encoding="utf-8")
     reads = []
-    real = loader._read_yaml
-    monkeypatch.setattr(loader, "_read_yaml", lambda *a: reads.append(1) or real(*a))
+    real = loader.read_yaml
+    monkeypatch.setattr(loader, "read_yaml", lambda *a: reads.append(1) or real(*a))
     with pytest.raises(CatalogError) as info:
         plan(project_dir)
     assert len(info.value.problems) == 300 and info.value.problems[-1].line == 2 + 3 * 299 + 2
