@@ -55,8 +55,12 @@ class TestFal(ProviderSuite, HostedChecks):
 
     async def test_cost_is_per_megapixel_of_the_output(self, fake, make_provider) -> None:
         result = await self._generate(make_provider())
-        assert result.cost_usd == pytest.approx(0.003 * 1024 * 688 / 1e6, abs=1e-6)
-        assert FalProvider.price_for("fal-ai/flux/schnell", 1024, 1024) == pytest.approx(0.003 * 1.048576, abs=1e-6)
+        # fal bills whole megapixels, rounding up, a megapixel being what 1024 x 1024 holds
+        assert result.cost_usd == pytest.approx(0.003, abs=1e-9)  # 1024 x 688: one
+        assert FalProvider.price_for("fal-ai/flux/schnell", 1024, 1024) == pytest.approx(0.003, abs=1e-9)
+        assert FalProvider.price_for("fal-ai/flux/schnell", 512, 512) == pytest.approx(0.003, abs=1e-9)
+        assert FalProvider.price_for("fal-ai/flux/schnell", 1024, 1040) == pytest.approx(0.006, abs=1e-9)
+        assert FalProvider.price_for("fal-ai/flux/dev", 2048, 2048) == pytest.approx(0.1, abs=1e-9)
 
     async def test_has_nsfw_concepts_is_refused_and_billed(self, fake, make_provider) -> None:
         fake.mode("refuse")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -133,11 +134,16 @@ class Price:
     usd_per_megapixel: float | None = None
     as_of: str = ""
     source: str = ""
+    #: pixels in the megapixel a provider bills by whole units (``2**20``: 1024 x 1024 is one), rounding up;
+    #: None: billed in proportion, a megapixel being a million pixels
+    whole_megapixels_of: int | None = None
 
     def cost(self, width: int = 1024, height: int = 1024) -> float:
         if self.usd_per_image is not None:
             return self.usd_per_image
         if self.usd_per_megapixel is not None:
+            if self.whole_megapixels_of:
+                return round(self.usd_per_megapixel * math.ceil(width * height / self.whole_megapixels_of), 6)
             return round(self.usd_per_megapixel * width * height / 1_000_000, 6)
         return 0.0
 

@@ -56,7 +56,12 @@ _CALL_ID = re.compile(r"[\w.-]+(?:/[\w.-]+)*/requests/[\w.-]+")
 # List prices per output megapixel. FLUX.1 [schnell]: $0.003/MP on its model page
 # (https://fal.ai/models/fal-ai/flux-1/schnell/llms.txt). [dev] and 1.1 [pro] could not be confirmed with
 # the search tool: the values are fal's usual list prices (https://fal.ai/pricing); check before relying on them.
-_SCHNELL = Price(usd_per_megapixel=0.003, as_of="2026-11", source="https://fal.ai/models/fal-ai/flux-1/schnell/llms.txt")
+# "Images are billed by rounding up to the nearest megapixel"
+# (https://fal.ai/docs/model-api-reference/image-generation-api/flux-schnell), the price shown being that of a
+# 1024 x 1024 image: a megapixel of 2**20 pixels, so 512 x 512 costs one, 1024 x 1536 two.
+_MP = 1 << 20
+_SCHNELL = Price(usd_per_megapixel=0.003, as_of="2026-11", source="https://fal.ai/models/fal-ai/flux-1/schnell/llms.txt",
+                 whole_megapixels_of=_MP)
 
 
 class FalProvider(HostedProvider):
@@ -73,8 +78,10 @@ class FalProvider(HostedProvider):
     prices: ClassVar[dict[str, Price]] = {
         "fal-ai/flux/schnell": _SCHNELL,
         "fal-ai/flux-1/schnell": _SCHNELL,
-        "fal-ai/flux/dev": Price(usd_per_megapixel=0.025, as_of="2026-11", source="https://fal.ai/pricing"),
-        "fal-ai/flux-pro/v1.1": Price(usd_per_megapixel=0.04, as_of="2026-11", source="https://fal.ai/pricing"),
+        "fal-ai/flux/dev": Price(usd_per_megapixel=0.025, as_of="2026-11", source="https://fal.ai/pricing",
+                                 whole_megapixels_of=_MP),
+        "fal-ai/flux-pro/v1.1": Price(usd_per_megapixel=0.04, as_of="2026-11", source="https://fal.ai/pricing",
+                                      whole_megapixels_of=_MP),
     }
     required_env = (KEY_ENV,)
     key_env, base_env, default_base_url = KEY_ENV, BASE_ENV, DEFAULT_BASE_URL
