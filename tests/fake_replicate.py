@@ -114,7 +114,7 @@ class ReplicateFake:
 
     def mode(self, name: str, **options: Any) -> None:
         assert name in {"ok", "rate_limit_once", "server_error_once", "slow", "refuse", "auth", "corrupt", "oversized",
-                        "failed", "canceled", "no_credit", "redirect_elsewhere"}, name
+                        "failed", "canceled", "aborted", "no_credit", "redirect_elsewhere"}, name
         with self._lock:
             self._mode, self._options, self._once_done = name, dict(options), False
             if isinstance(self.server, RedirectingServer):
@@ -263,8 +263,8 @@ class ReplicateFake:
             outcome, error = "failed", NSFW_ERROR
         elif mode == "failed":
             outcome, error = "failed", str(options.get("error", "Prediction failed for an unknown reason."))
-        elif mode == "canceled":
-            outcome = "canceled"
+        elif mode in ("canceled", "aborted"):  # aborted: ended by its Cancel-After deadline before it started
+            outcome = mode
         pending = int(options.get("pending_polls", 0)) or (pending_n if pending_draw < faults.get("pending", 0) else 0)
         latency = float(options.get("latency", self.latency))
         pid = f"fake{next(self._ids):06d}{random.Random(time.time_ns()).getrandbits(40):010x}"

@@ -236,9 +236,12 @@ async def test_failed_prediction_error_text_is_redacted(fake: ReplicateFake, mak
     assert "[redacted]" in str(info.value) and "was rejected" in str(info.value)
 
 
-async def test_canceled_is_transient(fake: ReplicateFake, make_provider) -> None:
-    fake.mode("canceled")
-    with pytest.raises(Transient, match="canceled"):
+@pytest.mark.parametrize("mode", ["canceled", "aborted"])
+async def test_canceled_is_transient(fake: ReplicateFake, make_provider, mode: str) -> None:
+    """``aborted`` (https://replicate.com/docs/topics/predictions/lifecycle: terminated before it started, by a
+    deadline) ends a prediction like ``canceled``; it used to read as an unexpected status."""
+    fake.mode(mode)
+    with pytest.raises(Transient, match=mode):
         await generate(make_provider())
 
 
@@ -309,7 +312,8 @@ async def test_a_failed_download_is_fetched_again_never_paid_again(fake: Replica
     assert answer.call.external_id and answer.call.cost_usd == pytest.approx(0.003)
 
 
-@pytest.mark.parametrize(("mode", "state", "billed"), [("failed", "failed", 0.0), ("canceled", "gone", 0.0)])
+@pytest.mark.parametrize(("mode", "state", "billed"), [("failed", "failed", 0.0), ("canceled", "gone", 0.0),
+                                                        ("aborted", "gone", 0.0)])
 async def test_fetch_known_reports_how_a_prediction_ended(fake: ReplicateFake, make_provider, mode, state, billed) -> None:
     fake.mode(mode, error="CUDA out of memory")
     provider = make_provider()

@@ -77,7 +77,10 @@ FLUX_ASPECTS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3",
 PRO_ASPECTS = ("1:1", "16:9", "3:2", "2:3", "4:5", "5:4", "9:16", "3:4", "4:3")
 FLUX_FORMATS = ("png", "webp", "jpg")
 RUNNING = ("starting", "processing")
-TERMINAL = ("succeeded", "failed", "canceled")
+#: ``aborted``: ended before it started, by a ``Cancel-After`` deadline (not billed); Limner sets none, but
+#: a prediction another client made may end so (https://replicate.com/docs/topics/predictions/lifecycle)
+TERMINAL = ("succeeded", "failed", "canceled", "aborted")
+ENDED_UNPAID = ("canceled", "aborted")
 _VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
 #: failure messages worth another attempt (infrastructure, not the request)
 _TRANSIENT_HINTS = ("timed out", "timeout", "out of memory", "cuda", "internal error", "internal server", "unavailable",
@@ -230,8 +233,8 @@ class ReplicateProvider(HostedProvider):
         status = prediction.get("status")
         if status == "failed":
             raise self._failure(pid, prediction.get("error"))
-        if status == "canceled":
-            raise Transient(f"replicate: prediction {pid} was canceled")
+        if status in ENDED_UNPAID:
+            raise Transient(f"replicate: prediction {pid} was {status}")
         return await self._result(http, request, prediction)
 
     async def _result(self, http: ProviderHTTP, request: GenerationRequest, prediction: dict[str, Any]) -> GenerationResult:
@@ -255,7 +258,7 @@ class ReplicateProvider(HostedProvider):
 
     async def fetch_known(self, external_id: str, request: GenerationRequest) -> KnownCall:
         """``GET /v1/predictions/{id}``: a prediction that succeeded is downloaded again (Replicate keeps
-        outputs for an hour; no new charge), one still running is waited for, a failed or canceled one
+        outputs for an hour; no new charge), one still running is waited for, a failed, canceled or aborted one
         cost nothing (official models bill successful predictions only), an unknown one is gone."""
         http = self.http
         try:
@@ -269,7 +272,7 @@ class ReplicateProvider(HostedProvider):
         status = prediction.get("status")
         if status == "failed":
             return KnownCall("failed", error=self._failure(external_id, prediction.get("error")), billed_usd=0.0)
-        if status == "canceled":
+        if status in ENDED_UNPAID:
             return KnownCall("gone", billed_usd=0.0)
         if prediction.get("output") is None and prediction.get("data_removed"):
             return KnownCall("gone")  # succeeded (and billed) but its output has expired
