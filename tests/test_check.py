@@ -111,6 +111,24 @@ def test_a_manifest_naming_a_missing_placeholder_fails(app: ProjectDir) -> None:
     assert [(p["kind"], p["file"]) for p in data["problems"]] == [("manifest-placeholder", MANIFEST.as_posix())]
 
 
+def test_placeholders_the_app_s_own_gitignore_ignores_fail(app: ProjectDir) -> None:
+    """An app's own rule (``frontend/public/images/``) ignores the placeholders' parent folder, which Limner's
+    ``!frontend/public/images/events/`` cannot re-include: `git add -A` (and the CI job's pull request) left them
+    out, and the check said the repository was clean."""
+    gi = app.root / ".gitignore"
+    gi.write_text("frontend/public/images/\n" + gi.read_text())
+    git(app.root, "rm", "-r", "-q", "--cached", PLACEHOLDERS.as_posix())
+    git(app.root, "add", "-A")
+    assert not git(app.root, "ls-files", PLACEHOLDERS.as_posix())  # what `git add -A` made of them
+    code, out, data = check(app)
+    assert code == 1 and "3 files the manifest names are ignored by git" in out and "git check-ignore -v" in out, out
+    assert [(p["kind"], p["file"]) for p in data["problems"]] == [("ignored-placeholder", PLACEHOLDERS.as_posix())]
+    gi.write_text(gi.read_text().replace("frontend/public/images/\n", "", 1))
+    git(app.root, "add", "-A")
+    code, out, data = check(app)
+    assert code == 0 and data["problems"] == [], out
+
+
 def test_a_manifest_that_does_not_match_its_schema_fails(app: ProjectDir) -> None:
     path = app.root / MANIFEST
     manifest = json.loads(path.read_text())

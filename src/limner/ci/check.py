@@ -267,6 +267,38 @@ def check_manifest(settings: Settings, root: Path, report: CheckReport) -> list[
     return problems
 
 
+def check_placeholders_ignored(settings: Settings, root: Path) -> list[Problem]:
+    """One problem when git ignores placeholders the manifest names and does not track: ``git add`` (and the CI
+    job's pull request) leaves them out, so the app's repository has a manifest without its placeholders. Limner's
+    ``!<placeholder_dir>/`` rule cannot re-include a folder whose parent an app's own rule ignores."""
+    manifest_path = settings.path(settings.sync.manifest)
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return []  # reported by check_manifest
+    entries = manifest.get("entries") if isinstance(manifest, dict) else None
+    if not isinstance(entries, dict):
+        return []
+    named: set[str] = set()
+    for entry in entries.values():
+        value = entry.get("placeholder") if isinstance(entry, dict) else None
+        if isinstance(value, str) and value:
+            named.update(_rel(c, root) for c in _placeholder_candidates(settings, manifest_path, value) or [])
+    folder = settings.path(settings.sync.placeholder_dir)
+    if not named or not folder.is_dir():
+        return []
+    ignored = _git_files(root, "--others", "--ignored", "--exclude-standard", "--", _rel(folder, root))
+    hits = [name for name in ignored if name in named] if isinstance(ignored, list) else []
+    if not hits:
+        return []
+    many = len(hits) > 1
+    return [Problem("ignored-placeholder", _rel(folder, root),
+                    f"{_files(len(hits))} the manifest names {'are' if many else 'is'} ignored by git (like {hits[0]}), "
+                    f"so {'they are' if many else 'it is'} never committed and the app's repository lacks "
+                    f"{'them' if many else 'it'}: remove the rule that ignores {'them' if many else 'it'} from "
+                    f"the app's .gitignore (`git check-ignore -v {hits[0]}` names it)")]
+
+
 # ------------------------------------------------------------------------------------ gitignore
 def init_command(root: Path) -> str:
     """The command that writes Limner's .gitignore block of the project in ``root`` for its current
@@ -358,5 +390,7 @@ def check_app(settings: Settings) -> CheckReport:
             unignored = unignored_count(root, store, files)
     report.problems += check_placeholders(settings, root)
     report.problems += check_manifest(settings, root, report)
+    if report.git:
+        report.problems += check_placeholders_ignored(settings, root)
     report.problems += check_gitignore(settings, root, unignored)
     return report
