@@ -173,6 +173,34 @@ def test_write_back_to_a_timestamptz_column_is_the_right_instant_and_unchanged_t
     assert stored == generated_at  # the same instant, whatever the session's time zone
 
 
+@pytest.mark.parametrize("column", ["TEXT", "DATETIME"])
+def test_a_time_column_that_keeps_text_or_whole_seconds_is_unchanged_the_second_time(project_dir, tmp_path, column):
+    """A column that does not read back the microseconds written (SQLite ``TEXT``, the driver's text; a
+    whole-second type) compared unequal on every sync, so every row was rewritten every time."""
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE timeline_events (id TEXT PRIMARY KEY, image_url TEXT, image_cdn_url TEXT, "
+                    f"image_generated_at {column})")
+        con.execute("INSERT INTO timeline_events (id) VALUES ('event-000')")
+        if column == "DATETIME":  # the whole seconds a MySQL DATETIME or a TIMESTAMP(0) keeps
+            con.execute("CREATE TRIGGER whole AFTER UPDATE OF image_generated_at ON timeline_events BEGIN UPDATE "
+                        "timeline_events SET image_generated_at = substr(NEW.image_generated_at, 1, 19) WHERE id = NEW.id; END")
+    project_dir.run("generate", check=True)
+    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=f"sqlite:///{db}")
+    first = project_dir.run_json("sync", env=env)
+    again = project_dir.run_json("sync", env=env)
+    assert (first["written_back"], again["written_back"], again["written_back_unchanged"]) == (1, 0, 1)
+
+
+def test_a_timestamp_0_column_on_postgres_is_unchanged_the_second_time(project_dir, app_pg):
+    url = pg_events(app_pg, "event-000", generated_at="TIMESTAMP(0)")
+    project_dir.run("generate", check=True)
+    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=url)
+    first = project_dir.run_json("sync", env=env)
+    again = project_dir.run_json("sync", env=env)
+    assert (first["written_back"], again["written_back"], again["written_back_unchanged"]) == (1, 0, 1)
+
+
 def test_write_back_refuses_a_storage_without_a_public_url(make_project_dir, tmp_path):
     """A local folder without public_base_url has only file:// URLs of this machine: never written into the app's
     table (a browser cannot load them), and nothing else is changed either."""

@@ -46,14 +46,31 @@ def _when(value: str | None, *, aware: bool) -> dt.datetime | None:
     return when if aware else when.replace(tzinfo=None)
 
 
-def _same_instant(a: Any, b: Any) -> bool:
-    """Whether two column values are the same: datetimes compared as instants (a ``timestamptz`` reads back in
-    the session's time zone), anything else by equality."""
-    if isinstance(a, dt.datetime) and isinstance(b, dt.datetime):
-        def utc(d: dt.datetime) -> dt.datetime:
-            return d.astimezone(dt.UTC).replace(tzinfo=None) if d.tzinfo else d
-        return utc(a) == utc(b)
-    return bool(a == b)
+def _naive_utc(value: Any) -> Any:
+    """A datetime as naive UTC; a column's text that is an ISO 8601 time (what the driver wrote into a ``TEXT``
+    column) as that datetime; anything else as it is."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if isinstance(value, dt.datetime) and value.tzinfo:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def _same_instant(current: Any, new: Any) -> bool:
+    """Whether a column's ``current`` value already holds ``new``: a datetime compared as the instant the column
+    keeps of it (a ``timestamptz`` reads back in the session's time zone; ``TIMESTAMP(0)`` or ``DATETIME`` keep
+    whole seconds, rounded; ``TEXT`` keeps the driver's text; ``DATE`` the day), anything else by equality."""
+    if isinstance(new, dt.datetime):
+        current, new = _naive_utc(current), _naive_utc(new)
+        if isinstance(current, dt.datetime):
+            return abs(current - new) < dt.timedelta(seconds=1)
+        if isinstance(current, dt.date):
+            return current == new.date()
+        return False
+    return bool(current == new)
 
 
 _COLUMN_TYPES = {"image_url": "TEXT", "image_cdn_url": "TEXT", "image_generated_at": "TIMESTAMP"}
