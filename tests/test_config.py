@@ -239,6 +239,18 @@ def test_bad_aspect_in_config(tmp_path: Path) -> None:
     assert "'generate.aspect'" in str(config_error(root / "limner.toml"))
 
 
+@pytest.mark.parametrize("value", ["cdn.example.org", "//cdn.example.org", "ftp://cdn.example.org", "https://", "https://cdn example.org"])
+def test_a_base_url_that_is_not_an_absolute_http_url_is_refused(tmp_path: Path, value: str) -> None:
+    """``cdn.example.org`` was taken as it was: the manifest's ``cdn_base`` failed its own schema, the helper made
+    URLs relative to the app's page, and they were written into the app's events table."""
+    root = project(tmp_path, f'[storage]\npublic_base_url = "https://images.example.org"\ncdn_base_url = "{value}"\n')
+    err = str(config_error(root / "limner.toml"))
+    assert f"{root.resolve() / 'limner.toml'}:3:" in err and "'storage.cdn_base_url'" in err and "http(s)" in err, err
+    ok = project(tmp_path, name="ok", toml='[storage]\npublic_base_url = "http://127.0.0.1:8766/"\ncdn_base_url = ""\n')
+    settings = load_settings(ok / "limner.toml")
+    assert (settings.storage.public_base_url, settings.storage.cdn_base_url) == ("http://127.0.0.1:8766/", None)
+
+
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     root = project(tmp_path, 'catalog = "c.yaml"\ncatalogue = "typo.yaml"\n')
     err = config_error(root / "limner.toml")

@@ -201,6 +201,21 @@ def test_a_timestamp_0_column_on_postgres_is_unchanged_the_second_time(project_d
     assert (first["written_back"], again["written_back"], again["written_back_unchanged"]) == (1, 0, 1)
 
 
+def test_a_cdn_base_url_without_a_scheme_changes_no_file_and_no_row(project_dir, tmp_path):
+    """``cdn_base_url = "cdn.example.org"`` was synced as it was: a manifest its own schema refuses, and
+    ``cdn.example.org/variants/...`` written into the app's events table."""
+    db = tmp_path / "app.db"
+    make_events_db(db, ["event-000"])
+    project_dir.run("generate", check=True)
+    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=f"sqlite:///{db}", LIMNER_STORAGE_CDN_BASE_URL="cdn.example.org")
+    proc = project_dir.run("sync", env=env)
+    assert proc.returncode == 2 and "setting 'storage.cdn_base_url'" in proc.stderr, proc.stderr
+    assert "https://cdn.example.org" in proc.stderr and "Traceback" not in proc.stderr
+    assert app_files(project_dir) == {}
+    with sqlite3.connect(db) as con:
+        assert con.execute("select image_url, image_cdn_url from timeline_events").fetchall() == [(None, None)]
+
+
 def test_write_back_refuses_a_storage_without_a_public_url(make_project_dir, tmp_path):
     """A local folder without public_base_url has only file:// URLs of this machine: never written into the app's
     table (a browser cannot load them), and nothing else is changed either."""

@@ -211,6 +211,22 @@ class StorageSettings(_Section):
     #: stable key per published entry, e.g. "events/{id}.jpg" (its largest JPEG variant); none: no aliases
     alias_pattern: str | None = None
 
+    @field_validator("public_base_url", "cdn_base_url")
+    @classmethod
+    def _base_url(cls, v: str | None) -> str | None:
+        """An absolute http(s) URL: the manifest's ``base`` / ``cdn_base`` and the events table's URLs are built
+        on it (``cdn.example.org`` made keys relative to the app's own path, and a manifest its schema refuses)."""
+        if not v:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v)
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(c.isspace() for c in v):
+            plausible = "://" not in v and v.strip("/") and not any(c.isspace() for c in v)
+            example = "https://" + v.lstrip("/") if plausible else "https://images.example.org"
+            raise ValueError(f"{v!r} is not an absolute http(s) URL: give its scheme and host, such as {example}")
+        return v
+
     @field_validator("alias_pattern")
     @classmethod
     def _alias_pattern(cls, v: str | None) -> str | None:
