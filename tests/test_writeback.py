@@ -157,6 +157,18 @@ def test_a_bad_events_table_or_url_changes_no_file(project_dir, tmp_path, url, e
     assert app_files(project_dir) == {}
 
 
+@pytest.mark.parametrize("relative", [False, True])
+def test_an_events_database_file_that_does_not_exist_is_not_created(project_dir, tmp_path, relative):
+    """A mistyped SQLite path was opened as it was: SQLite created an empty database there (in the app's folder,
+    for a relative path, where `git add -A` picked it up), and the error that followed said the table was missing."""
+    project_dir.run("generate", check=True)
+    missing = project_dir.root / "typo-events.db" if relative else tmp_path / "typo-events.db"
+    url = "sqlite:///typo-events.db" if relative else f"sqlite:///{missing}"
+    proc = project_dir.run("sync", env=project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=url))
+    assert proc.returncode == 2 and f"SQLite file {missing}, which does not exist" in proc.stderr, proc.stderr
+    assert not missing.exists() and app_files(project_dir) == {}
+
+
 def test_write_back_to_a_timestamptz_column_is_the_right_instant_and_unchanged_the_second_time(project_dir, app_pg):
     import psycopg
 

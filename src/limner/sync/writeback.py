@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, String, Table, create_engine, select, update
@@ -85,16 +86,34 @@ def _add_columns(dialect: str, table: str, columns: list[str]) -> str:
     return f"ALTER TABLE {table} " + ", ".join(adds) + ";"
 
 
+def _missing_sqlite_file(url: Any) -> Path | None:
+    """The absolute path of the file a SQLite URL names when there is no such file (SQLite would create it, empty, on
+    connecting), else None: another database, an in-memory one, or a ``file:`` URI (its own options decide)."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    if url.database.startswith("file:") or str(url.query.get("uri", "")).lower() in ("true", "1"):
+        return None
+    path = Path(url.database)
+    return None if path.exists() else path.absolute()
+
+
 class EventsTable:
     """The app's events table, opened and checked before ``limner sync`` writes anything (a wrong URL, table
     or column is then an error that changed nothing); :meth:`write` sets the URLs at the end."""
 
     def __init__(self, url: str, table_name: str, id_column: str) -> None:
         try:
-            self.safe_url = make_url(url).render_as_string(hide_password=True)
-            self.engine = create_engine(url)
+            parsed = make_url(url)
+            self.safe_url = parsed.render_as_string(hide_password=True)
+            missing_file = _missing_sqlite_file(parsed)
+            if missing_file is None:
+                self.engine = create_engine(url)
         except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:  # ValueError: a bad port
             raise ConfigError(f"[sync] events_database_url is not a usable database URL: {type(exc).__name__}") from None
+        if missing_file is not None:  # connecting would create an empty database there
+            raise ConfigError(f"[sync] events_database_url names the SQLite file {missing_file}, which does not exist",
+                              hint="give the path of the app's database (sqlite:////abs/path.db; a relative path is read "
+                                   "from the current folder); sync writes into its existing events table and creates none")
         self.table_name, self.id_column = table_name, id_column
         schema, _, name = table_name.rpartition(".")  # "app.timeline_events": a table in another schema
         try:
