@@ -61,6 +61,24 @@ def test_missing_columns_are_a_clear_error(project_dir, tmp_path):
     assert project_dir.run_json("sync", env=env)["written_back"] == 1
 
 
+def test_an_events_table_keyed_by_another_column_names_the_setting(project_dir, tmp_path):
+    """A table whose catalogue ids are in ``slug``: the error said to run ``ALTER TABLE ... ADD COLUMN <the id
+    column>``, not to set ``sync.events_id_column``."""
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE timeline_events (slug TEXT PRIMARY KEY, image_url TEXT, image_cdn_url TEXT, "
+                    "image_generated_at TIMESTAMP)")
+        con.execute("INSERT INTO timeline_events (slug) VALUES ('event-000')")
+    project_dir.run("generate", check=True)
+    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=f"sqlite:///{db}")
+    proc = project_dir.run("sync", env=env)
+    assert proc.returncode == 2 and "has no column 'id'" in proc.stderr and "slug" in proc.stderr, proc.stderr
+    assert "sync.events_id_column" in proc.stderr and "ADD COLUMN" not in proc.stderr
+    assert app_files(project_dir) == {}
+    env["LIMNER_SYNC_EVENTS_ID_COLUMN"] = "slug"
+    assert project_dir.run_json("sync", env=env)["written_back"] == 1
+
+
 def test_an_events_table_in_another_schema(project_dir, app_pg):
     url = pg_events(app_pg, "event-000", table="app.timeline_events")
     project_dir.run("generate", check=True)

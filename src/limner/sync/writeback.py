@@ -80,7 +80,7 @@ _COLUMN_TYPES = {"image_url": "TEXT", "image_cdn_url": "TEXT", "image_generated_
 def _add_columns(dialect: str, table: str, columns: list[str]) -> str:
     """The SQL that adds ``columns``: one ALTER TABLE with several ADD COLUMN where the database takes it,
     one statement per column on SQLite (which takes one per ALTER TABLE)."""
-    adds = [f"ADD COLUMN {c} {_COLUMN_TYPES[c]}" for c in columns] or ["ADD COLUMN <the id column>"]
+    adds = [f"ADD COLUMN {c} {_COLUMN_TYPES[c]}" for c in columns]
     if dialect == "sqlite":
         return " ".join(f"ALTER TABLE {table} {add};" for add in adds)
     return f"ALTER TABLE {table} " + ", ".join(adds) + ";"
@@ -122,10 +122,15 @@ class EventsTable:
             except NoSuchTableError:
                 raise ConfigError(f"events table {table_name!r} not found in {self.safe_url} ([sync] events_table"
                                   "; a table in another schema is written schema.table)") from None
-            missing = [c for c in (id_column, *COLUMNS) if c not in self.table.c]
+            if id_column not in self.table.c:  # the setting names another column: adding one would not help
+                raise ConfigError(f"events table {table_name!r} has no column {id_column!r} to find the catalogue ids in "
+                                  f"(its columns: {', '.join(self.table.c.keys())})",
+                                  hint="set sync.events_id_column (LIMNER_SYNC_EVENTS_ID_COLUMN) to the column that "
+                                       "holds the catalogue ids")
+            missing = [c for c in COLUMNS if c not in self.table.c]
             if missing:
                 raise ConfigError(f"events table {table_name!r} lacks column(s) {', '.join(missing)}; add them, e.g. "
-                                  + _add_columns(self.engine.dialect.name, table_name, [c for c in missing if c in COLUMNS]))
+                                  + _add_columns(self.engine.dialect.name, table_name, missing))
         except LimnerError:
             self.close()
             raise
