@@ -187,6 +187,26 @@ def test_an_events_database_file_that_does_not_exist_is_not_created(project_dir,
     assert not missing.exists() and app_files(project_dir) == {}
 
 
+def test_a_relative_sqlite_events_url_is_read_from_the_project_folder(project_dir, tmp_path):
+    """``sqlite:///app.db`` is the project's app.db wherever sync runs (as ``database.url`` is); it was read from the
+    folder the command ran in, so `limner --config app/limner.toml sync` from the repository's root missed it."""
+    import subprocess
+    import sys
+
+    make_events_db(project_dir.root / "app.db", ["event-000"])
+    project_dir.run("generate", check=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "limner", "--config", str(project_dir.config), "sync"], cwd=elsewhere,
+                          capture_output=True, text=True, timeout=120,
+                          env=project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL="sqlite:///app.db"))
+    assert proc.returncode == 0, proc.stderr
+    assert not (elsewhere / "app.db").exists()
+    with sqlite3.connect(project_dir.root / "app.db") as con:
+        (url,) = con.execute("SELECT image_url FROM timeline_events WHERE id = 'event-000'").fetchone()
+    assert url and url.startswith("https://img.example.org/")
+
+
 def test_write_back_to_a_timestamptz_column_is_the_right_instant_and_unchanged_the_second_time(project_dir, app_pg):
     import psycopg
 

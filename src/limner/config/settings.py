@@ -350,13 +350,24 @@ class Settings(BaseSettings):
     def catalog_path(self) -> Path:
         return self.path(self.catalog)
 
-    @property
-    def database_url(self) -> str:
-        url = self.database.url
+    def _in_project(self, url: str) -> str:
+        """A SQLite URL with a relative path (``sqlite:///.limner/limner.db``) made absolute from the project
+        folder, as every relative path in the settings is; any other URL as it is."""
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith("sqlite:////") and ":memory:" not in url:
             return prefix + str(self.path(url[len(prefix):]).resolve())
         return url
+
+    @property
+    def database_url(self) -> str:
+        return self._in_project(self.database.url)
+
+    @property
+    def events_database_url(self) -> str | None:
+        """``sync.events_database_url``, a relative SQLite path read from the project folder (not from the
+        folder the command runs in)."""
+        url = self.sync.events_database_url
+        return self._in_project(url) if url else None
 
     def provider_settings(self, name: str) -> ProviderSettings:
         return self.providers.get(name) or ProviderSettings()

@@ -113,7 +113,7 @@ class EventsTable:
         if missing_file is not None:  # connecting would create an empty database there
             raise ConfigError(f"[sync] events_database_url names the SQLite file {missing_file}, which does not exist",
                               hint="give the path of the app's database (sqlite:////abs/path.db; a relative path is read "
-                                   "from the current folder); sync writes into its existing events table and creates none")
+                                   "from the project folder); sync writes into its existing events table and creates none")
         self.table_name, self.id_column = table_name, id_column
         schema, _, name = table_name.rpartition(".")  # "app.timeline_events": a table in another schema
         try:

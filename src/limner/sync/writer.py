@@ -191,7 +191,7 @@ def sync_project(project: Project) -> SyncResult:
                               hint="set storage.public_base_url (a local folder served by `limner media serve`, a "
                                    "bucket's public URL), or unset sync.events_database_url")
 
-        events = EventsTable(s.sync.events_database_url, s.sync.events_table, s.sync.events_id_column)
+        events = EventsTable(s.events_database_url or "", s.sync.events_table, s.sync.events_id_column)
         try:  # the longest URL a variant can have: a content key of the widest width and longest extension
             sample = "variants/" + "0" * 16 + "-99999.avif"
             cdn = cdn_base(s.storage.cdn_base_url)
