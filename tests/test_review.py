@@ -10,6 +10,7 @@ from limner.db.models import Render
 from limner.db.review import ReviewConflict, ReviewError, ReviewErrorKind, ReviewInvalid, ReviewNotFound
 from limner.runner import RunOptions, Selection, build_plan, run_plan
 from limner.sync import sync_project
+from test_db_postgres import pg_url  # noqa: F401  (fixture)
 
 
 def generate(p, selection=Selection(), **overrides):
@@ -284,3 +285,62 @@ def test_the_cli_overrides_and_regenerates_an_entry_never_generated(make_project
     typo = p.run("review", "regenerate", "event-01")
     assert typo.returncode == 2 and "did you mean" in typo.stderr
     assert len(p.calls()) == 3
+
+
+def test_an_approval_and_a_rejection_at_once_never_leave_a_rejected_render_published(make_project_dir, request):
+    """Two tabs on PostgreSQL: one approved a render while the other rejected it. Each read the entry before the
+    other committed, so the rejection, committed last, marked the render rejected and left it published: the
+    rejected image was in the manifest. Decisions on one entry now take its row in turn."""
+    import threading
+
+    from limner.db.review import Reviews
+
+    url = request.getfixturevalue("pg_url")
+    p = make_project_dir(1, extra=f'\n[database]\nurl = "{url}"\n[review]\nrequired = true\n')
+    generate(p)
+    render = with_project(p, lambda project: renders_of(project, "event-000")[0].id)
+
+    original = Reviews._load
+    approve_read, reject_read, approved = threading.Event(), threading.Event(), threading.Event()
+
+    def load(s, render_id):  # the rejection reads, then waits for the approval to commit; the approval does not wait long
+        found = original(s, render_id)
+        if threading.current_thread().name == "reject":
+            reject_read.set()
+            approved.wait(5)
+        else:
+            approve_read.set()
+            reject_read.wait(1)
+        return found
+
+    Reviews._load = staticmethod(load)  # type: ignore[method-assign]
+    errors: list[BaseException] = []
+
+    def act(fn):
+        def run():
+            try:
+                with_project(p, fn)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                approved.set()
+        return run
+
+    try:
+        approving = threading.Thread(target=act(lambda project: project.reviews.approve(render)), name="approve")
+        rejecting = threading.Thread(target=act(lambda project: project.reviews.reject(render, note="wrong century")),
+                                     name="reject")
+        approving.start()
+        approve_read.wait(5)
+        rejecting.start()
+        approving.join(20)
+        rejecting.join(20)
+    finally:
+        Reviews._load = staticmethod(original)  # type: ignore[method-assign]
+    assert not errors, errors
+    entry = with_project(p, lambda project: project.reviews.entry("event-000"))
+    shown = with_project(p, lambda project: renders_of(project, "event-000")[0])
+    assert shown.review == "rejected"  # the rejection came last
+    assert entry.published_render_id is None and entry.state == "failed", (entry.published_render_id, entry.state)
+    assert sync(p) == {}
+

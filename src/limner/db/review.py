@@ -167,10 +167,15 @@ class Reviews:
 
     @staticmethod
     def _load(s: Any, render_id: int) -> tuple[Render, EntryRow]:
-        render = s.get(Render, render_id)
+        s.flush()  # an earlier decision of the same transaction (decide_all) is not read over
+        # the render's row and then its entry's are taken for this transaction (PostgreSQL; SQLite's write
+        # transaction holds the whole database) and read as they are once taken, in the order a run writes
+        # them: a decision taken at the same time in another tab is seen, not overwritten (an approval and a
+        # rejection at once left a rejected render published)
+        render = s.get(Render, render_id, with_for_update=True, populate_existing=True)
         if render is None:
             raise ReviewNotFound(f"no render {render_id}")
-        entry = s.get(EntryRow, render.entry_id)
+        entry = s.get(EntryRow, render.entry_id, with_for_update=True, populate_existing=True)
         assert entry is not None
         return render, entry
 
