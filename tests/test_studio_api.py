@@ -743,3 +743,29 @@ def test_the_same_regeneration_asked_twice_while_it_waits_is_one_job(make_projec
         jobs.shutdown()
         project.close()
     assert len(ran) == 4 and ran[:2] == [first.id, other.id]
+
+
+def test_a_nul_in_a_note_prompt_or_id_is_a_422_on_every_database_and_changes_nothing(gated):
+    """PostgreSQL refuses NUL in text: a note, a prompt or a decisions filter holding one was a 500 there (and
+    SQLite stored it, or sent it to the provider in a paid prompt). It is a wrong request: 422, nothing changed."""
+    p = gated
+    with client_for(p) as client:
+        headers = csrf(client)
+        r0 = newest_render(client, "event-000")
+        answers = [
+            client.post(f"/api/renders/{r0}/reject", json={"note": "wrong\x00century"}, headers=headers),
+            client.post(f"/api/renders/{r0}/approve", json={"note": "\x00"}, headers=headers),
+            client.post(f"/api/renders/{r0}/pin", json={"note": "ok\x00"}, headers=headers),
+            client.post("/api/renders/approve", json={"ids": [r0], "note": "\x00"}, headers=headers),
+            client.post("/api/entries/event-000/override", json={"prompt": "a harbour\x00"}, headers=headers),
+            client.post("/api/entries/event-000/override", json={"negative_extra": "\x00"}, headers=headers),
+            client.post("/api/entries/event-000/regenerate", json={"prompt": "a\x00b"}, headers=headers),
+            client.get("/api/decisions", params={"entry_id": "event\x00000"}),
+        ]
+        assert [a.status_code for a in answers] == [422] * len(answers), [(a.status_code, a.text[:200]) for a in answers]
+        assert all(a.json()["detail"][0]["loc"] and "\x00" not in a.text for a in answers)
+        assert client.get("/api/decisions").json()["decisions"] == []
+        entry = client.get("/api/entries/event-000").json()
+        assert entry["override"] is None and entry["state"] == "awaiting_review"
+        assert client.app.state.studio.jobs.all() == []
+

@@ -9,8 +9,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
+from limner.catalog.models import SLUG_PATTERN
 from limner.db.review import ReviewError, ReviewErrorKind
 from limner.studio.data import PER_PAGE, Filters, decision_dict, render_dict
 
@@ -22,24 +23,34 @@ ID_MAX = 2**63 - 1
 RenderId = Annotated[int, Path(ge=1, le=ID_MAX, description="a render's id")]
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:  # PostgreSQL cannot store it (a 500 there), and it has no place in a note or a prompt
+        raise ValueError("a NUL character is not allowed")
+    return value
+
+
+#: a note or a prompt: any text but NUL
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
 class NoteBody(BaseModel):
-    note: str | None = Field(None, max_length=2000, description="why (optional for approve and pin)")
+    note: Text | None = Field(None, max_length=2000, description="why (optional for approve and pin)")
 
 
 class RejectBody(BaseModel):
-    note: str = Field(..., min_length=1, max_length=2000, description="the reason (required)")
+    note: Text = Field(..., min_length=1, max_length=2000, description="the reason (required)")
 
 
 class BulkApproveBody(BaseModel):
     ids: list[Annotated[int, Field(ge=1, le=ID_MAX)]] = Field(..., min_length=1, max_length=1000, description="render ids")
-    note: str | None = Field(None, max_length=2000)
+    note: Text | None = Field(None, max_length=2000)
 
 
 class OverrideBody(BaseModel):
-    prompt: str | None = Field(None, max_length=8000, description="a prompt used in place of the style's")
-    negative_extra: str | None = Field(None, max_length=2000, description="terms added to the style's negative prompt")
+    prompt: Text | None = Field(None, max_length=8000, description="a prompt used in place of the style's")
+    negative_extra: Text | None = Field(None, max_length=2000, description="terms added to the style's negative prompt")
     seed: int | None = Field(None, ge=0, le=SEED_MAX)
-    style: str | None = Field(None, max_length=128)
+    style: Text | None = Field(None, max_length=128)
 
 
 def studio(request: Request) -> Any:
@@ -193,7 +204,7 @@ def get_job(request: Request, job_id: str) -> dict[str, Any]:
 
 
 @router.get("/decisions", summary="Review decisions, newest first (an entry's, or the latest 200)")
-def get_decisions(request: Request, entry_id: str | None = None) -> dict[str, Any]:
+def get_decisions(request: Request, entry_id: Annotated[str | None, Query(max_length=128, pattern=f"{SLUG_PATTERN}|^$", description="an entry id")] = None) -> dict[str, Any]:
     reviews = studio(request).project.reviews
     rows = reviews.decisions(entry_id) if entry_id else reviews.recent_decisions()
     return {"decisions": [decision_dict(d) for d in rows]}
