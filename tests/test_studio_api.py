@@ -769,3 +769,14 @@ def test_a_nul_in_a_note_prompt_or_id_is_a_422_on_every_database_and_changes_not
         assert entry["override"] is None and entry["state"] == "awaiting_review"
         assert client.app.state.studio.jobs.all() == []
 
+
+def test_a_compare_value_that_is_not_a_plain_number_is_ignored_never_a_500(make_project_dir):
+    """``'²'.isdigit()`` is true and ``int('²')`` raises; so does ``int`` of 5,000 digits: the entry page was a 500."""
+    p = make_project_dir(1)
+    generate(p)
+    with client_for(p) as client:
+        render = newest_render(client, "event-000")
+        for compare in ("²", f"{render},²", "9" * 5000, "١٢", f"{render},{'9' * 5000}"):
+            res = client.get("/entries/event-000", params={"compare": compare})
+            assert res.status_code == 200, (compare[:20], res.status_code)
+            assert 'id="compare"' not in res.text or f"render {render}" in res.text

@@ -5,6 +5,7 @@ prompt and note is text, never markup."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -68,7 +69,8 @@ def entry_page(request: Request, entry_id: str, compare: str | None = None) -> H
         raise HTTPException(404, f"no entry {entry_id!r} in the catalogue")
     side_by_side = []
     if compare:
-        wanted = [int(x) for x in compare.split(",")[:2] if x.strip().isdigit()]
+        # plain ASCII digits only: "²".isdigit() is true and int("²") raises, as int() of 5,000 digits does
+        wanted = [int(x) for x in compare.split(",")[:2] if re.fullmatch(r"[0-9]{1,19}", x.strip())]
         by_id = {r["id"]: r for r in detail["renders"]}
         side_by_side = [by_id[i] for i in wanted if i in by_id]
     return templates.TemplateResponse(request, "entry.html", _context(
