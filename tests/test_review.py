@@ -344,3 +344,44 @@ def test_an_approval_and_a_rejection_at_once_never_leave_a_rejected_render_publi
     assert entry.published_render_id is None and entry.state == "failed", (entry.published_render_id, entry.state)
     assert sync(p) == {}
 
+
+def test_a_decision_on_another_render_leaves_the_entry_waiting_on_its_newer_render(make_project_dir):
+    """Rejecting the published image fell back to an earlier one and marked the entry published: the newer render
+    awaiting review (the one the grid shows, `a` acts on) was then approved but never published, and the next run
+    took it up again as stale and set it back to awaiting review. The same after approving an older render."""
+    p = make_project_dir(1)
+    generate(p)  # without the gate: published as made
+    first = with_project(p, lambda project: renders_of(project, "event-000")[0].id)
+    with_project(p, lambda project: project.reviews.set_override("event-000", seed=5))
+    generate(p)
+    second = with_project(p, lambda project: renders_of(project, "event-000")[0].id)
+    with_project(p, lambda project: project.reviews.set_override("event-000", seed=6))
+    generate(p, **GATE)
+    third = with_project(p, lambda project: renders_of(project, "event-000")[0].id)
+    assert len({first, second, third}) == 3 and len(p.calls()) == 3
+
+    with_project(p, lambda project: project.reviews.reject(second, note="wrong century"), **GATE)
+    entry = with_project(p, lambda project: project.reviews.entry("event-000"))
+    assert entry.published_render_id == first and entry.state == "awaiting_review"  # still waits on the third
+    assert generate(p, **GATE).planned == 0
+    with_project(p, lambda project: project.reviews.approve(third), **GATE)
+    entry = with_project(p, lambda project: project.reviews.entry("event-000"))
+    assert entry.published_render_id == third and entry.state == "published"
+    assert list(sync(p, **GATE)) == ["event-000"] and generate(p, **GATE).planned == 0
+    assert len(p.calls()) == 3
+
+
+def test_approving_an_older_render_keeps_the_entry_waiting_on_the_newer_one(make_project_dir):
+    p = make_project_dir(1)
+    generate(p, **GATE)
+    first = with_project(p, lambda project: renders_of(project, "event-000")[0].id)
+    with_project(p, lambda project: project.reviews.set_override("event-000", seed=5))
+    generate(p, **GATE)
+    second = with_project(p, lambda project: renders_of(project, "event-000")[0].id)
+    with_project(p, lambda project: project.reviews.approve(first, note="better than nothing"), **GATE)
+    entry = with_project(p, lambda project: project.reviews.entry("event-000"))
+    assert entry.published_render_id == first and entry.state == "awaiting_review"
+    with_project(p, lambda project: project.reviews.approve(second), **GATE)
+    entry = with_project(p, lambda project: project.reviews.entry("event-000"))
+    assert entry.published_render_id == second and entry.state == "published"
+    assert generate(p, **GATE).planned == 0 and len(p.calls()) == 2

@@ -93,6 +93,7 @@ class Reviews:
         s.add(Decision(entry_id=entry.id, render_id=render.id, decision="approved", note=note, actor=actor))
         if publish:
             publish_in_session(s, render, entry.input_digest if entry.fingerprint == render.fingerprint else None)
+            self._still_waiting(s, entry)
         return render
 
     def reject(self, render_id: int, *, note: str, actor: str | None = None) -> Render:
@@ -125,6 +126,7 @@ class Reviews:
                 .order_by(Render.id.desc()).limit(1)).first()
             if fallback is not None:
                 publish_in_session(s, fallback, None)
+                self._still_waiting(s, entry)
             else:
                 entry.published_render_id = None
                 entry.published_fingerprint = None
@@ -188,6 +190,20 @@ class Reviews:
             return False
         newest = s.scalar(select(func.max(Render.id)).where(Render.entry_id == entry.id, Render.status.in_(SHOWABLE)))
         return newest == render.id
+
+    @staticmethod
+    def _still_waiting(s: Any, entry: EntryRow) -> None:
+        """After an earlier render was published (approved while none was, or the fallback of a rejection), the
+        entry still waits on its newest render awaiting review, the one the studio shows: approving that one
+        publishes it, and a run does not take it up again as stale."""
+        s.flush()
+        newer = s.scalars(select(Render).where(
+            Render.entry_id == entry.id, Render.id > entry.published_render_id,
+            Render.review == ReviewState.awaiting.value, Render.status.in_(SHOWABLE))
+            .order_by(Render.id.desc()).limit(1)).first()
+        if newer is not None:
+            entry.state = EntryState.awaiting_review.value
+            entry.fingerprint = newer.fingerprint
 
     @staticmethod
     def _is_current(entry: EntryRow, render: Render) -> bool:
