@@ -385,3 +385,20 @@ def test_approving_an_older_render_keeps_the_entry_waiting_on_the_newer_one(make
     entry = with_project(p, lambda project: project.reviews.entry("event-000"))
     assert entry.published_render_id == second and entry.state == "published"
     assert generate(p, **GATE).planned == 0 and len(p.calls()) == 2
+
+
+def test_regenerating_a_rejected_render_makes_a_new_one_and_never_brings_the_rejected_one_back(make_project_dir):
+    """`limner review regenerate ID` (no change asked) of an entry whose render was rejected "resumed" that render:
+    no new image, and the rejected render was set back to awaiting review (without the gate, published)."""
+    from limner.review import regenerate
+
+    p = make_project_dir(1)
+    generate(p, **GATE)
+    first = with_project(p, lambda project: renders_of(project, "event-000")[0].id)
+    with_project(p, lambda project: project.reviews.reject(first, note="wrong century"), **GATE)
+    summary = with_project(p, lambda project: regenerate(project, "event-000"), **GATE)
+    renders = with_project(p, lambda project: renders_of(project, "event-000"))
+    by_id = {r.id: r for r in renders}
+    assert by_id[first].review == "rejected"
+    assert summary.generated == 1 and summary.resumed == 0 and len(renders) == 2 and len(p.calls()) == 2
+    assert renders[0].id != first and renders[0].review == "awaiting"

@@ -52,10 +52,12 @@ class Statements:
         ).values(**claim_values)
         #: the same for a forced entry: a published image of the same fingerprint is replaced
         self.claim_forced = update(entries).where(e.id == bindparam("p_id"), free).values(**claim_values)
-        #: the newest render of this spec that was paid for and not published (a run to resume)
+        #: the newest render of this spec that was paid for and not published (a run to resume); never one a
+        #: person rejected in review (resuming it set it back to awaiting review, or published it without the gate)
         self.resumable_id = (select(r.id).where(
             r.entry_id == bindparam("p_id"), r.fingerprint == bindparam("p_fp"),
             r.status.in_([RenderStatus.generated.value, RenderStatus.derived.value]),
+            or_(r.review.is_(None), r.review != ReviewState.rejected.value),
         ).order_by(r.id.desc()).limit(1))
         #: calls for this spec that were made and never closed
         self.open_call_ids = select(led.id).where(
