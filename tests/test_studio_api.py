@@ -780,3 +780,27 @@ def test_a_compare_value_that_is_not_a_plain_number_is_ignored_never_a_500(make_
             res = client.get("/entries/event-000", params={"compare": compare})
             assert res.status_code == 200, (compare[:20], res.status_code)
             assert 'id="compare"' not in res.text or f"render {render}" in res.text
+
+
+def test_a_lone_surrogate_in_a_note_or_a_prompt_is_a_422_and_changes_nothing(gated):
+    """JSON may escape half of a UTF-16 pair ("\\ud800"), which no database or provider can take: approving with
+    such a note, storing such a prompt or regenerating with it was a 500 (the regeneration's job was queued)."""
+    p = gated
+    with client_for(p) as client:
+        headers = {**csrf(client), "Content-Type": "application/json"}
+        r0 = newest_render(client, "event-000")
+        answers = [
+            client.post(f"/api/renders/{r0}/approve", content='{"note": "ok \\ud800"}', headers=headers),
+            client.post(f"/api/renders/{r0}/reject", content='{"note": "\\udfff wrong"}', headers=headers),
+            client.post("/api/renders/approve", content=f'{{"ids": [{r0}], "note": "\\ud800"}}', headers=headers),
+            client.post("/api/entries/event-000/override", content='{"prompt": "a harbour \\ud800"}', headers=headers),
+            client.post("/api/entries/event-000/regenerate", content='{"negative_extra": "\\ud83d"}', headers=headers),
+        ]
+        assert [a.status_code for a in answers] == [422] * len(answers), [(a.status_code, a.text[:200]) for a in answers]
+        assert client.get("/api/decisions").json()["decisions"] == []
+        entry = client.get("/api/entries/event-000").json()
+        assert entry["override"] is None and entry["state"] == "awaiting_review"
+        assert client.app.state.studio.jobs.all() == []
+        hebrew = client.post(f"/api/renders/{r0}/approve", json={"note": "\u202eשלום 👍"}, headers=headers)
+        assert hebrew.status_code == 200
+        assert client.get("/api/decisions").json()["decisions"][0]["note"] == "\u202eשלום 👍"

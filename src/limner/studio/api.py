@@ -23,14 +23,18 @@ ID_MAX = 2**63 - 1
 RenderId = Annotated[int, Path(ge=1, le=ID_MAX, description="a render's id")]
 
 
-def _no_nul(value: str) -> str:
+def _plain_text(value: str) -> str:
     if "\x00" in value:  # PostgreSQL cannot store it (a 500 there), and it has no place in a note or a prompt
         raise ValueError("a NUL character is not allowed")
+    try:  # JSON may escape half of a UTF-16 pair ("\ud800"): no database, file or provider takes it
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a lone surrogate (half of a UTF-16 pair) is not text") from None
     return value
 
 
-#: a note or a prompt: any text but NUL
-Text = Annotated[str, AfterValidator(_no_nul)]
+#: a note or a prompt: any text but NUL and lone surrogates
+Text = Annotated[str, AfterValidator(_plain_text)]
 
 
 class NoteBody(BaseModel):
