@@ -804,3 +804,30 @@ def test_a_lone_surrogate_in_a_note_or_a_prompt_is_a_422_and_changes_nothing(gat
         hebrew = client.post(f"/api/renders/{r0}/approve", json={"note": "\u202eשלום 👍"}, headers=headers)
         assert hebrew.status_code == 200
         assert client.get("/api/decisions").json()["decisions"][0]["note"] == "\u202eשלום 👍"
+
+
+def test_a_field_of_the_wrong_type_or_an_unknown_field_is_a_422_and_changes_nothing(gated):
+    """`{"ids": [true]}` approved render 1, `{"seed": true}` regenerated with seed 1, and a misspelled field
+    (`negative` for `negative_extra`) was dropped: the regeneration was paid for with a random seed instead."""
+    p = gated
+    with client_for(p) as client:
+        headers = csrf(client)
+        r0 = newest_render(client, "event-000")
+        answers = [
+            client.post("/api/renders/approve", json={"ids": [True]}, headers=headers),
+            client.post("/api/renders/approve", json={"ids": [f"{r0}"]}, headers=headers),
+            client.post(f"/api/renders/{r0}/approve", json={"notes": "a typo"}, headers=headers),
+            client.post(f"/api/renders/{r0}/reject", json={"note": "wrong century", "pin": True}, headers=headers),
+            client.post("/api/entries/event-000/override", json={"seed": True}, headers=headers),
+            client.post("/api/entries/event-000/override", json={"seed": "7"}, headers=headers),
+            client.post("/api/entries/event-000/regenerate", json={"negative": "modern clothing"}, headers=headers),
+            client.post("/api/entries/event-000/regenerate", json={"seed": True}, headers=headers),
+        ]
+        assert [a.status_code for a in answers] == [422] * len(answers), [(a.status_code, a.text[:200]) for a in answers]
+        assert client.get("/api/decisions").json()["decisions"] == []
+        entry = client.get("/api/entries/event-000").json()
+        assert entry["override"] is None and entry["state"] == "awaiting_review"
+        assert client.app.state.studio.jobs.all() == []
+        # what the pages send is still taken
+        assert client.post("/api/entries/event-000/override", json={"prompt": None, "negative_extra": "modern dress",
+                                                                     "style": None, "seed": 7}, headers=headers).status_code == 200

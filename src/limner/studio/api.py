@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from limner.catalog.models import SLUG_PATTERN
 from limner.db.review import ReviewError, ReviewErrorKind
@@ -37,20 +37,28 @@ def _plain_text(value: str) -> str:
 Text = Annotated[str, AfterValidator(_plain_text)]
 
 
-class NoteBody(BaseModel):
+class StrictBody(BaseModel):
+    """A request body: its fields of their own type (``true`` is no render id nor seed, ``"7"`` no seed), and
+    no other field (a misspelled one, such as ``negative`` for ``negative_extra``, was dropped silently and the
+    regeneration paid for without it)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class NoteBody(StrictBody):
     note: Text | None = Field(None, max_length=2000, description="why (optional for approve and pin)")
 
 
-class RejectBody(BaseModel):
+class RejectBody(StrictBody):
     note: Text = Field(..., min_length=1, max_length=2000, description="the reason (required)")
 
 
-class BulkApproveBody(BaseModel):
+class BulkApproveBody(StrictBody):
     ids: list[Annotated[int, Field(ge=1, le=ID_MAX)]] = Field(..., min_length=1, max_length=1000, description="render ids")
     note: Text | None = Field(None, max_length=2000)
 
 
-class OverrideBody(BaseModel):
+class OverrideBody(StrictBody):
     prompt: Text | None = Field(None, max_length=8000, description="a prompt used in place of the style's")
     negative_extra: Text | None = Field(None, max_length=2000, description="terms added to the style's negative prompt")
     seed: int | None = Field(None, ge=0, le=SEED_MAX)
