@@ -131,13 +131,14 @@ def test_a_fault_in_the_middle_of_a_write_leaves_nothing_behind(db: Database):
     assert repo.counts_by_state() == {"published": 1}
 
 
-PUBLISHED = ("state", "published_fingerprint", "input_digest", "fingerprint", "last_error", "retryable", "claimed_by",
-             "claimed_at", "pinned")
+PUBLISHED = ("state", "published_fingerprint", "input_digest", "fingerprint", "last_error", "retryable", "pinned")
 
 
 def test_a_person_publishes_what_a_run_publishes(db: Database):
     """A run publishes through the Core statements (``record_derived``), a person's approval through the ORM
-    (``publish_in_session``): both leave the same entry and renders behind."""
+    (``publish_in_session``): both leave the same entry and renders behind, but for the claim: a run's publish
+    ends its own claim, a person's leaves the claim of the run that holds the entry (another run taking it would
+    pay for its spec again)."""
     from limner.db.repository import publish_in_session
 
     repo = prepared(db, "run", "person")
@@ -154,6 +155,7 @@ def test_a_person_publishes_what_a_run_publishes(db: Database):
     with db.session() as s:
         run, person = s.get(EntryRow, "run"), s.get(EntryRow, "person")
         assert [getattr(person, c) for c in PUBLISHED] == [getattr(run, c) for c in PUBLISHED]
+        assert (run.claimed_by, person.claimed_by) == (None, "run-1")
         assert (run.published_render_id, person.published_render_id) == (by_run.id, by_person.id)
         statuses = {r.seed: (r.status, r.published_at is not None) for r in s.scalars(select(Render))}
     assert statuses == {1: ("superseded", True), 2: ("published", True), 3: ("superseded", True), 4: ("published", True)}

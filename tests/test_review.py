@@ -402,3 +402,41 @@ def test_regenerating_a_rejected_render_makes_a_new_one_and_never_brings_the_rej
     assert by_id[first].review == "rejected"
     assert summary.generated == 1 and summary.resumed == 0 and len(renders) == 2 and len(p.calls()) == 2
     assert renders[0].id != first and renders[0].review == "awaiting"
+
+
+def test_approving_while_a_run_holds_the_entry_leaves_its_claim_and_nothing_is_paid_twice(make_project_dir):
+    """A person approved an earlier render while a run was generating the entry's new spec (the studio's
+    regeneration, or `limner generate`): the approval released the run's claim, so a second run took the entry
+    and paid for the same spec again (two calls, two identical renders)."""
+    import subprocess
+    import sys
+    import time
+
+    p = make_project_dir(1, extra="price_usd = 0.04\n")
+    generate(p, **GATE)
+    first = with_project(p, lambda project: renders_of(project, "event-000")[0].id)
+    with_project(p, lambda project: project.reviews.set_override("event-000", seed=5))
+    p.config.write_text(p.config.read_text().replace("price_usd = 0.04\n", "price_usd = 0.04\nlatency_s = 6\n"))
+    p.config.write_text(p.config.read_text() + "\n[review]\nrequired = true\n")
+    holder = subprocess.Popen([sys.executable, "-m", "limner", "--config", str(p.config), "generate", "--json",
+                               "--no-progress"], cwd=p.root, env=p.env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while with_project(p, lambda project: project.reviews.entry("event-000")).claimed_by is None:
+            assert time.monotonic() < deadline and holder.poll() is None, "the run never took the entry"
+            time.sleep(0.1)
+        with_project(p, lambda project: project.reviews.approve(first, note="the first will do meanwhile"))
+        entry = with_project(p, lambda project: project.reviews.entry("event-000"))
+        assert entry.published_render_id == first and entry.claimed_by is not None  # still the run's
+        second = generate(p)  # another run meanwhile: the entry is held
+        assert second.provider_calls == 0 and second.elsewhere == 1
+    finally:
+        out, err = holder.communicate(timeout=60)
+    assert holder.returncode == 0, err
+    assert json.loads(out)["generated"] == 1
+    assert [c["seed"] for c in p.calls()][1:] == [5]  # one call for the new spec
+    newest = with_project(p, lambda project: renders_of(project, "event-000"))
+    assert len(newest) == 2 and newest[0].review == "awaiting"
+    entry = with_project(p, lambda project: project.reviews.entry("event-000"))
+    assert entry.published_render_id == first and entry.state == "awaiting_review" and entry.claimed_by is None

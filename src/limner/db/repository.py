@@ -718,6 +718,6 @@ def publish_in_session(s: Any, render: Render, input_digest: str | None) -> None
     entry.last_error = None
     entry.retryable = True
     entry.updated_at = now
-    entry.claimed_by = None
-    entry.claimed_at = None
+    # a run that holds the entry keeps it: a person's decision is not the end of its work (releasing its
+    # claim let another run take the entry and pay for the same spec again)
     entry.pinned = False
