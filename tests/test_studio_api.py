@@ -831,3 +831,25 @@ def test_a_field_of_the_wrong_type_or_an_unknown_field_is_a_422_and_changes_noth
         # what the pages send is still taken
         assert client.post("/api/entries/event-000/override", json={"prompt": None, "negative_extra": "modern dress",
                                                                      "style": None, "seed": 7}, headers=headers).status_code == 200
+
+
+def test_a_failed_regeneration_names_no_render_and_a_done_one_names_its_own(make_project_dir):
+    """A job answered the entry's newest render as its `render_id` whether or not it made one: a failed
+    regeneration of a rejected entry named the rejected render, which a script polling the job then approved."""
+    p = make_project_dir(1, extra=GATE)
+    generate(p)
+    with client_for(p) as client:
+        headers = csrf(client)
+        first = newest_render(client, "event-000")
+        client.post(f"/api/renders/{first}/reject", json={"note": "wrong century"}, headers=headers)
+    p.config.write_text(p.config.read_text().replace("size = 96\n", 'size = 96\nrefuse_ids = ["event-000"]\n'))
+    with client_for(p) as client:
+        res = client.post("/api/entries/event-000/regenerate", json={"seed": 3}, headers=csrf(client))
+        job = client.app.state.studio.jobs.wait(res.json()["job"], timeout=120)
+        assert job.status == "failed" and job.render_id is None, job
+        assert client.get(f"/api/jobs/{job.id}").json()["render_id"] is None
+    p.config.write_text(p.config.read_text().replace('refuse_ids = ["event-000"]\n', ""))
+    with client_for(p) as client:
+        res = client.post("/api/entries/event-000/regenerate", json={"seed": 4}, headers=csrf(client))
+        job = client.app.state.studio.jobs.wait(res.json()["job"], timeout=120)
+        assert job.status == "done" and job.render_id == newest_render(client, "event-000") != first

@@ -40,7 +40,7 @@ class Job:
     #: the run's summary (``limner generate --json``'s keys)
     summary: dict[str, Any] | None = None
     error: str | None = None
-    #: the entry's newest render once the job finished
+    #: the render the job made (None until it is done, and for a failed job)
     render_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,7 +102,6 @@ class Jobs:
             summary = regenerate(project, job.entry_id, **job.params)
             job.summary = dataclasses.asdict(summary)
             renders = project.reviews.renders(job.entry_id)
-            job.render_id = renders[0].id if renders else None
             if summary.failed or summary.generated + summary.resumed == 0:
                 reasons = [f.get("error") or f.get("reason") or str(f) for f in summary.failures]
                 budget = ("the spend cap ([generate] budget_usd) leaves no room for this call"
@@ -111,7 +110,9 @@ class Jobs:
                     "nothing was generated (another run is working on this entry?)" if not summary.failed else "failed")
                 job.status = "failed"
             else:
-                job.status = "done"
+                # the render it made (or finished); a failed job names none, not the entry's newest (a rejected
+                # one, perhaps, which a script polling the job would then approve)
+                job.status, job.render_id = "done", renders[0].id if renders else None
         except Exception as exc:  # a job reports its failure; the server goes on
             log.warning("regeneration of %s failed: %s", job.entry_id, exc)
             job.error = getattr(exc, "message", None) or str(exc) or type(exc).__name__
