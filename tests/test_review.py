@@ -440,3 +440,23 @@ def test_approving_while_a_run_holds_the_entry_leaves_its_claim_and_nothing_is_p
     assert len(newest) == 2 and newest[0].review == "awaiting"
     entry = with_project(p, lambda project: project.reviews.entry("event-000"))
     assert entry.published_render_id == first and entry.state == "awaiting_review" and entry.claimed_by is None
+
+
+def test_approving_an_older_render_of_a_held_entry_publishes_it_and_keeps_the_entry_held(make_project_dir):
+    """The newer render was rejected (the entry held), then an older one approved and published: the entry was
+    marked published, its rejected spec stale, and the next run made that spec again (resuming the rejected render,
+    or paying for it once more) although nobody asked."""
+    p = make_project_dir(1)
+    generate(p, **GATE)
+    first = with_project(p, lambda project: renders_of(project, "event-000")[0].id)
+    with_project(p, lambda project: project.reviews.set_override("event-000", seed=5))
+    generate(p, **GATE)
+    second = with_project(p, lambda project: renders_of(project, "event-000")[0].id)
+    with_project(p, lambda project: project.reviews.reject(second, note="wrong century"), **GATE)
+    with_project(p, lambda project: project.reviews.approve(first, note="the first will do"), **GATE)
+    entry = with_project(p, lambda project: project.reviews.entry("event-000"))
+    assert entry.published_render_id == first and entry.state == "failed" and not entry.retryable
+    assert list(sync(p, **GATE)) == ["event-000"]
+    assert generate(p, **GATE).planned == 0 and len(p.calls()) == 2  # held until a person asks
+    renders = with_project(p, lambda project: renders_of(project, "event-000"))
+    assert [(r.id, r.review) for r in renders] == [(second, "rejected"), (first, "approved")]

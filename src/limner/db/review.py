@@ -92,8 +92,9 @@ class Reviews:
         render.review = ReviewState.approved.value
         s.add(Decision(entry_id=entry.id, render_id=render.id, decision="approved", note=note, actor=actor))
         if publish:
+            hold = self._hold(entry)
             publish_in_session(s, render, entry.input_digest if entry.fingerprint == render.fingerprint else None)
-            self._still_waiting(s, entry)
+            self._after_publish(s, entry, hold)
         return render
 
     def reject(self, render_id: int, *, note: str, actor: str | None = None) -> Render:
@@ -108,6 +109,7 @@ class Reviews:
 
     def _reject(self, s: Any, render_id: int, note: str, actor: str | None) -> Render:
         render, entry = self._load(s, render_id)
+        hold = self._hold(entry)
         render.review = ReviewState.rejected.value
         s.add(Decision(entry_id=entry.id, render_id=render.id, decision="rejected", note=note, actor=actor))
         now = utcnow()
@@ -126,7 +128,7 @@ class Reviews:
                 .order_by(Render.id.desc()).limit(1)).first()
             if fallback is not None:
                 publish_in_session(s, fallback, None)
-                self._still_waiting(s, entry)
+                self._after_publish(s, entry, hold)
             else:
                 entry.published_render_id = None
                 entry.published_fingerprint = None
@@ -190,6 +192,24 @@ class Reviews:
             return False
         newest = s.scalar(select(func.max(Render.id)).where(Render.entry_id == entry.id, Render.status.in_(SHOWABLE)))
         return newest == render.id
+
+    @staticmethod
+    def _hold(entry: EntryRow) -> tuple[str | None, str | None] | None:
+        """The spec an entry is held on (failed for good: a render of it rejected in review, or refused) and
+        why, to keep after an earlier image is published; None when it is not held."""
+        if entry.state == EntryState.failed.value and not entry.retryable:
+            return entry.fingerprint, entry.last_error
+        return None
+
+    def _after_publish(self, s: Any, entry: EntryRow, hold: tuple[str | None, str | None] | None) -> None:
+        """After a person published an earlier render: an entry held on another spec stays held (that spec is not
+        made again, resumed or paid for, until a person asks); else it still waits on a newer render awaiting
+        review, if there is one."""
+        if hold is not None and hold[0] != entry.published_fingerprint:
+            entry.state, entry.retryable = EntryState.failed.value, False
+            entry.fingerprint, entry.last_error = hold
+        else:
+            self._still_waiting(s, entry)
 
     @staticmethod
     def _still_waiting(s: Any, entry: EntryRow) -> None:
