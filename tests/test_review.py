@@ -286,6 +286,12 @@ def test_the_cli_overrides_and_regenerates_an_entry_never_generated(make_project
     assert typo.returncode == 2 and "did you mean" in typo.stderr
     assert len(p.calls()) == 3
 
+    # with no change asked, a new seed each time: the same one would pay for the same image again
+    once = p.run_json("review", "regenerate", "event-002")
+    again = p.run_json("review", "regenerate", "event-002")
+    assert once["summary"]["generated"] == again["summary"]["generated"] == 1
+    assert again["render"]["seed"] != once["render"]["seed"] and p.calls()[-1]["seed"] == again["render"]["seed"]
+
 
 def test_an_approval_and_a_rejection_at_once_never_leave_a_rejected_render_published(make_project_dir, request):
     """Two tabs on PostgreSQL: one approved a render while the other rejected it. Each read the entry before the

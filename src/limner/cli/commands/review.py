@@ -152,12 +152,14 @@ def register(app: typer.Typer) -> None:
                        new_seed: Annotated[bool, typer.Option("--new-seed", help="A random new seed.")] = False,
                        style: StyleOpt = None, as_json: JsonOpt = False) -> None:
         """Store the change and generate the entry now, also one never generated (a paid call; with the gate,
-        it waits for approval)."""
+        it waits for approval). With no change asked, a new random seed, as the studio's "again": the same seed
+        would pay for the same image."""
         import secrets
 
         from limner.review import regenerate
 
-        if new_seed and seed is None:
+        unchanged = all(value is None for value in (prompt, negative, seed, style))
+        if (new_seed or unchanged) and seed is None:
             seed = secrets.randbelow(2**31)
         project = get_project(ctx)
         try:
