@@ -435,3 +435,29 @@ def test_worker_metrics(make_project_dir, pg_url):  # noqa: F811
     assert 'limner_spend_usd_total{provider="fake"} 0.03' in text, text
     assert 'limner_queue_jobs{status="queued"} 0.0' in text, text
 
+
+
+@pytest.mark.slow
+def test_enqueue_again_with_a_budget_puts_the_queued_jobs_under_it(make_project_dir, pg_url):  # noqa: F811
+    """Entries queued without a budget and enqueued again with `--budget` were `already_queued`, and the answer
+    named the new cap, but their jobs carried none: the workers spent past it. A queued job under another cap
+    (or none) is now replaced by one under the cap given; an enqueue without a budget leaves it as it is."""
+    p = queue_project(make_project_dir, pg_url, 6, extra="latency_s = 0.05\nprice_usd = 0.01\n")
+    assert p.run_json("generate", "--enqueue")["enqueued"] == 6
+    capped = p.run_json("generate", "--enqueue", "--budget", "0.02")
+    assert (capped["enqueued"], capped["already_queued"], capped["replaced"]) == (6, 0, 6), capped
+    again = p.run_json("generate", "--enqueue")
+    assert (again["enqueued"], again["already_queued"]) == (0, 6), again
+    worker = start_worker(p)
+    try:
+        wait_until(lambda: (q := p.run_json("queue"))["done"] + q["failed"] == 6, 60, "every job settled")
+    finally:
+        stop([worker])
+    assert len(p.calls()) == 2 and p.run_json("costs")["total_usd"] == pytest.approx(0.02)
+    project = p.project()
+    try:
+        cap = project.repo.spend_cap(capped["budget_id"])
+        assert cap.spent_usd == pytest.approx(0.02) and abs(cap.reserved_usd) < 1e-9
+    finally:
+        project.close()
+

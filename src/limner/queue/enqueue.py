@@ -2,7 +2,8 @@
 
 The job's ``queueing_lock`` is its entry id, so the engine keeps at most one *queued* job per entry. A
 second enqueue of an unchanged entry finds that job (same fingerprint) and adds nothing; a changed entry
-cancels the queued job of its old fingerprint and queues its own. Each job goes to the queue named after
+cancels the queued job of its old fingerprint and queues its own. An enqueue with a budget (``cap_id``) replaces
+a queued job of the same fingerprint that has no cap or another one: every job it reports runs under its cap. Each job goes to the queue named after
 its provider (``limner worker --queues replicate`` serves only those).
 
 A *forced* job (``generate --enqueue --id/--all`` of a published entry) regenerates its image. It carries
@@ -40,9 +41,12 @@ class EnqueueResult:
                 "budget_id": self.cap_id, "queues": self.queues}
 
 
-def _covers(queued: dict, fingerprint: str, force: bool) -> bool:
-    """Whether a queued job's arguments already do what a job for (fingerprint, force) would."""
-    return queued.get("fingerprint") == fingerprint and (bool(queued.get("force")) or not force)
+def _covers(queued: dict, fingerprint: str, force: bool, cap_id: str | None) -> bool:
+    """Whether a queued job's arguments already do what a job for (fingerprint, force, cap_id) would. An enqueue
+    with a budget covers only jobs under its own cap: a job queued without one, or under another enqueue's, would
+    spend outside the cap this enqueue reports."""
+    return (queued.get("fingerprint") == fingerprint and (bool(queued.get("force")) or not force)
+            and (cap_id is None or queued.get("cap_id") == cap_id))
 
 
 async def enqueue_plan(app: procrastinate.App, plan: Plan, *, cap_id: str | None = None,
@@ -67,10 +71,11 @@ async def enqueue_plan(app: procrastinate.App, plan: Plan, *, cap_id: str | None
             except procrastinate.exceptions.AlreadyEnqueued:
                 queued = [j for j in await app.job_manager.list_jobs_async(task=TASK, status="todo",
                                                                              queueing_lock=item.entry.id)]
-                if any(_covers(j.task_kwargs, item.fingerprint, force) for j in queued):
+                if any(_covers(j.task_kwargs, item.fingerprint, force, cap_id) for j in queued):
                     result.already_queued += 1
                     break
-                for old in queued:  # another fingerprint (the entry changed since), or forced now: the old job goes
+                for old in queued:  # another fingerprint (the entry changed since), forced now, or another budget:
+                    # the old job goes
                     if await app.job_manager.cancel_job_by_id_async(old.id):
                         result.replaced += 1
         else:  # pragma: no cover - a worker kept taking and requeueing the job meanwhile
