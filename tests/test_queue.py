@@ -461,3 +461,36 @@ def test_enqueue_again_with_a_budget_puts_the_queued_jobs_under_it(make_project_
     finally:
         project.close()
 
+
+async def test_a_schedule_tick_of_a_dead_worker_goes_back_on_the_queue(pg_url):  # noqa: F811
+    """A worker killed while it ran the schedule's tick left that job `doing` for good: only entry jobs were
+    looked for, a restarted worker finds the tick deferred already, and nothing was enqueued until the next
+    tick (a week, by default). Both kinds of job of a dead worker now go back on the queue."""
+    import asyncio
+
+    import psycopg
+
+    from limner.queue.engine import SCHEDULE_TASK, TASK, ensure_schema, make_app
+    from limner.queue.worker import requeue_stalled
+
+    dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    ensure_schema(dsn)
+    app = make_app(dsn, schedule="0 3 * * 1")
+    async with app.open_async():
+        await app.tasks[SCHEDULE_TASK].defer_async(timestamp=1)
+        await app.tasks[TASK].configure(queue="fake").defer_async(entry_id="event-000", fingerprint="f")
+        dead = await app.job_manager.register_worker()
+        for _ in range(2):  # the worker took both jobs, then was killed: its heartbeat stops
+            assert await app.job_manager.fetch_job(queues=None, worker_id=dead) is not None
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 hour'")
+        looking = asyncio.create_task(requeue_stalled(app, 3, 0.05))
+        try:
+            for _ in range(100):
+                jobs = {j.task_name: j.status for j in await app.job_manager.list_jobs_async()}
+                if set(jobs.values()) == {"todo"}:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            looking.cancel()
+    assert jobs == {SCHEDULE_TASK: "todo", TASK: "todo"}, jobs

@@ -30,7 +30,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from limner.queue.engine import TASK, ensure_schema, make_app
+from limner.queue.engine import SCHEDULE_TASK, TASK, ensure_schema, make_app
 from limner.queue.tasks import WorkerRuntime
 
 if TYPE_CHECKING:
@@ -78,16 +78,22 @@ def is_connection_error(exc: BaseException) -> bool:
 
 
 async def requeue_stalled(app: procrastinate.App, stalled_after_s: float, every_s: float) -> int:
-    """Put the running jobs of dead workers back in the queue, forever (every ``every_s``)."""
+    """Put the running jobs of dead workers back in the queue, forever (every ``every_s``): entry jobs and the
+    schedule's ticks (a tick left ``doing`` is never deferred again: a restarted worker finds it deferred
+    already, and what it had not enqueued would wait for the next tick)."""
     requeued = 0
     while True:
         await asyncio.sleep(every_s)
         try:
-            for job in await app.job_manager.get_stalled_jobs(task_name=TASK, seconds_since_heartbeat=stalled_after_s):
+            stalled = [job for task in (TASK, SCHEDULE_TASK)
+                       for job in await app.job_manager.get_stalled_jobs(task_name=task,
+                                                                         seconds_since_heartbeat=stalled_after_s)]
+            for job in stalled:
                 try:
                     await app.job_manager.retry_job(job)  # only while still 'doing': one worker wins
                     requeued += 1
-                    log.warning("job %s (%s) of a dead worker is back in the queue", job.id, job.task_kwargs.get("entry_id"))
+                    log.warning("job %s (%s) of a dead worker is back in the queue", job.id,
+                                job.task_kwargs.get("entry_id") or f"schedule tick {job.task_kwargs.get('timestamp')}")
                 except Exception as exc:  # noqa: BLE001 - another worker requeued it first
                     log.debug("job %s: %s", job.id, exc)
         except Exception as exc:  # noqa: BLE001 - the database is away: try again later, never crash
