@@ -462,6 +462,32 @@ def test_enqueue_again_with_a_budget_puts_the_queued_jobs_under_it(make_project_
         project.close()
 
 
+@pytest.mark.slow
+def test_worker_counts_every_job_it_failed(make_project_dir, pg_url):  # noqa: F811
+    """A job failed because the enqueue's budget was spent was counted nowhere: `limner queue` said 2 failed,
+    the worker's `--json` and `limner_jobs_total{outcome="failed"}` said 0."""
+    import socket
+    import urllib.request
+
+    p = queue_project(make_project_dir, pg_url, 4, extra="latency_s = 0.05\nprice_usd = 0.01\n")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert p.run_json("generate", "--enqueue", "--budget", "0.02")["enqueued"] == 4
+    worker = start_worker(p, "--metrics-port", str(port), "--concurrency", "1")
+    try:
+        wait_until(lambda: (q := p.run_json("queue"))["done"] + q["failed"] == 4, 60, "every job settled")
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        [(code, out, err)] = stop([worker])
+    assert code == 0, err
+    queue = p.run_json("queue")
+    assert (queue["done"], queue["failed"]) == (2, 2), queue
+    assert (json.loads(out)["published"], json.loads(out)["failed"]) == (2, 2), out
+    assert 'limner_jobs_total{outcome="published"} 2.0' in text, text
+    assert 'limner_jobs_total{outcome="failed"} 2.0' in text, text
+
+
 async def test_a_schedule_tick_of_a_dead_worker_goes_back_on_the_queue(pg_url):  # noqa: F811
     """A worker killed while it ran the schedule's tick left that job `doing` for good: only entry jobs were
     looked for, a restarted worker finds the tick deferred already, and nothing was enqueued until the next

@@ -205,13 +205,17 @@ class WorkerRuntime:
         return claim.status
 
     def _count(self, provider: str, outcome: Any) -> None:
-        if self.metrics is None:
-            return
-        self.metrics.spend.labels(provider).inc(outcome.cost_usd)
-        label = {"published": "published", "elsewhere": "retried", "not_started": "retried"}.get(outcome.status, "failed")
-        if outcome.status == "stopped" and outcome.stop_cause == "fault":
-            label = "retried"
-        self.metrics.jobs.labels(label).inc()
+        """What a unit of work spent (``limner_spend_usd_total``)."""
+        if self.metrics is not None:
+            self.metrics.spend.labels(provider).inc(outcome.cost_usd)
+
+    def _job_ended(self, outcome: str) -> None:
+        """One job of this worker ended: ``published``, ``up_to_date``, ``retried`` (back on the queue) or
+        ``failed`` (``limner_jobs_total``; ``failed`` also counts in the worker's ``--json``)."""
+        if outcome == "failed":
+            self.failed += 1
+        if self.metrics is not None:
+            self.metrics.jobs.labels(outcome).inc()
 
     def _halt(self, entry_id: str, fingerprint: str, reason: str) -> None:
         """A fault after a paid answer (storage or database): no new paid call in this worker (calls in flight
@@ -228,6 +232,20 @@ class WorkerRuntime:
 
     async def run_entry(self, entry_id: str, fingerprint: str, cap_id: str | None = None, force: bool = False,
                         replaces: int | None = None) -> str:
+        """One job; every way it ends is counted once (:meth:`_job_ended`)."""
+        try:
+            result = await self._run_job(entry_id, fingerprint, cap_id, force, replaces)
+        except (HeldElsewhere, Paused):
+            self._job_ended("retried")
+            raise
+        except Exception:  # EntryFailed, or an error the engine does not retry: the job fails
+            self._job_ended("failed")
+            raise
+        self._job_ended("published" if result == "published" else "up_to_date")
+        return result
+
+    async def _run_job(self, entry_id: str, fingerprint: str, cap_id: str | None, force: bool,
+                       replaces: int | None) -> str:
         if self.halted is not None:  # taken just as the worker paused
             raise Paused(f"{entry_id}: this worker is paused ({self.halted}); back on the queue")
         if entry_id in self.current:  # a second job for the entry while this worker runs one: its claims are
@@ -237,8 +255,6 @@ class WorkerRuntime:
         try:
             found = await self.off.db(self._plan_one, entry_id, fingerprint, force)
             if isinstance(found, str):
-                if self.metrics is not None:
-                    self.metrics.jobs.labels("up_to_date").inc()
                 log.info("job %s: %s, nothing to do", entry_id, found)
                 return found
             reason = found.lane.unavailable()
@@ -258,8 +274,6 @@ class WorkerRuntime:
         if item.reason == "forced":  # replace the published image once, however often the job runs
             claimed = await self.off.db(self._claim_to_replace, entry_id, replaces)
             if claimed == "published":
-                if self.metrics is not None:
-                    self.metrics.jobs.labels("up_to_date").inc()
                 log.info("job %s: its image was replaced since it was enqueued, nothing to do", entry_id)
                 return "up_to_date"
             if claimed == "held":
@@ -307,7 +321,6 @@ class WorkerRuntime:
             raise HeldElsewhere(f"{entry_id}: another run holds it; retried later")
         if outcome.status == "stopped":  # credentials: free it for later
             await self.off.db(repo.release_claim, entry_id, self.run.id)
-        self.failed += 1
         raise EntryFailed(f"{entry_id}: {outcome.error or outcome.stop_reason or outcome.status}")
 
     async def recover(self) -> bool:
@@ -334,9 +347,11 @@ class WorkerRuntime:
             if outcome.status == "stopped" and outcome.stop_cause == "fault":
                 log.warning("still paused: recording the kept image of %s failed (%s)", entry_id, outcome.stop_reason)
                 return False
-            if outcome.status == "published":
+            if outcome.status == "published":  # its job went back on the queue (retried), and finds it published
                 self.done += 1
                 self.recovered += 1
+                if self.metrics is not None:
+                    self.metrics.jobs.labels("published").inc()
                 log.info("entry %s: recorded its kept image after the fault (no new call)", entry_id)
             elif outcome.status == "not_started":  # nothing kept to record: its job, retried, generates it
                 await self.off.db(p.repo.release_claim, entry_id, self.run.id)
