@@ -178,6 +178,18 @@ def test_queue_commands_need_postgres(project_dir):
     assert project_dir.calls() == []
 
 
+def test_queue_commands_name_a_database_they_cannot_reach(project_dir):
+    """`limner queue` and `limner retry --failed` printed a psycopg traceback when the database could not be
+    reached (`workers` and `generate --enqueue` named it); they now say which database, its password masked."""
+    env = project_dir.env(LIMNER_DATABASE_URL="postgresql+psycopg://limner:s3cret-Pw-42@127.0.0.1:1/nowhere")
+    for args in (["queue"], ["retry", "--failed"], ["workers"], ["generate", "--enqueue"]):
+        proc = project_dir.run(*args, env=env)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, (args, proc.stderr[-3000:])
+        assert "cannot open database postgresql+psycopg://limner:***@127.0.0.1:1/nowhere" in proc.stderr, proc.stderr
+        assert "s3cret" not in proc.stdout + proc.stderr
+    assert project_dir.calls() == []
+
+
 def test_enqueue_twice_gives_one_job_per_entry_and_a_changed_entry_replaces_its_job(make_project_dir, pg_url):  # noqa: F811
     p = queue_project(make_project_dir, pg_url, 12)
     first = p.run_json("generate", "--enqueue")

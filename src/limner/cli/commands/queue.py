@@ -51,6 +51,7 @@ def _queue_app(project: Project):  # type: ignore[no-untyped-def]
     from limner.queue.engine import conninfo, ensure_schema, make_app
 
     dsn = conninfo(project)
+    project.db  # opened first: a database that cannot be reached is named (masked), not a traceback
     ensure_schema(dsn)
     return dsn, make_app(dsn)
 
