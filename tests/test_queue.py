@@ -532,3 +532,25 @@ async def test_a_schedule_tick_of_a_dead_worker_goes_back_on_the_queue(pg_url): 
         finally:
             looking.cancel()
     assert jobs == {SCHEDULE_TASK: "todo", TASK: "todo"}, jobs
+
+
+async def test_a_job_that_comes_back_while_its_entry_has_a_queued_job_ends(pg_url):  # noqa: F811
+    """A job that came back (held, paused, or of a dead worker) while `generate --enqueue` had queued another
+    job for its entry broke the one-queued-job-per-entry lock: the engine's retry raised UniqueViolation, and
+    the job stayed `doing` for as long as its worker lived (and after, until another worker started). It now
+    ends: the queued job does what it would have done."""
+    from limner.queue.engine import TASK, ensure_schema, make_app
+
+    dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    ensure_schema(dsn)
+    app = make_app(dsn)
+    async with app.open_async():
+        task = app.tasks[TASK].configure(queueing_lock="event-000", queue="fake")
+        first = await task.defer_async(entry_id="event-000", fingerprint="f")
+        worker = await app.job_manager.register_worker()
+        running = await app.job_manager.fetch_job(queues=None, worker_id=worker)
+        assert running is not None and running.id == first
+        second = await task.defer_async(entry_id="event-000", fingerprint="f")  # enqueued again meanwhile
+        await app.job_manager.retry_job(running)  # its entry was held: the engine puts it back
+        jobs = {j.id: j.status for j in await app.job_manager.list_jobs_async()}
+    assert jobs == {first: "succeeded", second: "todo"}, jobs

@@ -7,6 +7,7 @@ first use, once, under an advisory lock.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from limner.errors import ConfigError
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 TASK = "limner.generate_entry"
 #: the periodic job (``[queue] schedule``): plan and enqueue what is missing or stale; on queue ``schedule``
 SCHEDULE_TASK = "limner.scheduled_enqueue"
+log = logging.getLogger("limner.queue")
+
 _SCHEMA_LOCK = 0x6C696D6E  # "limn": serialises the first creation of the engine's schema
 
 
@@ -54,8 +57,31 @@ def make_app(dsn: str, *, schedule: str | None = None) -> procrastinate.App:
             raise ConfigError(f"[queue] schedule is not a cron expression: {schedule!r}",
                               hint='e.g. "0 3 * * 1" (Mondays 03:00 UTC); empty for none')
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=dsn))
+    app.job_manager = _entry_job_manager(app.connector)  # before any task is configured: they all use it
     register(app, schedule=schedule)
     return app
+
+
+def _entry_job_manager(connector):  # type: ignore[no-untyped-def]
+    """The engine's job manager, but a job that comes back (the engine's retry of a held or paused job, or a dead
+    worker's job put back) while another job for its entry is queued ends instead (``succeeded``): the queued
+    one does what it would have done. Put back, it would break the rule of one queued job per entry (the
+    ``queueing_lock``): the engine's update fails, and the job stayed ``doing`` for as long as its worker lived."""
+    import procrastinate
+    from procrastinate import jobs, manager
+
+    class EntryJobManager(manager.JobManager):
+        async def retry_job(self, job, retry_at=None, priority=None, queue=None, lock=None):  # type: ignore[no-untyped-def]
+            try:
+                await super().retry_job(job, retry_at=retry_at, priority=priority, queue=queue, lock=lock)
+            except procrastinate.exceptions.UniqueViolation as exc:
+                if job.queueing_lock is None or "queueing_lock" not in (exc.constraint_name or ""):
+                    raise
+                log.info("job %s (%s): another job for it is queued, which does its work; this one ends", job.id,
+                         job.queueing_lock)
+                await self.finish_job(job, status=jobs.Status.SUCCEEDED, delete_job=False)
+
+    return EntryJobManager(connector=connector)
 
 
 def ensure_schema(dsn: str) -> bool:
