@@ -385,3 +385,25 @@ def test_a_local_gpu_keeps_its_own_slots_while_a_hosted_service_shares_them(make
         assert not isinstance(local.slots, GlobalSlots) and isinstance(hosted.slots, GlobalSlots)
     finally:
         project.close()
+
+
+@pytest.mark.slow
+def test_a_worker_whose_engine_registration_was_pruned_starts_its_engine_again(make_project_dir, pg_url):  # noqa: F811
+    """A worker whose heartbeat came late (a loaded machine, a slow reconnection after a lost database) had its
+    engine row deleted by another worker starting (the engine prunes stalled workers): its next fetch broke the
+    row's foreign key, and `limner worker` exited with a traceback. It now starts its engine again."""
+    import psycopg
+
+    p = queue_project(make_project_dir, pg_url, 2)
+    [worker] = start_workers(p, 1)
+    try:
+        dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(dsn, autocommit=True) as conn:  # what prune_stalled_workers does to a late worker
+            conn.execute("DELETE FROM procrastinate_workers")
+        assert p.run_json("generate", "--enqueue")["enqueued"] == 2
+        wait_until(lambda: published(p) == 2 or worker.poll() is not None, 60, "the jobs done")
+        assert worker.poll() is None, ended(worker)[2][-3000:]
+    finally:
+        [(code, out, err)] = stop([worker])
+    assert code == 0 and "Traceback" not in err, err[-3000:]
+    assert json.loads(out)["restarts"] >= 1

@@ -77,6 +77,21 @@ def is_connection_error(exc: BaseException) -> bool:
     return False
 
 
+def lost_registration(exc: BaseException) -> bool:
+    """The engine's row of this worker is gone: another worker starting judged it stalled (its heartbeat came
+    late: a loaded machine, a slow reconnection) and pruned it, so fetching a job breaks the jobs' foreign key
+    to it. Its running jobs were put back on the queue meanwhile; the engine must register again."""
+    import psycopg
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, psycopg.errors.ForeignKeyViolation) and "worker_id" in (exc.diag.constraint_name or ""):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
 async def requeue_stalled(app: procrastinate.App, stalled_after_s: float, every_s: float) -> int:
     """Put the running jobs of dead workers back in the queue, forever (every ``every_s``): entry jobs and the
     schedule's ticks (a tick left ``doing`` is never deferred again: a restarted worker finds it deferred
@@ -225,6 +240,11 @@ class Supervisor:
         except Interrupted:
             raise
         except Exception as exc:
+            if lost_registration(exc):  # judged stalled and pruned by another worker: register again
+                if self._stopping:
+                    return
+                raise Interrupted("this worker's engine registration was pruned by another worker (its heartbeat "
+                                  "came late)", time.monotonic() - started) from exc
             if not is_connection_error(exc):
                 raise
             if self._stopping:  # its jobs are done; what could not be written is recovered as after a kill
