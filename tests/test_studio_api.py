@@ -177,7 +177,11 @@ def test_filters_search_and_paging(make_project_dir):
         assert client.get("/api/entries", params={"q": "event-01"}).json()["total"] == 10
         eras = client.get("/api/entries", params={"era": "medieval"}).json()
         assert eras["total"] == 8 and all(e["era"] == "medieval" for e in eras["items"])
-        assert client.get("/api/entries", params={"style": "nope"}).json()["total"] == 0
+        # a filter naming no style or state is an error saying so, not an empty page
+        unknown_style = client.get("/api/entries", params={"style": "nope"})
+        assert unknown_style.status_code == 422 and "nope" in unknown_style.text
+        unknown_state = client.get("/api/entries", params={"state": "publshed"})
+        assert unknown_state.status_code == 422 and "state" in unknown_state.text
         html = client.get("/", params={"failed": "1"}).text
         assert html.count('class="card"') == 1 and "event-007" in html
         grid = client.get("/", params={"per_page": 10}).text

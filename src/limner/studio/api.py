@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from limner.catalog.models import SLUG_PATTERN
 from limner.db.review import ReviewError, ReviewErrorKind
+from limner.db.tables import EntryState
 from limner.studio.data import PER_PAGE, Filters, decision_dict, render_dict
 
 router = APIRouter(prefix="/api", tags=["review"])
@@ -100,13 +101,21 @@ def get_session(request: Request) -> dict[str, Any]:
 
 @router.get("/entries", summary="Catalogue entries with their current image, filtered and paged")
 def list_entries(request: Request,
-                 state: Annotated[str | None, Query(description="entry state (stale: published but out of date)")] = None,
-                 style: str | None = None, era: str | None = None, tag: str | None = None,
+                 state: Annotated[EntryState | None, Query(description="entry state (stale: published but out of date)")] = None,
+                 style: Annotated[str | None, Query(max_length=128)] = None, era: str | None = None, tag: str | None = None,
                  failed: bool = False, awaiting: Annotated[bool, Query(description="only entries awaiting review")] = False,
                  q: Annotated[str | None, Query(max_length=200, description="text in the id or title")] = None,
                  page: Annotated[int, Query(ge=1)] = 1,
                  per_page: Annotated[int, Query(ge=1, le=500)] = PER_PAGE) -> dict[str, Any]:
-    return studio(request).data.list_entries(Filters(state=state or None, style=style or None, era=era or None,
+    if style:  # an unknown one is a 422 naming the styles, not an empty page
+        st = studio(request)
+        try:
+            from limner.review import check_style
+
+            check_style(st.project, style)
+        except ReviewError as exc:
+            raise _review_error(exc) from None
+    return studio(request).data.list_entries(Filters(state=state.value if state else None, style=style or None, era=era or None,
                                                      tag=tag or None, failed=failed, awaiting=awaiting, q=q,
                                                      page=page, per_page=per_page))
 
