@@ -432,9 +432,12 @@ def test_approving_while_a_run_holds_the_entry_leaves_its_claim_and_nothing_is_p
         while with_project(p, lambda project: project.reviews.entry("event-000")).claimed_by is None:
             assert time.monotonic() < deadline and holder.poll() is None, "the run never took the entry"
             time.sleep(0.1)
+        held = with_project(p, lambda project: project.reviews.entry("event-000"))
         with_project(p, lambda project: project.reviews.approve(first, note="the first will do meanwhile"))
         entry = with_project(p, lambda project: project.reviews.entry("event-000"))
         assert entry.published_render_id == first and entry.claimed_by is not None  # still the run's
+        # and so are the spec it works on and its state: a failure of the run is recorded against its own spec
+        assert (entry.fingerprint, entry.state) == (held.fingerprint, held.state) != (None, "published")
         second = generate(p)  # another run meanwhile: the entry is held
         assert second.provider_calls == 0 and second.elsewhere == 1
     finally:

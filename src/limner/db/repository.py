@@ -713,11 +713,15 @@ def publish_in_session(s: Any, render: Render, input_digest: str | None) -> None
     entry.published_render_id = render.id
     entry.published_fingerprint = render.fingerprint
     entry.input_digest = input_digest
+    entry.updated_at = now
+    if entry.claimed_by is not None:
+        # a run that holds the entry keeps it, with the spec it works on and its state: a person's decision is
+        # not the end of its work (releasing its claim let another run take the entry and pay for the same spec
+        # again; taking its fingerprint recorded the run's failure against the approved render's spec)
+        entry.pinned = False
+        return
     entry.fingerprint = render.fingerprint
     entry.state = EntryState.published.value
     entry.last_error = None
     entry.retryable = True
-    entry.updated_at = now
-    # a run that holds the entry keeps it: a person's decision is not the end of its work (releasing its
-    # claim let another run take the entry and pay for the same spec again)
     entry.pinned = False

@@ -204,7 +204,9 @@ class Reviews:
     def _after_publish(self, s: Any, entry: EntryRow, hold: tuple[str | None, str | None] | None) -> None:
         """After a person published an earlier render: an entry held on another spec stays held (that spec is not
         made again, resumed or paid for, until a person asks); else it still waits on a newer render awaiting
-        review, if there is one."""
+        review, if there is one. An entry a run holds keeps the run's spec and state (see :func:`publish_in_session`)."""
+        if entry.claimed_by is not None:
+            return
         if hold is not None and hold[0] != entry.published_fingerprint:
             entry.state, entry.retryable = EntryState.failed.value, False
             entry.fingerprint, entry.last_error = hold
