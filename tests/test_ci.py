@@ -164,6 +164,22 @@ def test_an_existing_workflow_is_kept_unless_forced(tmp_path: Path) -> None:
     assert "git push" in path.read_text()
 
 
+def test_the_install_note_comes_only_with_a_workflow_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The note that the default install spec is not on PyPI was repeated by every `init --ci` that kept the
+    existing workflow as it was, though that workflow installs whatever it already named."""
+    from limner.ci import workflow
+
+    monkeypatch.setattr(workflow, "default_pip_spec", lambda: workflow.FALLBACK_PIP_SPEC)
+    init_git(tmp_path)
+    first = workflow.write_ci(tmp_path, "github", CiOptions())
+    assert first.created and any("PyPI does not have" in note for note in first.notes)
+    again = workflow.write_ci(tmp_path, "github", CiOptions())
+    assert again.kept and not any("PyPI does not have" in note for note in again.notes)
+    given = workflow.write_ci(tmp_path, "github", CiOptions(pip_spec="limner[all] @ git+https://example.org/l.git@v1"),
+                              force=True)
+    assert given.updated and not any("PyPI does not have" in note for note in given.notes)
+
+
 @pytest.mark.parametrize("args", [["--ci", "jenkins"], ["--ci", "github", "--ci-budget", "-1"],
                                   ["--ci", "github", "--ci-install", "limner\nrm -rf /"]])
 def test_bad_ci_options_write_nothing(tmp_path: Path, args: list[str]) -> None:

@@ -280,13 +280,19 @@ def write_ci(project_dir: Path, kind: str, options: CiOptions, *, force: bool = 
     project_dir = project_dir.resolve()
     repo_root = find_repo_root(project_dir) or project_dir
     result = CiResult()
-    if options.pip_spec is None:
-        options = replace(options, pip_spec=default_pip_spec())
-        if options.pip_spec == FALLBACK_PIP_SPEC:
-            result.notes.append(f"the workflow installs {FALLBACK_PIP_SPEC!r}, which PyPI does not have: re-run with "
-                                "--ci-install 'limner[all] @ git+https://<your clone of Limner>@<tag>' --force, or set "
-                                "the repository variable LIMNER_PIP_SPEC")
+    spec = options.pip_spec if options.pip_spec is not None else default_pip_spec()
+    fallback = options.pip_spec is None and spec == FALLBACK_PIP_SPEC
+    options = replace(options, pip_spec=spec)
+    result = _write_workflow(project_dir, repo_root, kind, options, force, result)
+    if fallback and (result.created or result.updated):  # a workflow kept as it was installs what it did
+        result.notes.append(f"the workflow installs {FALLBACK_PIP_SPEC!r}, which PyPI does not have: re-run with "
+                            "--ci-install 'limner[all] @ git+https://<your clone of Limner>@<tag>' --force, or set "
+                            "the repository variable LIMNER_PIP_SPEC")
+    return result
 
+
+def _write_workflow(project_dir: Path, repo_root: Path, kind: str, options: CiOptions, force: bool,
+                    result: CiResult) -> CiResult:
     def rel(path: Path) -> str:
         return Path(os.path.relpath(path, project_dir)).as_posix()
 
