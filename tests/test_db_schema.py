@@ -77,6 +77,43 @@ def test_a_database_that_is_not_empty_goes_through_the_migrations(tmp_path):
     db.close()
 
 
+KILLED_WHILE_CREATING = """
+import os, sys
+from sqlalchemy import Table
+from limner.db.engine import open_database
+
+made, create = [0], Table.create
+def create_then_die(self, bind=None, checkfirst=False):
+    create(self, bind, checkfirst)
+    made[0] += 1
+    if made[0] == 3:  # a kill -9 while the first command of a new project creates its tables
+        os._exit(9)
+Table.create = create_then_die
+open_database("sqlite:///" + sys.argv[1])
+"""
+
+
+def test_a_process_killed_while_creating_a_new_database_leaves_one_the_next_command_opens(tmp_path):
+    """The tables of a new SQLite database were created one autocommitted statement at a time (pysqlite begins
+    no transaction before DDL): a first command killed half-way left some tables and no revision, and every
+    later command failed with "table ... already exists". The creation is one transaction now."""
+    import subprocess
+    import sys
+
+    from limner.db.engine import open_database
+
+    path = tmp_path / "limner.db"
+    proc = subprocess.run([sys.executable, "-c", KILLED_WHILE_CREATING, str(path)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 9, proc.stderr
+    db = open_database(f"sqlite:///{path}")
+    try:
+        assert db.schema_revision() == SCHEMA_HEAD
+        assert {"entries", "renders", "ledger", "runs"} <= set(inspect(db.engine).get_table_names())
+    finally:
+        db.close()
+
+
 def test_every_table_is_mapped_and_every_column_typed_on_its_class():
     """The schema is defined once, as Core tables (db/tables.py); the ORM classes (db/models.py) map them and
     declare each column's Python type for readers and type checkers: none left out."""

@@ -177,7 +177,10 @@ class Database:
         version = Table("alembic_version", MetaData(), Column("version_num", String(32), nullable=False),
                         PrimaryKeyConstraint("version_num", name="alembic_version_pkc"))
         try:
-            with self.engine.begin() as conn:
+            # self.write(): an explicit BEGIN on SQLite, whose driver (pysqlite) begins no transaction before
+            # DDL and would commit each CREATE TABLE on its own: a process killed half-way left tables
+            # without a revision, which no later command could open ("table ... already exists")
+            with self.write() as conn:
                 # one table at a time, every foreign key inline: create_all would leave out the constraint
                 # that breaks the entries <-> renders cycle (use_alter), since SQLite has no ALTER ... ADD
                 # CONSTRAINT; SQLite accepts a reference to a table created later
