@@ -73,6 +73,26 @@ def test_stray_temp_files_are_not_listed(local: LocalStorage, tmp_path: Path) ->
     assert list(local.list()) == ["masters/aa/x.png"]
 
 
+def test_partial_writes_are_the_old_temp_files_and_can_be_removed(local: LocalStorage, tmp_path: Path) -> None:
+    """A process killed during put leaves its .tmp- file for good (the listing hides it, so gc never saw it)."""
+    import time
+
+    local.put("masters/aa/x.png", b"x", content_type=PNG)
+    old = tmp_path / "media" / "masters" / "aa" / ".tmp-killed1"
+    old.write_bytes(b"half an image")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    (tmp_path / "media" / "masters" / "aa" / ".tmp-writing").write_bytes(b"a live put")  # new: a put going on
+    assert list(local.partial_writes(3600)) == [("masters/aa/.tmp-killed1", 13)]
+    assert len(list(local.partial_writes(0))) == 2
+    for name in ("masters/aa/x.png", "../outside/.tmp-x", "/etc/.tmp-x"):
+        with pytest.raises(StorageError):
+            local.delete_partial_write(name)
+    local.delete_partial_write("masters/aa/.tmp-killed1")
+    local.delete_partial_write("masters/aa/.tmp-killed1")  # gone already: fine
+    assert not old.exists() and local.get("masters/aa/x.png") == b"x"
+    assert list(local.partial_writes(3600)) == []
+
+
 def test_public_base_url(tmp_path: Path) -> None:
     s = LocalStorage(tmp_path / "m", public_base_url="https://cdn.example.org/img/")
     assert s.url("masters/ab/x.png") == "https://cdn.example.org/img/masters/ab/x.png"  # no double slash

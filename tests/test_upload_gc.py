@@ -413,6 +413,31 @@ def test_gc_collects_from_a_minimal_plugin_storage(make_project_dir: Callable[..
 
 
 
+def test_gc_collects_the_temp_files_a_killed_run_left_in_a_local_folder(make_project_dir: Callable[..., ProjectDir]) -> None:
+    """A run killed while it stored a master left masters/xx/.tmp-... for good: the listing hides it, so gc
+    reported nothing and deleted nothing. Those untouched for an hour are now listed and deleted; newer ones (a
+    put going on) are not."""
+    p = make_project_dir(1)
+    p.run("generate", "--no-progress", check=True)
+    media = p.root / ".limner/media"
+    stored = sorted(path for path in media.rglob("*") if path.is_file())
+    left = media / "masters" / "ab" / ".tmp-killed01"
+    left.parent.mkdir(parents=True, exist_ok=True)
+    left.write_bytes(b"x" * 8144)
+    os.utime(left, (time.time() - 7200, time.time() - 7200))
+    going_on = media / "variants" / ".tmp-writing"
+    going_on.write_bytes(b"y" * 10)
+    dry = limner_json(p, "gc", env=p.env())
+    assert dry["partial_writes"] == [{"name": "masters/ab/.tmp-killed01", "bytes": 8144}] and dry["count"] == 0
+    assert left.exists()
+    text = limner(p, "gc", env=p.env()).stdout
+    assert "1 partial writes interrupted runs left (over an hour old), 8,144 bytes: masters/ab/.tmp-killed01" in text
+    done = limner_json(p, "gc", "--delete", env=p.env())
+    assert done["partial_deleted"] == 1 and done["deleted_bytes"] == 8144 and done["failed"] == []
+    assert not left.exists() and going_on.exists()
+    assert sorted(path for path in media.rglob("*") if path.is_file() and path != going_on) == stored
+
+
 def test_upload_with_a_referenced_object_missing_exits_1_and_does_not_suggest_the_switch(
         make_project_dir: Callable[..., ProjectDir]) -> None:
     p = make_project_dir(2)

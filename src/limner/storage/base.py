@@ -176,6 +176,17 @@ class Storage(ABC):
         Default: ``UnsupportedOperation``; backends that can sign URLs override it."""
         raise UnsupportedOperation(f"{self.location} cannot make signed URLs")
 
+    def partial_writes(self, older_than_s: float) -> Iterator[tuple[str, int]]:
+        """What interrupted writes left behind, as ``(name, size)``: never an object, never in :meth:`list`
+        (a folder's ``.tmp-`` files a killed process did not rename). Only those untouched for ``older_than_s``
+        seconds: a live process may be writing the newer ones. Default: none (a store whose writes leave
+        nothing half-done)."""
+        return iter(())
+
+    def delete_partial_write(self, name: str) -> None:
+        """Remove one name :meth:`partial_writes` gave. Default: ``UnsupportedOperation`` (it gives none)."""
+        raise UnsupportedOperation(f"{self.location} keeps no partial writes")
+
     def close(self) -> None:
         """Release connections and other resources. Default: nothing to release. Safe to call twice."""
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from limner.storage.base import ObjectInfo, ObjectMissing, Storage, StorageError
+
+#: a file being written: renamed into place when whole (never an object, never listed)
+TMP_PREFIX = ".tmp-"
 
 
 class LocalStorage(Storage):
@@ -30,7 +34,7 @@ class LocalStorage(Storage):
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
@@ -99,7 +103,7 @@ class LocalStorage(Storage):
             return
         for dirpath, _dirs, files in os.walk(base):
             for name in files:
-                if name.startswith(".tmp-"):
+                if name.startswith(TMP_PREFIX):
                     continue
                 path = Path(dirpath, name)
                 key = path.relative_to(base).as_posix()
@@ -107,6 +111,36 @@ class LocalStorage(Storage):
                     yield key, path
 
     # ------------------------------------------------------------------ optional operations
+    def partial_writes(self, older_than_s: float) -> Iterator[tuple[str, int]]:
+        """The ``.tmp-`` files a process killed during ``put`` left beside their objects, untouched for
+        ``older_than_s`` seconds (a live ``put`` renames its file within moments)."""
+        base = self.root
+        if not base.is_dir():
+            return
+        cutoff = time.time() - older_than_s
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                if not name.startswith(TMP_PREFIX):
+                    continue
+                path = Path(dirpath, name)
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:  # renamed or removed meanwhile
+                    continue
+                if stat.st_mtime <= cutoff:
+                    yield path.relative_to(base).as_posix(), stat.st_size
+
+    def delete_partial_write(self, name: str) -> None:
+        path = Path(self.root, name)
+        if not path.name.startswith(TMP_PREFIX) or ".." in Path(name).parts or Path(name).is_absolute():
+            raise StorageError(f"not a partial write under {self.root}: {name!r}")
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StorageError(f"cannot delete {name!r} under {self.root}: {exc.strerror}") from None
+
     def list_sizes(self, prefix: str = "") -> Iterator[tuple[str, int]]:
         """One walk, one ``stat`` per file (a file removed meanwhile is left out)."""
         for key, path in self._walk(prefix):

@@ -32,8 +32,11 @@ entry held, and leaves it for a later run). Without that, a run started mid-dele
 from the recovery folder) an image whose identical bytes gc had listed, find the object there, record it,
 and lose it to the delete a moment later.
 
-The storage is reached only through the ``Storage`` contract (``list_sizes`` or ``list``, ``delete``),
-so any storage plugin can be collected.
+Also collected: what interrupted writes left in the storage (a folder's ``.tmp-`` files a killed process
+did not rename: ``Storage.partial_writes``), once untouched for an hour (:data:`PARTIAL_WRITE_AGE_S`).
+
+The storage is reached only through the ``Storage`` contract (``list_sizes`` or ``list``, ``delete``,
+``partial_writes``, ``delete_partial_write``), so any storage plugin can be collected.
 """
 
 from __future__ import annotations
@@ -52,6 +55,9 @@ from limner.storage.transfer import list_with_sizes
 
 #: only content-addressed objects are ever collected
 GC_PREFIXES = CONTENT_PREFIXES
+#: a partial write (a temp file a killed process left) untouched this long is collected; a live write
+#: finishes in moments, and a slow one on a busy machine in minutes
+PARTIAL_WRITE_AGE_S = 3600.0
 _DEAD = {RenderStatus.superseded.value, RenderStatus.rejected.value}
 
 
@@ -66,6 +72,8 @@ class GcPlan:
     #: unreferenced (or superseded-only) objects kept because the manifest names them
     kept_for_manifest: list[str] = field(default_factory=list)
     superseded: bool = False
+    #: (name, size) of what interrupted writes left (``Storage.partial_writes``), older than an hour
+    partial: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def bytes(self) -> int:
@@ -78,6 +86,8 @@ class GcResult:
     failed: list[dict[str, str]] = field(default_factory=list)
     renders_forgotten: int = 0
     bytes: int = 0
+    #: partial writes removed (their bytes are in ``bytes``)
+    partial_deleted: int = 0
 
 
 def busy(repo: Repository) -> str | None:
@@ -190,6 +200,7 @@ def plan_gc(storage: Storage, repo: Repository, *, superseded: bool = False, man
                 continue
             plan.objects.append((key, size))
     plan.objects.sort()
+    plan.partial = sorted(storage.partial_writes(PARTIAL_WRITE_AGE_S))
     plan.kept_for_manifest = sorted(set(plan.kept_for_manifest))
     assert not published_keys & {k for k, _ in plan.objects}, "gc must never select a published object"
     return plan
@@ -223,4 +234,12 @@ def run_gc(storage: Storage, repo: Repository, plan: GcPlan, *, on_delete: Calla
         result.bytes += size or 0
         if on_delete is not None:
             on_delete(key)
+    for name, size in plan.partial:
+        try:
+            storage.delete_partial_write(name)
+        except StorageError as exc:
+            result.failed.append({"key": name, "error": str(exc)})
+            continue
+        result.partial_deleted += 1
+        result.bytes += size
     return result

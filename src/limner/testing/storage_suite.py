@@ -387,6 +387,17 @@ class StorageSuite:
         assert isinstance(type(storage).verifies_writes, bool)
         assert Storage.verifies_writes is False
 
+    def test_partial_writes_never_name_an_object(self, storage: Storage) -> None:
+        storage.put("masters/aa/x.png", BLOB, content_type=PNG)
+        storage.put("variants/x-640.webp", b"v", content_type="image/webp")
+        found = list(storage.partial_writes(0))
+        assert all(isinstance(name, str) and isinstance(size, int) for name, size in found)
+        assert not {name for name, _size in found} & set(storage.list())
+        assert list(Storage.partial_writes(storage, 0)) == []  # the default: none
+        with pytest.raises(StorageError):
+            Storage.delete_partial_write(storage, "masters/aa/x.png")
+        assert storage.get("masters/aa/x.png") == BLOB
+
     def test_close_can_be_called_twice(self, storage: Storage) -> None:
         Storage.close(storage)  # the default releases nothing
         storage.close()

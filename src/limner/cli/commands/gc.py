@@ -66,6 +66,8 @@ def register(app: typer.Typer) -> None:
                 "deleted": len(result.deleted) if result else 0,
                 "deleted_bytes": result.bytes if result else 0,
                 "renders_forgotten": result.renders_forgotten if result else 0,
+                "partial_writes": [{"name": n, "bytes": b} for n, b in plan.partial],
+                "partial_deleted": result.partial_deleted if result else 0,
                 "failed": failed,
             })
         else:
@@ -74,6 +76,10 @@ def register(app: typer.Typer) -> None:
             what = "unreferenced" + (" or superseded" if superseded else "")
             out.print(f"{len(plan.objects)} {what} objects, {plan.bytes:,} bytes (of {plan.scanned} scanned)"
                       + (f"; {len(plan.renders)} superseded/rejected render rows" if superseded else "") + ".", highlight=False)
+            if plan.partial:
+                out.print(f"{len(plan.partial)} partial writes interrupted runs left (over an hour old), "
+                          f"{sum(b for _n, b in plan.partial):,} bytes: {plan.partial[0][0]}"
+                          + (" ..." if len(plan.partial) > 1 else ""), highlight=False, markup=False)
             if plan.kept_for_manifest:
                 out.print(f"Kept {len(plan.kept_for_manifest)} objects the manifest still names; run `limner sync` first to release them.",
                           highlight=False)
@@ -81,6 +87,7 @@ def register(app: typer.Typer) -> None:
                 out.print("Dry run: nothing was deleted. Pass --delete to remove them.", highlight=False)
             else:
                 out.print(f"Deleted {len(result.deleted)} objects ({result.bytes:,} bytes)"
+                          + (f", {result.partial_deleted} partial writes" if plan.partial else "")
                           + (f" and {result.renders_forgotten} render rows" if superseded else "") + ".", highlight=False)
                 for failure in failed[:20]:
                     err.print(f"  failed {failure['key']}: {failure['error']}", highlight=False, markup=False)
