@@ -428,3 +428,30 @@ def test_s3_error_messages_never_show_a_credential_from_dotenv(tmp_path: Path, b
                           "ResponseMetadata": {"HTTPStatusCode": 500}}, "PutObject")
     message = str(s._fail(echoed, "write", "a.png"))
     assert "Secret1234567890abcdefXYZ" not in message and "[redacted]" in message
+
+
+def test_unfinished_multipart_uploads_are_partial_writes_gc_can_abort(bucket: str, endpoint: str) -> None:
+    """A process killed while it uploaded a large master leaves a multipart upload S3 keeps (and bills) until it is
+    aborted; gc collects it through the storage contract's partial writes."""
+    s3 = client()
+    started = s3.create_multipart_upload(Bucket=bucket, Key="media/masters/ab/big.png")
+    s3.upload_part(Bucket=bucket, Key="media/masters/ab/big.png", UploadId=started["UploadId"], PartNumber=1,
+                   Body=b"p" * 1000)
+    elsewhere = s3.create_multipart_upload(Bucket=bucket, Key="other/masters/ab/big.png")  # not under the prefix
+    s = make(bucket, endpoint)
+    s.put("masters/ab/kept.png", b"x", content_type=PNG)
+    # only those started long enough ago (a newer one may be an upload going on); moto dates every upload alike
+    import datetime as dt
+
+    initiated = s3.list_multipart_uploads(Bucket=bucket, Prefix="media/")["Uploads"][0]["Initiated"]
+    age = (dt.datetime.now(dt.UTC) - initiated).total_seconds()
+    assert list(s.partial_writes(age + 600)) == []
+    found = list(s.partial_writes(max(age - 600, 0)))
+    assert found == [(f"masters/ab/big.png#upload={started['UploadId']}", 1000)]
+    with pytest.raises(StorageError):
+        s.delete_partial_write("masters/ab/kept.png")
+    s.delete_partial_write(found[0][0])
+    s.delete_partial_write(found[0][0])  # aborted already: fine
+    assert list(s.partial_writes(0)) == [] and s.get("masters/ab/kept.png") == b"x"
+    left = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert [u["UploadId"] for u in left] == [elsewhere["UploadId"]]

@@ -72,6 +72,8 @@ _KMS = ("aws:kms", "aws:kms:dsse")
 #: the variables whose values go into a request (the secret key only signs it, but a pasted line break in it
 #: is as wrong) and must never be shown
 _CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+#: how a partial write (an unfinished multipart upload) is named: ``KEY#upload=UPLOAD_ID``
+UPLOAD_MARK = "#upload="
 _CREDENTIAL_HINT = ("S3 credentials come from the environment or .env: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                     "(or AWS_PROFILE); they never go in limner.toml")
 
@@ -501,6 +503,48 @@ class S3Storage(Storage):
     def list(self, prefix: str = "") -> Iterator[str]:
         for key, _size in self.list_sizes(prefix):
             yield key
+
+    def partial_writes(self, older_than_s: float) -> Iterator[tuple[str, int]]:
+        """Multipart uploads under the prefix that were started over ``older_than_s`` seconds ago and never
+        completed (a process killed while it uploaded a large master): S3 keeps, and bills, their parts until
+        they are aborted. Named ``KEY#upload=UPLOAD_ID``; the size is that of the parts stored. A store that
+        does not list them (not implemented, or no ``s3:ListBucketMultipartUploads``) has none to give."""
+        import datetime as dt
+
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than_s)
+        found: list[tuple[str, int]] = []
+        try:
+            paginator = self._client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else ""):
+                for upload in page.get("Uploads", ()):
+                    initiated = upload.get("Initiated")
+                    if initiated is None or initiated > cutoff:
+                        continue
+                    parts = self._client.list_parts(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    size = sum(int(part.get("Size", 0)) for part in parts.get("Parts", ()))
+                    found.append((f"{self._unprefix(upload['Key'])}{UPLOAD_MARK}{upload['UploadId']}", size))
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("NotImplemented", "AccessDenied", "MethodNotAllowed"):
+                log.info("S3 %s: unfinished multipart uploads cannot be listed (%s); none collected", self.location, code)
+                return iter(())
+            raise self._fail(exc, "list the unfinished uploads of") from None
+        except BotoCoreError as exc:
+            raise self._fail(exc, "list the unfinished uploads of") from None
+        return iter(found)
+
+    def delete_partial_write(self, name: str) -> None:
+        key, mark, upload_id = name.partition(UPLOAD_MARK)
+        if not mark or not upload_id:
+            raise StorageError(f"not a partial write in {self.location}: {name!r}")
+        try:
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) == "NoSuchUpload":
+                return  # completed or aborted meanwhile
+            raise self._fail(exc, "abort the unfinished upload of", key) from None
+        except BotoCoreError as exc:
+            raise self._fail(exc, "abort the unfinished upload of", key) from None
 
     def url(self, key: str) -> str:
         full = self._key(key)
