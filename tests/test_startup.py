@@ -169,6 +169,17 @@ def test_the_console_script_answers_version_before_importing_the_cli():
     assert version == f"limner {__version__}" and json.loads(imported) == []
 
 
+def test_a_ctrl_c_while_the_command_imports_exits_130_without_a_traceback():
+    """A SIGINT that came while the command was still importing (before it set up its own handling) printed
+    Python's KeyboardInterrupt traceback; it is now one line and exit 130, as a shell reports an interrupt."""
+    script = ("import sys\nimport limner.cli.app as app\n"
+              "def interrupted():\n    raise KeyboardInterrupt\n"
+              "app.main = interrupted\nsys.argv = ['limner', 'status']\n"
+              "from limner.cli.entry import main\nmain()\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130 and proc.stderr == "limner: interrupted\n", proc.stderr
+
+
 def test_the_console_script_imports_httpx_without_its_command_line_interface(project_dir):
     """httpx's CLI (click, rich, pygments) is imported with httpx unless its import fails; the console
     script makes it fail: the run needs httpx, never its CLI."""

@@ -12,6 +12,14 @@ import sys
 
 
 def main() -> None:
+    try:
+        _main()
+    except KeyboardInterrupt:  # Ctrl-C before the command set its own handling (while importing): no traceback
+        sys.stderr.write("limner: interrupted\n")
+        raise SystemExit(130) from None
+
+
+def _main() -> None:
     if sys.argv[1:] == ["--version"]:
         from limner import __version__
 
