@@ -132,13 +132,16 @@ def test_a_fault_in_the_middle_of_a_write_leaves_nothing_behind(db: Database):
 
 
 PUBLISHED = ("state", "published_fingerprint", "input_digest", "fingerprint", "last_error", "retryable", "pinned")
+#: what a person's publish sets on an entry a run holds (the rest is the run's)
+HELD_BY_RUN = ("published_fingerprint", "input_digest", "pinned")
 
 
 def test_a_person_publishes_what_a_run_publishes(db: Database):
     """A run publishes through the Core statements (``record_derived``), a person's approval through the ORM
-    (``publish_in_session``): both leave the same entry and renders behind, but for the claim: a run's publish
-    ends its own claim, a person's leaves the claim of the run that holds the entry (another run taking it would
-    pay for its spec again)."""
+    (``publish_in_session``): both leave the same published image and renders behind, but a run's publish ends its
+    own claim, and a person's leaves the run that holds the entry its claim (another run taking it would pay for its
+    spec again), its spec and its state (a failure of the run is recorded against the spec it works on); once the
+    run publishes, the two entries are alike."""
     from limner.db.repository import publish_in_session
 
     repo = prepared(db, "run", "person")
@@ -154,11 +157,17 @@ def test_a_person_publishes_what_a_run_publishes(db: Database):
 
     with db.session() as s:
         run, person = s.get(EntryRow, "run"), s.get(EntryRow, "person")
-        assert [getattr(person, c) for c in PUBLISHED] == [getattr(run, c) for c in PUBLISHED]
-        assert (run.claimed_by, person.claimed_by) == (None, "run-1")
+        assert [getattr(person, c) for c in HELD_BY_RUN] == [getattr(run, c) for c in HELD_BY_RUN]
+        assert (person.state, person.fingerprint, person.claimed_by) == ("generated", "fp", "run-1")
+        assert (run.state, run.claimed_by) == ("published", None)
         assert (run.published_render_id, person.published_render_id) == (by_run.id, by_person.id)
         statuses = {r.seed: (r.status, r.published_at is not None) for r in s.scalars(select(Render))}
     assert statuses == {1: ("superseded", True), 2: ("published", True), 3: ("superseded", True), 4: ("published", True)}
+    repo.record_derived(by_person.id, fields=FIELDS, variants=variants(4), publish=True, input_digest="d2")
+    with db.session() as s:
+        run, person = s.get(EntryRow, "run"), s.get(EntryRow, "person")
+        assert [getattr(person, c) for c in PUBLISHED] == [getattr(run, c) for c in PUBLISHED]
+        assert (run.claimed_by, person.claimed_by) == (None, None)
 
 
 def test_no_call_line_is_written_for_an_entry_another_run_took_over(db: Database):
