@@ -407,3 +407,35 @@ def test_a_worker_whose_engine_registration_was_pruned_starts_its_engine_again(m
         [(code, out, err)] = stop([worker])
     assert code == 0 and "Traceback" not in err, err[-3000:]
     assert json.loads(out)["restarts"] >= 1
+
+
+def test_a_job_whose_held_budget_ends_its_tries_is_counted_failed(make_project_dir):
+    """A job whose enqueue's cap stayed held comes back BUDGET_TRIES times, then the engine fails it: that last
+    try is a failed job (`limner queue` says failed), not one more retried, in the worker's --json and in
+    limner_jobs_total."""
+    from types import SimpleNamespace
+
+    from limner.queue.engine import TASK, make_app
+    from limner.queue.retrying import BUDGET_TRIES
+    from limner.queue.tasks import BudgetHeld, WorkerRuntime
+
+    counted: list[str] = []
+    p = make_project_dir(1)
+    project = p.project()
+    try:
+        runtime = WorkerRuntime(project, "postgresql://unused")
+        runtime.metrics = SimpleNamespace(jobs=SimpleNamespace(labels=lambda outcome: SimpleNamespace(
+            inc=lambda: counted.append(outcome))))
+
+        async def held(*_a, **_k):  # type: ignore[no-untyped-def]
+            raise BudgetHeld("event-000: the budget of this enqueue is held by calls in flight")
+
+        runtime._run_job = held  # type: ignore[method-assign]
+        task = make_app("postgresql://unused").tasks[TASK]
+        for attempts in (0, BUDGET_TRIES - 2, BUDGET_TRIES - 1):
+            context = SimpleNamespace(additional_context={"limner": runtime}, job=SimpleNamespace(attempts=attempts))
+            with pytest.raises(BudgetHeld):
+                asyncio.run(task.func(context, entry_id="event-000", fingerprint="fp"))
+        assert counted == ["retried", "retried", "failed"] and runtime.failed == 1
+    finally:
+        project.close()

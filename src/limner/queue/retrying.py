@@ -41,6 +41,12 @@ def held_wait_s(attempts: int) -> int:
     return min(HELD_RETRY_MAX_WAIT_S, HELD_RETRY_WAIT_S * 2 ** min(extra, 8))
 
 
+def gives_up(exception: BaseException, attempts: int, bounded: tuple[type[BaseException], ...]) -> bool:
+    """Whether a job that raised a held outcome ``exception`` on try ``attempts + 1`` ends there (fails) instead of
+    coming back: only a ``bounded`` kind, after ``BUDGET_TRIES`` tries."""
+    return isinstance(exception, bounded) and attempts + 1 >= BUDGET_TRIES
+
+
 class HeldRetry(procrastinate.BaseRetryStrategy):
     """The engine's retry decision for one job (see the module's docstring)."""
 
@@ -50,6 +56,6 @@ class HeldRetry(procrastinate.BaseRetryStrategy):
     def get_retry_decision(self, *, exception: BaseException, job: Any) -> procrastinate.RetryDecision | None:
         if not isinstance(exception, self.held):
             return None
-        if isinstance(exception, self.bounded) and job.attempts + 1 >= BUDGET_TRIES:
+        if gives_up(exception, job.attempts, self.bounded):
             return None  # the job fails, with the exception's message
         return procrastinate.RetryDecision(retry_in={"seconds": held_wait_s(job.attempts)})

@@ -51,6 +51,9 @@ class BudgetHeld(HeldElsewhere):
     reservation a killed worker left is never settled), then fails as the budget being spent."""
 
 
+#: the held outcomes that come back a bounded number of times (:func:`limner.queue.retrying.gives_up`)
+BOUNDED: tuple[type[BaseException], ...] = (BudgetHeld,)
+
 class Paused(Exception):
     """This worker stopped taking paid work after a storage or database fault: the job goes back on the
     queue (the engine's retry) and runs once a worker can keep what it pays for."""
@@ -231,12 +234,15 @@ class WorkerRuntime:
             self.on_halt(reason)
 
     async def run_entry(self, entry_id: str, fingerprint: str, cap_id: str | None = None, force: bool = False,
-                        replaces: int | None = None) -> str:
-        """One job; every way it ends is counted once (:meth:`_job_ended`)."""
+                        replaces: int | None = None, attempts: int = 0) -> str:
+        """One job (``attempts``: its tries before this one); every way it ends is counted once
+        (:meth:`_job_ended`): a held job the engine gives up on (a budget held past its tries) as failed."""
+        from limner.queue.retrying import gives_up
+
         try:
             result = await self._run_job(entry_id, fingerprint, cap_id, force, replaces)
-        except (HeldElsewhere, Paused):
-            self._job_ended("retried")
+        except (HeldElsewhere, Paused) as exc:
+            self._job_ended("failed" if gives_up(exc, attempts, BOUNDED) else "retried")
             raise
         except Exception:  # EntryFailed, or an error the engine does not retry: the job fails
             self._job_ended("failed")
@@ -374,8 +380,8 @@ def register(app: procrastinate.App, *, schedule: str | None = None) -> None:
             return await runtime.enqueue_due(context.app, timestamp)
 
     @app.task(name=TASK, pass_context=True,
-              retry=HeldRetry(held=(HeldElsewhere, Paused), bounded=(BudgetHeld,)))
+              retry=HeldRetry(held=(HeldElsewhere, Paused), bounded=BOUNDED))
     async def generate_entry(context: Any, entry_id: str, fingerprint: str, cap_id: str | None = None,
                              force: bool = False, replaces: int | None = None) -> str:
         runtime: WorkerRuntime = context.additional_context["limner"]
-        return await runtime.run_entry(entry_id, fingerprint, cap_id, force, replaces)
+        return await runtime.run_entry(entry_id, fingerprint, cap_id, force, replaces, attempts=context.job.attempts)
