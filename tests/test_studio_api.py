@@ -182,6 +182,9 @@ def test_filters_search_and_paging(make_project_dir):
         assert unknown_style.status_code == 422 and "nope" in unknown_style.text
         unknown_state = client.get("/api/entries", params={"state": "publshed"})
         assert unknown_state.status_code == 422 and "state" in unknown_state.text
+        # an empty filter is no filter, for the state as for the others (the grid's form sends "any state" so)
+        unfiltered = client.get("/api/entries?state=&style=&era=&tag=&q=")
+        assert unfiltered.status_code == 200 and unfiltered.json()["total"] == 25, unfiltered.text
         html = client.get("/", params={"failed": "1"}).text
         assert html.count('class="card"') == 1 and "event-007" in html
         grid = client.get("/", params={"per_page": 10}).text

@@ -5,7 +5,7 @@ token (``X-CSRF-Token``, from ``GET /api/session``) or ``Authorization: Bearer <
 from __future__ import annotations
 
 import secrets
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -101,7 +101,8 @@ def get_session(request: Request) -> dict[str, Any]:
 
 @router.get("/entries", summary="Catalogue entries with their current image, filtered and paged")
 def list_entries(request: Request,
-                 state: Annotated[EntryState | None, Query(description="entry state (stale: published but out of date)")] = None,
+                 state: Annotated[EntryState | Literal[""] | None,
+                                  Query(description="entry state (stale: published but out of date); empty: any")] = None,
                  style: Annotated[str | None, Query(max_length=128)] = None, era: str | None = None, tag: str | None = None,
                  failed: bool = False, awaiting: Annotated[bool, Query(description="only entries awaiting review")] = False,
                  q: Annotated[str | None, Query(max_length=200, description="text in the id or title")] = None,
