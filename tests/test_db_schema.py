@@ -163,3 +163,21 @@ def test_migration_0008_removes_keys_that_earlier_versions_left_in_error_texts(t
         assert cleaned.startswith("replicate: Illegal header value b'Bearer [redacted]")
         assert digest in cleaned and "postgresql://limner:[redacted]@db.example.org/x" in cleaned
     assert errors["e2"] == "provider said 503 (prediction abc123)"
+
+
+def test_migration_0008_keeps_catalogue_ids_and_words_that_begin_like_a_key():
+    """``sk-`` and ``key-`` begin entry ids and words as well as keys (``key-west-sunset-1950``, a slug, all lower
+    case): a person's note or an entry id in an error text is kept; an OpenAI key (mixed case) is still removed."""
+    import importlib.util
+
+    from limner.db.engine import MIGRATIONS
+
+    spec = importlib.util.spec_from_file_location("m0008", f"{MIGRATIONS}/versions/0008_scrub_leaked_secrets.py")
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    for kept in ("rejected in review: key-west-sunset-1950 is blurry", "sk-1990-harbour-strike: refused",
+                 "event-000: api-key-configuration-missing"):
+        assert migration.scrub(kept) == kept
+    key = "sk-proj-Ab3dEfGh1jKlMn0pQrStUvWx"
+    assert migration.scrub(f"openai: Bearer-less {key} refused") == "openai: Bearer-less [redacted] refused"

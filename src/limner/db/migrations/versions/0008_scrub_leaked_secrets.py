@@ -26,8 +26,10 @@ depends_on = None
 
 REDACTED = "[redacted]"
 _SCHEME = re.compile(r"\b(bearer|basic|token)(\s+)[A-Za-z0-9_\-.~+/=]{8,}", re.IGNORECASE)
-_PREFIXED = re.compile(r"\b(?:r8_|sk-|sk_|pk_live_|rk_live_|hf_|ghp_|gho_|ghs_|github_pat_|xox[abprs]-|glpat-|"
-                       r"AKIA|ASIA|AIza|fal_|key-)[A-Za-z0-9_\-]{12,}")
+# ``sk-`` and ``key-`` also begin catalogue ids and words (``key-west-sunset-1950``, all lower case): a token after
+# them is taken for a key only when it has a capital letter, as OpenAI's keys have
+_PREFIXED = re.compile(r"\b(?:r8_|sk_|pk_live_|rk_live_|hf_|ghp_|gho_|ghs_|github_pat_|xox[abprs]-|glpat-|"
+                       r"AKIA|ASIA|AIza|fal_|(?:sk-|key-)(?=[a-z0-9_\-]*[A-Z]))[A-Za-z0-9_\-]{12,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*")
 _URL_PASSWORD = re.compile(r"(://[^/\s:@]*:)[^/\s@]+@")
 _OPAQUE = re.compile(r"[A-Za-z0-9+/=_\-]{32,}")
