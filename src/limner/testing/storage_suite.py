@@ -43,7 +43,7 @@ BLOB = bytes(range(256)) * 16  # every byte value, 4 KiB
 
 #: the operations ``Storage`` declares with a default; the suite tests each, default and override
 OPTIONAL_OPERATIONS = ("check", "put_if_absent", "list_sizes", "object_info", "copy", "location", "overlaps", "signed_url",
-                       "close", "verifies_writes", "sizes_in_listing")
+                       "partial_writes", "delete_partial_write", "close", "verifies_writes", "sizes_in_listing")
 
 
 class StorageSuite:
@@ -396,6 +396,8 @@ class StorageSuite:
         assert list(Storage.partial_writes(storage, 0)) == []  # the default: none
         with pytest.raises(StorageError):
             Storage.delete_partial_write(storage, "masters/aa/x.png")
+        with pytest.raises(StorageError):  # an object is never a partial write
+            storage.delete_partial_write("masters/aa/x.png")
         assert storage.get("masters/aa/x.png") == BLOB
 
     def test_close_can_be_called_twice(self, storage: Storage) -> None:
