@@ -8,7 +8,7 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 
 from limner.db.engine import Database, open_database
-from limner.db.models import CallStatus, EntryRow, LedgerRow, Render, RenderStatus, Variant
+from limner.db.models import CallStatus, EntryRow, LedgerRow, Render, RenderStatus, SpendHold, Variant
 from limner.db.repository import Repository
 from test_db_postgres import pg_url  # noqa: F401  (fixture)
 
@@ -231,3 +231,50 @@ def test_one_provider_call_is_given_to_one_ledger_line_however_many_ask_at_once(
         with db.engine.begin() as conn:  # again, from the start
             conn.exec_driver_sql("UPDATE ledger SET external_id = NULL")
     assert repo.claim_external_id(lines[0], "x") and not repo.claim_external_id(lines[1], "x")
+
+
+def test_a_dead_workers_share_of_a_shared_cap_is_counted_as_spent_not_held_for_good(db):
+    """A worker killed between reserving a call's price under a shared cap and settling it left the reservation
+    counted for good: the cap looked held by calls in flight, and the other workers' jobs came back again and
+    again (up to 25 times) before failing. Each worker's share is now recorded; once the worker is gone, its
+    share counts as spent (its call may have been paid) and the others see the cap spent at once."""
+    from limner.queue.limits import SharedBudget
+    from limner.runner.claims import RunIdentity
+
+    repo = Repository(db)
+    repo.open_spend_cap("cap-1", 0.05)
+    me = RunIdentity()
+    repo.start_run("dead-worker", "another-host", 4242, kind="worker")
+    repo.start_run(me.id, me.host, me.pid, kind="worker", process_start=me.process_start)
+    dead, alive = SharedBudget(repo, "cap-1", "dead-worker"), SharedBudget(repo, "cap-1", me.id)
+    assert dead.reserve(0.03) and not alive.reserve(0.03)
+    assert alive.held_in_flight(0.03)  # the other worker is alive: its call may settle at $0
+    repo.end_run("dead-worker")  # judged gone (or seen dead) by another worker
+    assert not alive.held_in_flight(0.03)  # its share is spent now: the cap is, for a $0.03 call
+    cap = repo.spend_cap("cap-1")
+    assert (cap.spent_usd, cap.reserved_usd) == (pytest.approx(0.03), pytest.approx(0.0))
+    assert alive.reserve(0.02)  # what is left is still there
+    alive.settle(0.02, 0.02)
+    # the worker was only judged gone: when it settles its call after all (refused, $0), nothing is counted twice
+    dead.settle(0.03, 0.0)
+    cap = repo.spend_cap("cap-1")
+    assert (cap.spent_usd, cap.reserved_usd) == (pytest.approx(0.02), pytest.approx(0.0))
+    with db.engine.connect() as conn:
+        assert conn.execute(select(SpendHold)).all() == []
+
+
+def test_shares_of_a_shared_cap_settle_to_nothing(db):
+    from limner.queue.limits import SharedBudget
+
+    repo = Repository(db)
+    repo.open_spend_cap("cap-2", 1.0)
+    budget = SharedBudget(repo, "cap-2", "worker-a")
+    assert budget.reserve(0.1) and budget.reserve(0.2)
+    with db.engine.connect() as conn:
+        assert [h.reserved_usd for h in conn.execute(select(SpendHold))] == [pytest.approx(0.3)]
+    budget.settle(0.1, 0.1)
+    budget.settle(0.2, 0.0)
+    cap = repo.spend_cap("cap-2")
+    assert (cap.spent_usd, cap.reserved_usd) == (pytest.approx(0.1), pytest.approx(0.0))
+    with db.engine.connect() as conn:
+        assert conn.execute(select(SpendHold)).all() == []

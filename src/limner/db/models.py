@@ -18,7 +18,7 @@ from limner.db.tables import OPEN_CALLS, CallStatus, EntryState, RenderStatus, R
 
 __all__ = [
     "OPEN_CALLS", "Base", "CallStart", "CallStatus", "Decision", "EntryRow", "EntryState", "LedgerRow", "Override",
-    "Render", "RenderStatus", "ReviewState", "RunRow", "SpendCap", "Template", "Variant", "utcnow",
+    "Render", "RenderStatus", "ReviewState", "RunRow", "SpendCap", "SpendHold", "Template", "Variant", "utcnow",
 ]
 
 
@@ -72,6 +72,14 @@ class SpendCap(Base):
     reserved_usd: Mapped[float]
     spent_usd: Mapped[float]
     created_at: Mapped[dt.datetime]
+
+
+class SpendHold(Base):
+    __table__ = tables.spend_holds
+
+    cap_id: Mapped[str]
+    run_id: Mapped[str]
+    reserved_usd: Mapped[float]
 
 
 class CallStart(Base):

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import case, exists, func, insert, or_, select, text, update
+from sqlalchemy import case, delete, exists, func, insert, or_, select, text, update
 
 from limner.db.engine import Database
 from limner.db.statements import hot, params, row_values
@@ -27,6 +27,7 @@ from limner.db.tables import (
     renders,
     runs,
     spend_caps,
+    spend_holds,
     templates,
     utcnow,
     variants,
@@ -161,21 +162,57 @@ class Repository:
                 conn.execute(insert(spend_caps).values(id=cap_id, cap_usd=cap_usd, reserved_usd=0.0, spent_usd=0.0,
                                                        created_at=utcnow()))
 
-    def reserve_spend(self, cap_id: str, price_usd: float) -> bool:
+    def reserve_spend(self, cap_id: str, price_usd: float, run_id: str | None = None) -> bool:
         """Reserve ``price_usd`` under the cap, atomically across processes: False when spent + reserved +
-        price would pass it."""
-        c = spend_caps.c
+        price would pass it. With ``run_id``, the reservation is also recorded as that run's share
+        (``spend_holds``), which :meth:`reclaim_spend` counts as spent once the run is gone."""
+        c, h = spend_caps.c, spend_holds.c
         with self.db.write() as conn:
             done = conn.execute(update(spend_caps).where(
                 c.id == cap_id, c.spent_usd + c.reserved_usd + price_usd <= c.cap_usd + 1e-9,
-            ).values(reserved_usd=c.reserved_usd + price_usd))
-            return done.rowcount == 1
+            ).values(reserved_usd=c.reserved_usd + price_usd))  # the cap's row stays locked to the commit
+            if done.rowcount != 1:
+                return False
+            if run_id is not None and not conn.execute(update(spend_holds).where(h.cap_id == cap_id, h.run_id == run_id)
+                                                       .values(reserved_usd=h.reserved_usd + price_usd)).rowcount:
+                conn.execute(insert(spend_holds).values(cap_id=cap_id, run_id=run_id, reserved_usd=price_usd))
+            return True
 
-    def settle_spend(self, cap_id: str, reserved_usd: float, actual_usd: float) -> None:
-        c = spend_caps.c
+    def settle_spend(self, cap_id: str, reserved_usd: float, actual_usd: float, run_id: str | None = None) -> None:
+        """A reservation is over: ``actual_usd`` is spent and ``reserved_usd`` is no longer held. The part of it
+        :meth:`reclaim_spend` already counted as spent (the run was judged gone, and was not) is not counted twice."""
+        c, h = spend_caps.c, spend_holds.c
         with self.db.write() as conn:
+            conn.execute(select(c.id).where(c.id == cap_id).with_for_update())  # the order reserve takes them in
+            released, reclaimed = reserved_usd, 0.0
+            if run_id is not None:
+                held = conn.execute(select(h.reserved_usd).where(h.cap_id == cap_id, h.run_id == run_id)).scalar()
+                released = min(reserved_usd, held or 0.0)
+                reclaimed = reserved_usd - released
+                if held is not None and held - released > 1e-12:
+                    conn.execute(update(spend_holds).where(h.cap_id == cap_id, h.run_id == run_id)
+                                 .values(reserved_usd=held - released))
+                elif held is not None:
+                    conn.execute(delete(spend_holds).where(h.cap_id == cap_id, h.run_id == run_id))
             conn.execute(update(spend_caps).where(c.id == cap_id).values(
-                reserved_usd=c.reserved_usd - reserved_usd, spent_usd=c.spent_usd + actual_usd))
+                reserved_usd=c.reserved_usd - released, spent_usd=c.spent_usd + actual_usd - reclaimed))
+
+    def reclaim_spend(self, cap_id: str, live_run_ids: set[str]) -> float:
+        """The shares of the cap reserved by runs not in ``live_run_ids`` (workers that died between a reservation
+        and its settling) are counted as spent (their calls may have been paid) and no longer held. Returns the
+        amount moved."""
+        c, h = spend_caps.c, spend_holds.c
+        with self.db.write() as conn:
+            conn.execute(select(c.id).where(c.id == cap_id).with_for_update())
+            dead = [(run_id, amount) for run_id, amount in
+                    conn.execute(select(h.run_id, h.reserved_usd).where(h.cap_id == cap_id)) if run_id not in live_run_ids]
+            if not dead:
+                return 0.0
+            moved = sum(amount for _run_id, amount in dead)
+            conn.execute(delete(spend_holds).where(h.cap_id == cap_id, h.run_id.in_([run_id for run_id, _ in dead])))
+            conn.execute(update(spend_caps).where(c.id == cap_id).values(
+                reserved_usd=c.reserved_usd - moved, spent_usd=c.spent_usd + moved))
+            return moved
 
     def spend_cap(self, cap_id: str) -> SpendCap | None:
         from limner.db.models import SpendCap
@@ -674,7 +711,6 @@ class Repository:
         """Delete superseded or rejected render rows and their variant rows; never a published or live one.
 
         Their ledger lines stay (spend is history), with ``render_id`` cleared. Returns the rows deleted."""
-        from sqlalchemy import delete
 
         ids = sorted(set(render_ids))
         dead = (RenderStatus.superseded.value, RenderStatus.rejected.value)

@@ -147,6 +147,15 @@ spend_caps = Table(
     Column("created_at", DateTime, nullable=False, default=utcnow),
 )
 
+#: what each queue worker has reserved under a cap and not settled yet (its share of ``spend_caps.reserved_usd``):
+#: when the worker is gone, its share is counted as spent (its calls may have been paid) instead of held for good
+spend_holds = Table(
+    "spend_holds", metadata,
+    Column("cap_id", String(36), ForeignKey("spend_caps.id", ondelete="CASCADE"), primary_key=True),
+    Column("run_id", String(36), primary_key=True),
+    Column("reserved_usd", Float, nullable=False, default=0.0),
+)
+
 #: when a provider call started, for a rate limit shared by queue workers (``limner worker``): a worker
 #: counts the starts of the last minute before it starts one; older rows are deleted as workers go
 call_starts = Table(

@@ -156,32 +156,35 @@ class GlobalRate:
 
 
 class SharedBudget:
-    """``--budget`` across workers: a call's price is reserved in the database (``spend_caps``) before
-    the call goes out, and settled with what it cost. A worker that dies between the two leaves its
-    reservation counted (spend can only be over-estimated, never over the cap)."""
+    """``--budget`` across workers: a call's price is reserved in the database (``spend_caps``, and the worker's
+    share in ``spend_holds``) before the call goes out, and settled with what it cost. A worker that dies
+    between the two leaves its share reserved until another worker finds the cap held and the worker gone: the
+    share is then counted as spent (its calls may have been paid; spend is over-estimated, never over the cap)."""
 
-    def __init__(self, repo, cap_id: str | None) -> None:  # type: ignore[no-untyped-def]
-        self.repo, self.cap_id = repo, cap_id
+    def __init__(self, repo, cap_id: str | None, run_id: str | None = None) -> None:  # type: ignore[no-untyped-def]
+        self.repo, self.cap_id, self.run_id = repo, cap_id, run_id
 
     def reserve(self, price_usd: float) -> bool:
-        return self.cap_id is None or self.repo.reserve_spend(self.cap_id, price_usd)
+        return self.cap_id is None or self.repo.reserve_spend(self.cap_id, price_usd, self.run_id)
 
     def settle(self, reserved_usd: float, actual_usd: float) -> None:
         if self.cap_id is not None:
-            self.repo.settle_spend(self.cap_id, reserved_usd, actual_usd)
+            self.repo.settle_spend(self.cap_id, reserved_usd, actual_usd, self.run_id)
 
     def held_in_flight(self, price_usd: float) -> bool:
         """After :meth:`reserve` said no: whether the cap may still have room once the calls in flight settle
-        (a call refused at no charge gives its reservation back). True when what is spent leaves room for
-        ``price_usd``, part of the cap is reserved, and a live worker holds an entry (its job is in
-        flight). A reservation a dead worker left is counted for good: with nothing in flight, it is False."""
+        (a call refused at no charge gives its reservation back). The shares of workers that are gone are first
+        counted as spent (:meth:`Repository.reclaim_spend`); then True when what is spent leaves room for
+        ``price_usd`` and live workers hold part of the cap, False when nothing in flight can give room back."""
         if self.cap_id is None:
             return False
         from limner.db.tables import utcnow
         from limner.runner.claims import RunIdentity
 
-        cap = self.repo.spend_cap(self.cap_id)
-        if cap is None or cap.reserved_usd <= 1e-12 or cap.spent_usd + price_usd > cap.cap_usd + 1e-9:
-            return False
         me, now = RunIdentity(), utcnow()  # only workers run enqueued jobs under a shared cap
-        return any(held and not me.holder_is_gone(run, now) for run, held in self.repo.live_runs(kind="worker"))
+        live = {run.id for run, _held in self.repo.live_runs(kind="worker") if not me.holder_is_gone(run, now)}
+        if self.run_id is not None:
+            live.add(self.run_id)
+        self.repo.reclaim_spend(self.cap_id, live)
+        cap = self.repo.spend_cap(self.cap_id)
+        return not (cap is None or cap.reserved_usd <= 1e-12 or cap.spent_usd + price_usd > cap.cap_usd + 1e-9)

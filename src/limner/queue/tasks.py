@@ -284,7 +284,7 @@ class WorkerRuntime:
                 return "up_to_date"
             if claimed == "held":
                 raise HeldElsewhere(f"{entry_id}: another run holds it; retried later")
-        budget = SharedBudget(repo, cap_id)
+        budget = SharedBudget(repo, cap_id, self.run.id)
         price = item.price_usd
         if not await self.off.db(budget.reserve, price):
             if item.reason == "forced":
