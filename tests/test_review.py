@@ -469,3 +469,17 @@ def test_approving_an_older_render_of_a_held_entry_publishes_it_and_keeps_the_en
     assert generate(p, **GATE).planned == 0 and len(p.calls()) == 2  # held until a person asks
     renders = with_project(p, lambda project: renders_of(project, "event-000"))
     assert [(r.id, r.review) for r in renders] == [(second, "rejected"), (first, "approved")]
+
+
+def test_regenerate_without_changes_keeps_a_new_entry_s_seed_and_names_no_render_when_it_made_none(make_project_dir):
+    """`review regenerate ID` with no change draws a new seed only for an entry that has an image (the same seed
+    would pay for the same one); an entry never generated keeps its own seed, with no override stored. A run that
+    made nothing answered the entry's newest render, a rejected one included, which a script would approve."""
+    p = make_project_dir(2)
+    first = p.run_json("review", "regenerate", "event-000")
+    assert first["summary"]["generated"] == 1
+    assert (p.run_json("review", "override", "event-000")["override"] or {}).get("seed") is None
+    p.run_json("review", "reject", str(first["render"]["render_id"]), "--note", "wrong century")
+    p.config.write_text(p.config.read_text().replace("size = 96\n", 'size = 96\nrefuse_ids = ["event-000"]\n'))
+    refused = p.run("review", "regenerate", "event-000", "--json")
+    assert refused.returncode != 0 and json.loads(refused.stdout)["render"] is None

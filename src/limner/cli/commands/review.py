@@ -152,22 +152,24 @@ def register(app: typer.Typer) -> None:
                        new_seed: Annotated[bool, typer.Option("--new-seed", help="A random new seed.")] = False,
                        style: StyleOpt = None, as_json: JsonOpt = False) -> None:
         """Store the change and generate the entry now, also one never generated (a paid call; with the gate,
-        it waits for approval). With no change asked, a new random seed, as the studio's "again": the same seed
-        would pay for the same image."""
+        it waits for approval). With no change asked, an entry that has an image gets a new random seed, as the
+        studio's "again": the same seed would pay for the same image."""
         import secrets
 
         from limner.review import regenerate
 
         unchanged = all(value is None for value in (prompt, negative, seed, style))
-        if (new_seed or unchanged) and seed is None:
-            seed = secrets.randbelow(2**31)
         project = get_project(ctx)
         try:
+            before = {r.id for r in project.reviews.renders(entry_id)} if unchanged and not new_seed else set()
+            if (new_seed or (unchanged and before)) and seed is None:
+                seed = secrets.randbelow(2**31)
             summary = regenerate(project, entry_id, prompt=prompt, negative_extra=negative, seed=seed, style=style)
             renders = project.reviews.renders(entry_id)
         finally:
             project.close()
-        newest = render_json(renders[0]) if renders else None
+        # the render this run made (none when it made none: never an older one, which a script would then approve)
+        newest = render_json(renders[0]) if renders and summary.generated + summary.resumed > 0 else None
         if as_json:
             print_json({"summary": summary.to_dict(), "render": newest})
         else:
