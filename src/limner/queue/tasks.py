@@ -54,6 +54,7 @@ class BudgetHeld(HeldElsewhere):
 #: the held outcomes that come back a bounded number of times (:func:`limner.queue.retrying.gives_up`)
 BOUNDED: tuple[type[BaseException], ...] = (BudgetHeld,)
 
+
 class Paused(Exception):
     """This worker stopped taking paid work after a storage or database fault: the job goes back on the
     queue (the engine's retry) and runs once a worker can keep what it pays for."""
