@@ -483,3 +483,38 @@ def test_regenerate_without_changes_keeps_a_new_entry_s_seed_and_names_no_render
     p.config.write_text(p.config.read_text().replace("size = 96\n", 'size = 96\nrefuse_ids = ["event-000"]\n'))
     refused = p.run("review", "regenerate", "event-000", "--json")
     assert refused.returncode != 0 and json.loads(refused.stdout)["render"] is None
+
+
+def test_rejecting_the_only_image_while_a_run_holds_the_entry_leaves_it_to_the_run(make_project_dir):
+    """The published image, the entry's only one, was rejected while a run made the entry's new spec: the entry was
+    set failed and held. Killed then, the run left it so, and the next run left it alone: its paid call was never
+    taken up again. The entry now keeps the run's state; killed, the run's entry goes back to the queue."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    p = make_project_dir(1)
+    generate(p)
+    first = with_project(p, lambda project: renders_of(project, "event-000")[0].id)
+    with_project(p, lambda project: project.reviews.set_override("event-000", seed=5))
+    p.config.write_text(p.config.read_text().replace("size = 96\n", "size = 96\nlatency_s = 30\n"))
+    holder = subprocess.Popen([sys.executable, "-m", "limner", "--config", str(p.config), "generate", "--no-progress"],
+                              cwd=p.root, env=p.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while with_project(p, lambda project: project.reviews.entry("event-000")).claimed_by is None:
+            assert time.monotonic() < deadline and holder.poll() is None, "the run never took the entry"
+            time.sleep(0.1)
+        held = with_project(p, lambda project: project.reviews.entry("event-000"))
+        with_project(p, lambda project: project.reviews.reject(first, note="wrong century"))
+        entry = with_project(p, lambda project: project.reviews.entry("event-000"))
+        assert entry.published_render_id is None and (entry.state, entry.fingerprint) == (held.state, held.fingerprint)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    p.config.write_text(p.config.read_text().replace("latency_s = 30\n", ""))
+    again = generate(p)
+    assert again.generated == 1
+    entry = with_project(p, lambda project: project.reviews.entry("event-000"))
+    assert entry.state == "published" and entry.published_render_id != first

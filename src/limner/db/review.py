@@ -133,10 +133,12 @@ class Reviews:
                 entry.published_render_id = None
                 entry.published_fingerprint = None
                 entry.input_digest = None
-        if entry.published_render_id is None or self._is_current(entry, render):
+        if entry.claimed_by is None and (entry.published_render_id is None or self._is_current(entry, render)):
             entry.state = EntryState.failed.value
             entry.retryable = False
             entry.last_error = f"rejected in review: {note.strip()[:500]}"
+        # an entry a run holds keeps the run's state (see publish_in_session): held as failed, a run killed now
+        # would leave it so, and its paid call would never be fetched; the run's own outcome decides what follows
         entry.pinned = False
         entry.updated_at = now
         return render
