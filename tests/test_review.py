@@ -45,6 +45,25 @@ def renders_of(project, entry_id: str) -> list[Render]:
 GATE = {"review": {"required": True}}
 
 
+def run_holding(p, entry_id: str = "event-000", **popen):  # type: ignore[no-untyped-def]
+    """A `limner generate` process started and waited for until it has claimed ``entry_id`` (its provider set slow
+    enough by the caller to keep it there)."""
+    import subprocess
+    import sys
+    import time
+
+    holder = subprocess.Popen([sys.executable, "-m", "limner", "--config", str(p.config), "generate", "--no-progress",
+                               *(["--json"] if popen.get("stdout") == subprocess.PIPE else [])],
+                              cwd=p.root, env=p.env(), **popen)
+    deadline = time.monotonic() + 30
+    while with_project(p, lambda project: project.reviews.entry(entry_id)).claimed_by is None:
+        if time.monotonic() >= deadline or holder.poll() is not None:
+            holder.kill()
+            raise AssertionError("the run never took the entry")
+        time.sleep(0.1)
+    return holder
+
+
 def test_with_the_gate_nothing_is_published_until_approved_then_exactly_the_approved(make_project_dir):
     p = make_project_dir(4)
     summary = generate(p, **GATE)
@@ -415,8 +434,6 @@ def test_approving_while_a_run_holds_the_entry_leaves_its_claim_and_nothing_is_p
     regeneration, or `limner generate`): the approval released the run's claim, so a second run took the entry
     and paid for the same spec again (two calls, two identical renders)."""
     import subprocess
-    import sys
-    import time
 
     p = make_project_dir(1, extra="price_usd = 0.04\n")
     generate(p, **GATE)
@@ -424,14 +441,8 @@ def test_approving_while_a_run_holds_the_entry_leaves_its_claim_and_nothing_is_p
     with_project(p, lambda project: project.reviews.set_override("event-000", seed=5))
     p.config.write_text(p.config.read_text().replace("price_usd = 0.04\n", "price_usd = 0.04\nlatency_s = 6\n"))
     p.config.write_text(p.config.read_text() + "\n[review]\nrequired = true\n")
-    holder = subprocess.Popen([sys.executable, "-m", "limner", "--config", str(p.config), "generate", "--json",
-                               "--no-progress"], cwd=p.root, env=p.env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    holder = run_holding(p, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while with_project(p, lambda project: project.reviews.entry("event-000")).claimed_by is None:
-            assert time.monotonic() < deadline and holder.poll() is None, "the run never took the entry"
-            time.sleep(0.1)
         held = with_project(p, lambda project: project.reviews.entry("event-000"))
         with_project(p, lambda project: project.reviews.approve(first, note="the first will do meanwhile"))
         entry = with_project(p, lambda project: project.reviews.entry("event-000"))
@@ -491,21 +502,14 @@ def test_rejecting_the_only_image_while_a_run_holds_the_entry_leaves_it_to_the_r
     taken up again. The entry now keeps the run's state; killed, the run's entry goes back to the queue."""
     import signal
     import subprocess
-    import sys
-    import time
 
     p = make_project_dir(1)
     generate(p)
     first = with_project(p, lambda project: renders_of(project, "event-000")[0].id)
     with_project(p, lambda project: project.reviews.set_override("event-000", seed=5))
     p.config.write_text(p.config.read_text().replace("size = 96\n", "size = 96\nlatency_s = 30\n"))
-    holder = subprocess.Popen([sys.executable, "-m", "limner", "--config", str(p.config), "generate", "--no-progress"],
-                              cwd=p.root, env=p.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    holder = run_holding(p, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while with_project(p, lambda project: project.reviews.entry("event-000")).claimed_by is None:
-            assert time.monotonic() < deadline and holder.poll() is None, "the run never took the entry"
-            time.sleep(0.1)
         held = with_project(p, lambda project: project.reviews.entry("event-000"))
         with_project(p, lambda project: project.reviews.reject(first, note="wrong century"))
         entry = with_project(p, lambda project: project.reviews.entry("event-000"))
