@@ -114,6 +114,66 @@ def test_a_process_killed_while_creating_a_new_database_leaves_one_the_next_comm
         db.close()
 
 
+def left_by_an_earlier_version(path, *, rows: bool = False) -> None:
+    """What a first command of an earlier version, killed while it created its tables one autocommitted
+    statement at a time, left; and the empty ``alembic_version`` its next command's failed upgrade added."""
+    import sqlite3
+
+    from sqlalchemy import text
+
+    from limner.db.tables import metadata
+
+    engine = create_db_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        for table in metadata.sorted_tables[:3]:
+            table.create(conn)
+        conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
+        conn.commit()
+    engine.dispose()
+    if rows:  # with plain sqlite3, whose foreign keys are off: renders was never created
+        with sqlite3.connect(path) as conn:
+            conn.execute("INSERT INTO entries (id, title, state, attempts, retryable, created_at, updated_at) "
+                         "VALUES ('e1', 'Event', 'missing', 0, 1, '2026-01-01', '2026-01-01')")
+
+
+def test_a_database_an_earlier_version_left_half_created_is_created_again(tmp_path):
+    """Versions before the one-transaction creation left such databases, and every command on them failed
+    with "table entries already exists", with no advice. Empty tables that are exactly Limner's are made again."""
+    from limner.db.engine import open_database
+
+    path = tmp_path / "limner.db"
+    left_by_an_earlier_version(path)
+    db = open_database(f"sqlite:///{path}")
+    try:
+        assert db.schema_revision() == SCHEMA_HEAD
+        assert schema(db) == schema(open_database(f"sqlite:///{tmp_path / 'new.db'}"))
+    finally:
+        db.close()
+
+
+def test_an_unversioned_database_holding_rows_or_other_tables_is_never_dropped(tmp_path):
+    """Only an empty leftover of Limner's own tables is made again: a row, or a table of another program
+    with one of Limner's names, is kept, and the database is refused as before."""
+    from sqlalchemy import text
+
+    from limner.db.engine import open_database
+    from limner.errors import LimnerError
+
+    with_rows, foreign = tmp_path / "rows.db", tmp_path / "app.db"
+    left_by_an_earlier_version(with_rows, rows=True)
+    engine = create_db_engine(f"sqlite:///{foreign}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE entries (id INTEGER PRIMARY KEY, headline TEXT)"))
+    engine.dispose()
+    for path in (with_rows, foreign):
+        with pytest.raises(LimnerError, match="already exists"):
+            open_database(f"sqlite:///{path}")
+        engine = create_db_engine(f"sqlite:///{path}")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM entries")).scalar() == (1 if path == with_rows else 0)
+        engine.dispose()
+
+
 def test_every_table_is_mapped_and_every_column_typed_on_its_class():
     """The schema is defined once, as Core tables (db/tables.py); the ORM classes (db/models.py) map them and
     declare each column's Python type for readers and type checkers: none left out."""

@@ -172,7 +172,9 @@ class Database:
         from limner.db.tables import metadata
 
         with self.engine.connect() as conn:
-            if inspect(conn).get_table_names():
+            existing = inspect(conn).get_table_names()
+            leftover = existing and _left_by_a_killed_creation(conn, existing)
+            if existing and not leftover:
                 return False
         version = Table("alembic_version", MetaData(), Column("version_num", String(32), nullable=False),
                         PrimaryKeyConstraint("version_num", name="alembic_version_pkc"))
@@ -181,6 +183,11 @@ class Database:
             # DDL and would commit each CREATE TABLE on its own: a process killed half-way left tables
             # without a revision, which no later command could open ("table ... already exists")
             with self.write() as conn:
+                # tables an earlier version (which created them one autocommitted statement at a time) left
+                # when its first command was killed: empty, and exactly ours; made again below
+                for table in [*reversed(metadata.sorted_tables), version]:
+                    if table.name in (leftover or ()):
+                        table.drop(conn)
                 # one table at a time, every foreign key inline: create_all would leave out the constraint
                 # that breaks the entries <-> renders cycle (use_alter), since SQLite has no ALTER ... ADD
                 # CONSTRAINT; SQLite accepts a reference to a table created later
@@ -219,6 +226,26 @@ SETTING = "database.url (LIMNER_DATABASE_URL)"
 #: query parameters of a URL that may hold a secret (``?password=...``, ``?sslkey=...``): masked in messages
 _SECRET_QUERY = re.compile(r"(?i)([?&][^=&#]*(?:pass|secret|token|key|auth)[^=&#]*=)[^&#]*")
 _USERINFO = re.compile(r"^((?:[^:/?#]*://)?[^:@/?#]*:).*@")
+
+
+def _left_by_a_killed_creation(conn, names: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+    """The tables of an unversioned database when they are what a first command killed while creating them
+    left (earlier versions committed each CREATE TABLE on its own): only Limner's tables, with Limner's
+    columns, all empty. Anything else (another program's tables, any row) is left alone: []."""
+    from sqlalchemy import func, inspect, select
+
+    from limner.db.tables import metadata
+
+    insp = inspect(conn)
+    for name in names:
+        if name == "alembic_version":  # empty (the caller found no revision): left by a failed upgrade
+            continue
+        table = metadata.tables.get(name)
+        if table is None or {c["name"] for c in insp.get_columns(name)} != {c.name for c in table.columns}:
+            return []
+        if conn.execute(select(func.count()).select_from(table)).scalar():
+            return []
+    return names
 
 
 def mask_url(url: str) -> str:
