@@ -288,6 +288,34 @@ def test_every_post_needs_the_csrf_token_and_a_foreign_origin_is_refused(gated):
         assert re.search(r'<meta name="csrf-token" content="([^"]+)">', client.get("/").text).group(1) == headers["X-CSRF-Token"]
 
 
+def test_a_request_body_past_the_cap_is_a_413_unread_and_changes_nothing(make_project_dir):
+    """A body is a note, a prompt or a thousand ids (a few KiB): one of megabytes (valid JSON padded with
+    spaces, sent with its length or in chunks) was read whole into memory (a 300 MB one took 900 MB) and
+    acted on; now it is a 413 before it is read."""
+    p = make_project_dir(2, extra=GATE)
+    generate(p)
+    with client_for(p) as client:
+        headers = {**csrf(client), "Content-Type": "application/json"}
+        r0, r1 = newest_render(client, "event-000"), newest_render(client, "event-001")
+        padded = b'{"note": "ok"' + b" " * 5_000_000 + b"}"
+        res = client.post(f"/api/renders/{r0}/reject", content=padded, headers=headers)
+        assert res.status_code == 413 and "too large" in res.json()["detail"], res.text[:200]
+
+        def chunks():
+            yield b'{"ids": [' + str(r1).encode()
+            for _ in range(50):
+                yield b" " * 100_000
+            yield b"]}"
+
+        res = client.post("/api/renders/approve", content=chunks(), headers=headers)
+        assert res.status_code == 413, res.text[:200]
+        assert client.get("/api/decisions").json()["decisions"] == []
+        assert {client.get(f"/api/entries/{e}").json()["state"] for e in ("event-000", "event-001")} == {"awaiting_review"}
+        # a body within the cap, also sent in chunks, is read as before
+        res = client.post("/api/renders/approve", content=iter([b'{"ids": [', str(r1).encode(), b"]}"]), headers=headers)
+        assert res.status_code == 200 and res.json()["approved"][0]["render"]["id"] == r1, res.text[:200]
+
+
 def test_ids_no_database_holds_are_a_422_or_404_never_a_500(gated):
     p = gated
     with client_for(p) as client:

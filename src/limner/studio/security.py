@@ -9,6 +9,9 @@
   (the pages embed it; ``GET /api/session`` returns it) unless it is authenticated by the Bearer header, and
   a request whose ``Origin`` is another site is refused: a page elsewhere cannot act on a reviewer's behalf.
 * The Host header must be one the server answers to (TrustedHostMiddleware, against DNS rebinding).
+* A state-changing request's body is at most ``MAX_BODY_BYTES`` (a note, a prompt, a thousand ids take a
+  few KiB): a larger one is a 413, refused on its ``Content-Length`` before it is read, or as soon as a
+  chunked one passes the cap (it was read whole into memory, then parsed).
 * Responses carry a strict Content-Security-Policy (scripts only from ``/static``), ``nosniff`` and
   ``frame-ancestors 'none'``.
 """
@@ -35,6 +38,9 @@ SESSION_MAX_AGE_S = 7 * 24 * 3600
 #: paths anyone may fetch: the log-in page and the static files (a stylesheet and a script)
 PUBLIC_PREFIXES = ("/static/", "/login", "/favicon.ico")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: the largest request body read (the largest the API takes, an 8,000-character prompt as JSON escapes,
+#: is under 64 KiB); a larger one is a 413
+MAX_BODY_BYTES = 1024 * 1024
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 
@@ -152,6 +158,32 @@ def _cookie(header: str | None, name: str) -> str | None:
     return None
 
 
+async def _capped_body(receive: Receive, declared: str | None) -> Receive | None:
+    """The request's body read here, at most :data:`MAX_BODY_BYTES` of it, and a ``receive`` that hands it
+    on in one message; None when it is larger (refused on its declared length before a byte is read)."""
+    if declared is not None and declared.strip().isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away: handed on as it came
+            break
+        parts.append(message.get("body", b""))
+        size += len(parts[-1])
+        if size > MAX_BODY_BYTES:
+            return None
+        if not message.get("more_body", False):
+            message = {"type": "http.request", "body": b"".join(parts), "more_body": False}
+            break
+    queued = [message]
+
+    async def replay() -> Message:
+        return queued.pop() if queued else await receive()
+
+    return replay
+
+
 class GuardMiddleware:
     """Authentication (token mode), CSRF and Origin checks, and security headers, for every request."""
 
@@ -183,6 +215,12 @@ class GuardMiddleware:
             if origin == "null" or not guard.csrf_ok(headers.get(CSRF_HEADER)):
                 await self._refuse(scope, send, 403, "missing or wrong CSRF token (X-CSRF-Token)")
                 return
+        if method not in SAFE_METHODS:
+            capped = await _capped_body(receive, headers.get("content-length"))
+            if capped is None:
+                await self._refuse(scope, send, 413, f"request body too large (at most {MAX_BODY_BYTES} bytes)")
+                return
+            receive = capped
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -214,5 +252,5 @@ class GuardMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-__all__ = ["CSRF_HEADER", "SESSION_COOKIE", "TOKEN_ENV", "Guard", "GuardMiddleware", "allowed_hosts", "is_loopback",
+__all__ = ["CSRF_HEADER", "MAX_BODY_BYTES", "SESSION_COOKIE", "TOKEN_ENV", "Guard", "GuardMiddleware", "allowed_hosts", "is_loopback",
            "resolve_token"]
