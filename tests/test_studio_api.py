@@ -440,8 +440,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(p, *args: str):
-    """``limner serve`` in a subprocess; (process, its first line of output) once it answers."""
+def _serve(p, *args: str, env: dict[str, str] | None = None):
+    """``limner serve`` in a subprocess; (process, its port) once it answers."""
     import subprocess
     import sys
     import time
@@ -450,7 +450,7 @@ def _serve(p, *args: str):
 
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "limner", "--config", str(p.config), "serve", "--port", str(port), *args],
-                            cwd=p.root, env=p.env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=p.root, env=p.env(PYTHONUNBUFFERED="1", **(env or {})), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -506,6 +506,40 @@ def test_limner_serve_beyond_loopback_generates_a_token_and_refuses_requests_wit
     assert token not in out + err  # printed once (the first line), hidden in the access log
     refused = p.run("serve", "--host", "0.0.0.0", "--no-token")
     assert refused.returncode == 2 and "needs a token" in refused.stderr
+
+
+def test_serve_open_never_puts_the_token_on_a_command_line(make_project_dir, tmp_path):
+    """``--open`` gave the browser ``/login?token=...`` as an argument, which ``ps`` shows every user of the
+    machine. The browser now opens a file only this user can read, which forwards to the log-in address
+    (Jupyter's way); the file goes with the server."""
+    import stat
+    import sys
+    import time
+    from pathlib import Path
+
+    p = make_project_dir(1)
+    generate(p)
+    seen = tmp_path / "browser-argv.txt"
+    browser = tmp_path / "browser.py"
+    browser.write_text(f"import sys\nopen({str(seen)!r}, 'w').write(sys.argv[1])\n", encoding="utf-8")
+    token = "Tk" + "x9" * 16
+    proc, _ = _serve(p, "--token", "--open", env={"BROWSER": f"{sys.executable} {browser} %s", "LIMNER_SERVE_TOKEN": token})
+    try:
+        deadline = time.monotonic() + 20
+        while not seen.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        argv = seen.read_text(encoding="utf-8")
+        assert token not in argv
+        assert argv.startswith("file://")
+        page = Path(argv.removeprefix("file://"))
+        assert f"login?token={token}" in page.read_text(encoding="utf-8")
+        assert stat.S_IMODE(page.stat().st_mode) == 0o600
+        assert stat.S_IMODE(page.parent.stat().st_mode) == 0o700
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=20)
+    assert token not in out + err
+    assert not page.exists()
 
 
 def test_a_broken_catalogue_edit_keeps_the_last_good_one_and_says_why(make_project_dir):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -66,11 +68,17 @@ def register(app: typer.Typer) -> None:
         if not is_loopback(bind):
             err.print(f"warning: serving on {bind}, beyond this machine; plain HTTP: put TLS in front of it on an "
                       "untrusted network", highlight=False, markup=False)
+        forward = None
         if open_browser:
             import threading
             import webbrowser
 
-            threading.Timer(1.0, webbrowser.open, args=(login,)).start()
+            # a token in the browser's arguments is in every user's `ps`: the browser opens a file only
+            # this user can read, which forwards to the log-in address (Jupyter's way)
+            forward = None if secret is None else _forwarding_page(login)
+            if forward is not None:
+                _remove_on_sigterm(forward.parent)
+            threading.Timer(1.0, webbrowser.open, args=(login if forward is None else forward.as_uri(),)).start()
         _quiet_token_in_logs()
         from limner.gcpause import startup_over
 
@@ -79,6 +87,40 @@ def register(app: typer.Typer) -> None:
             uvicorn.run(app, host=bind, port=bind_port, log_level="info", server_header=False)
         finally:
             project.close()
+            if forward is not None:
+                import shutil
+
+                shutil.rmtree(forward.parent, ignore_errors=True)
+
+
+def _remove_on_sigterm(folder: Path) -> None:
+    """Remove ``folder`` when a SIGTERM ends the server: uvicorn shuts down, then raises the signal again,
+    whose default action would end the process before any ``finally``; it still ends by that signal."""
+    import shutil
+    import signal
+
+    def remove_then_end(signum: int, _frame: object) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, remove_then_end)
+
+
+def _forwarding_page(login: str) -> Path:
+    """An HTML page that sends the browser to ``login``, in a new folder only this user may open (0700;
+    the file is 0600); the server removes it when it stops."""
+    import html
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="limner-serve-"))
+    page = folder / "open.html"
+    target = html.escape(login, quote=True)
+    fd = os.open(page, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={target}">'
+                 f'<title>Limner review studio</title><p><a href="{target}">Open the Limner review studio</a></p>\n')
+    return page
 
 
 def _quiet_token_in_logs() -> None:
