@@ -1,0 +1,268 @@
+"""The examples in README.md and docs/ work when pasted: every `limner ...` command line parses with the real
+command-line parser, every `limner.toml` snippet loads with the real settings loader (and its styles with the
+style loader), what the docs say `limner init` writes is what it writes, and every relative link resolves.
+
+tests/test_docs.py checks the other direction (everything the code has is documented); this file checks that
+what the docs show exists. Everything here runs in-process, without a provider or a subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import re
+import shlex
+import tomllib
+import typing
+from pathlib import Path
+
+import pytest
+import typer
+import typer.main
+
+from limner.cli.app import app
+from test_docs import anchors
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+SHELL_BLOCKS = ("bash", "sh", "shell", "console", "ini")  # ini: a systemd unit's ExecStart=
+OPERATORS = {"&&", "||", "|", ";", "&"}
+
+
+def page_id(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def fenced(text: str, languages: tuple[str, ...]) -> list[tuple[int, str, str]]:
+    """(line of the block's first line, language, body) of each fenced block in one of ``languages``."""
+    found = []
+    for m in re.finditer(r"^```([\w-]*)[^\n]*\n(.*?)^```", text, re.M | re.S):
+        if m.group(1) in languages:
+            found.append((text[:m.start()].count("\n") + 2, m.group(1), m.group(2)))
+    return found
+
+
+def without_blocks(text: str) -> str:
+    """The prose: fenced blocks blanked out (line numbers kept)."""
+    return re.sub(r"^```.*?^```", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.M | re.S)
+
+
+def limner_argvs(line: str) -> list[list[str]]:
+    """The arguments of each `limner` command in one shell line (pipes, `&&`, `||`, `;`, `&`, a leading
+    `NAME=value`, a trailing `# comment` and a path to the executable allowed)."""
+    line = re.sub(r"^\s*ExecStart=", "", line)
+    found, segment = [], []
+    for token in [*shlex.split(line, comments=True), ";"]:
+        if token not in OPERATORS:
+            segment.append(token)
+            continue
+        while segment and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", segment[0]):
+            segment = segment[1:]
+        if segment and (segment[0] == "limner" or segment[0].endswith("/limner")):
+            found.append(segment[1:])
+        segment = []
+    return found
+
+
+@functools.cache
+def cli() -> typing.Any:
+    return typer.main.get_command(app)
+
+
+def parse_error(argv: list[str]) -> tuple[str, str] | None:
+    """``(kind, message)`` when the real parser refuses ``limner ARGV``, else None. Nothing is run: each
+    command's context is made (options parsed and converted), its callback is not called."""
+    command = cli()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # --version and --help print
+            ctx = command.make_context("limner", list(argv))
+            while hasattr(command, "resolve_command"):  # a group: go down to the subcommand
+                rest = [*ctx._protected_args, *ctx.args]
+                if not rest:
+                    break
+                name, sub, rest = command.resolve_command(ctx, rest)
+                if sub is None:
+                    return "NoSuchCommand", f"no command {name!r}"
+                command = sub
+                ctx = command.make_context(name or "", rest, parent=ctx)
+            if ctx.args:
+                return "UnexpectedExtraArgument", f"unexpected extra arguments {ctx.args}"
+    except typer.Exit:
+        return None
+    except Exception as exc:  # click's usage errors (typer vendors click, so match by shape)
+        if not hasattr(exc, "format_message"):
+            raise
+        return type(exc).__name__, exc.format_message()
+    return None
+
+
+def block_commands(page: Path) -> list[tuple[int, list[str]]]:
+    found = []
+    for start, _lang, body in fenced(page.read_text(encoding="utf-8"), SHELL_BLOCKS):
+        for offset, line in enumerate(body.replace("\\\n", " ").splitlines()):  # a continued line is one
+            try:
+                argvs = limner_argvs(line)
+            except ValueError:  # not shell (an unbalanced quote in a unit file's comment, say)
+                continue
+            found += [(start + offset, argv) for argv in argvs]
+    return found
+
+
+def inline_commands(page: Path) -> list[tuple[int, str, list[str]]]:
+    prose = without_blocks(page.read_text(encoding="utf-8"))
+    found = []
+    for m in re.finditer(r"(?<!`)`(limner [^`]+)`(?!`)", prose):
+        span = " ".join(m.group(1).split())
+        try:
+            argvs = limner_argvs(span)
+        except ValueError:
+            continue
+        found += [(prose[:m.start()].count("\n") + 1, span, argv) for argv in argvs]
+    return found
+
+
+def test_there_are_command_lines_to_check() -> None:
+    assert sum(len(block_commands(p)) for p in PAGES) > 50
+    assert sum(len(inline_commands(p)) for p in PAGES) > 100
+
+
+def test_the_parser_check_refuses_what_the_cli_refuses() -> None:
+    assert parse_error(["plan", "--stale", "--json"]) is None
+    assert parse_error(["--config", "site/limner.toml", "review", "approve", "12", "15", "--note", "ok"]) is None
+    assert parse_error(["--version"]) is None
+    assert parse_error(["plan", "--bogus"])[0] == "NoSuchOption"  # type: ignore[index]
+    assert parse_error(["plan", "--limit", "N"])[0] == "BadParameter"  # type: ignore[index]
+    assert parse_error(["review", "aprove", "1"])[0] in ("NoSuchCommand", "UsageError")  # type: ignore[index]
+    assert parse_error(["review", "reject", "1"])[0] == "MissingParameter"  # type: ignore[index]
+    assert parse_error(["status", "extra"])[0] in ("UnexpectedExtraArgument", "UsageError")  # type: ignore[index]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_command_lines_in_code_blocks_parse(page: Path) -> None:
+    """A command in a shell block is meant to be pasted: it must parse exactly (options, values, arguments)."""
+    bad = [f"{page_id(page)}:{line}: limner {shlex.join(argv)}: {error[1]}"
+           for line, argv in block_commands(page) if (error := parse_error(argv))]
+    assert not bad, "\n".join(bad)
+
+
+#: in prose, `limner generate --budget` names an option without its value, `limner init DIR` a placeholder:
+#: only a command or an option that does not exist is wrong there
+INLINE_ERRORS = {"NoSuchOption", "NoSuchCommand"}
+#: spans that show a mistake on purpose
+WRONG_ON_PURPOSE = {"limner plan --config ..."}  # cli.md: global options come before the command
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_commands_in_prose_exist(page: Path) -> None:
+    bad = []
+    for line, span, argv in inline_commands(page):
+        if span in WRONG_ON_PURPOSE or not argv or not re.fullmatch(r"[a-z][a-z-]*|-.*", argv[0]):  # `limner COMMAND --help`, `limner <version>`
+            continue
+        error = parse_error(argv)
+        if error and error[0] in INLINE_ERRORS:
+            bad.append(f"{page_id(page)}:{line}: `{span}`: {error[1]}")
+    assert not bad, "\n".join(bad)
+
+
+# --- TOML snippets ---
+
+
+def toml_blocks(page: Path) -> list[tuple[int, str]]:
+    return [(line, body) for line, _lang, body in fenced(page.read_text(encoding="utf-8"), ("toml",))]
+
+
+def snippet_kind(data: dict) -> str:  # type: ignore[type-arg]
+    if "build-system" in data or "entry-points" in data.get("project", {}):
+        return "pyproject"
+    if "positive" in data:
+        return "style"
+    return "settings"
+
+
+TOML_SNIPPETS = [(page, line, body) for page in PAGES for line, body in toml_blocks(page)]
+
+
+def test_there_are_toml_snippets_to_check() -> None:
+    kinds = {snippet_kind(tomllib.loads(body)) for _page, _line, body in TOML_SNIPPETS}
+    assert kinds == {"pyproject", "style", "settings"}
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.upper().startswith("LIMNER_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize(("page", "line", "body"), TOML_SNIPPETS, ids=[f"{page_id(p)}:{n}" for p, n, _ in TOML_SNIPPETS])
+def test_toml_snippets_load(page: Path, line: int, body: str, tmp_path: Path, clean_env: None) -> None:
+    """A `limner.toml` snippet loads with the settings loader (no unknown key, no wrong type), and the styles it
+    or a style-file snippet defines compile."""
+    from limner.config import load_settings
+    from limner.styles.loader import load_styles
+
+    data = tomllib.loads(body)
+    kind = snippet_kind(data)
+    where = f"{page_id(page)}:{line}"
+    if kind == "pyproject":
+        assert data["project"]["entry-points"], where
+        return
+    if kind == "style":
+        (tmp_path / "styles").mkdir()
+        (tmp_path / "styles" / "snippet.toml").write_text(body, encoding="utf-8")
+        assert "snippet" in load_styles(tmp_path / "styles"), where
+        return
+    config = tmp_path / "limner.toml"
+    config.write_text(body, encoding="utf-8")
+    try:
+        settings = load_settings(config)
+        load_styles(tmp_path / "styles", settings.styles)
+    except Exception as exc:
+        raise AssertionError(f"{where}: the snippet does not load:\n{exc}") from None
+
+
+def test_the_documented_scaffold_is_what_init_writes(tmp_path: Path) -> None:
+    """configuration.md shows "the `limner.toml` init writes", styles.md its `styles/house-style.toml`."""
+    from limner.config.scaffold import scaffold
+
+    scaffold(tmp_path)
+    shown = {(page.name, line): body for page, line, body in TOML_SNIPPETS if page.parent == DOCS}
+
+    def shown_after(page: str, phrase: str) -> str:
+        text = (DOCS / page).read_text(encoding="utf-8")
+        at = text.index(phrase)
+        line = text[:at].count("\n") + 1
+        return min(((n, body) for (p, n), body in shown.items() if p == page and n > line))[1]
+
+    def body(path: Path) -> str:  # leading comment lines (what the file is, where settings come from) aside
+        lines = path.read_text(encoding="utf-8").splitlines()
+        while lines and (lines[0].startswith("#") or not lines[0].strip()):
+            lines.pop(0)
+        return "\n".join(lines)
+
+    assert shown_after("configuration.md", "`limner init` writes this `limner.toml`").strip() == body(tmp_path / "limner.toml").strip()
+    assert shown_after("styles.md", "as written by `limner init`").strip() == body(tmp_path / "styles" / "house-style.toml").strip()
+
+
+# --- links ---
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_relative_links_resolve(page: Path) -> None:
+    """Every relative link of every page (README.md, docs/ and docs/decisions/ included) names a file or folder
+    that exists, and a `#anchor` into a Markdown file names one of its headings."""
+    bad = []
+    prose = re.sub(r"`[^`]*`", "", without_blocks(page.read_text(encoding="utf-8")))  # code is no link
+    for target in re.findall(r"\]\(([^)\s]+)\)", prose):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto:
+            continue
+        path, _, anchor = target.partition("#")
+        dest = page.parent / path if path else page
+        if not dest.exists():
+            bad.append(f"{target}: no such file")
+        elif anchor and dest.suffix == ".md" and anchor not in anchors(dest.read_text(encoding="utf-8")):
+            bad.append(f"{target}: no such heading")
+    assert not bad, f"{page_id(page)}: " + "; ".join(bad)
