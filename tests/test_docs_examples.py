@@ -266,3 +266,53 @@ def test_relative_links_resolve(page: Path) -> None:
         elif anchor and dest.suffix == ".md" and anchor not in anchors(dest.read_text(encoding="utf-8")):
             bad.append(f"{target}: no such heading")
     assert not bad, f"{page_id(page)}: " + "; ".join(bad)
+
+
+# --- environment variables ---
+
+#: names the docs show on purpose as ones that do not work (configuration.md)
+NOT_VARIABLES_ON_PURPOSE = {"LIMNER_FOO", "LIMNER_GENERATE_FOO", "LIMNER_PROVIDERS_FAKE_MODEL"}
+CODE_SUFFIXES = {".py", ".yml", ".yaml", ".js", ".mjs", ".ts", ".tsx", ".astro", ".sh", ""}
+
+
+def setting_variables() -> set[str]:
+    from test_docs import setting_keys
+
+    return {"LIMNER_" + key.replace(".", "_").upper() for key in setting_keys() if "<" not in key}
+
+
+def code_text() -> str:
+    """The text of the repository's code and scripts (no docs, no installed packages)."""
+    import os
+
+    texts = []
+    for folder in ("src", "tests", "scripts", "bench", "clients", "examples", ".ci"):
+        for dirpath, dirnames, filenames in os.walk(ROOT / folder):
+            dirnames[:] = [d for d in dirnames if d not in ("node_modules", ".venv", "dist", ".limner", "__pycache__")]
+            for name in filenames:
+                path = Path(dirpath) / name
+                if path.suffix in CODE_SUFFIXES and path.stat().st_size < 1_000_000:
+                    texts.append(path.read_text(encoding="utf-8", errors="replace"))
+    return "\n".join(texts)
+
+
+def test_environment_variables_in_the_docs_exist() -> None:
+    """Every `LIMNER_...` name the docs show is a setting's variable or one the code reads."""
+    shown = {name for page in PAGES for name in re.findall(r"\bLIMNER_[A-Z0-9_]*[A-Z0-9]\b", page.read_text(encoding="utf-8"))}
+    assert "LIMNER_DATABASE_URL" in shown
+    code = code_text()
+    unknown = sorted(name for name in shown - setting_variables() - NOT_VARIABLES_ON_PURPOSE
+                     if not re.search(rf"\b{name}\b", code))
+    assert not unknown, f"the docs name environment variables that nothing reads: {unknown}"
+
+
+def test_environment_variables_the_code_reads_are_documented() -> None:
+    """Every `"LIMNER_..."` name in Limner's code (a variable it reads, or writes into a CI job) is in the docs."""
+    code = {path: path.read_text(encoding="utf-8") for path in (ROOT / "src" / "limner").rglob("*.py")}
+    constants = {name for text in code.values() for name in re.findall(r"^(LIMNER_[A-Z0-9_]+) = ", text, re.M)}
+    names = {name for text in code.values()
+             for name in re.findall(r"[\"'](LIMNER_[A-Z0-9_]*[A-Z0-9])[\"']", text)} - constants  # not `__all__`
+    assert {"LIMNER_PLUGINS", "LIMNER_ALLOW_HTTP_HOSTS"} <= names
+    docs = "\n".join(page.read_text(encoding="utf-8") for page in PAGES)
+    missing = sorted(name for name in names if not re.search(rf"`\$?{name}[`=]", docs))
+    assert not missing, f"README.md and docs/ do not document the environment variables {missing}"
