@@ -311,3 +311,28 @@ def test_docs_point_the_app_at_the_ports_the_servers_use() -> None:
     found = [(p.name, int(port)) for p in DOCS.glob("*.md")
              for port in re.findall(r"LIMNER_MEDIA_BASE=https?://(?:127\.0\.0\.1|localhost):(\d+)", p.read_text())]
     assert found and all(port == media_port for _, port in found), found
+
+
+#: the example of each "### X --json" section of docs/cli.md, and the run of JSON_RUNS whose output it shows
+JSON_EXAMPLES = {"plan": ("plan",), "generate": ("generate", "--no-progress"), "status": ("status",)}
+
+
+@pytest.mark.parametrize("name", sorted(JSON_EXAMPLES))
+def test_json_examples_have_the_shape_of_the_output(json_outputs: dict[tuple[str, ...], typing.Any], name: str) -> None:
+    """The example object has the keys the command prints (no more, no fewer), and so do the objects in its
+    lists; `by_state` has every state and `timeline` only phases a run reaches."""
+    import json
+
+    body = section(read("cli.md"), f"### {name} --json")
+    example = json.loads(re.search(r"^```json\n(.*?)^```", body, re.M | re.S).group(1))  # type: ignore[union-attr]
+    real = json_outputs[JSON_EXAMPLES[name]]
+    assert sorted(example) == sorted(real), f"docs/cli.md '### {name} --json': the example's keys differ from the output's"
+    for key, value in example.items():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            shown = {k for item in value for k in item}
+            printed = {k for item in real[key] for k in item}
+            assert shown == printed, f"docs/cli.md '### {name} --json': keys of {key}[] differ: {shown} vs {printed}"
+    if "by_state" in example:
+        assert sorted(example["by_state"]) == sorted(real["by_state"])
+    if "timeline" in example:
+        assert set(real["timeline"]) <= set(example["timeline"]), "a timeline phase the example lacks"

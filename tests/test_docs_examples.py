@@ -316,3 +316,46 @@ def test_environment_variables_the_code_reads_are_documented() -> None:
     docs = "\n".join(page.read_text(encoding="utf-8") for page in PAGES)
     missing = sorted(name for name in names if not re.search(rf"`\$?{name}[`=]", docs))
     assert not missing, f"README.md and docs/ do not document the environment variables {missing}"
+
+
+# --- example data ---
+
+
+def test_catalogue_examples_load() -> None:
+    """The YAML, JSONL and CSV examples of catalogue.md's 'Formats' load with the catalogue loader."""
+    from test_docs import section
+
+    from limner.catalog import load_catalog
+    from limner.styles.builtin import BUILTIN_STYLES
+
+    text = section((DOCS / "catalogue.md").read_text(encoding="utf-8"), "## Formats")
+    blocks = {lang: body for _line, lang, body in fenced(text, ("yaml", "json", "csv"))}
+    assert set(blocks) == {"yaml", "json", "csv"}
+    suffix = {"yaml": ".yaml", "json": ".jsonl", "csv": ".csv"}
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        for lang, body in blocks.items():
+            path = Path(folder) / f"catalog{suffix[lang]}"
+            path.write_text(body, encoding="utf-8")
+            catalog = load_catalog(path, known_styles=[s.name for s in BUILTIN_STYLES])
+            assert len(catalog.entries) == 2, lang
+
+
+def test_manifest_example_validates_against_the_schema_sync_writes() -> None:
+    import json
+
+    import jsonschema
+
+    from limner.sync.manifest import MANIFEST_SCHEMA
+
+    text = section_text("manifest.md", "## Example")
+    (example,) = [json.loads(body) for _line, _lang, body in fenced(text, ("json",))]
+    jsonschema.validate(example, MANIFEST_SCHEMA)
+    assert example["entries"]
+
+
+def section_text(page: str, heading: str) -> str:
+    from test_docs import section
+
+    return section((DOCS / page).read_text(encoding="utf-8"), heading)
