@@ -359,3 +359,32 @@ def section_text(page: str, heading: str) -> str:
     from test_docs import section
 
     return section((DOCS / page).read_text(encoding="utf-8"), heading)
+
+
+# --- files of this repository the docs name ---
+
+SOURCE_SUFFIXES = (".py", ".mjs", ".js", ".ts", ".tsx", ".sh", ".md")
+#: files of the reader's app, not of this repository
+APP_FILES = {"frontend/src/lib/images.ts"}  # migration.md: the app's own URL code, replaced in phase 4
+
+
+@functools.cache
+def repo_files() -> tuple[str, ...]:
+    import os
+
+    found = []
+    for dirpath, dirnames, filenames in os.walk(ROOT):
+        dirnames[:] = [d for d in dirnames if d not in ("node_modules", ".venv", ".git", "dist", ".limner", "__pycache__")]
+        found += [(Path(dirpath) / name).relative_to(ROOT).as_posix() for name in filenames]
+    return tuple(found)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_repository_files_the_docs_name_exist(page: Path) -> None:
+    """A source file the docs point at (`src/limner/keys.py`, `runner/unit.py` from the package,
+    `bench/bench_queue.py`, `scripts/ensure-lib.mjs` of the example app) is there."""
+    paths = re.findall(r"`([A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+)`", page.read_text(encoding="utf-8"))
+    files = repo_files()
+    missing = sorted({p for p in paths if p.endswith(SOURCE_SUFFIXES) and ".." not in p and p not in APP_FILES
+                      and not any(f == p or f.endswith("/" + p) for f in files)})
+    assert not missing, f"{page_id(page)} names files that do not exist: {missing}"
