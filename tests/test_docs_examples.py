@@ -388,3 +388,21 @@ def test_repository_files_the_docs_name_exist(page: Path) -> None:
     missing = sorted({p for p in paths if p.endswith(SOURCE_SUFFIXES) and ".." not in p and p not in APP_FILES
                       and not any(f == p or f.endswith("/" + p) for f in files)})
     assert not missing, f"{page_id(page)} names files that do not exist: {missing}"
+
+
+def test_manifest_fields_are_the_schema_s() -> None:
+    """manifest.md's 'Fields' tables list the schema's keys, and 'JSON Schema' names the optional ones."""
+    from limner.sync.manifest import MANIFEST_SCHEMA
+
+    fields = section_text("manifest.md", "## Fields")
+    top, per_entry = fields.split("Per entry:")
+
+    def keys(table: str) -> set[str]:
+        return {k for row in re.findall(r"^\| (`[^|]+) \|", table, re.M) for k in re.findall(r"`([^`]+)`", row)}
+
+    entry = MANIFEST_SCHEMA["$defs"]["entry"]
+    assert keys(top) == set(MANIFEST_SCHEMA["properties"]), "top-level keys"
+    assert keys(per_entry) == set(entry["properties"]), "per-entry keys"
+    said = section_text("manifest.md", "## JSON Schema")
+    optional = re.search(r"except (.*?), forbids", said, re.S).group(1)  # type: ignore[union-attr]
+    assert set(re.findall(r"`([^`]+)`", optional)) == set(entry["properties"]) - set(entry["required"])
