@@ -406,3 +406,32 @@ def test_manifest_fields_are_the_schema_s() -> None:
     said = section_text("manifest.md", "## JSON Schema")
     optional = re.search(r"except (.*?), forbids", said, re.S).group(1)  # type: ignore[union-attr]
     assert set(re.findall(r"`([^`]+)`", optional)) == set(entry["properties"]) - set(entry["required"])
+
+
+def test_storage_contract_table_is_the_storage_class() -> None:
+    """storage.md's contract: the seven required operations are Storage's abstract methods, and every operation of
+    its table is declared on Storage with the parameters shown."""
+    import inspect
+
+    from limner.storage import Storage
+
+    text = section_text("storage.md", "## The storage contract")
+    required = re.search(r"operations are required: (.*?)\.", text, re.S).group(1)  # type: ignore[union-attr]
+    assert set(re.findall(r"`([a-z_]+)`", required)) == set(Storage.__abstractmethods__)
+    rows = re.findall(r"^\| `([a-z_]+)(?:\(([^)]*)\))?` \|", text, re.M)
+    assert len(rows) >= 10
+    for name, shown in rows:
+        member = inspect.getattr_static(Storage, name)
+        if isinstance(member, property):
+            assert not shown, name
+            continue
+        params = list(inspect.signature(member).parameters.values())[1:]
+        parts = []
+        star = False
+        for p in params:
+            if p.kind is p.KEYWORD_ONLY and not star:
+                parts.append("*")
+                star = True
+            parts.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}".replace("'", '"'))
+        code = ", ".join(parts)
+        assert shown == code, f"storage.md shows {name}({shown}); Storage has {name}({code})"
