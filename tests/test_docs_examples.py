@@ -435,3 +435,17 @@ def test_storage_contract_table_is_the_storage_class() -> None:
             parts.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}".replace("'", '"'))
         code = ", ".join(parts)
         assert shown == code, f"storage.md shows {name}({shown}); Storage has {name}({code})"
+
+
+def test_package_extras_the_docs_install_exist() -> None:
+    """`pip install 'limner[x]'` in README.md, docs/ and the code's hints names an extra of pyproject.toml, and so
+    does every built-in provider's `extra` (the hint `limner providers` prints)."""
+    from limner.providers.builtin import BUILTIN_PROVIDERS
+
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"])
+    texts = [page.read_text(encoding="utf-8") for page in PAGES]
+    texts += [path.read_text(encoding="utf-8") for path in (ROOT / "src" / "limner").rglob("*.py")]
+    named = {x.strip() for text in texts for group in re.findall(r"limner\[([a-z0-9_, -]+)\]", text) for x in group.split(",")}
+    named |= {spec.extra for spec in BUILTIN_PROVIDERS if spec.extra}
+    assert {"all", "replicate", "serve"} <= named
+    assert not named - extras, f"extras that pyproject.toml does not define: {sorted(named - extras)}"
