@@ -449,3 +449,28 @@ def test_package_extras_the_docs_install_exist() -> None:
     named |= {spec.extra for spec in BUILTIN_PROVIDERS if spec.extra}
     assert {"all", "replicate", "serve"} <= named
     assert not named - extras, f"extras that pyproject.toml does not define: {sorted(named - extras)}"
+
+
+def test_python_names_the_docs_give_exist() -> None:
+    """A dotted name such as `limner.sync.MANIFEST_SCHEMA` or `limner.testing.provider_suite` imports."""
+    import importlib
+
+    def resolves(name: str) -> bool:
+        parts = name.split(".")
+        for i in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+            except ImportError:
+                continue
+            for attr in parts[i:]:
+                if not hasattr(obj, attr):
+                    return False
+                obj = getattr(obj, attr)
+            return True
+        return False
+
+    names = {name for page in PAGES for name in re.findall(r"`(limner(?:\.[A-Za-z_]\w*)+)", page.read_text(encoding="utf-8"))}
+    names = {n for n in names if n not in ("limner.toml", "limner.db") and "__main__" not in n}  # files; `python -m`
+    assert len(names) > 10
+    unknown = sorted(n for n in names if not resolves(n))
+    assert not unknown, f"the docs name Python objects that do not exist: {unknown}"
