@@ -474,3 +474,57 @@ def test_python_names_the_docs_give_exist() -> None:
     assert len(names) > 10
     unknown = sorted(n for n in names if not resolves(n))
     assert not unknown, f"the docs name Python objects that do not exist: {unknown}"
+
+
+# --- defaults ---
+
+
+def setting_field(key: str):  # type: ignore[no-untyped-def]
+    from limner.config.settings import ProviderSettings, Settings
+
+    parts = key.split(".")
+    if parts[0] == "providers" and len(parts) == 3:
+        return ProviderSettings.model_fields[parts[2]]
+    field = Settings.model_fields[parts[0]]
+    return field.annotation.model_fields[parts[1]] if len(parts) == 2 else field  # type: ignore[union-attr]
+
+
+def shown_default(cell: str) -> typing.Any:
+    """The value a Default cell gives: a backticked TOML value (`"3:2"`, `1.0`, `[]`), a bare word in backticks
+    (`compact`), or "unset" (None); ``...`` (Ellipsis) when the cell describes it in words."""
+    cell = cell.strip()
+    if cell.startswith("unset"):
+        return None
+    m = re.fullmatch(r"`([^`]+)`(?: \(.*\))?", cell)
+    if not m:
+        return ...
+    try:
+        return tomllib.loads(f"v = {m.group(1)}")["v"]
+    except tomllib.TOMLDecodeError:
+        return m.group(1)
+
+
+def test_documented_defaults_and_variables_are_the_code_s() -> None:
+    """Every row of configuration.md's settings tables shows the setting's real default and, where it has the
+    column, its real environment variable."""
+    import enum
+
+    rows = re.findall(r"^\| `([a-z_<>.]+)` \| [^|]* \| ([^|]*) \|(?: ([^|]*) \|)?", (DOCS / "configuration.md").read_text(encoding="utf-8"), re.M)
+    checked, bad = 0, []
+    for key, default_cell, env_cell in rows:
+        if key in ("styles.<name>",):
+            continue
+        field = setting_field(key)
+        default = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+        if isinstance(default, enum.Enum):
+            default = default.value
+        shown = shown_default(default_cell)
+        if shown is not ... and shown != default:
+            bad.append(f"{key}: documented default {default_cell.strip()}, the code's is {default!r}")
+        checked += shown is not ...
+        if env_cell and env_cell.strip().startswith("`LIMNER_"):
+            variable = re.match(r"`([A-Z_]+)`", env_cell.strip()).group(1)  # type: ignore[union-attr]
+            if variable != "LIMNER_" + key.replace(".", "_").upper():
+                bad.append(f"{key}: documented variable {variable}")
+    assert checked > 40
+    assert not bad, "\n".join(bad)
