@@ -336,3 +336,20 @@ def test_json_examples_have_the_shape_of_the_output(json_outputs: dict[tuple[str
         assert sorted(example["by_state"]) == sorted(real["by_state"])
     if "timeline" in example:
         assert set(real["timeline"]) <= set(example["timeline"]), "a timeline phase the example lacks"
+
+
+@pytest.mark.parametrize("name", sorted(commands()))
+def test_every_argument_and_short_option_is_documented(name: str) -> None:
+    """A positional argument under the name `--help` shows, upper-cased (`DIRECTORY`, `RENDER_ID`), and each
+    short option (`-p`, `-j`) with its long one."""
+    body = command_section(read("cli.md"), name)
+    missing = []
+    for param in commands()[name].params:
+        if param.param_type_name == "argument":
+            shown = (param.metavar or param.name or "").upper().rstrip(".")
+            if f"`{shown}" not in body and f" {shown}" not in body:
+                missing.append(shown)
+        for opt in [*param.opts, *getattr(param, "secondary_opts", [])]:
+            if re.fullmatch(r"-[a-zA-Z]", opt) and f"`{opt}" not in body:
+                missing.append(opt)
+    assert not missing, f"docs/cli.md '## limner {name.split()[0]}' does not mention {missing} (of `limner {name}`)"
