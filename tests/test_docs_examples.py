@@ -532,12 +532,14 @@ def test_documented_defaults_and_variables_are_the_code_s() -> None:
 
 def test_every_provider_setting_the_code_reads_is_documented() -> None:
     """A key a built-in provider reads from its `[providers.<name>]` table (`settings.get("max_wait_s")`,
-    `number_setting(..., "poll_interval_s", ...)`) is named in providers.md (local-models.md; plugins.md for the test hooks)."""
-    read_key = re.compile(r"""settings(?:\.get)?\s*[(\[]\s*["']([a-z_0-9]+)["']"""
+    `number_setting(..., "poll_interval_s", ...)`), or the test provider `fake` reads, is named in providers.md
+    (local-models.md; plugins.md for `fake` and the test hooks of `sketch`)."""
+    read_key = re.compile(r"""(?:settings|\bs)(?:\.get)?\s*[(\[]\s*["']([a-z_0-9]+)["']"""
                           r"""|number_setting\([^,]+,\s*[^,]+,\s*["']([a-z_0-9]+)["']""")
     docs = "\n".join((DOCS / name).read_text(encoding="utf-8") for name in ("providers.md", "local-models.md", "configuration.md", "plugins.md"))
     read = {path.name: {a or b for a, b in read_key.findall(path.read_text(encoding="utf-8"))} - {"_secret"}
-            for path in (ROOT / "src" / "limner" / "providers").glob("*.py")}
+            for path in [*(ROOT / "src" / "limner" / "providers").glob("*.py"),
+                         ROOT / "src" / "limner" / "testing" / "fake_provider.py"]}
     assert {"poll_interval_s", "hosts"} <= set().union(*read.values())
     missing = sorted(f"{module}: {key}" for module, keys in read.items() for key in keys if f"`{key}`" not in docs)
     assert not missing, f"provider settings read by the code but documented nowhere: {missing}"
