@@ -543,3 +543,33 @@ def test_every_provider_setting_the_code_reads_is_documented() -> None:
     assert {"poll_interval_s", "hosts"} <= set().union(*read.values())
     missing = sorted(f"{module}: {key}" for module, keys in read.items() for key in keys if f"`{key}`" not in docs)
     assert not missing, f"provider settings read by the code but documented nowhere: {missing}"
+
+
+def test_class_members_the_docs_give_exist() -> None:
+    """`Project.style_for`, `Entry.template_vars()`, `Storage.partial_writes`: a member of one of Limner's classes
+    (a method, a field, or an attribute its methods set on `self`) that the docs name is there."""
+    import dataclasses
+    import importlib
+    import inspect
+
+    defined: dict[str, list[str]] = {}
+    for path in (ROOT / "src" / "limner").rglob("*.py"):
+        module = ".".join(path.relative_to(ROOT / "src").with_suffix("").parts)
+        for name in re.findall(r"^class ([A-Z]\w*)", path.read_text(encoding="utf-8"), re.M):
+            defined.setdefault(name, []).append(module)
+
+    def has(cls: type, attr: str) -> bool:
+        if hasattr(cls, attr) or attr in getattr(cls, "model_fields", {}):
+            return True
+        if dataclasses.is_dataclass(cls) and attr in {f.name for f in dataclasses.fields(cls)}:
+            return True
+        return any(attr in getattr(k, "__annotations__", {}) or re.search(rf"\bself\.{attr}\s*[:=]", inspect.getsource(k))
+                   for k in cls.__mro__ if k.__module__.startswith("limner"))
+
+    named = {(c, a) for page in PAGES
+             for c, a in re.findall(r"`([A-Z][A-Za-z0-9]+)\.([a-z_][a-z_0-9]*)(?:\(\))?`", page.read_text(encoding="utf-8"))}
+    checked = [(c, a) for c, a in named if c in defined]  # not a third party's (procrastinate's SchemaManager)
+    assert len(checked) > 10
+    missing = sorted(f"{c}.{a}" for c, a in checked
+                     if not any(has(getattr(importlib.import_module(m), c), a) for m in defined[c]))
+    assert not missing, f"the docs name class members that do not exist: {missing}"
