@@ -574,3 +574,24 @@ def test_class_members_the_docs_give_exist() -> None:
     missing = sorted(f"{c}.{a}" for c, a in checked
                      if not any(has(getattr(importlib.import_module(m), c), a) for m in defined[c]))
     assert not missing, f"the docs name class members that do not exist: {missing}"
+
+
+def test_documented_ranges_are_the_code_s() -> None:
+    """The bounds in configuration.md's Type column (`integer, 1–256`, `float ≥ 0`, `number > 0`) are the
+    setting's validation bounds, and a bounded setting shows its bounds there."""
+    rows = re.findall(r"^\| `([a-z_<>.]+)` \| ([^|]*) \|", (DOCS / "configuration.md").read_text(encoding="utf-8"), re.M)
+    checked, bad = 0, []
+    for key, type_cell in rows:
+        if key == "styles.<name>":
+            continue
+        shown: dict[str, float] = {}
+        if m := re.search(r"(-?\d+)–(-?\d+)", type_cell):
+            shown = {"ge": float(m.group(1)), "le": float(m.group(2))}
+        elif m := re.search(r"(≥|>) (-?\d+)", type_cell):
+            shown = {"ge" if m.group(1) == "≥" else "gt": float(m.group(2))}
+        code = {a: float(getattr(c, a)) for c in setting_field(key).metadata for a in ("ge", "gt", "le", "lt") if hasattr(c, a)}
+        checked += bool(shown)
+        if shown != code:
+            bad.append(f"{key}: documented {type_cell.strip()!r}, validated {code}")
+    assert checked > 20
+    assert not bad, "\n".join(bad)
