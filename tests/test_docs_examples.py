@@ -595,3 +595,14 @@ def test_documented_ranges_are_the_code_s() -> None:
             bad.append(f"{key}: documented {type_cell.strip()!r}, validated {code}")
     assert checked > 20
     assert not bad, "\n".join(bad)
+
+
+def test_template_variables_table_is_what_templates_get() -> None:
+    """styles.md's 'Template variables' table names every variable `Entry.template_vars()` gives (besides the
+    entry's extra fields), and no other."""
+    from limner.catalog.models import Entry
+
+    table = section_text("styles.md", "## Template variables")
+    shown = {name for row in re.findall(r"^\| (`[^|]+) \|", table, re.M) for name in re.findall(r"`([a-z_]+)`", row)}
+    given = set(Entry.model_validate({"id": "x", "title": "T", "location": "Jerusalem"}).template_vars()) - {"location"}
+    assert shown == given, f"styles.md lists {sorted(shown - given)} that templates do not get; lacks {sorted(given - shown)}"
