@@ -606,3 +606,15 @@ def test_template_variables_table_is_what_templates_get() -> None:
     shown = {name for row in re.findall(r"^\| (`[^|]+) \|", table, re.M) for name in re.findall(r"`([a-z_]+)`", row)}
     given = set(Entry.model_validate({"id": "x", "title": "T", "location": "Jerusalem"}).template_vars()) - {"location"}
     assert shown == given, f"styles.md lists {sorted(shown - given)} that templates do not get; lacks {sorted(given - shown)}"
+
+
+def test_image_settings_in_the_fingerprint_are_listed() -> None:
+    """styles.md lists, per provider, the settings its `image_settings` puts in the fingerprint."""
+    text = section_text("styles.md", "## Fingerprint and staleness")
+    listed = {label.lower(): set(re.findall(r"`([a-z_]+)`", names))
+              for label, names in re.findall(r"([A-Za-z0-9]+)\s+((?:`[a-z_]+`/?)+)", text.split("image_settings", 1)[1].split(")", 1)[0])}
+    declared = {path.stem.removesuffix("_local"): set(re.findall(r"\"([a-z_]+)\"", m.group(1)))
+                for path in (ROOT / "src" / "limner" / "providers").glob("*.py")
+                if (m := re.search(r"^    image_settings = \(([^)]*)\)", path.read_text(encoding="utf-8"), re.M))}
+    assert len(declared) >= 6
+    assert listed == declared, f"styles.md lists {listed}; the providers declare {declared}"
