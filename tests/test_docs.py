@@ -353,3 +353,38 @@ def test_every_argument_and_short_option_is_documented(name: str) -> None:
             if re.fullmatch(r"-[a-zA-Z]", opt) and f"`{opt}" not in body:
                 missing.append(opt)
     assert not missing, f"docs/cli.md '## limner {name.split()[0]}' does not mention {missing} (of `limner {name}`)"
+
+
+def shape_keys(row: str) -> set[str]:
+    """The quoted keys at the top of the first `{...}` shape in a table row (`{"ok", "problems": [{"kind"}]}` gives
+    ok and problems)."""
+    start = row.find("{")
+    if start < 0:
+        return set()
+    keys, depth, i = set(), 0, start
+    while i < len(row):
+        ch = row[i]
+        if ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+            if depth == 0:
+                break
+        elif ch == '"' and depth == 1:
+            end = row.index('"', i + 1)
+            keys.add(row[i + 1:end])
+            i = end
+        i += 1
+    return keys
+
+
+@pytest.mark.parametrize("run", [(name, *args) for name, runs in JSON_RUNS.items() for args in runs], ids=" ".join)
+def test_documented_json_shapes_name_only_printed_keys(json_outputs: dict[tuple[str, ...], typing.Any], run: tuple[str, ...]) -> None:
+    """The `{"a", "b": ...}` shape a `--json` row of docs/cli.md gives names no key the command does not print."""
+    name = run[0]
+    rows = [line for line in command_section(read("cli.md"), name).splitlines() if line.startswith("| `--json`")]
+    shown = set().union(*(shape_keys(row) for row in rows)) if rows else set()
+    if name.startswith("review ") and rows:  # one row for the group: the keys of this subcommand's part of it
+        return
+    printed = json_keys(json_outputs[run])
+    assert not shown - printed, f"docs/cli.md '## limner {name}' shows keys `limner {' '.join(run)} --json` does not print: {sorted(shown - printed)}"
