@@ -618,3 +618,21 @@ def test_image_settings_in_the_fingerprint_are_listed() -> None:
                 if (m := re.search(r"^    image_settings = \(([^)]*)\)", path.read_text(encoding="utf-8"), re.M))}
     assert len(declared) >= 6
     assert listed == declared, f"styles.md lists {listed}; the providers declare {declared}"
+
+
+def test_catalogue_error_example_is_what_plan_prints(tmp_path: Path) -> None:
+    """catalogue.md's 'Errors' example: its `catalog.yaml` gives exactly the report shown (with /app for the
+    project folder)."""
+    from limner.catalog import load_catalog
+    from limner.errors import CatalogError
+    from limner.styles.builtin import BUILTIN_STYLES
+
+    text = section_text("catalogue.md", "## Errors")
+    catalog = text[text.index("For this `catalog.yaml`"):]
+    body = fenced(catalog, ("yaml",))[0][2]
+    report = re.search(r"`limner plan` reports:\n\n```\n(.*?)```", text, re.S).group(1)  # type: ignore[union-attr]
+    path = tmp_path / "catalog.yaml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(path, known_styles=[*(s.name for s in BUILTIN_STYLES), "house-style"])  # init's project
+    assert f"error: {caught.value}\n".replace(str(tmp_path), "/app") == report
