@@ -636,3 +636,20 @@ def test_catalogue_error_example_is_what_plan_prints(tmp_path: Path) -> None:
     with pytest.raises(CatalogError) as caught:
         load_catalog(path, known_styles=[*(s.name for s in BUILTIN_STYLES), "house-style"])  # init's project
     assert f"error: {caught.value}\n".replace(str(tmp_path), "/app") == report
+
+
+def test_configuration_error_example_is_what_a_command_prints(tmp_path: Path, clean_env: None) -> None:
+    """configuration.md's example: `concurrency = 0` in the `limner.toml` init writes gives the report shown."""
+    from limner.config import load_settings
+    from limner.config.scaffold import scaffold
+    from limner.errors import ConfigError
+
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    shown = re.search(r"for `concurrency = 0` in the `limner.toml` that `limner init`\nwrites:\n\n```\n(.*?)```", text, re.S)
+    assert shown, "configuration.md: the example of an invalid value"
+    scaffold(tmp_path)
+    config = tmp_path / "limner.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace("concurrency = 4\n", "concurrency = 0\n"), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert f"error: {caught.value}\n".replace(str(tmp_path), "/app") == shown.group(1)
