@@ -50,14 +50,14 @@ def without_blocks(text: str) -> str:
 
 def limner_argvs(line: str) -> list[list[str]]:
     """The arguments of each `limner` command in one shell line (pipes, `&&`, `||`, `;`, `&`, a leading
-    `NAME=value`, a trailing `# comment` and a path to the executable allowed)."""
+    `NAME=value`, a `$ ` prompt, a trailing `# comment` and a path to the executable allowed)."""
     line = re.sub(r"^\s*ExecStart=", "", line)
     found, segment = [], []
     for token in [*shlex.split(line, comments=True), ";"]:
         if token not in OPERATORS:
             segment.append(token)
             continue
-        while segment and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", segment[0]):
+        while segment and (segment[0] == "$" or re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", segment[0])):  # a prompt
             segment = segment[1:]
         if segment and (segment[0] == "limner" or segment[0].endswith("/limner")):
             found.append(segment[1:])
