@@ -208,7 +208,7 @@ def test_toml_snippets_load(page: Path, line: int, body: str, tmp_path: Path, cl
     kind = snippet_kind(data)
     where = f"{page_id(page)}:{line}"
     if kind == "pyproject":
-        assert data["project"]["entry-points"], where
+        assert "limner" in data["project"]["entry-points"], f"{where}: plugins register under the entry-point group `limner`"
         return
     if kind == "style":
         (tmp_path / "styles").mkdir()
