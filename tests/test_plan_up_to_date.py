@@ -58,3 +58,20 @@ def test_cli_plan_and_generate_with_id(project_dir) -> None:
     assert (data["planned"], data["up_to_date"]) == (1, 4)
     summary = project_dir.run_json("generate", "--id", ids[-1], "--no-progress")
     assert (summary["generated"], summary["skipped"]) == (1, 5)
+
+
+def test_an_entry_left_out_that_awaits_review_counts_as_it_does_in_the_whole_plan(project_dir) -> None:
+    """``--id`` counted only published entries it left out: one whose new render awaits review (up to date in
+    the whole plan) was not, so `plan --id a` gave 3 where `plan` gave 4, which cli.md says cannot happen."""
+    ids = publish_all_but_last(project_dir)
+    proc = project_dir.run("review", "regenerate", ids[1], env=project_dir.env(LIMNER_REVIEW_REQUIRED="true"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    project = project_dir.project()
+    try:
+        assert project.repo.entry_statuses()[ids[1]].state == "awaiting_review"
+    finally:
+        project.close()
+    whole = plan(project_dir)
+    assert whole.up_to_date == 5 and [i.entry.id for i in whole.items] == [ids[-1]]
+    assert plan(project_dir, Selection(ids=(ids[-1],))).up_to_date == 5
+    assert plan(project_dir, Selection(ids=(ids[0],))).up_to_date == 4

@@ -327,20 +327,24 @@ def _current_reason(ctx: SpecContext, entry: Entry, status: EntryStatus,
 def _unnamed_up_to_date(project: Project, selection: Selection, entry: Entry, status: EntryStatus,
                         override: EntryOverride | None, lanes: dict[str, Lane],
                         context_for: Callable[[Entry], SpecContext]) -> bool:
-    """Whether an entry that ``--id`` leaves out is up to date, by its recorded inputs only: pinned, or
-    published with the input digest it has now. No prompt is rendered (an entry whose digest changed is
-    not counted, as it may be stale), so leaving entries out costs no more than the digests. Nothing about it
-    is an error: an entry whose provider cannot be resolved is not up to date, and is reported once asked for."""
-    if status.state not in _PUBLISHED:
+    """Whether an entry that ``--id`` leaves out is up to date, as the whole plan would judge it: a published
+    one by its recorded inputs only (pinned, or published with the input digest it has now: no prompt is
+    rendered, and one whose digest changed is not counted, as it may be stale); one in another state with a
+    row (awaiting review, failed or interrupted after an image was published) by its spec, which those few
+    render. Nothing about it is an error: an entry whose provider cannot be resolved is not up to date, and is
+    reported once asked for."""
+    if status.state == EntryState.missing.value:
         return False
-    if status.pinned:
+    if status.pinned and status.state in _PUBLISHED:
         return True
     try:
         style = project.style_for(entry)
         name = project.provider_name_for(entry, style, selection.provider)
         if name not in lanes and unknown_provider(name) is not None:
             return False
-        return status.input_digest == context_for(entry).digest(entry, override)
+        if status.state in _PUBLISHED:
+            return status.input_digest == context_for(entry).digest(entry, override)
+        return _current_reason(context_for(entry), entry, status, override)[0] is None
     except (LimnerError, KeyError):
         return False
 
