@@ -509,3 +509,30 @@ def test_the_imaging_pool_starts_once_the_first_call_is_out(make_project_dir):
     _, again = run(p)
     assert again.generated == 1 and again.resumed == 1 and len(p.calls()) == calls  # no call: the unit started the pool
     assert "first_call" not in again.timeline and again.timeline["pool_started"] <= again.timeline["first_published"]
+
+
+async def test_calls_after_a_stopping_error_get_its_kind_and_message_not_rejected_credentials():
+    """After the first call's error stopped the provider (a model that cannot load, settings that cannot work),
+    the calls after it were refused with a plain AuthFailed: the run's summary, taken from whichever entry
+    stopped first, said the provider "rejected the credentials" and told the user to fix them."""
+    from limner.providers import Capabilities, GenerationRequest, ModelUnavailable, Provider, SettingsRejected
+    from limner.runner.retry import CallStats, ProviderGate
+
+    for error in (ModelUnavailable, SettingsRejected):
+        class Broken(Provider):
+            name = "broken"
+            capabilities = Capabilities()
+
+            async def prepare(self):
+                raise error("broken: the model folder /models/x does not exist")
+
+            async def generate(self, request):
+                raise AssertionError("never called")
+
+        gate = ProviderGate(Broken(), concurrency=1, rate_per_minute=None, timeout_s=None, max_attempts=1,
+                            backoff_initial_s=0, backoff_max_s=0)
+        req = GenerationRequest(prompt="p", negative_prompt="", width=64, height=64, seed=1, model="m")
+        for _ in range(2):
+            with pytest.raises(error) as info:
+                await gate.call(req, CallStats())
+            assert str(info.value) == "broken: the model folder /models/x does not exist"

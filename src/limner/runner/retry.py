@@ -109,8 +109,8 @@ class ProviderGate:
 
         try:
             with slot_released_by(release):
-                if self.auth_failure is not None:
-                    raise AuthFailed(str(self.auth_failure))
+                if self.auth_failure is not None:  # of its own kind: the run's message says what stopped it
+                    raise type(self.auth_failure)(str(self.auth_failure))
                 for call in journal.unanswerable():  # killed before the provider named it: look for it, else lost
                     if not await self._find_unnamed(call, request, journal):
                         await journal.settle(call, CallStatus.lost, outcome="lost")
