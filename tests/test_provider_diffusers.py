@@ -437,3 +437,28 @@ def test_a_group_left_by_a_closed_event_loop_does_not_hold_the_next_call(tiny_sd
         return await asyncio.wait_for(p.generate(request(1)), 30)
 
     assert asyncio.run(next_run()).data
+
+
+@pytest.mark.parametrize("bad", ["batch_size = 0", "devices = []", "devices = 2"])
+def test_a_setting_the_plan_cannot_use_is_refused_before_anything_is_written(bad: str, make_project_dir: Any) -> None:
+    """``devices = []`` ended the command with a traceback (the provider refused it when it was made, which the
+    checks before a run did not expect), and ``batch_size = 0`` was refused only once the run had written its
+    entries and its run row. Now both are a configuration error naming the setting, before any write."""
+    import sqlite3
+
+    from limner.errors import ConfigError
+    from limner.runner import Selection, build_plan, run_plan
+
+    p = make_project_dir(2, provider="diffusers", extra=f'[providers.diffusers]\nmodel = "/models/x"\n{bad}\n')
+    project = p.project()
+    try:
+        plan = build_plan(project, Selection())
+        with pytest.raises(ConfigError, match=r"\[providers\.diffusers\] in limner\.toml: diffusers: " + bad.split()[0]):
+            run_plan(project, plan)
+    finally:
+        project.close()
+    db = p.root / ".limner" / "limner.db"
+    if db.exists():
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("select count(*) from entries").fetchone()[0] == 0
+            assert conn.execute("select count(*) from runs").fetchone()[0] == 0

@@ -180,9 +180,11 @@ class DiffusersProvider(Provider):
         devices = self.settings.get("devices")
         if isinstance(devices, str):
             devices = [d.strip() for d in devices.split(",") if d.strip()]
-        if devices is not None and (not isinstance(devices, list) or not devices):
-            raise InvalidRequest("diffusers: devices must be a non-empty list, such as [\"cuda:0\", \"cuda:1\"]")
-        self._device_names: list[str] = [str(d) for d in devices] if devices else [str(self.settings.get("device") or "auto")]
+        #: None when ``devices`` is not a non-empty list: refused by :meth:`concurrency_hint` (when the run is
+        #: planned, naming the setting), never here, where a refusal would end the command with a traceback
+        self._device_names: list[str] | None = (
+            [str(self.settings.get("device") or "auto")] if devices is None
+            else [str(d) for d in devices] if isinstance(devices, list) and devices else None)
         self._slots: list[_Slot] | None = None
         self._free: queue.Queue[_Slot] | None = None
         self._slots_lock = threading.Lock()
@@ -211,7 +213,7 @@ class DiffusersProvider(Provider):
             _ = self.batch_size, self.batch_window_s
             self.memory_modes()
             self.resolve_dtype("cpu")
-            for name in self._device_names:
+            for name in self.device_names():
                 self.resolve_device(name)
             self.pipeline_class()
             for key, kind in (("steps", int), ("guidance_scale", float), ("max_sequence_length", int),
@@ -246,7 +248,14 @@ class DiffusersProvider(Provider):
 
     def concurrency_hint(self) -> int:
         """One pipeline call at a time per device, with ``batch_size`` calls let in to fill it."""
-        return len(self._device_names) * self.batch_size
+        return len(self.device_names()) * self.batch_size
+
+    def device_names(self) -> list[str]:
+        """``devices``, else ``[device]`` (as written: :meth:`resolve_device` checks each)."""
+        if self._device_names is None:
+            raise InvalidRequest(f"diffusers: devices must be a non-empty list, such as [\"cuda:0\", \"cuda:1\"], "
+                                 f"got {self.settings.get('devices')!r}")
+        return self._device_names
 
     def _secret_values(self) -> Iterable[str | None]:
         return [self.secret("HF_TOKEN")]
@@ -293,7 +302,7 @@ class DiffusersProvider(Provider):
     def _slot_pool(self) -> queue.Queue[_Slot]:
         with self._slots_lock:
             if self._free is None:
-                self._slots = [_Slot(device=self.resolve_device(d)) for d in self._device_names]
+                self._slots = [_Slot(device=self.resolve_device(d)) for d in self.device_names()]
                 self._free = queue.Queue()
                 for slot in self._slots:
                     self._free.put(slot)
@@ -578,9 +587,10 @@ class DiffusersProvider(Provider):
     def _check_blocking(self) -> str:
         import torch
 
-        device = self.resolve_device(self._device_names[0])
+        names = self.device_names()
+        device = self.resolve_device(names[0])
         dtype = str(self.resolve_dtype(device)).replace("torch.", "")
-        where = f"torch {torch.__version__}, {len(self._device_names)} device(s), {device} as {dtype}"
+        where = f"torch {torch.__version__}, {len(names)} device(s), {device} as {dtype}"
         if device.startswith("cuda"):
             where += f" ({torch.cuda.get_device_name(device)})"
         model = os.path.expanduser(self.model)

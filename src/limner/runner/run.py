@@ -325,6 +325,9 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
             summary.auth_error = f"provider {name!r} {'; '.join(said)} (see `limner providers`)"
             summary.not_started = len(plan.items)
             return summary
+    for name, lane in plan.lanes.items():  # a setting its slots depend on (batch_size, devices, hosts) that cannot work
+        if any(i.provider == name for i in plan.items):
+            _ = lane.concurrency  # raises ConfigError naming it
     if plan.items:
         project.storage.check()  # a store that cannot be written must not cost a single paid generation
     repo.sync_entries(((i.entry.id, i.entry.title, i.style.name, i.fingerprint) for i in plan.items))
