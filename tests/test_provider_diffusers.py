@@ -462,3 +462,19 @@ def test_a_setting_the_plan_cannot_use_is_refused_before_anything_is_written(bad
         with sqlite3.connect(db) as conn:
             assert conn.execute("select count(*) from entries").fetchone()[0] == 0
             assert conn.execute("select count(*) from runs").fetchone()[0] == 0
+
+
+def test_weights_known_missing_stop_the_run_in_prepare_before_any_ledger_line(tmp_path: Path) -> None:
+    """A model folder that does not exist, a folder that is not a diffusers model, and a hub id not in the cache
+    with the hub off limits were found only by the first call's load: after its ledger line, so the run left a
+    failed line and a failed entry. ``prepare`` (before the line) now finds them, without loading anything."""
+    (tmp_path / "not-a-model").mkdir()
+    token = "hf_abcdefghijklmnopqrstuvwxyz123456"
+    for model, settings, said in ((tmp_path / "nowhere", {}, "does not exist"),
+                                  (tmp_path / "not-a-model", {}, "no model_index.json"),
+                                  (tmp_path / "nowhere" / token, {}, "does not exist"),
+                                  ("black-forest-labs/FLUX.1-schnell", {"local_files_only": True}, "not on this machine")):
+        p = DiffusersProvider(model=str(model), settings={"device": "cpu", "_secret": {"HF_TOKEN": token}.get, **settings})
+        with pytest.raises(ModelUnavailable, match=said) as info:
+            asyncio.run(p.prepare())
+        assert "[providers.diffusers]" in str(info.value) and token not in str(info.value), str(info.value)

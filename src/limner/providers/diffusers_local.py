@@ -225,6 +225,33 @@ class DiffusersProvider(Provider):
                         raise InvalidRequest(f"diffusers: {key} must be a number, got {self.settings[key]!r}") from None
         except InvalidRequest as exc:
             raise SettingsRejected(f"{exc} (in [providers.diffusers] of limner.toml)") from None
+        self.check_weights()
+
+    def check_weights(self) -> str:
+        """Raise :class:`ModelUnavailable` when the model's weights are known not to be here, without loading
+        them: a local folder that does not exist or is not a diffusers model, a hub id not in the cache while
+        the hub is off limits (``local_files_only``, ``HF_HUB_OFFLINE``). Else say where they are."""
+        model = os.path.expanduser(self.model)
+        if is_local(self.model):
+            if not os.path.isdir(model):
+                raise ModelUnavailable(self._redact(
+                    f"diffusers: the model folder {self.model} does not exist: set model in [providers.diffusers] "
+                    f"of limner.toml to a folder saved with save_pretrained or downloaded with "
+                    f"`huggingface-cli download <model id> --local-dir <folder>`"))
+            if not os.path.isfile(os.path.join(model, "model_index.json")):
+                raise ModelUnavailable(self._redact(
+                    f"diffusers: {self.model} (model in [providers.diffusers] of limner.toml) has no "
+                    "model_index.json: it is not a diffusers model folder (download the whole repository with "
+                    "`huggingface-cli download <model id> --local-dir <folder>`)"))
+            return f"model folder {self.model}"
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(self.model, "model_index.json"), str):
+            return f"{self.model} in the Hugging Face cache"
+        if self.settings.get("local_files_only") or constants.HF_HUB_OFFLINE:
+            raise ModelUnavailable(self._redact(
+                f"diffusers: the weights of {self.model} are not on this machine: {download_hint(self.model)}"))
+        return f"{self.model} not cached yet: the first run downloads it"
 
     @property
     def batch_size(self) -> int:
@@ -342,14 +369,8 @@ class DiffusersProvider(Provider):
     def _load(self, slot: _Slot) -> Any:
 
         model = os.path.expanduser(self.model)
-        if is_local(self.model) and not os.path.isdir(model):
-            raise ModelUnavailable(f"diffusers: the model folder {self.model} does not exist: set [providers.diffusers] "
-                                   f"model to a folder saved with save_pretrained or downloaded with "
-                                   f"`huggingface-cli download <model id> --local-dir <folder>`")
-        if is_local(self.model) and not os.path.isfile(os.path.join(model, "model_index.json")):
-            raise ModelUnavailable(f"diffusers: {self.model} has no model_index.json: it is not a diffusers model "
-                                   "folder (download the whole repository with `huggingface-cli download <model id> "
-                                   "--local-dir <folder>`)")
+        if is_local(self.model):
+            self.check_weights()
         _quiet_libraries()
         dtype = self.resolve_dtype(slot.device)
         # diffusers renamed torch_dtype to dtype (the old name warns, then goes in 1.0)
@@ -593,16 +614,4 @@ class DiffusersProvider(Provider):
         where = f"torch {torch.__version__}, {len(names)} device(s), {device} as {dtype}"
         if device.startswith("cuda"):
             where += f" ({torch.cuda.get_device_name(device)})"
-        model = os.path.expanduser(self.model)
-        if is_local(self.model):
-            if not os.path.isfile(os.path.join(model, "model_index.json")):
-                raise ModelUnavailable(f"diffusers: {self.model} is not a diffusers model folder (no model_index.json)")
-            return f"{where}; model folder {self.model}"
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(self.model, "model_index.json")
-        if isinstance(cached, str):
-            return f"{where}; {self.model} in the Hugging Face cache"
-        if self.settings.get("local_files_only") or os.environ.get("HF_HUB_OFFLINE") == "1":
-            raise ModelUnavailable(f"diffusers: the weights of {self.model} are not on this machine: {download_hint(self.model)}")
-        return f"{where}; {self.model} not cached yet: the first run downloads it"
+        return f"{where}; {self.check_weights()}"
