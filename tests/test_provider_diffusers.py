@@ -61,6 +61,7 @@ def _reset_spy() -> None:
     SpyPipeline.calls = []
     SpyPipeline.oom = None
     SpyPipeline.delay = 0.0
+    SpyPipeline.refuse = None
 
 
 class SpyPipeline(StableDiffusionPipeline):
@@ -72,6 +73,8 @@ class SpyPipeline(StableDiffusionPipeline):
     oom: str | None = None
     #: seconds each call waits before it runs (a slow device)
     delay = 0.0
+    #: a call with a prompt holding this text is refused, as a pipeline's check of its arguments would
+    refuse: str | None = None
 
     @classmethod
     def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
@@ -98,6 +101,8 @@ class SpyPipeline(StableDiffusionPipeline):
         time.sleep(SpyPipeline.delay)
         if SpyPipeline.oom == "always" or (SpyPipeline.oom == "batch" and len(kwargs["prompt"]) > 1):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if SpyPipeline.refuse and any(SpyPipeline.refuse in p for p in kwargs["prompt"]):
+            raise ValueError(f"cannot handle the prompt {SpyPipeline.refuse!r}")
         return super().__call__(*args, **kwargs)
 
 
@@ -478,3 +483,22 @@ def test_weights_known_missing_stop_the_run_in_prepare_before_any_ledger_line(tm
         with pytest.raises(ModelUnavailable, match=said) as info:
             asyncio.run(p.prepare())
         assert "[providers.diffusers]" in str(info.value) and token not in str(info.value), str(info.value)
+
+
+def test_an_entry_the_pipeline_refuses_does_not_fail_the_others_of_its_batch(tiny_sd: Path) -> None:
+    """One prompt the pipeline could not handle failed every entry of its batch, for good (InvalidRequest). A
+    batch that fails is now made again one image at a time: only that entry fails, the others get their images,
+    the ones they would get alone."""
+    SpyPipeline.refuse = "number 1"
+    p = provider(tiny_sd, pipeline=SPY, batch_size=3, batch_window_ms=2000)
+
+    async def scenario() -> list[Any]:
+        return await asyncio.gather(*(p.generate(request(i)) for i in range(3)), return_exceptions=True)
+
+    first, refused, third = asyncio.run(scenario())
+    assert [c["n"] for c in SpyPipeline.calls] == [3, 1, 1, 1]
+    assert isinstance(refused, InvalidRequest) and "cannot handle the prompt" in str(refused)
+    assert (first.metadata["batch"], third.metadata["batch"]) == (1, 1)
+    SpyPipeline.refuse = None
+    alone = asyncio.run(provider(tiny_sd).generate(request(2)))
+    assert np.abs(pixels(alone.data) - pixels(third.data)).max() <= 3

@@ -42,7 +42,8 @@ gated (the hub answers 401/403) is :class:`ModelUnavailable`, an ``AuthFailed``:
 one message saying how to get the weights or which token is needed, and its entries stay retryable. Out of
 memory is :class:`OutOfMemory` (also an ``AuthFailed``, so not retried): a batch that runs out is first
 retried one image at a time; one image that does not fit stops the run with a message naming the memory
-modes. Bad parameters (a size the model refuses) are ``InvalidRequest``.
+modes. Bad parameters (a size the model refuses) are ``InvalidRequest``; a batch that fails so is made
+again one image at a time, so that only the entry at fault fails.
 """
 
 from __future__ import annotations
@@ -522,10 +523,14 @@ class DiffusersProvider(Provider):
                 raise
             return
         for c, result in ran:
-            if not c.future.done():
+            if c.future.done():
+                continue
+            if isinstance(result, ProviderError):  # this image alone failed (its batch was made one at a time)
+                c.future.set_exception(result)
+            else:
                 c.future.set_result(result)
 
-    def _generate_blocking(self, calls: list[_Call]) -> list[tuple[_Call, GenerationResult]]:
+    def _generate_blocking(self, calls: list[_Call]) -> list[tuple[_Call, GenerationResult | ProviderError]]:
         """One pipeline call for ``calls`` (same size and parameters) on the first free device. The calls
         whose callers gave up while the batch waited for a device (a timeout, a stopped run) are left out,
         and a batch none of whose callers still waits is not run at all."""
@@ -540,7 +545,20 @@ class DiffusersProvider(Provider):
         finally:
             pool.put(slot)
 
-    def _call_pipeline(self, slot: _Slot, pipe: Any, requests: list[GenerationRequest]) -> list[GenerationResult]:
+    def _one_at_a_time(self, slot: _Slot, pipe: Any,
+                       requests: list[GenerationRequest]) -> list[GenerationResult | ProviderError]:
+        """A batch that failed, made again image by image: an image the pipeline refuses fails alone (what stops
+        the run, such as one image running out of memory, still stops it)."""
+        outcomes: list[GenerationResult | ProviderError] = []
+        for r in requests:
+            try:
+                outcomes.extend(self._call_pipeline(slot, pipe, [r]))
+            except InvalidRequest as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _call_pipeline(self, slot: _Slot, pipe: Any,
+                       requests: list[GenerationRequest]) -> list[GenerationResult | ProviderError]:
         import torch
 
         first = requests[0]
@@ -559,16 +577,21 @@ class DiffusersProvider(Provider):
             if len(requests) > 1:
                 log.warning("diffusers: a batch of %d ran out of memory on %s; making its images one at a time",
                             len(requests), slot.device)
-                return [result for r in requests for result in self._call_pipeline(slot, pipe, [r])]
+                return self._one_at_a_time(slot, pipe, requests)
             raise OutOfMemory(
                 f"diffusers: {first.width}x{first.height} with {self.model} does not fit in the memory of {slot.device}: "
                 "set [providers.diffusers] memory = [\"cpu_offload\"] (or \"sequential_cpu_offload\", least memory), "
                 "add \"vae_tiling\" for large images, lower batch_size, or use a smaller size or model") from None
         except ProviderError:
             raise
-        except (ValueError, TypeError) as exc:  # the pipeline's own checks of its arguments
-            raise InvalidRequest(f"diffusers: {type(pipe).__name__} refused the call: {self._redact(str(exc))[:300]}") from None
         except Exception as exc:  # noqa: BLE001 - a provider raises only typed errors: this entry fails with it
+            if len(requests) > 1:  # which image it was is not known: each one alone, so the others are kept
+                log.warning("diffusers: a batch of %d failed on %s (%s); making its images one at a time",
+                            len(requests), slot.device, type(exc).__name__)
+                return self._one_at_a_time(slot, pipe, requests)
+            if isinstance(exc, (ValueError, TypeError)):  # the pipeline's own checks of its arguments
+                raise InvalidRequest(f"diffusers: {type(pipe).__name__} refused the call: "
+                                     f"{self._redact(str(exc))[:300]}") from None
             raise InvalidRequest(f"diffusers: {type(pipe).__name__} failed on {slot.device} "
                                  f"({type(exc).__name__}: {self._redact(str(exc))[:300]})") from None
         seconds = time.perf_counter() - started
