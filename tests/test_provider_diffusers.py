@@ -502,3 +502,17 @@ def test_an_entry_the_pipeline_refuses_does_not_fail_the_others_of_its_batch(tin
     SpyPipeline.refuse = None
     alone = asyncio.run(provider(tiny_sd).generate(request(2)))
     assert np.abs(pixels(alone.data) - pixels(third.data)).max() <= 3
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+def test_a_device_this_machine_lacks_is_a_setting_to_fix_naming_it() -> None:
+    """``device = "cuda"`` on a machine without CUDA stopped the run as a model that "cannot load", telling the user
+    to "make the model's weights available". It is a setting that cannot work here: the message names it and
+    where it is."""
+    from limner.providers import SettingsRejected
+
+    for settings, named in (({"device": "cuda"}, "device 'cuda'"), ({"devices": ["cpu", "cuda:1"]}, "device 'cuda:1'")):
+        p = DiffusersProvider(model="/models/x", settings=settings)
+        with pytest.raises(SettingsRejected, match=named) as info:
+            asyncio.run(p.prepare())
+        assert "(in [providers.diffusers] of limner.toml)" in str(info.value)

@@ -291,7 +291,9 @@ class DiffusersProvider(Provider):
     # ------------------------------------------------------------------------------------ devices
     @staticmethod
     def resolve_device(name: str) -> str:
-        """``auto`` → ``cuda`` when available, else ``mps``, else ``cpu``; others as given (checked)."""
+        """``auto`` → ``cuda`` when available, else ``mps``, else ``cpu``; others as given, checked: a device
+        this machine lacks is a setting that cannot work here (``InvalidRequest``, ``SettingsRejected`` from
+        :meth:`check_settings`)."""
         import torch
 
         name = (name or "auto").strip().lower()
@@ -304,15 +306,15 @@ class DiffusersProvider(Provider):
         if kind not in ("cuda", "mps", "cpu", "xpu") or index and not index.isdigit():
             raise InvalidRequest(f"diffusers: unknown device {name!r} (auto, cuda, cuda:N, mps, xpu or cpu)")
         if kind == "cuda" and not torch.cuda.is_available():
-            raise ModelUnavailable(f"diffusers: device {name!r} asked for, but this torch sees no CUDA device "
+            raise InvalidRequest(f"diffusers: device {name!r} asked for, but this torch sees no CUDA device "
                                    f"(torch {torch.__version__}); use device = \"auto\" or \"cpu\"")
         if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
-            raise ModelUnavailable(f"diffusers: device {name!r} asked for, but this machine has "
+            raise InvalidRequest(f"diffusers: device {name!r} asked for, but this machine has "
                                    f"{torch.cuda.device_count()} CUDA device(s): cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
         if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise ModelUnavailable(f"diffusers: device {name!r} asked for, but MPS is not available here")
+            raise InvalidRequest(f"diffusers: device {name!r} asked for, but MPS is not available here")
         if kind == "xpu" and not (getattr(torch, "xpu", None) is not None and torch.xpu.is_available()):
-            raise ModelUnavailable(f"diffusers: device {name!r} asked for, but this torch sees no XPU device")
+            raise InvalidRequest(f"diffusers: device {name!r} asked for, but this torch sees no XPU device")
         return name
 
     def resolve_dtype(self, device: str) -> Any:
