@@ -62,6 +62,7 @@ def _reset_spy() -> None:
     SpyPipeline.oom = None
     SpyPipeline.delay = 0.0
     SpyPipeline.refuse = None
+    SpyPipeline.loading = SpyPipeline.most_loading = 0
 
 
 class SpyPipeline(StableDiffusionPipeline):
@@ -76,10 +77,19 @@ class SpyPipeline(StableDiffusionPipeline):
     #: a call with a prompt holding this text is refused, as a pipeline's check of its arguments would
     refuse: str | None = None
 
+    #: loads under way now, and the most at once
+    loading = most_loading = 0
+
     @classmethod
     def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
         SpyPipeline.loads += 1
-        pipe = super().from_pretrained(*args, **kwargs)
+        SpyPipeline.loading += 1
+        SpyPipeline.most_loading = max(SpyPipeline.most_loading, SpyPipeline.loading)
+        try:
+            time.sleep(SpyPipeline.delay)
+            pipe = super().from_pretrained(*args, **kwargs)
+        finally:
+            SpyPipeline.loading -= 1
         pipe.enabled = []
         return pipe
 
@@ -516,3 +526,14 @@ def test_a_device_this_machine_lacks_is_a_setting_to_fix_naming_it() -> None:
         with pytest.raises(SettingsRejected, match=named) as info:
             asyncio.run(p.prepare())
         assert "(in [providers.diffusers] of limner.toml)" in str(info.value)
+
+
+def test_the_pipelines_of_several_devices_are_loaded_one_after_the_other(tiny_sd: Path) -> None:
+    """With two devices, the first two calls loaded the model onto both at once, in two threads; accelerate's
+    empty-weights loading patches torch.nn.Module for the whole process, so one load could get the other's
+    meta tensors ("Cannot copy out of meta tensor") and stop the run. Loads now take turns."""
+    SpyPipeline.delay = 0.3
+    p = provider(tiny_sd, pipeline=SPY, devices=["cpu", "cpu"])
+    results = asyncio.run(gather(p, [request(0), request(1)]))
+    assert len(results) == 2 and SpyPipeline.loads == 2 and all(s.pipeline is not None for s in p._slots)
+    assert SpyPipeline.most_loading == 1

@@ -75,6 +75,9 @@ for _package in ("torch", "diffusers"):  # checked now, imported on first use: k
 log = logging.getLogger("limner.providers")
 #: held while diffusers' classes are imported (by the settings check and by each device's load)
 _IMPORTING = threading.RLock()
+#: held while a pipeline is read from disk: loads of several devices take turns, as accelerate's empty-weights
+#: loading patches torch.nn.Module for the whole process (a load beside it gets meta tensors it cannot move)
+_LOADING = threading.Lock()
 
 NAME = "diffusers"
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-schnell"
@@ -390,7 +393,8 @@ class DiffusersProvider(Provider):
         cls = self.pipeline_class()
         started = time.perf_counter()
         try:
-            pipe = cls.from_pretrained(model, **kwargs)
+            with _LOADING:
+                pipe = cls.from_pretrained(model, **kwargs)
         except ProviderError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure of a load is mapped to a provider error
