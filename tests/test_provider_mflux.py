@@ -124,3 +124,18 @@ def test_dev_defaults_and_bad_settings(stand_in: None) -> None:
     with pytest.raises(InvalidRequest, match="multiples of 16"):
         asyncio.run(MfluxProvider().generate(GenerationRequest(prompt="x", negative_prompt="", width=100, height=64,
                                                                seed=1, model="")))
+
+
+def test_settings_that_cannot_work_stop_the_run_in_prepare(stand_in: None) -> None:
+    """A ``quantize`` of 7, a model name mflux does not know or steps that are not a number were found only by
+    each call (after its ledger line), each entry failing for good, the model tried again for every one. Now
+    ``prepare`` refuses them before any call, naming the setting, and the run stops."""
+    from limner.providers import SettingsRejected
+
+    for kwargs, named in (({"settings": {"quantize": 7}}, "quantize"), ({"settings": {"quantize": "x"}}, "quantize"),
+                          ({"model": "no-such-model"}, "unknown model"), ({"settings": {"steps": "four"}}, "steps")):
+        with pytest.raises(SettingsRejected, match=named) as info:
+            asyncio.run(MfluxProvider(**kwargs).prepare())
+        assert "(in [providers.mflux] of limner.toml)" in str(info.value)
+    asyncio.run(MfluxProvider(model="dev", settings={"quantize": 4, "steps": 8}).prepare())
+    assert _Flux1.made == []  # checked without loading the model

@@ -92,6 +92,31 @@ class MfluxProvider(Provider):
 
     async def prepare(self) -> None:
         self._require_platform()  # before the call's ledger line: no line for a call that cannot be made
+        await asyncio.to_thread(self.check_settings)  # imports mflux: off the event loop
+
+    def check_settings(self) -> None:
+        """Raise :class:`SettingsRejected` naming the first ``[providers.mflux]`` setting that cannot work (the
+        model's name, ``quantize``, ``steps``, ``guidance``), without loading the model."""
+        from mflux.models.common.config.model_config import ModelConfig
+
+        try:
+            try:
+                self.quantize()
+            except (TypeError, ValueError):
+                raise InvalidRequest(f"mflux: quantize must be 3, 4, 5, 6 or 8 bits, got "
+                                     f"{self.settings.get('quantize')!r}") from None
+            for key in SUPPORTED_PARAMS:
+                if self.settings.get(key) is not None:
+                    try:
+                        float(self.settings[key])
+                    except (TypeError, ValueError):
+                        raise InvalidRequest(f"mflux: {key} must be a number, got {self.settings[key]!r}") from None
+            try:
+                ModelConfig.from_name(model_name=self.model)
+            except Exception as exc:  # noqa: BLE001 - mflux's own error for an unknown name
+                raise InvalidRequest(f"mflux: unknown model {self.model!r}: {exc}") from None
+        except InvalidRequest as exc:
+            raise SettingsRejected(self._redact(f"{exc} (in [providers.mflux] of limner.toml)")) from None
 
     def quantize(self) -> int | None:
         value = self.settings.get("quantize")
