@@ -537,3 +537,15 @@ def test_the_pipelines_of_several_devices_are_loaded_one_after_the_other(tiny_sd
     results = asyncio.run(gather(p, [request(0), request(1)]))
     assert len(results) == 2 and SpyPipeline.loads == 2 and all(s.pipeline is not None for s in p._slots)
     assert SpyPipeline.most_loading == 1
+
+
+def test_a_compile_mode_torch_does_not_know_is_refused_with_the_settings(tiny_sd: Path) -> None:
+    """``compile = "max_autotune"`` (a typo) passed the settings check, so the model was loaded, then refused as
+    a model that "cannot load" ("make the model's weights available"). It is now a setting that cannot work,
+    found before any call."""
+    from limner.providers import SettingsRejected
+
+    with pytest.raises(SettingsRejected, match=r"compile.*max_autotune.*\(in \[providers\.diffusers\] of limner\.toml\)"):
+        asyncio.run(provider(tiny_sd, compile="max_autotune").prepare())
+    asyncio.run(provider(tiny_sd, compile="max-autotune").prepare())
+    asyncio.run(provider(tiny_sd, compile=True).prepare())

@@ -220,6 +220,14 @@ class DiffusersProvider(Provider):
             for name in self.device_names():
                 self.resolve_device(name)
             self.pipeline_class()
+            compile_mode = self.settings.get("compile")
+            if isinstance(compile_mode, str):
+                import torch
+
+                try:  # the mode is checked when the wrapper is made; nothing is compiled until it is called
+                    torch.compile(torch.nn.Identity(), mode=compile_mode)
+                except RuntimeError as exc:
+                    raise InvalidRequest(f"diffusers: compile {compile_mode!r}: {exc}") from None
             for key, kind in (("steps", int), ("guidance_scale", float), ("max_sequence_length", int),
                               ("true_cfg_scale", float)):
                 if self.settings.get(key) is not None:
