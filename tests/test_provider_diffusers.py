@@ -62,6 +62,7 @@ def _reset_spy() -> None:
     SpyPipeline.oom = None
     SpyPipeline.delay = 0.0
     SpyPipeline.refuse = None
+    SpyPipeline.device_lost = None
     SpyPipeline.loading = SpyPipeline.most_loading = 0
 
 
@@ -76,6 +77,8 @@ class SpyPipeline(StableDiffusionPipeline):
     delay = 0.0
     #: a call with a prompt holding this text is refused, as a pipeline's check of its arguments would
     refuse: str | None = None
+    #: a call with a prompt holding this text meets a device error the process cannot recover from
+    device_lost: str | None = None
 
     #: loads under way now, and the most at once
     loading = most_loading = 0
@@ -113,6 +116,8 @@ class SpyPipeline(StableDiffusionPipeline):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         if SpyPipeline.refuse and any(SpyPipeline.refuse in p for p in kwargs["prompt"]):
             raise ValueError(f"cannot handle the prompt {SpyPipeline.refuse!r}")
+        if SpyPipeline.device_lost and any(SpyPipeline.device_lost in p for p in kwargs["prompt"]):
+            raise torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
         return super().__call__(*args, **kwargs)
 
 
@@ -512,6 +517,23 @@ def test_an_entry_the_pipeline_refuses_does_not_fail_the_others_of_its_batch(tin
     SpyPipeline.refuse = None
     alone = asyncio.run(provider(tiny_sd).generate(request(2)))
     assert np.abs(pixels(alone.data) - pixels(third.data)).max() <= 3
+
+
+def test_a_device_error_the_process_cannot_recover_from_stops_the_run(tiny_sd: Path) -> None:
+    """A CUDA error such as an illegal memory access leaves the device unusable for the rest of the process; it
+    was an InvalidRequest, so that entry failed for good, its batch was made again on the broken device, and
+    every later entry failed for good too. It now stops the run (an AuthFailed), naming the device; the entries
+    are left for the next run."""
+    SpyPipeline.device_lost = "number 1"
+    p = provider(tiny_sd, pipeline=SPY, batch_size=3, batch_window_ms=2000)
+
+    async def scenario() -> list[Any]:
+        return await asyncio.gather(*(p.generate(request(i)) for i in range(3)), return_exceptions=True)
+
+    outcomes = asyncio.run(scenario())
+    assert [c["n"] for c in SpyPipeline.calls] == [3]  # not made again, one by one, on a broken device
+    assert all(isinstance(o, AuthFailed) and not isinstance(o, InvalidRequest) for o in outcomes), outcomes
+    assert "illegal memory access" in str(outcomes[0]) and "cpu" in str(outcomes[0])
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")

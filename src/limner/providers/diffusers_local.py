@@ -42,7 +42,9 @@ gated (the hub answers 401/403) is :class:`ModelUnavailable`, an ``AuthFailed``:
 one message saying how to get the weights or which token is needed, and its entries stay retryable. Out of
 memory is :class:`OutOfMemory` (also an ``AuthFailed``, so not retried): a batch that runs out is first
 retried one image at a time; one image that does not fit stops the run with a message naming the memory
-modes. Bad parameters (a size the model refuses) are ``InvalidRequest``; a batch that fails so is made
+modes. A device error the process cannot recover from (``torch.AcceleratorError``: an illegal memory access,
+a device lost) is :class:`DeviceFailed`, which stops the run too. Bad parameters (a size the model refuses) are
+``InvalidRequest``; a batch that fails so is made
 again one image at a time, so that only the entry at fault fails.
 """
 
@@ -89,6 +91,21 @@ class OutOfMemory(AuthFailed):
 
     refusal = "ran out of memory"
     fix = "choose a memory mode or a smaller size, as the message says"
+
+
+class DeviceFailed(AuthFailed):
+    """The device met an error the process cannot recover from (a CUDA illegal memory access, a device lost):
+    every later call on it would fail, so the run stops; the entries stay for the next run."""
+
+    refusal = "cannot use its device"
+    fix = "check the device (nvidia-smi), then run again"
+
+
+def _device_errors(torch: Any) -> tuple[type[BaseException], ...]:
+    """The errors after which a device cannot run more work in this process (``torch.AcceleratorError``, from
+    torch 2.8; older versions raise a plain RuntimeError, which fails only the entry)."""
+    error = getattr(torch, "AcceleratorError", None)
+    return (error,) if isinstance(error, type) else ()
 
 
 #: generation defaults of the models the docs list (a style's params and the settings override them)
@@ -598,6 +615,9 @@ class DiffusersProvider(Provider):
                 "add \"vae_tiling\" for large images, lower batch_size, or use a smaller size or model") from None
         except ProviderError:
             raise
+        except _device_errors(torch) as exc:  # the device is unusable for the rest of the process
+            raise DeviceFailed(f"diffusers: {slot.device} failed ({self._redact(str(exc))[:300]}); it cannot run more "
+                               "work in this process: check the device, then run again") from None
         except Exception as exc:  # noqa: BLE001 - a provider raises only typed errors: this entry fails with it
             if len(requests) > 1:  # which image it was is not known: each one alone, so the others are kept
                 log.warning("diffusers: a batch of %d failed on %s (%s); making its images one at a time",
