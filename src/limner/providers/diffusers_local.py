@@ -370,6 +370,7 @@ class DiffusersProvider(Provider):
     def pipeline_class(self) -> Any:
         name = str(self.settings.get("pipeline") or "auto")
         with _IMPORTING:  # diffusers' lazy module is not safe to import from two threads at once
+            _quiet_libraries()  # before the pipelines' import, which warns of optional packages missing
             if name == "auto":
                 from diffusers import AutoPipelineForText2Image
 
