@@ -207,3 +207,27 @@ def test_the_pre_commit_hook_runs_limner_check(app: ProjectDir) -> None:
     git(app.root, "add", "-f", master)
     proc = run()
     assert proc.returncode == 1 and master in proc.stdout
+
+
+def test_the_example_app_passes_as_its_own_repository(tmp_path: Path) -> None:
+    """examples/jewish-timeline as the first user meets it: copied into the app's own repository, generated
+    offline with the demo's sketch provider and synced, committed with `git add -A`. `limner check` (which the
+    CI job runs after sync) found no .gitignore block there: the example had none, so it failed at once."""
+    import shutil
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "jewish-timeline"
+    root = tmp_path / "timeline"
+    shutil.copytree(example, root, ignore=shutil.ignore_patterns(".limner", "node_modules", "dist", "public", "data", ".env"))
+    git(root, "init", "-q")
+    app = ProjectDir(root)
+    env = app.env(LIMNER_GENERATE_SIZE="256")
+    app.run("generate", "--no-progress", "--limit", "3", check=True, timeout=240, env=env)
+    app.run("sync", check=True, env=env)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "timeline")
+    tracked = git(root, "ls-files").splitlines()
+    assert len([f for f in tracked if f.startswith("frontend/public/images/events/")]) == 3, tracked
+    assert MANIFEST.as_posix() in tracked, tracked
+    assert not [f for f in tracked if f.startswith(".limner/")], tracked  # the database and the masters stay out
+    proc = app.run("check", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
