@@ -67,3 +67,23 @@ def test_a_manifest_whose_entries_are_not_an_object_is_rewritten(synced, entries
     proc = synced.run("sync")
     assert proc.returncode == 0, proc.stderr
     assert set(json.loads(manifest.read_text())["entries"]) == {"event-000", "event-001"}
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("LIMNER_STORAGE_PUBLIC_BASE_URL", "https://limner:s3cr3t-pass@images.example.org/media"),
+    ("LIMNER_STORAGE_CDN_BASE_URL", "https://cdn.example.org/media?sig=AbCdEf123456GhIjKl7890MnOpQrSt"),
+    ("LIMNER_STORAGE_CDN_BASE_URL", "https://cdn.example.org/media#token=abc"),
+])
+def test_a_base_url_with_a_password_query_or_fragment_never_reaches_the_manifest(make_project_dir, setting, value):
+    """The manifest is committed and bundled into the app: a password in `public_base_url`, or a signature in
+    `cdn_base_url`'s query, was written into `base`/`cdn_base` as it was (and `base + key` put the key inside the
+    query). sync now refuses it (exit 2) before any file is written, naming the setting and not the secret."""
+    p = make_project_dir(1)
+    p.run("generate", check=True)
+    proc = p.run("sync", env=p.env(**{setting: value}))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    name = setting.removeprefix("LIMNER_STORAGE_").lower()
+    assert f"storage.{name}" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    for secret in ("s3cr3t-pass", "AbCdEf123456", "token=abc"):
+        assert secret not in proc.stderr + proc.stdout
+    assert not (p.root / "frontend").exists()

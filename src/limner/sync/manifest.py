@@ -15,6 +15,7 @@ from typing import Any
 from limner.catalog import Entry
 from limner.db.models import Render
 from limner.db.repository import as_utc_iso
+from limner.errors import ConfigError
 from limner.storage import Storage
 from limner.sync.aliases import alias_source
 
@@ -112,6 +113,24 @@ def storage_base(storage: Storage) -> str | None:
 
 def cdn_base(url: str | None) -> str | None:
     return url.rstrip("/") + "/" if url else None
+
+
+def check_base(setting: str, base: str | None) -> None:
+    """Refuse a base the manifest (committed, bundled into the app) must not carry: a ``user:password@`` or a
+    query or fragment (a signature, a token; ``base + key`` would also put the key inside it). The message
+    names the setting, never the URL."""
+    if base is None:
+        return
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base)
+    what = ("a user name or password" if parts.username is not None or parts.password is not None
+            else "a query string" if parts.query or "?" in base else "a fragment" if parts.fragment or "#" in base else None)
+    if what:
+        raise ConfigError(f"{setting} holds {what}: the manifest, which the app commits and ships, would carry it, "
+                          "and keys are appended to the base",
+                          hint=f"set {setting} to the plain public URL the keys are relative to (scheme, host, path); "
+                               "serve private images through a URL that needs no credentials in it")
 
 
 def default_sizes(entries: dict[str, dict[str, Any]]) -> str:

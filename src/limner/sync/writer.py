@@ -24,7 +24,7 @@ from limner.storage import content_key
 from limner.storage.base import EXTENSIONS, MIME_TYPES
 from limner.keys import alias_format, alias_key
 from limner.sync.aliases import alias_source, configured_pattern, remove_aliases, write_aliases
-from limner.sync.manifest import MANIFEST_SCHEMA, PLACEHOLDER_EXT, build_manifest, cdn_base, manifest_entry, storage_base
+from limner.sync.manifest import MANIFEST_SCHEMA, PLACEHOLDER_EXT, build_manifest, cdn_base, check_base, manifest_entry, storage_base
 
 
 if TYPE_CHECKING:
@@ -181,6 +181,9 @@ def sync_project(project: Project) -> SyncResult:
     # everything that can refuse is asked before the first file changes: the folders written into, the app's
     # events table (a wrong URL, table or column then changed nothing)
     _check_writable(out_dir, manifest_path.parent, schema_path.parent)
+    check_base("storage.public_base_url" if s.storage.public_base_url else "the storage's public URL",
+               storage_base(project.storage))
+    check_base("storage.cdn_base_url", cdn_base(s.storage.cdn_base_url))
     events = None
     if s.sync.events_database_url:
         from limner.sync.writeback import EventsTable
