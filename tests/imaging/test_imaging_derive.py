@@ -289,3 +289,18 @@ def test_a_master_with_a_side_past_what_webp_encodes_gets_variants_that_fit(size
     assert widest == min(w, MAX_ENCODED_SIDE, MAX_ENCODED_SIDE * w // h)
     ph = derived.placeholder
     assert ph.width <= 480 and ph.height <= MAX_ENCODED_SIDE
+
+
+def test_a_tall_narrow_image_gets_a_placeholder_under_the_limit():
+    """A scroll 16 px wide and 16,000 tall: width was the only thing shrunk, and never below 16 px, so its
+    placeholder stayed 16x16000 and did not fit 100 KB (ValueError; the entry failed on every run). The
+    width may now go down until the longer side reaches the floor."""
+    scroll = noisy_image(16, 16_000, seed=3)
+    for fmt in ("webp", "jpeg"):
+        p = make_placeholder(scroll, fmt=fmt)
+        assert len(p.data) <= 100_000 and p.height > p.width, (fmt, p.width, p.height)
+        with Image.open(io.BytesIO(p.data)) as im:
+            assert im.size == (p.width, p.height)
+    # a landscape image keeps the 16-px floor on its width
+    with pytest.raises(ValueError):
+        make_placeholder(noisy_image(300, 300), max_bytes=10)

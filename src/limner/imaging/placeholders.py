@@ -60,6 +60,8 @@ def make_placeholder(
         raise ValueError(f"placeholder format must be webp or jpeg, not {fmt!r}")
     rgb = to_rgb(im)  # upright, alpha flattened on white
     width = max(1, min(width, widest_encodable(rgb.size)))
+    # the narrowest try: _MIN_WIDTH on the longer side (a tall scroll shrinks below 16 px wide, its height with it)
+    narrowest = max(1, _MIN_WIDTH * rgb.width // max(rgb.width, rgb.height))
     while True:
         height = scaled_height(width, rgb.size)
         small = rgb if width == rgb.width else rgb.resize((width, height), Image.Resampling.LANCZOS)
@@ -67,9 +69,9 @@ def make_placeholder(
             data = encode(small, fmt, settings, quality=quality, xmp=xmp)
             if len(data) <= max_bytes:
                 return Placeholder(data=data, format=fmt, width=width, height=height, quality=quality)
-        if width <= _MIN_WIDTH:
+        if width <= narrowest:
             raise ValueError(f"cannot fit a {fmt} placeholder into {max_bytes} bytes")
-        width = max(_MIN_WIDTH, int(width * _SHRINK))
+        width = max(narrowest, int(width * _SHRINK))
 
 
 def _shrunk(im: Image.Image, side: int) -> Image.Image:
