@@ -367,3 +367,38 @@ def test_a_withdrawal_a_failed_sync_left_half_done_is_finished_by_the_next(proje
     assert urls["event-000"] is None and urls["event-001"].startswith("https://img.example.org/")
     assert not (project_dir.root / ".limner" / "sync-withdrawals.json").exists()
     assert project_dir.run_json("sync", env=env)["withdrawn"] == []  # done: said once more, then no more
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_an_events_view_that_cannot_be_updated_is_refused_before_any_file_is_written(project_dir, tmp_path, request,
+                                                                                      backend):
+    """``events_table`` naming a view the database cannot update (a SQLite view, a PostgreSQL view over a join)
+    failed only at the very end, after the placeholders and the manifest were written; it is now exit 2, with
+    nothing written, like a missing table. A view the database can update (PostgreSQL's simple views) is
+    written through."""
+    ddl = ["CREATE TABLE ev (id TEXT PRIMARY KEY, image_url TEXT, image_cdn_url TEXT, image_generated_at TIMESTAMP)",
+           "INSERT INTO ev (id) VALUES ('event-000')",
+           "CREATE VIEW timeline_events AS SELECT e.* FROM ev e JOIN ev f ON e.id = f.id",
+           "CREATE VIEW simple_events AS SELECT * FROM ev"]
+    if backend == "sqlite":
+        db = tmp_path / "app.db"
+        with sqlite3.connect(db) as con:
+            for statement in ddl:
+                con.execute(statement)
+        url = f"sqlite:///{db}"
+    else:
+        import psycopg
+
+        app_pg = request.getfixturevalue("app_pg")
+        with psycopg.connect(app_pg, autocommit=True) as con:
+            for statement in ddl:
+                con.execute(statement)
+        url = app_pg.replace("postgresql://", "postgresql+psycopg://")
+    project_dir.run("generate", check=True)
+    proc = project_dir.run("sync", env=project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=url))
+    assert proc.returncode == 2 and "timeline_events" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "cannot be updated" in proc.stderr, proc.stderr
+    assert app_files(project_dir) == {}
+    if backend == "postgresql":
+        env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=url, LIMNER_SYNC_EVENTS_TABLE="simple_events")
+        assert project_dir.run_json("sync", env=env)["written_back"] == 1

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, String, Table, create_engine, select, update
+from sqlalchemy import DateTime, MetaData, String, Table, create_engine, false, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
 
@@ -131,12 +131,28 @@ class EventsTable:
             if missing:
                 raise ConfigError(f"events table {table_name!r} lacks column(s) {', '.join(missing)}; add them, e.g. "
                                   + _add_columns(self.engine.dialect.name, table_name, missing))
+            self._check_updatable()
         except LimnerError:
             self.close()
             raise
         except SQLAlchemyError as exc:
             self.close()
             raise self._error(exc) from None
+
+    def _check_updatable(self) -> None:
+        """An UPDATE of the three columns that matches no row, rolled back: a view the database cannot update, or a
+        role without the UPDATE privilege, is then a configuration error before any file is written."""
+        statement = update(self.table).where(false()).values({c: self.table.c[c] for c in COLUMNS})
+        try:
+            with self.engine.connect() as conn, conn.begin() as tx:
+                conn.execute(statement)
+                tx.rollback()
+        except SQLAlchemyError as exc:
+            reason = str(exc.orig if hasattr(exc, "orig") else exc).strip().splitlines()
+            raise ConfigError(f"events table {self.table_name!r} in {self.safe_url} cannot be updated: "
+                              f"{type(exc).__name__}: {reason[0] if reason else ''}",
+                              hint="name a table, or a view the database can update (one with an INSTEAD OF UPDATE "
+                                   "trigger), in sync.events_table, and give the URL's role the UPDATE privilege") from None
 
     def check_fits(self, longest: dict[str, int]) -> None:
         """A column too short for the longest value sync may write (``longest``: column -> characters) is a
