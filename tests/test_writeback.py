@@ -370,6 +370,49 @@ def test_a_withdrawal_a_failed_sync_left_half_done_is_finished_by_the_next(proje
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_an_events_table_with_integer_ids(project_dir, tmp_path, request, backend):
+    """An app whose events are keyed by an integer (``id SERIAL``, ``INTEGER PRIMARY KEY``) and a catalogue whose
+    ids are those numbers: on PostgreSQL every write-back failed (``integer = character varying``), after the
+    placeholders and the manifest were written; on SQLite ``'007'`` matched the row 7 in the look-up and was then
+    reported missing. Ids are matched as the column holds them: ``42`` is row 42; ``007`` and ``event-a``, which
+    no integer column holds, are not in the table."""
+    entries = [{"id": i, "title": f"Event {i}", "year": 1900} for i in ("1", "42", "007", "event-a")]
+    project_dir.write_catalog(entries)
+    if backend == "sqlite":
+        db = tmp_path / "app.db"
+        with sqlite3.connect(db) as con:
+            con.execute("CREATE TABLE timeline_events (id INTEGER PRIMARY KEY, title TEXT, image_url TEXT, "
+                        "image_cdn_url TEXT, image_generated_at TIMESTAMP)")
+            con.executemany("INSERT INTO timeline_events (id) VALUES (?)", [(1,), (7,), (42,)])
+        url = f"sqlite:///{db}"
+
+        def rows():
+            with sqlite3.connect(db) as con:
+                return dict(con.execute("SELECT id, image_url FROM timeline_events").fetchall())
+    else:
+        import psycopg
+
+        app_pg = request.getfixturevalue("app_pg")
+        with psycopg.connect(app_pg, autocommit=True) as con:
+            con.execute("CREATE TABLE timeline_events (id INTEGER PRIMARY KEY, image_url TEXT, image_cdn_url TEXT, "
+                        "image_generated_at TIMESTAMP)")
+            con.execute("INSERT INTO timeline_events (id) VALUES (1), (7), (42)")
+        url = app_pg.replace("postgresql://", "postgresql+psycopg://")
+
+        def rows():
+            with psycopg.connect(app_pg) as con:
+                return dict(con.execute("SELECT id, image_url FROM timeline_events").fetchall())
+    project_dir.run("generate", check=True)
+    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=url)
+    result = project_dir.run_json("sync", env=env)
+    assert result["written_back"] == 2 and result["not_in_events_table"] == ["007", "event-a"], result
+    written = rows()
+    assert written[1] and written[42] and written[7] is None, written
+    again = project_dir.run_json("sync", env=env)
+    assert again["written_back"] == 0 and again["written_back_unchanged"] == 2, again
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_an_events_view_that_cannot_be_updated_is_refused_before_any_file_is_written(project_dir, tmp_path, request,
                                                                                       backend):
     """``events_table`` naming a view the database cannot update (a SQLite view, a PostgreSQL view over a join)

@@ -16,11 +16,12 @@ Only rows whose values change are written, in one transaction.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, String, Table, create_engine, false, select, update
+from sqlalchemy import DateTime, Integer, MetaData, String, Table, create_engine, false, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
 
@@ -154,6 +155,14 @@ class EventsTable:
                               hint="name a table, or a view the database can update (one with an INSTEAD OF UPDATE "
                                    "trigger), in sync.events_table, and give the URL's role the UPDATE privilege") from None
 
+    def _key_of(self, entry_id: str) -> Any:
+        """A catalogue id as the id column holds it, or None when the column cannot hold it: an integer column
+        holds ``42`` for ``"42"``, and nothing for ``"007"`` or ``"event-a"`` (comparing them as text failed on
+        PostgreSQL, and ``'007'`` matched the row 7 on SQLite)."""
+        if not isinstance(self.table.c[self.id_column].type, Integer):
+            return entry_id
+        return int(entry_id) if re.fullmatch(r"0|[1-9][0-9]{0,17}", entry_id) else None
+
     def check_fits(self, longest: dict[str, int]) -> None:
         """A column too short for the longest value sync may write (``longest``: column -> characters) is a
         configuration error now, before any file is written, not a failed update after."""
@@ -178,7 +187,8 @@ class EventsTable:
         aware = isinstance(column_type, DateTime) and bool(column_type.timezone)  # TIMESTAMP WITH TIME ZONE
         try:
             with self.engine.begin() as conn:
-                ids, current = list(entries), {}
+                keys = {entry_id: self._key_of(entry_id) for entry_id in entries}
+                ids, current = [k for k in keys.values() if k is not None], {}
                 # read in slices: one IN list of every id passed PostgreSQL's 65,535 parameters past that many
                 for i in range(0, len(ids), LOOKUP_SLICE):
                     current.update((str(row[0]), tuple(row[1:])) for row in conn.execute(
@@ -193,7 +203,7 @@ class EventsTable:
                     if all(_same_instant(a, b) for a, b in zip(current[entry_id], values, strict=True)):
                         result.unchanged += 1
                         continue
-                    conn.execute(update(table).where(key == entry_id).values(dict(zip(COLUMNS, values))))
+                    conn.execute(update(table).where(key == keys[entry_id]).values(dict(zip(COLUMNS, values))))
                     result.updated += 1
         except SQLAlchemyError as exc:
             raise self._error(exc) from None
