@@ -445,3 +445,19 @@ def test_an_events_view_that_cannot_be_updated_is_refused_before_any_file_is_wri
     if backend == "postgresql":
         env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=url, LIMNER_SYNC_EVENTS_TABLE="simple_events")
         assert project_dir.run_json("sync", env=env)["written_back"] == 1
+
+
+def test_an_events_table_keyed_by_a_char_column_on_postgres(project_dir, app_pg):
+    """``id CHAR(12)``: PostgreSQL matches ``'event-000'`` and reads the row back padded with spaces, so every
+    row found was reported missing and none was written."""
+    import psycopg
+
+    with psycopg.connect(app_pg, autocommit=True) as con:
+        con.execute("CREATE TABLE timeline_events (id CHAR(12) PRIMARY KEY, image_url TEXT, image_cdn_url TEXT, "
+                    "image_generated_at TIMESTAMP)")
+        con.execute("INSERT INTO timeline_events (id) VALUES ('event-000'), ('event-001')")
+    project_dir.run("generate", check=True)
+    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=app_pg.replace("postgresql://", "postgresql+psycopg://"))
+    result = project_dir.run_json("sync", env=env)
+    assert result["written_back"] == 2 and "event-000" not in result["not_in_events_table"], result
+    assert project_dir.run_json("sync", env=env)["written_back_unchanged"] == 2

@@ -191,7 +191,8 @@ class EventsTable:
                 ids, current = [k for k in keys.values() if k is not None], {}
                 # read in slices: one IN list of every id passed PostgreSQL's 65,535 parameters past that many
                 for i in range(0, len(ids), LOOKUP_SLICE):
-                    current.update((str(row[0]), tuple(row[1:])) for row in conn.execute(
+                    # rstrip: a CHAR(n) column reads back padded with spaces (no catalogue id ends in one)
+                    current.update((str(row[0]).rstrip(" "), tuple(row[1:])) for row in conn.execute(
                         select(key, *(table.c[c] for c in COLUMNS)).where(key.in_(ids[i:i + LOOKUP_SLICE]))))
                 for entry_id, entry in sorted(entries.items()):
                     if entry_id not in current:
