@@ -231,3 +231,22 @@ def test_the_example_app_passes_as_its_own_repository(tmp_path: Path) -> None:
     assert not [f for f in tracked if f.startswith(".limner/")], tracked  # the database and the masters stay out
     proc = app.run("check", env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_manifest_the_app_s_own_gitignore_ignores_fails(app: ProjectDir) -> None:
+    """An app's rule that ignores the manifest's folder (``frontend/src/data/``): `git add -A` leaves the manifest and
+    its schema out, so the app's repository cannot build, and the check said it was clean."""
+    gi = app.root / ".gitignore"
+    gi.write_text("frontend/src/data/\n" + gi.read_text())
+    git(app.root, "rm", "-r", "-q", "--cached", MANIFEST.parent.as_posix())
+    git(app.root, "add", "-A")
+    assert not git(app.root, "ls-files", MANIFEST.parent.as_posix())  # what `git add -A` made of them
+    code, out, data = check(app)
+    assert code == 1 and "git check-ignore -v" in out, out
+    assert [(p["kind"], p["file"]) for p in data["problems"]] == [
+        ("ignored-manifest", MANIFEST.as_posix()),
+        ("ignored-manifest", MANIFEST.with_name("limner-manifest.schema.json").as_posix())], data
+    gi.write_text(gi.read_text().replace("frontend/src/data/\n", "", 1))
+    git(app.root, "add", "-A")
+    code, out, data = check(app)
+    assert code == 0 and data["problems"] == [], out

@@ -11,6 +11,8 @@ Problems it finds, each naming the file:
 * ``manifest``: a manifest that is not JSON or does not validate against the JSON Schema written next
   to it; ``manifest-schema``: that schema file is missing or unreadable;
 * ``manifest-placeholder``: a manifest entry whose ``placeholder`` is not on disk;
+* ``ignored-manifest``: the manifest or its schema ignored by git and not tracked (never committed);
+* ``ignored-placeholder``: placeholders the manifest names ignored by git and not tracked;
 * ``gitignore``: the ``.gitignore`` block ``limner init`` writes is missing or out of date, or the local
   storage folder (``storage.url``, a folder inside the project) has files git neither tracks nor ignores
   (``git add -A`` would commit them): one problem, whatever the number of files.
@@ -299,6 +301,27 @@ def check_placeholders_ignored(settings: Settings, root: Path) -> list[Problem]:
                     f"the app's .gitignore (`git check-ignore -v {hits[0]}` names it)")]
 
 
+def check_manifest_ignored(settings: Settings, root: Path) -> list[Problem]:
+    """One problem for the manifest, and one for its schema, when git ignores it and does not track it: ``git add``
+    (and the CI job's pull request) leaves it out, so the app's repository cannot build the images in."""
+    manifest_path = settings.path(settings.sync.manifest)
+    if not manifest_path.is_file():
+        return []
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        manifest = None
+    schema_path = _schema_path(manifest_path, manifest)
+    files = [_rel(p, root) for p in (manifest_path, schema_path) if p.is_file()]
+    files = [f for f in files if not PurePosixPath(f).is_absolute()]  # a file outside the project: not its repository's
+    ignored = _git_files(root, "--others", "--ignored", "--exclude-standard", "--", *files) if files else []
+    hits = set(ignored) if isinstance(ignored, list) else set()
+    return [Problem("ignored-manifest", name, f"ignored by git, so it is never committed and the app's repository "
+                                              "lacks it: remove the rule that ignores it from the app's .gitignore "
+                                              f"(`git check-ignore -v {name}` names it)")
+            for name in files if name in hits]
+
+
 # ------------------------------------------------------------------------------------ gitignore
 def init_command(root: Path) -> str:
     """The command that writes Limner's .gitignore block of the project in ``root`` for its current
@@ -391,6 +414,7 @@ def check_app(settings: Settings) -> CheckReport:
     report.problems += check_placeholders(settings, root)
     report.problems += check_manifest(settings, root, report)
     if report.git:
+        report.problems += check_manifest_ignored(settings, root)
         report.problems += check_placeholders_ignored(settings, root)
     report.problems += check_gitignore(settings, root, unignored)
     return report
