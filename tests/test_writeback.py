@@ -461,3 +461,22 @@ def test_an_events_table_keyed_by_a_char_column_on_postgres(project_dir, app_pg)
     result = project_dir.run_json("sync", env=env)
     assert result["written_back"] == 2 and "event-000" not in result["not_in_events_table"], result
     assert project_dir.run_json("sync", env=env)["written_back_unchanged"] == 2
+
+
+def test_an_events_table_keyed_by_uuid_on_postgres(project_dir, app_pg):
+    """``id UUID`` (a Supabase table's usual key) and a catalogue whose ids are those UUIDs: every write-back failed
+    (``invalid input syntax for type uuid`` for the first id that is not one), after the files were written. An id
+    that is a UUID in its usual lower-case form is now matched, and the others are not in the table."""
+    import psycopg
+
+    row = "3f2a6c1e-8d4b-4c7a-9e2f-1a2b3c4d5e6f"
+    project_dir.write_catalog([{"id": i, "title": i, "year": 1900} for i in (row, "event-a", "42")])
+    with psycopg.connect(app_pg, autocommit=True) as con:
+        con.execute("CREATE TABLE timeline_events (id UUID PRIMARY KEY, image_url TEXT, image_cdn_url TEXT, "
+                    "image_generated_at TIMESTAMPTZ)")
+        con.execute("INSERT INTO timeline_events (id) VALUES (%s)", (row,))
+    project_dir.run("generate", check=True)
+    env = project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=app_pg.replace("postgresql://", "postgresql+psycopg://"))
+    result = project_dir.run_json("sync", env=env)
+    assert result["written_back"] == 1 and result["not_in_events_table"] == ["42", "event-a"], result
+    assert project_dir.run_json("sync", env=env)["written_back_unchanged"] == 1

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, MetaData, String, Table, create_engine, false, select, update
+from sqlalchemy import DateTime, Integer, MetaData, String, Table, Uuid, create_engine, false, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
 
@@ -158,10 +159,15 @@ class EventsTable:
     def _key_of(self, entry_id: str) -> Any:
         """A catalogue id as the id column holds it, or None when the column cannot hold it: an integer column
         holds ``42`` for ``"42"``, and nothing for ``"007"`` or ``"event-a"`` (comparing them as text failed on
-        PostgreSQL, and ``'007'`` matched the row 7 on SQLite)."""
-        if not isinstance(self.table.c[self.id_column].type, Integer):
-            return entry_id
-        return int(entry_id) if re.fullmatch(r"0|[1-9][0-9]{0,17}", entry_id) else None
+        PostgreSQL, and ``'007'`` matched the row 7 on SQLite); a UUID column only ids that are UUIDs."""
+        column_type = self.table.c[self.id_column].type
+        if isinstance(column_type, Integer):
+            return int(entry_id) if re.fullmatch(r"0|[1-9][0-9]{0,17}", entry_id) else None
+        if isinstance(column_type, Uuid):  # a UUID column holds an id that is one, in its usual lower-case form
+            if not re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", entry_id):
+                return None
+            return uuid.UUID(entry_id) if column_type.as_uuid else entry_id
+        return entry_id
 
     def check_fits(self, longest: dict[str, int]) -> None:
         """A column too short for the longest value sync may write (``longest``: column -> characters) is a
