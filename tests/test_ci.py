@@ -172,12 +172,55 @@ def test_the_install_note_comes_only_with_a_workflow_written(tmp_path: Path, mon
     monkeypatch.setattr(workflow, "default_pip_spec", lambda: workflow.FALLBACK_PIP_SPEC)
     init_git(tmp_path)
     first = workflow.write_ci(tmp_path, "github", CiOptions())
-    assert first.created and any("PyPI does not have" in note for note in first.notes)
+    assert first.created and any("PyPI does not have it" in note for note in first.notes)
     again = workflow.write_ci(tmp_path, "github", CiOptions())
-    assert again.kept and not any("PyPI does not have" in note for note in again.notes)
+    assert again.kept and not any("PyPI does not have it" in note for note in again.notes)
     given = workflow.write_ci(tmp_path, "github", CiOptions(pip_spec="limner[all] @ git+https://example.org/l.git@v1"),
                               force=True)
-    assert given.updated and not any("PyPI does not have" in note for note in given.notes)
+    assert given.updated and not any("PyPI does not have it" in note for note in given.notes)
+
+
+def _install_script(kind: str, text: str) -> tuple[str, dict[str, str]]:
+    """The install step's script and the variables the workflow gives it."""
+    doc = yaml.safe_load(text)
+    if kind == "github":
+        step = next(s for s in steps(doc) if s["name"] == "Install Limner")
+        return step["run"].split("limner --version")[0], {k: v for k, v in step["env"].items() if "${{" not in str(v)}
+    job = next(v for v in doc.values() if isinstance(v, dict) and "script" in v)
+    script = next(line for line in job["script"] if "pip install" in line)
+    return script.split("limner --version")[0], {k: str(v) for k, v in job["variables"].items()}
+
+
+@pytest.mark.parametrize("kind", ["github", "gitlab"])
+def test_a_workflow_without_a_known_install_spec_installs_nothing_from_pypi(tmp_path: Path, kind: str) -> None:
+    """With no spec known (Limner installed neither from git nor from a clone with an origin), the workflow ran
+    `pip install limner[all]` from PyPI, which has no Limner: the first person to publish that name there would
+    have run their code in a job holding every secret. It now stops before pip, saying which variable to set."""
+    from limner.ci import workflow
+
+    init_git(tmp_path)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "python").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'pip-args'}\n", encoding="utf-8")
+    (fake / "python").chmod(0o755)
+    render = {"github": workflow.render_github, "gitlab": workflow.render_gitlab}[kind]
+    options = CiOptions(pip_spec=workflow.FALLBACK_PIP_SPEC)
+    script, variables = _install_script(kind, render(tmp_path, tmp_path, options))
+    (tmp_path / ".git" / "info").mkdir(parents=True, exist_ok=True)
+    env = {"PATH": f"{fake}{os.pathsep}{os.environ['PATH']}", "CI_PROJECT_DIR": str(tmp_path), **variables}
+    proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and not (tmp_path / "pip-args").exists(), proc.stdout + proc.stderr
+    assert "LIMNER_PIP_SPEC" in proc.stdout + proc.stderr
+    assert ("repository variable" if kind == "github" else "CI/CD variable") in proc.stdout + proc.stderr
+    chosen = "limner[all] @ git+https://example.org/limner.git@v1"
+    proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                          env={**env, "LIMNER_PIP_SPEC": chosen}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and chosen in (tmp_path / "pip-args").read_text(), proc.stdout + proc.stderr
+    note = next(n for n in workflow.write_ci(tmp_path, kind, CiOptions()).notes if "PyPI" in n) \
+        if workflow.default_pip_spec() == workflow.FALLBACK_PIP_SPEC else None
+    if note is not None:
+        assert ("repository variable" if kind == "github" else "CI/CD variable") in note
 
 
 @pytest.mark.parametrize("args", [["--ci", "jenkins"], ["--ci", "github", "--ci-budget", "-1"],

@@ -53,8 +53,9 @@ def find_repo_root(start: Path) -> Path | None:
     return None
 
 
-#: the spec used when nothing better is known; PyPI has no ``limner``, so the workflow needs --ci-install then
-FALLBACK_PIP_SPEC = "limner[all]"
+#: the spec written when nothing better is known: none. PyPI has no ``limner``, and whoever published that name
+#: there would run their code in a job that holds every secret; the workflow stops until LIMNER_PIP_SPEC is set
+FALLBACK_PIP_SPEC = ""
 
 
 def _https_remote(url: str) -> str | None:
@@ -84,7 +85,7 @@ def _clone_spec(folder: Path) -> str | None:
 
 def default_pip_spec() -> str:
     """What the CI installs: this Limner's git URL and commit when it was installed from git (``pip install
-    git+https://...``) or from a clone with an https (or GitHub-style ssh) ``origin``; else ``limner[all]``."""
+    git+https://...``) or from a clone with an https (or GitHub-style ssh) ``origin``; else none (``""``)."""
     from importlib.metadata import PackageNotFoundError, distribution
     from urllib.parse import unquote, urlparse
 
@@ -285,9 +286,10 @@ def write_ci(project_dir: Path, kind: str, options: CiOptions, *, force: bool = 
     options = replace(options, pip_spec=spec)
     result = _write_workflow(project_dir, repo_root, kind, options, force, result)
     if fallback and (result.created or result.updated):  # a workflow kept as it was installs what it did
-        result.notes.append(f"the workflow installs {FALLBACK_PIP_SPEC!r}, which PyPI does not have: re-run with "
-                            "--ci-install 'limner[all] @ git+https://<your clone of Limner>@<tag>' --force, or set "
-                            "the repository variable LIMNER_PIP_SPEC")
+        variable = "the repository variable" if kind == "github" else "the CI/CD variable"
+        result.notes.append("the workflow does not know where to install Limner from (PyPI does not have it) and "
+                            "stops until told: re-run with --ci-install 'limner[all] @ git+https://<your clone of "
+                            f"Limner>@<tag>' --force, or set {variable} LIMNER_PIP_SPEC")
     return result
 
 
