@@ -439,3 +439,59 @@ def test_a_job_whose_held_budget_ends_its_tries_is_counted_failed(make_project_d
         assert counted == ["retried", "retried", "failed"] and runtime.failed == 1
     finally:
         project.close()
+
+
+
+async def test_global_slots_after_a_dropped_slot_session_are_over_used_only_until_its_calls_end(pg_url):  # noqa: F811
+    """A worker whose slot session dropped (its advisory locks went with it) while its calls were out gave the
+    lock of one of its *new* calls away when an old call ended (``release()`` unlocked whichever slot it held):
+    calls that lost their lock were replaced by calls without one, so the provider's global concurrency stayed
+    over its limit after the calls that were out at the drop had ended. Now the over-use lasts only until they
+    end (a session advisory lock cannot outlive its session: that much is inherent, see docs/scaling.md)."""
+    import psycopg
+
+    from limner.queue.limits import GlobalSlots, SlotConnection
+
+    dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    n = 3
+    a_session, b_session = SlotConnection(dsn), SlotConnection(dsn)
+    a, b = GlobalSlots(a_session, "fake", n, poll_s=0.01), GlobalSlots(b_session, "fake", n, poll_s=0.01)
+    in_flight = peak_after = 0
+    old_ended = asyncio.Event()
+
+    async def call(g: GlobalSlots, start: float, seconds: float) -> None:
+        nonlocal in_flight, peak_after
+        await asyncio.sleep(start)
+        await g.acquire()
+        in_flight += 1
+        if old_ended.is_set():
+            peak_after = max(peak_after, in_flight)
+        await asyncio.sleep(seconds)
+        in_flight -= 1
+        g.release()
+
+    async def old_calls() -> None:  # out when A's session drops; they end at 1.0 s
+        await asyncio.gather(call(a, 0, 1.0), call(a, 0, 1.0))
+        old_ended.set()
+
+    async def drop_a() -> None:
+        await asyncio.sleep(0.2)
+        pid = (await a_session.conn()).info.backend_pid
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    async def watch() -> None:  # what is in flight once the old calls ended
+        nonlocal peak_after
+        await old_ended.wait()
+        for _ in range(100):
+            peak_after = max(peak_after, in_flight)
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(asyncio.gather(
+        old_calls(), drop_a(), watch(),
+        call(a, 0.4, 2.0),  # a new call of A, with a lock of its new session, out past the old ones
+        call(b, 0.5, 2.0), call(b, 0.5, 2.0),  # B takes the slots the drop freed
+        call(b, 0.6, 0.1)), 30)  # and waits for one more
+    for s in (a_session, b_session):
+        await s.close()
+    assert peak_after <= n, peak_after

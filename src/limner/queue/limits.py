@@ -61,7 +61,12 @@ class GlobalSlots:
         self.session, self.key, self.n = session, f"limner:{provider}", concurrency
         self.poll_s = poll_s
         self._local = asyncio.Semaphore(concurrency)
+        #: the slots this worker's calls hold, all taken on the session connection ``_held_on``
         self._held: list[int] = []
+        self._held_on = None  # type: ignore[var-annotated]
+        #: calls out (acquired, not yet released); more than ``_held`` after the session dropped: those calls
+        #: lost their lock with it, and their release gives none back (the slots of newer calls stay held)
+        self._out = 0
         self._pending: set[asyncio.Task[None]] = set()
         self._trying = asyncio.Lock()
 
@@ -71,6 +76,8 @@ class GlobalSlots:
         async with self._trying:  # one look-up at a time: each sees the slots the one before took
             try:
                 conn = await self.session.conn()
+                if conn is not self._held_on:  # a new session: the locks of the one before went with it
+                    self._held, self._held_on = [], conn
                 row = await (await conn.execute(_TRY, (self.n, list(self._held), self.key))).fetchone()
             except psycopg.OperationalError as exc:  # the session is gone and its locks with it
                 log.warning("slot look-up failed: %s", exc)
@@ -79,6 +86,7 @@ class GlobalSlots:
             if row is None:
                 return None
             self._held.append(int(row[0]))
+            self._out += 1
             return int(row[0])
 
     async def acquire(self) -> bool:
@@ -93,15 +101,20 @@ class GlobalSlots:
             raise
 
     def release(self) -> None:
-        slot = self._held.pop() if self._held else None
-        task = asyncio.get_running_loop().create_task(self._unlock(slot))
+        """One call ended. It gives a slot back only while this worker holds more slots than it has calls out:
+        a call that lost its lock with a dropped session must not unlock the slot of a call still out."""
+        self._out -= 1
+        if self._held_on is None or self._held_on.closed:  # the session dropped: its locks are gone
+            self._held.clear()
+        slot = self._held.pop() if len(self._held) > self._out else None
+        task = asyncio.get_running_loop().create_task(self._unlock(self._held_on, slot))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _unlock(self, slot: int | None) -> None:
+    async def _unlock(self, conn, slot: int | None) -> None:  # type: ignore[no-untyped-def]
+        """Unlock ``slot`` on the session that took it (never on a newer one: it does not hold it)."""
         try:
-            if slot is not None:
-                conn = await self.session.conn()
+            if slot is not None and not conn.closed:
                 await conn.execute("SELECT pg_advisory_unlock(hashtext(%s), %s)", (self.key, slot))
         except Exception as exc:  # noqa: BLE001 - a dropped session released it anyway
             log.warning("slot unlock failed: %s", exc)
