@@ -554,3 +554,44 @@ async def test_a_job_that_comes_back_while_its_entry_has_a_queued_job_ends(pg_ur
         await app.job_manager.retry_job(running)  # its entry was held: the engine puts it back
         jobs = {j.id: j.status for j in await app.job_manager.list_jobs_async()}
     assert jobs == {first: "succeeded", second: "todo"}, jobs
+
+
+async def test_a_forced_job_meeting_a_queued_unforced_one_for_its_entry_stays_forced(pg_url):  # noqa: F811
+    """A forced job (`generate --enqueue --id X`) that came back (held, paused, or of a dead worker) while an
+    unforced job for its entry was queued (a schedule tick or a plain `generate --enqueue` plans an entry a
+    run holds as `resume`) ended, and the unforced one found the image published and did nothing: the
+    regeneration asked for was dropped. Likewise an enqueue with a budget replaced a queued forced job by an
+    unforced one. The job left queued now carries the forced request (and the newer enqueue's cap)."""
+    from types import SimpleNamespace
+
+    from limner.queue.engine import TASK, ensure_schema, make_app
+    from limner.queue.enqueue import enqueue_plan
+
+    dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    ensure_schema(dsn)
+    app = make_app(dsn)
+
+    async def queued() -> list[dict]:
+        return [j.task_kwargs for j in await app.job_manager.list_jobs_async(task=TASK, status="todo")]
+
+    def plan(entry_id: str) -> SimpleNamespace:  # a plain enqueue of an entry a run holds: `resume`
+        return SimpleNamespace(items=[SimpleNamespace(reason="resume", entry=SimpleNamespace(id=entry_id),
+                                                      fingerprint="f", provider="fake")])
+
+    async with app.open_async():
+        task = app.tasks[TASK].configure(queueing_lock="event-000", queue="fake")
+        forced = await task.defer_async(entry_id="event-000", fingerprint="f", cap_id=None, force=True, replaces=7)
+        worker = await app.job_manager.register_worker()
+        running = await app.job_manager.fetch_job(queues=None, worker_id=worker)
+        assert running is not None and running.id == forced
+        await enqueue_plan(app, plan("event-000"), cap_id="cap-2")  # an unforced job queued meanwhile
+        await app.job_manager.retry_job(running)  # the forced one comes back
+        [left] = await queued()
+        assert (left.get("force"), left.get("replaces"), left["cap_id"]) == (True, 7, "cap-2"), left
+
+        await app.tasks[TASK].configure(queueing_lock="event-001", queue="fake").defer_async(
+            entry_id="event-001", fingerprint="f", cap_id="cap-1", force=True, replaces=9)
+        result = await enqueue_plan(app, plan("event-001"), cap_id="cap-3")  # another budget: the job is replaced
+        assert result.replaced == 1
+        left = [k for k in await queued() if k["entry_id"] == "event-001"]
+    assert [(k.get("force"), k.get("replaces"), k["cap_id"]) for k in left] == [(True, 9, "cap-3")], left

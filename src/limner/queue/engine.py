@@ -66,20 +66,45 @@ def _entry_job_manager(connector):  # type: ignore[no-untyped-def]
     """The engine's job manager, but a job that comes back (the engine's retry of a held or paused job, or a dead
     worker's job put back) while another job for its entry is queued ends instead (``succeeded``): the queued
     one does what it would have done. Put back, it would break the rule of one queued job per entry (the
-    ``queueing_lock``): the engine's update fails, and the job stayed ``doing`` for as long as its worker lived."""
+    ``queueing_lock``): the engine's update fails, and the job stayed ``doing`` for as long as its worker lived.
+    A forced job that ends so hands its request to a queued unforced job of the same fingerprint (which is
+    queued again, forced, under its own budget): alone, that job would find the image published and do nothing."""
+    import attrs
     import procrastinate
     from procrastinate import jobs, manager
 
+    from limner.queue.enqueue import keep_forced
+
     class EntryJobManager(manager.JobManager):
         async def retry_job(self, job, retry_at=None, priority=None, queue=None, lock=None):  # type: ignore[no-untyped-def]
-            try:
-                await super().retry_job(job, retry_at=retry_at, priority=priority, queue=queue, lock=lock)
-            except procrastinate.exceptions.UniqueViolation as exc:
-                if job.queueing_lock is None or "queueing_lock" not in (exc.constraint_name or ""):
-                    raise
-                log.info("job %s (%s): another job for it is queued, which does its work; this one ends", job.id,
-                         job.queueing_lock)
-                await self.finish_job(job, status=jobs.Status.SUCCEEDED, delete_job=False)
+            for _attempt in range(3):
+                try:
+                    await super().retry_job(job, retry_at=retry_at, priority=priority, queue=queue, lock=lock)
+                    return
+                except procrastinate.exceptions.UniqueViolation as exc:
+                    if job.queueing_lock is None or "queueing_lock" not in (exc.constraint_name or ""):
+                        raise
+                if await self._hand_over(job):
+                    break
+            log.info("job %s (%s): another job for it is queued, which does its work; this one ends", job.id,
+                     job.queueing_lock)
+            await self.finish_job(job, status=jobs.Status.SUCCEEDED, delete_job=False)
+
+        async def _hand_over(self, job) -> bool:  # type: ignore[no-untyped-def]
+            """Whether the queued job for ``job``'s entry does its work now (made forced if it must be); False:
+            it was taken meanwhile, and ``job`` may go back on the queue."""
+            for queued in await self.list_jobs_async(task=job.task_name, status="todo", queueing_lock=job.queueing_lock):
+                args = keep_forced(queued.task_kwargs, job.task_kwargs)
+                if args is queued.task_kwargs:
+                    return True
+                if not await self.cancel_job_by_id_async(queued.id):
+                    return False
+                try:
+                    await self.defer_job_async(attrs.evolve(queued, id=None, status=None, task_kwargs=args))
+                except procrastinate.exceptions.AlreadyEnqueued:  # an enqueue came first: look at its job
+                    return False
+                return True
+            return False
 
     return EntryJobManager(connector=connector)
 

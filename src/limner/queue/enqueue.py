@@ -10,7 +10,9 @@ A *forced* job (``generate --enqueue --id/--all`` of a published entry) regenera
 ``replaces``, the id of the render published when it was enqueued: a worker regenerates only while that
 render is still the published one (:meth:`limner.db.repository.Repository.claim_to_replace`), so a second
 forced job for the same image, or the same job run twice, pays nothing. A queued forced job covers an
-unforced one for the same fingerprint; an unforced job is replaced by a forced one.
+unforced one for the same fingerprint; an unforced job is replaced by a forced one; a job that replaces a forced
+one of the same fingerprint (under another budget, or in :mod:`.engine` when the forced one comes back) is forced
+too (:func:`keep_forced`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,14 @@ def _covers(queued: dict, fingerprint: str, force: bool, cap_id: str | None) -> 
             and (cap_id is None or queued.get("cap_id") == cap_id))
 
 
+def keep_forced(args: dict, replaced: dict) -> dict:
+    """The arguments of a job that takes the place of ``replaced`` for its entry: a forced request of the same
+    fingerprint is carried over (the unforced job alone would find the image published and do nothing)."""
+    if replaced.get("force") and not args.get("force") and replaced.get("fingerprint") == args.get("fingerprint"):
+        return {**args, "force": True, "replaces": replaced.get("replaces")}
+    return args
+
+
 async def enqueue_plan(app: procrastinate.App, plan: Plan, *, cap_id: str | None = None,
                        replaces: dict[str, int] | None = None) -> EnqueueResult:
     """One job per plan item. ``replaces``: entry id -> its published render id, for the items planned as
@@ -75,9 +85,10 @@ async def enqueue_plan(app: procrastinate.App, plan: Plan, *, cap_id: str | None
                     result.already_queued += 1
                     break
                 for old in queued:  # another fingerprint (the entry changed since), forced now, or another budget:
-                    # the old job goes
+                    # the old job goes (a forced request of the same fingerprint stays with the new one)
                     if await app.job_manager.cancel_job_by_id_async(old.id):
                         result.replaced += 1
+                        args = keep_forced(args, old.task_kwargs)
         else:  # pragma: no cover - a worker kept taking and requeueing the job meanwhile
             raise RuntimeError(f"could not enqueue {item.entry.id}")
         result.queues[item.provider] = result.queues.get(item.provider, 0) + 1
