@@ -259,6 +259,68 @@ def test_a_job_plans_its_entry_from_its_own_row(make_project_dir, monkeypatch):
         project.close()
 
 
+def test_a_worker_plans_with_the_catalogue_and_styles_as_they_are_now(make_project_dir):
+    """A worker read the catalogue once (again only for a job whose fingerprint it did not know) and its styles
+    once: after an entry was edited, a job queued before the edit still matched the worker's old copy and paid
+    for the outdated spec (its fingerprint is older than the catalogue's: the job is superseded), and after a
+    style's template changed, every job of the new spec was dropped as superseded by the worker's old styles,
+    until it was restarted. A job now plans with the files as they are when it runs (reread when they change)."""
+    import os
+
+    from limner.queue.tasks import InputsUnreadable, WorkerRuntime
+    from limner.runner import Selection, build_plan
+
+    p = make_project_dir(3)
+    styles = p.root / "styles"
+    styles.mkdir()
+    style = styles / "house.toml"
+    style.write_text('version = "1"\npositive = "an engraving of {{ title }}"\n')
+    p.config.write_text(p.config.read_text().replace("[project]", '[project]\ndefault_style = "house"', 1)
+                        if "[project]" in p.config.read_text() else p.config.read_text() + '\n[project]\ndefault_style = "house"\n')
+
+    def fingerprints() -> dict[str, str]:
+        project = p.project()
+        try:
+            return {i.entry.id: i.fingerprint for i in build_plan(project, Selection()).items}
+        finally:
+            project.close()
+
+    def touch(path) -> None:  # an edit a second later (a coarse file system could keep the old mtime)
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+    before = fingerprints()
+    project = p.project()
+    try:
+        runtime = WorkerRuntime(project, "postgresql://unused")
+        assert not isinstance(runtime._plan_one("event-000", before["event-000"]), str)  # the worker has read both
+        entries = p.entries()
+        entries[1]["title"] = entries[1]["title"] + " (revised)"
+        p.write_catalog(entries)
+        touch(p.root / "catalog.yaml")
+        assert fingerprints()["event-001"] != before["event-001"]
+        assert runtime._plan_one("event-001", before["event-001"]) == "superseded"  # not paid for the old spec
+
+        style.write_text('version = "1"\npositive = "a woodcut of {{ title }}"\n')
+        touch(style)
+        after = fingerprints()
+        assert after["event-002"] != before["event-002"]
+        item = runtime._plan_one("event-002", after["event-002"])
+        assert not isinstance(item, str) and "woodcut" in item.spec.prompt, item
+        assert runtime._plan_one("event-000", before["event-000"]) == "superseded"
+
+        good = (p.root / "catalog.yaml").read_text()
+        (p.root / "catalog.yaml").write_text(good + "\n- id: [unclosed\n")  # saved half-way through an edit
+        touch(p.root / "catalog.yaml")
+        with pytest.raises(InputsUnreadable, match="catalog.yaml"):  # the job comes back, as a held one
+            runtime._plan_one("event-002", after["event-002"])
+        (p.root / "catalog.yaml").write_text(good)
+        touch(p.root / "catalog.yaml")
+        assert not isinstance(runtime._plan_one("event-002", after["event-002"]), str)
+    finally:
+        project.close()
+
+
 def test_a_gate_made_while_the_worker_is_paused_starts_no_paid_call(make_project_dir):
     """A job already past its own check when the worker paused, whose provider had no gate yet, gets a gate
     that is stopping too: its unit ends ``not_started`` instead of paying."""

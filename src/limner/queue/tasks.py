@@ -5,7 +5,8 @@ worker are taken over like those of a dead ``generate``: :mod:`limner.runner.cla
 the unit of work and one :class:`~limner.runner.retry.ProviderGate` per provider whose slots are shared
 by every worker (:mod:`.limits`). A job plans its entry against the database when it runs (from its own
 row: :meth:`~limner.db.repository.Repository.entry_status`), so an entry published meanwhile costs
-nothing, and a job for an older fingerprint than the catalogue's is dropped.
+nothing, and a job for an older fingerprint than the catalogue's is dropped (the catalogue and the style files
+are read again when they change: :meth:`WorkerRuntime._reread_inputs`).
 
 A *forced* job (``generate --enqueue --id/--all``) regenerates a published entry once: it claims the entry
 only while the render it was enqueued to replace is still the published one. A fault after a paid answer
@@ -43,6 +44,11 @@ class HeldElsewhere(Exception):
 
 class NotRunnableHere(HeldElsewhere):
     """The entry's provider cannot run on this worker's machine: the job comes back for a worker that can."""
+
+
+class InputsUnreadable(HeldElsewhere):
+    """The catalogue or a style file changed and cannot be read now (an edit under way, a broken file): the
+    job comes back, planned once the files read again (the log line names the problem)."""
 
 
 class BudgetHeld(HeldElsewhere):
@@ -96,6 +102,42 @@ class WorkerRuntime:
         self.off: OffLoop = None  # type: ignore[assignment]  # set by start(), before any job runs
         self.unit: UnitOfWork = None  # type: ignore[assignment]  # set by start(), before any job runs
         self.slots: SlotConnection | None = None
+        #: the catalogue's and the style files' (path, mtime, size) when the project last read them
+        self._inputs_read: tuple | None = None
+
+    def _inputs_stamp(self) -> tuple:
+        """What says the catalogue or a style file changed: each one's path, mtime and size (a few ``stat`` calls:
+        cheap, unlike reading 100,000 entries again for every job)."""
+        s = self.project.settings
+        styles_dir = s.path(s.project.styles_dir)
+        paths = [s.catalog_path, *(sorted(styles_dir.glob("*.toml")) if styles_dir.is_dir() else [])]
+        stamp = []
+        for path in paths:
+            try:
+                st = path.stat()
+                stamp.append((str(path), st.st_mtime_ns, st.st_size))
+            except OSError:
+                stamp.append((str(path), None, None))
+        return tuple(stamp)
+
+    def _reread_inputs(self, *, always: bool = False) -> None:
+        """Forget the project's catalogue and styles when their files changed since it read them (``always``:
+        in any case), so that a job plans with the files as they are now: a worker running for weeks must neither
+        pay for a spec that was edited since nor drop the jobs of the new one. Raises :class:`InputsUnreadable`
+        when they changed and do not read."""
+        from limner.errors import LimnerError
+
+        p = self.project
+        stamp = self._inputs_stamp()
+        if always or stamp != self._inputs_read:
+            p.__dict__.pop("catalog", None)
+            p.__dict__.pop("_styles_and_renderer", None)
+            self._inputs_read = stamp
+        try:
+            p.catalog  # noqa: B018 - read now: a file that does not read fails here, not half-way through a plan
+        except LimnerError as exc:
+            self._inputs_read = None  # read again by the next job
+            raise InputsUnreadable(f"the catalogue or a style cannot be read ({exc}); the job is retried later") from exc
 
     async def start(self) -> None:
         from limner.queue.limits import SlotConnection
@@ -159,7 +201,7 @@ class WorkerRuntime:
         p = self.project
 
         def plan_now():  # type: ignore[no-untyped-def]
-            p.__dict__.pop("catalog", None)  # the catalogue as it is now
+            self._reread_inputs(always=True)  # the catalogue and styles as they are now
             plan = build_plan(p, Selection())
             return plan, commit_plan(p, plan, p.settings.generate.budget_usd)
 
@@ -178,8 +220,9 @@ class WorkerRuntime:
 
         p = self.project
         for attempt in range(2):
-            if attempt:  # the catalogue may have changed since this worker read it
-                p.__dict__.pop("catalog", None)
+            # the catalogue or styles may have changed since this worker read them (again in any case when the job's
+            # fingerprint is not the one planned: an edit within the file system's mtime resolution)
+            self._reread_inputs(always=bool(attempt))
             if entry_id not in p.catalog.by_id():
                 continue
             status = p.repo.entry_status(entry_id)
@@ -342,7 +385,11 @@ class WorkerRuntime:
             log.warning("still paused: the store or the database fails (%s: %s)", type(exc).__name__, str(exc)[:300])
             return False
         for entry_id, fingerprint in list(self.faulted.items()):
-            found = await self.off.db(self._plan_one, entry_id, fingerprint, True)
+            try:
+                found = await self.off.db(self._plan_one, entry_id, fingerprint, True)
+            except InputsUnreadable as exc:  # an edit under way: the kept images are recorded once they read
+                log.warning("still paused: %s", exc)
+                return False
             if isinstance(found, str):  # its catalogue entry changed meanwhile: the kept image is not what it needs
                 await self.off.db(p.repo.release_claim, entry_id, self.run.id)
                 del self.faulted[entry_id]
