@@ -557,3 +557,98 @@ async def test_global_slots_after_a_dropped_slot_session_are_over_used_only_unti
     for s in (a_session, b_session):
         await s.close()
     assert peak_after <= n, peak_after
+
+
+
+class Partition:
+    """A TCP relay to the PostgreSQL server that can stop passing bytes either way while closing nothing: what a
+    worker sees of a network partition, or of a server that vanished in a failover (no RST, no FIN)."""
+
+    def __init__(self, port: int = 5432) -> None:
+        import socket
+        import threading
+
+        self.target = ("127.0.0.1", port)
+        self.cut = threading.Event()
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.port = self.server.getsockname()[1]
+        self.sockets: list = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a, b) -> None:  # type: ignore[no-untyped-def]
+        while True:
+            try:
+                data = a.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            while self.cut.is_set():
+                time.sleep(0.05)
+            try:
+                b.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        for sock in [self.server, *self.sockets]:
+            sock.close()
+
+
+async def test_a_slot_look_up_on_a_database_that_stopped_answering_gives_up_and_connects_again(pg_url):  # noqa: F811
+    """The slot session had no timeout: across a network partition (or a failover that left the old server
+    silent) a call waiting for a global slot waited for as long as the kernel kept the dead connection, and so
+    did a worker paused after a fault, which resumes only once its jobs have ended: a paused worker did not
+    resume. A statement that gets no answer in time now closes the session (its locks go with it) and the
+    next look-up connects again."""
+    from limner.queue.limits import GlobalRate, GlobalSlots, SlotConnection
+
+    partition = Partition()
+    dsn = f"postgresql://postgres@127.0.0.1:{partition.port}/{_db_name(pg_url)}"
+    session, rate_session = SlotConnection(dsn, timeout_s=1.0), SlotConnection(dsn, timeout_s=1.0)
+    slots = GlobalSlots(session, "fake", 2, poll_s=0.01)
+    try:
+        assert await asyncio.wait_for(slots.acquire(), 10)
+        slots.release()
+        await asyncio.sleep(0.2)
+        partition.cut.set()  # the old connection stays open and silent; new ones are made through it too
+        began = time.monotonic()
+        waiting = asyncio.create_task(slots.acquire())
+        await asyncio.sleep(1.5)  # the look-up gave up on the silent session
+        partition.cut.clear()  # the network is back: new connections work (the old one would too: it was closed)
+        assert await asyncio.wait_for(waiting, 10)
+        assert time.monotonic() - began < 8
+        slots.release()
+
+        from limner.db.engine import Database, create_db_engine
+
+        db = Database(create_db_engine(pg_url))
+        db.migrate()  # call_starts
+        db.engine.dispose()
+        rate = GlobalRate(rate_session, "fake", 100)
+        await asyncio.wait_for(rate.acquire(), 10)
+        partition.cut.set()
+        assert await asyncio.wait_for(rate._try(), 5) == 1.0  # no answer: wait and ask again, never hang
+        partition.cut.clear()
+        await asyncio.wait_for(rate.acquire(), 10)
+    finally:
+        partition.cut.clear()
+        for s in (session, rate_session):
+            await asyncio.wait_for(s.close(), 5)
+        partition.close()

@@ -27,11 +27,18 @@ _TRY = ("SELECT s FROM generate_series(0, %s - 1) AS s "
         "WHERE CASE WHEN s = ANY(%s) THEN false ELSE pg_try_advisory_lock(hashtext(%s), s) END LIMIT 1")
 
 
-class SlotConnection:
-    """One database session per worker holding its advisory-lock slots (reconnects with backoff)."""
+#: how long one statement of a slot or rate session may go unanswered before the session counts as lost
+#: (a network partition, a server gone in a failover: the connection stays open and silent; seconds)
+SESSION_TIMEOUT_S = 20.0
 
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
+
+class SlotConnection:
+    """One database session per worker holding its advisory-lock slots (reconnects with backoff). A statement
+    that gets no answer within ``timeout_s`` closes it (its locks go with it): a call waiting for a slot, and a
+    worker paused until its calls end, never wait on a dead connection for as long as the kernel keeps it."""
+
+    def __init__(self, dsn: str, *, timeout_s: float = SESSION_TIMEOUT_S) -> None:
+        self.dsn, self.timeout_s = dsn, timeout_s
         self._conn = None  # type: ignore[var-annotated]
         self._lock = asyncio.Lock()
 
@@ -42,16 +49,48 @@ class SlotConnection:
             delay = 0.2
             while self._conn is None or self._conn.closed:
                 try:
-                    self._conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
-                except psycopg.OperationalError as exc:  # the database is away: wait, never a crash loop
-                    log.warning("slot connection failed (%s); retrying in %.1fs", exc, delay)
+                    self._conn = await asyncio.wait_for(
+                        psycopg.AsyncConnection.connect(self.dsn, autocommit=True), self.timeout_s)
+                except (psycopg.OperationalError, TimeoutError) as exc:  # the database is away: wait, never a crash loop
+                    log.warning("slot connection failed (%s); retrying in %.1fs", exc or "no answer", delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 10.0)
             return self._conn
 
+    async def answered(self, conn, awaitable):  # type: ignore[no-untyped-def]
+        """``awaitable`` (statements on ``conn``) within ``timeout_s``; unanswered, ``conn`` is closed and
+        ``psycopg.OperationalError`` raised, as for a dropped connection."""
+        import psycopg
+
+        task = asyncio.ensure_future(awaitable)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.timeout_s)
+        except BaseException:
+            task.cancel()
+            raise
+        if done:
+            return task.result()
+        self._abandon(conn)  # first: cancelled, the statement (or its transaction's rollback) waits on it no more
+        task.cancel()
+        await asyncio.wait({task})  # quick now; what it raised (the closed connection's error) is not ours
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("an unanswered statement ended: %r", task.exception())
+        raise psycopg.OperationalError(f"no answer from the database in {self.timeout_s:g}s; connecting again")
+
+    @staticmethod
+    def _abandon(conn) -> None:  # type: ignore[no-untyped-def]
+        """Close ``conn`` without a word to a server that does not answer (its session, and locks, end there)."""
+        try:
+            conn.pgconn.finish()
+        except Exception as exc:  # noqa: BLE001 - closed already
+            log.debug("closing an unanswered slot connection: %s", exc)
+
     async def close(self) -> None:
         if self._conn is not None:
-            await self._conn.close()
+            try:
+                await asyncio.wait_for(self._conn.close(), self.timeout_s)
+            except TimeoutError:
+                self._abandon(self._conn)
 
 
 class GlobalSlots:
@@ -78,7 +117,8 @@ class GlobalSlots:
                 conn = await self.session.conn()
                 if conn is not self._held_on:  # a new session: the locks of the one before went with it
                     self._held, self._held_on = [], conn
-                row = await (await conn.execute(_TRY, (self.n, list(self._held), self.key))).fetchone()
+                cursor = await self.session.answered(conn, conn.execute(_TRY, (self.n, list(self._held), self.key)))
+                row = await cursor.fetchone()
             except psycopg.OperationalError as exc:  # the session is gone and its locks with it
                 log.warning("slot look-up failed: %s", exc)
                 self._held.clear()
@@ -115,7 +155,8 @@ class GlobalSlots:
         """Unlock ``slot`` on the session that took it (never on a newer one: it does not hold it)."""
         try:
             if slot is not None and not conn.closed:
-                await conn.execute("SELECT pg_advisory_unlock(hashtext(%s), %s)", (self.key, slot))
+                await self.session.answered(conn, conn.execute("SELECT pg_advisory_unlock(hashtext(%s), %s)",
+                                                               (self.key, slot)))
         except Exception as exc:  # noqa: BLE001 - a dropped session released it anyway
             log.warning("slot unlock failed: %s", exc)
         finally:
@@ -148,24 +189,28 @@ class GlobalRate:
         async with self._lock:
             try:
                 conn = await self.session.conn()
-                async with conn.transaction():
-                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"limner-rate:{self.provider}",))
-                    # a statement after the lock: its snapshot sees every start committed before we got it
-                    n, oldest_leaves_in = await (await conn.execute(
-                        "SELECT count(*), extract(epoch FROM min(started_at) + make_interval(secs => %s) - clock_timestamp()) "
-                        "FROM call_starts WHERE provider = %s AND started_at > clock_timestamp() - make_interval(secs => %s)",
-                        (self.window_s, self.provider, self.window_s))).fetchone()
-                    if n < self.limit:
-                        await conn.execute("INSERT INTO call_starts (provider, started_at) VALUES (%s, clock_timestamp())",
-                                           (self.provider,))
-                        if random.random() < 0.05:  # forget starts that left the window, now and then
-                            await conn.execute("DELETE FROM call_starts WHERE provider = %s AND started_at < "
-                                               "clock_timestamp() - make_interval(secs => %s)", (self.provider, self.window_s))
-                        return 0.0
-                    return max(0.01, float(oldest_leaves_in or 0.01))
+                return await self.session.answered(conn, self._start(conn))
             except psycopg.OperationalError as exc:  # the database is away: wait and ask again
                 log.warning("rate look-up failed: %s", exc)
                 return 1.0
+
+    async def _start(self, conn) -> float:  # type: ignore[no-untyped-def]
+        """:meth:`_try`'s transaction on ``conn``."""
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"limner-rate:{self.provider}",))
+            # a statement after the lock: its snapshot sees every start committed before we got it
+            n, oldest_leaves_in = await (await conn.execute(
+                "SELECT count(*), extract(epoch FROM min(started_at) + make_interval(secs => %s) - clock_timestamp()) "
+                "FROM call_starts WHERE provider = %s AND started_at > clock_timestamp() - make_interval(secs => %s)",
+                (self.window_s, self.provider, self.window_s))).fetchone()
+            if n < self.limit:
+                await conn.execute("INSERT INTO call_starts (provider, started_at) VALUES (%s, clock_timestamp())",
+                                   (self.provider,))
+                if random.random() < 0.05:  # forget starts that left the window, now and then
+                    await conn.execute("DELETE FROM call_starts WHERE provider = %s AND started_at < "
+                                       "clock_timestamp() - make_interval(secs => %s)", (self.provider, self.window_s))
+                return 0.0
+            return max(0.01, float(oldest_leaves_in or 0.01))
 
 
 class SharedBudget:
