@@ -652,3 +652,37 @@ async def test_a_slot_look_up_on_a_database_that_stopped_answering_gives_up_and_
         for s in (session, rate_session):
             await asyncio.wait_for(s.close(), 5)
         partition.close()
+
+
+@pytest.mark.slow
+async def test_a_worker_whose_run_was_ended_by_another_goes_on_as_a_new_run(make_project_dir, pg_url):  # noqa: F811
+    """Another run that finds a worker's heartbeat over a minute old (a lost database, a stalled machine) ends that
+    worker's run and takes its entries over. The worker, back, went on under its ended run: `limner workers` no
+    longer listed it, and every entry it claimed afterwards looked free to any other run at once (an ended holder
+    is gone), so a `limner generate` or a worker running a job of the same entry paid for it again. It now notices
+    at its next heartbeat, stops paid work as after a fault, and goes on as a new run."""
+    from limner.db.models import LedgerRow
+    from limner.queue.engine import conninfo
+    from limner.queue.worker import run_worker
+
+    p = queue_project(make_project_dir, pg_url, 4, extra="latency_s = 0.2\n")
+    project = p.project()
+    bosses: list = []
+    running = asyncio.create_task(run_worker(project, conninfo(project), concurrency=2, queues=None,
+                                             supervisor=bosses))
+    try:
+        await _until(lambda: len(p.run_json("workers")["workers"]) == 1, 60, "the worker to start")
+        old = bosses[0].runtime.run.id
+        await asyncio.to_thread(project.repo.end_run, old)  # what another run does to a worker it judged gone
+        await _until(lambda: len(p.run_json("workers")["workers"]) == 1 and bosses[0].runtime.run.id != old, 30,
+                     "the worker to go on as a new run")
+        assert (await asyncio.to_thread(p.run_json, "generate", "--enqueue"))["enqueued"] == 4
+        await _until(lambda: published(p) == 4, 60, "every entry published")
+        new = bosses[0].runtime.run.id
+    finally:
+        if bosses:
+            bosses[0].stop()
+        await asyncio.wait_for(running, 60)
+    with project.db.session() as s:
+        assert {r.run_id for r in s.query(LedgerRow).all()} == {new}  # every call under the live run
+    project.close()

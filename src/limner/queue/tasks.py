@@ -143,7 +143,7 @@ class WorkerRuntime:
         from limner.queue.limits import SlotConnection
         from limner.runner.claims import HEARTBEAT_S
         from limner.runner.pool import ImagingPool
-        from limner.runner.run import beat, derive_options, open_unit
+        from limner.runner.run import derive_options, open_unit
 
         p = self.project
         p.storage.check()  # a store that cannot be written must not cost a paid generation
@@ -155,7 +155,35 @@ class WorkerRuntime:
             self.pool = ImagingPool.start(derive_options(p), p.settings.generate.workers)
         self.unit, self.off = await open_unit(p, self.pool, self.run)
         self.slots = SlotConnection(self.dsn) if p.settings.queue.global_limits else None
-        self._beating = asyncio.create_task(beat(self.off, p.repo, self.run, min(HEARTBEAT_S, p.settings.queue.heartbeat_s)))
+        self._beating = asyncio.create_task(self._beat(min(HEARTBEAT_S, p.settings.queue.heartbeat_s)))
+
+    async def _beat(self, every_s: float) -> None:
+        """The run's heartbeat (its claims hold while it beats: :mod:`limner.runner.claims`). A beat that finds the
+        run ended (another run judged this worker gone: its heartbeat was over a minute old, after a lost database
+        or a stalled machine, and took its entries over) stops paid work as a fault does: every entry this worker
+        claimed from then on would look free to any other run at once. :meth:`recover` goes on as a new run."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                alive = await self.off.db(self.project.repo.heartbeat, self.run.id)
+            except SQLAlchemyError as exc:  # a lost connection: try again at the next beat
+                log.warning("heartbeat of run %s failed: %s", self.run.id, exc)
+                continue
+            if not alive:
+                self._stop_paid_work(f"the run of this worker ({self.run.id}) was ended by another run, which judged "
+                                     "it gone (its heartbeat came over a minute late); it goes on as a new run")
+
+    async def _new_run(self) -> None:
+        """Go on as a new run (this one was ended by another): the unit of work's claims are the new run's."""
+        from limner.runner.claims import RunIdentity
+
+        fresh = RunIdentity()
+        await self.off.db(self.project.repo.start_run, fresh.id, fresh.host, fresh.pid, kind="worker",
+                          scope=fresh.scope, process_start=fresh.process_start)
+        log.warning("run %s of this worker was ended by another run; it goes on as run %s", self.run.id, fresh.id)
+        self.run = self.unit.run_identity = fresh
 
     async def close(self) -> None:
         """Everything :meth:`start` opened (also after a start that failed half-way)."""
@@ -268,12 +296,17 @@ class WorkerRuntime:
         """A fault after a paid answer (storage or database): no new paid call in this worker (calls in flight
         finish and are kept) until :meth:`recover` finds the store and the database working again."""
         self.faulted[entry_id] = fingerprint
+        self._stop_paid_work(reason, "storage or database fault: this worker takes no new job until both work again")
+
+    def _stop_paid_work(self, reason: str, what: str = "this worker takes no new job") -> None:
+        """No new paid call in this worker, and no new job, until :meth:`recover` (see :meth:`_halt`); logs ``what``
+        with the reason."""
         if self.halted is not None:
             return
         self.halted = reason
         for gate in self.gates.values():
             gate.stopping = True
-        log.error("storage or database fault: this worker takes no new job until both work again (%s)", reason)
+        log.error("%s (%s)", what, reason)
         if self.on_halt is not None:
             self.on_halt(reason)
 
@@ -380,7 +413,9 @@ class WorkerRuntime:
         p = self.project
         try:
             await self.off.io(p.storage.check)
-            await self.off.db(p.repo.heartbeat, self.run.id)  # a write: the database takes them again
+            alive = await self.off.db(p.repo.heartbeat, self.run.id)  # a write: the database takes them again
+            if not alive:  # another run ended this one (judged it gone) and freed its entries
+                await self._new_run()
         except Exception as exc:  # noqa: BLE001 - whatever the store or database raises: still down
             log.warning("still paused: the store or the database fails (%s: %s)", type(exc).__name__, str(exc)[:300])
             return False
