@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -102,8 +103,10 @@ class WorkerRuntime:
         self.off: OffLoop = None  # type: ignore[assignment]  # set by start(), before any job runs
         self.unit: UnitOfWork = None  # type: ignore[assignment]  # set by start(), before any job runs
         self.slots: SlotConnection | None = None
-        #: the catalogue's and the style files' (path, mtime, size) when the project last read them
+        #: the catalogue's and the style files' (path, mtime, size) when the project last read them; the lock: jobs
+        #: plan in several database threads at once, and one reads the files while the others wait for it
         self._inputs_read: tuple | None = None
+        self._inputs_lock = threading.Lock()
 
     def _inputs_stamp(self) -> tuple:
         """What says the catalogue or a style file changed: each one's path, mtime and size (a few ``stat`` calls:
@@ -128,16 +131,18 @@ class WorkerRuntime:
         from limner.errors import LimnerError
 
         p = self.project
-        stamp = self._inputs_stamp()
-        if always or stamp != self._inputs_read:
-            p.__dict__.pop("catalog", None)
-            p.__dict__.pop("_styles_and_renderer", None)
-            self._inputs_read = stamp
-        try:
-            p.catalog  # noqa: B018 - read now: a file that does not read fails here, not half-way through a plan
-        except LimnerError as exc:
-            self._inputs_read = None  # read again by the next job
-            raise InputsUnreadable(f"the catalogue or a style cannot be read ({exc}); the job is retried later") from exc
+        with self._inputs_lock:
+            stamp = self._inputs_stamp()
+            if always or stamp != self._inputs_read:
+                p.__dict__.pop("catalog", None)
+                p.__dict__.pop("_styles_and_renderer", None)
+                self._inputs_read = stamp
+            try:
+                p.catalog  # noqa: B018 - read now: a file that does not read fails here, not half-way through a plan
+            except LimnerError as exc:
+                self._inputs_read = None  # read again by the next job
+                raise InputsUnreadable(f"the catalogue or a style cannot be read ({exc}); the job is retried "
+                                       "later") from exc
 
     async def start(self) -> None:
         from limner.queue.limits import SlotConnection
