@@ -140,6 +140,32 @@ def test_a_run_that_planned_before_another_published_does_not_pay_again(project_
         project.close()
 
 
+def test_a_run_that_planned_before_another_failed_an_entry_for_good_does_not_pay_again(make_project_dir):
+    """Run B plans entry event-000, run A is refused for it (failed for good, not retried by itself), then B
+    runs its plan: it queued the entry again and paid for the refused spec a second time, which no run planned
+    after A's failure would do."""
+    from limner.runner import RunOptions, Selection, build_plan, run_plan
+
+    p = make_project_dir(2, extra='refuse_ids = ["event-000"]\nprice_usd = 0.01\n')
+    first, second = p.project(), p.project()
+    try:
+        late = build_plan(second, Selection())  # B plans both entries
+        summary = run_plan(first, build_plan(first, Selection()), RunOptions(progress=False))  # A runs
+        assert summary.failed == 1 and [c["id"] for c in p.calls()].count("event-000") == 1
+        summary = run_plan(second, late, RunOptions(progress=False))  # then B runs what it planned
+        assert [c["id"] for c in p.calls()].count("event-000") == 1  # never paid for again
+        assert summary.provider_calls == 0 and summary.elsewhere == 2
+        status = second.repo.entry_statuses()["event-000"]
+        assert (status.state, status.retryable) == ("failed", False)  # still held, with its error
+        assert "refused" in (status.last_error or "")
+        # asked for by name (forced), or with a changed spec, it is made again as before
+        assert run_plan(second, build_plan(second, Selection(ids=("event-000",))),
+                        RunOptions(progress=False)).provider_calls == 1
+    finally:
+        first.close()
+        second.close()
+
+
 def test_a_claim_of_a_process_that_is_gone_does_not_hold(project_dir):
     me = RunIdentity()
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sqlalchemy import case, delete, exists, func, insert, or_, select, text, update
 
 from limner.db.engine import Database
-from limner.db.statements import hot, params, row_values
+from limner.db.statements import held_on, hot, params, row_values
 from limner.db.tables import (
     GC_KIND,
     OPEN_CALLS,
@@ -111,7 +111,7 @@ class EntryOverride(NamedTuple):
 class Claim(NamedTuple):
     """The answer to :meth:`Repository.claim`: ``claimed`` (with the render of this spec that was paid for
     but not published yet, if any: resume from it); ``published`` (another run published this very image
-    meanwhile); or ``held`` by the run ``holder``."""
+    meanwhile, or failed its spec for good); or ``held`` by the run ``holder``."""
 
     status: str
     holder: RunRow | None = None
@@ -421,11 +421,12 @@ class Repository:
             new_rows: list[dict[str, Any]] = []
             for entry_id, title, style, fingerprint in items:
                 if entry_id in existing:
-                    conn.execute(  # an entry another run is working on, or has just published as planned, is left to it
-                        update(entries)
+                    conn.execute(  # an entry another run is working on, has just published as planned, or has
+                        update(entries)  # failed for good on this spec (a forced item's claim takes it all the same)
                         .where(E.id == entry_id, E.claimed_by.is_(None),
                                or_(E.state != EntryState.published.value, E.published_fingerprint.is_(None),
-                                   E.published_fingerprint != fingerprint))
+                                   E.published_fingerprint != fingerprint),
+                               ~held_on(fingerprint))
                         .values(title=title, style=style, fingerprint=fingerprint, state=EntryState.queued.value, updated_at=now)
                     )
                 else:

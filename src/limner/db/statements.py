@@ -33,6 +33,12 @@ from limner.db.tables import (
 )
 
 
+def held_on(fingerprint: Any) -> Any:
+    """The entry failed for good on ``fingerprint`` (not retried by itself: refused, or rejected in review)."""
+    e = entries.c
+    return (e.state == EntryState.failed.value) & e.retryable.is_(False) & (e.fingerprint == fingerprint)
+
+
 class Statements:
     """The hot statements; parameters are named ``p_*`` (a bound name must not be a column's)."""
 
@@ -44,11 +50,14 @@ class Statements:
                 & ~exists(select(runs.c.id).where(runs.c.kind == GC_KIND, runs.c.finished_at.is_(None))))
         claim_values = dict(claimed_by=bindparam("p_run"), claimed_at=bindparam("p_now"),
                             state=EntryState.generating.value, fingerprint=bindparam("p_fp"), updated_at=bindparam("p_now"))
-        #: take an entry unless another run holds it, or the image for this fingerprint is published already
+        #: take an entry unless another run holds it, the image for this fingerprint is published already, or
+        #: another run failed this fingerprint for good meanwhile (refused, or rejected in review: a plan made
+        #: now holds it back, so a run that planned it before must not pay for it again)
         self.claim = update(entries).where(
             e.id == bindparam("p_id"), free,
             or_(e.published_fingerprint.is_(None), e.published_fingerprint != bindparam("p_fp"),
                 e.state != EntryState.published.value),
+            ~held_on(bindparam("p_fp")),
         ).values(**claim_values)
         #: the same for a forced entry: a published image of the same fingerprint is replaced
         self.claim_forced = update(entries).where(e.id == bindparam("p_id"), free).values(**claim_values)
