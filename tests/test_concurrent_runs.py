@@ -166,6 +166,32 @@ def test_a_run_that_planned_before_another_failed_an_entry_for_good_does_not_pay
         second.close()
 
 
+def test_a_run_that_planned_before_a_regeneration_published_does_not_pay_for_the_old_spec(make_project_dir):
+    """Run G plans entry event-000 (missing), a person regenerates it with a seed of their own (published), then G
+    reaches the entry: it paid for the spec it had planned (without the person's change), published it over the
+    person's image, and the next run paid for the person's spec a second time. Now G leaves the entry alone: an
+    image was published since it planned it."""
+    from limner.review import regenerate
+    from limner.runner import RunOptions, Selection, build_plan, run_plan
+
+    p = make_project_dir(2, extra="price_usd = 0.01\n")
+    g, person = p.project(), p.project()
+    try:
+        planned = build_plan(g, Selection())  # G plans both entries
+        regenerated = regenerate(person, "event-000", seed=7)  # the studio's button, while G has not reached it
+        assert regenerated.generated == 1 and [c["seed"] for c in p.calls()] == [7]
+        summary = run_plan(g, planned, RunOptions(progress=False))  # then G reaches the entry
+        assert summary.elsewhere == 1 and summary.generated == 1
+        assert [c["id"] for c in p.calls()].count("event-000") == 1  # the old spec was not paid for
+        published = {r.entry_id: r.seed for r in g.repo.published_renders()}
+        assert published["event-000"] == 7  # the person's image stays published
+        again = run_plan(g, build_plan(g, Selection()), RunOptions(progress=False))
+        assert again.provider_calls == 0 and len(p.calls()) == 2  # and nothing is paid for twice
+    finally:
+        g.close()
+        person.close()
+
+
 def test_a_claim_of_a_process_that_is_gone_does_not_hold(project_dir):
     me = RunIdentity()
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import case, delete, exists, func, insert, or_, select, text, update
+from sqlalchemy import case, delete, exists, func, insert, or_, select, text, true, update
 
 from limner.db.engine import Database
 from limner.db.statements import held_on, hot, params, row_values
@@ -235,14 +235,19 @@ class Repository:
             conn.execute(update(entries).where(E.claimed_by == run_id).values(claimed_by=None, claimed_at=None))
             conn.execute(update(runs).where(runs.c.id == run_id, runs.c.finished_at.is_(None)).values(finished_at=utcnow()))
 
-    def claim(self, entry_id: str, fingerprint: str, run_id: str, *, force: bool = False) -> Claim:
+    def claim(self, entry_id: str, fingerprint: str, run_id: str, *, force: bool = False,
+              published_seen: str | None | type[Ellipsis] = ...) -> Claim:
         """Take an entry for this run before any provider call, atomically: it succeeds only when no other
-        run holds the entry and (unless ``force``) the image for ``fingerprint`` is not published yet."""
+        run holds the entry and (unless ``force``) the image for ``fingerprint`` is not published yet; with
+        ``published_seen`` (the fingerprint of the image published when the run planned the entry, None for
+        none), only while that is still the one published."""
         st = hot()
         key = {"p_id": entry_id, "p_fp": fingerprint}
+        seen = {"p_any": published_seen is ..., "p_seen": None if published_seen is ... else published_seen}
         with self.db.write() as conn:
             self._gc_lock(conn, shared=True)
-            done = conn.execute(st.claim_forced if force else st.claim, {**key, "p_run": run_id, "p_now": utcnow()})
+            done = conn.execute(st.claim_forced if force else st.claim,
+                                {**key, **seen, "p_run": run_id, "p_now": utcnow()})
             if done.rowcount == 1:  # always looked up: another run may have paid for this image and died
                 resumable = conn.execute(st.resumable_id, key).first()
                 open_calls = conn.execute(st.open_call_ids, key).first() if resumable is None else None
@@ -412,8 +417,12 @@ class Repository:
             return list(s.scalars(select(Render).where(Render.entry_id == entry_id).order_by(Render.id)).all())
 
     # ------------------------------------------------------------------ writes
-    def sync_entries(self, items: Iterable[tuple[str, str, str | None, str]], *, stale_ids: Iterable[str] = ()) -> None:
-        """Queue entries: (id, title, style, fingerprint). Creates missing rows; marks stale ones."""
+    def sync_entries(self, items: Iterable[tuple[str, str, str | None, str]], *, stale_ids: Iterable[str] = (),
+                     published_seen: dict[str, str | None] | None = None) -> None:
+        """Queue entries: (id, title, style, fingerprint). Creates missing rows; marks stale ones. With
+        ``published_seen`` (entry id -> the fingerprint of the image published when it was planned), an entry
+        whose published image changed since is left as it is (its claim is refused: see :meth:`claim`)."""
+        seen = published_seen or {}
         now = utcnow()
         items = list(items)
         with self.db.write() as conn:
@@ -426,7 +435,8 @@ class Repository:
                         .where(E.id == entry_id, E.claimed_by.is_(None),
                                or_(E.state != EntryState.published.value, E.published_fingerprint.is_(None),
                                    E.published_fingerprint != fingerprint),
-                               ~held_on(fingerprint))
+                               ~held_on(fingerprint),
+                               E.published_fingerprint.is_not_distinct_from(seen[entry_id]) if entry_id in seen else true())
                         .values(title=title, style=style, fingerprint=fingerprint, state=EntryState.queued.value, updated_at=now)
                     )
                 else:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import Table, bindparam, exists, insert, or_, select, update
+from sqlalchemy import Boolean, String, Table, bindparam, exists, insert, or_, select, update
 from sqlalchemy.sql import Executable
 
 from limner.db.tables import (
@@ -48,6 +48,10 @@ class Statements:
         #: adopts an image whose bytes gc is about to delete would record a render pointing at nothing)
         free = (or_(e.claimed_by.is_(None), e.claimed_by == bindparam("p_run"))
                 & ~exists(select(runs.c.id).where(runs.c.kind == GC_KIND, runs.c.finished_at.is_(None))))
+        #: the image published is still the one the run's plan saw (``p_seen``; ``p_any``: not checked): an image
+        #: published since (another run's, a person's regeneration) makes the plan's spec for the entry out of date
+        unchanged = or_(bindparam("p_any", type_=Boolean), e.published_fingerprint.is_not_distinct_from(
+            bindparam("p_seen", type_=String)))
         claim_values = dict(claimed_by=bindparam("p_run"), claimed_at=bindparam("p_now"),
                             state=EntryState.generating.value, fingerprint=bindparam("p_fp"), updated_at=bindparam("p_now"))
         #: take an entry unless another run holds it, the image for this fingerprint is published already, or
@@ -57,10 +61,10 @@ class Statements:
             e.id == bindparam("p_id"), free,
             or_(e.published_fingerprint.is_(None), e.published_fingerprint != bindparam("p_fp"),
                 e.state != EntryState.published.value),
-            ~held_on(bindparam("p_fp")),
+            ~held_on(bindparam("p_fp")), unchanged,
         ).values(**claim_values)
         #: the same for a forced entry: a published image of the same fingerprint is replaced
-        self.claim_forced = update(entries).where(e.id == bindparam("p_id"), free).values(**claim_values)
+        self.claim_forced = update(entries).where(e.id == bindparam("p_id"), free, unchanged).values(**claim_values)
         #: the newest render of this spec that was paid for and not published (a run to resume); never one a
         #: person rejected in review (resuming it set it back to awaiting review, or published it without the gate)
         self.resumable_id = (select(r.id).where(

@@ -117,12 +117,15 @@ def with_override(entry: Entry, override: EntryOverride | None) -> Entry:
 class PlanItem:
     """One entry to run. Its spec (and fingerprint) are computed when first asked for."""
 
-    __slots__ = ("entry", "ctx", "reason", "override", "_digest", "_spec", "_fingerprint")
+    __slots__ = ("entry", "ctx", "reason", "override", "published_seen", "_digest", "_spec", "_fingerprint")
 
     def __init__(self, entry: Entry, ctx: SpecContext, reason: str, digest: str | None = None,
                  spec: RenderSpec | None = None, fingerprint: str | None = None,
-                 override: EntryOverride | None = None) -> None:
+                 override: EntryOverride | None = None, published_seen: str | None = None) -> None:
         self.entry, self.ctx, self.reason, self.override = entry, ctx, reason, override
+        #: the fingerprint of the entry's published image when this was planned (None: none was): a run claims
+        #: the entry only while that is still so (another run or a person's regeneration published since)
+        self.published_seen = published_seen
         self._digest, self._spec, self._fingerprint = digest, spec, fingerprint
 
     @property
@@ -437,7 +440,8 @@ def _build_plan(project: Project, selection: Selection, statuses: dict[str, Entr
                 up_to_date += 1
             continue
         reasons[reason] += 1
-        items.append(PlanItem(entry, ctx, reason, digest, spec, fp, override))
+        items.append(PlanItem(entry, ctx, reason, digest, spec, fp, override,
+                              published_seen=status.published_fingerprint if status is not None else None))
     check_template_variables(project, {item.style.name: item.style for item in items}.values())
     used = {item.provider for item in items}
     return Plan(items=items, total=len(catalog), up_to_date=up_to_date, reasons=reasons, held_back=held_back,

@@ -330,7 +330,8 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
             _ = lane.concurrency  # raises ConfigError naming it
     if plan.items:
         project.storage.check()  # a store that cannot be written must not cost a single paid generation
-    repo.sync_entries(((i.entry.id, i.entry.title, i.style.name, i.fingerprint) for i in plan.items))
+    repo.sync_entries(((i.entry.id, i.entry.title, i.style.name, i.fingerprint) for i in plan.items),
+                      published_seen={i.entry.id: i.published_seen for i in plan.items})
     repo.mark_stale(plan.stale_not_selected)
     summary.mark("checked")
     if not plan.items:

@@ -162,11 +162,12 @@ class UnitOfWork:
         grouped in one transaction took as long each (their statements, not their commits, cost) and
         made every unit wait for the last of them."""
         me, force = self.run_identity, item.reason == "forced"
-        claim = self.repo.claim(item.entry.id, item.fingerprint, me.id, force=force)
+        seen = item.published_seen
+        claim = self.repo.claim(item.entry.id, item.fingerprint, me.id, force=force, published_seen=seen)
         if claim.status == "held" and me.holder_is_gone(claim.holder, utcnow()):
             if claim.holder is not None:  # a dead run: free its entries, then try again
                 self.repo.end_run(claim.holder.id)
-            claim = self.repo.claim(item.entry.id, item.fingerprint, me.id, force=force)
+            claim = self.repo.claim(item.entry.id, item.fingerprint, me.id, force=force, published_seen=seen)
         return claim
 
     async def _run(self, item: PlanItem, gate: ProviderGate, outcome: Outcome, allowance: Allowance | None) -> None:
