@@ -109,3 +109,43 @@ async def test_credentials_refused_while_looking_for_an_unnamed_call_leave_it_op
     with pytest.raises(AuthFailed):
         await gate.call(request(), CallStats(), journal)
     assert [c.status for c in journal.calls] == ["pending"]  # still open: looked for again next time
+
+
+@pytest.mark.asyncio
+async def test_a_call_past_its_deadline_before_the_provider_named_it_is_found_by_its_input_not_paid_again() -> None:
+    """A call cut by its deadline while the service still held its answer (Replicate's ``Prefer: wait`` longer
+    than ``call_timeout_s``) has no id: it was settled lost at once and the next attempt paid for a new one, while
+    the first ran on at the provider and billed too; a run killed at that moment would have found it by its input
+    (``find_unnamed``) instead. Now the run looks for it by its input at once, and the next attempt asks about it."""
+    import asyncio
+    import datetime as dt
+
+    from limner.providers import GenerationResult, KnownCall, Provider
+
+    class Holding(Provider):
+        name = "holding"
+        generated = 0
+        windows: list = []
+
+        async def generate(self, req: Any) -> GenerationResult:
+            Holding.generated += 1
+            await asyncio.sleep(5)  # the service holds its answer past the deadline
+            raise AssertionError("cut by the deadline")  # pragma: no cover
+
+        async def find_unnamed(self, req: Any, after: dt.datetime, before: dt.datetime) -> list[str]:
+            Holding.windows.append((after, before))
+            return ["pred-1"]
+
+        async def fetch_known(self, external_id: str, req: Any) -> KnownCall:
+            assert external_id == "pred-1"
+            return KnownCall("done", result=GenerationResult(data=b"png", seed=1, cost_usd=0.003))
+
+    gate = ProviderGate(Holding(), concurrency=1, rate_per_minute=None, timeout_s=0.05, max_attempts=3,
+                        backoff_initial_s=0.01, backoff_max_s=0.02)
+    journal = CallJournal(None, None, provider="holding", estimate_usd=0.003)
+    stats = CallStats()
+    answer = await gate.call(request(), stats, journal)
+    assert answer.result.data == b"png" and Holding.generated == 1 and stats.fetches == 1  # paid once
+    assert [(c.external_id, c.status) for c in journal.calls] == [("pred-1", "pending")]  # closed with its render
+    (after, before), = Holding.windows
+    assert after < dt.datetime.now(dt.UTC).replace(tzinfo=None) < before

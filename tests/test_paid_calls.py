@@ -230,3 +230,21 @@ def test_calls_held_by_prefer_wait_at_kill_9_are_found_by_their_input_not_paid_a
     assert len(rows) == 4 and {r["status"] for r in rows} == {"recorded"} and all(r["external_id"] for r in rows)
     assert len({r["external_id"] for r in rows}) == 4  # each line its own prediction
     assert again["provider_calls"] == 0 and again["spend_usd"] == 0
+
+
+def test_calls_held_past_their_deadline_are_found_by_their_input_not_paid_again(fake: ReplicateFake, make_project_dir):
+    """``generate.call_timeout_s`` shorter than Replicate's ``Prefer: wait``: every call was cut by its deadline
+    before the prediction's id came back, counted lost, and paid for again on each attempt (the predictions ran
+    on and billed at Replicate), till the entry failed. Now the run finds each one by its input and fetches it."""
+    p = make_project_dir(2, provider="replicate")
+    configure(p)  # prefer wait: up to timeout_s / 2 = 15 s, longer than the call's deadline
+    p.config.write_text(p.config.read_text().replace("max_attempts = 10", "max_attempts = 3\ncall_timeout_s = 1")
+                        .replace("timeout_s = 30\n", ""))  # Replicate's own timeout_s: its default, 120 s
+    env = env_for(p, fake)
+    fake.latency = 1.5
+    code, summary = generate(p, env)
+    assert code == 0 and summary["generated"] == 2, summary
+    assert fake.create_calls == 2 and fake.list_calls >= 2  # found, fetched, none paid again
+    rows = ledger(p)
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"recorded"} and len({r["external_id"] for r in rows}) == 2
+    agrees(summary, rows, 2)

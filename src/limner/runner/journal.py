@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from limner.db.repository import ClaimLost
-from limner.db.tables import CallStatus
+from limner.db.tables import CallStatus, utcnow
 
 if TYPE_CHECKING:
     from limner.db.models import LedgerRow
@@ -68,7 +68,7 @@ class Call:
     status: str = CallStatus.pending.value
     #: written by this run (counted in its outcome); False for an open line of an earlier run
     this_run: bool = True
-    #: when the line was written, just before the call went out (UTC; lines of an earlier run)
+    #: when the line was written, just before the call went out (UTC)
     sent_at: dt.datetime | None = None
 
     @property
@@ -152,7 +152,7 @@ class CallJournal:
                 call_id = written
             else:
                 call_id = await self.off.db_urgent(self.repo.open_call, **line)
-        call = Call(call_id, self.estimate_usd)
+        call = Call(call_id, self.estimate_usd, sent_at=utcnow())
         self.calls.append(call)
         return call
 

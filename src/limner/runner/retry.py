@@ -164,8 +164,10 @@ class ProviderGate:
                         if answer is not None:
                             return answer
                     # else: left open; the next attempt (or the next run) asks about it before paying again
-                elif isinstance(exc, CallTimedOut):  # it may still run and bill, and nobody can ask about it
-                    await journal.settle(call, CallStatus.lost, outcome="timed_out")
+                elif isinstance(exc, CallTimedOut):  # it may still run and bill: look for it by its input (the
+                    # service held its answer past the deadline), so that the next attempt asks about it
+                    if not await self._found_after_deadline(call, request, journal):
+                        await journal.settle(call, CallStatus.lost, outcome="timed_out")
                 elif isinstance(exc, AnswerLost):  # sent, unanswered: it may have been done and billed
                     await journal.settle(call, CallStatus.lost, outcome="answer_lost")
                 else:
@@ -194,6 +196,17 @@ class ProviderGate:
                          candidate)
                 return True
         return False
+
+    async def _found_after_deadline(self, call: Call, request: GenerationRequest, journal: CallJournal) -> bool:
+        """A call of this run cut by its deadline before the provider named it: True when the provider finds it
+        by its input (:meth:`_find_unnamed`); its line stays open with that id. False (nobody can ask about
+        it: it counts lost at its list price) when it finds none or cannot be asked now."""
+        try:
+            return await self._find_unnamed(call, request, journal)
+        except ProviderError as exc:
+            log.info("%s: could not look for the call of ledger line %s past its deadline: %s", self.provider.name,
+                     call.id, exc)
+            return False
 
     async def _ask_about(self, call: Call, request: GenerationRequest, stats: CallStats,
                          journal: CallJournal) -> Answer | None:
