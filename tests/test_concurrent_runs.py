@@ -192,6 +192,56 @@ def test_a_run_that_planned_before_a_regeneration_published_does_not_pay_for_the
         person.close()
 
 
+def test_an_image_another_run_kept_in_the_recovery_folder_after_this_one_started_is_recorded_not_paid_again(
+        make_project_dir, monkeypatch):
+    """Run A (on this host) paid for entry event-000, could not store it, kept it in the recovery folder and ended;
+    run B had read the folder before that: it took the entry over, settled A's line lost, paid for the same image
+    again, and left A's image in the folder for ever. Now B looks in the folder again for an entry with an open
+    line, and records the kept image without a call."""
+    import hashlib
+
+    from limner.db.tables import CallStatus
+    from limner.runner import RunOptions, Selection, build_plan, run_plan
+    from limner.runner import run as run_module
+    from limner.runner.recovery import Kept, RecoveryFolder
+    from limner.testing.fake_provider import noisy_png
+
+    p = make_project_dir(1, extra="price_usd = 0.01\n")
+    project = p.project()
+    plan = build_plan(project, Selection())
+    item = plan.items[0]
+    data = noisy_png(96, 96, item.spec.seed)
+
+    def run_a_keeps_its_image(path):
+        repo, a = project.repo, RunIdentity()
+        repo.start_run(a.id, a.host, a.pid)
+        assert repo.claim(item.entry.id, item.fingerprint, a.id).status == "claimed"
+        line = repo.open_call(entry_id=item.entry.id, fingerprint=item.fingerprint, run_id=a.id, provider="fake",
+                              model=item.spec.model, estimate_usd=0.01)
+        RecoveryFolder(path).keep(data, Kept(entry_id=item.entry.id, fingerprint=item.fingerprint, provider="fake",
+                                             model=item.spec.model, seed=item.spec.seed, cost_usd=0.01,
+                                             sha256=hashlib.sha256(data).hexdigest(), call_id=line))
+        repo.settle_call(line, CallStatus.answered, cost_usd=0.01, outcome="kept_locally")
+        repo.end_run(a.id)
+
+    def read_then_a_keeps(path):  # B reads the folder (empty) as its run starts; A keeps its image just after
+        folder = RecoveryFolder(path)
+        assert len(folder) == 0
+        run_a_keeps_its_image(path)
+        return folder
+
+    monkeypatch.setattr(run_module, "RecoveryFolder", read_then_a_keeps)
+    try:
+        summary = run_plan(project, plan, RunOptions(progress=False))
+        assert summary.generated == 1 and summary.resumed == 1 and p.calls() == []  # not paid again
+        assert summary.provider_calls == 0 and summary.spend_usd == 0
+        lines = rows(p, LedgerRow)
+        assert [(r.status, r.cost_usd) for r in lines] == [("recorded", 0.01)] and lines[0].render_id
+        assert list((project.settings.state_dir / "recovery").glob("*.img")) == []
+    finally:
+        project.close()
+
+
 def test_a_claim_of_a_process_that_is_gone_does_not_hold(project_dir):
     me = RunIdentity()
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)

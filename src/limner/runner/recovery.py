@@ -70,21 +70,35 @@ class RecoveryFolder:
     def _load(self) -> dict[tuple[str, str], Kept]:
         if self._index is None:
             self._index = {}
-            if self.path.is_dir():
-                for record in sorted(self.path.glob("*.json")):
-                    try:
-                        kept = Kept(**json.loads(record.read_text()))
-                    except (OSError, ValueError, TypeError) as exc:
-                        log.warning("recovery: cannot read %s (%s); left in place", record, exc)
-                        continue
-                    if (self.path / f"{kept.stem}.img").is_file():
-                        self._index[(kept.entry_id, kept.fingerprint)] = kept
+            self._read("")
         return self._index
+
+    def _read(self, prefix: str) -> None:
+        """Add the pairs whose names start with ``prefix`` to the index."""
+        assert self._index is not None
+        if not self.path.is_dir():
+            return
+        for record in sorted(self.path.glob("*.json")):
+            if not record.name.startswith(prefix):
+                continue
+            try:
+                kept = Kept(**json.loads(record.read_text()))
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning("recovery: cannot read %s (%s); left in place", record, exc)
+                continue
+            if (self.path / f"{kept.stem}.img").is_file():
+                self._index[(kept.entry_id, kept.fingerprint)] = kept
 
     def __len__(self) -> int:
         return len(self._load())
 
-    def find(self, entry_id: str, fingerprint: str) -> Kept | None:
+    def find(self, entry_id: str, fingerprint: str, *, fresh: bool = False) -> Kept | None:
+        """The image kept for this entry and spec. ``fresh``: read the folder again for this entry first (the
+        folder is read once per run; another run on this host may have kept it since: an entry it left with a
+        paid call open)."""
+        if fresh:
+            self._load()
+            self._read(f"{entry_id}.")
         return self._load().get((entry_id, fingerprint))
 
     def read(self, kept: Kept) -> bytes | None:

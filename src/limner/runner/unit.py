@@ -185,7 +185,9 @@ class UnitOfWork:
             master = await self.off.io(self._load_master, render)
             outcome.resumed = master is not None
         if render is None or master is None:
-            kept = self.recovery.find(entry.id, item.fingerprint) if len(self.recovery) else None
+            # an open call may be one another run on this host kept the image of after this run read the folder
+            kept = (await self.off.io(self.recovery.find, entry.id, item.fingerprint, fresh=True) if claim.open_calls
+                    else self.recovery.find(entry.id, item.fingerprint) if len(self.recovery) else None)
             adopted = await self._adopt(item, provenance, kept) if kept is not None else None
             if adopted is not None:
                 (render, master), outcome.resumed = adopted, True
