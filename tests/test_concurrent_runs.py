@@ -242,6 +242,39 @@ def test_an_image_another_run_kept_in_the_recovery_folder_after_this_one_started
         project.close()
 
 
+def test_a_run_whose_entry_was_taken_over_leaves_the_new_holder_its_claim_when_its_call_fails(make_project_dir,
+                                                                                                monkeypatch):
+    """Run A, judged gone from another host (its heartbeat stalled), comes back while run B holds its entry; A's
+    call then fails: recording the failure cleared B's claim (and set the entry failed under B's feet), so a third
+    run could claim the entry and pay for it while B's call was out. Now a failure is recorded only while the run
+    still holds the entry."""
+    from limner.providers import Transient
+    from limner.runner import RunOptions, Selection, build_plan, run_plan
+    from limner.testing.fake_provider import FakeProvider
+
+    p = make_project_dir(1)
+    p.config.write_text(p.config.read_text().replace("concurrency = 4\n", "concurrency = 4\nmax_attempts = 1\n"))
+    project = p.project()
+    b = RunIdentity(host="another-host", scope="another-host/x/y")
+
+    async def generate(self, request):  # while A's call is out, B takes the entry over
+        repo = project.repo
+        [(entry_id, holder)] = [(e.id, e.claimed_by) for e in rows(p, EntryRow)]
+        repo.end_run(holder)
+        repo.start_run(b.id, b.host, b.pid, scope=b.scope)
+        assert repo.claim(entry_id, rows(p, EntryRow)[0].fingerprint, b.id).status == "claimed"
+        raise Transient("fake: 503 Service Unavailable")
+
+    monkeypatch.setattr(FakeProvider, "generate", generate)
+    try:
+        summary = run_plan(project, build_plan(project, Selection()), RunOptions(progress=False))
+        assert summary.failed == 1
+        [entry] = rows(p, EntryRow)
+        assert entry.claimed_by == b.id and entry.state == "generating"  # still B's
+    finally:
+        project.close()
+
+
 def test_a_claim_of_a_process_that_is_gone_does_not_hold(project_dir):
     me = RunIdentity()
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -470,11 +470,14 @@ class Repository:
         with self.db.write() as conn:
             conn.execute(update(entries).where(E.id == entry_id).values(state=state.value, updated_at=utcnow(), **values))
 
-    def mark_failed(self, entry_id: str, error: str, *, retryable: bool, attempts: int) -> None:
+    def mark_failed(self, entry_id: str, error: str, *, retryable: bool, attempts: int, run_id: str | None = None) -> None:
+        """Record an entry's failure and release its claim. With ``run_id``, only while that run holds the entry:
+        a run judged gone (its heartbeat stalled on another host) whose entry another run took over leaves it
+        to that run (clearing its claim let a third run pay for the entry while that run's call was out)."""
         with self.db.write() as conn:
             conn.execute(
                 update(entries)
-                .where(E.id == entry_id)
+                .where(E.id == entry_id, true() if run_id is None else E.claimed_by == run_id)
                 .values(state=EntryState.failed.value, last_error=error[:2000], retryable=retryable,
                         attempts=E.attempts + attempts, updated_at=utcnow(), claimed_by=None, claimed_at=None)
             )

@@ -150,7 +150,7 @@ class UnitOfWork:
         outcome.status, outcome.error, outcome.retryable = "failed", message, retryable
         try:
             await self.off.db(self.repo.mark_failed, outcome.entry_id, message, retryable=retryable,
-                              attempts=max(1, outcome.provider_calls))
+                              attempts=max(1, outcome.provider_calls), run_id=self.run_identity.id)
         except SQLAlchemyError as exc:  # the entry stays as it was in the database; the run stops
             log.error("entry %s: could not record its failure: %s", outcome.entry_id, exc)
             outcome.status, outcome.stop_cause = "stopped", "fault"
