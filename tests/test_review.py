@@ -462,6 +462,38 @@ def test_approving_while_a_run_holds_the_entry_leaves_its_claim_and_nothing_is_p
     assert entry.published_render_id == first and entry.state == "awaiting_review" and entry.claimed_by is None
 
 
+def test_a_pin_made_while_a_run_works_on_the_entry_stays_and_the_run_s_image_awaits_review(make_project_dir):
+    """A person pinned the entry's image while an unforced run made its new spec (the review gate off): the run then
+    published its image over the pin and unpinned it, though a pin holds "until a person regenerates it or a run
+    forces it". The pin now stays; the run's image is kept, waiting for a person's decision. A forced run still
+    replaces the pin."""
+    import subprocess
+
+    p = make_project_dir(1)
+    generate(p)
+    first = with_project(p, lambda project: renders_of(project, "event-000")[0].id)
+    with_project(p, lambda project: project.reviews.set_override("event-000", seed=5))
+    p.config.write_text(p.config.read_text().replace("size = 96\n", "size = 96\nlatency_s = 4\n"))
+    holder = run_holding(p, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with_project(p, lambda project: project.reviews.pin(first, note="keep this one"))
+    finally:
+        out, err = holder.communicate(timeout=60)
+    assert holder.returncode == 0, err
+    assert json.loads(out)["provider_calls"] == 1
+    entry = with_project(p, lambda project: project.reviews.entry("event-000"))
+    assert (entry.published_render_id, entry.pinned) == (first, True)
+    renders = with_project(p, lambda project: renders_of(project, "event-000"))
+    assert len(renders) == 2 and renders[0].review == "awaiting" and renders[0].id != first
+    assert list(sync(p)) == ["event-000"]
+    p.config.write_text(p.config.read_text().replace("latency_s = 4\n", ""))
+    assert generate(p).planned == 0 and len(p.calls()) == 2  # pinned: nothing to do, nothing paid
+    forced = p.run_json("generate", "--id", "event-000", "--no-progress")
+    assert forced["generated"] == 1
+    entry = with_project(p, lambda project: project.reviews.entry("event-000"))
+    assert entry.published_render_id != first and not entry.pinned
+
+
 def test_approving_an_older_render_of_a_held_entry_publishes_it_and_keeps_the_entry_held(make_project_dir):
     """The newer render was rejected (the entry held), then an older one approved and published: the entry was
     marked published, its rejected spec stale, and the next run made that spec again (resuming the rejected render,

@@ -626,10 +626,11 @@ class Repository:
             return self._open_calls(s, found.entry_id, found.fingerprint)
 
     def record_derived(self, render_id: int, *, fields: dict[str, Any], variants: list[dict[str, Any]], publish: bool = False,
-                       input_digest: str | None = None, await_review: bool = False) -> None:
+                       input_digest: str | None = None, await_review: bool = False, forced: bool = False) -> None:
         """Record the variants (already stored); with ``publish``, publish in the same transaction; with
         ``await_review``, leave the render waiting for a person's decision instead (the entry keeps its
-        published image until a new one is approved)."""
+        published image until a new one is approved). An image a person pinned while the run worked stays
+        published, unless the run was ``forced``: the render then waits for a decision, as with the gate."""
         st, now = hot(), utcnow()
         with self.db.write() as conn:
             found = conn.execute(st.render_of, {"p_id": render_id}).first()
@@ -640,6 +641,9 @@ class Repository:
             new = [{**v, "render_id": render_id} for v in variants if (v["width"], v["format"]) not in have]
             if new:
                 conn.execute(st.insert_variants, new)
+            if publish and not forced:
+                pinned, published = conn.execute(st.pin_of, {"p_id": entry_id}).one()
+                await_review = bool(pinned) and published not in (None, render_id)
             if await_review:
                 conn.execute(st.await_render, {"p_id": render_id})
                 conn.execute(st.entry_awaits_review, {"p_id": entry_id, "p_fp": fingerprint, "p_now": now})

@@ -94,6 +94,9 @@ class Statements:
         self.variant_shapes = select(v.width, v.format).where(v.render_id == bindparam("p_id"))
         self.insert_variants = insert(variants)
         self.published_render_of = select(e.published_render_id).where(e.id == bindparam("p_id"))
+        #: the entry's pin and published image, locked until the run's publication commits (a pin made meanwhile
+        #: waits for it, or is seen)
+        self.pin_of = select(e.pinned, e.published_render_id).where(e.id == bindparam("p_id")).with_for_update()
         self.supersede = update(renders).where(r.id == bindparam("p_id")).values(status=RenderStatus.superseded.value)
         self.publish_render = update(renders).where(r.id == bindparam("p_id")).values(
             status=RenderStatus.published.value, published_at=bindparam("p_now"))

@@ -217,7 +217,8 @@ class UnitOfWork:
         outcome.near_duplicate_of = self.near_duplicates.check_and_add(entry.id, processed.validated.phash)
         if outcome.near_duplicate_of:
             log.warning("%s looks like a near-duplicate of %s", entry.id, outcome.near_duplicate_of)
-        await self._store_derived(render, processed, item.digest, outcome.near_duplicate_of)
+        await self._store_derived(render, processed, item.digest, outcome.near_duplicate_of,
+                                  forced=item.reason == "forced")
         outcome.status = "published"
 
     async def _download_again(self, item: PlanItem, gate: ProviderGate, provenance: Provenance, outcome: Outcome,
@@ -385,7 +386,7 @@ class UnitOfWork:
         return variants, ph_key
 
     async def _store_derived(self, render: Render, processed: Processed, input_digest: str,
-                             near_duplicate_of: str | None) -> None:
+                             near_duplicate_of: str | None, *, forced: bool) -> None:
         variants, ph_key = await self.off.io(self._put_derived, processed)
         d, ph = processed.derived, processed.derived.placeholder
         await self.off.db(
@@ -399,4 +400,5 @@ class UnitOfWork:
             publish=not self.review_required,
             await_review=self.review_required,
             input_digest=input_digest,
+            forced=forced,
         )

@@ -231,5 +231,6 @@ def _store_derived(project: Project, render: Render, processed: Processed) -> No
                 "placeholder_key": ph_key, "placeholder_width": ph.width, "placeholder_height": ph.height},
         variants=variants,
         publish=True,
+        forced=True,  # a person's own image, asked for by name: it replaces a pin, as before
         input_digest=None,  # never equal to a plan's digest: the planner compares fingerprints, and finds it stale
     )
