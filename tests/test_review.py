@@ -494,6 +494,28 @@ def test_a_pin_made_while_a_run_works_on_the_entry_stays_and_the_run_s_image_awa
     assert entry.published_render_id != first and not entry.pinned
 
 
+def test_regenerating_an_entry_another_run_holds_says_so_and_keeps_the_change(make_project_dir):
+    """`review regenerate` of an entry a running `limner generate` held printed "0 generated ... newest render none"
+    and nothing else, exit 0, as if the change had been made. It now says another run holds the entry and that
+    the change is stored for the next run."""
+    import subprocess
+
+    p = make_project_dir(1)
+    generate(p)
+    with_project(p, lambda project: project.reviews.set_override("event-000", seed=5))
+    p.config.write_text(p.config.read_text().replace("size = 96\n", "size = 96\nlatency_s = 4\n"))
+    holder = run_holding(p, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        proc = p.run("review", "regenerate", "event-000", "--seed", "9")
+    finally:
+        holder.wait(timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "0 generated" in proc.stdout and "another run is generating event-000" in proc.stderr
+    assert with_project(p, lambda project: project.reviews.override("event-000")).seed == 9
+    p.config.write_text(p.config.read_text().replace("latency_s = 4\n", ""))
+    assert generate(p).generated == 1 and p.calls()[-1]["seed"] == 9
+
+
 def test_approving_an_older_render_of_a_held_entry_publishes_it_and_keeps_the_entry_held(make_project_dir):
     """The newer render was rejected (the entry held), then an older one approved and published: the entry was
     marked published, its rejected spec stale, and the next run made that spec again (resuming the rejected render,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from limner.cli.commands._selection import JsonOpt
-from limner.cli.context import friendly, get_project, out, print_json
+from limner.cli.context import err, friendly, get_project, out, print_json
 
 if TYPE_CHECKING:
     from limner.db.models import Render
@@ -175,6 +175,10 @@ def register(app: typer.Typer) -> None:
         else:
             out.print(f"{entry_id}: {summary.generated} generated, {summary.failed} failed, "
                       f"${summary.spend_usd:.4f}; newest render {newest['render_id'] if newest else 'none'}",
+                      highlight=False, markup=False)
+        if summary.elsewhere:
+            err.print(f"note: another run is generating {entry_id} right now, so this one made nothing; the change is "
+                      "stored: the next `limner generate` makes it, or run this command again once that run has ended",
                       highlight=False, markup=False)
         if summary.exit_code:
             raise typer.Exit(summary.exit_code)
