@@ -409,8 +409,15 @@ def test_a_setting_that_cannot_work_stops_the_run_before_any_call_and_leaves_the
     assert proc.returncode == 2 and "[providers.diffusers]" in proc.stderr and "batch_size" in proc.stderr
     assert "Traceback" not in proc.stderr
     p.config.write_text(p.config.read_text().split("[providers.diffusers]")[0] + settings)
-    proc = p.run("generate", "--json", "--no-progress", env=env, timeout=300)
-    assert proc.returncode == 0 and json.loads(proc.stdout)["generated"] == 2, proc.stdout + proc.stderr
+    from limner.runner import Selection, build_plan
+
+    project = p.project()  # the entries are still to do, and no call was recorded
+    try:
+        assert {s.state for s in project.repo.entry_statuses().values()} <= {"queued", "missing"}
+        assert [i.entry.id for i in build_plan(project, Selection()).items] == ["event-000", "event-001"]
+        assert project.repo.spend_by() == []  # no ledger line
+    finally:
+        project.close()
 
 
 def test_a_batch_whose_callers_gave_up_while_it_waited_for_the_device_is_not_run(tiny_sd: Path) -> None:
