@@ -245,6 +245,7 @@ def test_calls_held_past_their_deadline_are_found_by_their_input_not_paid_again(
     code, summary = generate(p, env)
     assert code == 0 and summary["generated"] == 2, summary
     assert fake.create_calls == 2 and fake.list_calls >= 2  # found, fetched, none paid again
+    assert fake.last_prefer == "wait=1"  # the hold asked for is as short as it can be (time_left(), not timeout_s)
     rows = ledger(p)
     assert len(rows) == 2 and {r["status"] for r in rows} == {"recorded"} and len({r["external_id"] for r in rows}) == 2
     agrees(summary, rows, 2)

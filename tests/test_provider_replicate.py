@@ -84,6 +84,19 @@ async def test_prefer_wait_is_capped_at_60(fake: ReplicateFake, make_provider) -
     assert fake.last_prefer == "wait=60"
 
 
+async def test_prefer_wait_stays_inside_the_call_s_deadline(fake: ReplicateFake, make_provider) -> None:
+    """The hold was sized from the provider's own timeout_s (120 s: wait=60) while the runner cut the call at
+    ``generate.call_timeout_s``: with 30 s, every held call was cut before its prediction was named, counted
+    lost and paid for again (until found by listing). The hold now ends within half the time left."""
+    from limner.providers.base import call_deadline_in
+
+    with call_deadline_in(30):
+        await generate(make_provider(timeout_s=120))
+    assert fake.last_prefer in ("wait=14", "wait=15")  # half of what is left when the hold is asked
+    await generate(make_provider(timeout_s=120))  # outside a run: as before
+    assert fake.last_prefer == "wait=60"
+
+
 async def test_polls_while_processing(fake: ReplicateFake, make_provider) -> None:
     fake.mode("ok", pending_polls=3)
     result = await generate(make_provider())

@@ -9,6 +9,7 @@ from limner.providers.base import (
     Provider,
     release_slot,
     report_call_id,
+    time_left,
 )
 from limner.providers.errors import (
     AnswerLost,
@@ -49,4 +50,5 @@ __all__ = [
     "Transient",
     "release_slot",
     "report_call_id",
+    "time_left",
 ]

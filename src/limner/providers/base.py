@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import math
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -47,6 +48,28 @@ def report_call_id(external_id: str) -> None:
     sink = _call_id_sink.get()
     if sink is not None and external_id:
         sink(str(external_id))
+
+
+_call_deadline: ContextVar[float | None] = ContextVar("limner_call_deadline", default=None)
+
+
+def time_left() -> float | None:
+    """Seconds left before the runner gives up on the current call (its deadline, ``[generate] call_timeout_s``
+    or the provider's ``timeout_s``), or None outside a run. A provider that asks a service to hold its answer
+    (Replicate's ``Prefer: wait``) keeps the hold inside it: a call cut before the service named it cannot be
+    asked about by id."""
+    deadline = _call_deadline.get()
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+@contextmanager
+def call_deadline_in(seconds: float) -> Iterator[None]:
+    """The runner's side of :func:`time_left`: inside the block, the call must end within ``seconds``."""
+    token = _call_deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _call_deadline.reset(token)
 
 
 @contextmanager

@@ -45,6 +45,7 @@ from limner.providers.base import (
     Price,
     release_slot,
     report_call_id,
+    time_left,
 )
 from limner.providers.errors import (
     ContentRefused,
@@ -319,10 +320,14 @@ class ReplicateProvider(HostedProvider):
         return link if (target.scheme, target.netloc) == (base.scheme, base.netloc) else None
 
     async def _create(self, http: ProviderHTTP, name: str, version: str | None, data: dict[str, Any]) -> dict[str, Any]:
-        # the server holds the answer up to `wait` s: keep that well inside the read timeout (timeout_s)
+        # the server holds the answer up to `wait` s: keep that well inside the read timeout (timeout_s), and
+        # inside the call's deadline, which would cut the call before its id is known (then only found by listing)
         wait = max(1, min(MAX_PREFER_WAIT_S, int(self.timeout_s / 2)))
         if self.settings.get("prefer_wait_s") is not None:
             wait = max(1, min(wait, int(number_setting(self.name, self.settings, "prefer_wait_s", wait))))
+        left = time_left()
+        if left is not None:
+            wait = max(1, min(wait, int(left / 2)))
         headers = {**self.auth_headers(), "Prefer": f"wait={wait}"}
         if version is None:
             owner, model_name = name.split("/", 1)

@@ -21,7 +21,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 
 from limner.db.tables import CallStatus
 from limner.providers import AnswerLost, AuthFailed, GenerationRequest, GenerationResult, Provider, ProviderError, RateLimited, Transient
-from limner.providers.base import call_ids_to, slot_released_by
+from limner.providers.base import call_deadline_in, call_ids_to, slot_released_by
 from limner.runner.journal import Call, CallJournal
 
 log = logging.getLogger("limner.runner")
@@ -133,7 +133,8 @@ class ProviderGate:
         if not self.timeout_s:
             return await coro
         try:
-            return await asyncio.wait_for(coro, self.timeout_s)
+            with call_deadline_in(self.timeout_s):  # time_left() for the provider (wait_for's task copies it)
+                return await asyncio.wait_for(coro, self.timeout_s)
         except TimeoutError:
             raise CallTimedOut(f"{self.provider.name}: no answer within {self.timeout_s:g}s") from None
 
