@@ -368,3 +368,51 @@ def test_two_processes_creating_one_new_database_both_succeed(tmp_path):
         for proc in procs:
             proc.join(60)
         assert [answers.get(timeout=5) for _ in procs] == ["ok", "ok"]
+
+
+def test_a_run_another_ended_stops_starting_paid_calls(make_project_dir, monkeypatch):
+    """A run that another judged gone (its heartbeat stalled past the lease, seen from another host) had its row
+    ended and its claims freed, but went on: it ignored its heartbeat's answer, kept claiming entries under the
+    ended run, and every one looked free to any other run at once, which could pay for it too. It now stops
+    starting paid calls, as after a fault (the calls out finish and are kept), and says why (exit 1)."""
+    import threading
+    import time
+
+    from limner.runner import RunOptions, Selection, build_plan, run_plan
+    from limner.runner import run as run_module
+
+    monkeypatch.setattr(run_module, "HEARTBEAT_S", 0.1)
+    p = make_project_dir(8, extra="latency_s = 0.4\nprice_usd = 0.01\n")
+    p.config.write_text(p.config.read_text().replace("concurrency = 4", "concurrency = 1"))
+    project = p.project()
+    ended = threading.Event()
+
+    def end_the_run_once_it_works() -> None:  # what another run does to a run it judges gone
+        other = p.project()
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with other.db.session() as s:
+                    holder = next((e.claimed_by for e in s.query(EntryRow).all() if e.claimed_by), None)
+                if holder is not None:
+                    other.repo.end_run(holder)
+                    ended.set()
+                    return
+                time.sleep(0.05)
+        finally:
+            other.close()
+
+    judge = threading.Thread(target=end_the_run_once_it_works)
+    judge.start()
+    try:
+        summary = run_plan(project, build_plan(project, Selection()), RunOptions(progress=False))
+    finally:
+        judge.join()
+        project.close()
+    assert ended.is_set()
+    assert summary.halted and "judged this one gone" in summary.halted and summary.exit_code == 1
+    assert summary.provider_calls < 8 and len(p.calls()) == summary.provider_calls
+    again = p.run_json("generate", "--no-progress")
+    assert again["generated"] + summary.generated == 8
+    calls = Counter(c["id"] for c in p.calls())
+    assert len(calls) == 8 and set(calls.values()) == {1}, calls  # none paid twice

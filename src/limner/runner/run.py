@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from limner.errors import EXIT_AUTH, EXIT_BUDGET, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, ConfigError
 from limner.gcpause import startup_over
 from limner.project import Project
-from limner.runner.claims import HEARTBEAT_S, RunIdentity
+from limner.runner.claims import HEARTBEAT_S, LEASE_S, RunIdentity
 from limner.runner.imaging_task import DeriveOptions
 from limner.runner.journal import Allowance
 from limner.runner.neardup import NearDuplicateIndex
@@ -188,14 +189,24 @@ async def open_unit(project: Project, pool: ImagingPool, run: RunIdentity) -> tu
     return unit, off
 
 
-async def beat(off: OffLoop, repo: Any, run: RunIdentity, every_s: float = HEARTBEAT_S) -> None:
-    """The run's heartbeat: its claims hold while this beats (see runner/claims.py)."""
+async def beat(off: OffLoop, repo: Any, run: RunIdentity, every_s: float = HEARTBEAT_S,
+               on_ended: Callable[[], None] | None = None) -> None:
+    """The run's heartbeat: its claims hold while this beats (see runner/claims.py). When another run has
+    ended this one meanwhile (judged gone: its heartbeat stalled past the lease, seen from another host), its
+    claims are gone: ``on_ended`` stops it starting paid calls, and the beat ends."""
     while True:
         await asyncio.sleep(every_s)
         try:
-            await off.db(repo.heartbeat, run.id)
+            alive = await off.db(repo.heartbeat, run.id)
         except SQLAlchemyError as exc:  # a lost connection: try again at the next beat
             log.warning("heartbeat of run %s failed: %s", run.id, exc)
+            continue
+        if not alive:
+            log.error("run %s was ended by another run, which judged it gone (no heartbeat for %gs); it starts "
+                      "no more paid calls", run.id, LEASE_S)
+            if on_ended is not None:
+                on_ended()
+            return
 
 
 async def _execute(project: Project, plan: Plan, options: RunOptions, summary: RunSummary, pool: ImagingPool,
@@ -265,7 +276,17 @@ async def _execute(project: Project, plan: Plan, options: RunOptions, summary: R
                     return
                 bar.advance(spend=budget.spent, failed=summary.failed)
 
-        beating = asyncio.create_task(beat(off, repo, run))
+        def on_ended() -> None:
+            """Another run ended this one and may hold its entries: stop as after a fault (the calls in flight
+            finish and are kept; none starts), or an entry could be paid for by both."""
+            summary.halted = summary.halted or (
+                f"another run judged this one gone (no heartbeat for {LEASE_S:g}s) and freed its entries; "
+                "stopped starting paid calls so that none is paid twice: run generate again")
+            stop.set()
+            for gate in gates.values():
+                gate.stopping = True
+
+        beating = asyncio.create_task(beat(off, repo, run, HEARTBEAT_S, on_ended=on_ended))
         # once the first calls are out, the loop waits: import what storing a master needs (the ORM class
         # of a render, Pillow for its XMP) in the meantime rather than when the first answer is in
         warming = asyncio.create_task(_import_later(off, "limner.db.models", "limner.imaging.xmp_embed"))
