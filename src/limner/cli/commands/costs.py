@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Spend by provider, model and day, from the ledger of every paid (or billed) call."""
         project = get_project(ctx, read_only=True)
-        since = dt.date.today() - dt.timedelta(days=days - 1) if days else None
+        since = _since(days)
         try:
             rows = project.repo.spend_by(since=since)
         finally:
@@ -57,3 +57,14 @@ def register(app: typer.Typer) -> None:
         for provider, usd in sorted(by_provider.items()):
             out.print(f"{provider}: ${usd:.4f}", highlight=False)
         out.print(f"Total: ${total:.4f}", highlight=False)
+
+
+def _since(days: int | None) -> dt.date | None:
+    """The first day of the last ``days`` days (today included); None for every day, also when ``days`` reaches
+    past the calendar's first day (``--days 99999999999`` ended in an OverflowError traceback)."""
+    if not days:
+        return None
+    try:
+        return dt.date.today() - dt.timedelta(days=days - 1)
+    except OverflowError:
+        return None

@@ -1,0 +1,44 @@
+"""Bad input to the configuration and the command line: a clear error naming where the bad value is, a non-zero
+exit, no traceback, and nothing changed (no state database created, no file written, no provider called)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from limner.errors import EXIT_BAD_INPUT
+from projects import ProjectDir, clean_limner_env
+
+clean_env = pytest.fixture(autouse=True)(clean_limner_env)
+
+
+def tree(root: Path) -> dict[str, str | None]:
+    """Every path under ``root`` with its content's hash (None for a folder)."""
+    return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None)
+            for p in sorted(root.rglob("*"))}
+
+
+def refused(p: ProjectDir, *args: str, code: int = EXIT_BAD_INPUT, **env: str) -> str:
+    """Run the command, which must refuse: ``code``, no traceback, no call, nothing changed; its stderr."""
+    before = tree(p.root)
+    proc = p.run(*args, env=p.env(**env))
+    assert proc.returncode == code, (args, proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    assert p.calls() == []
+    assert tree(p.root) == before, (args, set(tree(p.root)) ^ set(before))
+    return proc.stderr
+
+
+# ------------------------------------------------------------------ command-line options
+
+
+def test_costs_for_more_days_than_the_calendar_has_is_every_day(project_dir: ProjectDir) -> None:
+    """``costs --days 99999999999`` ended in an OverflowError traceback; days before the calendar's first day
+    add nothing, so it is every day's spend."""
+    project_dir.run("generate", "--limit", "2", check=True)
+    for days in ("99999999999", "800000", str(2**70)):
+        proc = project_dir.run("costs", "--days", days, "--json")
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert '"calls": 2' in proc.stdout
