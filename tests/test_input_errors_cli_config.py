@@ -42,3 +42,11 @@ def test_costs_for_more_days_than_the_calendar_has_is_every_day(project_dir: Pro
         proc = project_dir.run("costs", "--days", days, "--json")
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
         assert '"calls": 2' in proc.stdout
+
+
+@pytest.mark.parametrize("command", [("plan",), ("generate",), ("generate", "--dry-run")])
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_provider_option_is_refused(project_dir: ProjectDir, command: tuple[str, ...], value: str) -> None:
+    """``--provider ""`` (a script's unset variable) ran the configured provider, a paid one maybe."""
+    said = refused(project_dir, *command, "--provider", value)
+    assert "option --provider: no provider named" in said

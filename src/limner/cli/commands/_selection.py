@@ -19,6 +19,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (pro
 def selection(missing: bool, stale: bool, all_: bool, ids: list[str] | None, provider: str | None, limit: int | None):  # type: ignore[no-untyped-def]
     from limner.runner import Selection
 
+    if provider is not None and not provider.strip():  # a script's unset variable: not "the configured one"
+        from limner.errors import ConfigError
+
+        raise ConfigError(f"option --provider: no provider named ({provider!r}); give a provider's name, or leave "
+                          "the option out to use the configured one", hint="run `limner providers` to list them")
     if not missing and not stale:
         missing = stale = True
     return Selection(missing=missing, stale=stale, all=all_, ids=tuple(ids or ()), provider=provider, limit=limit)
