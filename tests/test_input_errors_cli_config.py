@@ -50,3 +50,32 @@ def test_an_empty_provider_option_is_refused(project_dir: ProjectDir, command: t
     """``--provider ""`` (a script's unset variable) ran the configured provider, a paid one maybe."""
     said = refused(project_dir, *command, "--provider", value)
     assert "option --provider: no provider named" in said
+
+
+# ------------------------------------------------------------------ commands that would create the database
+
+
+@pytest.mark.parametrize("command", [("review", "approve", "7"), ("review", "reject", "7", "--note", "bad"),
+                                     ("review", "pin", "7")])
+def test_a_decision_on_an_unknown_render_creates_no_database(project_dir: ProjectDir, command: tuple[str, ...]) -> None:
+    said = refused(project_dir, *command)
+    assert "no render 7" in said
+    assert not (project_dir.root / ".limner").exists()
+
+
+@pytest.mark.parametrize("command", [("review", "override", "nope", "--clear"),
+                                     ("review", "override", "nope", "--seed", "3"),
+                                     ("review", "override", "event-001", "--style", "nope"),
+                                     ("review", "regenerate", "nope"),
+                                     ("review", "regenerate", "event-001", "--style", "nope")])
+def test_an_override_of_an_unknown_entry_or_style_creates_no_database(project_dir: ProjectDir,
+                                                                     command: tuple[str, ...]) -> None:
+    said = refused(project_dir, *command)
+    assert "no entry 'nope'" in said or "no style 'nope'" in said
+    assert not (project_dir.root / ".limner").exists()
+
+
+def test_an_override_of_a_new_entry_still_creates_the_database(project_dir: ProjectDir) -> None:
+    proc = project_dir.run("review", "override", "event-001", "--seed", "3", "--json", check=True)
+    assert '"seed": 3' in proc.stdout
+    assert (project_dir.root / ".limner" / "limner.db").is_file()

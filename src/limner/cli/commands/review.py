@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
 
     def decide(ctx: typer.Context, action: str, ids: list[int], note: str | None, actor: str | None,
                as_json: bool) -> None:
-        project = get_project(ctx)
+        project = get_project(ctx, read_only=True)  # a render id of a project with no state database is none
         done = []
         try:
             reviews = project.reviews
@@ -125,15 +125,19 @@ def register(app: typer.Typer) -> None:
                      as_json: JsonOpt = False) -> None:
         """Store a change to one entry's generation (part of its fingerprint: the next run makes it again).
         Any catalogue entry, also one never generated."""
-        from limner.review import check_entry, set_override
+        from limner.review import check_entry, check_style, set_override
 
-        project = get_project(ctx)
+        # an unknown entry or style creates no state database; clearing where there is none clears nothing
+        project = get_project(ctx, read_only=True)
         try:
             if clear:
                 if project.reviews.entry(entry_id) is None:  # (an entry since removed from the catalogue may clear its own)
                     check_entry(project, entry_id)
                 project.reviews.clear_override(entry_id)
             else:
+                check_entry(project, entry_id)
+                check_style(project, style)
+                project.allow_writes()
                 set_override(project, entry_id, prompt=prompt, negative_extra=negative, seed=seed, style=style)
             row = project.reviews.override(entry_id)
         finally:
@@ -156,11 +160,14 @@ def register(app: typer.Typer) -> None:
         studio's "again": the same seed would pay for the same image."""
         import secrets
 
-        from limner.review import regenerate
+        from limner.review import check_entry, check_style, regenerate
 
         unchanged = all(value is None for value in (prompt, negative, seed, style))
-        project = get_project(ctx)
+        project = get_project(ctx, read_only=True)  # an unknown entry or style creates no state database
         try:
+            check_entry(project, entry_id)
+            check_style(project, style)
+            project.allow_writes()
             before = {r.id for r in project.reviews.renders(entry_id)} if unchanged and not new_seed else set()
             if (new_seed or (unchanged and before)) and seed is None:
                 seed = secrets.randbelow(2**31)
