@@ -79,3 +79,9 @@ def test_an_override_of_a_new_entry_still_creates_the_database(project_dir: Proj
     proc = project_dir.run("review", "override", "event-001", "--seed", "3", "--json", check=True)
     assert '"seed": 3' in proc.stdout
     assert (project_dir.root / ".limner" / "limner.db").is_file()
+
+
+def test_an_upload_refused_for_overlapping_storages_creates_no_database(project_dir: ProjectDir) -> None:
+    said = refused(project_dir, "upload", "--to", ".")
+    assert "the source and the destination overlap" in said
+    assert not (project_dir.root / ".limner").exists()

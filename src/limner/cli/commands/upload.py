@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         from limner.storage.transfer import copy_objects, describe, list_with_sizes, open_storage_at
         from limner.sync.gc import GC_PREFIXES
 
-        project = get_project(ctx)
+        project = get_project(ctx, read_only=True)  # the state database is only read: a new project's is not created
         started = time.perf_counter()
         try:
             settings = project.settings
