@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from limner.errors import EXIT_BAD_INPUT
+from limner.config import load_settings
+from limner.errors import EXIT_BAD_INPUT, ConfigError
 from projects import ProjectDir, clean_limner_env
 
 clean_env = pytest.fixture(autouse=True)(clean_limner_env)
@@ -85,3 +86,38 @@ def test_an_upload_refused_for_overlapping_storages_creates_no_database(project_
     said = refused(project_dir, "upload", "--to", ".")
     assert "the source and the destination overlap" in said
     assert not (project_dir.root / ".limner").exists()
+
+
+# ------------------------------------------------------------------ limner.toml
+
+
+def test_a_limner_toml_that_is_a_folder_is_refused(project_dir: ProjectDir, tmp_path: Path) -> None:
+    """A folder named limner.toml was passed over: the project ran on built-in defaults, and generate created a
+    state database and media."""
+    project_dir.config.unlink()
+    project_dir.config.mkdir()
+    with pytest.raises(ConfigError) as info:
+        load_settings(project_dir=project_dir.root)
+    assert info.value.exit_code == EXIT_BAD_INPUT
+    assert f"{project_dir.config}: a folder, not a file" in info.value.message
+    before = tree(project_dir.root)
+    for command in ("generate", "status", "plan"):
+        proc = project_dir.run(command)  # `--config <the folder>`
+        assert proc.returncode == 2 and "a folder, not a file" in proc.stderr, proc.stderr
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "limner", "generate"], cwd=project_dir.root, capture_output=True,
+                          text=True, env=project_dir.env(), timeout=120)
+    assert proc.returncode == 2 and f"{project_dir.config}: a folder, not a file" in proc.stderr, proc.stderr
+    assert tree(project_dir.root) == before and project_dir.calls() == []
+
+
+def test_a_limner_toml_that_links_to_nothing_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "limner.toml").symlink_to(root / "gone.toml")
+    for kwargs in ({"project_dir": root}, {"config": root / "limner.toml"}):
+        with pytest.raises(ConfigError) as info:
+            load_settings(**kwargs)
+        assert f"limner.toml: a link to {root / 'gone.toml'}, which does not exist" in info.value.message

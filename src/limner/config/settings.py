@@ -629,6 +629,18 @@ def _fields_at(path: tuple[str, ...]) -> list[str]:
     return list(model.model_fields)
 
 
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path``, which is there, is no configuration file (a folder, a link to nothing); None when nothing
+    is there."""
+    if path.is_dir():
+        return "a folder, not a file"
+    if path.is_symlink() and not path.exists():
+        return f"a link to {os.readlink(path)}, which does not exist"
+    if path.exists() and not path.is_file():
+        return "not a regular file"
+    return None
+
+
 def load_settings(
     config: str | Path | None = None,
     *,
@@ -642,14 +654,19 @@ def load_settings(
     current directory) and built-in defaults otherwise.
     """
     if config is not None:
-        config_file: Path | None = Path(config).expanduser().resolve()
+        given = Path(config).expanduser()
+        config_file: Path | None = given.resolve()
         if not config_file.is_file():
+            if (why := _not_a_file(given)) is not None:
+                raise ConfigError(f"{config}: {why}", hint=f"--config names the project's {CONFIG_FILENAME}")
             raise ConfigError(f"{config}: configuration file not found", hint="run `limner init` to create one")
         root = config_file.parent
     else:
         root = Path(project_dir or os.getcwd()).resolve()
         candidate = root / CONFIG_FILENAME
         config_file = candidate if candidate.is_file() else None
+        if config_file is None and (why := _not_a_file(candidate)) is not None:  # not passed over for the defaults
+            raise ConfigError(f"{candidate}: {why}", hint=f"the project's settings are the file {CONFIG_FILENAME}")
     data = _read_toml(config_file) if config_file else {}
     typed: dict[tuple[str, ...], str] = {}  # values of limner.toml of a type their setting does not take
     if data:
