@@ -369,6 +369,18 @@ def test_a_style_file_that_is_not_utf8_names_the_file_line_and_byte(tmp_path: Pa
                                    "save it as UTF-8")
 
 
+def test_a_style_file_that_is_a_folder_or_a_link_to_nothing_is_a_style_error(tmp_path: Path) -> None:
+    """``styles/old.toml/`` (a folder) or a link to a removed file ended in an IsADirectoryError or
+    FileNotFoundError traceback."""
+    d = tmp_path / "styles"
+    d.mkdir()
+    (d / "old.toml").mkdir()
+    assert str(style_error(d)) == f"{d / 'old.toml'}: a folder, not a style file"
+    (d / "old.toml").rmdir()
+    (d / "gone.toml").symlink_to(tmp_path / "removed.toml")
+    assert str(style_error(d)) == f"{d / 'gone.toml'}: cannot read this style file: No such file or directory"
+
+
 @pytest.mark.parametrize(("template", "extra", "error"), [
     ("P {{ title }} {% if loc %}{{ loc|dictsort }}{% endif %}", {"loc": ["x", "y"]}, "AttributeError: 'list' object has no attribute 'items'"),
     ("{{ title|truncate(n) }}", {"n": 0}, "AssertionError: expected length >= 3, got 0"),

@@ -94,7 +94,12 @@ def load_styles_with_renderer(styles_dir: Path | None = None, inline: dict[str, 
     styles = {s.name: s for s in BUILTIN_STYLES}
     if styles_dir is not None and styles_dir.is_dir():
         for path in sorted(styles_dir.glob("*.toml")):
-            data_bytes = path.read_bytes()
+            if path.is_dir():
+                raise StyleError(f"{path}: a folder, not a style file")
+            try:
+                data_bytes = path.read_bytes()
+            except OSError as exc:  # a link to a file since removed, a file that may not be read
+                raise StyleError(f"{path}: cannot read this style file: {exc.strerror}") from None
             try:
                 text = data_bytes.decode("utf-8")
             except UnicodeDecodeError as exc:
