@@ -88,6 +88,16 @@ def test_an_upload_refused_for_overlapping_storages_creates_no_database(project_
     assert not (project_dir.root / ".limner").exists()
 
 
+def test_generate_without_the_provider_credentials_creates_no_database(project_dir: ProjectDir) -> None:
+    """The run stopped before any call for want of the API key, after it had created and migrated the
+    state database."""
+    env = {k: v for k, v in project_dir.env().items() if k != "OPENAI_API_KEY"}
+    before = tree(project_dir.root)
+    proc = project_dir.run("generate", "--provider", "openai", env=env)
+    assert proc.returncode == 3 and "needs OPENAI_API_KEY" in proc.stderr, proc.stderr
+    assert tree(project_dir.root) == before and not (project_dir.root / ".limner").exists()
+
+
 # ------------------------------------------------------------------ limner.toml
 
 
@@ -121,3 +131,16 @@ def test_a_limner_toml_that_links_to_nothing_is_refused(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as info:
             load_settings(**kwargs)
         assert f"limner.toml: a link to {root / 'gone.toml'}, which does not exist" in info.value.message
+
+
+@pytest.mark.parametrize("url", ["ftp://bucket/images", "s3://bucket/images"])
+def test_generate_to_a_storage_it_cannot_open_creates_no_database(project_dir: ProjectDir, url: str) -> None:
+    """An unknown storage scheme (exit 2), or S3 without credentials: refused before any call, after the state
+    database had been created and migrated."""
+    env = {k: v for k, v in project_dir.env().items() if not k.startswith("AWS_")}
+    before = tree(project_dir.root)
+    proc = project_dir.run("generate", env={**env, "LIMNER_STORAGE_URL": url, "AWS_CONFIG_FILE": "/nonexistent",
+                                            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"})
+    assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr, proc.stderr
+    assert "unknown storage scheme 'ftp://'" in proc.stderr or "no S3 credentials" in proc.stderr, proc.stderr
+    assert tree(project_dir.root) == before and project_dir.calls() == []

@@ -330,8 +330,8 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
     summary = RunSummary(planned=len(plan.items), skipped=plan.up_to_date + len(plan.held_back))
     summary.mark("run_started")
     started = time.perf_counter()
-    repo = project.repo
-    # checks before anything is written or paid for: the providers can run here, their credentials, the store
+    # checks before anything is written or paid for (the state database of a new project not created either):
+    # the providers can run here, their credentials, the store
     for name, lane in plan.lanes.items():
         reason = lane.unavailable()
         if reason is not None and any(i.provider == name for i in plan.items):
@@ -351,6 +351,7 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
             _ = lane.concurrency  # raises ConfigError naming it
     if plan.items:
         project.storage.check()  # a store that cannot be written must not cost a single paid generation
+    repo = project.repo
     repo.sync_entries(((i.entry.id, i.entry.title, i.style.name, i.fingerprint) for i in plan.items),
                       published_seen={i.entry.id: i.published_seen for i in plan.items})
     repo.mark_stale(plan.stale_not_selected)
