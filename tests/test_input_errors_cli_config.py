@@ -144,3 +144,17 @@ def test_generate_to_a_storage_it_cannot_open_creates_no_database(project_dir: P
     assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr, proc.stderr
     assert "unknown storage scheme 'ftp://'" in proc.stderr or "no S3 credentials" in proc.stderr, proc.stderr
     assert tree(project_dir.root) == before and project_dir.calls() == []
+
+
+def test_a_limner_toml_or_style_file_with_a_byte_order_mark_says_so(project_dir: ProjectDir) -> None:
+    """A file saved "UTF-8 with BOM" (Notepad, some Windows editors) was refused as ``invalid TOML: Invalid
+    statement (at line 1, column 1)``, which names nothing a person can see in the file."""
+    config = project_dir.config.read_text(encoding="utf-8")
+    style = project_dir.root / "styles" / "house.toml"
+    style.parent.mkdir()
+    for path, text in ((project_dir.config, config), (style, 'positive = "{{ title }}"\n')):
+        path.write_text("\ufeff" + text, encoding="utf-8")
+        said = refused(project_dir, "plan")
+        assert f"{path}:1: starts with a byte-order mark (BOM), which TOML does not allow; save it as UTF-8 " \
+               "without BOM" in said
+        path.write_text(text, encoding="utf-8")

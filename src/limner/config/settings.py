@@ -444,6 +444,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         text = _utf8(path, path.read_bytes())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+    if text.startswith("\ufeff"):  # a byte-order mark, as some Windows editors write: TOML's parser said only
+        raise ConfigError(f"{path}:1: starts with a byte-order mark (BOM), which TOML does not allow; save it as "
+                          "UTF-8 without BOM")  # "Invalid statement (at line 1, column 1)"
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -106,6 +106,9 @@ def load_styles_with_renderer(styles_dir: Path | None = None, inline: dict[str, 
                 line = data_bytes.count(b"\n", 0, exc.start) + 1
                 raise StyleError(f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
                                  "save it as UTF-8") from None
+            if text.startswith("\ufeff"):  # a byte-order mark: TOML's parser said only "Invalid statement"
+                raise StyleError(f"{path}:1: starts with a byte-order mark (BOM), which TOML does not allow; save it "
+                                 "as UTF-8 without BOM")
             try:
                 data = tomllib.loads(text)
             except tomllib.TOMLDecodeError as exc:
