@@ -158,3 +158,26 @@ def test_a_limner_toml_or_style_file_with_a_byte_order_mark_says_so(project_dir:
         assert f"{path}:1: starts with a byte-order mark (BOM), which TOML does not allow; save it as UTF-8 " \
                "without BOM" in said
         path.write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize(("toml", "env"), [("[queue]\nheartbeat_s = 60\n", {}),
+                                           ("[queue]\nheartbeat_s = 5\nstalled_after_s = 5\n", {}),
+                                           ("", {"LIMNER_QUEUE_STALLED_AFTER_S": "2", "LIMNER_QUEUE_HEARTBEAT_S": "10"})])
+def test_a_worker_judged_dead_within_one_heartbeat_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             toml: str, env: dict[str, str]) -> None:
+    """``stalled_after_s`` not longer than ``heartbeat_s`` was accepted: live workers' running jobs went back to the
+    queue between two of their heartbeats."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "limner.toml").write_text(toml, encoding="utf-8")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings(root / "limner.toml")
+    assert "setting 'queue.stalled_after_s'" in info.value.message
+    assert "is not longer than queue.heartbeat_s" in info.value.message
+
+
+def test_the_default_heartbeat_and_stall_still_load(tmp_path: Path) -> None:
+    (tmp_path / "limner.toml").write_text("[queue]\nstalled_after_s = 11\n", encoding="utf-8")
+    assert load_settings(tmp_path / "limner.toml").queue.stalled_after_s == 11

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 from pydantic_settings import (BaseSettings, InitSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict,
                                SettingsError)
 
@@ -271,7 +272,7 @@ class QueueSettings(_Section):
     #: a worker writes its heartbeat this often (seconds)
     heartbeat_s: float = Field(10.0, gt=0)
     #: a worker silent for this long (seconds) is dead: its running jobs go back to the queue
-    stalled_after_s: float = Field(30.0, gt=0)
+    stalled_after_s: float = Field(30.0, gt=0, validate_default=True)
     #: jobs one worker runs at once (``limner worker --concurrency`` wins)
     concurrency: int = Field(8, ge=1, le=256)
     #: provider ``concurrency`` holds across every worker (PostgreSQL advisory locks), not per worker
@@ -279,6 +280,18 @@ class QueueSettings(_Section):
     #: cron expression (UTC; a sixth field is seconds) of the periodic "enqueue what is missing or stale",
     #: run by exactly one worker per tick; empty: none
     schedule: str = "0 3 * * 1"
+
+    @field_validator("stalled_after_s")
+    @classmethod
+    def _longer_than_a_heartbeat(cls, v: float, info: ValidationInfo) -> float:
+        """A live worker beats once per ``heartbeat_s``: judged dead after less, its running jobs went back to
+        the queue while it ran them."""
+        heartbeat = info.data.get("heartbeat_s")
+        if heartbeat is not None and v <= heartbeat:
+            raise ValueError(f"{v:g} s is not longer than queue.heartbeat_s ({heartbeat:g} s): every worker would "
+                             "be judged dead between two heartbeats and its running jobs queued again; keep it "
+                             "several heartbeats long")
+        return v
 
 
 class Settings(BaseSettings):
