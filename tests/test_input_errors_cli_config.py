@@ -181,3 +181,14 @@ def test_a_worker_judged_dead_within_one_heartbeat_is_refused(tmp_path: Path, mo
 def test_the_default_heartbeat_and_stall_still_load(tmp_path: Path) -> None:
     (tmp_path / "limner.toml").write_text("[queue]\nstalled_after_s = 11\n", encoding="utf-8")
     assert load_settings(tmp_path / "limner.toml").queue.stalled_after_s == 11
+
+
+def test_unknown_top_level_names_are_each_named_with_their_line(tmp_path: Path) -> None:
+    """An unknown name at the top of limner.toml (or an unknown section) named the file but not the line."""
+    (tmp_path / "limner.toml").write_text('catalog = "c.yaml"\nprovidr = "sketch"\n\n[generat]\nsize = 512\n',
+                                          encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "limner.toml")
+    said = info.value.message
+    assert f"{tmp_path / 'limner.toml'}:4: unknown setting 'generat' (did you mean 'generate'?)" in said
+    assert f"{tmp_path / 'limner.toml'}:2: unknown setting 'providr' (did you mean 'provider', 'providers'?)" in said

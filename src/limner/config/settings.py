@@ -716,9 +716,11 @@ def load_settings(
         raise ConfigError("invalid configuration; nothing was changed:\n  " + "\n  ".join(typed.values()))
     known = set(Settings.model_fields) - {"project_dir", "config_file"}
     unknown = sorted(set(data) - known)
-    if unknown:
-        named = ", ".join(repr(name) + did_you_mean(name, known) for name in unknown)
-        raise ConfigError(f"{config_file}: unknown setting(s) {named}; see docs/configuration.md")
+    if unknown:  # each on its line, as an unknown name inside a section is
+        lines = {name: _toml_line(config_file, (name,)) for name in unknown} if config_file else {}
+        said = [f"{config_file}{f':{lines[name]}' if lines.get(name) else ''}: unknown setting {name!r}"
+                f"{did_you_mean(name, known)}; see docs/configuration.md" for name in unknown]
+        raise ConfigError("invalid configuration; nothing was changed:\n  " + "\n  ".join(said))
     settings.project_dir = root
     settings.config_file = config_file
     settings._overrides = dict(overrides or {})
