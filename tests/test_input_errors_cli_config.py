@@ -192,3 +192,33 @@ def test_unknown_top_level_names_are_each_named_with_their_line(tmp_path: Path) 
     said = info.value.message
     assert f"{tmp_path / 'limner.toml'}:4: unknown setting 'generat' (did you mean 'generate'?)" in said
     assert f"{tmp_path / 'limner.toml'}:2: unknown setting 'providr' (did you mean 'provider', 'providers'?)" in said
+
+
+# ------------------------------------------------------------------ secrets in errors
+
+TOKEN = "r8_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+
+
+@pytest.mark.parametrize("toml", [f'[generate]\nbudget_usd = "{TOKEN}"\n', f'[review]\nport = "{TOKEN}"\n',
+                                  f'[sync]\nplaceholder_width = "Bearer {TOKEN}"\n'])
+def test_a_secret_given_where_a_number_goes_is_not_shown(tmp_path: Path, toml: str) -> None:
+    """A token pasted on the wrong line (a string where a number goes) was quoted in the error."""
+    (tmp_path / "limner.toml").write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "limner.toml")
+    said = info.value.message
+    assert f"{tmp_path / 'limner.toml'}:2: setting" in said and "got a string shaped like a secret (not shown)" in said
+    assert "AbCdEfGh" not in said and "Bearer" not in said
+
+
+@pytest.mark.parametrize("setting", ["public_base_url", "cdn_base_url"])
+@pytest.mark.parametrize("url", ["https://user:hunter2pass@cdn.example.org", "ftp://user:hunter2pass@cdn.example.org"])
+def test_a_base_url_with_a_password_is_refused_without_showing_it(tmp_path: Path, setting: str, url: str) -> None:
+    """A public or CDN base URL with ``user:password@`` was quoted whole in its error, and an https one was
+    accepted: the manifest the app ships then carried the password in every image URL."""
+    (tmp_path / "limner.toml").write_text(f'[storage]\n{setting} = "{url}"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "limner.toml")
+    said = info.value.message
+    assert f"setting 'storage.{setting}'" in said and "hunter2pass" not in said
+    assert "carries a password" in said or "not an absolute http(s) URL" in said

@@ -222,6 +222,9 @@ class StorageSettings(_Section):
         from urllib.parse import urlsplit
 
         parts = urlsplit(v)
+        if parts.password is not None or secret_shaped(v):  # never quoted; nor shipped in the app's manifest
+            raise ValueError("the URL carries a password or token (not shown): the manifest the app ships is built "
+                             "on it; give the public address without credentials")
         if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(c.isspace() for c in v):
             plausible = "://" not in v and v.strip("/") and not any(c.isspace() for c in v)
             example = "https://" + v.lstrip("/") if plausible else "https://images.example.org"

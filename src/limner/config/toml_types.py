@@ -60,6 +60,10 @@ def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return f"{str(value).lower()} (a boolean)"
     if isinstance(value, str):
+        from limner.config.settings import secret_shaped
+
+        if secret_shaped(value):  # a token pasted on the wrong line: never quoted
+            return "a string shaped like a secret (not shown)"
         return f"{value[:40]!r} (a string)"
     return f"{value!r} (a number)"
 
