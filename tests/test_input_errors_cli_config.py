@@ -222,3 +222,24 @@ def test_a_base_url_with_a_password_is_refused_without_showing_it(tmp_path: Path
     said = info.value.message
     assert f"setting 'storage.{setting}'" in said and "hunter2pass" not in said
     assert "carries a password" in said or "not an absolute http(s) URL" in said
+
+
+# ------------------------------------------------------------------ serve
+
+
+def test_serve_on_an_address_it_cannot_listen_on_says_so_before_printing_a_login(project_dir: ProjectDir) -> None:
+    """A host name that does not resolve, or a port in use, was found by uvicorn after the studio's address and a
+    generated login token had been printed; it exited 3, the code of a rejected credential."""
+    import socket
+
+    pytest.importorskip("uvicorn")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        said = refused(project_dir, "serve", "--port", str(port))
+        assert f"cannot listen on 127.0.0.1:{port} (settings, option --port)" in said
+        project_dir.config.write_text(project_dir.config.read_text() + "[review]\nhost = \"no-such-host.invalid\"\n")
+        said = refused(project_dir, "serve")
+        assert "cannot listen on no-such-host.invalid:8765 (" in said and "limner.toml:" in said
+    assert not (project_dir.root / ".limner").exists()

@@ -43,12 +43,8 @@ def register(app: typer.Typer) -> None:
         settings = project.settings
         bind = host or settings.review.host
         bind_port = settings.review.port if port is None else port
-        if bind_port == 0:  # a free port, known before the server starts so the address can be printed
-            import socket
-
-            with socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET) as probe:
-                probe.bind((bind.strip("[]"), 0))
-                bind_port = probe.getsockname()[1]
+        bind_port = _can_listen(bind, bind_port, settings.source_of("review", "host") if host is None else "option --host",
+                                settings.source_of("review", "port") if port is None else "option --port")
         secret, generated = resolve_token(settings.secret, bind, token)
         _ = project.catalog  # a bad catalogue is reported now, not on the first request
         app = create_app(project, token=secret, host=bind, extra_hosts=allowed_host or ())
@@ -121,6 +117,27 @@ def _forwarding_page(login: str) -> Path:
         fh.write(f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={target}">'
                  f'<title>Limner review studio</title><p><a href="{target}">Open the Limner review studio</a></p>\n')
     return page
+
+
+def _can_listen(bind: str, port: int, host_from: str, port_from: str) -> int:
+    """The port the studio will listen on (a free one for 0, known before the server starts so the address can be
+    printed), after a trial bind: an address that is not this machine's, a host name that does not resolve or a
+    port in use was found by uvicorn only after the address and a login token had been printed, and it exited 3,
+    the code of a rejected credential."""
+    import socket
+
+    from limner.errors import ConfigError
+
+    try:
+        family, _, _, _, address = socket.getaddrinfo(bind.strip("[]") or None, port, type=socket.SOCK_STREAM,
+                                                      flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+            return port or probe.getsockname()[1]
+    except OSError as exc:  # socket.gaierror included
+        raise ConfigError(f"cannot listen on {bind}:{port} ({host_from}, {port_from}): {exc.strerror or exc}",
+                          hint="give another address or port: --host/--port, or [review] host and port") from None
 
 
 def _quiet_token_in_logs() -> None:
