@@ -243,3 +243,14 @@ def test_serve_on_an_address_it_cannot_listen_on_says_so_before_printing_a_login
         said = refused(project_dir, "serve")
         assert "cannot listen on no-such-host.invalid:8765 (" in said and "limner.toml:" in said
     assert not (project_dir.root / ".limner").exists()
+
+
+@pytest.mark.parametrize("value", ["inf", "+inf", "1e400"])
+def test_an_infinite_price_is_refused(tmp_path: Path, value: str) -> None:
+    """``price_usd = inf`` was accepted: the ledger recorded an infinite spend, and ``costs --json`` printed
+    ``Infinity``, which is no JSON."""
+    (tmp_path / "limner.toml").write_text(f"[providers.replicate]\nprice_usd = {value}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "limner.toml")
+    assert f"{tmp_path / 'limner.toml'}:2: setting 'providers.replicate.price_usd': Input should be a finite number" \
+        in info.value.message

@@ -105,7 +105,7 @@ class ProviderSettings(BaseModel):
     concurrency: int | None = Field(None, ge=1, le=256)
     rate_limit_per_minute: float | None = Field(None, gt=0)
     timeout_s: float | None = Field(None, gt=0)
-    price_usd: float | None = Field(None, ge=0)
+    price_usd: float | None = Field(None, ge=0, allow_inf_nan=False)  # spend is recorded: a finite number
 
     @model_validator(mode="after")
     def _no_secrets(self) -> ProviderSettings:
