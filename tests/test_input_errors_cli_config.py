@@ -254,3 +254,22 @@ def test_an_infinite_price_is_refused(tmp_path: Path, value: str) -> None:
         load_settings(tmp_path / "limner.toml")
     assert f"{tmp_path / 'limner.toml'}:2: setting 'providers.replicate.price_usd': Input should be a finite number" \
         in info.value.message
+
+
+def test_a_limner_config_variable_that_names_no_file_is_named(project_dir: ProjectDir) -> None:
+    """``LIMNER_CONFIG`` left in the shell, naming a file that is gone, said only ``nope.toml: configuration file
+    not found``, when no --config had been typed."""
+    import subprocess
+    import sys
+
+    for value, said in (("nope.toml", "nope.toml: configuration file not found"),
+                        (str(project_dir.root), f"{project_dir.root}: a folder, not a file")):
+        proc = subprocess.run([sys.executable, "-m", "limner", "status"], cwd=project_dir.root, capture_output=True,
+                              text=True, env=project_dir.env(LIMNER_CONFIG=value), timeout=120)
+        assert proc.returncode == 2 and f"error: environment variable LIMNER_CONFIG: {said}" in proc.stderr, \
+            proc.stderr
+    proc = project_dir.run("status", env=project_dir.env(LIMNER_CONFIG="nope.toml"))  # --config wins, and works
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "limner", "--config", "nope.toml", "status"], cwd=project_dir.root,
+                          capture_output=True, text=True, env=project_dir.env(), timeout=120)
+    assert proc.returncode == 2 and "error: nope.toml: configuration file not found" in proc.stderr

@@ -57,7 +57,11 @@ def root(
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging on stderr (-vv for debug).")] = 0,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
 ) -> None:
-    ctx.ensure_object(dict)["config"] = config
+    obj = ctx.ensure_object(dict)
+    obj["config"] = config
+    # a LIMNER_CONFIG left in the shell is named when the file it gives cannot be used (no --config was typed)
+    source = ctx.get_parameter_source("config")  # click's ParameterSource (typer carries its own click)
+    obj["config_from_env"] = config is not None and getattr(source, "name", None) == "ENVIRONMENT"
     setup_logging(verbose)
 
 

@@ -81,8 +81,16 @@ def get_project(ctx: typer.Context, *, read_only: bool = False, anywhere: bool =
     from limner.config.project_folder import not_a_project
     from limner.project import Project
 
+    from limner.errors import ConfigError
+
     obj = ctx.ensure_object(dict)
-    settings = load_settings(obj.get("config"), overrides={k: v for k, v in overrides.items() if v is not None})
+    config = obj.get("config")
+    try:
+        settings = load_settings(config, overrides={k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        if obj.get("config_from_env") and exc.message.startswith(f"{config}:"):  # not found, a folder
+            raise ConfigError(f"environment variable LIMNER_CONFIG: {exc.message}", hint=exc.hint) from None
+        raise
     error = None if anywhere else not_a_project(settings, ctx.command_path.partition(" ")[2] or "COMMAND")
     if error is not None:
         raise error
