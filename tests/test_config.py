@@ -172,6 +172,20 @@ def test_removing_the_environment_variable_falls_back(tmp_path: Path, monkeypatc
     assert load_settings(root / "limner.toml").provider == "fake"
 
 
+def test_an_empty_environment_variable_is_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CI job passes a secret that was never created as an empty variable: ``LIMNER_PROVIDER=`` replaced the
+    project's paid provider by the offline sketch (whose drawings the job then published), and an empty
+    ``LIMNER_SYNC_EVENTS_DATABASE_URL`` turned off the write-back limner.toml set up. Empty now means unset."""
+    root = project(tmp_path, TOML + '\n[sync]\nevents_database_url = "sqlite:///app.db"\n',
+                   env="LIMNER_GENERATE_CONCURRENCY=\n")
+    monkeypatch.setenv("LIMNER_PROVIDER", "")
+    monkeypatch.setenv("LIMNER_SYNC_EVENTS_DATABASE_URL", "")
+    s = load_settings(root / "limner.toml")
+    assert s.provider == "fake"
+    assert s.sync.events_database_url == "sqlite:///app.db"
+    assert s.generate.concurrency == 8  # an empty line of .env likewise
+
+
 def test_overrides_beat_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = project(tmp_path, TOML, env="LIMNER_PROVIDER=dotenv-provider\n")
     monkeypatch.setenv("LIMNER_PROVIDER", "environ-provider")

@@ -306,6 +306,9 @@ class Settings(BaseSettings):
         env_nested_max_split=1,
         extra="ignore",
         case_sensitive=False,
+        # a CI job passes a secret that was never created as an empty variable: it means unset (an empty
+        # LIMNER_PROVIDER replaced the project's provider by the offline sketch)
+        env_ignore_empty=True,
     )
 
     #: catalogue file (YAML, JSON, JSONL or CSV), relative to the project directory
