@@ -442,6 +442,11 @@ def test_a_mistyped_style_field_names_its_line_and_the_field_meant(tmp_path: Pat
     (d / "poster.toml").write_text('# a poster\npositive = "P {{ title }}"\n\npositve = "x"\n')
     text = str(style_error(d))
     assert text.startswith(f"{d / 'poster.toml'}:4: style 'poster': field 'positve': unknown field (did you mean 'positive'?)")
+    # with the required field missing too: the line is the first one an error has (the missing field has none)
+    (d / "poster.toml").write_text('# a poster\n\npositve = "x"\n')
+    text = str(style_error(d))
+    assert text.startswith(f"{d / 'poster.toml'}:3: style 'poster': "), text
+    assert "field 'positve': unknown field (did you mean 'positive'?)" in text
     config = tmp_path / "limner.toml"
     config.write_text('[generate]\nsize = 1024\n\n[styles.poster]\npositive = "P {{ title }}"\nasepct = "2:3"\n'
                       '[styles.other]\nasepct = "1:1"\n')

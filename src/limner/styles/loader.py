@@ -72,8 +72,10 @@ def _build(data: dict[str, Any], *, name: str, source: str, path: str | None = N
                 known = [f for f in Style.model_fields if f not in ("name", "source")]
                 msg = f"unknown field{did_you_mean(str(e['loc'][0]), known)}; see docs/styles.md"
             msgs.append(f"field {field!r}: {msg}")
-        first = str(errors[0]["loc"][0]) if errors and errors[0]["loc"] else None
-        line = _key_line(text(), first, section) if first and text is not None else None
+        # the line of the first error that has one (a required field that is missing has none)
+        content = text() if text is not None else None
+        lines = (_key_line(content, str(e["loc"][0]), section) for e in errors if e["loc"] and content is not None)
+        line = next((n for n in lines if n is not None), None)
         where = source if path is None or line is None else (
             f"{path}:{line}" + (f" [{section}]" if section else ""))
         raise StyleError(f"{where}: style {name!r}: {'; '.join(msgs)}") from None
