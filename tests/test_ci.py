@@ -224,7 +224,10 @@ def test_a_workflow_without_a_known_install_spec_installs_nothing_from_pypi(tmp_
 
 
 @pytest.mark.parametrize("args", [["--ci", "jenkins"], ["--ci", "github", "--ci-budget", "-1"],
-                                  ["--ci", "github", "--ci-install", "limner\nrm -rf /"]])
+                                  ["--ci", "github", "--ci-install", "limner\nrm -rf /"],
+                                  # a workflow option without --ci was ignored, the project made without a workflow
+                                  ["--ci-commit"], ["--ci-budget", "2"], ["--ci-install", "limner[all] @ git+https://x/l"],
+                                  ["--force"]])
 def test_bad_ci_options_write_nothing(tmp_path: Path, args: list[str]) -> None:
     proc = limner(tmp_path, "init", "site", *args)
     assert proc.returncode == 2, proc.stdout + proc.stderr

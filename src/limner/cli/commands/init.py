@@ -105,6 +105,16 @@ def register(app: typer.Typer) -> None:
         from limner.config.scaffold import ScaffoldResult, check_placeholder_dir, scaffold
 
         root = directory.resolve()
+        if ci is None:  # a workflow option alone would be ignored, the project made without the workflow asked for
+            from limner.errors import ConfigError
+
+            # typer carries its own click: its ParameterSource is compared by name
+            given = [flag for flag, name in (("--ci-commit", "ci_commit"), ("--ci-budget", "ci_budget"),
+                                             ("--ci-install", "ci_install"), ("--force", "force"))
+                     if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") == "COMMANDLINE"]
+            if given:
+                raise ConfigError(f"{' and '.join(given)} only {'applies' if len(given) == 1 else 'apply'} with --ci",
+                                  hint="add --ci github or --ci gitlab")
         if placeholder_dir is not None:
             check_placeholder_dir(placeholder_dir)  # before anything is written
         if ci is not None:
