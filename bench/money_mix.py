@@ -198,20 +198,30 @@ class Mix:
         return ok
 
 
-def main() -> None:
+def parse_args(entries: int) -> argparse.Namespace:
+    """The options both harnesses take (``entries``: the default number of entries)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--pg", help="a PostgreSQL URL (the database is emptied each round)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--entries", type=int, default=16)
-    args = ap.parse_args()
+    ap.add_argument("--entries", type=int, default=entries)
+    return ap.parse_args()
+
+
+def empty_database(pg: str | None) -> None:
+    """A new round starts on an empty PostgreSQL database (SQLite rounds each have their own folder)."""
+    if pg:
+        subprocess.run(["psql", pg.replace("+psycopg", ""), "-qc", "drop schema public cascade; create schema public;"],
+                       check=True, capture_output=True)
+
+
+def main() -> None:
+    args = parse_args(entries=16)
     base = Path(tempfile.mkdtemp(prefix="money-mix-"))
     failures = 0
     for r in range(args.rounds):
         rng = random.Random(args.seed * 1000 + r)
-        if args.pg:
-            subprocess.run(["psql", args.pg.replace("+psycopg", ""), "-qc", "drop schema public cascade; create schema public;"], check=True,
-                           capture_output=True)
+        empty_database(args.pg)
         mix = Mix(base / f"round{r}", args.entries, rng, args.pg)
         print(f"round {r} ({mix.root})")
         mix.round()

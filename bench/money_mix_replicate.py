@@ -9,9 +9,7 @@ Beyond bench/money_mix.py's checks: every prediction the fake ran to success is 
 
 from __future__ import annotations
 
-import argparse
 import random
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -22,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_replicate import start_fake, stop_fake  # noqa: E402
-from money_mix import Mix  # noqa: E402
+from money_mix import Mix, empty_database, parse_args  # noqa: E402
 
 TOKEN = "r8_money_mix_token"
 
@@ -89,12 +87,7 @@ class ReplicateMix(Mix):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--pg")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--entries", type=int, default=12)
-    args = ap.parse_args()
+    args = parse_args(entries=12)
     base = Path(tempfile.mkdtemp(prefix="money-mix-replicate-"))
     failures = 0
     for r in range(args.rounds):
@@ -103,9 +96,7 @@ def main() -> None:
         try:
             fake.faults(rate_limit=0.1, server_error=0.1, nsfw=0.05, pending=0.3, retry_after=1, seed=r)
             fake.mode("ok", download_failures=rng.choice([0, 1, 2]), drip_downloads=rng.choice([0, 0, 1]), drip_s=0.7)
-            if args.pg:
-                subprocess.run(["psql", args.pg.replace("+psycopg", ""), "-qc",
-                                "drop schema public cascade; create schema public;"], check=True, capture_output=True)
+            empty_database(args.pg)
             mix = ReplicateMix(base / f"round{r}", args.entries, rng, args.pg, fake)
             print(f"round {r} ({mix.root})")
             mix.round()
