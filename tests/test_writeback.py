@@ -480,3 +480,18 @@ def test_an_events_table_keyed_by_uuid_on_postgres(project_dir, app_pg):
     result = project_dir.run_json("sync", env=env)
     assert result["written_back"] == 1 and result["not_in_events_table"] == ["42", "event-a"], result
     assert project_dir.run_json("sync", env=env)["written_back_unchanged"] == 1
+
+
+def test_an_events_table_keyed_by_snowflake_ids(project_dir, tmp_path):
+    """A BIGINT key of 19 digits (snowflake ids, up to 9223372036854775807) is matched as the integer it is; one
+    past what a 64-bit column holds is not in the table."""
+    big, past = "1234567890123456789", "9223372036854775808"
+    project_dir.write_catalog([{"id": i, "title": f"Event {i}", "year": 1900} for i in (big, past)])
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE timeline_events (id INTEGER PRIMARY KEY, image_url TEXT, image_cdn_url TEXT, "
+                    "image_generated_at TIMESTAMP)")
+        con.execute("INSERT INTO timeline_events (id) VALUES (?)", (int(big),))
+    project_dir.run("generate", check=True)
+    result = project_dir.run_json("sync", env=project_dir.env(LIMNER_SYNC_EVENTS_DATABASE_URL=f"sqlite:///{db}"))
+    assert result["written_back"] == 1 and result["not_in_events_table"] == [past], result

@@ -162,7 +162,8 @@ class EventsTable:
         PostgreSQL, and ``'007'`` matched the row 7 on SQLite); a UUID column only ids that are UUIDs."""
         column_type = self.table.c[self.id_column].type
         if isinstance(column_type, Integer):
-            return int(entry_id) if re.fullmatch(r"0|[1-9][0-9]{0,17}", entry_id) else None
+            number = int(entry_id) if re.fullmatch(r"0|[1-9][0-9]{0,18}", entry_id) else None
+            return number if number is not None and number < 2**63 else None  # a BIGINT's 19 digits included
         if isinstance(column_type, Uuid):  # a UUID column holds an id that is one, in its usual lower-case form
             if not re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", entry_id):
                 return None
