@@ -615,3 +615,12 @@ def test_an_install_spec_without_credentials_is_written(tmp_path: Path, spec: st
     assert install["env"]["DEFAULT_PIP_SPEC"] == spec
     assert install["env"]["LIMNER_PIP_SPEC"] == "${{ secrets.LIMNER_PIP_SPEC }}"  # a secret may hold a spec with a token
     assert install["env"]["LIMNER_PIP_SPEC_VARIABLE"] == "${{ vars.LIMNER_PIP_SPEC }}"
+
+
+def test_init_help_says_what_the_workflow_installs_by_default(tmp_path):
+    """--ci-install's help names the default the workflow gets: none when this Limner's git URL is unknown (PyPI
+    has no limner, so the workflow stops until LIMNER_PIP_SPEC is set), never limner[all] from PyPI."""
+    out = subprocess.run([sys.executable, "-m", "limner", "init", "--help"], capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "COLUMNS": "400"}, check=True).stdout
+    said = " ".join(out.split())
+    assert "else limner[all]" not in said and "LIMNER_PIP_SPEC" in said, said

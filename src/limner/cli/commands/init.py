@@ -98,7 +98,8 @@ def register(app: typer.Typer) -> None:
                                                 "opening a pull (merge) request.")] = False,
         ci_budget: Annotated[float, typer.Option("--ci-budget", min=0, help="The workflow's spend cap per run, in USD.")] = 5.0,
         ci_install: Annotated[Optional[str], typer.Option("--ci-install", help="What the workflow pip-installs "
-                                                          "(default: this Limner's git URL, else limner[all]).")] = None,
+                                                          "(default: this Limner's git URL, else none: the workflow stops until "
+                                                          "the variable LIMNER_PIP_SPEC is set).")] = None,
         force: Annotated[bool, typer.Option("--force", help="Replace an existing CI workflow.")] = False,
     ) -> None:
         """Create limner.toml, .env.example, a sample style and catalogue; add Limner's block to .gitignore. Safe to re-run."""
