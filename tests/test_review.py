@@ -516,6 +516,36 @@ def test_regenerating_an_entry_another_run_holds_says_so_and_keeps_the_change(ma
     assert generate(p).generated == 1 and p.calls()[-1]["seed"] == 9
 
 
+def test_a_pinned_entry_whose_newer_render_awaits_review_is_not_generated_again_when_its_spec_changes(make_project_dir):
+    """A pin holds "until a person regenerates it or a run forces it": an unforced run after a catalogue edit made
+    a pinned entry whose newer render awaited review again (a paid call), which a pinned entry without one is not.
+    Both are up to date now; a forced run still makes it."""
+    import subprocess
+
+    from projects import make_entries
+
+    p = make_project_dir(1)
+    generate(p)
+    first = with_project(p, lambda project: renders_of(project, "event-000")[0].id)
+    with_project(p, lambda project: project.reviews.set_override("event-000", seed=5))
+    p.config.write_text(p.config.read_text().replace("size = 96\n", "size = 96\nlatency_s = 4\n"))
+    holder = run_holding(p, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with_project(p, lambda project: project.reviews.pin(first, note="keep this one"))
+    finally:
+        out, err = holder.communicate(timeout=60)
+    assert holder.returncode == 0, err
+    p.config.write_text(p.config.read_text().replace("latency_s = 4\n", ""))
+    entry = with_project(p, lambda project: project.reviews.entry("event-000"))
+    assert (entry.state, entry.pinned) == ("awaiting_review", True)
+    edited = make_entries(1)
+    edited[0]["description"] = "Edited after the pin."
+    p.write_catalog(edited)
+    assert generate(p).planned == 0 and len(p.calls()) == 2  # pinned: nothing to do, nothing paid
+    assert p.run_json("plan", "--id", "event-000")["planned"] == 1  # named: forced
+    assert p.run_json("generate", "--id", "event-000", "--no-progress")["generated"] == 1
+
+
 def test_approving_an_older_render_of_a_held_entry_publishes_it_and_keeps_the_entry_held(make_project_dir):
     """The newer render was rejected (the entry held), then an older one approved and published: the entry was
     marked published, its rejected spec stale, and the next run made that spec again (resuming the rejected render,

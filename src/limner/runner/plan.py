@@ -193,6 +193,9 @@ class Plan:
 
 _RESUMABLE = {EntryState.queued.value, EntryState.generating.value, EntryState.generated.value}
 _PUBLISHED = {EntryState.published.value, EntryState.stale.value}
+#: the states of a pinned entry that keep it up to date whatever its spec: the pin holds until a person regenerates
+#: it or a run forces it, also while a newer render (made before the pin, or by a run working then) awaits review
+_PINNED_UP_TO_DATE = _PUBLISHED | {EntryState.awaiting_review.value}
 
 
 def _reason(status: EntryStatus, fingerprint: str) -> str | None:
@@ -318,8 +321,8 @@ def _current_reason(ctx: SpecContext, entry: Entry, status: EntryStatus,
                     override: EntryOverride | None) -> tuple[str | None, str | None, RenderSpec | None]:
     """Why an entry with a state row needs work (``None``: it is up to date), with the input digest and
     spec computed on the way (``None`` when not needed)."""
-    if status.pinned and status.state in _PUBLISHED:
-        return None, None, None  # a person pinned its image
+    if status.pinned and status.state in _PINNED_UP_TO_DATE:
+        return None, None, None  # a person pinned its image (a newer render awaiting review waits for a decision)
     digest = None
     if status.state in _PUBLISHED and status.input_digest == (digest := ctx.digest(entry, override)):
         return None, digest, None  # same inputs as when it was published: no need to render the prompt
@@ -338,7 +341,7 @@ def _unnamed_up_to_date(project: Project, selection: Selection, entry: Entry, st
     reported once asked for."""
     if status.state == EntryState.missing.value:
         return False
-    if status.pinned and status.state in _PUBLISHED:
+    if status.pinned and status.state in _PINNED_UP_TO_DATE:
         return True
     try:
         style = project.style_for(entry)
