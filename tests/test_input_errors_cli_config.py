@@ -221,7 +221,29 @@ def test_a_base_url_with_a_password_is_refused_without_showing_it(tmp_path: Path
         load_settings(tmp_path / "limner.toml")
     said = info.value.message
     assert f"setting 'storage.{setting}'" in said and "hunter2pass" not in said
-    assert "carries a password" in said or "not an absolute http(s) URL" in said
+    assert "holds a user name or password" in said or "not an absolute http(s) URL" in said
+
+
+@pytest.mark.parametrize("url", ["https://cdn.example.org/key-art-collection/",
+                                 "https://images.example.org/hf_thumbnails_archive/",
+                                 "https://cdn.example.org/sk-archive/2026/"])
+def test_a_base_url_whose_path_only_looks_like_a_key_is_accepted(tmp_path: Path, url: str) -> None:
+    """The base-URL check refused any URL the secret heuristic flagged, path included: a CDN folder named
+    ``key-art-collection`` was refused as carrying "a password or token". Credentials, a query and a fragment are
+    what a base must not hold (the manifest ships it); a path is the site's own."""
+    (tmp_path / "limner.toml").write_text(f'[storage]\ncdn_base_url = "{url}"\n', encoding="utf-8")
+    assert load_settings(tmp_path / "limner.toml").storage.cdn_base_url == url
+
+
+@pytest.mark.parametrize("url", ["https://cdn.example.org/?sig=AbCdEfGh1234", "https://cdn.example.org/#token=x",
+                                 "https://user@cdn.example.org/"])
+def test_a_base_url_with_a_query_fragment_or_user_is_refused_by_every_command(tmp_path: Path, url: str) -> None:
+    """``limner sync`` refused these (the manifest would carry them, and keys are appended to the base), but every
+    other command took them: the setting is now refused where it is read, without showing it."""
+    (tmp_path / "limner.toml").write_text(f'[storage]\ncdn_base_url = "{url}"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "limner.toml")
+    assert "setting 'storage.cdn_base_url'" in info.value.message and url not in info.value.message
 
 
 # ------------------------------------------------------------------ serve

@@ -222,13 +222,20 @@ class StorageSettings(_Section):
         from urllib.parse import urlsplit
 
         parts = urlsplit(v)
-        if parts.password is not None or secret_shaped(v):  # never quoted; nor shipped in the app's manifest
-            raise ValueError("the URL carries a password or token (not shown): the manifest the app ships is built "
-                             "on it; give the public address without credentials")
+        # what the manifest the app ships must not carry (keys are appended to the base; sync.manifest.check_base
+        # asks the same of a storage's own public URL): credentials, a query (a signature), a fragment. Never
+        # quoted. A path is the site's own, whatever it looks like (a folder named key-art-collection)
+        held = ("a user name or password" if parts.username is not None or parts.password is not None
+                else "a query string (a signature or token?)" if parts.query or "?" in v
+                else "a fragment" if parts.fragment or "#" in v else None)
+        if held:
+            raise ValueError(f"the URL holds {held} (not shown): the manifest the app ships is built on it, and "
+                             "keys are appended to it; give the plain public address (scheme, host, path)")
         if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(c.isspace() for c in v):
-            plausible = "://" not in v and v.strip("/") and not any(c.isspace() for c in v)
+            shown = "the value (not shown)" if secret_shaped(v) else repr(v)
+            plausible = "://" not in v and v.strip("/") and not any(c.isspace() for c in v) and not secret_shaped(v)
             example = "https://" + v.lstrip("/") if plausible else "https://images.example.org"
-            raise ValueError(f"{v!r} is not an absolute http(s) URL: give its scheme and host, such as {example}")
+            raise ValueError(f"{shown} is not an absolute http(s) URL: give its scheme and host, such as {example}")
         return v
 
     @field_validator("alias_pattern")
