@@ -462,11 +462,9 @@ def test_approving_while_a_run_holds_the_entry_leaves_its_claim_and_nothing_is_p
     assert entry.published_render_id == first and entry.state == "awaiting_review" and entry.claimed_by is None
 
 
-def test_a_pin_made_while_a_run_works_on_the_entry_stays_and_the_run_s_image_awaits_review(make_project_dir):
-    """A person pinned the entry's image while an unforced run made its new spec (the review gate off): the run then
-    published its image over the pin and unpinned it, though a pin holds "until a person regenerates it or a run
-    forces it". The pin now stays; the run's image is kept, waiting for a person's decision. A forced run still
-    replaces the pin."""
+def pinned_while_a_run_works(make_project_dir):  # type: ignore[no-untyped-def]
+    """A published entry whose first render a person pins while an unforced `limner generate` makes its new spec
+    (seed 5); (project, the pinned render's id, the run's --json output) once the run has ended."""
     import subprocess
 
     p = make_project_dir(1)
@@ -480,6 +478,16 @@ def test_a_pin_made_while_a_run_works_on_the_entry_stays_and_the_run_s_image_awa
     finally:
         out, err = holder.communicate(timeout=60)
     assert holder.returncode == 0, err
+    return p, first, out
+
+
+def test_a_pin_made_while_a_run_works_on_the_entry_stays_and_the_run_s_image_awaits_review(make_project_dir):
+    """A person pinned the entry's image while an unforced run made its new spec (the review gate off): the run then
+    published its image over the pin and unpinned it, though a pin holds "until a person regenerates it or a run
+    forces it". The pin now stays; the run's image is kept, waiting for a person's decision. A forced run still
+    replaces the pin."""
+
+    p, first, out = pinned_while_a_run_works(make_project_dir)
     assert json.loads(out)["provider_calls"] == 1
     entry = with_project(p, lambda project: project.reviews.entry("event-000"))
     assert (entry.published_render_id, entry.pinned) == (first, True)
@@ -520,21 +528,9 @@ def test_a_pinned_entry_whose_newer_render_awaits_review_is_not_generated_again_
     """A pin holds "until a person regenerates it or a run forces it": an unforced run after a catalogue edit made
     a pinned entry whose newer render awaited review again (a paid call), which a pinned entry without one is not.
     Both are up to date now; a forced run still makes it."""
-    import subprocess
-
     from projects import make_entries
 
-    p = make_project_dir(1)
-    generate(p)
-    first = with_project(p, lambda project: renders_of(project, "event-000")[0].id)
-    with_project(p, lambda project: project.reviews.set_override("event-000", seed=5))
-    p.config.write_text(p.config.read_text().replace("size = 96\n", "size = 96\nlatency_s = 4\n"))
-    holder = run_holding(p, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        with_project(p, lambda project: project.reviews.pin(first, note="keep this one"))
-    finally:
-        out, err = holder.communicate(timeout=60)
-    assert holder.returncode == 0, err
+    p, _first, _out = pinned_while_a_run_works(make_project_dir)
     p.config.write_text(p.config.read_text().replace("latency_s = 4\n", ""))
     entry = with_project(p, lambda project: project.reviews.entry("event-000"))
     assert (entry.state, entry.pinned) == ("awaiting_review", True)
