@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import case, delete, exists, func, insert, or_, select, text, true, update
@@ -236,7 +237,7 @@ class Repository:
             conn.execute(update(runs).where(runs.c.id == run_id, runs.c.finished_at.is_(None)).values(finished_at=utcnow()))
 
     def claim(self, entry_id: str, fingerprint: str, run_id: str, *, force: bool = False,
-              published_seen: str | None | type[Ellipsis] = ...) -> Claim:
+              published_seen: str | None | EllipsisType = ...) -> Claim:
         """Take an entry for this run before any provider call, atomically: it succeeds only when no other
         run holds the entry and (unless ``force``) the image for ``fingerprint`` is not published yet; with
         ``published_seen`` (the fingerprint of the image published when the run planned the entry, None for
