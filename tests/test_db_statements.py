@@ -257,8 +257,13 @@ def test_a_dead_workers_share_of_a_shared_cap_is_counted_as_spent_not_held_for_g
     alive.settle(0.02, 0.02)
     # the worker was only judged gone: when it settles its call after all (refused, $0), nothing is counted twice
     dead.settle(0.03, 0.0)
-    cap = repo.spend_cap("cap-1")
-    assert (cap.spent_usd, cap.reserved_usd) == (pytest.approx(0.02), pytest.approx(0.0))
+    assert_settled(db, repo, "cap-1", 0.02)
+
+
+def assert_settled(db, repo, cap_id: str, spent_usd: float) -> None:  # type: ignore[no-untyped-def]
+    """The cap spent ``spent_usd``, reserves nothing, and no worker's share of it is left."""
+    cap = repo.spend_cap(cap_id)
+    assert (cap.spent_usd, cap.reserved_usd) == (pytest.approx(spent_usd), pytest.approx(0.0))
     with db.engine.connect() as conn:
         assert conn.execute(select(SpendHold)).all() == []
 
@@ -274,7 +279,4 @@ def test_shares_of_a_shared_cap_settle_to_nothing(db):
         assert [h.reserved_usd for h in conn.execute(select(SpendHold))] == [pytest.approx(0.3)]
     budget.settle(0.1, 0.1)
     budget.settle(0.2, 0.0)
-    cap = repo.spend_cap("cap-2")
-    assert (cap.spent_usd, cap.reserved_usd) == (pytest.approx(0.1), pytest.approx(0.0))
-    with db.engine.connect() as conn:
-        assert conn.execute(select(SpendHold)).all() == []
+    assert_settled(db, repo, "cap-2", 0.1)

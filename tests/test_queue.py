@@ -209,6 +209,16 @@ def test_enqueue_twice_gives_one_job_per_entry_and_a_changed_entry_replaces_its_
     assert p.calls() == []  # enqueuing pays for nothing
 
 
+def assert_cap_settled(p, budget_id: str, spent_usd: float) -> None:  # type: ignore[no-untyped-def]
+    """The shared cap of an enqueue spent ``spent_usd`` and holds nothing in flight any more."""
+    project = p.project()
+    try:
+        cap = project.repo.spend_cap(budget_id)
+        assert cap.spent_usd == pytest.approx(spent_usd) and abs(cap.reserved_usd) < 1e-9, cap
+    finally:
+        project.close()
+
+
 @pytest.mark.slow
 def test_three_workers_hold_the_provider_concurrency_across_processes_and_sigterm_finishes_in_flight(
         make_project_dir, pg_url):  # noqa: F811
@@ -329,12 +339,7 @@ def test_a_budget_holds_across_workers(make_project_dir, pg_url):  # noqa: F811
         stop(workers)
     assert len(p.calls()) == 4  # 4 × 0.01 fits under 0.045, a fifth would not
     assert published(p) == 4 and p.run_json("queue")["failed"] == 6
-    project = p.project()
-    try:
-        cap = project.repo.spend_cap(enq["budget_id"])
-        assert abs(cap.spent_usd - 0.04) < 1e-9 and abs(cap.reserved_usd) < 1e-9
-    finally:
-        project.close()
+    assert_cap_settled(p, enq["budget_id"], 0.04)
     assert os.path.exists(p.root / "spans.jsonl")
 
 
@@ -351,12 +356,7 @@ def test_a_shared_budget_given_back_by_a_call_that_cost_nothing_is_used(make_pro
     finally:
         stop(workers)
     assert published(p) == 2 and p.run_json("queue")["failed"] == 1  # the refused one
-    project = p.project()
-    try:
-        cap = project.repo.spend_cap(enq["budget_id"])
-        assert cap.spent_usd == pytest.approx(0.02) and abs(cap.reserved_usd) < 1e-9
-    finally:
-        project.close()
+    assert_cap_settled(p, enq["budget_id"], 0.02)
 
 
 @pytest.mark.slow
@@ -466,12 +466,7 @@ def test_enqueue_again_with_a_budget_puts_the_queued_jobs_under_it(make_project_
     finally:
         stop([worker])
     assert len(p.calls()) == 2 and p.run_json("costs")["total_usd"] == pytest.approx(0.02)
-    project = p.project()
-    try:
-        cap = project.repo.spend_cap(capped["budget_id"])
-        assert cap.spent_usd == pytest.approx(0.02) and abs(cap.reserved_usd) < 1e-9
-    finally:
-        project.close()
+    assert_cap_settled(p, capped["budget_id"], 0.02)
 
 
 @pytest.mark.slow
