@@ -51,6 +51,7 @@ try {
   const refused = await page.goto(`${base}/`, { waitUntil: "load" });
   const token = arg("token");
   await page.goto(`${base}/login?token=${encodeURIComponent(token)}`, { waitUntil: "load" });
+  await page.waitForURL(`${base}/`, { waitUntil: "load" });  // the log-in page moves on to the grid itself
   step("login", { refused: refused.status(), landed: page.url(),
     cookies: (await context.cookies()).map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite })) });
 

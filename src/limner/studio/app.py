@@ -105,7 +105,12 @@ def create_app(source: Settings | Project, token: str | None = None, *, host: st
         if not guard.token_ok(token):
             return Response("<!doctype html><meta charset=utf-8><title>Limner studio</title><h1>401</h1>"
                             "<p>Wrong token.</p>", status_code=401, media_type="text/html")
-        response = RedirectResponse("/", status_code=303)
+        # a page that moves on to the grid itself, not a redirect: a log-in reached from another site (the page
+        # `limner serve --open` gives the browser is a file://) is a cross-site navigation, and a browser sends no
+        # SameSite=Strict cookie on a redirect of it (401); a navigation the studio's own page starts is same-site
+        response = Response('<!doctype html><meta charset=utf-8><meta http-equiv="refresh" content="0;url=/">'
+                            '<title>Limner studio</title><p><a href="/">Open the review studio</a></p>',
+                            media_type="text/html")
         response.headers.append("set-cookie", guard.session_cookie_header())
         return response
 
