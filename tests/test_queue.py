@@ -328,6 +328,71 @@ def test_retry_failed_requeues_retryable_failures(make_project_dir, pg_url):  # 
 
 
 @pytest.mark.slow
+def test_a_refused_key_fixed_in_dotenv_is_taken_by_the_running_worker_and_no_job_is_burnt(make_project_dir, pg_url):  # noqa: F811
+    """A worker whose provider refused its key (AuthFailed) kept that refusal for its whole life: every later job
+    of the provider failed at once without a call (`limner queue` counted them failed, to be re-enqueued by
+    hand), and a key fixed in .env was used only after a restart. The jobs now come back without a call while
+    the key is the refused one, and the next job after .env changes reads the key again and runs."""
+    p = queue_project(make_project_dir, pg_url, 3, extra='auth_env = "FAKE_KEY"\nauth_accepts = "right"\n')
+    (p.root / ".env").write_text("FAKE_KEY=not-the-key\n")
+    assert p.run_json("generate", "--enqueue")["enqueued"] == 3
+    worker = start_worker(p, "--concurrency", "1")
+    try:
+        wait_until(lambda: "is not a valid key" in open(worker.files[1]).read(), 60, "the key refused")
+        time.sleep(1.5)  # the other jobs are taken meanwhile
+        queue = p.run_json("queue")
+        assert queue["failed"] == 0 and len(p.calls()) == 1, (queue, p.calls())  # nothing burnt, no call repeated
+        (p.root / ".env").write_text("FAKE_KEY=right\n")
+        wait_until(lambda: published(p) == 3, 60, "every entry published with the fixed key")
+    finally:
+        [(code, out, err)] = stop([worker])
+    assert code == 0, err
+    assert json.loads(out)["failed"] == 0, out
+    queue = p.run_json("queue")
+    assert (queue["failed"], queue["done"]) == (0, 3), queue
+    assert len(p.calls()) == 4, p.calls()  # the refused call, then one per entry with the fixed key
+    assert "not-the-key" not in err and "right" not in err
+
+
+def test_refused_credentials_are_tried_again_by_one_job_after_a_doubling_wait_or_at_once_when_changed(project_dir,
+                                                                                                    monkeypatch):
+    """The back-off of a refusal: the same key is tried again by one job once the wait is over (credit topped up),
+    the wait doubling at each refusal; a changed key is tried by the next job."""
+    from types import SimpleNamespace
+
+    from limner.queue import tasks
+    from limner.queue.tasks import CredentialsRefused, WorkerRuntime
+
+    project_dir.config.write_text(project_dir.config.read_text() + 'auth_env = "FAKE_KEY"\n')
+    (project_dir.root / ".env").write_text("FAKE_KEY=wrong\n")
+    runtime = WorkerRuntime(project_dir.project(), "")
+    now = [1000.0]
+    monkeypatch.setattr(tasks.time, "monotonic", lambda: now[0])
+    item = SimpleNamespace(lane=SimpleNamespace(name="fake"), entry=SimpleNamespace(id="event-000"))
+    refused = SimpleNamespace(stop_reason="provider 'fake' refused the credentials: 401", stop_fix=None)
+
+    assert runtime._may_call(item) is None  # nothing refused yet
+    assert isinstance(runtime._refused(item, refused, None), CredentialsRefused)
+    with pytest.raises(CredentialsRefused):
+        runtime._may_call(item)  # the same key, within the wait
+    now[0] += tasks.CREDENTIALS_RECHECK_S
+    trying = runtime._may_call(item)  # one job tries it again ...
+    assert trying is not None
+    with pytest.raises(CredentialsRefused):
+        runtime._may_call(item)  # ... while the others wait for its answer
+    runtime._refused(item, refused, trying)  # refused again: twice the wait
+    now[0] += tasks.CREDENTIALS_RECHECK_S
+    with pytest.raises(CredentialsRefused):
+        runtime._may_call(item)
+    (project_dir.root / ".env").write_text("FAKE_KEY=the-fixed-key\n")
+    trying = runtime._may_call(item)  # a changed key: tried at once
+    assert trying is not None and runtime.refusals["fake"].wait_s == 2 * tasks.CREDENTIALS_RECHECK_S
+    runtime._accepted(item, trying)
+    assert runtime.refusals == {} and runtime._may_call(item) is None
+    runtime.project.close()
+
+
+@pytest.mark.slow
 def test_a_budget_holds_across_workers(make_project_dir, pg_url):  # noqa: F811
     p = queue_project(make_project_dir, pg_url, 10, extra="latency_s = 0.1\nprice_usd = 0.01\n")
     enq = p.run_json("generate", "--enqueue", "--budget", "0.045")

@@ -96,6 +96,13 @@ class Project:
             self._providers[name] = cls(model=conf.model, settings=extra)
         return self._providers[name]
 
+    def reload_provider(self, name: str) -> Provider:
+        """A new instance of provider ``name`` in place of the one :meth:`provider` kept, so that its credentials
+        are read again (the environment, the project's .env) on its first call: a queue worker whose credentials
+        a provider refused (the old instance's client holds the refused key)."""
+        self._providers.pop(name, None)
+        return self.provider(name)
+
     def provider_price(self, name: str, width: int | None = None, height: int | None = None) -> float:
         """USD per image: ``[providers.<name>] price_usd`` in limner.toml, else the provider's price table."""
         conf = self.settings.provider_settings(name)

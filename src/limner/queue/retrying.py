@@ -5,12 +5,13 @@ A job raises one of :mod:`limner.queue.tasks`' outcomes when its entry cannot be
 * ``HeldElsewhere``: another live run holds the entry (a ``limner generate``, or a worker on another host
   within its heartbeat), or this worker already runs a job for it;
 * ``Paused``: this worker stopped taking paid work after a storage or database fault;
-* ``NotRunnableHere``: the entry's provider cannot run on this worker's machine (mflux off a Mac).
+* ``NotRunnableHere``: the entry's provider cannot run on this worker's machine (mflux off a Mac);
+* ``CredentialsRefused``: the provider refused this worker's credentials, which are read again at each job.
 
 Each lasts exactly as long as its cause: a holder finishes, or dies and its claims are taken over; a
 paused worker records what it kept and frees the rest; a worker that can run the provider takes the job
-(a Mac back online for mflux). So they come back **without a count limit**, every ``HELD_RETRY_WAIT_S``
-at first, then less often (doubling up to ``HELD_RETRY_MAX_WAIT_S``), and the worker logs one line each
+(a Mac back online for mflux); a key is fixed in .env. So they come back **without a count limit**, every
+``HELD_RETRY_WAIT_S`` at first, then less often (doubling up to ``HELD_RETRY_MAX_WAIT_S``), and the worker logs one line each
 time. With a limit, a holder that kept an entry past it (a worker paused for minutes by a store outage)
 would make the job fail for good while nothing is wrong with the entry, and the entry would wait for the
 next enqueue. (A count could not be kept per kind either: the engine's ``attempts`` counts every retry of

@@ -16,9 +16,12 @@ pauses the worker (:meth:`WorkerRuntime._halt`, :meth:`WorkerRuntime.recover`; s
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from limner.queue.engine import SCHEDULE_TASK, TASK
@@ -60,6 +63,34 @@ class BudgetHeld(HeldElsewhere):
 
 #: the held outcomes that come back a bounded number of times (:func:`limner.queue.retrying.gives_up`)
 BOUNDED: tuple[type[BaseException], ...] = (BudgetHeld,)
+
+
+class CredentialsRefused(HeldElsewhere):
+    """The entry's provider refused this worker's credentials (a wrong or revoked key, an account out of credit):
+    the job comes back, without a call, until the credentials change (read again from the environment and the
+    project's .env at each job) or :data:`CREDENTIALS_RECHECK_S` pass, when one job tries them again
+    (:meth:`WorkerRuntime._may_call`)."""
+
+
+#: after a provider refused this worker's credentials, how long its jobs wait before one tries the same credentials
+#: again (seconds; credit topped up, a key unrevoked), doubling after each refusal up to CREDENTIALS_RECHECK_MAX_S.
+#: Credentials that changed are tried by the next job at once
+CREDENTIALS_RECHECK_S = 30.0
+CREDENTIALS_RECHECK_MAX_S = 600.0
+
+
+@dataclass
+class Refusal:
+    """A provider's refusal of this worker's credentials (:class:`CredentialsRefused`)."""
+
+    reason: str
+    #: sha256 of the credentials refused (their variables' values, never kept themselves)
+    digest: str
+    wait_s: float
+    #: when a job may try the same credentials again (``time.monotonic()``)
+    retry_at: float
+    #: a job is trying them now: the others wait for its answer
+    trying: bool = False
 
 
 class Paused(Exception):
@@ -107,6 +138,10 @@ class WorkerRuntime:
         #: plan in several database threads at once, and one reads the files while the others wait for it
         self._inputs_read: tuple | None = None
         self._inputs_lock = threading.Lock()
+        #: providers whose credentials were refused (name -> refusal): their jobs come back without a call
+        self.refusals: dict[str, Refusal] = {}
+        #: provider instances replaced after a refusal (:meth:`_renew_provider`), closed with the worker
+        self._retired: list = []
 
     def _inputs_stamp(self) -> tuple:
         """What says the catalogue or a style file changed: each one's path, mtime and size (a few ``stat`` calls:
@@ -194,8 +229,8 @@ class WorkerRuntime:
         """Everything :meth:`start` opened (also after a start that failed half-way)."""
         if self._beating is not None:
             self._beating.cancel()
-        for gate in self.gates.values():
-            await gate.provider.aclose()
+        for provider in [*self._retired, *(gate.provider for gate in self.gates.values())]:
+            await provider.aclose()
         for session in [self.slots, *self._sessions]:
             if session is not None:
                 await session.close()
@@ -210,8 +245,8 @@ class WorkerRuntime:
 
     def gate_for(self, lane: Lane) -> ProviderGate:
         gate = self.gates.get(lane.name)
-        if gate is None:
-            gate = self.gates[lane.name] = lane.gate(self.project.settings.generate)
+        if gate is None:  # the project's instance, which may be newer than the lane's (renewed after a refusal)
+            gate = self.gates[lane.name] = lane.gate(self.project.settings.generate, self.project.provider(lane.name))
             gate.stopping = self.halted is not None  # a gate made while paused starts no paid call either
             if self.metrics is not None:
                 self.metrics.time_calls(gate.provider)
@@ -349,12 +384,77 @@ class WorkerRuntime:
             if reason is not None:  # named with --queues on a machine it cannot run on: left for one that can
                 raise NotRunnableHere(f"{entry_id}: provider {found.provider!r} cannot run on this worker's machine "
                                       f"({reason}); retried later, for a worker that can")
-            return await self._run_item(found, entry_id, fingerprint, cap_id, replaces)
+            trying = self._may_call(found)
+            try:
+                return await self._run_item(found, entry_id, fingerprint, cap_id, replaces, trying)
+            finally:
+                if trying is not None:  # its answer is in (a refusal renewed it): the others may try again later
+                    trying.trying = False
         finally:
             self.current.discard(entry_id)
 
+    # -------------------------------------------------------------------------------------- refused credentials
+    def _credentials_digest(self, name: str) -> str:
+        """A digest of provider ``name``'s credentials as they are now (environment, then the project's .env)."""
+        provider = self.project.provider(name)
+        values = [provider.secret(var) or "" for var in provider.credential_names()]
+        return hashlib.sha256("\0".join(values).encode()).hexdigest()
+
+    def _may_call(self, item: PlanItem) -> Refusal | None:
+        """Whether this job may call the entry's provider after it refused this worker's credentials: raises
+        :class:`CredentialsRefused` while they are the ones refused and the back-off lasts, or another job is
+        trying them; else this job tries them, with a new provider instance that reads them again, and the refusal
+        it tries is returned (None: there was none)."""
+        name = item.lane.name
+        refusal = self.refusals.get(name)
+        if refusal is None:
+            return None
+        changed = self._credentials_digest(name) != refusal.digest
+        if refusal.trying or (not changed and time.monotonic() < refusal.retry_at):
+            wait = max(0.0, refusal.retry_at - time.monotonic())
+            raise CredentialsRefused(f"{item.entry.id}: {refusal.reason}; the job comes back once the credentials "
+                                     f"change (the next job reads them again) or, with the same ones, in {wait:.0f}s")
+        refusal.trying = True
+        self._renew_provider(name)
+        log.info("provider %r: trying its credentials again (%s)", name,
+                 "they changed" if changed else f"{refusal.wait_s:.0f}s after the refusal")
+        return refusal
+
+    def _renew_provider(self, name: str) -> None:
+        """A new instance of the provider for the next calls, which reads the credentials again (the old one keeps
+        the refused key in its client); calls in flight finish on the old one, closed with the worker."""
+        fresh = self.project.reload_provider(name)
+        gate = self.gates.get(name)
+        if gate is not None:
+            if self.metrics is not None:
+                self.metrics.time_calls(fresh)
+            self._retired.append(gate.renew(fresh))
+
+    def _refused(self, item: PlanItem, outcome: Any, tried: Refusal | None) -> CredentialsRefused:
+        """A provider refused the credentials (``outcome`` stopped for them): its jobs come back without a call
+        until they change or a back-off passes, doubling when the job that tried them again (``tried``) was
+        refused too. Returns the job's outcome."""
+        name = item.lane.name
+        reason = outcome.stop_reason or f"provider {name!r} refused the credentials"
+        current = self.refusals.get(name)
+        if current is None or current is tried:
+            wait = CREDENTIALS_RECHECK_S if current is None else min(CREDENTIALS_RECHECK_MAX_S, current.wait_s * 2)
+            self.refusals[name] = Refusal(reason, self._credentials_digest(name), wait, time.monotonic() + wait)
+            fix = f" ({outcome.stop_fix})" if outcome.stop_fix else ""
+            log.error("%s%s: its jobs come back without a call until the credentials change (read again from the "
+                      "environment and .env at each job; an environment variable needs a restart) or, with the same "
+                      "ones, for one try in %.0fs", reason, fix, wait)
+        return CredentialsRefused(f"{item.entry.id}: {reason}; the job comes back once the credentials change")
+
+    def _accepted(self, item: PlanItem, tried: Refusal | None) -> None:
+        """The job that tried the credentials again got past them: the provider's jobs run again."""
+        if tried is not None and self.refusals.get(item.lane.name) is tried:
+            del self.refusals[item.lane.name]
+            log.warning("provider %r takes this worker's credentials again: its jobs run", item.lane.name)
+
     async def _run_item(self, item: PlanItem, entry_id: str, fingerprint: str, cap_id: str | None,
-                        replaces: int | None) -> str:
+                        replaces: int | None, tried: Refusal | None = None) -> str:
+        """Run the planned entry; ``tried``: the refusal of its provider's credentials this job tries again."""
         from limner.queue.limits import SharedBudget
         from limner.runner.journal import Allowance
 
@@ -385,6 +485,12 @@ class WorkerRuntime:
             reserved = allowance.reserved if allowance is not None else price
             await asyncio.shield(self.off.db(budget.settle, reserved, outcome.cost_usd if outcome else 0.0))
         self._count(item.provider, outcome)
+        if outcome.stop_cause == "credentials":  # stopped, or failed (retryable) after the refused call: free it,
+            # and the job comes back once they change
+            await self.off.db(repo.release_claim, entry_id, self.run.id)
+            raise self._refused(item, outcome, tried)
+        if outcome.provider_calls or outcome.status == "published":
+            self._accepted(item, tried)
         if outcome.status == "over_budget":  # calls lost or billed without an image spent its share
             await self.off.db(repo.release_claim, entry_id, self.run.id)
             raise EntryFailed(f"{entry_id}: the budget of this enqueue is spent (by calls that gave no image); "
@@ -407,8 +513,6 @@ class WorkerRuntime:
                     and item.reason != "forced":
                 return "up_to_date"
             raise HeldElsewhere(f"{entry_id}: another run holds it; retried later")
-        if outcome.status == "stopped":  # credentials: free it for later
-            await self.off.db(repo.release_claim, entry_id, self.run.id)
         raise EntryFailed(f"{entry_id}: {outcome.error or outcome.stop_reason or outcome.status}")
 
     async def recover(self) -> bool:

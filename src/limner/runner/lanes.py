@@ -74,10 +74,11 @@ class Lane:
     def unavailable(self) -> str | None:
         return self.cls.unavailable()
 
-    def gate(self, generate: GenerateSettings) -> ProviderGate:
+    def gate(self, generate: GenerateSettings, provider: Provider | None = None) -> ProviderGate:
+        """The lane's gate, calling ``provider`` (default: the lane's instance)."""
         from limner.runner.retry import ProviderGate
 
-        return ProviderGate(self.provider, concurrency=self.concurrency, rate_per_minute=self.rate_limit_per_minute,
+        return ProviderGate(provider or self.provider, concurrency=self.concurrency, rate_per_minute=self.rate_limit_per_minute,
                             timeout_s=self.conf.timeout_s or generate.call_timeout_s, max_attempts=generate.max_attempts,
                             backoff_initial_s=generate.backoff_initial_s, backoff_max_s=generate.backoff_max_s,
                             retry_after_max_s=generate.retry_after_max_s)

@@ -97,6 +97,13 @@ class ProviderGate:
         #: imaging pool then (see runner/pool.py)
         self.on_first_call: Callable[[], None] | None = None
 
+    def renew(self, provider: Provider) -> Provider:
+        """Make the gate's calls with ``provider`` (a new instance: its credentials read again) and forget the
+        refusal of the old one (:attr:`auth_failure`); calls in flight finish on the old instance, which is
+        returned for its owner to close once they have. A queue worker's way back after a refusal."""
+        old, self.provider, self.auth_failure = self.provider, provider, None
+        return old
+
     async def _once(self, request: GenerationRequest, stats: CallStats, journal: CallJournal) -> Answer:
         await self.slots.acquire()
         released = False

@@ -11,6 +11,9 @@ Settings (``[providers.fake]`` in limner.toml, or the ``settings`` dict):
 * ``retry_after``: the ``retry_after`` of those rate limits (default 0.01 s)
 * ``refuse_ids``, ``blank_ids``, ``corrupt_ids``: lists of ids
 * ``auth_fail``: every call raises AuthFailed
+* ``auth_env`` / ``auth_accepts``: the variable holding the key (environment or the project's .env), read on
+  the instance's first call and kept, as a hosted API's client keeps it; a call made with another value than
+  ``auth_accepts`` (or none) is refused with AuthFailed, as a 401
 * ``price_usd``: cost reported per successful call
 
 It sets no ``max_concurrency`` (``concurrency_hint()`` is None): ``[generate] concurrency`` applies.
@@ -53,6 +56,16 @@ class FakeProvider(Provider):
         super().__init__(model=model, settings=settings)
         self.calls: list[GenerationRequest] = []
         self._seen: Counter[str] = Counter()
+        self._key: str | None = None
+        self._key_read = False
+
+    def credential_names(self) -> list[str]:
+        env = self.settings.get("auth_env")
+        return [*super().credential_names(), *([str(env)] if env else [])]
+
+    async def prepare(self) -> None:
+        if self.settings.get("auth_env") and not self._key_read:  # read once, as a client is built once
+            self._key, self._key_read = self.secret(str(self.settings["auth_env"])), True
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         s = self.settings
@@ -71,6 +84,8 @@ class FakeProvider(Provider):
                 fh.write(json.dumps({"id": entry_id, "start": started, "end": time.time(), "pid": os.getpid()}) + "\n")
         if s.get("auth_fail"):
             raise AuthFailed("fake: invalid token")
+        if s.get("auth_env") and self._key != str(s.get("auth_accepts")):
+            raise AuthFailed(f"fake: {s['auth_env']} is not a valid key (401)")
         if n <= int((s.get("rate_limit_ids") or {}).get(entry_id, 0)):
             raise RateLimited("fake: 429 Too Many Requests", retry_after=float(s.get("retry_after", 0.01)))
         if n <= int((s.get("transient_ids") or {}).get(entry_id, 0)):
