@@ -655,3 +655,60 @@ async def test_a_forced_job_meeting_a_queued_unforced_one_for_its_entry_stays_fo
         assert result.replaced == 1
         left = [k for k in await queued() if k["entry_id"] == "event-001"]
     assert [(k.get("force"), k.get("replaces"), k["cap_id"]) for k in left] == [(True, 9, "cap-3")], left
+
+
+async def test_a_schedule_tick_that_fails_runs_again_within_its_period(pg_url):  # noqa: F811
+    """A schedule tick that failed (the database away for a moment, a catalogue saved half-way) was not run again:
+    what was missing waited for the next tick, a week later with the default schedule. The engine now retries it
+    with a back-off, while the retry comes before the next tick."""
+    import asyncio
+    import datetime as dt
+
+    import procrastinate.worker
+
+    from limner.queue import retrying
+    from limner.queue.engine import SCHEDULE_TASK, ensure_schema, make_app
+
+    class Failing:  # the worker's runtime, as far as a tick uses it
+        ticks = 0
+
+        async def enqueue_due(self, app, timestamp: int) -> str:  # type: ignore[no-untyped-def]
+            self.ticks += 1
+            raise RuntimeError("the catalogue cannot be read (saved half-way)")
+
+    dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    ensure_schema(dsn)
+    app = make_app(dsn, schedule="0 3 29 2 *")  # the next tick is years away
+    runtime = Failing()
+    async with app.open_async():
+        await app.tasks[SCHEDULE_TASK].defer_async(timestamp=int(time.time()))
+        worker = procrastinate.worker.Worker(app=app, queues=["schedule"], wait=False, install_signal_handlers=False,
+                                             additional_context={"limner": runtime})
+        await asyncio.wait_for(worker.run(), 60)  # runs the tick once; its retry is not due yet
+        [job] = await app.job_manager.list_jobs_async(task=SCHEDULE_TASK)
+    assert runtime.ticks == 1 and (job.status, job.attempts) == ("todo", 1), (job.status, job.attempts)
+    wait = (job.scheduled_at - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    assert 0 < wait <= retrying.TICK_RETRY_WAIT_S, wait
+
+
+def test_a_failed_schedule_tick_backs_off_and_is_never_retried_past_the_next_tick() -> None:
+    from types import SimpleNamespace
+
+    from limner.queue.retrying import TICK_RETRY_MAX_WAIT_S, TICK_RETRY_WAIT_S, TickRetry
+
+    now = time.time()
+    weekly = TickRetry("0 3 * * 1")
+
+    def wait(strategy: TickRetry, tick: float, attempts: int) -> float | None:
+        decision = strategy.get_retry_decision(exception=RuntimeError("x"),
+                                               job=SimpleNamespace(attempts=attempts, task_kwargs={"timestamp": int(tick)}))
+        return None if decision is None else decision.retry_at.timestamp() - now
+
+    first, third = wait(weekly, now, 0), wait(weekly, now, 2)
+    assert first == pytest.approx(TICK_RETRY_WAIT_S, abs=2) and third == pytest.approx(4 * TICK_RETRY_WAIT_S, abs=2)
+    assert wait(weekly, now, 30) == pytest.approx(TICK_RETRY_MAX_WAIT_S, abs=2)
+    hourly = TickRetry("0 * * * *")
+    tick = now - now % 3600  # this hour's tick: the next one is within the hour
+    assert wait(hourly, tick, 0) is not None and wait(hourly, tick, 30) is None  # an hour's wait passes the next tick
+    every_minute = TickRetry("* * * * *")
+    assert wait(every_minute, now - now % 60, 0) is None  # the next tick comes first: it does the work

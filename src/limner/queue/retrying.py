@@ -17,10 +17,17 @@ would make the job fail for good while nothing is wrong with the entry, and the 
 next enqueue. (A count could not be kept per kind either: the engine's ``attempts`` counts every retry of
 the job.) Any other exception is not retried by the engine (the unit of work already retried the
 provider's own faults).
+
+A schedule tick (:data:`limner.queue.engine.SCHEDULE_TASK`) that fails (the database away for a moment, the
+catalogue saved half-way, any error) runs again too (:class:`TickRetry`): after ``TICK_RETRY_WAIT_S``, doubling
+up to ``TICK_RETRY_MAX_WAIT_S``, for as long as the retry comes before the schedule's next tick, which does the
+same work (with a weekly schedule, a failed tick would otherwise leave what is missing for a week).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from typing import Any
 
 import procrastinate
@@ -60,3 +67,32 @@ class HeldRetry(procrastinate.BaseRetryStrategy):
         if gives_up(exception, job.attempts, self.bounded):
             return None  # the job fails, with the exception's message
         return procrastinate.RetryDecision(retry_in={"seconds": held_wait_s(job.attempts)})
+
+
+#: the first wait before a failed schedule tick runs again (seconds), doubling at each failure up to the longest
+TICK_RETRY_WAIT_S = 30
+TICK_RETRY_MAX_WAIT_S = 3600
+
+
+def tick_wait_s(attempts: int) -> int:
+    """The wait before try ``attempts + 1`` of a failed schedule tick."""
+    return min(TICK_RETRY_MAX_WAIT_S, TICK_RETRY_WAIT_S * 2 ** min(attempts, 16))
+
+
+class TickRetry(procrastinate.BaseRetryStrategy):
+    """The engine's retry decision for a schedule tick that failed: again after :func:`tick_wait_s`, while that
+    is before the schedule's next tick (which then does the work); never past it."""
+
+    def __init__(self, cron: str) -> None:
+        self.cron = cron
+
+    def get_retry_decision(self, *, exception: BaseException, job: Any) -> procrastinate.RetryDecision | None:
+        import croniter
+
+        now = time.time()
+        retry_at = now + tick_wait_s(job.attempts)
+        tick = job.task_kwargs.get("timestamp")
+        next_tick = croniter.croniter(self.cron, float(tick) if isinstance(tick, (int, float)) else now).get_next(float)
+        if retry_at >= next_tick:
+            return None  # the job fails, with the exception's message; the next tick plans everything again
+        return procrastinate.RetryDecision(retry_at=dt.datetime.fromtimestamp(retry_at, dt.timezone.utc))

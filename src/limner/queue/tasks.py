@@ -562,11 +562,11 @@ class WorkerRuntime:
 
 
 def register(app: procrastinate.App, *, schedule: str | None = None) -> None:
-    from limner.queue.retrying import HeldRetry
+    from limner.queue.retrying import HeldRetry, TickRetry
 
     if schedule:
         @app.periodic(cron=schedule, periodic_id="missing-or-stale")
-        @app.task(name=SCHEDULE_TASK, queue="schedule", pass_context=True)
+        @app.task(name=SCHEDULE_TASK, queue="schedule", pass_context=True, retry=TickRetry(schedule))
         async def scheduled_enqueue(context: Any, timestamp: int) -> str:
             runtime: WorkerRuntime = context.additional_context["limner"]
             return await runtime.enqueue_due(context.app, timestamp)
