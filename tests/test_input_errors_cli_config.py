@@ -88,6 +88,26 @@ def test_an_upload_refused_for_overlapping_storages_creates_no_database(project_
     assert not (project_dir.root / ".limner").exists()
 
 
+def test_an_upload_from_a_folder_that_is_not_there_is_refused_naming_it(project_dir: ProjectDir, tmp_path: Path) -> None:
+    """`limner upload --from <folder>` with a folder that does not exist (mistyped) listed it as empty, said
+    "Copied 0 objects ... To use it, set [storage] url" and exited 0; so did a source that is a file, and the
+    configured storage folder of a project that has none yet. Each is now refused naming the folder."""
+    (project_dir.root / "a-file").write_text("x")
+    destination = tmp_path / "copy"
+    for source, named in ((str(tmp_path / "mistyped"), tmp_path / "mistyped"),
+                          ("relative-missing", project_dir.root / "relative-missing"),
+                          (f"file://{tmp_path / 'also-missing'}", tmp_path / "also-missing")):
+        said = refused(project_dir, "upload", "--from", source, "--to", str(destination))
+        assert f"--from: the folder {named} does not exist; nothing was copied" in said, said
+    said = refused(project_dir, "upload", "--from", "a-file", "--to", str(destination), "--all")
+    assert f"--from: {project_dir.root / 'a-file'} is not a folder; nothing was copied" in said, said
+    said = refused(project_dir, "upload", "--to", str(destination))  # the configured one: none made yet
+    assert f"storage.url (its default): the folder {project_dir.root / '.limner' / 'media'} does not exist" in said
+    said = refused(project_dir, "upload", "--to", str(destination), LIMNER_STORAGE_URL="store")
+    assert f"storage.url (environment variable LIMNER_STORAGE_URL): the folder {project_dir.root / 'store'}" in said
+    assert not destination.exists() and not (project_dir.root / ".limner").exists()
+
+
 def test_generate_without_the_provider_credentials_creates_no_database(project_dir: ProjectDir) -> None:
     """The run stopped before any call for want of the API key, after it had created and migrated the
     state database."""

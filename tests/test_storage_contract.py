@@ -71,6 +71,7 @@ def test_defaults() -> None:
     assert isinstance(info.value, StorageError) and "cannot make signed URLs" in str(info.value)
     assert not s.verifies_writes and not s.sizes_in_listing
     s.check()
+    s.check_readable()
     s.close()
 
 

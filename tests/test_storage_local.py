@@ -251,3 +251,14 @@ def test_declared_capabilities() -> None:
     for name in ("copy", "signed_url", "close"):  # get + put is already atomic; a folder signs nothing
         assert getattr(LocalStorage, name) is getattr(Storage, name), name
 
+
+
+def test_check_readable_refuses_a_folder_that_is_not_there_or_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    for root, said in ((tmp_path / "missing", f"the folder {tmp_path / 'missing'} does not exist"),
+                       (tmp_path / "a-file", f"{tmp_path / 'a-file'} is not a folder")):
+        with pytest.raises(StorageError, match=said):
+            LocalStorage(root).check_readable()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing made
+    (tmp_path / "empty").mkdir()
+    LocalStorage(tmp_path / "empty").check_readable()  # there, though empty

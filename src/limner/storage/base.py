@@ -123,6 +123,12 @@ class Storage(ABC):
         """Fail fast, before any paid work, when the store cannot be written (missing bucket, bad
         credentials). Default: nothing to check."""
 
+    def check_readable(self) -> None:
+        """Fail (``StorageError``, naming the place) when there is no store to read from at all, where a listing
+        would find nothing rather than fail: a folder that does not exist, or is a file. Changes nothing. Called
+        on the source of a copy (``limner upload``), so that a mistyped source is an error, not zero objects
+        copied. Default: nothing to check (a missing bucket fails its first listing)."""
+
     def put_if_absent(self, key: str, data: bytes, *, content_type: str) -> bool:
         """Write unless an object of the same size already sits at a content-addressed key.
         Returns whether it wrote. Backends that can compare hashes cheaply override it."""

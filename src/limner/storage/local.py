@@ -55,6 +55,12 @@ class LocalStorage(Storage):
         self.put(probe, b"ok", content_type="text/plain")
         self.delete(probe)
 
+    def check_readable(self) -> None:
+        """The folder exists and is a folder (a missing one would list as empty)."""
+        if not self.root.is_dir():
+            what = f"{self.root} is not a folder" if self.root.exists() else f"the folder {self.root} does not exist"
+            raise StorageError(what, retryable=False)
+
     def put_if_absent(self, key: str, data: bytes, *, content_type: str) -> bool:
         """Skip only when the same bytes are already there (a damaged file of the same size is rewritten)."""
         try:

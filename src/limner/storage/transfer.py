@@ -79,6 +79,12 @@ def same_place(a: Storage, b: Storage) -> bool:
     return a.overlaps(b) or b.overlaps(a)
 
 
+def refuse_overlap(src: Storage, dst: Storage) -> None:
+    """A ``ConfigError`` when a copy from ``src`` to ``dst`` could read what it writes (:func:`same_place`)."""
+    if same_place(src, dst):
+        raise ConfigError(f"the source and the destination overlap: {src!r} and {dst!r}")
+
+
 def list_with_sizes(storage: Storage, prefix: str = "") -> Iterable[tuple[str, int | None]]:
     """``(key, size)`` pairs: the sizes where the listing carries them (``sizes_in_listing``), else
     ``(key, None)``: one request per object only when an object is actually needed."""
@@ -135,8 +141,7 @@ def copy_object(src: Storage, dst: Storage, key: str, *, size: int | None = None
 def copy_objects(src: Storage, dst: Storage, items: Iterable[tuple[str, int | None]], *, recorded: Mapping[str, str] | None = None,
                  jobs: int = 8, on_progress: ProgressFn | None = None, stop: threading.Event | None = None) -> TransferResult:
     """Copy ``(key, size)`` items with ``jobs`` threads; failures are collected, never raised."""
-    if same_place(src, dst):
-        raise ConfigError(f"the source and the destination overlap: {src!r} and {dst!r}")
+    refuse_overlap(src, dst)
     items = list(items)
     result = TransferResult(objects=len(items))
     # one listing of the destination spares a request per object that is not there yet

@@ -42,7 +42,7 @@ PNG = "image/png"
 BLOB = bytes(range(256)) * 16  # every byte value, 4 KiB
 
 #: the operations ``Storage`` declares with a default; the suite tests each, default and override
-OPTIONAL_OPERATIONS = ("check", "put_if_absent", "list_sizes", "object_info", "copy", "location", "overlaps", "signed_url",
+OPTIONAL_OPERATIONS = ("check", "check_readable", "put_if_absent", "list_sizes", "object_info", "copy", "location", "overlaps", "signed_url",
                        "partial_writes", "delete_partial_write", "close", "verifies_writes", "sizes_in_listing")
 
 
@@ -240,6 +240,12 @@ class StorageSuite:
         storage.check()
         assert list(storage.list()) == []
         Storage.check(storage)  # the default checks nothing
+
+    def test_check_readable(self, storage: Storage) -> None:
+        storage.put("masters/ab/blob.bin", BLOB, content_type="application/octet-stream")
+        storage.check_readable()  # a store that holds objects can be read from; the check writes nothing
+        assert list(storage.list()) == ["masters/ab/blob.bin"]
+        Storage.check_readable(storage)  # the default checks nothing
 
     def test_put_if_absent_default(self, storage: Storage) -> None:
         key = content_key("masters", hashlib.sha256(BLOB).hexdigest(), "png")

@@ -10,7 +10,7 @@ import typer
 
 from limner.cli.commands._selection import JsonOpt
 from limner.cli.context import err, friendly, get_project, out, print_json
-from limner.errors import EXIT_FAILURES, EXIT_OK
+from limner.errors import EXIT_FAILURES, EXIT_OK, ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,
     ) -> None:
         """Copy stored images to another storage; resumable: objects already there are skipped."""
-        from limner.storage.transfer import copy_objects, describe, list_with_sizes, open_storage_at
+        from limner.storage.base import StorageError
+        from limner.storage.transfer import copy_objects, describe, list_with_sizes, open_storage_at, refuse_overlap
         from limner.sync.gc import GC_PREFIXES
 
         project = get_project(ctx, read_only=True)  # the state database is only read: a new project's is not created
@@ -37,6 +38,15 @@ def register(app: typer.Typer) -> None:
             settings = project.settings
             src = open_storage_at(settings, from_) if from_ else project.storage
             dst = open_storage_at(settings, to, endpoint_url=endpoint_url, region=region)
+            refuse_overlap(src, dst)
+            try:  # a mistyped source folder lists as empty: refused, not "copied 0 objects"
+                src.check_readable()
+            except StorageError as exc:
+                source = settings.source_of("storage", "url")
+                given = "--from" if from_ else "storage.url (its default)" if source == "settings" else f"storage.url ({source})"
+                raise ConfigError(f"{given}: {exc}; nothing was copied",
+                                  hint="check the path (a relative one is read from the project folder)" if from_
+                                  else "run `limner generate` first, or pass --from") from None
             recorded = project.repo.object_digests()
             missing: list[str] = []
             if all_:
