@@ -434,3 +434,13 @@ def test_example_timeline_published_to_supabase(make_project_dir: Any) -> None:
                 r = client.get(f"{fake.url}/storage/v1/object/public/timeline-images/limner/events/{entry_id}.jpg")
                 assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
                 assert r.content == client.get(base + manifest["entries"][entry_id]["image_key"]).content
+
+
+def test_the_alias_cache_is_kept_under_the_storage_url_without_its_password(tmp_path: Path) -> None:
+    """The cache of written aliases (.limner/) was keyed by the storage URL as configured: a plugin's URL with a
+    user:password@ put the password in a file on disk."""
+    storage = LocalStorage(tmp_path / "media")
+    project = stand_in(tmp_path, storage, "memory://editor:pw-Secr3t-9f2k@store/media")
+    assert write_aliases(project, [publish(storage, "exodus", 1)], pattern=PATTERN) == ["events/exodus.jpg"]
+    kept = "".join(p.read_text() for p in (tmp_path / ".limner").rglob("*") if p.is_file())
+    assert "events/exodus.jpg" in kept and "memory://***@store/media" in kept and "Secr3t" not in kept

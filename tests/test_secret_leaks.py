@@ -208,3 +208,65 @@ def test_a_supabase_error_body_is_redacted_before_it_is_cut() -> None:
 
     for text in _near(200):
         assert not _leaks(Redactor([ECHOED])(_Failure(httpx.Response(500, text=text)).detail))
+
+
+# ------------------------------------------------------------------ a storage URL with a password in it
+STORAGE_PASSWORD = "pw-Secr3t-9f2k"
+#: storage URLs holding the password: as user:password@ (one with a / in it, which ends a netloc early), or as
+#: a query value
+SECRET_STORAGE_URLS = {
+    "supabase userinfo": f"supabase://editor:{STORAGE_PASSWORD}@my-bucket/media",
+    "supabase password with a slash": "supabase://editor:pw-Secr3t/9f2k-more@my-bucket/media",
+    "supabase query": f"supabase://my-bucket/media?public={STORAGE_PASSWORD}",
+    "s3 userinfo": f"s3://AKIAEXAMPLE:{STORAGE_PASSWORD}@my-bucket/media",
+    "s3 query": f"s3://my-bucket/media?X-Amz-Signature={STORAGE_PASSWORD}",
+}
+
+
+@pytest.mark.parametrize("case", sorted(SECRET_STORAGE_URLS))
+def test_a_storage_url_password_is_never_shown_by_any_command(make_project_dir, tmp_path, case) -> None:
+    """A supabase:// URL with user:password@ was accepted (the bucket named 'editor:<password>@my-bucket') and
+    echoed in every error about it (`storage 'supabase://editor:<password>@…' needs …`, `Supabase bucket
+    'editor:<password>@my-bucket': list failed`); so was an s3:// URL with a query, and any storage URL by
+    `limner media serve`. No command that opens or names the storage shows the password now (every command for
+    the URL whose password ends its netloc early; the others through the two ways in, as the project's storage
+    and as upload's destination)."""
+    url = SECRET_STORAGE_URLS[case]
+    p: ProjectDir = make_project_dir(2)
+    env = p.env(LIMNER_STORAGE_URL=url, SUPABASE_URL="http://127.0.0.1:9", SUPABASE_SERVICE_ROLE_KEY="service-role",
+                AWS_ACCESS_KEY_ID="AKIAEXAMPLE", AWS_SECRET_ACCESS_KEY="aws-secret", AWS_MAX_ATTEMPTS="1")
+    copy = str(tmp_path / "copy")
+    commands = [("generate",), ("upload", "--from", str(p.root), "--to", url, "--all")]
+    if case == "supabase password with a slash":
+        commands += [("status",), ("check",), ("doctor",), ("sync",), ("gc",), ("media", "serve", "--port", "0"),
+                     ("upload", "--to", copy), ("upload", "--from", url, "--to", copy)]
+    for args in commands:
+        proc = p.run(*args, env=env, timeout=60)
+        said = proc.stdout + proc.stderr
+        assert proc.returncode != 0 or args[0] in ("status", "check", "doctor"), (args, said)
+        for piece in ("Secr3t", "9f2k"):
+            assert piece not in said, (args, said)
+    kept = "".join(f.read_text(errors="replace") for f in p.root.rglob("*") if f.is_file() and f.suffix != ".db")
+    assert "Secr3t" not in kept
+
+
+def test_a_storage_plugin_error_quoting_its_url_shows_no_password(monkeypatch, tmp_path) -> None:
+    """A plugin storage whose error quotes the URL it was given shows it as `shown_url` does."""
+    from limner.config import load_settings
+    from limner.errors import ConfigError
+    from limner.storage import factory
+    from limner.urls import shown_url
+
+    class Quoting:
+        @classmethod
+        def from_settings(cls, settings):  # type: ignore[no-untyped-def]
+            raise ConfigError(f"cannot reach {settings.storage.url}", hint=f"check {settings.storage.url!r}")
+
+    monkeypatch.setattr(factory, "storage_class", lambda scheme: Quoting)
+    (tmp_path / "limner.toml").write_text('[storage]\nurl = "sftp://me:pw-Secr3t/9f2k@host/media?key=k-Secr3t"\n')
+    with pytest.raises(ConfigError) as info:
+        factory.open_storage(load_settings(tmp_path / "limner.toml"))
+    assert info.value.message == "cannot reach sftp://***@host/media?key=***" and str(info.value) == info.value.message
+    assert info.value.hint == "check 'sftp://***@host/media?key=***'"
+    assert shown_url("s3://bucket/media") == "s3://bucket/media" and shown_url(".limner/media") == ".limner/media"
+    assert shown_url("supabase://b/p?public=true#frag") == "supabase://b/p?public=***#***"

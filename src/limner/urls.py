@@ -86,6 +86,23 @@ class Redactor:
         return self(text)[:limit]
 
 
+def shown_url(url: str) -> str:
+    """``url`` as a message, a log line or a repr may show it: a user name and password as ``***@``, each query
+    value as ``***`` (a signature, a token) and a fragment as ``#***``; the scheme, host, path and query names
+    stay, so the user still knows which URL is meant. A path (no ``scheme://``) comes back as it is. Split by
+    hand, not by ``urlsplit``: a password holding ``/`` or ``?`` would end its netloc early and show the rest."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    rest, hashed, fragment = rest.partition("#")
+    rest, asked, query = rest.partition("?")
+    if "@" in rest:  # everything up to the last @ may be user:password (a password may hold @ / ? #)
+        rest = "***@" + rest.rpartition("@")[2]
+    if asked:
+        rest += "?" + "&".join(f"{name}=***" if eq else name for name, eq, _ in (p.partition("=") for p in query.split("&")))
+    return f"{scheme}://{rest}" + ("#***" if hashed else "")
+
+
 def is_loopback(host: str) -> bool:
     """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
     if host == "localhost":

@@ -40,7 +40,7 @@ from botocore.exceptions import (
 from limner.errors import ConfigError
 from limner.keys import CONTENT_PREFIXES
 from limner.storage.base import ObjectInfo, ObjectMissing, Storage, StorageError, refuse_unsendable_credentials
-from limner.urls import Redactor, is_loopback
+from limner.urls import Redactor, is_loopback, shown_url
 
 if TYPE_CHECKING:
     from limner.config.settings import Settings
@@ -135,15 +135,16 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix")``."""
     parts = urlsplit(url)
     if parts.scheme != "s3":
-        raise ConfigError(f"not an s3:// URL: {url!r}")
+        raise ConfigError(f"not an s3:// URL: {shown_url(url)!r}")
     if parts.username is not None or parts.password is not None:
         raise ConfigError("the storage URL must not contain credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                           "in the environment or .env")
     bucket = parts.netloc
     if not bucket:
-        raise ConfigError(f"storage URL {url!r} names no bucket; use s3://BUCKET or s3://BUCKET/PREFIX")
+        raise ConfigError(f"storage URL {shown_url(url)!r} names no bucket; use s3://BUCKET or s3://BUCKET/PREFIX")
     if parts.query or parts.fragment:
-        raise ConfigError(f"storage URL {url!r}: query strings are not supported; use [storage] endpoint_url and region")
+        raise ConfigError(f"storage URL {shown_url(url)!r}: query strings are not supported; use [storage] endpoint_url and "
+                          "region")
     return bucket, parts.path.strip("/")
 
 
@@ -216,7 +217,7 @@ class S3Storage(Storage):
         s = settings.storage
         bucket, prefix = parse_s3_url(s.url)
         credentials = {name: settings.secret(name) for name in _CREDENTIAL_ENV}
-        refuse_unsendable_credentials(f"storage {s.url!r}", credentials)
+        refuse_unsendable_credentials(f"storage {shown_url(s.url)!r}", credentials)
         session_kwargs: dict[str, str] = {}
         env_has_credentials = any(os.environ.get(n) for n in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
                                                                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"))

@@ -37,7 +37,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
-from limner.urls import Redactor, allowed_http_hosts, is_loopback
+from limner.urls import Redactor, allowed_http_hosts, is_loopback, shown_url
 from limner.errors import EXIT_AUTH, ConfigError
 from limner.storage.base import ObjectMissing, Storage, StorageError, content_type_for, refuse_unsendable_credentials
 
@@ -140,7 +140,8 @@ def _flag(value: str, what: str) -> bool:
         return True
     if v in _FALSE:
         return False
-    raise ConfigError(f"{what}: expected true or false, got {value!r}")
+    shown = repr(value) if len(value) <= 8 and value.strip().isalpha() else "another value (not shown)"
+    raise ConfigError(f"{what}: expected true or false, got {shown}")
 
 
 class SupabaseStorage(Storage):
@@ -192,25 +193,31 @@ class SupabaseStorage(Storage):
     @classmethod
     def from_settings(cls, settings: Settings) -> SupabaseStorage:
         url = settings.storage.url
+        shown = shown_url(url)  # the URL in messages: never a user name, password or query value
         parts = urlsplit(url)
         bucket = parts.netloc
         if parts.scheme != "supabase" or not bucket:
-            raise ConfigError(f"storage.url {url!r}: expected supabase://BUCKET or supabase://BUCKET/PREFIX")
+            raise ConfigError(f"storage.url {shown!r}: expected supabase://BUCKET or supabase://BUCKET/PREFIX")
+        if "@" in bucket or ":" in bucket:  # user:password@ (a password with a / in it leaves only user:pass...)
+            raise ConfigError(f"storage.url {shown!r} holds a user name or password (not shown): a supabase:// URL "
+                              "names a bucket, supabase://BUCKET/PREFIX",
+                              hint=f"the service key goes in {KEY_ENV} and the project URL in {URL_ENV} (environment "
+                                   "or .env), never in the storage URL")
         query = parse_qs(parts.query, keep_blank_values=True)
         unknown = sorted(set(query) - {"public"})
         if unknown:
-            raise ConfigError(f"storage.url {url!r}: unknown option(s) {', '.join(unknown)}; the only one is ?public=true|false")
+            raise ConfigError(f"storage.url {shown!r}: unknown option(s) {', '.join(unknown)}; the only one is ?public=true|false")
         if "public" in query:
-            public = _flag(query["public"][-1], f"storage.url {url!r} ?public=")
+            public = _flag(query["public"][-1], f"storage.url {shown!r} ?public=")
         else:
             env_public = settings.secret(PUBLIC_ENV)
             public = _flag(env_public, PUBLIC_ENV) if env_public else True
         base_url, key = settings.secret(URL_ENV), settings.secret(KEY_ENV)
         missing = [name for name, value in ((URL_ENV, base_url), (KEY_ENV, key)) if not value]
         if missing:
-            raise ConfigError(f"storage {url!r} needs {' and '.join(missing)} in the environment or in .env",
+            raise ConfigError(f"storage {shown!r} needs {' and '.join(missing)} in the environment or in .env",
                               hint="find them in the Supabase dashboard under Project Settings > API; secrets never go in limner.toml")
-        refuse_unsendable_credentials(f"storage {url!r}", {URL_ENV: base_url, KEY_ENV: key})
+        refuse_unsendable_credentials(f"storage {shown!r}", {URL_ENV: base_url, KEY_ENV: key})
         return cls(base_url or "", key or "", bucket, parts.path, public=public,
                    public_base_url=settings.storage.public_base_url)
 
@@ -220,7 +227,7 @@ class SupabaseStorage(Storage):
 
     def __repr__(self) -> str:
         prefix = f" prefix={self.prefix!r}" if self.prefix else ""
-        return f"<SupabaseStorage {self.base_url} bucket={self.bucket!r}{prefix}>"
+        return f"<SupabaseStorage {shown_url(self.base_url)} bucket={self.bucket!r}{prefix}>"
 
     @property
     def location(self) -> str:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from limner.keys import alias_format, alias_key, validate_pattern
 from limner.storage.base import Storage, StorageError
+from limner.urls import shown_url
 
 if TYPE_CHECKING:
     from limner.db.models import Render, Variant
@@ -148,7 +149,7 @@ def write_aliases(project: Project, renders: Iterable[Render], *, pattern: str |
     if not jobs:
         return []
     cache_path = _cache_path(project)
-    storage_id = project.settings.storage.url
+    storage_id = shown_url(project.settings.storage.url)  # the cache's key: never a password
     cache = _load_cache(cache_path, storage_id)
 
     def run(item: tuple[str, Variant]) -> str | None:
@@ -183,7 +184,7 @@ def remove_aliases(project: Project, entry_ids: Iterable[str], *, pattern: str |
         return []
     storage = storage or project.storage
     cache_path = _cache_path(project)
-    storage_id = project.settings.storage.url
+    storage_id = shown_url(project.settings.storage.url)  # the cache's key: never a password
     cache = _load_cache(cache_path, storage_id)
     removed = []
     for entry_id in entry_ids:

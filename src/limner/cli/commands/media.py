@@ -23,7 +23,9 @@ def _local_root(ctx: typer.Context) -> Path:
     url = settings.storage.url
     scheme = urlsplit(url).scheme
     if len(scheme) > 1 and scheme != "file":
-        raise ConfigError(f"storage.url {url!r} is not a local folder: its objects are served by the storage itself",
+        from limner.urls import shown_url
+
+        raise ConfigError(f"storage.url {shown_url(url)!r} is not a local folder: its objects are served by the storage itself",
                           hint="set storage.public_base_url, or pass --root with a local copy (`limner upload` makes one)")
     return settings.path(url[len("file://"):] if url.startswith("file://") else url)
 

@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
         from limner.storage.base import StorageError
         from limner.storage.transfer import copy_objects, describe, list_with_sizes, open_storage_at, refuse_overlap
         from limner.sync.gc import GC_PREFIXES
+        from limner.urls import shown_url
 
         project = get_project(ctx, read_only=True)  # the state database is only read: a new project's is not created
         started = time.perf_counter()
@@ -98,7 +99,7 @@ def register(app: typer.Typer) -> None:
                           "destination too; do not switch to it before they are restored (or their entries regenerated).",
                           highlight=False, markup=False)
             else:
-                out.print(f"To use it, set [storage] url = \"{to}\" in limner.toml (or LIMNER_STORAGE_URL), then run `limner sync`.",
+                out.print(f"To use it, set [storage] url = \"{shown_url(to)}\" in limner.toml (or LIMNER_STORAGE_URL), then run `limner sync`.",
                           highlight=False, markup=False)
         raise typer.Exit(EXIT_FAILURES if result.failed or missing else EXIT_OK)
 
