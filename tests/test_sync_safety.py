@@ -87,3 +87,56 @@ def test_a_base_url_with_a_password_query_or_fragment_never_reaches_the_manifest
     for secret in ("s3cr3t-pass", "AbCdEf123456", "token=abc"):
         assert secret not in proc.stderr + proc.stdout
     assert not (p.root / "frontend").exists()
+
+
+class CountingGets:
+    """Wraps a project's storage and records the key of every ``get``."""
+
+    def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
+        self._real, self.gets = real, []
+
+    def get(self, key: str) -> bytes:
+        self.gets.append(key)
+        return self._real.get(key)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._real, name)
+
+
+def test_a_sync_with_nothing_new_reads_no_placeholder_from_the_storage(project_dir):
+    """Every `limner sync` read every published placeholder back from the storage, though the app's folder held
+    the same bytes: thousands of GETs on S3 for a big catalogue, at each sync. A placeholder's key names its
+    sha256, so only the placeholders the app's folder lacks or holds other bytes for are read now; a new render's
+    placeholder, and one edited in the app's folder, still land."""
+    from limner.sync import sync_project
+
+    p = project_dir
+    p.run("generate", check=True)
+
+    def sync() -> tuple:  # type: ignore[type-arg]
+        project = p.project()
+        counting = project.__dict__["storage"] = CountingGets(project.storage)
+        try:
+            result = sync_project(project)
+            gets = sorted(counting.gets)
+            folder = project.settings.path(project.settings.sync.placeholder_dir)
+            renders = {r.entry_id: r for r in project.repo.published_renders()}
+            stored = {f.stem: counting._real.get(renders[f.stem].placeholder_key) == f.read_bytes()
+                      for f in folder.iterdir()}
+        finally:
+            project.close()
+        return result, gets, stored
+
+    first, gets, stored = sync()
+    assert len(first.written) == 6 and len(gets) == 6 and all(k.startswith("placeholders/") for k in gets), gets
+    assert all(stored.values()) and len(stored) == 6
+    second, gets, _ = sync()
+    assert gets == [] and (second.unchanged, second.written) == (6, [])  # nothing new: nothing read
+
+    folder = p.root / "frontend/public/images/events"
+    (folder / "event-000.webp").write_bytes(b"edited by hand")
+    p.run("review", "override", "event-001", "--seed", "3", check=True)
+    p.run("generate", check=True)  # event-001 published again, from another seed: a new placeholder
+    third, gets, stored = sync()
+    assert len(gets) == 2 and sorted(third.written) == [str(folder / "event-000.webp"), str(folder / "event-001.webp")]
+    assert all(stored.values()) and len(stored) == 6  # both hold the stored placeholder's bytes again

@@ -27,6 +27,17 @@ def content_key(kind: str, sha256: str, ext: str) -> str:
     return f"{kind}/{sha256[:2]}/{sha256}.{ext}"
 
 
+#: ``masters/ab/<sha256>.png``, ``placeholders/ab/<sha256>.webp``: the name is the content's hash
+_CONTENT_NAME = re.compile(r"^(?:masters|placeholders)/[0-9a-f]{2}/([0-9a-f]{64})\.[A-Za-z0-9]+$")
+
+
+def content_sha256(key: str) -> str | None:
+    """The sha256 a content-addressed key names (:func:`content_key` of a master or a placeholder); None for any
+    other key."""
+    m = _CONTENT_NAME.match(key)
+    return m.group(1) if m else None
+
+
 def validate_pattern(pattern: str) -> str:
     """Check an alias pattern: ``{id}`` once or more, no other field, a known image extension, a safe key."""
     try:

@@ -13,7 +13,6 @@ are used, so any storage plugin works on either side.
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -21,13 +20,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from limner.errors import ConfigError
+from limner.keys import content_sha256
 from limner.storage.base import Storage, StorageError, content_type_for
 
 if TYPE_CHECKING:
     from limner.config.settings import Settings
 
-#: ``masters/ab/<sha256>.png``, ``placeholders/ab/<sha256>.webp``: the name is the content's hash
-_CONTENT_NAME = re.compile(r"^(?:masters|placeholders)/[0-9a-f]{2}/([0-9a-f]{64})\.[A-Za-z0-9]+$")
 
 
 @dataclass
@@ -64,8 +62,7 @@ def expected_sha256(key: str, recorded: Mapping[str, str] | None = None) -> str 
     """The sha256 an object must have: recorded in the database, or its content-addressed name."""
     if recorded and key in recorded:
         return recorded[key]
-    m = _CONTENT_NAME.match(key)
-    return m.group(1) if m else None
+    return content_sha256(key)
 
 
 def cheap_sha256(storage: Storage, key: str) -> str | None:

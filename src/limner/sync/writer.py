@@ -1,7 +1,9 @@
 """``limner sync``: write placeholders and the manifest, remove what left the catalogue.
 
 Files are written only when their bytes change, atomically, so the app's repo
-sees a diff only when an image really changed.
+sees a diff only when an image really changed. A placeholder is read from the
+storage only when the app's file does not hold it already: its key names its
+sha256, so a sync with nothing new reads no placeholder (no GET per entry on S3).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from limner.errors import ConfigError, LimnerError
 from limner.project import Project
 from limner.storage import content_key
 from limner.storage.base import EXTENSIONS, MIME_TYPES
-from limner.keys import alias_format, alias_key
+from limner.keys import alias_format, alias_key, content_sha256
 from limner.sync.aliases import alias_source, configured_pattern, remove_aliases, write_aliases
 from limner.sync.manifest import MANIFEST_SCHEMA, PLACEHOLDER_EXT, build_manifest, cdn_base, check_base, manifest_entry, storage_base
 
@@ -136,14 +138,26 @@ class _PendingWithdrawals:
         _write_step(self.path, self.path.unlink, True)
 
 
-def _placeholder_for(project: Project, render: Render) -> tuple[str, bytes]:
+def _read_if_file(path: Path) -> bytes | None:
+    """The bytes of the file at ``path``; None when there is none (or it cannot be read: it is then written)."""
+    try:
+        return path.read_bytes() if path.is_file() and not path.is_symlink() else None
+    except OSError:
+        return None
+
+
+def _placeholder_for(project: Project, render: Render, have: bytes | None = None) -> tuple[str, bytes]:
     """The render's placeholder (key, bytes) in the configured format, width and size limit, re-encoded from
-    the master if one of those changed."""
+    the master if one of those changed. ``have``: the bytes of the app's placeholder file, returned as they are
+    (no read from the storage) when they are the stored placeholder's: its key names their sha256."""
     s = project.settings.sync
     storage = project.storage
     want_width = min(s.placeholder_width, render.width or s.placeholder_width)
     key = render.placeholder_key or ""
     if key.endswith("." + PLACEHOLDER_EXT[s.placeholder_format]) and render.placeholder_width == want_width:
+        if (have is not None and len(have) <= s.placeholder_max_bytes and content_sha256(key) is not None
+                and hashlib.sha256(have).hexdigest() == content_sha256(key)):
+            return key, have  # the app has it already: a sync with nothing new reads nothing from the storage
         data = storage.get(key)
         if len(data) <= s.placeholder_max_bytes:
             return key, data
@@ -226,8 +240,9 @@ def _write_all(project: Project, result: SyncResult, catalog: dict[str, Any], pr
         if entry is None or not render.placeholder_key:
             continue
         target = out_dir / f"{entry.id}.{ext}"
-        _placeholder_key, placeholder = _placeholder_for(project, render)
-        if _write_step(target, write_if_changed, target, placeholder):
+        have = _read_if_file(target)
+        _placeholder_key, placeholder = _placeholder_for(project, render, have)
+        if placeholder is not have and _write_step(target, write_if_changed, target, placeholder):
             result.written.append(str(target))
         else:
             result.unchanged += 1
