@@ -416,3 +416,46 @@ def test_a_run_another_ended_stops_starting_paid_calls(make_project_dir, monkeyp
     assert again["generated"] + summary.generated == 8
     calls = Counter(c["id"] for c in p.calls())
     assert len(calls) == 8 and set(calls.values()) == {1}, calls  # none paid twice
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_an_image_kept_after_a_fault_on_one_host_is_published_by_a_run_on_another_without_a_call(
+        make_project_dir, backend, request, tmp_path):
+    """Host A paid for images its store could not take and kept them in its own recovery folder; a provider that
+    returns the bytes inline gives no call id to ask about, so a run on host B (another project folder on the same
+    database and store: the scale-out setup) found the open lines, settled them lost and paid for every image
+    again. The kept image is now in the database, written with its ledger line: a run on any host publishes it
+    without a call, and it is removed with the render's record."""
+    from projects import FailingWrites
+    from test_runner import assert_consistent, run, run_broken
+
+    from sqlalchemy import func, select
+
+    from limner.db.tables import kept_images
+    from limner.storage import StorageError
+
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else f"sqlite:///{tmp_path / 'shared.db'}"
+    shared = f'\n[database]\nurl = "{url}"\n\n[storage]\nurl = "{tmp_path / "media"}"\n'
+    a, b = (make_project_dir(3, extra="price_usd = 0.01\n", name=name) for name in ("host-a", "host-b"))
+    for p in (a, b):
+        p.config.write_text(p.config.read_text() + shared)
+    kept = run_broken(a, storage=lambda project: FailingWrites(project.storage, "masters/", StorageError("disk full")))
+    paid = len(a.calls())
+    assert paid >= 1 and kept.kept_locally == paid and kept.generated == 0
+    assert not list((a.root / ".limner" / "recovery").glob("*.img"))  # kept where every host finds it
+
+    _, published = run(b)  # another host: its own folder, the same database and store
+    assert len(b.calls()) == 3 - paid  # the images paid for on host A are not paid for again
+    assert published.generated == 3 and published.resumed == paid and published.provider_calls == 3 - paid
+    ledger = rows(b, LedgerRow)
+    assert len(ledger) == 3 and {r.status for r in ledger} == {"recorded"} and all(r.render_id for r in ledger)
+    assert abs(sum(r.cost_usd for r in ledger) - 0.03) < 1e-9
+    assert abs(kept.spend_usd + published.spend_usd - 0.03) < 1e-9  # the summaries are the ledger's
+    project = b.project()
+    try:
+        assert project.repo.counts_by_state() == {"published": 3}
+        with project.db.engine.connect() as conn:  # removed once the master is stored and recorded
+            assert conn.execute(select(func.count()).select_from(kept_images)).scalar() == 0
+    finally:
+        project.close()
+    assert_consistent(b)

@@ -88,14 +88,15 @@ def test_gc_goes_ahead_beside_an_idle_worker_and_a_dead_run(project_dir: Project
 
 def test_a_run_started_while_gc_deletes_claims_nothing_until_it_ends(make_project_dir: Any) -> None:
     """gc asked whether runs were at work before it deleted, never during: a run started mid-delete adopted an
-    image kept in the recovery folder whose identical master gc had listed (the store skipped the upload: the
+    image kept after a fault (then in the recovery folder) whose identical master gc had listed (the store skipped the upload: the
     object was still there), recorded and published it, emptied the recovery folder, and gc then deleted the
     master. While ``limner gc --delete`` deletes, it is now a live run of kind ``gc``, and no run claims an
     entry: the run started meanwhile leaves its entries for the next one, which adopts the kept image."""
-    from sqlalchemy import update
+    from sqlalchemy import func, select, update
     from sqlalchemy.exc import OperationalError
 
     from limner.db.models import RunRow
+    from limner.db.tables import kept_images
     from limner.db.repository import Repository
     from limner.sync.gc import busy, holding_off_runs, plan_gc, run_gc
     from test_runner import run_broken as run
@@ -123,7 +124,8 @@ def test_a_run_started_while_gc_deletes_claims_nothing_until_it_ends(make_projec
 
             result = run_gc(storage, repo, plan, on_delete=meanwhile, still_held=still_held)
         assert result.deleted and during[0].generated == 0 and during[0].elsewhere == 1
-        assert len(list((p.root / ".limner" / "recovery").glob("*.img"))) == 1  # still kept
+        with project.db.engine.connect() as conn:  # still kept (in the database, which took that write)
+            assert conn.execute(select(func.count()).select_from(kept_images)).scalar() == 1
         assert not [r for r, _ in repo.live_runs() if r.kind == "gc"]  # gc has ended
     finally:
         project.close()

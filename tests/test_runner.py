@@ -6,7 +6,7 @@ import hashlib
 from collections import Counter
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from projects import FailingWrites
 
@@ -277,9 +277,19 @@ async def test_a_provider_can_give_its_slot_back_before_the_download():
 
 def test_storage_full_after_a_paid_answer_stops_paying_keeps_the_image_and_the_next_run_adopts_it(make_project_dir):
     """Issue #8 (c): with storage full the run kept paying (20 paid, 1 published), its summary disagreed with
-    the ledger, and the re-run paid again. Now the first failure stops new paid calls, the paid images go to
-    the recovery folder, the summary is the ledger's, and the next run records them without a call."""
+    the ledger, and the re-run paid again. Now the first failure stops new paid calls, the paid images are kept
+    (in the database, which took writes: every host finds them there), the summary is the ledger's, and the next
+    run records them without a call."""
+    from limner.db.tables import kept_images
     from limner.storage import StorageError
+
+    def kept_in_database() -> int:
+        project = p.project()
+        try:
+            with project.db.engine.connect() as conn:
+                return conn.execute(select(func.count()).select_from(kept_images)).scalar()
+        finally:
+            project.close()
 
     p = make_project_dir(12, extra="latency_s = 0.05\nprice_usd = 0.02\n")
     p.config.write_text(p.config.read_text().replace("concurrency = 4", "concurrency = 2"))
@@ -288,15 +298,15 @@ def test_storage_full_after_a_paid_answer_stops_paying_keeps_the_image_and_the_n
     # only calls that were out when the first store failed: up to 2 in flight, and 2 more that started
     # while the first answers were being stored (the slot is free once the provider answers)
     assert 1 <= paid <= 4
-    assert summary.halted and "recovery" in summary.halted and summary.exit_code == EXIT_FAILURES
+    assert summary.halted and "kept in the database" in summary.halted and summary.exit_code == EXIT_FAILURES
     assert summary.kept_locally == paid and summary.generated == 0
     assert summary.not_started == 12 - paid
     ledger = rows(p, LedgerRow)
     assert summary.provider_calls == len(ledger) == paid  # the summary is the ledger's
     assert abs(summary.spend_usd - sum(r.cost_usd for r in ledger)) < 1e-9 and abs(summary.spend_usd - 0.02 * paid) < 1e-9
-    assert {(r.status, r.outcome) for r in ledger} == {("answered", "kept_locally")}
+    assert {(r.status, r.outcome) for r in ledger} == {("answered", "kept")}
     recovery = p.root / ".limner" / "recovery"
-    assert len(list(recovery.glob("*.img"))) == paid
+    assert kept_in_database() == paid and not recovery.exists()
 
     _, again = run(p)  # storage works again
     assert again.generated == 12 and again.resumed == paid and again.failed == 0
@@ -304,7 +314,7 @@ def test_storage_full_after_a_paid_answer_stops_paying_keeps_the_image_and_the_n
     ledger = rows(p, LedgerRow)
     assert len(ledger) == 12 and {r.status for r in ledger} == {"recorded"} and all(r.render_id for r in ledger)
     assert again.provider_calls == 12 - paid and abs(again.spend_usd - 0.02 * (12 - paid)) < 1e-9
-    assert list(recovery.iterdir()) == []
+    assert kept_in_database() == 0 and not recovery.exists()
     assert_consistent(p)
 
 

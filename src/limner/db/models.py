@@ -90,6 +90,20 @@ class CallStart(Base):
     started_at: Mapped[dt.datetime]
 
 
+class KeptImage(Base):
+    __table__ = tables.kept_images
+
+    id: Mapped[int]
+    entry_id: Mapped[str]
+    fingerprint: Mapped[str]
+    call_id: Mapped[int | None]
+    sha256: Mapped[str]
+    record: Mapped[dict]
+    data: Mapped[bytes]
+    host: Mapped[str]
+    created_at: Mapped[dt.datetime]
+
+
 class Template(Base):
     __table__ = tables.templates
 

@@ -23,6 +23,7 @@ from limner.db.tables import (
     EntryState,
     RenderStatus,
     entries,
+    kept_images,
     ledger,
     overrides,
     renders,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
     from limner.db.models import LedgerRow, Render, RunRow, SpendCap
 
-E, R, V, L = entries.c, renders.c, variants.c, ledger.c
+E, R, V, L, K = entries.c, renders.c, variants.c, ledger.c, kept_images.c
 STATUS_COLUMNS = (E.id, E.state, E.fingerprint, E.published_fingerprint, E.retryable, E.attempts, E.last_error,
                   E.input_digest, E.pinned)
 
@@ -107,6 +108,14 @@ class EntryOverride(NamedTuple):
     negative_extra: str | None = None
     seed: int | None = None
     style: str | None = None
+
+
+class KeptImage(NamedTuple):
+    """A paid image kept in the database after a fault (``kept_images``): its row, what records it, its bytes."""
+
+    id: int
+    record: dict[str, Any]
+    data: bytes
 
 
 class Claim(NamedTuple):
@@ -490,9 +499,11 @@ class Repository:
                 sha256=sha, style=style, version=version, positive=positive, negative=negative, params=params,
                 created_at=utcnow()))
 
-    def record_render(self, render: Render, *, call_id: int | None = None, ledger_outcome: str = "generated") -> Render:
+    def record_render(self, render: Render, *, call_id: int | None = None, ledger_outcome: str = "generated",
+                      kept_id: int | None = None) -> Render:
         """Record a paid generation (master already stored) and close its ledger line, in one commit: the
-        journal's row ``call_id`` when the call was journaled, else a new line."""
+        journal's row ``call_id`` when the call was journaled, else a new line. ``kept_id``: the image came from
+        ``kept_images`` (see :meth:`keep_image`), whose row goes in the same commit."""
         from sqlalchemy.orm import make_transient_to_detached
 
         st, now = hot(), utcnow()
@@ -511,6 +522,8 @@ class Repository:
                     "status": CallStatus.recorded.value, "fingerprint": render.fingerprint, "created_at": now,
                     "updated_at": now, "run_id": None, "external_id": None})
             conn.execute(st.entry_generated, {"p_id": render.entry_id, "p_now": now})
+            if kept_id is not None:
+                conn.execute(delete(kept_images).where(K.id == kept_id))
         # the object now holds what was written, as a flush would have left it: a row of the database
         for name, value in values.items():
             setattr(render, name, value)
@@ -544,6 +557,30 @@ class Repository:
                      "render_id": None, "external_id": None} for line in mine]
             ids = iter([int(i) for i in conn.execute(hot().insert_lines, rows).scalars()] if rows else [])
         return [next(ids) if held.get(line["entry_id"]) == line["run_id"] else None for line in lines]
+
+    def keep_image(self, record: dict[str, Any], data: bytes, *, host: str) -> int:
+        """Keep a paid image that could not be stored or recorded (the store failed after the provider answered),
+        and note its ledger line (``record["call_id"]``) ``answered`` at ``record["cost_usd"]``, in one
+        transaction: the line never says answered without the image, on any host that shares the database.
+        ``record``: what records it as a render (:class:`limner.runner.recovery.Kept`'s fields). Returns its id;
+        :meth:`record_render` with ``kept_id`` removes it."""
+        now = utcnow()
+        with self.db.write() as conn:
+            kept_id = conn.execute(insert(kept_images).returning(K.id).values(
+                entry_id=record["entry_id"], fingerprint=record["fingerprint"], call_id=record.get("call_id"),
+                sha256=record["sha256"], record=record, data=data, host=host[:255], created_at=now)).scalar_one()
+            if record.get("call_id") is not None:
+                conn.execute(update(ledger).where(L.id == record["call_id"]).values(
+                    status=CallStatus.answered.value, cost_usd=record["cost_usd"], outcome="kept",
+                    updated_at=now))
+        return int(kept_id)
+
+    def kept_image(self, entry_id: str, fingerprint: str) -> KeptImage | None:
+        """The oldest image kept in the database for this entry and spec (see :meth:`keep_image`), or None."""
+        with self.db.engine.connect() as conn:
+            row = conn.execute(select(K.id, K.record, K.data).where(K.entry_id == entry_id, K.fingerprint == fingerprint)
+                               .order_by(K.id).limit(1)).first()
+        return KeptImage(int(row[0]), dict(row[1]), bytes(row[2])) if row is not None else None
 
     def claim_external_id(self, call_id: int, external_id: str) -> bool:
         """Give the line ``call_id`` (which has none) the provider's id ``external_id``, unless another line has

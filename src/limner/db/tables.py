@@ -29,6 +29,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -73,7 +74,7 @@ class RenderStatus(str, enum.Enum):
 class CallStatus(str, enum.Enum):
     """Where a paid call stands (the ledger's ``status``). Open: ``pending`` (written before the call went
     out; ``external_id`` once the provider named it), ``answered`` (the image is in hand, not yet recorded as a
-    render: it may be in the recovery folder). Closed: ``recorded`` (its render is recorded), ``failed`` (it
+    render: it may be kept in ``kept_images`` or a recovery folder). Closed: ``recorded`` (its render is recorded), ``failed`` (it
     ended without an image; ``cost_usd`` is what was billed), ``lost`` (no answer will come and the provider
     cannot be asked: the estimate stays in ``cost_usd``). Rows written before the journal existed: ``recorded``."""
 
@@ -253,6 +254,28 @@ ledger = Table(
     Column("external_id", String(256)),
     Column("updated_at", DateTime),
     Index("ix_ledger_entry_fingerprint", "entry_id", "fingerprint"),
+)
+
+#: a paid image that could not be stored or recorded (the store, or a write of the database, failed after the
+#: provider answered), with what is needed to record it: every host sharing the database records it without paying
+#: again (a run's recovery folder is seen by its own host only). Written in the transaction that notes its ledger
+#: line ``answered``; deleted in the one that records its render (:meth:`limner.db.repository.Repository.record_render`)
+kept_images = Table(
+    "kept_images", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("entry_id", String(128), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    #: the ledger line of the call that paid for it (None: a call without one)
+    Column("call_id", Integer),
+    Column("sha256", String(64), nullable=False),
+    #: what records it as a render (:class:`limner.runner.recovery.Kept`'s fields)
+    Column("record", JSON, nullable=False),
+    #: the bytes exactly as the provider sent them
+    Column("data", LargeBinary, nullable=False),
+    #: the host whose run kept it
+    Column("host", String(255), nullable=False),
+    Column("created_at", DateTime, nullable=False, default=utcnow),
+    Index("ix_kept_images_entry_fingerprint", "entry_id", "fingerprint"),
 )
 
 #: every review decision: approve, reject (with its reason), pin; who and when

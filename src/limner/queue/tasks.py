@@ -499,8 +499,8 @@ class WorkerRuntime:
             self.done += 1
             return "published"
         if outcome.status == "stopped" and outcome.stop_cause == "fault":
-            # the claim stays with this run: its paid image is in this host's recovery folder, and
-            # recover() records it before this worker takes another job
+            # the claim stays with this run: its paid image is kept (in the database, or in this host's recovery
+            # folder when the database failed too), and recover() records it before this worker takes another job
             self._halt(entry_id, item.fingerprint, outcome.stop_reason or "a storage or database fault")
             raise Paused(f"{entry_id}: {outcome.stop_reason}; back on the queue")
         if outcome.status == "not_started":
@@ -517,7 +517,7 @@ class WorkerRuntime:
 
     async def recover(self) -> bool:
         """After a fault: once the store and the database take writes again, record the images this worker
-        kept in the recovery folder (no provider call: the gates stay stopped meanwhile), and free the other
+        kept (no provider call: the gates stay stopped meanwhile), and free the other
         entries the fault stopped. True when the worker may take jobs again; False: still broken, try later."""
         p = self.project
         try:

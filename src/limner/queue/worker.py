@@ -14,8 +14,8 @@ for each retry, never a crash loop:
   jobs in flight finish, and the engine starts again once a connection succeeds. A job whose end could not
   be written stays ``doing`` under the old engine worker, whose heartbeat has stopped: it is put back on
   the queue (:func:`requeue_stalled`) and finds its entry published, or resumes it.
-* **a storage or database fault after a paid answer** (the image is kept in ``.limner/recovery/``, as in
-  ``limner generate``): the worker pauses. It takes no new job, starts no new provider call, lets the calls
+* **a storage or database fault after a paid answer** (the image is kept in the database, or in
+  ``.limner/recovery/`` when the database failed too, as in ``limner generate``): the worker pauses. It takes no new job, starts no new provider call, lets the calls
   in flight finish (their images are kept too), then waits until the store passes its check and the
   database takes a write, records the kept images without a provider call, and only then takes jobs
   again (:meth:`limner.queue.tasks.WorkerRuntime.recover`). The paused jobs go back on the queue.

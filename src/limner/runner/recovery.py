@@ -1,11 +1,14 @@
-"""The recovery folder: paid images that could not be stored or recorded, kept on local disk.
+"""Paid images that could not be stored or recorded: what records them (:class:`Kept`), and the recovery folder.
 
 When storing a master or recording its render fails after the provider answered (storage full or
-unreachable, database disk full), the image is not thrown away: its bytes and what is needed to record
-it (entry, fingerprint, cost, seed, model, ledger line) go to ``.limner/recovery/`` and the run stops
-starting new paid calls. The next run adopts every image it finds there for the entry and spec it plans,
-records it as if it had just come from the provider, and deletes the files: that image is never paid for
-again.
+unreachable, database disk full), the image is not thrown away, and the run stops starting new paid calls.
+Its bytes and what is needed to record it (entry, fingerprint, cost, seed, model, ledger line) go to the
+database first (``kept_images``, written with its ledger line: :meth:`limner.db.repository.Repository.keep_image`),
+where a run on any host sharing the database finds them. Only when the database cannot take them either (its
+disk is full, it is gone) do they go to this host's ``.limner/recovery/``, which only runs on this host read.
+The next run that claims the entry records the kept image as if it had just come from the provider, and removes
+it (the database's row in the commit that records the render; the folder's files after it): that image is
+never paid for again.
 
 Files: ``<entry id>.<sha256>.img`` (the bytes exactly as the provider sent them) and ``<entry id>.<sha256>.json``
 (what to record), written with a temporary name and renamed, so a half-written pair is never adopted. The
@@ -18,7 +21,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,11 @@ class Kept:
     call_id: int | None = None
     external_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Kept:
+        """From what :func:`dataclasses.asdict` made of one (a field it does not know is left out)."""
+        return cls(**{f.name: record[f.name] for f in fields(cls) if f.name in record})
 
     @property
     def stem(self) -> str:

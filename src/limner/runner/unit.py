@@ -17,7 +17,7 @@ import asyncio
 import hashlib
 import logging
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -59,8 +59,8 @@ class StoredMaster(NamedTuple):
 
 
 class PaidButNotKept(Exception):
-    """Storing or recording a paid image failed: it is in the recovery folder (or, if even that failed,
-    only the provider has it); the run must start no new paid call."""
+    """Storing or recording a paid image failed: it is kept in the database or the recovery folder (or, if even
+    that failed, only the provider has it); the run must start no new paid call."""
 
 
 @dataclass
@@ -86,7 +86,7 @@ class Outcome:
     #: why the run must stop (with ``status == "stopped"``): the provider refused the ``credentials`` (or
     #: the account), or a ``fault`` (storage or database) after a paid answer
     stop_cause: Literal["credentials", "fault"] | None = None
-    #: its paid image could be neither stored nor recorded, and waits in the recovery folder
+    #: its paid image could be neither stored nor recorded, and waits in the database (or the recovery folder)
     kept_locally: bool = False
     #: with ``stop_cause == "credentials"``: what a person must do before a run can succeed
     stop_fix: str | None = None
@@ -185,10 +185,7 @@ class UnitOfWork:
             master = await self.off.io(self._load_master, render)
             outcome.resumed = master is not None
         if render is None or master is None:
-            # an open call may be one another run on this host kept the image of after this run read the folder
-            kept = (await self.off.io(self.recovery.find, entry.id, item.fingerprint, fresh=True) if claim.open_calls
-                    else self.recovery.find(entry.id, item.fingerprint) if len(self.recovery) else None)
-            adopted = await self._adopt(item, provenance, kept) if kept is not None else None
+            adopted = await self._adopt_kept(item, provenance, bool(claim.open_calls))
             if adopted is not None:
                 (render, master), outcome.resumed = adopted, True
             else:
@@ -245,7 +242,7 @@ class UnitOfWork:
                         open_calls: tuple = (), allowance: Allowance | None = None) -> tuple[Render, bytes]:
         """Call the provider through the paid-call journal (every call is in the ledger before it goes
         out), then store and record the master at once. A paid image that cannot be stored or recorded is
-        kept in the recovery folder and stops the run's new paid calls."""
+        kept (:meth:`_keep`) and stops the run's new paid calls."""
         entry, spec = item.entry, item.spec
         stats = CallStats()
         journal = CallJournal(self.repo, self.off, entry_id=entry.id, fingerprint=item.fingerprint,
@@ -265,20 +262,21 @@ class UnitOfWork:
             return await self._store_master(item, provenance, result.data, result.cost_usd, stats, result.seed,
                                             result.model or spec.model, result.metadata,
                                             call_id=call.id if call.id > 0 else None)
-        except Exception as exc:  # paid for, but not kept: keep it here, and stop paying
-            outcome.kept_locally, where = await self._keep(item, result, call, exc)
-            try:
-                await journal.settle(call, CallStatus.answered, cost_usd=result.cost_usd, outcome="kept_locally")
-            except Exception as again:  # noqa: BLE001 - the database may be what failed
-                log.error("entry %s: could not note the kept image in the ledger: %s", entry.id, again)
+        except Exception as exc:  # paid for, but not kept: stop paying at once (the run stops the other gates when
+            # this unit returns), then keep it: keeping it waits on the database, while other units' calls would start
+            gate.stopping = True
+            outcome.kept_locally, where = await self._keep(item, result, call, journal, exc)
             journal.recorded(call, result.cost_usd)  # counted as paid in this run's outcome either way
             self._count(outcome, journal, answer)
             raise PaidButNotKept(
                 f"could not keep the paid image of {entry.id!r} ({type(exc).__name__}: {str(exc)[:300]}); {where}; "
                 "no new paid call was started") from exc
 
-    async def _keep(self, item: PlanItem, result: GenerationResult, call: Call, exc: BaseException) -> tuple[bool, str]:
-        """Keep a paid image in the recovery folder: (kept there, what to tell the user)."""
+    async def _keep(self, item: PlanItem, result: GenerationResult, call: Call, journal: CallJournal,
+                    exc: BaseException) -> tuple[bool, str]:
+        """Keep a paid image (see :mod:`limner.runner.recovery`): in the database, with its ledger line noted
+        ``answered``, where a run on any host finds it; else (the database failed too) in this host's recovery
+        folder. Returns (kept, what to tell the user)."""
         sha = hashlib.sha256(result.data).hexdigest()
         kept = Kept(entry_id=item.entry.id, fingerprint=item.fingerprint, provider=item.spec.provider,
                     model=result.model or item.spec.model, seed=result.seed, cost_usd=result.cost_usd, sha256=sha,
@@ -286,27 +284,58 @@ class UnitOfWork:
                     metadata=result.metadata)
         log.error("entry %s: storing or recording its paid image failed: %s", item.entry.id, exc)
         try:
+            await journal.flush()  # the provider's id for the call first: the line is complete when it is answered
+            await self.off.db(self.repo.keep_image, asdict(kept), result.data, host=self.run_identity.host)
+        except Exception as db_exc:  # noqa: BLE001 - the database may be what failed: keep it on this host's disk
+            log.error("entry %s: could not keep its paid image in the database (%s); keeping it on local disk",
+                      item.entry.id, db_exc)
+        else:
+            return True, "it is kept in the database and the next run, on any host, records it without paying again"
+        try:
+            await journal.settle(call, CallStatus.answered, cost_usd=result.cost_usd, outcome="kept_locally")
+        except Exception as again:  # noqa: BLE001 - the database may be what failed
+            log.error("entry %s: could not note the kept image in the ledger: %s", item.entry.id, again)
+        try:
             path = await self.off.io(self.recovery.keep, result.data, kept)
         except OSError as disk:
             log.critical("entry %s: the paid image could not be kept on local disk either (%s)%s", item.entry.id,
                          disk, f"; the provider still has it as call {call.external_id}" if call.external_id else "")
             return False, ("it could not be kept on local disk either" +
                            (f"; the next run asks the provider for call {call.external_id} again" if call.external_id else ""))
-        return True, f"it is kept in {path} and the next run records it without paying again"
+        return True, f"it is kept in {path} and the next run on this host records it without paying again"
 
-    async def _adopt(self, item: PlanItem, provenance: Provenance, kept: Kept) -> tuple[Render, bytes] | None:
-        """Record an image an earlier run paid for but could not keep (see :mod:`limner.runner.recovery`)."""
-        data = await self.off.io(self.recovery.read, kept)
-        if data is None:
-            return None
+    async def _adopt_kept(self, item: PlanItem, provenance: Provenance, open_calls: bool) -> tuple[Render, bytes] | None:
+        """Record the image an earlier run paid for but could not store (see :mod:`limner.runner.recovery`), if one
+        is kept for this entry and spec: in the database (kept on any host; its ledger line is open, answered), or
+        in this host's recovery folder. None: there is none."""
+        entry_id, fingerprint = item.entry.id, item.fingerprint
+        if open_calls:
+            found = await self.off.db(self.repo.kept_image, entry_id, fingerprint)
+            if found is not None:
+                kept = Kept.from_record(found.record)
+                if hashlib.sha256(found.data).hexdigest() == kept.sha256:
+                    return await self._adopt(item, provenance, kept, found.data, kept_id=found.id)
+                log.warning("entry %s: the image kept in the database does not match its hash; not used", entry_id)
+        # an open call may be one another run on this host kept the image of after this run read the folder
+        kept = (await self.off.io(self.recovery.find, entry_id, fingerprint, fresh=True) if open_calls
+                else self.recovery.find(entry_id, fingerprint) if len(self.recovery) else None)
+        data = await self.off.io(self.recovery.read, kept) if kept is not None else None
+        return await self._adopt(item, provenance, kept, data) if kept is not None and data is not None else None
+
+    async def _adopt(self, item: PlanItem, provenance: Provenance, kept: Kept, data: bytes, *,
+                     kept_id: int | None = None) -> tuple[Render, bytes]:
+        """Store and record a kept image as the entry's render; ``kept_id``: its row in the database (removed with
+        the record), else its files in the recovery folder (removed after it)."""
+        where = "the database" if kept_id is not None else str(self.recovery.path)
         try:
             stored = await self._store_master(item, provenance, data, kept.cost_usd, CallStats(), kept.seed, kept.model,
-                                              kept.metadata, call_id=kept.call_id)
+                                              kept.metadata, call_id=kept.call_id, kept_id=kept_id)
         except Exception as exc:
             raise PaidButNotKept(f"could not record the kept image of {item.entry.id!r} "
-                                 f"({type(exc).__name__}: {str(exc)[:300]}); it stays in {self.recovery.path}") from exc
-        await self.off.io(self.recovery.adopted, kept)
-        log.info("entry %s: recorded the image kept in the recovery folder (no new call)", item.entry.id)
+                                 f"({type(exc).__name__}: {str(exc)[:300]}); it stays in {where}") from exc
+        if kept_id is None:
+            await self.off.io(self.recovery.adopted, kept)
+        log.info("entry %s: recorded the image kept in %s (no new call)", item.entry.id, where)
         return stored
 
     @staticmethod
@@ -351,7 +380,8 @@ class UnitOfWork:
         return StoredMaster(master, fmt, key, sha)
 
     async def _store_master(self, item: PlanItem, provenance: Provenance, data: bytes, cost: float, stats: CallStats,
-                            seed: int, model: str, metadata: dict, *, call_id: int | None = None) -> tuple[Render, bytes]:
+                            seed: int, model: str, metadata: dict, *, call_id: int | None = None,
+                            kept_id: int | None = None) -> tuple[Render, bytes]:
         stored = await self.off.io(self._embed_and_put, data, provenance)
         spec = item.spec
         if spec.template_sha not in self._templates:
@@ -370,7 +400,7 @@ class UnitOfWork:
             master_sha256=stored.sha256, master_key=stored.key, master_format=stored.format,
             master_bytes=len(stored.data),
         )
-        return await self.off.db(self.repo.record_render, render, call_id=call_id), stored.data
+        return await self.off.db(self.repo.record_render, render, call_id=call_id, kept_id=kept_id), stored.data
 
     def _put_derived(self, processed: Processed) -> tuple[list[dict], str]:
         d = processed.derived

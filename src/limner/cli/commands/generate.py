@@ -85,8 +85,9 @@ def register(app: typer.Typer) -> None:
                       highlight=False, markup=False)
         if summary.halted:
             err.print(f"error: {summary.halted}. The run started no new paid call after this; fix storage or the "
-                      f"database and re-run: {summary.kept_locally} paid image(s) kept in .limner/recovery/ are "
-                      "recorded then, without paying again.", highlight=False, markup=False)
+                      f"database and re-run: {summary.kept_locally} paid image(s) kept (in the database, or in "
+                      ".limner/recovery/ when the database failed too) are recorded then, without paying again.",
+                      highlight=False, markup=False)
         if summary.budget_stopped:
             err.print(f"Budget of {usd(cap or 0, exact=True)} reached: {summary.not_started} entries not started. Raise --budget and re-run to continue.",
                       highlight=False)
