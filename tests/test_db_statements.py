@@ -280,3 +280,38 @@ def test_shares_of_a_shared_cap_settle_to_nothing(db):
     budget.settle(0.1, 0.1)
     budget.settle(0.2, 0.0)
     assert_settled(db, repo, "cap-2", 0.1)
+
+
+def test_a_line_another_run_wrote_keeps_its_cost_and_the_run_settling_it_writes_the_difference(db: Database):
+    """A run settling an earlier run's open line at another cost rewrote it, so the earlier run's summary (read from
+    its lines when it ended) no longer matched the ledger. Now that line keeps its cost and the settling run writes
+    the difference as an adjustment line of its own, in the same transaction; its own lines still take the cost."""
+    repo = prepared(db, "e1", "e2", "e3", runs=2)
+    for entry in ("e1", "e2", "e3"):
+        assert repo.claim(entry, "fp", "run-1").status == "claimed"
+    a, b, c = repo.open_call_lines([{"entry_id": e, "fingerprint": "fp", "run_id": "run-1", "provider": "fake",
+                                     "model": "m", "estimate_usd": 0.004} for e in ("e1", "e2", "e3")])
+    assert repo.run_spend("run-1") == (3, pytest.approx(0.012), 0.0)  # what run 1's summary said
+    repo.settle_call(a, CallStatus.failed, cost_usd=0.0, outcome="failed", run_id="run-2")  # billed nothing
+    render = repo.record_render(new_render("e2", 1), call_id=b, run_id="run-2")  # fetched: it cost 0.003
+    repo.record_render(new_render("e3", 2), call_id=c, run_id="run-1")  # its own run: the line takes the cost
+    with db.session() as s:
+        lines = [(r.run_id, r.status, r.render_id, round(r.cost_usd, 6), r.external_id)
+                 for r in s.scalars(select(LedgerRow).order_by(LedgerRow.id))]
+    assert lines == [("run-1", "failed", None, 0.004, None), ("run-1", "recorded", render.id, 0.004, None),
+                     ("run-1", "recorded", render.id + 1, 0.003, None),
+                     ("run-2", "adjustment", None, -0.004, None), ("run-2", "adjustment", render.id, -0.001, None)]
+    assert repo.run_spend("run-1") == (3, pytest.approx(0.011), 0.0)  # only its own line's cost changed
+    assert repo.run_spend("run-2") == (0, pytest.approx(-0.005), pytest.approx(-0.005))
+    assert repo.spend() == pytest.approx(0.006)
+    assert [(n, round(usd, 6)) for _, _, _, n, usd in repo.spend_by()] == [(3, 0.006)]  # adjustments are no call
+
+    # e2's image was damaged: its line is opened again and the image downloaded again, by run 2 and then by run 1
+    # (a worker's run that lives on): the call is counted once, at what it cost, however often it is settled
+    repo.note_external_id(b, "prediction-b")
+    for again_by, seed in (("run-2", 3), ("run-1", 4)):
+        assert [line.id for line in repo.reject_render(render.id, "corrupt: truncated", refetch=True)] == [b]
+        render = repo.record_render(new_render("e2", seed), call_id=b, run_id=again_by)
+        assert repo.spend() == pytest.approx(0.006)
+    assert repo.run_spend("run-2") == (0, pytest.approx(-0.005), pytest.approx(-0.005))
+    assert repo.run_spend("run-1")[:2] == (3, pytest.approx(0.011))  # its own line takes the cost, less run 2's part

@@ -546,3 +546,67 @@ async def test_calls_after_a_stopping_error_get_its_kind_and_message_not_rejecte
             with pytest.raises(error) as info:
                 await gate.call(req, CallStats())
             assert str(info.value) == "broken: the model folder /models/x does not exist"
+
+
+@pytest.mark.parametrize("found", ["failed", "done", "kept"])
+def test_a_run_that_settles_an_earlier_runs_open_line_leaves_that_runs_summary_true(make_project_dir, monkeypatch, found):
+    """Run 1's download failed after the provider named its call: the line stayed open at the list price, and run 1's
+    summary counted it so. Run 2 asked the provider about it and rewrote run 1's line with what it learned (nothing
+    billed for a call that failed; the real price of one that succeeded, also when its store then failed and the
+    image was kept): run 1's summary no longer matched the ledger, and the summaries no longer added up to `limner
+    costs`. Run 1's line now keeps its cost, and the run that learned the price records the difference as an
+    adjustment line of its own (not a call): every summary is its run's lines, and they add up."""
+    from limner.providers import GenerationResult, KnownCall, Transient, report_call_id
+    from limner.storage import StorageError
+    from limner.testing.fake_provider import FakeProvider, noisy_png
+
+    p = make_project_dir(1, extra="price_usd = 0.01\n")
+    p.config.write_text(p.config.read_text().replace("concurrency = 4\n", "concurrency = 4\nmax_attempts = 1\n"))
+    real_generate = FakeProvider.generate
+
+    async def named_then_lost(self, request):
+        report_call_id("pred-1")
+        raise Transient("fake: the download failed")
+
+    async def fetch_known(self, external_id, request):
+        assert external_id == "pred-1"
+        if found == "failed":
+            return KnownCall("failed", error=Transient("fake: the prediction failed"), billed_usd=0.0)
+        return KnownCall("done", result=GenerationResult(data=noisy_png(96, 96, request.seed), seed=request.seed,
+                                                         cost_usd=0.025, model=self.model))
+
+    monkeypatch.setattr(FakeProvider, "generate", named_then_lost)
+    monkeypatch.setattr(FakeProvider, "fetch_known", fetch_known)
+    _, first = run(p)
+    assert first.failed == 1 and first.provider_calls == 1 and first.spend_usd == pytest.approx(0.01)
+    [line] = rows(p, LedgerRow)
+    assert (line.status, line.external_id) == ("pending", "pred-1")
+
+    monkeypatch.setattr(FakeProvider, "generate", real_generate)
+    summaries = [first]
+    if found == "kept":  # fetched, but the store fails: the image is kept, and the next run publishes it
+        summaries.append(run_broken(p, storage=lambda project: FailingWrites(project.storage, "masters/",
+                                                                              StorageError("disk full"))))
+        assert summaries[-1].kept_locally == 1 and summaries[-1].provider_calls == 0
+    _, last = run(p)
+    summaries.append(last)
+    assert last.generated == 1
+    assert last.provider_calls == (1 if found == "failed" else 0)  # a failed call is made again; a done one fetched
+    project = p.project()
+    try:
+        assert project.repo.run_spend(line.run_id)[:2] == (first.provider_calls, pytest.approx(first.spend_usd))
+        ledger = project.repo.spend()
+    finally:
+        project.close()
+    real = 0.01 if found == "failed" else 0.025  # what was billed in all: the new call, or the call fetched
+    assert ledger == pytest.approx(real)
+    assert sum(s.spend_usd for s in summaries) == pytest.approx(ledger)
+    costs = p.run_json("costs")
+    assert costs["total_usd"] == pytest.approx(ledger)
+    assert sum(d["calls"] for d in costs["by_day"]) == sum(s.provider_calls for s in summaries)
+    assert len(p.calls()) == last.provider_calls  # (run 1's call, patched above, is not in the fake's file)
+    [adjustment] = [r for r in rows(p, LedgerRow) if r.status == "adjustment"]
+    assert adjustment.run_id != line.run_id and adjustment.external_id is None and adjustment.adjusts == line.id
+    billed = 0.0 if found == "failed" else 0.025  # what run 1's call cost in the end
+    assert adjustment.cost_usd == pytest.approx(billed - 0.01) == pytest.approx(sum(s.adjustments_usd for s in summaries))
+    assert first.adjustments_usd == 0

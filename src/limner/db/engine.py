@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
 #: the newest migration's revision (a test checks it is Alembic's head): a database already at it is
 #: opened without importing Alembic, which would cost more than the rest of a ``limner status``
-SCHEMA_HEAD = "0010"
+SCHEMA_HEAD = "0011"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

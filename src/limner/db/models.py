@@ -189,6 +189,7 @@ class LedgerRow(Base):
     fingerprint: Mapped[str | None]
     external_id: Mapped[str | None]
     updated_at: Mapped[dt.datetime | None]
+    adjusts: Mapped[int | None]
 
 
 class Decision(Base):

@@ -77,6 +77,11 @@ def _unfinished_back(*where: Any) -> Any:
                                else_=EntryState.queued.value)))
 
 
+def _calls() -> Any:
+    """How many of the ledger lines selected are calls (an adjustment line is not one)."""
+    return func.coalesce(func.sum(case((L.status == CallStatus.adjustment.value, 0), else_=1)), 0)
+
+
 def _objects(db: Database) -> Session:
     """A read-only session for the methods that return ORM objects (imports the ORM at the first)."""
     from sqlalchemy.orm import Session
@@ -116,6 +121,17 @@ class KeptImage(NamedTuple):
     id: int
     record: dict[str, Any]
     data: bytes
+
+
+class RunSpend(NamedTuple):
+    """What one run's ledger lines add up to (:meth:`Repository.run_spend`)."""
+
+    #: its provider calls (its adjustment lines are none)
+    calls: int
+    #: everything it spent, its adjustments included
+    usd: float
+    #: the part of ``usd`` that corrects calls of other runs this run settled (:attr:`CallStatus.adjustment`)
+    adjustments_usd: float
 
 
 class Claim(NamedTuple):
@@ -396,14 +412,15 @@ class Repository:
             return float(conn.scalar(select(func.coalesce(func.sum(L.cost_usd), 0.0))) or 0.0)
 
     def spend_by(self, *, since: dt.date | None = None) -> list[tuple[str, str, str, int, float]]:
-        """(day, provider, model, calls, USD) from the ledger, oldest first."""
+        """(day, provider, model, calls, USD) from the ledger, oldest first (an adjustment line counts in USD, on
+        the day it was written, and is no call)."""
         day = func.date(L.created_at)
-        query = select(day, L.provider, L.model, func.count(), func.sum(L.cost_usd))
+        query = select(day, L.provider, L.model, _calls(), func.sum(L.cost_usd))
         if since is not None:
             query = query.where(L.created_at >= dt.datetime.combine(since, dt.time()))
         query = query.group_by(day, L.provider, L.model).order_by(day, L.provider, L.model)
         with self.db.engine.connect() as conn:
-            return [(str(d), p, m, int(n), float(c or 0)) for d, p, m, n, c in conn.execute(query).all()]
+            return [(str(d), p, m, int(n or 0), float(c or 0)) for d, p, m, n, c in conn.execute(query).all()]
 
     def failures(self) -> list[tuple[str, str | None, int, bool]]:
         with self.db.engine.connect() as conn:
@@ -500,22 +517,27 @@ class Repository:
                 created_at=utcnow()))
 
     def record_render(self, render: Render, *, call_id: int | None = None, ledger_outcome: str = "generated",
-                      kept_id: int | None = None) -> Render:
+                      kept_id: int | None = None, run_id: str | None = None) -> Render:
         """Record a paid generation (master already stored) and close its ledger line, in one commit: the
         journal's row ``call_id`` when the call was journaled, else a new line. ``kept_id``: the image came from
-        ``kept_images`` (see :meth:`keep_image`), whose row goes in the same commit."""
+        ``kept_images`` (see :meth:`keep_image`), whose row goes in the same commit. ``run_id``: the run recording
+        it; a line another run wrote keeps its cost, and the difference is an adjustment line of ``run_id``
+        (see :meth:`_adjust`). Without one, the line takes the render's cost."""
         from sqlalchemy.orm import make_transient_to_detached
 
         st, now = hot(), utcnow()
         values = row_values(render, renders)
         with self.db.write() as conn:
             render_id = conn.execute(st.insert_render, values).scalar_one()
-            done = 0
+            closed = None
             if call_id is not None:
-                done = conn.execute(st.close_line, {"p_id": call_id, "p_render": render_id, "p_cost": render.cost_usd,
-                                                    "p_outcome": ledger_outcome, "p_status": CallStatus.recorded.value,
-                                                    "p_now": now}).rowcount
-            if not done:
+                closed = conn.execute(st.close_line, {"p_id": call_id, "p_render": render_id, "p_cost": render.cost_usd,
+                                                      "p_outcome": ledger_outcome, "p_status": CallStatus.recorded.value,
+                                                      "p_now": now, "p_run": run_id}).first()
+            if closed is not None:
+                self._adjust(conn, closed, entry_id=render.entry_id, cost_usd=render.cost_usd, run_id=run_id,
+                             render_id=render_id, now=now)
+            else:
                 conn.execute(st.insert_line, {
                     "entry_id": render.entry_id, "render_id": render_id, "provider": render.provider,
                     "model": render.model, "cost_usd": render.cost_usd, "outcome": ledger_outcome,
@@ -558,11 +580,12 @@ class Repository:
             ids = iter([int(i) for i in conn.execute(hot().insert_lines, rows).scalars()] if rows else [])
         return [next(ids) if held.get(line["entry_id"]) == line["run_id"] else None for line in lines]
 
-    def keep_image(self, record: dict[str, Any], data: bytes, *, host: str) -> int:
+    def keep_image(self, record: dict[str, Any], data: bytes, *, host: str, run_id: str | None = None) -> int:
         """Keep a paid image that could not be stored or recorded (the store failed after the provider answered),
         and note its ledger line (``record["call_id"]``) ``answered`` at ``record["cost_usd"]``, in one
         transaction: the line never says answered without the image, on any host that shares the database.
-        ``record``: what records it as a render (:class:`limner.runner.recovery.Kept`'s fields). Returns its id;
+        ``record``: what records it as a render (:class:`limner.runner.recovery.Kept`'s fields). ``run_id``: the run
+        keeping it (the line of another run's call keeps its cost: see :meth:`settle_call`). Returns its id;
         :meth:`record_render` with ``kept_id`` removes it."""
         now = utcnow()
         with self.db.write() as conn:
@@ -570,9 +593,9 @@ class Repository:
                 entry_id=record["entry_id"], fingerprint=record["fingerprint"], call_id=record.get("call_id"),
                 sha256=record["sha256"], record=record, data=data, host=host[:255], created_at=now)).scalar_one()
             if record.get("call_id") is not None:
-                conn.execute(update(ledger).where(L.id == record["call_id"]).values(
-                    status=CallStatus.answered.value, cost_usd=record["cost_usd"], outcome="kept",
-                    updated_at=now))
+                self._settle(conn, record["call_id"], {"status": CallStatus.answered.value, "outcome": "kept",
+                                                       "updated_at": now}, cost_usd=record["cost_usd"], run_id=run_id,
+                             now=now)
         return int(kept_id)
 
     def kept_image(self, entry_id: str, fingerprint: str) -> KeptImage | None:
@@ -604,15 +627,48 @@ class Repository:
             conn.execute(hot().note_external_id, {"p_id": call_id, "p_external_id": external_id[:256], "p_now": utcnow()})
 
     def settle_call(self, call_id: int, status: CallStatus, *, cost_usd: float | None = None,
-                    outcome: str | None = None) -> None:
-        """Move a journaled call on: ``answered`` (image in hand), ``failed`` (``cost_usd`` billed), ``lost``."""
-        values: dict[str, Any] = {"status": status.value, "updated_at": utcnow()}
-        if cost_usd is not None:
-            values["cost_usd"] = cost_usd
+                    outcome: str | None = None, run_id: str | None = None) -> None:
+        """Move a journaled call on: ``answered`` (image in hand), ``failed`` (``cost_usd`` billed), ``lost``.
+        ``run_id``: the run settling it; a line another run wrote keeps its cost, and the difference is an
+        adjustment line of ``run_id``, in the same transaction (see :meth:`_adjust`). Without one, the line takes
+        ``cost_usd``."""
+        now = utcnow()
+        values: dict[str, Any] = {"status": status.value, "updated_at": now}
         if outcome is not None:
             values["outcome"] = outcome[:32]
         with self.db.write() as conn:
-            conn.execute(hot().settle(tuple(values)), {"p_id": call_id, **params(values)})
+            self._settle(conn, call_id, values, cost_usd=cost_usd, run_id=run_id, now=now)
+
+    def _settle(self, conn: Any, call_id: int, values: dict[str, Any], *, cost_usd: float | None, run_id: str | None,
+                now: dt.datetime) -> None:
+        """:meth:`settle_call` in the transaction ``conn``: ``values`` (status, outcome, updated_at), and the cost."""
+        if cost_usd is not None:
+            line = conn.execute(select(L.id, L.run_id, L.cost_usd, L.provider, L.model, L.fingerprint, L.entry_id)
+                                .where(L.id == call_id)).first()
+            if line is None or line.run_id is None or run_id is None or line.run_id == run_id:
+                values = {**values, "cost_usd": cost_usd - (conn.execute(select(hot().adjusted(call_id))).scalar() or 0.0)}
+            else:
+                self._adjust(conn, line, entry_id=line.entry_id, cost_usd=cost_usd, run_id=run_id, now=now)
+        conn.execute(hot().settle(tuple(values)), {"p_id": call_id, **params(values)})
+
+    @staticmethod
+    def _adjust(conn: Any, line: Any, *, entry_id: str, cost_usd: float, run_id: str | None, now: dt.datetime,
+                render_id: int | None = None) -> None:
+        """``line`` (its ``id``, ``run_id``, ``cost_usd``, ``provider``, ``model``, ``fingerprint``, as left) is settled
+        at ``cost_usd`` by the run ``run_id``. A line another run wrote keeps the cost that run counted in its
+        summary; what the call cost beyond that and its earlier adjustments (a line settled again: its image
+        downloaded again after a damaged download) is written as an adjustment line of ``run_id`` (not a call:
+        :attr:`CallStatus.adjustment`), so that every run's summary stays its own lines, and they add up to the
+        ledger."""
+        if line.run_id is None or run_id is None or line.run_id == run_id:
+            return
+        difference = cost_usd - line.cost_usd - (conn.execute(select(hot().adjusted(line.id))).scalar() or 0.0)
+        if abs(difference) <= 1e-12:
+            return
+        conn.execute(insert(ledger).values(
+            entry_id=entry_id, render_id=render_id, provider=line.provider, model=line.model, cost_usd=difference,
+            outcome="adjustment", status=CallStatus.adjustment.value, run_id=run_id, fingerprint=line.fingerprint,
+            external_id=None, created_at=now, updated_at=now, adjusts=line.id))
 
     def open_calls(self, entry_id: str, fingerprint: str) -> list[LedgerRow]:
         """Calls for this exact spec that were made (and maybe paid) but never closed, oldest first."""
@@ -633,12 +689,13 @@ class Repository:
         with _objects(self.db) as s:
             return s.get(LedgerRow, call_id)
 
-    def run_spend(self, run_id: str) -> tuple[int, float]:
-        """(calls, USD) of the ledger lines a run wrote: its summary is read from here."""
+    def run_spend(self, run_id: str) -> RunSpend:
+        """What the ledger lines a run wrote add up to: its summary is read from here."""
+        adjusted = func.coalesce(func.sum(case((L.status == CallStatus.adjustment.value, L.cost_usd), else_=0.0)), 0.0)
         with self.db.engine.connect() as conn:
-            n, usd = conn.execute(select(func.count(), func.coalesce(func.sum(L.cost_usd), 0.0))
-                                  .where(L.run_id == run_id)).one()
-        return int(n), float(usd or 0.0)
+            n, usd, adjustments = conn.execute(select(_calls(), func.coalesce(func.sum(L.cost_usd), 0.0), adjusted)
+                                               .where(L.run_id == run_id)).one()
+        return RunSpend(int(n or 0), float(usd or 0.0), float(adjustments or 0.0))
 
     def set_placeholder(self, render_id: int, key: str, width: int, height: int) -> None:
         with self.db.write() as conn:

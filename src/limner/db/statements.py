@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import Boolean, String, Table, bindparam, exists, insert, or_, select, update
+from sqlalchemy import Boolean, String, Table, bindparam, case, exists, func, insert, or_, select, update
 from sqlalchemy.sql import Executable
 
 from limner.db.tables import (
@@ -84,9 +84,16 @@ class Statements:
         self.note_external_id = update(ledger).where(led.id == bindparam("p_id")).values(
             external_id=bindparam("p_external_id"), updated_at=bindparam("p_now"))
         self.insert_render = insert(renders).returning(r.id)
+        #: close a call's line with its render, at the answer's cost (less what adjustment lines of other runs
+        #: added to it already: usually nothing); a line another run wrote (``p_run``: the run recording it; NULL:
+        #: none) keeps the cost that run counted (:meth:`Repository.record_render` writes the difference as this
+        #: run's adjustment). Returns the line's run and its cost as left
+        mine = or_(led.run_id.is_(None), led.run_id == func.coalesce(bindparam("p_run"), led.run_id))
         self.close_line = update(ledger).where(led.id == bindparam("p_id")).values(
-            render_id=bindparam("p_render"), cost_usd=bindparam("p_cost"), outcome=bindparam("p_outcome"),
-            status=bindparam("p_status"), updated_at=bindparam("p_now"))
+            render_id=bindparam("p_render"),
+            cost_usd=case((mine, bindparam("p_cost") - self.adjusted(led.id)), else_=led.cost_usd),
+            outcome=bindparam("p_outcome"), status=bindparam("p_status"), updated_at=bindparam("p_now"),
+        ).returning(led.id, led.run_id, led.cost_usd, led.provider, led.model, led.fingerprint)
         self.insert_line = insert(ledger)
         self.entry_generated = update(entries).where(e.id == bindparam("p_id")).values(
             state=EntryState.generated.value, updated_at=bindparam("p_now"))
@@ -109,6 +116,13 @@ class Statements:
         self.entry_awaits_review = update(entries).where(e.id == bindparam("p_id")).values(
             fingerprint=bindparam("p_fp"), state=EntryState.awaiting_review.value, last_error=None, retryable=True,
             updated_at=bindparam("p_now"), claimed_by=None, claimed_at=None)
+
+    @staticmethod
+    def adjusted(line_id: Any) -> Any:
+        """What the adjustment lines of the ledger line ``line_id`` add to its cost (a scalar subquery; 0 for none)."""
+        adjustment = ledger.alias("adjustment")
+        return (select(func.coalesce(func.sum(adjustment.c.cost_usd), 0.0))
+                .where(adjustment.c.adjusts == line_id).scalar_subquery())
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one instance for the process (``hot()``)
     def settle(self, columns: tuple[str, ...]) -> Executable:

@@ -76,13 +76,19 @@ class CallStatus(str, enum.Enum):
     out; ``external_id`` once the provider named it), ``answered`` (the image is in hand, not yet recorded as a
     render: it may be kept in ``kept_images`` or a recovery folder). Closed: ``recorded`` (its render is recorded), ``failed`` (it
     ended without an image; ``cost_usd`` is what was billed), ``lost`` (no answer will come and the provider
-    cannot be asked: the estimate stays in ``cost_usd``). Rows written before the journal existed: ``recorded``."""
+    cannot be asked: the estimate stays in ``cost_usd``). Rows written before the journal existed: ``recorded``.
+
+    Not a call: ``adjustment``, a line a run writes when it settles another run's open line (a call left open by
+    an earlier run, asked about now) and learns another cost than the one that line counts: that line keeps its
+    cost (the earlier run's summary counted it so), and the difference (``cost_usd``, negative for a refund) is
+    this run's (``adjusts`` names the line). Counted in every sum of spend, never in a count of calls."""
 
     pending = "pending"
     answered = "answered"
     recorded = "recorded"
     failed = "failed"
     lost = "lost"
+    adjustment = "adjustment"
 
 
 OPEN_CALLS = (CallStatus.pending.value, CallStatus.answered.value)
@@ -253,6 +259,8 @@ ledger = Table(
     #: the provider's own id for the call (a prediction id), as soon as it is known
     Column("external_id", String(256)),
     Column("updated_at", DateTime),
+    #: on an ``adjustment`` line: the line of the call it adjusts (a call's cost is its line's plus its adjustments)
+    Column("adjusts", Integer, index=True),
     Index("ix_ledger_entry_fingerprint", "entry_id", "fingerprint"),
 )
 

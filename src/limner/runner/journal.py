@@ -175,7 +175,8 @@ class CallJournal:
         call.status = status.value
         if self.repo is None or self.off is None:
             return
-        await self.off.db_soon(self.repo.settle_call, call.id, status, cost_usd=cost_usd, outcome=outcome)
+        await self.off.db_soon(self.repo.settle_call, call.id, status, cost_usd=cost_usd, outcome=outcome,
+                               run_id=self.run_id)
 
     async def flush(self) -> None:
         """Wait until every reported id is written. A failed write is logged, not raised: the line itself is

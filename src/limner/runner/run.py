@@ -56,6 +56,9 @@ class RunSummary:
     failed: int = 0
     provider_calls: int = 0
     spend_usd: float = 0.0
+    #: the part of ``spend_usd`` that corrects what earlier runs' summaries counted for calls this run settled
+    #: (asked the provider about, and learned another cost): adjustment lines of the ledger, not calls
+    adjustments_usd: float = 0.0
     not_started: int = 0
     #: entries another run was working on (or had just published): left to it, nothing paid here
     elsewhere: int = 0
@@ -118,7 +121,7 @@ class RunSummary:
         return {
             "planned": self.planned, "generated": self.generated, "resumed": self.resumed, "skipped": self.skipped,
             "failed": self.failed, "provider_calls": self.provider_calls, "spend_usd": round(self.spend_usd, 6),
-            "not_started": self.not_started, "elsewhere": self.elsewhere, "interrupted": self.interrupted, "budget_stopped": self.budget_stopped,
+            "adjustments_usd": round(self.adjustments_usd, 6), "not_started": self.not_started, "elsewhere": self.elsewhere, "interrupted": self.interrupted, "budget_stopped": self.budget_stopped,
             "auth_error": self.auth_error, "halted": self.halted, "kept_locally": self.kept_locally, "elapsed_s": round(self.elapsed_s, 3), "failures": self.failures,
             "timeline": {k: round(v, 4) for k, v in sorted(self.timeline.items(), key=lambda kv: kv[1])},
         }
@@ -381,9 +384,10 @@ def run_plan(project: Project, plan: Plan, options: RunOptions | None = None) ->
 
 
 def _spend_from_ledger(repo: Any, run: RunIdentity, summary: RunSummary) -> None:
-    """The summary's calls and spend are the ledger's lines of this run (written before each call), so the
-    two always agree; the in-memory count stays only when the database cannot be read."""
+    """The summary's calls and spend are the ledger's lines of this run (written before each call, and the
+    adjustments it wrote for calls of earlier runs it settled), so the two always agree, and an earlier run's
+    summary stays true; the in-memory count stays only when the database cannot be read."""
     try:
-        summary.provider_calls, summary.spend_usd = repo.run_spend(run.id)
+        summary.provider_calls, summary.spend_usd, summary.adjustments_usd = repo.run_spend(run.id)
     except SQLAlchemyError as exc:
         log.error("could not read this run's spend from the ledger (%s); the summary counts what it saw", exc)

@@ -285,7 +285,8 @@ class UnitOfWork:
         log.error("entry %s: storing or recording its paid image failed: %s", item.entry.id, exc)
         try:
             await journal.flush()  # the provider's id for the call first: the line is complete when it is answered
-            await self.off.db(self.repo.keep_image, asdict(kept), result.data, host=self.run_identity.host)
+            await self.off.db(self.repo.keep_image, asdict(kept), result.data, host=self.run_identity.host,
+                              run_id=self.run_identity.id)
         except Exception as db_exc:  # noqa: BLE001 - the database may be what failed: keep it on this host's disk
             log.error("entry %s: could not keep its paid image in the database (%s); keeping it on local disk",
                       item.entry.id, db_exc)
@@ -400,7 +401,8 @@ class UnitOfWork:
             master_sha256=stored.sha256, master_key=stored.key, master_format=stored.format,
             master_bytes=len(stored.data),
         )
-        return await self.off.db(self.repo.record_render, render, call_id=call_id, kept_id=kept_id), stored.data
+        return await self.off.db(self.repo.record_render, render, call_id=call_id, kept_id=kept_id,
+                                 run_id=self.run_identity.id), stored.data
 
     def _put_derived(self, processed: Processed) -> tuple[list[dict], str]:
         d = processed.derived
