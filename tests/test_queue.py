@@ -712,3 +712,44 @@ def test_a_failed_schedule_tick_backs_off_and_is_never_retried_past_the_next_tic
     assert wait(hourly, tick, 0) is not None and wait(hourly, tick, 30) is None  # an hour's wait passes the next tick
     every_minute = TickRetry("* * * * *")
     assert wait(every_minute, now - now % 60, 0) is None  # the next tick comes first: it does the work
+
+
+async def test_a_forced_job_that_loses_the_hand_over_again_and_again_is_never_dropped(pg_url):  # noqa: F811
+    """A forced job that came back while an unforced job for its entry was queued hands its request to that job; when
+    another worker took the queued job just before (and an enqueue queued another meanwhile), the hand-over is lost
+    and the job tries again. After three losses in a row it ended (``succeeded``), and the forced request was dropped:
+    the jobs left were unforced, and found the image published. It now keeps trying until its request is handed
+    over or the job is back on the queue: here, after a fourth loss, the job left queued is forced."""
+    from limner.queue.engine import TASK, ensure_schema, make_app
+
+    dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    ensure_schema(dsn)
+    app = make_app(dsn)
+    manager = app.job_manager
+    async with app.open_async():
+        task = app.tasks[TASK].configure(queueing_lock="event-000", queue="fake")
+        forced = await task.defer_async(entry_id="event-000", fingerprint="f", cap_id=None, force=True, replaces=7)
+        worker, others = await manager.register_worker(), await manager.register_worker()
+        running = await manager.fetch_job(queues=None, worker_id=worker)
+        assert running is not None and running.id == forced
+        await task.defer_async(entry_id="event-000", fingerprint="f", cap_id=None)  # a plain enqueue, meanwhile
+        real_list, losses = manager.list_jobs_async, []
+
+        async def another_worker_takes_it_first(**filters):  # type: ignore[no-untyped-def]
+            """The race, four times in a row: as the returning job looks for the queued one, another worker has just
+            taken it, and an enqueue queues the entry once more."""
+            if filters.get("status") != "todo" or len(losses) == 4:
+                return await real_list(**filters)
+            taken = await manager.fetch_job(queues=None, worker_id=others)
+            assert taken is not None and not taken.task_kwargs.get("force")
+            losses.append(taken.id)
+            found = await real_list(**filters)
+            await task.defer_async(entry_id="event-000", fingerprint="f", cap_id=None)
+            return found
+
+        manager.list_jobs_async = another_worker_takes_it_first  # type: ignore[method-assign]
+        await manager.retry_job(running)  # the forced one comes back
+        manager.list_jobs_async = real_list  # type: ignore[method-assign]
+        queued = [j.task_kwargs for j in await manager.list_jobs_async(task=TASK, status="todo")]
+    assert len(losses) == 4
+    assert [(k.get("force"), k.get("replaces")) for k in queued] == [(True, 7)], queued

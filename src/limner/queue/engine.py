@@ -23,6 +23,11 @@ TASK = "limner.generate_entry"
 SCHEDULE_TASK = "limner.scheduled_enqueue"
 log = logging.getLogger("limner.queue")
 
+#: after a lost hand-over (see :func:`_entry_job_manager`), the pause before the next try grows by this much (seconds),
+#: up to the most
+HAND_OVER_PAUSE_S = 0.05
+HAND_OVER_MAX_PAUSE_S = 1.0
+
 _SCHEMA_LOCK = 0x6C696D6E  # "limn": serialises the first creation of the engine's schema
 
 
@@ -68,7 +73,14 @@ def _entry_job_manager(connector):  # type: ignore[no-untyped-def]
     one does what it would have done. Put back, it would break the rule of one queued job per entry (the
     ``queueing_lock``): the engine's update fails, and the job stayed ``doing`` for as long as its worker lived.
     A forced job that ends so hands its request to a queued unforced job of the same fingerprint (which is
-    queued again, forced, under its own budget): alone, that job would find the image published and do nothing."""
+    queued again, forced, under its own budget): alone, that job would find the image published and do nothing.
+
+    The hand-over is lost when another worker takes the queued job first (and, for the job to be refused again, an
+    enqueue queues one more meanwhile): the job then tries again, without a count limit (a forced request is never
+    dropped), pausing a little longer after each loss (:data:`HAND_OVER_PAUSE_S`). Each loss needs another worker and
+    another enqueue to have moved on, so the tries end: with the job back on the queue, or its request handed over."""
+    import asyncio
+
     import attrs
     import procrastinate
     from procrastinate import jobs, manager
@@ -77,7 +89,8 @@ def _entry_job_manager(connector):  # type: ignore[no-untyped-def]
 
     class EntryJobManager(manager.JobManager):
         async def retry_job(self, job, retry_at=None, priority=None, queue=None, lock=None):  # type: ignore[no-untyped-def]
-            for _attempt in range(3):
+            losses = 0
+            while True:
                 try:
                     await super().retry_job(job, retry_at=retry_at, priority=priority, queue=queue, lock=lock)
                     return
@@ -86,6 +99,10 @@ def _entry_job_manager(connector):  # type: ignore[no-untyped-def]
                         raise
                 if await self._hand_over(job):
                     break
+                losses += 1  # the queued job was taken meanwhile, and another queued: try again, never drop it
+                log.info("job %s (%s): the job queued for its entry was taken meanwhile (%d time(s)); trying again",
+                         job.id, job.queueing_lock, losses)
+                await asyncio.sleep(min(HAND_OVER_PAUSE_S * losses, HAND_OVER_MAX_PAUSE_S))
             log.info("job %s (%s): another job for it is queued, which does its work; this one ends", job.id,
                      job.queueing_lock)
             await self.finish_job(job, status=jobs.Status.SUCCEEDED, delete_job=False)
