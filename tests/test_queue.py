@@ -707,11 +707,11 @@ def test_a_failed_schedule_tick_backs_off_and_is_never_retried_past_the_next_tic
     first, third = wait(weekly, now, 0), wait(weekly, now, 2)
     assert first == pytest.approx(TICK_RETRY_WAIT_S, abs=2) and third == pytest.approx(4 * TICK_RETRY_WAIT_S, abs=2)
     assert wait(weekly, now, 30) == pytest.approx(TICK_RETRY_MAX_WAIT_S, abs=2)
-    hourly = TickRetry("0 * * * *")
-    tick = now - now % 3600  # this hour's tick: the next one is within the hour
-    assert wait(hourly, tick, 0) is not None and wait(hourly, tick, 30) is None  # an hour's wait passes the next tick
+    hourly = TickRetry(f"{(time.gmtime(now).tm_min + 30) % 60} * * * *")  # the next tick in about half an hour
+    assert wait(hourly, now, 0) is not None and wait(hourly, now, 30) is None  # an hour's wait passes the next tick
     every_minute = TickRetry("* * * * *")
-    assert wait(every_minute, now - now % 60, 0) is None  # the next tick comes first: it does the work
+    tick = (now - 45) - (now - 45) % 60  # a tick at least 45 s ago: the next one is within 15 s, before a retry
+    assert wait(every_minute, tick, 0) is None  # the next tick comes first: it does the work
 
 
 async def test_a_forced_job_that_loses_the_hand_over_again_and_again_is_never_dropped(pg_url):  # noqa: F811
