@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from limner.config import load_settings
 from limner.errors import EXIT_BAD_INPUT, ConfigError
@@ -294,7 +295,69 @@ def test_an_infinite_price_is_refused(tmp_path: Path, value: str) -> None:
     (tmp_path / "limner.toml").write_text(f"[providers.replicate]\nprice_usd = {value}\n", encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load_settings(tmp_path / "limner.toml")
-    assert f"{tmp_path / 'limner.toml'}:2: setting 'providers.replicate.price_usd': Input should be a finite number" \
+    assert f"{tmp_path / 'limner.toml'}:2: setting 'providers.replicate.price_usd': must be a finite number, got inf" \
+        in info.value.message
+
+
+def _number_settings() -> list[tuple[str, str]]:
+    """``(section, field)`` of every number setting that takes a fraction (a float can be inf or nan)."""
+    import typing
+
+    from limner.config.settings import GenerateSettings, ProviderSettings, QueueSettings, Settings
+
+    sections = {name: field.annotation for name, field in Settings.model_fields.items()
+                if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)}
+    sections["providers.replicate"] = ProviderSettings
+    found = [(section, name) for section, model in sections.items() for name, field in model.model_fields.items()
+             if float in (field.annotation, *typing.get_args(field.annotation))]
+    assert {("generate", "budget_usd"), ("generate", "call_timeout_s"), ("queue", "heartbeat_s"),
+            ("providers.replicate", "timeout_s")} <= set(found)
+    assert {GenerateSettings, QueueSettings} <= set(sections.values())
+    return found
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400"])
+@pytest.mark.parametrize(("section", "name"), _number_settings())
+def test_inf_or_nan_in_any_number_setting_is_refused_naming_its_line(tmp_path: Path, section: str, name: str,
+                                                                     value: str) -> None:
+    """``budget_usd = inf`` and ``call_timeout_s = inf`` (TOML has inf and nan) were read as "no cap" and "no
+    deadline" while ``price_usd = inf`` was refused; ``nan`` was refused as "not greater than 0". Each is now
+    refused as no finite number, saying what leaving the setting out means."""
+    config = tmp_path / "limner.toml"
+    config.write_text(f'catalog = "catalog.yaml"\n[{section}]\n{name} = {value}\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    shown = str(float(value))
+    assert f"{config}:3: setting '{section}.{name}': must be a finite number, got {shown}; leave it out for " \
+        in info.value.message, info.value.message
+    if (section, name) == ("generate", "budget_usd"):
+        assert info.value.message.endswith("leave it out for no cap")
+
+
+def test_inf_from_a_variable_is_refused_naming_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIMNER_GENERATE_BUDGET_USD", "inf")
+    with pytest.raises(ConfigError) as info:
+        load_settings(project_dir=tmp_path)
+    assert "environment variable LIMNER_GENERATE_BUDGET_USD: setting 'generate.budget_usd': must be a finite " \
+        "number, got inf; leave it out for no cap" in info.value.message
+
+
+@pytest.mark.parametrize("option", ["max_wait_s = inf", "poll_interval_s = nan", "nested = { waits = [1.0, inf] }"])
+def test_inf_or_nan_in_a_provider_s_own_option_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         option: str) -> None:
+    """A provider's own options are passed on as given: ``[providers.fal] max_wait_s = inf`` waited for ever."""
+    config = tmp_path / "limner.toml"
+    config.write_text(f"[providers.fal]\nmodel = \"fal-ai/flux/dev\"\n{option}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    name = option.split(" ")[0]
+    assert f"{config}:3: setting 'providers.fal.{name}" in info.value.message
+    assert "must be a finite number" in info.value.message and "leave it out for the provider's default" \
+        in info.value.message
+    monkeypatch.setenv("LIMNER_PROVIDERS", '{"fal": {"max_wait_s": Infinity}}')  # JSON's Infinity and NaN too
+    with pytest.raises(ConfigError) as info:
+        load_settings(project_dir=tmp_path / "elsewhere")  # no limner.toml there
+    assert "environment variable LIMNER_PROVIDERS: setting 'providers.fal.max_wait_s': must be a finite number" \
         in info.value.message
 
 

@@ -35,7 +35,9 @@ STATE_DIRNAME = ".limner"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf and nan are no numbers a setting can use (TOML writes them inf and nan, a variable "inf"): refused,
+    # with what leaving the setting out means (:func:`_not_finite`)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ProjectSettings(_Section):
@@ -99,13 +101,13 @@ _SECRETS_GO = ("secrets go in their own environment variables or .env (see docs/
 
 
 class ProviderSettings(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     model: str | None = None
     concurrency: int | None = Field(None, ge=1, le=256)
     rate_limit_per_minute: float | None = Field(None, gt=0)
     timeout_s: float | None = Field(None, gt=0)
-    price_usd: float | None = Field(None, ge=0, allow_inf_nan=False)  # spend is recorded: a finite number
+    price_usd: float | None = Field(None, ge=0)  # spend is recorded: a finite number
 
     @model_validator(mode="after")
     def _no_secrets(self) -> ProviderSettings:
@@ -312,6 +314,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="_",
         env_nested_max_split=1,
         extra="ignore",
+        allow_inf_nan=False,
         case_sensitive=False,
         # a CI job passes a secret that was never created as an empty variable: it means unset (an empty
         # LIMNER_PROVIDER replaced the project's provider by the offline sketch)
@@ -658,6 +661,72 @@ def _fields_at(path: tuple[str, ...]) -> list[str]:
     return list(model.model_fields)
 
 
+#: what leaving out a number setting whose default is none means, for the error refusing inf or nan in it
+_LEFT_OUT = {"budget_usd": "no cap", "rate_limit_per_minute": "the provider's own limit (none for most)",
+             "timeout_s": "generate.call_timeout_s", "price_usd": "the provider's price table"}
+
+
+def _field_at(loc: tuple[str, ...]) -> Any:
+    """The declared field at ``loc`` (``("providers", "replicate", "timeout_s")`` included), or None."""
+    import typing
+
+    model: type[BaseModel] = Settings
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(parts.pop(0))
+        if field is None or not parts:
+            return field
+        annotation = field.annotation
+        if typing.get_origin(annotation) is dict:  # [providers.NAME]: the name, then the table's fields
+            annotation = typing.get_args(annotation)[1]
+            parts.pop(0)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return None
+
+
+def _not_finite(loc: tuple[str, ...], value: Any) -> str:
+    """Why inf or nan is refused where a setting wants a number: each is "no number" to a cap, a deadline or
+    a price (``budget_usd = inf`` read as no cap, ``call_timeout_s = inf`` as no deadline, a price as an infinite
+    spend that JSON cannot hold); the way to ask for what it meant is to leave the setting out."""
+    try:
+        shown = str(float(value))  # inf, -inf or nan, however it was spelt (1e400, "Infinity", NaN)
+    except (TypeError, ValueError):
+        shown = "a number that is not finite"
+    field = _field_at(loc)
+    if field is None:  # a provider's own option (poll_interval_s, cost_per_hour_usd, ...)
+        left_out = "the provider's default"
+    elif field.default is None:
+        left_out = _LEFT_OUT.get(loc[-1], "none")
+    else:
+        left_out = f"the default, {field.default:g}"
+    return f"must be a finite number, got {shown}; leave it out for {left_out}"
+
+
+def _non_finite_options(settings: Settings) -> list[tuple[tuple[str, ...], float]]:
+    """Each inf or nan in a provider's own options (``[providers.fal] max_wait_s = inf``; in nested tables and
+    lists too), which ``ProviderSettings`` passes on unchecked: where, and the value."""
+    import math
+
+    found: list[tuple[tuple[str, ...], float]] = []
+
+    def walk(value: Any, loc: tuple[str, ...], depth: int) -> None:
+        if isinstance(value, float) and not math.isfinite(value):
+            found.append((loc, value))
+        elif depth < 20 and isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, (*loc, str(key)), depth + 1)
+        elif depth < 20 and isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, (*loc, str(i)), depth + 1)
+
+    for name, conf in settings.providers.items():
+        for key, value in (conf.model_extra or {}).items():
+            walk(value, ("providers", name, key), 0)
+    return found
+
+
 def _not_a_file(path: Path) -> str | None:
     """Why ``path``, which is there, is no configuration file (a folder, a link to nothing); None when nothing
     is there."""
@@ -721,6 +790,8 @@ def load_settings(
             msg = err["msg"]
             if err["type"] == "extra_forbidden" and loc:  # a mistyped name, most of the time
                 msg = f"unknown setting{did_you_mean(loc[-1], _fields_at(loc[:-1]))}; see docs/configuration.md"
+            elif err["type"] == "finite_number":
+                msg = _not_finite(loc, err["input"])
             messages.append(f"{where}: setting {'.'.join(loc)!r}: {msg}")
         raise ConfigError("invalid configuration; nothing was changed:\n  " + "\n  ".join(messages)) from None
     except SettingsError as exc:  # a list or table in a variable that is no JSON
@@ -733,6 +804,11 @@ def load_settings(
         lines = {name: _toml_line(config_file, (name,)) for name in unknown} if config_file else {}
         said = [f"{config_file}{f':{lines[name]}' if lines.get(name) else ''}: unknown setting {name!r}"
                 f"{did_you_mean(name, known)}; see docs/configuration.md" for name in unknown]
+        raise ConfigError("invalid configuration; nothing was changed:\n  " + "\n  ".join(said))
+    not_finite = _non_finite_options(settings)
+    if not_finite:  # a provider's own option, passed on as it is: inf and nan are no numbers here either
+        said = [f"{_source_of(loc, overrides or {}, root, config_file)}: setting {'.'.join(loc)!r}: "
+                f"{_not_finite(loc, value)}" for loc, value in not_finite]
         raise ConfigError("invalid configuration; nothing was changed:\n  " + "\n  ".join(said))
     settings.project_dir = root
     settings.config_file = config_file
