@@ -54,6 +54,15 @@ def test_an_empty_provider_option_is_refused(project_dir: ProjectDir, command: t
     assert "option --provider: no provider named" in said
 
 
+@pytest.mark.parametrize("value", ["inf", "1e400", "nan"])
+def test_a_budget_option_that_is_no_finite_number_is_refused(project_dir: ProjectDir, value: str) -> None:
+    """``generate --budget inf`` ran with no cap at all (click's range lets inf pass, being at least 0)."""
+    said = refused(project_dir, "generate", "--budget", value)
+    assert "Invalid value for '--budget'" in said
+    if value != "nan":  # nan: typer's own range check refuses it first
+        assert "must be a finite number, got inf; leave --budget out" in said
+
+
 # ------------------------------------------------------------------ commands that would create the database
 
 

@@ -10,7 +10,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 import typer
 
@@ -95,6 +95,21 @@ def get_project(ctx: typer.Context, *, read_only: bool = False, anywhere: bool =
     if error is not None:
         raise error
     return Project(settings, read_only=read_only)
+
+
+def finite_number(left_out: str) -> Callable[[Optional[float]], Optional[float]]:
+    """A typer callback that refuses ``inf`` and ``nan`` for a number option, saying ``left_out`` (what to do
+    instead): click reads both as floats and its range lets them pass (inf is at least 0; nan compares false
+    with any bound), so ``--budget inf`` ran without a cap."""
+
+    def check(value: Optional[float]) -> Optional[float]:
+        import math
+
+        if value is not None and not math.isfinite(value):
+            raise typer.BadParameter(f"must be a finite number, got {value}; {left_out}")
+        return value
+
+    return check
 
 
 def friendly(fn: F) -> F:

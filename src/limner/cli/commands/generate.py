@@ -8,7 +8,7 @@ import typer
 
 from limner.cli.commands._selection import AllOpt, IdOpt, JsonOpt, LimitOpt, MissingOpt, ProviderOpt, StaleOpt, selection
 from limner.cli.commands.plan import plan_dict, print_plan, usd
-from limner.cli.context import err, friendly, get_project, out, print_json
+from limner.cli.context import err, finite_number, friendly, get_project, out, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         provider: ProviderOpt = None,
         limit: LimitOpt = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; call nothing, change nothing.")] = False,
-        budget: Annotated[Optional[float], typer.Option("--budget", min=0, help="Stop starting calls that would take spend (done + in flight) over this many USD.")] = None,
+        budget: Annotated[Optional[float], typer.Option("--budget", min=0, callback=finite_number("leave --budget out for generate.budget_usd, or both for no cap"), help="Stop starting calls that would take spend (done + in flight) over this many USD.")] = None,
         as_json: JsonOpt = False,
         enqueue: Annotated[bool, typer.Option("--enqueue", help="Put one job per planned entry on the PostgreSQL queue for `limner worker` instead of running here.")] = False,
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")] = True,

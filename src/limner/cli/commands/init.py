@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from limner.cli.context import friendly, out
+from limner.cli.context import finite_number, friendly, out
 
 
 DEFAULT_PLACEHOLDER_DIR = "frontend/public/images/events"
@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
                                                   "that already has limner.toml, only the workflow is written.")] = None,
         ci_commit: Annotated[bool, typer.Option("--ci-commit", help="The workflow commits to the branch instead of "
                                                 "opening a pull (merge) request.")] = False,
-        ci_budget: Annotated[float, typer.Option("--ci-budget", min=0, help="The workflow's spend cap per run, in USD.")] = 5.0,
+        ci_budget: Annotated[float, typer.Option("--ci-budget", min=0, callback=finite_number("the workflow needs a cap; leave --ci-budget out for 5"), help="The workflow's spend cap per run, in USD.")] = 5.0,
         ci_install: Annotated[Optional[str], typer.Option("--ci-install", help="What the workflow pip-installs "
                                                           "(default: this Limner's git URL, else none: the workflow stops until "
                                                           "the variable LIMNER_PIP_SPEC is set).")] = None,
