@@ -80,6 +80,18 @@ class ProjectDir:
         env.update(extra)
         return env
 
+    def env_without_the_test_plugin(self) -> dict[str, str]:
+        """:meth:`env` without ``LIMNER_PLUGINS=limner.testing`` (the built-in providers only), and limner.toml without
+        its ``[providers.fake]`` section, which names no known provider then (a configuration error)."""
+        lines, kept, skipping = self.config.read_text(encoding="utf-8").splitlines(keepends=True), [], False
+        for line in lines:
+            if line.lstrip().startswith("["):
+                skipping = line.strip() == "[providers.fake]"
+            if not skipping:
+                kept.append(line)
+        self.config.write_text("".join(kept), encoding="utf-8")
+        return {k: v for k, v in self.env().items() if k != "LIMNER_PLUGINS"}
+
     def run(self, *args: str, check: bool = False, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [sys.executable, "-m", "limner", "--config", str(self.config), *args],

@@ -111,3 +111,65 @@ def test_cli_plan_names_the_entry_and_doctor_exits_2(project_dir) -> None:
     proc = project_dir.run("doctor", "-p", "nope")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "option --provider: unknown provider 'nope'" in proc.stderr and proc.stdout == ""
+
+
+# ------------------------------------------------------------------ [providers.<name>] sections
+
+
+def test_a_section_of_an_unknown_provider_names_its_line_and_the_known_providers(project_dir) -> None:
+    """``[providers.replicat]`` was passed over: a run on replicate had none of the settings meant for it."""
+    project_dir.write_config('[providers.replicat]\nmodel = "black-forest-labs/flux-dev"\n')
+    line = project_dir.config.read_text().splitlines().index("[providers.replicat]") + 1
+    for attempt in (lambda: plan(project_dir), lambda: project_dir.project().provider("fake")):
+        with pytest.raises(ConfigError) as info:
+            attempt()
+        message = info.value.message
+        assert info.value.exit_code == 2
+        assert (f"{project_dir.config}:{line}: section [providers.replicat]: unknown provider 'replicat' (did you "
+                "mean 'replicate'?); known providers: ") in message, message
+        known = message.rpartition("known providers: ")[2].split(", ")
+        assert {"replicate", "sketch", "diffusers", "fake"} <= set(known)  # built in, and the fake's plugin
+
+
+def test_commands_refuse_a_section_of_an_unknown_provider(project_dir) -> None:
+    project_dir.write_config("[providers.sketchh]\nconcurrency = 2\n")
+    line = project_dir.config.read_text().splitlines().index("[providers.sketchh]") + 1
+    for command in (("check",), ("generate",), ("plan",), ("doctor",), ("providers",), ("worker",)):
+        proc = project_dir.run(*command)
+        assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
+        assert f"limner.toml:{line}: section [providers.sketchh]: unknown provider 'sketchh' (did you mean 'sketch'?)" \
+            in proc.stderr, (command, proc.stderr)
+        assert "Traceback" not in proc.stderr
+    assert project_dir.calls() == [] and not (project_dir.root / ".limner").exists()
+
+
+def test_a_plugin_s_provider_section_is_known_once_the_plugin_is_loaded(project_dir) -> None:
+    """The fake provider comes from the ``limner.testing`` plugin: without it, ``[providers.fake]`` names no
+    provider; with the plugin named in limner.toml (or LIMNER_PLUGINS), it does."""
+    project_dir.write_config(provider="sketch")  # its [providers.fake] section stays
+    proc = project_dir.run("plan", env=project_dir.env(LIMNER_PLUGINS=""))
+    assert proc.returncode == 2 and "section [providers.fake]: unknown provider 'fake'" in proc.stderr, proc.stderr
+    assert "hint: a plugin's provider is known once its plugin is loaded" in proc.stderr
+    text = project_dir.config.read_text()
+    project_dir.config.write_text('plugins = ["limner.testing"]\n' + text, encoding="utf-8")
+    proc = project_dir.run("plan", env=project_dir.env(LIMNER_PLUGINS=""))
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_section_names_are_checked_without_importing_any_provider_module(project_dir) -> None:
+    """The registry knows the names; the providers' modules (httpx clients, torch hooks) are imported only for
+    the provider a command builds."""
+    import subprocess
+    import sys
+
+    project_dir.write_config("[providers.replicate]\nmodel = \"x\"\n[providers.openai]\n")
+    code = ("import sys\nfrom limner.config import load_settings\nfrom limner.providers.sections import "
+            f"check_provider_sections\ncheck_provider_sections(load_settings({str(project_dir.config)!r}))\n"
+            "print(sorted(m for m in sys.modules if m.startswith('limner.providers.')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=project_dir.env(),
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    imported = eval(proc.stdout)  # noqa: S307 - the list printed just above
+    assert "limner.providers.sections" in imported
+    assert not {f"limner.providers.{name}" for name in ("replicate", "openai", "sketch", "hosted", "diffusers_local")} \
+        & set(imported), imported

@@ -10,6 +10,7 @@ import contextlib
 import inspect
 import io
 import json
+import os
 import re
 import shlex
 from dataclasses import dataclass, fields
@@ -197,7 +198,10 @@ def test_the_plugin_in_the_docs_generates_images(tmp_path: Path) -> None:
     project.root.mkdir()
     project.write_config(provider="sketch")  # the environment picks dots, as in the docs
     project.write_catalog(make_entries(3))
-    env = project.env(PYTHONPATH=str(plugin_dir), **dict(w.split("=", 1) for w in env_words))
+    # without the test plugin (the command loads limner_dots alone): no [providers.fake] section, which would name
+    # no known provider; the plugin, and the limner under test (a PYTHONPATH to a checkout's src/), on the path
+    env = {**project.env_without_the_test_plugin(), **dict(w.split("=", 1) for w in env_words),
+           "PYTHONPATH": os.pathsep.join([str(plugin_dir), *filter(None, [os.environ.get("PYTHONPATH")])])}
     proc = project.run(*args, "--json", env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads(proc.stdout)

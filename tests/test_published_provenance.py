@@ -70,7 +70,7 @@ def test_full_variant_provenance_is_a_setting(with_marked_prompts):
 @pytest.mark.slow
 def test_sketch_images_say_algorithmic_media(make_project_dir):
     p = make_project_dir(1, provider="sketch")
-    proc = p.run("generate", env={k: v for k, v in p.env().items() if k != "LIMNER_PLUGINS"})
+    proc = p.run("generate", env=p.env_without_the_test_plugin())
     assert proc.returncode == 0, proc.stderr
     variants, placeholders, masters = objects(p)
     for data in [d for _, _, d in variants] + placeholders + masters:

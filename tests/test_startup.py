@@ -63,7 +63,7 @@ def test_the_runner_imports_neither_the_imaging_stack_nor_alembic():
 
 def test_status_and_plan_import_neither_alembic_nor_the_imaging_stack(make_project_dir):
     project_dir = make_project_dir(n=3, provider="sketch")
-    env = {k: v for k, v in project_dir.env().items() if k != "LIMNER_PLUGINS"}  # the default provider, no test plugin
+    env = project_dir.env_without_the_test_plugin()  # the default provider, no test plugin
     project_dir.run("generate", check=True, env=env)
     for command in ("status", "plan"):
         mods = imported_after(run_cli("--config", str(project_dir.config), command), cwd=project_dir.root, env=env)
@@ -74,7 +74,7 @@ def test_a_plan_with_entries_to_generate_imports_no_orm(make_project_dir):
     """What runs before the first provider call (the plan, its rows queued, the run recorded) uses Core
     tables: the ORM is imported while the first calls are out (runner/run.py)."""
     project_dir = make_project_dir(n=3, provider="sketch")
-    env = {k: v for k, v in project_dir.env().items() if k != "LIMNER_PLUGINS"}
+    env = project_dir.env_without_the_test_plugin()
     code = f"""
 from pathlib import Path
 from limner.config import load_settings

@@ -17,6 +17,7 @@ from limner.db import Database, open_database
 from limner.db.repository import Repository
 from limner.errors import ConfigError, did_you_mean
 from limner.providers import DEFAULT_PROVIDER, Provider
+from limner.providers.sections import check_provider_sections
 from limner.registry import provider_class
 from limner.storage import Storage, open_storage
 from limner.styles import PromptRenderer, Style
@@ -88,6 +89,7 @@ class Project:
     # ---------------------------------------------------------------- backends
     def provider(self, name: str) -> Provider:
         if name not in self._providers:
+            check_provider_sections(self.settings)  # [providers.replicat] is no section to pass over
             cls = provider_class(name)
             conf = self.settings.provider_settings(name)
             extra: dict[str, Any] = dict(conf.model_extra or {})

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from limner.errors import ConfigError
 from limner.providers.errors import ProviderError
+from limner.providers.sections import check_provider_sections
 from limner.registry import provider_class
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ class Lane:
 def resolve_lane(project: Project, name: str) -> Lane:
     """Everything a plan and a run need about one provider, read from the project once."""
     settings = project.settings
+    check_provider_sections(settings)  # [providers.replicat] is no section to pass over
     cls = provider_class(name)
     conf = settings.provider_settings(name)
     extra = conf.model_extra or {}

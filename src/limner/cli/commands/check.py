@@ -17,11 +17,13 @@ def register(app: typer.Typer) -> None:
         from limner.ci.check import check_app
         from limner.config.project_folder import not_a_project
         from limner.config import load_settings
+        from limner.providers.sections import check_provider_sections
 
         settings = load_settings(ctx.ensure_object(dict).get("config"))
         error = not_a_project(settings, "check")
         if error is not None:  # not the app's folder: checking built-in defaults would advise a nested project
             raise error
+        check_provider_sections(settings)  # limner.toml's provider sections, as a run reads them (exit 2)
         report = check_app(settings)
         if as_json:
             print_json(report.as_dict())

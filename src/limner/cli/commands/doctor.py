@@ -37,11 +37,18 @@ def register(app: typer.Typer) -> None:
         """Check credentials and reachability of the providers in use, without generating anything."""
         import asyncio
 
+        from limner.providers.sections import check_provider_sections
+
         project = get_project(ctx, anywhere=True)
         unknown = [message for message in map(unknown_provider, provider or []) if message]
         if unknown:  # a usage error (exit 2), not a provider that failed its check
             project.close()
             raise ConfigError("option --provider: " + "; ".join(unknown), hint=UNKNOWN_PROVIDER_HINT)
+        try:  # a section of a provider that does not exist is a configuration error too (exit 2)
+            check_provider_sections(project.settings)
+        except ConfigError:
+            project.close()
+            raise
         names = provider or _in_use(project)
         results = []
 

@@ -81,8 +81,10 @@ def register(app: typer.Typer) -> None:
             use_json_logs(min(logging.getLogger("limner").level or logging.INFO, logging.INFO))
         project = get_project(ctx)
         try:
+            from limner.providers.sections import check_provider_sections
             from limner.queue.engine import conninfo
 
+            check_provider_sections(project.settings)  # exit 2 at start, not a failed job per entry later
             dsn = conninfo(project)
             if metrics_port is not None:
                 try:
