@@ -511,8 +511,9 @@ def start_fake(fake_cls: type[HostedFake]):  # type: ignore[no-untyped-def]
 
 
 def provider_factory(monkeypatch: pytest.MonkeyPatch, provider_cls: type, fake: HostedFake, *, key_env: str,
-                     base_env: str, base_path: str = "") -> Callable[..., Any]:
-    """``make_provider(**settings)``: the provider pointed at ``fake``, with the suite's token.
+                     base_env: str, base_path: str = "", polls: bool = False) -> Callable[..., Any]:
+    """``make_provider(**settings)``: the provider pointed at ``fake``, with the suite's token; ``polls``: with a
+    short ``poll_interval_s`` (a provider that does not poll does not take that setting).
 
     Secrets come from the ``_secret`` setting (as Limner passes them), never from the real environment.
     """
@@ -520,7 +521,7 @@ def provider_factory(monkeypatch: pytest.MonkeyPatch, provider_cls: type, fake: 
     secrets = {key_env: SECRET_TOKEN, base_env: fake.url + base_path}
 
     def make(**settings: Any) -> Any:
-        merged = {"poll_interval_s": 0.05, "timeout_s": 10, "_secret": secrets.get, **settings}
+        merged = {**({"poll_interval_s": 0.05} if polls else {}), "timeout_s": 10, "_secret": secrets.get, **settings}
         return provider_cls(settings=merged)
 
     return make

@@ -14,6 +14,7 @@ import limner.errors
 from limner.catalog.models import Entry
 from limner.cli.app import app
 from limner.config.settings import ProviderSettings, Settings
+from limner.providers.builtin import BUILTIN_PROVIDERS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 NOT_SETTINGS = {"project_dir", "config_file"}
@@ -242,6 +243,21 @@ def test_documented_setting_keys_exist() -> None:
     assert rows
     unknown = sorted(set(rows) - known)
     assert not unknown, f"docs/configuration.md documents unknown settings {unknown}"
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in BUILTIN_PROVIDERS])
+def test_every_setting_a_built_in_provider_takes_is_documented(name: str) -> None:
+    """A key of ``[providers.<name>]`` the provider does not declare is an error: every one it takes is
+    documented in its section of docs/providers.md (or, for those every hosted or self-hosted one takes, under
+    Common rules)."""
+    from limner.registry import provider_class
+
+    text = read("providers.md")
+    heading = next((line for line in text.splitlines() if re.match(rf"## {re.escape(name)}( |$)", line)), None)
+    assert heading, f"docs/providers.md has no section for {name}"
+    where = section(text, heading) + section(text, "## Common rules")
+    missing = sorted(key for key in provider_class(name).accepted_settings if f"`{key}`" not in where)
+    assert not missing, f"docs/providers.md does not document the settings {missing} of {name}"
 
 
 @pytest.mark.parametrize("field", sorted(Entry.model_fields))

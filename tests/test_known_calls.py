@@ -38,7 +38,7 @@ async def test_a_known_call_whose_output_expired_is_made_again_once(case: Any, m
     first_file = "req-0001."
     fake.serve_file = lambda r: (Response("<Error><Code>BlobNotFound</Code></Error>", 404) if first_file in r.path
                                  else served(r))
-    provider = provider_factory(monkeypatch, provider_cls, fake, key_env=key_env, base_env=base_env)()
+    provider = provider_factory(monkeypatch, provider_cls, fake, key_env=key_env, base_env=base_env, polls=True)()
     gate = ProviderGate(provider, concurrency=1, rate_per_minute=None, timeout_s=30, max_attempts=4,
                         backoff_initial_s=0.01, backoff_max_s=0.05)
     journal = CallJournal(None, None, provider=provider.name, estimate_usd=0.01)

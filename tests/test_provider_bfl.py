@@ -18,7 +18,8 @@ def fake():
 
 @pytest.fixture
 def make_provider(fake, monkeypatch):
-    return provider_factory(monkeypatch, BFLProvider, fake, key_env="BFL_API_KEY", base_env="BFL_BASE_URL")
+    return provider_factory(monkeypatch, BFLProvider, fake, key_env="BFL_API_KEY", base_env="BFL_BASE_URL",
+                            polls=True)
 
 
 class TestBFL(ProviderSuite, HostedChecks, CreditChecks):

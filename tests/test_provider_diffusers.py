@@ -249,6 +249,18 @@ def test_unknown_settings_are_refused(tiny_sd: Path) -> None:
         asyncio.run(provider(tiny_sd).generate(request(0, width=60)))
 
 
+def test_every_setting_it_reads_is_declared(tiny_sd: Path) -> None:
+    """A key of ``[providers.diffusers]`` it does not declare is refused as a typo (``max_sequense_length``): each
+    key it reads (built, planned, prepared, a call, ``check``) must be declared, or a correct one would be refused."""
+    from limner.testing.provider_suite import settings_read, undeclared_settings
+
+    given = provider(tiny_sd, pipeline=SPY, dtype="float32", memory=["attention_slicing"], batch_size=1,
+                     batch_window_ms=1, steps=2, guidance_scale=1.0, local_files_only=True, cost_per_hour_usd=1.0)
+    read = asyncio.run(settings_read(given, request(0)))
+    assert {"devices", "variant", "compile", "max_sequence_length", "true_cfg_scale"} <= read  # looked up, unset
+    assert undeclared_settings(DiffusersProvider, read) == set()
+
+
 def test_concurrency_is_one_pipeline_call_per_device_filled_by_batch_size() -> None:
     assert DiffusersProvider(settings={}).concurrency_hint() == 1
     assert DiffusersProvider(settings={"batch_size": 4}).concurrency_hint() == 4

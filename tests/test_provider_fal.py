@@ -18,7 +18,7 @@ def fake():
 
 @pytest.fixture
 def make_provider(fake, monkeypatch):
-    return provider_factory(monkeypatch, FalProvider, fake, key_env="FAL_KEY", base_env="FAL_BASE_URL")
+    return provider_factory(monkeypatch, FalProvider, fake, key_env="FAL_KEY", base_env="FAL_BASE_URL", polls=True)
 
 
 class TestFal(ProviderSuite, HostedChecks):

@@ -114,6 +114,17 @@ def test_the_adapter_passes_seed_size_steps_and_quantisation(stand_in: None, tmp
     assert second.metadata["num_inference_steps"] == 2 and second.metadata["quantize"] == 8
 
 
+def test_every_setting_it_reads_is_declared(stand_in: None, tmp_path: Path) -> None:
+    """A key of ``[providers.mflux]`` it does not declare is refused as a typo: each key it reads must be
+    declared, or a correct one would be refused."""
+    from limner.testing.provider_suite import settings_read, undeclared_settings
+
+    given = MfluxProvider(settings={"quantize": 8, "model_path": str(tmp_path), "cost_per_hour_usd": 1.0})
+    read = asyncio.run(settings_read(given, request()))
+    assert {"steps", "guidance"} <= read
+    assert undeclared_settings(MfluxProvider, read) == set()
+
+
 def test_dev_defaults_and_bad_settings(stand_in: None) -> None:
     asyncio.run(MfluxProvider(model="dev").generate(request()))
     assert _Flux1.calls[-1]["num_inference_steps"] == 25

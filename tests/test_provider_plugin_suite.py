@@ -28,11 +28,12 @@ PROVIDER = '''
 import httpx
 
 from limner.providers import Capabilities, ContentRefused, GenerationRequest, GenerationResult
-from limner.providers.hosted import HostedProvider
+from limner.providers.hosted import HOSTED_SETTINGS, HostedProvider
 
 
 class EchoProvider(HostedProvider):
     name = "echo"
+    accepted_settings = HOSTED_SETTINGS  # base_url, max_download_bytes, max_json_bytes; and the common ones
     default_model = "echo-1"
     capabilities = Capabilities(supports_negative_prompt=False, max_concurrency=2, size_multiple=16)
     price_usd = 0.001
@@ -217,7 +218,8 @@ def write_plugin(root: Path, error_hook: str) -> Path:
 
 def run_pytest(root: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIMNER_", "PYTEST_"))}
-    env["PYTHONPATH"] = str(root)
+    # the plugin, and the limner under test (a PYTHONPATH pointing at a checkout's src/), not an installed one
+    env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "tests"],
                           cwd=root, env=env, capture_output=True, text=True, timeout=300)
 

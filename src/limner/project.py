@@ -89,7 +89,7 @@ class Project:
     # ---------------------------------------------------------------- backends
     def provider(self, name: str) -> Provider:
         if name not in self._providers:
-            check_provider_sections(self.settings)  # [providers.replicat] is no section to pass over
+            check_provider_sections(self.settings, [name])  # [providers.replicat], concurency = 4: no keys to pass over
             cls = provider_class(name)
             conf = self.settings.provider_settings(name)
             extra: dict[str, Any] = dict(conf.model_extra or {})

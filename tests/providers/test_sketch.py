@@ -78,6 +78,16 @@ def test_class_contract() -> None:
     assert (caps.max_concurrency, caps.rate_limit_per_minute, caps.max_side, caps.size_multiple) == (8, None, 2048, 8)
 
 
+def test_every_setting_it_reads_is_declared() -> None:
+    """A key of ``[providers.sketch]`` it does not declare is refused as a typo: each key it reads must be
+    declared (its test hooks ``latency_s`` and ``fail_ids``), or a correct one would be refused."""
+    from limner.testing.provider_suite import settings_read, undeclared_settings
+
+    read = asyncio.run(settings_read(SketchProvider(settings={"latency_s": 0}), req(64, 64, id="a")))
+    assert {"latency_s", "fail_ids"} <= read
+    assert undeclared_settings(SketchProvider, read) == set()
+
+
 async def test_result_fields(provider: SketchProvider) -> None:
     r = await provider.generate(req(seed=1234))
     assert isinstance(r, GenerationResult)

@@ -46,7 +46,7 @@ from .base import GenerationRequest, GenerationResult, redact_value
 from .errors import Transient
 from .http import ProviderHTTP, decode_base64_image, public_url
 from .options import pick_params
-from .selfhosted import SelfHostedProvider, looks_like_image
+from .selfhosted import SELF_HOSTED_SETTINGS, SelfHostedProvider, looks_like_image
 
 log = logging.getLogger("limner.providers")
 
@@ -95,6 +95,7 @@ class Automatic1111Provider(SelfHostedProvider):
     name = NAME
     default_model = ""  # the checkpoint the server has loaded, unless providers.automatic1111.model is set
     image_settings = ("steps", "cfg_scale", "sampler_name", "scheduler")
+    accepted_settings = SELF_HOSTED_SETTINGS | {*image_settings, "save_images"}
     # capabilities: SelfHostedProvider's (a server runs one generation at a time: one slot per host)
     hosts_env = "A1111_BASE_URL"
     credential_env = ("A1111_AUTH",)

@@ -25,6 +25,11 @@ from limner.providers.errors import AuthFailed, ProviderError
 from limner.urls import Redactor, control_characters, unsendable_secret
 
 
+#: the ``[providers.<name>]`` settings every provider takes, read by Limner itself (the fields of
+#: ``limner.config.settings.ProviderSettings``): a provider's :attr:`Provider.accepted_settings` need not list them
+COMMON_SETTINGS: frozenset[str] = frozenset({"model", "concurrency", "rate_limit_per_minute", "timeout_s", "price_usd"})
+
+
 _slot_release: ContextVar[Callable[[], None] | None] = ContextVar("limner_slot_release", default=None)
 
 
@@ -269,6 +274,11 @@ class Provider(ABC):
     #: ``[providers.<name>]`` settings that change the image (quality, workflow, sampler, ...): part of
     #: the fingerprint, so changing one makes the provider's entries stale
     image_settings: ClassVar[tuple[str, ...]] = ()
+    #: the ``[providers.<name>]`` settings this provider reads besides :data:`COMMON_SETTINGS` (which every
+    #: provider takes): any other key in its section is an error naming its line, with a "did you mean" (a
+    #: misspelt ``concurency`` was passed on and never read). None: not declared, and every key is passed on
+    #: as given (a plugin written before providers declared their settings keeps working)
+    accepted_settings: ClassVar[frozenset[str] | None] = None
     #: True when the provider's concurrency counts the slots of this machine (a local GPU's devices), not of a
     #: service every worker shares: queue workers then keep it per worker, rather than across all of them
     concurrency_is_per_machine: ClassVar[bool] = False

@@ -40,7 +40,7 @@ import httpx
 
 from .base import Capabilities, GenerationRequest, GenerationResult, KnownCall, Price, redact_value, report_call_id
 from .errors import ContentRefused, InvalidRequest, OutputExpired, RateLimited, Transient
-from .hosted import HostedProvider
+from .hosted import HOSTED_SETTINGS, HostedProvider
 from .http import ProviderHTTP
 from .options import snap_aspect
 
@@ -66,6 +66,7 @@ class BFLProvider(HostedProvider):
     name = "bfl"
     default_model = "flux-pro-1.1"
     image_settings = ("safety_tolerance",)
+    accepted_settings = HOSTED_SETTINGS | {*image_settings, "poll_interval_s", "max_wait_s"}
     capabilities = Capabilities(
         supports_seed=True,
         supports_negative_prompt=False,

@@ -80,7 +80,7 @@ from .base import GenerationRequest, GenerationResult, redact_value
 from .errors import InvalidRequest, ProviderError, Transient
 from .http import ProviderHTTP, public_url
 from .options import pick_params
-from .selfhosted import SelfHostedProvider, looks_like_image
+from .selfhosted import SELF_HOSTED_SETTINGS, SelfHostedProvider, looks_like_image
 
 log = logging.getLogger("limner.providers")
 
@@ -290,6 +290,7 @@ class ComfyUIProvider(SelfHostedProvider):
     name = NAME
     default_model = ""  # the loader node's own file, unless providers.comfyui.model is set
     image_settings = ("workflow", "slots")
+    accepted_settings = SELF_HOSTED_SETTINGS | {*image_settings, "http_timeout_s", "poll_interval_s"}
     # workflows without a negative slot (flux) drop the negative prompt, with a log line
     capabilities = dataclasses.replace(SelfHostedProvider.capabilities, max_side=4096)
     hosts_env = "COMFYUI_HOSTS"

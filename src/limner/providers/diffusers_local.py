@@ -194,6 +194,8 @@ class DiffusersProvider(Provider):
     capabilities = Capabilities(supports_seed=True, supports_negative_prompt=True, max_side=2048, size_multiple=16)
     price_usd = 0.0
     image_settings = ("steps", "guidance_scale", "max_sequence_length", "true_cfg_scale")
+    accepted_settings = frozenset({*image_settings, "local_files_only", "variant", "pipeline", "device", "devices",
+                                   "dtype", "memory", "batch_size", "batch_window_ms", "compile", "cost_per_hour_usd"})
     credential_env = ("HF_TOKEN",)  # optional: gated weights; checked like a key when set
 
     def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:

@@ -36,7 +36,7 @@ import httpx
 
 from .base import Capabilities, GenerationRequest, GenerationResult, KnownCall, Price, report_call_id
 from .errors import ContentRefused, InvalidRequest, OutputExpired, ProviderError, Transient
-from .hosted import HostedProvider
+from .hosted import HOSTED_SETTINGS, HostedProvider
 from .http import ProviderHTTP, decode_base64_image
 
 KEY_ENV = "FAL_KEY"
@@ -66,6 +66,7 @@ _SCHNELL = Price(usd_per_megapixel=0.003, as_of="2026-11", source="https://fal.a
 
 class FalProvider(HostedProvider):
     name = "fal"
+    accepted_settings = HOSTED_SETTINGS | {"poll_interval_s", "max_wait_s", "enable_safety_checker"}
     default_model = "fal-ai/flux/schnell"
     capabilities = Capabilities(
         supports_seed=True,

@@ -31,6 +31,11 @@ from .http import DEFAULT_CREDIT_HINT, DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_J
 from .options import number_setting, pick_params, snap_size
 
 
+#: the settings :class:`HostedProvider` reads (besides the common ones): an adapter built on it declares them
+#: with its own, ``accepted_settings = HOSTED_SETTINGS | {"poll_interval_s"}``
+HOSTED_SETTINGS: frozenset[str] = frozenset({"base_url", "max_download_bytes", "max_json_bytes"})
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()

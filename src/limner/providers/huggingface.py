@@ -31,7 +31,7 @@ import httpx
 
 from .base import Capabilities, GenerationRequest, GenerationResult, Price
 from .errors import ContentRefused, InvalidRequest, RateLimited, Transient
-from .hosted import HostedProvider
+from .hosted import HOSTED_SETTINGS, HostedProvider
 
 KEY_ENV = "HF_TOKEN"
 BASE_ENV = "HF_BASE_URL"
@@ -50,6 +50,7 @@ _ESTIMATE = Price(usd_per_image=0.002, as_of="2026-11", source="https://huggingf
 
 class HuggingFaceProvider(HostedProvider):
     name = "huggingface"
+    accepted_settings = HOSTED_SETTINGS
     default_model = "black-forest-labs/FLUX.1-schnell"
     capabilities = Capabilities(
         supports_seed=True,

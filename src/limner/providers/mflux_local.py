@@ -67,6 +67,7 @@ class MfluxProvider(Provider):
                                 max_side=2048, size_multiple=16)
     price_usd = 0.0
     image_settings = ("steps", "guidance", "quantize")
+    accepted_settings = frozenset({*image_settings, "model_path", "cost_per_hour_usd"})
     credential_env = ("HF_TOKEN",)  # optional: gated weights; checked like a key when set
 
     def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:

@@ -35,7 +35,7 @@ import httpx
 
 from .base import Capabilities, GenerationRequest, GenerationResult, Price
 from .errors import ContentRefused, InvalidRequest, OutOfCredit
-from .hosted import HostedProvider
+from .hosted import HOSTED_SETTINGS, HostedProvider
 from .options import snap_aspect
 
 KEY_ENV = "OPENAI_API_KEY"
@@ -75,6 +75,7 @@ class OpenAIProvider(HostedProvider):
     name = "openai"
     default_model = "gpt-image-1"
     image_settings = ("quality",)
+    accepted_settings = HOSTED_SETTINGS | {*image_settings}
     capabilities = Capabilities(
         supports_seed=False,
         supports_negative_prompt=False,

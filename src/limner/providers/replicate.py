@@ -55,7 +55,7 @@ from limner.providers.errors import (
     RateLimited,
     Transient,
 )
-from limner.providers.hosted import HostedProvider
+from limner.providers.hosted import HOSTED_SETTINGS, HostedProvider
 from limner.providers.http import ProviderHTTP
 from limner.providers.options import number_setting, pick_params, snap_aspect
 
@@ -148,6 +148,7 @@ class ReplicateProvider(HostedProvider):
     name = "replicate"
     default_model = "black-forest-labs/flux-schnell"
     image_settings = ("output_format",)
+    accepted_settings = HOSTED_SETTINGS | {*image_settings, "poll_interval_s", "prefer_wait_s"}
     capabilities = Capabilities(
         supports_seed=True,
         supports_negative_prompt=False,

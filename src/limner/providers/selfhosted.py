@@ -118,6 +118,12 @@ class HostPool:
         self.failed_at[host] = time.monotonic()
 
 
+#: the settings :class:`SelfHostedProvider` reads (besides the common ones): an adapter built on it declares
+#: them with its own, ``accepted_settings = SELF_HOSTED_SETTINGS | {"workflow"}``
+SELF_HOSTED_SETTINGS: frozenset[str] = frozenset({"hosts", "base_url", "per_host_concurrency", "max_download_bytes",
+                                                  "max_json_bytes", "cost_per_hour_usd"})
+
+
 class SelfHostedProvider(Provider):
     """Base class of the adapters for servers you run, reached over HTTP(S), one slot set per host."""
 

@@ -52,6 +52,7 @@ def _renderer() -> str:
 
 class SketchProvider(Provider):
     name = "sketch"
+    accepted_settings = frozenset({"latency_s", "fail_ids"})  # test hooks (see above)
     concurrency_is_per_machine = True  # it draws on this machine's CPU
     default_model = "sketch-v1"
     capabilities = Capabilities(

@@ -30,7 +30,7 @@ import httpx
 
 from .base import Capabilities, GenerationRequest, GenerationResult, Price
 from .errors import ContentRefused
-from .hosted import HostedProvider
+from .hosted import HOSTED_SETTINGS, HostedProvider
 
 KEY_ENV = "TOGETHER_API_KEY"
 BASE_ENV = "TOGETHER_BASE_URL"
@@ -52,6 +52,7 @@ _PRICING = "https://www.together.ai/pricing"
 
 class TogetherProvider(HostedProvider):
     name = "together"
+    accepted_settings = HOSTED_SETTINGS
     default_model = "black-forest-labs/FLUX.1-schnell"
     capabilities = Capabilities(
         supports_seed=True,

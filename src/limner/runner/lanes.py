@@ -88,7 +88,7 @@ class Lane:
 def resolve_lane(project: Project, name: str) -> Lane:
     """Everything a plan and a run need about one provider, read from the project once."""
     settings = project.settings
-    check_provider_sections(settings)  # [providers.replicat] is no section to pass over
+    check_provider_sections(settings, [name])  # [providers.replicat], concurency = 4: no keys to pass over
     cls = provider_class(name)
     conf = settings.provider_settings(name)
     extra = conf.model_extra or {}

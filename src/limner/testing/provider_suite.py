@@ -51,6 +51,10 @@ and it records ``fake.create_calls`` (generation requests received), ``fake.last
 (requests answered with the redirect) and ``fake.elsewhere`` (the headers of each request that reached
 the other origin).
 
+The suite also runs the provider with settings that note every key it reads (:func:`recording`): each must be
+declared in its ``accepted_settings`` (or be one of the common settings), since any other key of its
+``[providers.<name>]`` section is refused as a typo. A provider that declares nothing skips that test.
+
 A test that cannot apply to a backend (a self-hosted server has no moderation, so no refusal) is
 overridden in the subclass with the backend's nearest equivalent, and a comment saying why.
 """
@@ -76,9 +80,11 @@ from limner.providers import (
     RateLimited,
     Transient,
 )
+from limner.providers.base import COMMON_SETTINGS, call_ids_to
 from limner.runner.retry import CallStats, ProviderGate
 
-__all__ = ["SECRET_TOKEN", "FakeAPI", "ProviderSuite", "call_through_gate", "request"]
+__all__ = ["SECRET_TOKEN", "FakeAPI", "ProviderSuite", "ReadKeys", "call_through_gate", "recording", "request",
+           "settings_read", "undeclared_settings"]
 
 SECRET_TOKEN = "r8_FAKE_test_token_0123456789abcdefXYZ"  # a fake: never a real credential
 #: the suite's token as a .env line with a stray line break, tab or NUL gives it
@@ -107,6 +113,75 @@ async def call_through_gate(provider: Provider, **overrides: Any) -> tuple[Gener
         return answer.result, stats
     finally:
         await provider.aclose()
+
+
+class ReadKeys(dict):  # type: ignore[type-arg]
+    """A provider's settings that note in ``read`` every key looked up (``get``, ``[key]``, ``in``)."""
+
+    def __init__(self, data: Any, read: set[str]) -> None:
+        super().__init__(data)
+        self.read = read
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return super().__contains__(key)
+
+
+def recording(provider: Provider) -> tuple[Provider, set[str]]:
+    """A new provider of ``provider``'s class, model and settings, whose settings note every key it reads from
+    its constructor on (:class:`ReadKeys`); and the set of those keys."""
+    read: set[str] = set()
+
+    class Recording(type(provider)):  # type: ignore[misc, valid-type]
+        @property  # type: ignore[override]
+        def settings(self) -> ReadKeys:
+            return self.__dict__["_recorded_settings"]
+
+        @settings.setter
+        def settings(self, value: Any) -> None:  # Provider.__init__ sets it
+            self.__dict__["_recorded_settings"] = ReadKeys(value, read)
+
+    Recording.__name__ = Recording.__qualname__ = type(provider).__name__
+    return Recording(model=provider.model, settings=dict(provider.settings)), read
+
+
+async def settings_read(provider: Provider, call: GenerationRequest) -> set[str]:
+    """The keys a :func:`recording` copy of ``provider`` reads from its settings, with those it was given: built,
+    estimated for a plan, asked its concurrency and missing variables, prepared, making ``call``, fetching that call
+    again by the id it reports (if it does), and checked by ``check`` (whose provider error is passed over)."""
+    copy, read = recording(provider)
+    type(provider).estimate_usd(copy.model, call.width, call.height, params=call.params,
+                                settings=ReadKeys(provider.settings, read))
+    copy.concurrency_hint()
+    copy.missing_env()
+    ids: list[str] = []
+    try:
+        await copy.prepare()
+        with call_ids_to(ids.append):
+            await copy.generate(call)
+        if ids:
+            await copy.fetch_known(ids[0], call)
+        try:
+            await copy.check()
+        except ProviderError:
+            pass  # a fake that does not answer the check: what it read is noted all the same
+    finally:
+        await copy.aclose()
+    return read | set(provider.settings)
+
+
+def undeclared_settings(cls: type[Provider], keys: Any) -> set[str]:
+    """The keys of ``keys`` (settings read or given) that ``cls`` neither declares in ``accepted_settings`` nor
+    takes as a common setting (``_secret``, Limner's own secret look-up, aside)."""
+    return set(keys) - {"_secret"} - COMMON_SETTINGS - set(cls.accepted_settings or ())
 
 
 class FakeAPI:
@@ -184,6 +259,18 @@ class ProviderSuite:
         assert fake.create_calls == 0
         result = await self._generate(provider)
         assert sniff_format(result.data) in {"png", "jpeg", "webp"} and fake.create_calls == 1
+
+    @pytest.mark.asyncio
+    async def test_every_setting_it_reads_is_declared(self, fake: FakeAPI, make_provider) -> None:
+        """A key of ``[providers.<name>]`` that the provider does not declare is refused as a typo: each key it
+        reads must be declared, or a correct setting would be refused. So must each key ``make_provider`` gives."""
+        given = make_provider()
+        cls = type(given)
+        if cls.accepted_settings is None:
+            pytest.skip(f"{cls.__name__} declares no accepted_settings: every key of its section is passed on")
+        fake.mode("ok")
+        missing = undeclared_settings(cls, await settings_read(given, request(model=given.model)))
+        assert not missing, f"{cls.__name__} reads settings it does not declare in accepted_settings: {sorted(missing)}"
 
     @pytest.mark.asyncio
     async def test_seed_round_trip(self, fake: FakeAPI, make_provider) -> None:

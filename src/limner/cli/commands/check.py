@@ -23,7 +23,8 @@ def register(app: typer.Typer) -> None:
         error = not_a_project(settings, "check")
         if error is not None:  # not the app's folder: checking built-in defaults would advise a nested project
             raise error
-        check_provider_sections(settings)  # limner.toml's provider sections, as a run reads them (exit 2)
+        # limner.toml's provider sections, as a run reads them (exit 2)
+        check_provider_sections(settings, settings.providers, installed_only=True)
         report = check_app(settings)
         if as_json:
             print_json(report.as_dict())

@@ -44,12 +44,12 @@ def register(app: typer.Typer) -> None:
         if unknown:  # a usage error (exit 2), not a provider that failed its check
             project.close()
             raise ConfigError("option --provider: " + "; ".join(unknown), hint=UNKNOWN_PROVIDER_HINT)
-        try:  # a section of a provider that does not exist is a configuration error too (exit 2)
-            check_provider_sections(project.settings)
+        names = provider or _in_use(project)
+        try:  # a section of no provider, or a key its provider does not take, is a configuration error (exit 2)
+            check_provider_sections(project.settings, names, installed_only=True)
         except ConfigError:
             project.close()
             raise
-        names = provider or _in_use(project)
         results = []
 
         async def check_all() -> None:

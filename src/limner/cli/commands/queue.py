@@ -84,7 +84,8 @@ def register(app: typer.Typer) -> None:
             from limner.providers.sections import check_provider_sections
             from limner.queue.engine import conninfo
 
-            check_provider_sections(project.settings)  # exit 2 at start, not a failed job per entry later
+            # exit 2 at start, not a failed job per entry later
+            check_provider_sections(project.settings, project.settings.providers, installed_only=True)
             dsn = conninfo(project)
             if metrics_port is not None:
                 try:
