@@ -378,6 +378,7 @@ def test_a_provider_setting_that_changes_the_image_makes_entries_stale(make_proj
     from limner.testing.fake_provider import FakeProvider
 
     monkeypatch.setattr(FakeProvider, "image_settings", ("quality",))
+    monkeypatch.setattr(FakeProvider, "accepted_settings", FakeProvider.accepted_settings | {"quality"})
     p = make_project_dir(2, extra='quality = "low"\n')
     run(p)
     project = p.project()

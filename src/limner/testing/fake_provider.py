@@ -52,7 +52,8 @@ class FakeProvider(Provider):
     capabilities: ClassVar[Capabilities] = Capabilities(size_multiple=8)
     price_usd = 0.0
     accepted_settings = frozenset({"latency_s", "size", "calls_file", "spans_file", "transient_ids", "rate_limit_ids",
-                                   "retry_after", "refuse_ids", "blank_ids", "corrupt_ids", "auth_fail"})
+                                   "retry_after", "refuse_ids", "blank_ids", "corrupt_ids", "auth_fail",
+                                   "auth_env", "auth_accepts"})
 
     def __init__(self, *, model: str | None = None, settings: dict[str, Any] | None = None) -> None:
         super().__init__(model=model, settings=settings)
