@@ -132,6 +132,23 @@ def test_invalid_style_fields(tmp_path: Path, body: str, field: str) -> None:
     assert str(d / "s.toml") in str(err) and repr(field) in str(err)
 
 
+@pytest.mark.parametrize(("params", "where", "shown"), [
+    ("{ guidance = inf }", "params.guidance", "inf"), ("{ steps = nan }", "params.steps", "nan"),
+    ("{ loras = [{ scale = -inf }] }", "params.loras[0].scale", "-inf"), ("{ cfg = 1e400 }", "params.cfg", "inf")])
+def test_inf_or_nan_in_a_style_s_params_is_refused_naming_its_line(tmp_path: Path, params: str, where: str,
+                                                                  shown: str) -> None:
+    """``params = { guidance = inf }`` (TOML has inf and nan) was accepted and sent to the provider as JSON's
+    non-standard ``Infinity``; the style's digest was taken over it too."""
+    d = tmp_path / "styles"
+    d.mkdir()
+    (d / "s.toml").write_text(f'positive = "x"\nparams = {params}\n')
+    err = str(style_error(d))
+    assert f"{d / 's.toml'}:2: style 's': field 'params': " in err, err
+    assert f"{where} must be a finite number, got {shown}; " in err and "leave it out" in err
+    err = str(style_error(None, {"inl": {"positive": "x", "params": {"steps": float("nan")}}}))
+    assert "field 'params'" in err and "params.steps must be a finite number, got nan" in err
+
+
 def test_bad_style_name(tmp_path: Path) -> None:
     d = tmp_path / "styles"
     d.mkdir()

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 from functools import cached_property
 import json
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -38,6 +39,11 @@ class Style(BaseModel):
     def _params(cls, v: dict[str, Any]) -> dict[str, Any]:
         # TOML dates and times (``when = 1979-05-27``) are passed on as their ISO text, as YAML dates in the
         # catalogue are: providers send params as JSON, and the style's digest is taken over JSON
+        found = _not_finite(v, "params")
+        if found is not None:  # TOML's inf and nan, which JSON has not: an API would get 'Infinity'
+            where, value = found
+            raise ValueError(f"{where} must be a finite number, got {value}; params are sent to the provider as JSON, "
+                             "which has no inf or nan: leave it out for the provider's default")
         return _iso_dates(v)
 
     @field_validator("aspect")
@@ -55,6 +61,20 @@ class Style(BaseModel):
             ensure_ascii=False,
         )
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _not_finite(value: Any, path: str, depth: int = 0) -> tuple[str, float] | None:
+    """Where in ``value`` an inf or a nan is (``params.guidance``, ``params.loras[1].scale``), and which."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, value)
+    if depth > 20:
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _not_finite(item, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}", depth + 1)
+        if found is not None:
+            return found
+    return None
 
 
 def _iso_dates(value: Any) -> Any:
